@@ -1,0 +1,727 @@
+"""The compliance staff's screens. Every queryset goes through selectors.scope."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.contrib.admin.utils import unquote
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
+from django.db.models import Model, QuerySet
+from django.http import Http404, HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from simple_history.admin import SimpleHistoryAdmin
+
+from obligations import models as m
+from obligations import selectors, services
+from obligations.catalogue import Profile, applicable_duties, likely_categories
+
+STATUS_COLOURS = {
+    m.CycleStatus.NOT_STARTED: "#6b7280",
+    m.CycleStatus.IN_PROGRESS: "#1d4ed8",
+    m.CycleStatus.READY_FOR_REVIEW: "#7c3aed",
+    m.CycleStatus.SENT_BACK: "#b45309",
+    m.CycleStatus.MET: "#15803d",
+    m.CycleStatus.NOT_APPLICABLE: "#374151",
+}
+
+
+def acting_user(request: HttpRequest) -> User:
+    """The admin only serves signed-in staff, so the actor is always a real user."""
+    assert isinstance(request.user, User)
+    return request.user
+
+
+def status_badge(cycle: m.ObligationCycle | None, today: dt.date) -> str:
+    """A coloured badge that also says the status in words (colour is never the only signal)."""
+    if cycle is None:
+        return "-"
+    label = cycle.get_status_display()
+    colour = STATUS_COLOURS[m.CycleStatus(cycle.status)]
+    if not cycle.is_closed and cycle.due_date and cycle.due_date < today:
+        label, colour = f"{label} · overdue", "#b91c1c"
+    return format_html(
+        '<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px;'
+        'white-space:nowrap">{}</span>',
+        colour,
+        label,
+    )
+
+
+class ScopedAdmin(admin.ModelAdmin):
+    """Organisation scoping and role rights for every tenant-owned model.
+
+    Another organisation's object is a 404, never a redirect that confirms it exists.
+    """
+
+    editable_roles = (m.Role.ADMIN, m.Role.COMPLIANCE)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.scope(super().get_queryset(request), request.user)
+
+    def _get_obj_does_not_exist_redirect(
+        self, request: HttpRequest, opts: Any, object_id: str
+    ) -> HttpResponse:
+        raise Http404(f"No {opts.verbose_name} with ID {object_id!r}.")
+
+    def delete_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        # Django checks the delete permission before looking the object up; look first so that
+        # another organisation's object is a 404 like every other page.
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r}.")
+        return super().delete_view(request, object_id, extra_context)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return selectors.active_memberships(request.user).exists() or request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return selectors.can_edit(request.user)
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if obj is None:
+            return selectors.can_edit(request.user)
+        return selectors.can_edit(request.user, selectors.organisation_of(obj))
+
+    def has_delete_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        return False  # the register keeps everything; see the not-applicable workflow
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        related = db_field.related_model
+        if related in selectors.ORGANISATION_PATHS:
+            kwargs["queryset"] = selectors.scope(
+                related.objects.all(), request.user, self.editable_roles
+            )
+        elif related is get_user_model():
+            kwargs["queryset"] = colleagues(request)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class ScopedHistoryAdmin(ScopedAdmin, SimpleHistoryAdmin):
+    """Field history, visible only for objects the user can see (simple-history falls back to
+    the history table for objects it cannot find, which would leak another organisation's)."""
+
+    def history_view(
+        self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r}.")
+        return super().history_view(request, object_id, extra_context)
+
+    def history_form_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        version_id: str,
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        if self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r}.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+def colleagues(request: HttpRequest) -> QuerySet[Any]:
+    """Users who are members of the organisations the requester can see."""
+    organisations = selectors.visible_organisations(request.user)
+    return (
+        get_user_model()
+        .objects.filter(memberships__organisation__in=organisations, is_active=True)
+        .distinct()
+        .order_by("username")
+    )
+
+
+class ReadOnlyInline(admin.TabularInline):
+    extra = 0
+    can_delete = False
+    show_change_link = True
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return request.user.is_superuser or selectors.active_memberships(request.user).exists()
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.scope(super().get_queryset(request), request.user)
+
+
+# --- Organisations --------------------------------------------------------
+
+
+class MembershipInline(admin.TabularInline):
+    model = m.Membership
+    extra = 0
+    fields = ("user", "role", "expires_at")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.scope(super().get_queryset(request), request.user)
+
+    def _is_org_admin(self, request: HttpRequest, obj: Any) -> bool:
+        if request.user.is_superuser:
+            return True
+        return (
+            obj is not None
+            and selectors.active_memberships(request.user, (m.Role.ADMIN,))
+            .filter(organisation=obj)
+            .exists()
+        )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_org_admin(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_org_admin(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_org_admin(request, obj)
+
+
+@admin.register(m.Organisation)
+class OrganisationAdmin(ScopedAdmin):
+    list_display = ("name", "created_at")
+    search_fields = ("name",)
+    inlines = [MembershipInline]
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return request.user.is_superuser
+
+    def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
+        if request.user.is_superuser:
+            return True
+        roles = selectors.active_memberships(request.user, (m.Role.ADMIN,))
+        return roles.filter(organisation_id=obj.pk).exists() if obj else roles.exists()
+
+
+# --- Providers ------------------------------------------------------------
+
+
+class RevenuePeriodInline(admin.TabularInline):
+    model = m.RevenuePeriod
+    extra = 0
+    fields = ("start", "end", "amount_gbp", "basis", "complete")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.scope(super().get_queryset(request), request.user)
+
+
+@admin.register(m.Provider)
+class ProviderAdmin(ScopedHistoryAdmin):
+    list_display = ("name", "organisation", "legal_name", "country")
+    list_filter = (("organisation", admin.RelatedOnlyFieldListFilter),)
+    list_select_related = ("organisation",)
+    search_fields = ("name", "legal_name")
+    inlines = [RevenuePeriodInline]
+
+
+# --- Services -------------------------------------------------------------
+
+
+CHILDREN_WIDGET = forms.Select(
+    choices=[
+        ("", "Unknown: no assessment recorded (treated as likely)"),
+        ("true", "Likely"),
+        ("false", "Not likely"),
+    ]
+)
+
+
+class ServiceForm(forms.ModelForm):
+    class Meta:
+        model = m.Service
+        fields: tuple[str, ...] = (
+            "provider",
+            "name",
+            "user_to_user",
+            "search",
+            "provider_pornography",
+            "categories",
+            "uk_monthly_users",
+            "children_likely_to_access",
+            "children_access_assessed_on",
+            "features",
+            "launch_date",
+            "exemption",
+        )
+        widgets = {
+            "categories": forms.CheckboxSelectMultiple,
+            "features": forms.CheckboxSelectMultiple,
+            "children_likely_to_access": forms.Select(
+                choices=[
+                    ("", "Unknown: no assessment recorded (treated as likely)"),
+                    ("true", "Likely"),
+                    ("false", "Not likely"),
+                ]
+            ),
+        }
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "features" in self.fields:
+            self.fields["features"].queryset = m.Feature.objects.filter(  # type: ignore[attr-defined]
+                retired_at__isnull=True
+            )
+        self.fields["children_likely_to_access"] = forms.NullBooleanField(
+            required=False,
+            label="Children likely to access",
+            help_text=m.Service._meta.get_field("children_likely_to_access").help_text,
+            widget=CHILDREN_WIDGET,
+        )
+
+
+class ProfilePreviewForm(ServiceForm):
+    """The service form without the provider: nothing is saved."""
+
+    class Meta(ServiceForm.Meta):
+        fields = tuple(  # type: ignore[assignment]
+            f
+            for f in ServiceForm.Meta.fields
+            if f not in ("provider", "children_access_assessed_on")
+        )
+
+    def profile(self) -> Profile:
+        data = self.cleaned_data
+        exemption = data.get("exemption")
+        return Profile(
+            name=data["name"],
+            user_to_user=data["user_to_user"],
+            search=data["search"],
+            provider_pornography=data["provider_pornography"],
+            categories=frozenset(c.code for c in data["categories"]),
+            uk_monthly_users=data["uk_monthly_users"],
+            children_likely_to_access=data["children_likely_to_access"],
+            features=frozenset(f.code for f in data["features"]),
+            launch_date=data.get("launch_date"),
+            exemption=exemption.code if exemption else None,
+        )
+
+
+class ObligationInline(ReadOnlyInline):
+    model = m.Obligation
+    fields = ("duty_code", "section", "title", "status", "due", "applicable_text", "owner")
+    readonly_fields = fields
+    verbose_name_plural = "obligations (the register for this service)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("duty", "owner", "current_cycle")
+
+    @admin.display(description="duty")
+    def duty_code(self, obj: m.Obligation) -> str:
+        return obj.duty.code
+
+    @admin.display(description="section")
+    def section(self, obj: m.Obligation) -> str:
+        return obj.duty.section
+
+    @admin.display(description="title")
+    def title(self, obj: m.Obligation) -> str:
+        return obj.duty.title
+
+    @admin.display(description="status")
+    def status(self, obj: m.Obligation) -> str:
+        return status_badge(obj.current_cycle, timezone.localdate())
+
+    @admin.display(description="due")
+    def due(self, obj: m.Obligation) -> Any:
+        return obj.current_cycle.due_date if obj.current_cycle else None
+
+    @admin.display(description="applies")
+    def applicable_text(self, obj: m.Obligation) -> str:
+        return obj.why if obj.applicable else f"No longer applies: {obj.not_applicable_reason}"
+
+
+class SignificantChangeInline(ReadOnlyInline):
+    model = m.SignificantChange
+    fields = ("description", "planned_for", "status", "recorded_by", "recorded_at")
+    readonly_fields = fields
+
+
+class SignificantChangeForm(forms.Form):
+    description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
+    planned_for = forms.DateField(help_text="YYYY-MM-DD")
+
+    def clean_planned_for(self) -> dt.date:
+        day: dt.date = self.cleaned_data["planned_for"]
+        if day <= timezone.localdate():
+            raise forms.ValidationError("A planned change is in the future.")
+        return day
+
+
+@admin.register(m.Service)
+class ServiceAdmin(ScopedHistoryAdmin):
+    form = ServiceForm
+    list_display = (
+        "name",
+        "provider",
+        "kinds",
+        "declared_categories",
+        "uk_monthly_users",
+        "children_likely_to_access",
+    )
+    list_filter = (
+        ("provider", admin.RelatedOnlyFieldListFilter),
+        "user_to_user",
+        "search",
+        "categories",
+        "children_likely_to_access",
+    )
+    list_select_related = ("provider",)
+    search_fields = ("name", "provider__name")
+    readonly_fields = ("likely_category",)
+    inlines = [ObligationInline, SignificantChangeInline]
+    fieldsets = (
+        (None, {"fields": ("provider", "name", "launch_date")}),
+        ("Kind", {"fields": ("user_to_user", "search", "provider_pornography", "exemption")}),
+        (
+            "Size and register category",
+            {"fields": ("uk_monthly_users", "categories", "likely_category")},
+        ),
+        ("Children", {"fields": ("children_likely_to_access", "children_access_assessed_on")}),
+        ("Features", {"fields": ("features",)}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).prefetch_related("categories")
+
+    @admin.display(description="kind")
+    def kinds(self, obj: m.Service) -> str:
+        parts = [
+            label
+            for flag, label in (
+                ("user_to_user", "U2U"),
+                ("search", "search"),
+                ("provider_pornography", "Part 5"),
+            )
+            if getattr(obj, flag)
+        ]
+        return " + ".join(parts)
+
+    @admin.display(description="categories")
+    def declared_categories(self, obj: m.Service) -> str:
+        return ", ".join(c.code for c in obj.categories.all()) or "none"
+
+    @admin.display(description="likely category (computed from the thresholds)")
+    def likely_category(self, obj: m.Service) -> str:
+        if obj.pk is None:
+            return "Computed when saved."
+        catalogue = selectors.loaded_catalogue()
+        likely = likely_categories(catalogue, selectors.service_profile(obj))
+        if not likely:
+            return "None: the service meets no category's threshold conditions."
+        return "; ".join(f"Category {code}: {why}" for code, why in likely)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # The profile (M2M included) is saved: bring the register in line with it.
+        result = services.apply_catalogue(
+            actor=acting_user(request), service=form.instance, source=m.EventSource.ADMIN
+        )
+        if result.created or result.reapplied or result.not_applicable:
+            self.message_user(
+                request,
+                f"Register updated: {len(result.created)} new, {len(result.reapplied)} apply "
+                f"again, {len(result.not_applicable)} no longer apply.",
+            )
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "applicability/",
+                self.admin_site.admin_view(self.preview_view),
+                name="obligations_service_preview",
+            ),
+            path(
+                "<path:object_id>/significant-change/",
+                self.admin_site.admin_view(self.significant_change_view),
+                name="obligations_service_change_plan",
+            ),
+            *super().get_urls(),
+        ]
+
+    def preview_view(self, request: HttpRequest) -> HttpResponse:
+        """What applies to a service before it exists: nothing is saved."""
+        if not self.has_view_permission(request):
+            raise Http404
+        form = ProfilePreviewForm(request.POST or None)
+        duties, likely = None, None
+        if request.method == "POST" and form.is_valid():
+            catalogue = selectors.loaded_catalogue()
+            profile = form.profile()
+            duties = applicable_duties(catalogue, profile)
+            likely = likely_categories(catalogue, profile)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": "What applies to my service?",
+            "form": form,
+            "duties": duties,
+            "likely": likely,
+        }
+        return TemplateResponse(request, "admin/obligations/service/preview.html", context)
+
+    def significant_change_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        service = self.get_object(request, object_id)
+        if service is None:
+            raise Http404
+        if not self.has_change_permission(request, service):
+            raise Http404
+        form = SignificantChangeForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            services.record_significant_change(
+                actor=acting_user(request),
+                service=service,
+                source=m.EventSource.ADMIN,
+                **form.cleaned_data,
+            )
+            self.message_user(
+                request,
+                "Significant change recorded; the assessments it needs are due the day before.",
+            )
+            return HttpResponse(
+                status=303,
+                headers={
+                    "Location": reverse("admin:obligations_service_change", args=[service.pk])
+                },
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "title": f"Plan a significant change to {service}",
+            "form": form,
+            "original": service,
+        }
+        return TemplateResponse(
+            request, "admin/obligations/service/significant_change.html", context
+        )
+
+
+# --- The catalogue (read-only) --------------------------------------------
+
+
+class CatalogueAdmin(admin.ModelAdmin):
+    """Catalogue entries change only by loading a catalogue version."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(m.Duty)
+class DutyAdmin(CatalogueAdmin):
+    list_display = ("code", "section_link", "title", "status", "verified_flag", "retired_at")
+    list_filter = ("status", "verified", "part")
+    search_fields = ("code", "title", "section")
+    readonly_fields = ("unverified_warning",)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        return [
+            "unverified_warning",
+            "code",
+            "title",
+            "section",
+            "part",
+            "instrument",
+            "summary",
+            "in_force_from",
+            "status",
+            "applies",
+            "deadline",
+            "evidence",
+            "source_url",
+            "catalogue_version",
+            "retired_at",
+        ]
+
+    @admin.display(description="section", ordering="section")
+    def section_link(self, obj: m.Duty) -> str:
+        return format_html('<a href="{}" rel="noopener">{}</a>', obj.source_url, obj.section)
+
+    @admin.display(description="verified", boolean=False)
+    def verified_flag(self, obj: m.Duty) -> str:
+        return "Yes" if obj.verified else "UNVERIFIED"
+
+    @admin.display(description="Source check")
+    def unverified_warning(self, obj: m.Duty) -> str:
+        if obj.verified:
+            return "Checked against the Act's text."
+        return format_html("<strong>Unverified:</strong> {}", obj.unverified_note)
+
+
+@admin.register(m.Feature)
+class FeatureAdmin(CatalogueAdmin):
+    list_display = ("code", "label", "description", "retired_at")
+
+
+@admin.register(m.RegisterCategory)
+class RegisterCategoryAdmin(CatalogueAdmin):
+    list_display = ("code", "label", "threshold", "source")
+
+
+@admin.register(m.Exemption)
+class ExemptionAdmin(CatalogueAdmin):
+    list_display = ("code", "label", "paragraph", "verified", "unverified_note")
+
+
+@admin.register(m.CatalogueVersion)
+class CatalogueVersionAdmin(CatalogueAdmin):
+    list_display = ("version", "published", "loaded_at", "sha256")
+
+
+# --- The register ---------------------------------------------------------
+
+
+class OverdueFilter(admin.SimpleListFilter):
+    title = "deadline"
+    parameter_name = "due"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("overdue", "Overdue"),
+            ("7", "Due in the next 7 days"),
+            ("30", "Due in the next 30 days"),
+            ("90", "Due in the next 90 days"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        today = timezone.localdate()
+        open_ = queryset.exclude(current_cycle__status__in=m.CLOSED_STATUSES)
+        if self.value() == "overdue":
+            return open_.filter(current_cycle__due_date__lt=today)
+        if self.value() in {"7", "30", "90"}:
+            horizon = today + dt.timedelta(days=int(self.value() or 0))
+            return open_.filter(current_cycle__due_date__range=(today, horizon))
+        return queryset
+
+
+class CycleInline(ReadOnlyInline):
+    model = m.ObligationCycle
+    fields = (
+        "period_start",
+        "due_date",
+        "status",
+        "trigger",
+        "trigger_note",
+        "status_reason",
+        "closed_at",
+    )
+    readonly_fields = fields
+    show_change_link = False
+
+
+class EventInline(ReadOnlyInline):
+    model = m.Event
+    fields = ("at", "kind", "from_status", "to_status", "actor", "source", "reason")
+    readonly_fields = fields
+    show_change_link = False
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("actor")
+
+
+@admin.register(m.Obligation)
+class ObligationAdmin(ScopedHistoryAdmin):
+    list_display = (
+        "duty_code",
+        "section",
+        "duty_title",
+        "service",
+        "status",
+        "due",
+        "owner",
+        "applicable",
+    )
+    list_filter = (
+        OverdueFilter,
+        ("service__provider__organisation", admin.RelatedOnlyFieldListFilter),
+        ("service", admin.RelatedOnlyFieldListFilter),
+        "current_cycle__status",
+        "applicable",
+        ("owner", admin.RelatedOnlyFieldListFilter),
+        "duty__section",
+        "duty__verified",
+    )
+    search_fields = ("duty__code", "duty__title", "duty__section", "service__name")
+    list_per_page = 100
+    fields = ("duty_summary", "service", "owner", "why", "applicable", "not_applicable_reason")
+    readonly_fields = ("duty_summary", "service", "why", "applicable", "not_applicable_reason")
+    inlines = [CycleInline, EventInline]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.obligations_for_list(request.user)
+
+    def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
+        return False  # obligations come from applying the catalogue to a service
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # Only the owner is editable here, and it changes through the service (with an event).
+        if "owner" in form.changed_data:
+            services.assign_owner(
+                actor=acting_user(request),
+                obligation=m.Obligation.objects.get(pk=obj.pk),
+                owner=form.cleaned_data["owner"],
+                source=m.EventSource.ADMIN,
+            )
+
+    @admin.display(description="duty", ordering="duty__code")
+    def duty_code(self, obj: m.Obligation) -> str:
+        return obj.duty.code
+
+    @admin.display(description="section", ordering="duty__section")
+    def section(self, obj: m.Obligation) -> str:
+        return obj.duty.section
+
+    @admin.display(description="title")
+    def duty_title(self, obj: m.Obligation) -> str:
+        return obj.duty.title
+
+    @admin.display(description="status", ordering="current_cycle__status")
+    def status(self, obj: m.Obligation) -> str:
+        return status_badge(obj.current_cycle, timezone.localdate())
+
+    @admin.display(description="due", ordering="current_cycle__due_date")
+    def due(self, obj: m.Obligation) -> Any:
+        return obj.current_cycle.due_date if obj.current_cycle else None
+
+    @admin.display(description="duty")
+    def duty_summary(self, obj: m.Obligation) -> str:
+        duty = obj.duty
+        flag = (
+            format_html("<p><strong>Unverified:</strong> {}</p>", duty.unverified_note)
+            if not duty.verified
+            else ""
+        )
+        return format_html(
+            '<p><strong>{}</strong>: {} (<a href="{}" rel="noopener">{}</a>)</p><p>{}</p>'
+            "<p>Evidence to keep: {}</p>{}",
+            duty.code,
+            duty.title,
+            duty.source_url,
+            duty.section,
+            duty.summary,
+            duty.evidence or "-",
+            flag,
+        )

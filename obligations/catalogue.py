@@ -1,0 +1,620 @@
+"""The OSA catalogue: reading the data file and evaluating its rules.
+
+The catalogue (fixtures/osa-catalogue.json) is data. A duty's applicability
+is a small declarative rule evaluated by `evaluate`; adding a duty, a feature
+or a category never needs a code change here.
+
+Rule language (a JSON object; every key present must hold):
+  kinds_any                 ["user_to_user", "search", "provider_pornography"]
+  categories_any            declared register categories, e.g. ["1", "2A"]
+  children_likely_to_access true or false (unknown counts as likely, s.37(4)-(5))
+  features_all / features_any / features_none   feature codes
+  users_over                more than N average monthly active UK users
+  regulated                 true: not exempt under Schedule 1
+  revenue_at_least          qualifying worldwide revenue at or above this (GBP, a
+                            string); unknown revenue counts as meeting it, saying so
+  any                       a list of rules, one of which must hold
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Any
+
+KINDS = {
+    "user_to_user": "user-to-user service",
+    "search": "search service",
+    "provider_pornography": "publishes provider pornographic content (Part 5)",
+}
+RULE_KEYS = {
+    "kinds_any",
+    "categories_any",
+    "children_likely_to_access",
+    "features_all",
+    "features_any",
+    "features_none",
+    "users_over",
+    "regulated",
+    "revenue_at_least",
+    "any",
+}
+DEADLINE_KINDS = {"fixed", "launch", "continuous", "per_notice", "per_report", "on_change"}
+BASES = {
+    "act": "the Act",
+    "regulations": "regulations",
+    "ofcom": "Ofcom guidance",
+    "house_policy": "house policy",
+}
+DUTY_STATUSES = {"in_force", "not_yet_in_force", "proposed"}
+
+
+class CatalogueError(ValueError):
+    """The catalogue file is malformed; the message names the entry and field."""
+
+
+@dataclass(frozen=True)
+class Profile:
+    """What the engine needs to know about a service."""
+
+    name: str
+    user_to_user: bool = False
+    search: bool = False
+    provider_pornography: bool = False
+    categories: frozenset[str] = frozenset()
+    uk_monthly_users: int = 0
+    children_likely_to_access: bool | None = None
+    features: frozenset[str] = frozenset()
+    launch_date: dt.date | None = None
+    exemption: str | None = None
+    qualifying_worldwide_revenue: Decimal | None = None
+
+    def kinds(self) -> set[str]:
+        return {kind for kind in KINDS if getattr(self, kind)}
+
+
+@dataclass(frozen=True)
+class Applicable:
+    """One duty that applies, with why and when."""
+
+    code: str
+    section: str
+    title: str
+    why: str
+    due: dt.date | None
+    due_rule: str
+    due_rule_text: str
+
+
+@dataclass
+class Catalogue:
+    version: str
+    published: dt.date
+    sha256: str
+    features: list[dict[str, Any]]
+    categories: list[dict[str, Any]]
+    exemptions: list[dict[str, Any]]
+    duties: list[dict[str, Any]]
+    feature_codes: set[str] = field(init=False)
+    category_codes: set[str] = field(init=False)
+    exemption_codes: set[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.feature_codes = {f["code"] for f in self.features}
+        self.category_codes = {c["code"] for c in self.categories}
+        self.exemption_codes = {e["code"] for e in self.exemptions}
+
+    def implied_features(self, features: Iterable[str]) -> frozenset[str]:
+        """Features plus those they imply (e2ee messaging is direct messaging)."""
+        implies = {f["code"]: f.get("implies", []) for f in self.features}
+        result = set(features)
+        for code in list(result):
+            result.update(implies.get(code, []))
+        return frozenset(result)
+
+
+# --- Loading and validation ----------------------------------------------
+
+
+def read_catalogue(path: Path | str) -> Catalogue:
+    raw = Path(path).read_bytes()
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CatalogueError(f"{path}: not valid JSON ({exc})") from exc
+    return parse_catalogue(data, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def parse_catalogue(data: Mapping[str, Any], *, sha256: str) -> Catalogue:
+    for key in ("version", "published", "features", "categories", "exemptions", "duties"):
+        if key not in data:
+            raise CatalogueError(f"catalogue: missing top-level key {key!r}")
+    catalogue = Catalogue(
+        version=str(data["version"]),
+        published=_date(data["published"], "catalogue.published"),
+        sha256=sha256,
+        features=list(data["features"]),
+        categories=list(data["categories"]),
+        exemptions=list(data["exemptions"]),
+        duties=list(data["duties"]),
+    )
+    _validate(catalogue)
+    return catalogue
+
+
+def _date(value: Any, where: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(value)
+    except (TypeError, ValueError) as exc:
+        raise CatalogueError(f"{where}: {value!r} is not a YYYY-MM-DD date") from exc
+
+
+def _require(entry: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
+    missing = [key for key in keys if entry.get(key) in (None, "")]
+    if missing:
+        raise CatalogueError(f"{where}: missing {', '.join(missing)}")
+
+
+def _validate(catalogue: Catalogue) -> None:
+    for feature in catalogue.features:
+        _require(feature, ["code", "label"], f"feature {feature.get('code')!r}")
+    for feature in catalogue.features:
+        for implied in feature.get("implies", []):
+            if implied not in catalogue.feature_codes:
+                raise CatalogueError(f"feature {feature['code']}: implies unknown {implied!r}")
+    for category in catalogue.categories:
+        where = f"category {category.get('code')!r}"
+        _require(
+            category, ["code", "label", "threshold", "likely_if", "source", "source_url"], where
+        )
+        validate_rule(category["likely_if"], catalogue, where)
+    for exemption in catalogue.exemptions:
+        _require(
+            exemption,
+            ["code", "label", "paragraph", "source_url"],
+            f"exemption {exemption.get('code')!r}",
+        )
+    seen: set[str] = set()
+    for duty in catalogue.duties:
+        where = f"duty {duty.get('code')!r}"
+        _require(
+            duty,
+            [
+                "code",
+                "title",
+                "section",
+                "part",
+                "instrument",
+                "summary",
+                "status",
+                "applies",
+                "deadline",
+                "source_url",
+            ],
+            where,
+        )
+        if duty["code"] in seen:
+            raise CatalogueError(f"{where}: code appears twice")
+        seen.add(duty["code"])
+        if duty["status"] not in DUTY_STATUSES:
+            raise CatalogueError(
+                f"{where}: status {duty['status']!r} is not one of {sorted(DUTY_STATUSES)}"
+            )
+        if duty.get("in_force_from"):
+            _date(duty["in_force_from"], f"{where}.in_force_from")
+        if not duty.get("verified", True) and not duty.get("unverified_note"):
+            raise CatalogueError(f"{where}: an unverified duty must say what is unverified")
+        validate_rule(duty["applies"], catalogue, where)
+        _validate_deadline(duty["deadline"], where)
+
+
+def validate_rule(rule: Any, catalogue: Catalogue, where: str) -> None:
+    if not isinstance(rule, dict) or not rule:
+        raise CatalogueError(f"{where}: a rule is a non-empty JSON object")
+    unknown = set(rule) - RULE_KEYS
+    if unknown:
+        raise CatalogueError(f"{where}: unknown rule key(s) {sorted(unknown)}")
+    vocabularies = {
+        "kinds_any": set(KINDS),
+        "categories_any": catalogue.category_codes,
+        "features_all": catalogue.feature_codes,
+        "features_any": catalogue.feature_codes,
+        "features_none": catalogue.feature_codes,
+    }
+    for key, vocabulary in vocabularies.items():
+        if key in rule:
+            values = rule[key]
+            if not isinstance(values, list) or not values:
+                raise CatalogueError(f"{where}: {key} is a non-empty list")
+            bad = [v for v in values if v not in vocabulary]
+            if bad:
+                raise CatalogueError(f"{where}: {key} has unknown value(s) {bad}")
+    for key in ("children_likely_to_access", "regulated"):
+        if key in rule and not isinstance(rule[key], bool):
+            raise CatalogueError(f"{where}: {key} is true or false")
+    if "users_over" in rule and (not isinstance(rule["users_over"], int) or rule["users_over"] < 0):
+        raise CatalogueError(f"{where}: users_over is a whole number")
+    if "revenue_at_least" in rule:
+        try:
+            Decimal(rule["revenue_at_least"])
+        except (InvalidOperation, TypeError) as exc:
+            raise CatalogueError(f"{where}: revenue_at_least is a decimal string") from exc
+    if "any" in rule:
+        if not isinstance(rule["any"], list) or not rule["any"]:
+            raise CatalogueError(f"{where}: any is a non-empty list of rules")
+        for alternative in rule["any"]:
+            validate_rule(alternative, catalogue, where)
+
+
+def _validate_deadline(deadline: Any, where: str) -> None:
+    if not isinstance(deadline, dict):
+        raise CatalogueError(f"{where}: deadline is a JSON object")
+    kind = deadline.get("kind")
+    if kind not in DEADLINE_KINDS:
+        raise CatalogueError(
+            f"{where}: deadline kind {kind!r} is not one of {sorted(DEADLINE_KINDS)}"
+        )
+    if deadline.get("basis") not in BASES:
+        raise CatalogueError(f"{where}: deadline basis must be one of {sorted(BASES)}")
+    if kind == "fixed":
+        _date(deadline.get("date"), f"{where}.deadline.date")
+    if kind == "launch" and not isinstance(deadline.get("offset_days"), int):
+        raise CatalogueError(f"{where}: a launch deadline needs offset_days")
+    recurrence = deadline.get("recurrence")
+    if recurrence is not None:
+        if not isinstance(recurrence.get("months"), int) or recurrence["months"] < 1:
+            raise CatalogueError(f"{where}: recurrence.months is a positive whole number")
+        if recurrence.get("basis") not in BASES:
+            raise CatalogueError(f"{where}: recurrence basis must be one of {sorted(BASES)}")
+    new_service = deadline.get("new_service")
+    if new_service is not None:
+        if not isinstance(new_service.get("offset_days"), int):
+            raise CatalogueError(f"{where}: new_service.offset_days is a whole number")
+        if new_service.get("basis") not in BASES:
+            raise CatalogueError(f"{where}: new_service basis must be one of {sorted(BASES)}")
+
+
+# --- Evaluation -----------------------------------------------------------
+
+
+def _fmt_users(n: int) -> str:
+    return f"{n:,}"
+
+
+def evaluate(
+    rule: Mapping[str, Any], profile: Profile, features: frozenset[str]
+) -> tuple[bool, list[str]]:
+    """Whether the rule holds for the profile, and the facts that made it hold."""
+    reasons: list[str] = []
+    if "kinds_any" in rule:
+        hit = [k for k in rule["kinds_any"] if k in profile.kinds()]
+        if not hit:
+            return False, []
+        reasons.append(" and ".join(KINDS[k] for k in hit))
+    if "regulated" in rule and rule["regulated"] and profile.exemption:
+        return False, []
+    if "categories_any" in rule:
+        hit = [c for c in rule["categories_any"] if c in profile.categories]
+        if not hit:
+            return False, []
+        reasons.append("Category " + " and ".join(hit) + " (declared from Ofcom's register)")
+    if "children_likely_to_access" in rule:
+        likely = profile.children_likely_to_access is not False
+        if likely != rule["children_likely_to_access"]:
+            return False, []
+        if profile.children_likely_to_access is None:
+            reasons.append(
+                "children treated as likely to access it: no children's access assessment "
+                "is recorded (s.37(4)-(5))"
+            )
+        elif likely:
+            reasons.append("children's access assessment: children are likely to access it")
+        else:
+            reasons.append("children's access assessment: children are not likely to access it")
+    if "features_all" in rule:
+        if not set(rule["features_all"]) <= features:
+            return False, []
+        reasons.append("has " + ", ".join(rule["features_all"]))
+    if "features_any" in rule:
+        hit = [f for f in rule["features_any"] if f in features]
+        if not hit:
+            return False, []
+        reasons.append("has " + ", ".join(hit))
+    if "features_none" in rule and set(rule["features_none"]) & features:
+        return False, []
+    if "users_over" in rule:
+        if profile.uk_monthly_users <= rule["users_over"]:
+            return False, []
+        reasons.append(
+            f"{_fmt_users(profile.uk_monthly_users)} monthly UK users "
+            f"(over {_fmt_users(rule['users_over'])})"
+        )
+    if "revenue_at_least" in rule:
+        threshold = Decimal(rule["revenue_at_least"])
+        revenue = profile.qualifying_worldwide_revenue
+        if revenue is None:
+            reasons.append(
+                f"qualifying worldwide revenue is not recorded: treated as at or above "
+                f"£{threshold:,.0f} until it is"
+            )
+        elif revenue < threshold:
+            return False, []
+        else:
+            reasons.append(
+                f"qualifying worldwide revenue £{revenue:,.2f} (at least £{threshold:,.0f})"
+            )
+    if "any" in rule:
+        for alternative in rule["any"]:
+            ok, why = evaluate(alternative, profile, features)
+            if ok:
+                reasons.extend(why)
+                break
+        else:
+            return False, []
+    return True, reasons
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
+def first_due(deadline: Mapping[str, Any], profile: Profile) -> dt.date | None:
+    """The first cycle's due date, or None for a duty with no fixed date."""
+    kind = deadline["kind"]
+    launch = profile.launch_date
+    if kind == "fixed":
+        due = dt.date.fromisoformat(deadline["date"])
+        new_service = deadline.get("new_service")
+        if new_service and launch and launch > due:
+            return launch + dt.timedelta(days=new_service["offset_days"])
+        return due
+    if kind == "launch":
+        if launch is None:
+            return None
+        return launch + dt.timedelta(days=deadline["offset_days"])
+    return None
+
+
+def describe_deadline(deadline: Mapping[str, Any]) -> str:
+    """The deadline rule in words, naming its basis."""
+    kind = deadline["kind"]
+    basis = BASES[deadline["basis"]]
+    parts: list[str]
+    if kind == "fixed":
+        parts = [f"first due {dt.date.fromisoformat(deadline['date']):%-d %b %Y} ({basis})"]
+        new_service = deadline.get("new_service")
+        if new_service:
+            days = -new_service["offset_days"]
+            when = "before launch" if days > 0 else "at launch"
+            parts.append(
+                f"for a service launched later, {days or ''} day{'s' if days > 1 else ''} "
+                f"{when} ({BASES[new_service['basis']]})".replace("  ", " ")
+            )
+    elif kind == "launch":
+        parts = [
+            f"{abs(deadline['offset_days'])} days "
+            f"{'before' if deadline['offset_days'] < 0 else 'after'} launch ({basis})"
+        ]
+    elif kind == "continuous":
+        parts = [f"continuous ({basis})"]
+    elif kind == "per_notice":
+        parts = [f"by the dates in Ofcom's notice ({basis})"]
+    elif kind == "per_report":
+        parts = [f"per report received ({basis})"]
+    else:
+        parts = [f"on change ({basis})"]
+    recurrence = deadline.get("recurrence")
+    if recurrence:
+        parts.append(f"then every {recurrence['months']} months ({BASES[recurrence['basis']]})")
+    if deadline.get("before_significant_change"):
+        parts.append("and before a significant change (the Act)")
+    if deadline.get("note"):
+        parts.append(deadline["note"])
+    return "; ".join(parts)
+
+
+def due_rule_kind(deadline: Mapping[str, Any]) -> str:
+    """A one-word kind for the deadline: fixed, launch, recurring, continuous, ..."""
+    if deadline.get("recurrence"):
+        return "recurring"
+    return str(deadline["kind"])
+
+
+def applicable_duties(catalogue: Catalogue, profile: Profile) -> list[Applicable]:
+    """Every duty that applies to the profile, with the reason and the due rule."""
+    features = catalogue.implied_features(profile.features)
+    result = []
+    for duty in catalogue.duties:
+        if duty.get("retired"):
+            continue
+        ok, reasons = evaluate(duty["applies"], profile, features)
+        if not ok:
+            continue
+        result.append(
+            Applicable(
+                code=duty["code"],
+                section=duty["section"],
+                title=duty["title"],
+                why="; ".join(reasons) if reasons else "applies to every regulated service",
+                due=first_due(duty["deadline"], profile),
+                due_rule=due_rule_kind(duty["deadline"]),
+                due_rule_text=describe_deadline(duty["deadline"]),
+            )
+        )
+    return result
+
+
+def not_applicable_reason(catalogue: Catalogue, duty: Mapping[str, Any], profile: Profile) -> str:
+    """Why a duty does not apply to this profile, in words."""
+    if profile.exemption and duty["applies"].get("regulated"):
+        label = next(
+            (e["label"] for e in catalogue.exemptions if e["code"] == profile.exemption),
+            profile.exemption,
+        )
+        paragraph = next(
+            (e["paragraph"] for e in catalogue.exemptions if e["code"] == profile.exemption), ""
+        )
+        return f"The service is exempt: {label} ({paragraph})."
+    return f"The profile no longer meets the rule: {describe_rule(duty['applies'])}."
+
+
+def describe_rule(rule: Mapping[str, Any]) -> str:
+    parts = []
+    if "kinds_any" in rule:
+        parts.append(" or ".join(KINDS[k] for k in rule["kinds_any"]))
+    if "categories_any" in rule:
+        parts.append("Category " + " or ".join(rule["categories_any"]))
+    if "children_likely_to_access" in rule:
+        parts.append(
+            "children likely to access"
+            if rule["children_likely_to_access"]
+            else "children not likely to access"
+        )
+    if "features_all" in rule:
+        parts.append("has " + " and ".join(rule["features_all"]))
+    if "features_any" in rule:
+        parts.append("has " + " or ".join(rule["features_any"]))
+    if "features_none" in rule:
+        parts.append("has none of " + ", ".join(rule["features_none"]))
+    if "users_over" in rule:
+        parts.append(f"more than {_fmt_users(rule['users_over'])} monthly UK users")
+    if rule.get("regulated"):
+        parts.append("not exempt under Schedule 1")
+    if "revenue_at_least" in rule:
+        parts.append(
+            f"qualifying worldwide revenue of at least £{Decimal(rule['revenue_at_least']):,.0f}"
+        )
+    if "any" in rule:
+        parts.append("(" + " or ".join(describe_rule(r) for r in rule["any"]) + ")")
+    return ", ".join(parts)
+
+
+def likely_categories(catalogue: Catalogue, profile: Profile) -> list[tuple[str, str]]:
+    """The register categories the thresholds suggest, with the reason for each."""
+    features = catalogue.implied_features(profile.features)
+    hits: dict[str, str] = {}
+    for category in catalogue.categories:
+        ok, reasons = evaluate(category["likely_if"], profile, features)
+        if ok:
+            hits[category["code"]] = "; ".join(reasons)
+    # s.95: a service meeting Category 1 and 2B goes only in the Category 1 part.
+    for category in catalogue.categories:
+        if category["code"] in hits:
+            for superseded in category.get("supersedes", []):
+                hits.pop(superseded, None)
+    return sorted(hits.items())
+
+
+# --- Profiles from JSON (the command and the API) -------------------------
+
+PROFILE_FIELDS = {
+    "name": "a string",
+    "user_to_user": "true or false",
+    "search": "true or false",
+    "provider_pornography": "true or false",
+    "category": '"1", "2A", "2B", "none", or a list of these',
+    "uk_monthly_users": "a whole number, 0 or more",
+    "children_likely_to_access": "true, false or null",
+    "features": "a list of feature names",
+    "launch_date": "a YYYY-MM-DD date",
+    "exemption": "an exemption code",
+    "qualifying_worldwide_revenue": 'a decimal string in GBP, e.g. "250000000.00"',
+}
+REQUIRED_PROFILE_FIELDS = ("name", "user_to_user", "search")
+
+
+class ProfileError(ValueError):
+    """A profile field is wrong; the message names the field and the value."""
+
+
+def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
+    if not isinstance(data, dict):
+        raise ProfileError("the profile must be a JSON object")
+    unknown = sorted(set(data) - set(PROFILE_FIELDS))
+    if unknown:
+        raise ProfileError(f"unknown field {unknown[0]!r} (known: {', '.join(PROFILE_FIELDS)})")
+    for name in REQUIRED_PROFILE_FIELDS:
+        if name not in data:
+            raise ProfileError(f"missing field {name!r} ({PROFILE_FIELDS[name]})")
+
+    def wrong(name: str) -> ProfileError:
+        return ProfileError(f"field {name!r} must be {PROFILE_FIELDS[name]}, not {data[name]!r}")
+
+    if not isinstance(data["name"], str) or not data["name"].strip():
+        raise wrong("name")
+    flags = {}
+    for name in ("user_to_user", "search", "provider_pornography"):
+        value = data.get(name, False)
+        if not isinstance(value, bool):
+            raise wrong(name)
+        flags[name] = value
+    if not any(flags.values()):
+        raise ProfileError(
+            "the profile must be user_to_user, search or provider_pornography (at least one true)"
+        )
+    raw_category = data.get("category", "none")
+    categories = raw_category if isinstance(raw_category, list) else [raw_category]
+    if not categories or not all(isinstance(c, str) for c in categories):
+        raise wrong("category")
+    for code in categories:
+        if code != "none" and code not in catalogue.category_codes:
+            raise ProfileError(
+                f"field 'category': unknown category {code!r} "
+                f"(known: {', '.join(sorted(catalogue.category_codes))}, none)"
+            )
+    if "none" in categories and len(categories) > 1:
+        raise ProfileError("field 'category': 'none' cannot be combined with a category")
+    users = data.get("uk_monthly_users", 0)
+    if not isinstance(users, int) or isinstance(users, bool) or users < 0:
+        raise wrong("uk_monthly_users")
+    children = data.get("children_likely_to_access")
+    if children is not None and not isinstance(children, bool):
+        raise wrong("children_likely_to_access")
+    features = data.get("features", [])
+    if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
+        raise wrong("features")
+    for code in features:
+        if code not in catalogue.feature_codes:
+            raise ProfileError(
+                f"field 'features': unknown feature {code!r} "
+                f"(known: {', '.join(sorted(catalogue.feature_codes))})"
+            )
+    launch = data.get("launch_date")
+    if launch is not None:
+        try:
+            launch = dt.date.fromisoformat(launch)
+        except (TypeError, ValueError):
+            raise wrong("launch_date") from None
+    exemption = data.get("exemption")
+    if exemption is not None and exemption not in catalogue.exemption_codes:
+        raise ProfileError(
+            f"field 'exemption': unknown exemption {exemption!r} "
+            f"(known: {', '.join(sorted(catalogue.exemption_codes))})"
+        )
+    revenue = data.get("qualifying_worldwide_revenue")
+    if revenue is not None:
+        try:
+            revenue = Decimal(revenue) if isinstance(revenue, str) else None
+        except InvalidOperation:
+            revenue = None
+        if revenue is None or not revenue.is_finite() or revenue < 0:
+            raise wrong("qualifying_worldwide_revenue")
+    return Profile(
+        name=data["name"].strip(),
+        categories=frozenset(c for c in categories if c != "none"),
+        uk_monthly_users=users,
+        children_likely_to_access=children,
+        features=frozenset(features),
+        launch_date=launch,
+        exemption=exemption,
+        qualifying_worldwide_revenue=revenue,
+        **flags,
+    )

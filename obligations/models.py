@@ -1,0 +1,481 @@
+"""The register's tables, their invariants and indexes.
+
+Writes happen in services.py, reads that list or aggregate in selectors.py.
+Nothing here has business logic in save() or signals.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+from simple_history.models import HistoricalRecords
+
+# --- Vocabularies ---------------------------------------------------------
+
+
+class Role(models.TextChoices):
+    ADMIN = "admin", "Organisation admin"
+    COMPLIANCE = "compliance", "Compliance"
+    MANAGER = "manager", "Manager"
+    AUDITOR = "auditor", "Auditor"
+
+
+class DutyStatus(models.TextChoices):
+    IN_FORCE = "in_force", "In force"
+    NOT_YET_IN_FORCE = "not_yet_in_force", "Not yet in force"
+    PROPOSED = "proposed", "Proposed"
+
+
+class CycleStatus(models.TextChoices):
+    NOT_STARTED = "not_started", "Not started"
+    IN_PROGRESS = "in_progress", "In progress"
+    READY_FOR_REVIEW = "ready_for_review", "Ready for review"
+    SENT_BACK = "sent_back", "Sent back"
+    MET = "met", "Met"
+    NOT_APPLICABLE = "not_applicable", "Not applicable"
+
+
+CLOSED_STATUSES = (CycleStatus.MET, CycleStatus.NOT_APPLICABLE)
+
+
+class CycleTrigger(models.TextChoices):
+    INITIAL = "initial", "First cycle"
+    RECURRENCE = "recurrence", "Recurring review"
+    SIGNIFICANT_CHANGE = "significant_change", "Before a significant change"
+    REAPPLIED = "reapplied", "Applies again after a profile change"
+    REGULATORY_CHANGE = "regulatory_change", "Regulatory change"
+
+
+class EventSource(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    BULK = "bulk", "Bulk action"
+    API = "api", "API"
+    TASK = "task", "Task"
+    IMPORT = "import", "Import"
+    COMMAND = "command", "Command"
+
+
+class EventKind(models.TextChoices):
+    CREATED = "created", "Obligation created"
+    STATUS = "status", "Status changed"
+    NOT_APPLICABLE = "not_applicable", "No longer applies"
+    REAPPLIED = "reapplied", "Applies again"
+    CYCLE_OPENED = "cycle_opened", "Cycle opened"
+    DUE_CHANGED = "due_changed", "Due date changed"
+    OWNER_CHANGED = "owner_changed", "Owner changed"
+
+
+class RevenueBasis(models.TextChoices):
+    AUDITED = "audited", "Audited accounts"
+    MANAGEMENT_ESTIMATE = "management_estimate", "Management estimate"
+    OFCOM_ESTIMATE = "ofcom_estimate", "Ofcom's estimate"
+    OFCOM_DETERMINATION = "ofcom_determination", "Ofcom's determination"
+
+
+class ChangeStatus(models.TextChoices):
+    PLANNED = "planned", "Planned"
+    MADE = "made", "Made"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+# --- Tenancy --------------------------------------------------------------
+
+
+class Organisation(models.Model):
+    """A tenant: one compliance team's register."""
+
+    name = models.CharField(max_length=200, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="memberships"
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+    expires_at = models.DateTimeField(
+        null=True, blank=True, help_text="Access ends at this time (e.g. an external auditor)."
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "organisation"], name="membership_unique"),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organisation} ({self.get_role_display()})"
+
+
+# --- Catalogue (data, loaded from fixtures/) ------------------------------
+
+
+class CatalogueVersion(models.Model):
+    version = models.CharField(max_length=40, unique=True)
+    published = models.DateField()
+    sha256 = models.CharField(max_length=64)
+    loaded_at = models.DateTimeField(auto_now_add=True)
+    summary = models.JSONField(default=dict, help_text="What this version added, changed, retired.")
+
+    class Meta:
+        ordering = ["-loaded_at"]
+
+    def __str__(self) -> str:
+        return self.version
+
+
+class Feature(models.Model):
+    """A service feature from the catalogue's vocabulary (e.g. e2ee_messaging)."""
+
+    code = models.SlugField(max_length=60, unique=True)
+    label = models.CharField(max_length=120)
+    description = models.TextField(blank=True)
+    implies = models.JSONField(default=list, blank=True)
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["label"]
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class RegisterCategory(models.Model):
+    """A part of Ofcom's register of categorised services (s.95): 1, 2A, 2B."""
+
+    code = models.CharField(max_length=10, unique=True)
+    label = models.CharField(max_length=120)
+    threshold = models.TextField(help_text="The threshold conditions, in words.")
+    likely_if = models.JSONField(help_text="Rule that computes the likely category.")
+    supersedes = models.JSONField(default=list, blank=True)
+    source = models.CharField(max_length=200)
+    source_url = models.URLField()
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "register categories"
+
+    def __str__(self) -> str:
+        return self.label
+
+
+class Exemption(models.Model):
+    """A Schedule 1 exemption a service can claim."""
+
+    code = models.SlugField(max_length=60, unique=True)
+    label = models.CharField(max_length=200)
+    paragraph = models.CharField(max_length=40)
+    source_url = models.URLField()
+    verified = models.BooleanField(default=True)
+    unverified_note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["paragraph"]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.paragraph})"
+
+
+class Duty(models.Model):
+    """One duty of the Act, as the catalogue states it."""
+
+    code = models.CharField(max_length=60, unique=True)
+    title = models.CharField(max_length=200)
+    section = models.CharField(max_length=60, help_text="As the Act numbers it, e.g. s.10(9).")
+    part = models.CharField(max_length=10, help_text="Part of the Act, e.g. 3.")
+    instrument = models.CharField(max_length=200)
+    summary = models.TextField()
+    in_force_from = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=20, choices=DutyStatus.choices)
+    applies = models.JSONField(help_text="Declarative applicability rule.")
+    deadline = models.JSONField(help_text="Deadline rule.")
+    evidence = models.TextField(blank=True, help_text="The evidence a team keeps.")
+    source_url = models.URLField()
+    verified = models.BooleanField(default=True)
+    unverified_note = models.TextField(blank=True)
+    catalogue_version = models.ForeignKey(
+        CatalogueVersion, on_delete=models.PROTECT, related_name="duties"
+    )
+    retired_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["code"]
+        verbose_name_plural = "duties"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(status__in=DutyStatus.values), name="duty_status_valid"
+            ),
+        ]
+        indexes = [models.Index(fields=["section"]), models.Index(fields=["verified"])]
+
+    def __str__(self) -> str:
+        return f"{self.code} ({self.section})"
+
+
+# --- Providers and services -----------------------------------------------
+
+
+class Provider(models.Model):
+    """The legal entity that provides services; its revenue sets the penalty cap."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="providers"
+    )
+    name = models.CharField(max_length=200)
+    legal_name = models.CharField(max_length=200, blank=True)
+    country = models.CharField(max_length=60, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "name"], name="provider_name_unique_per_org"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class RevenuePeriod(models.Model):
+    """One accounting period's qualifying worldwide revenue (Sch.13 para 4)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="revenue_periods")
+    start = models.DateField()
+    end = models.DateField()
+    amount_gbp = models.DecimalField(max_digits=16, decimal_places=2)
+    basis = models.CharField(max_length=30, choices=RevenueBasis.choices)
+    complete = models.BooleanField(
+        default=True, help_text="Unticked while the period is still running (an estimate)."
+    )
+
+    class Meta:
+        ordering = ["-end"]
+        constraints = [
+            models.CheckConstraint(condition=Q(end__gt=F("start")), name="revenue_period_order"),
+            models.CheckConstraint(condition=Q(amount_gbp__gte=0), name="revenue_non_negative"),
+            models.UniqueConstraint(fields=["provider", "start"], name="revenue_period_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider}: {self.start} to {self.end}"
+
+
+class Service(models.Model):
+    """A service's profile: what the applicability engine reads."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="services")
+    name = models.CharField(max_length=200)
+    user_to_user = models.BooleanField("user-to-user", default=False)
+    search = models.BooleanField("search", default=False)
+    provider_pornography = models.BooleanField(
+        "publishes provider pornographic content (Part 5)", default=False
+    )
+    categories = models.ManyToManyField(
+        RegisterCategory,
+        blank=True,
+        related_name="services",
+        verbose_name="register categories",
+        help_text="The parts of Ofcom's register the service is in (none if not categorised).",
+    )
+    uk_monthly_users = models.PositiveBigIntegerField("average monthly active UK users", default=0)
+    children_likely_to_access = models.BooleanField(
+        null=True,
+        blank=True,
+        help_text="The conclusion of the latest children's access assessment. "
+        "Unknown (no assessment recorded) is treated as likely (s.37(4)-(5)).",
+    )
+    children_access_assessed_on = models.DateField(null=True, blank=True)
+    features = models.ManyToManyField(Feature, blank=True, related_name="services")
+    launch_date = models.DateField(null=True, blank=True)
+    exemption = models.ForeignKey(
+        Exemption,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="services",
+        help_text="A Schedule 1 exemption, if the service is exempt.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(m2m_fields=[categories, features])
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "name"], name="service_name_unique"),
+            models.CheckConstraint(
+                condition=Q(user_to_user=True) | Q(search=True) | Q(provider_pornography=True),
+                name="service_has_a_kind",
+                violation_error_message="A service is user-to-user, search, or publishes "
+                "provider pornographic content (or more than one of these).",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SignificantChange(models.Model):
+    """A planned or past significant change to a service's design or operation."""
+
+    service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="changes")
+    description = models.TextField()
+    planned_for = models.DateField()
+    status = models.CharField(max_length=20, choices=ChangeStatus.choices)
+    recorded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    recorded_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-planned_for"]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.description[:40]} ({self.planned_for})"
+
+
+# --- The register ---------------------------------------------------------
+
+
+class Obligation(models.Model):
+    """A duty as it applies to one service.
+
+    Never deleted: when a duty stops applying the obligation is marked not
+    applicable with the reason, and its history stays.
+    """
+
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="obligations")
+    # The source: a catalogue duty. Ofcom notice requirements become a second,
+    # mutually exclusive source when notices exist.
+    duty = models.ForeignKey(Duty, on_delete=models.PROTECT, related_name="obligations")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="owned_obligations",
+    )
+    applicable = models.BooleanField(default=True)
+    why = models.TextField(help_text="Why the duty applies: the profile facts that trigger it.")
+    not_applicable_reason = models.TextField(blank=True)
+    current_cycle = models.OneToOneField(
+        "ObligationCycle",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(excluded_fields=["current_cycle", "updated_at"])
+
+    class Meta:
+        ordering = ["service", "duty__code"]
+        constraints = [
+            models.UniqueConstraint(fields=["service", "duty"], name="obligation_unique"),
+            models.CheckConstraint(
+                condition=Q(applicable=True) | ~Q(not_applicable_reason=""),
+                name="obligation_na_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["applicable", "service"]),
+            models.Index(fields=["owner", "applicable"]),
+            models.Index(fields=["updated_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.service}: {self.duty.code}"
+
+
+class ObligationCycle(models.Model):
+    """One period of an obligation. A closed cycle is never reopened."""
+
+    obligation = models.ForeignKey(Obligation, on_delete=models.PROTECT, related_name="cycles")
+    period_start = models.DateField()
+    due_date = models.DateField(null=True, blank=True, help_text="Empty for continuous duties.")
+    status = models.CharField(
+        max_length=20, choices=CycleStatus.choices, default=CycleStatus.NOT_STARTED
+    )
+    trigger = models.CharField(max_length=30, choices=CycleTrigger.choices)
+    trigger_note = models.TextField(blank=True)
+    status_reason = models.TextField(blank=True)
+    submitted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    reviewer = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    closed_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["obligation", "-period_start"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["obligation", "period_start"], name="cycle_unique_per_period"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=CycleStatus.values), name="cycle_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=~Q(status=CycleStatus.NOT_APPLICABLE) | ~Q(status_reason=""),
+                name="cycle_na_has_reason",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "due_date"]),
+            models.Index(fields=["due_date"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.obligation} from {self.period_start}"
+
+    @property
+    def is_closed(self) -> bool:
+        return self.status in CLOSED_STATUSES
+
+
+class Event(models.Model):
+    """Append-only record of every change to an obligation: who, when, why, from where."""
+
+    obligation = models.ForeignKey(Obligation, on_delete=models.PROTECT, related_name="events")
+    cycle = models.ForeignKey(
+        ObligationCycle, on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
+    kind = models.CharField(max_length=20, choices=EventKind.choices)
+    from_status = models.CharField(max_length=20, choices=CycleStatus.choices, blank=True)
+    to_status = models.CharField(max_length=20, choices=CycleStatus.choices, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+    reason = models.TextField(blank=True)
+    source = models.CharField(max_length=20, choices=EventSource.choices)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        indexes = [models.Index(fields=["obligation", "at"]), models.Index(fields=["at"])]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} by {self.actor} at {self.at:%Y-%m-%d %H:%M}"

@@ -1,0 +1,151 @@
+"""Every read that lists, counts or scopes. Admin, commands and (later) the API share these.
+
+`scope` is the one place that decides which rows a user may see: a subquery on
+the user's active memberships, never a Python list of ids.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+from typing import TypeVar
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Model, Q, QuerySet
+from django.utils import timezone
+
+from obligations import models as m
+from obligations.catalogue import Catalogue, Profile
+
+# How each tenant-owned model reaches its organisation.
+ORGANISATION_PATHS: dict[type[Model], str] = {
+    m.Organisation: "pk",
+    m.Membership: "organisation",
+    m.Provider: "organisation",
+    m.RevenuePeriod: "provider__organisation",
+    m.Service: "provider__organisation",
+    m.SignificantChange: "service__provider__organisation",
+    m.Obligation: "service__provider__organisation",
+    m.ObligationCycle: "obligation__service__provider__organisation",
+    m.Event: "obligation__service__provider__organisation",
+}
+
+User = AbstractBaseUser | AnonymousUser
+M = TypeVar("M", bound=Model)
+
+
+def active_memberships(user: User, roles: tuple[str, ...] | None = None) -> QuerySet[m.Membership]:
+    if not user.is_authenticated:
+        return m.Membership.objects.none()
+    qs = m.Membership.objects.filter(user_id=user.pk).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
+    if roles is not None:
+        qs = qs.filter(role__in=roles)
+    return qs
+
+
+def scope(qs: QuerySet[M], user: User, roles: tuple[str, ...] | None = None) -> QuerySet[M]:
+    """Rows of `qs` that belong to organisations where `user` holds one of `roles`.
+
+    Superusers (the installation's operators) see every organisation.
+    """
+    path = ORGANISATION_PATHS[qs.model]
+    if getattr(user, "is_superuser", False) and user.is_active:
+        return qs
+    organisations = active_memberships(user, roles).values("organisation_id")
+    return qs.filter(**{f"{path}__in": organisations})
+
+
+def visible_organisations(
+    user: User, roles: tuple[str, ...] | None = None
+) -> QuerySet[m.Organisation]:
+    return scope(m.Organisation.objects.all(), user, roles)
+
+
+def can_edit(user: User, organisation_id: int | None = None) -> bool:
+    """Whether the user may change register data (of one organisation, or of any)."""
+    if getattr(user, "is_superuser", False):
+        return True
+    memberships = active_memberships(user, (m.Role.ADMIN, m.Role.COMPLIANCE))
+    if organisation_id is not None:
+        memberships = memberships.filter(organisation_id=organisation_id)
+    return memberships.exists()
+
+
+def organisation_of(obj: Model) -> int:
+    """The organisation id a tenant-owned object belongs to."""
+    path = ORGANISATION_PATHS[type(obj)]
+    if path == "pk":
+        return int(obj.pk)
+    value: object = obj
+    for part in path.split("__"):
+        value = getattr(value, part)
+    return int(value.pk)  # type: ignore[attr-defined]
+
+
+def obligations_for_list(user: User) -> QuerySet[m.Obligation]:
+    """The obligations changelist: one query however many rows."""
+    return scope(m.Obligation.objects.all(), user).select_related(
+        "service__provider", "duty", "owner", "current_cycle"
+    )
+
+
+def service_profile(service: m.Service, *, today: dt.date | None = None) -> Profile:
+    """The engine's view of a saved service (two queries for its M2M fields)."""
+    revenue = (
+        m.RevenuePeriod.objects.filter(provider_id=service.provider_id, complete=True)
+        .order_by("-end")
+        .values_list("amount_gbp", flat=True)
+        .first()
+    )
+    return Profile(
+        name=service.name,
+        user_to_user=service.user_to_user,
+        search=service.search,
+        provider_pornography=service.provider_pornography,
+        categories=frozenset(service.categories.values_list("code", flat=True)),
+        uk_monthly_users=service.uk_monthly_users,
+        children_likely_to_access=service.children_likely_to_access,
+        features=frozenset(service.features.values_list("code", flat=True)),
+        launch_date=service.launch_date,
+        exemption=service.exemption.code if service.exemption_id else None,  # type: ignore[union-attr]
+        qualifying_worldwide_revenue=Decimal(revenue) if revenue is not None else None,
+    )
+
+
+def loaded_catalogue() -> Catalogue:
+    """The catalogue as loaded in the database (retired entries left out)."""
+    latest = m.CatalogueVersion.objects.order_by("-loaded_at", "-pk").first()
+    if latest is None:
+        raise m.CatalogueVersion.DoesNotExist(
+            "No catalogue is loaded: run `python manage.py load_catalogue`."
+        )
+    return Catalogue(
+        version=latest.version,
+        published=latest.published,
+        sha256=latest.sha256,
+        features=[
+            {"code": f.code, "label": f.label, "implies": f.implies}
+            for f in m.Feature.objects.filter(retired_at__isnull=True)
+        ],
+        categories=[
+            {"code": c.code, "label": c.label, "likely_if": c.likely_if, "supersedes": c.supersedes}
+            for c in m.RegisterCategory.objects.all()
+        ],
+        exemptions=[
+            {"code": e.code, "label": e.label, "paragraph": e.paragraph}
+            for e in m.Exemption.objects.all()
+        ],
+        duties=[
+            {
+                "code": d.code,
+                "section": d.section,
+                "title": d.title,
+                "applies": d.applies,
+                "deadline": d.deadline,
+                "pk": d.pk,
+            }
+            for d in m.Duty.objects.filter(retired_at__isnull=True)
+        ],
+    )

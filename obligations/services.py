@@ -1,0 +1,513 @@
+"""Every write to the register. Keyword-only arguments, the acting user first.
+
+Each function runs in one transaction and writes the event rows that explain
+it; nothing is ever deleted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db import transaction
+from django.utils import timezone
+
+from obligations import models as m
+from obligations import selectors
+from obligations.catalogue import (
+    Catalogue,
+    applicable_duties,
+    not_applicable_reason,
+)
+
+# --- Actors ---------------------------------------------------------------
+
+
+def get_system_user() -> User:
+    """The named user that tasks and commands act as."""
+    user, _ = User.objects.get_or_create(
+        username=settings.SYSTEM_USERNAME,
+        defaults={"is_active": False, "first_name": "OSA tracker", "last_name": "(system)"},
+    )
+    return user
+
+
+def london_today() -> dt.date:
+    """Deadlines are calendar dates in Europe/London."""
+    return timezone.localdate()
+
+
+def _event(
+    *,
+    actor: User,
+    obligation: m.Obligation,
+    kind: str,
+    source: str,
+    cycle: m.ObligationCycle | None = None,
+    from_status: str = "",
+    to_status: str = "",
+    reason: str = "",
+) -> m.Event:
+    return m.Event.objects.create(
+        obligation=obligation,
+        cycle=cycle,
+        kind=kind,
+        from_status=from_status,
+        to_status=to_status,
+        actor=actor,
+        at=timezone.now(),
+        reason=reason,
+        source=source,
+    )
+
+
+# --- Catalogue ------------------------------------------------------------
+
+
+@dataclass
+class CatalogueDiff:
+    version: str
+    added: list[str] = field(default_factory=list)
+    changed: dict[str, list[str]] = field(default_factory=dict)
+    retired: list[str] = field(default_factory=list)
+    vocabulary_changed: bool = False
+
+    @property
+    def empty(self) -> bool:
+        return not (self.added or self.changed or self.retired or self.vocabulary_changed)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"added": self.added, "changed": self.changed, "retired": self.retired}
+
+
+DUTY_FIELDS = (
+    "title",
+    "section",
+    "part",
+    "instrument",
+    "summary",
+    "in_force_from",
+    "status",
+    "applies",
+    "deadline",
+    "evidence",
+    "source_url",
+    "verified",
+    "unverified_note",
+)
+
+
+def _duty_values(entry: dict[str, Any]) -> dict[str, Any]:
+    values = {name: entry.get(name) for name in DUTY_FIELDS}
+    values["in_force_from"] = (
+        dt.date.fromisoformat(entry["in_force_from"]) if entry.get("in_force_from") else None
+    )
+    values["evidence"] = entry.get("evidence") or ""
+    values["verified"] = entry.get("verified", True)
+    values["unverified_note"] = entry.get("unverified_note") or ""
+    return values
+
+
+def diff_catalogue(catalogue: Catalogue) -> CatalogueDiff:
+    """What loading `catalogue` would add, change and retire (reads only)."""
+    diff = CatalogueDiff(version=catalogue.version)
+    existing = {d.code: d for d in m.Duty.objects.all()}
+    new_codes = set()
+    for entry in catalogue.duties:
+        new_codes.add(entry["code"])
+        duty = existing.get(entry["code"])
+        if duty is None:
+            diff.added.append(entry["code"])
+            continue
+        values = _duty_values(entry)
+        changed = [name for name in DUTY_FIELDS if getattr(duty, name) != values[name]]
+        if duty.retired_at is not None:
+            changed.append("retired_at")
+        if changed:
+            diff.changed[entry["code"]] = changed
+    diff.retired = sorted(
+        code for code, duty in existing.items() if code not in new_codes and duty.retired_at is None
+    )
+    vocab_now = (
+        {
+            f["code"]: (f["label"], f.get("description", ""), f.get("implies", []))
+            for f in catalogue.features
+        },
+        {
+            c["code"]: (c["label"], c["threshold"], c["likely_if"], c.get("supersedes", []))
+            for c in catalogue.categories
+        },
+        {
+            e["code"]: (e["label"], e["paragraph"], e.get("verified", True))
+            for e in catalogue.exemptions
+        },
+    )
+    vocab_db = (
+        {
+            f.code: (f.label, f.description, f.implies)
+            for f in m.Feature.objects.filter(retired_at__isnull=True)
+        },
+        {
+            c.code: (c.label, c.threshold, c.likely_if, c.supersedes)
+            for c in m.RegisterCategory.objects.all()
+        },
+        {e.code: (e.label, e.paragraph, e.verified) for e in m.Exemption.objects.all()},
+    )
+    diff.vocabulary_changed = vocab_now != vocab_db
+    return diff
+
+
+@transaction.atomic
+def load_catalogue(*, actor: User, catalogue: Catalogue) -> CatalogueDiff:
+    """Load a catalogue version: idempotent; retires, never deletes.
+
+    After a change every service is re-applied, so new duties reach the register.
+    """
+    diff = diff_catalogue(catalogue)
+    if diff.empty and m.CatalogueVersion.objects.filter(sha256=catalogue.sha256).exists():
+        return diff
+    now = timezone.now()
+    version, _ = m.CatalogueVersion.objects.update_or_create(
+        version=catalogue.version,
+        defaults={
+            "published": catalogue.published,
+            "sha256": catalogue.sha256,
+            "summary": diff.as_dict(),
+            "loaded_at": now,
+        },
+    )
+    for entry in catalogue.features:
+        m.Feature.objects.update_or_create(
+            code=entry["code"],
+            defaults={
+                "label": entry["label"],
+                "description": entry.get("description", ""),
+                "implies": entry.get("implies", []),
+                "retired_at": None,
+            },
+        )
+    m.Feature.objects.exclude(code__in=catalogue.feature_codes).filter(
+        retired_at__isnull=True
+    ).update(retired_at=now)
+    for entry in catalogue.categories:
+        m.RegisterCategory.objects.update_or_create(
+            code=entry["code"],
+            defaults={
+                "label": entry["label"],
+                "threshold": entry["threshold"],
+                "likely_if": entry["likely_if"],
+                "supersedes": entry.get("supersedes", []),
+                "source": entry["source"],
+                "source_url": entry["source_url"],
+            },
+        )
+    for entry in catalogue.exemptions:
+        m.Exemption.objects.update_or_create(
+            code=entry["code"],
+            defaults={
+                "label": entry["label"],
+                "paragraph": entry["paragraph"],
+                "source_url": entry["source_url"],
+                "verified": entry.get("verified", True),
+                "unverified_note": entry.get("unverified_note", ""),
+            },
+        )
+    touched = set(diff.added) | set(diff.changed)
+    for entry in catalogue.duties:
+        if entry["code"] in touched:
+            m.Duty.objects.update_or_create(
+                code=entry["code"],
+                defaults={**_duty_values(entry), "catalogue_version": version, "retired_at": None},
+            )
+    m.Duty.objects.filter(code__in=diff.retired).update(retired_at=now)
+    if touched or diff.retired or diff.vocabulary_changed:
+        for service in m.Service.objects.order_by("pk"):
+            apply_catalogue(actor=actor, service=service, source=m.EventSource.COMMAND)
+    return diff
+
+
+# --- Applying the catalogue to a service ----------------------------------
+
+
+@dataclass
+class ApplyResult:
+    created: list[str] = field(default_factory=list)
+    reapplied: list[str] = field(default_factory=list)
+    not_applicable: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+
+
+def _open_cycle(
+    *,
+    actor: User,
+    obligation: m.Obligation,
+    due: dt.date | None,
+    trigger: str,
+    source: str,
+    note: str = "",
+) -> m.ObligationCycle:
+    today = london_today()
+    period_start = today
+    previous = obligation.current_cycle
+    if previous is not None and previous.period_start >= today:
+        # A cycle that opened and closed today already holds today's period.
+        period_start = previous.period_start + dt.timedelta(days=1)
+    cycle = m.ObligationCycle.objects.create(
+        obligation=obligation,
+        period_start=period_start,
+        due_date=due,
+        trigger=trigger,
+        trigger_note=note,
+    )
+    obligation.current_cycle = cycle
+    obligation.save(update_fields=["current_cycle", "updated_at"])
+    _event(
+        actor=actor,
+        obligation=obligation,
+        cycle=cycle,
+        kind=m.EventKind.CYCLE_OPENED,
+        to_status=cycle.status,
+        source=source,
+        reason=note or cycle.get_trigger_display(),
+    )
+    return cycle
+
+
+def _close_cycle_not_applicable(
+    *, actor: User, obligation: m.Obligation, reason: str, source: str
+) -> None:
+    cycle = obligation.current_cycle
+    if cycle is None or cycle.is_closed:
+        return
+    # Conditional on the status we read, so a concurrent transition cannot be overwritten.
+    updated = m.ObligationCycle.objects.filter(pk=cycle.pk, status=cycle.status).update(
+        status=m.CycleStatus.NOT_APPLICABLE,
+        status_reason=reason,
+        closed_at=timezone.now(),
+        updated_at=timezone.now(),
+    )
+    if updated:
+        _event(
+            actor=actor,
+            obligation=obligation,
+            cycle=cycle,
+            kind=m.EventKind.STATUS,
+            from_status=cycle.status,
+            to_status=m.CycleStatus.NOT_APPLICABLE,
+            reason=reason,
+            source=source,
+        )
+
+
+@transaction.atomic
+def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyResult:
+    """Bring the service's register in line with its profile. Idempotent; deletes nothing."""
+    catalogue = selectors.loaded_catalogue()
+    profile = selectors.service_profile(service)
+    applicable = {a.code: a for a in applicable_duties(catalogue, profile)}
+    duty_ids = {d["code"]: d["pk"] for d in catalogue.duties}
+    existing = {
+        o.duty.code: o
+        for o in m.Obligation.objects.filter(service=service)
+        .select_related("duty", "current_cycle")
+        .select_for_update(of=("self",))
+    }
+    result = ApplyResult()
+    for code, hit in applicable.items():
+        obligation = existing.get(code)
+        if obligation is None:
+            obligation = m.Obligation.objects.create(
+                service=service, duty_id=duty_ids[code], why=hit.why
+            )
+            _event(
+                actor=actor,
+                obligation=obligation,
+                kind=m.EventKind.CREATED,
+                source=source,
+                reason=hit.why,
+            )
+            _open_cycle(
+                actor=actor,
+                obligation=obligation,
+                due=hit.due,
+                trigger=m.CycleTrigger.INITIAL,
+                source=source,
+            )
+            result.created.append(code)
+        elif not obligation.applicable:
+            obligation.applicable = True
+            obligation.not_applicable_reason = ""
+            obligation.why = hit.why
+            obligation.save(
+                update_fields=["applicable", "not_applicable_reason", "why", "updated_at"]
+            )
+            _event(
+                actor=actor,
+                obligation=obligation,
+                kind=m.EventKind.REAPPLIED,
+                source=source,
+                reason=hit.why,
+            )
+            if obligation.current_cycle is None or obligation.current_cycle.is_closed:
+                due = hit.due if hit.due is None or hit.due >= london_today() else london_today()
+                _open_cycle(
+                    actor=actor,
+                    obligation=obligation,
+                    due=due,
+                    trigger=m.CycleTrigger.REAPPLIED,
+                    source=source,
+                )
+            result.reapplied.append(code)
+        else:
+            if obligation.why != hit.why:
+                obligation.why = hit.why
+                obligation.save(update_fields=["why", "updated_at"])
+            result.unchanged.append(code)
+    for code, obligation in existing.items():
+        if code in applicable or not obligation.applicable:
+            continue
+        duty = next((d for d in catalogue.duties if d["code"] == code), None)
+        if duty is None:
+            reason = f"The duty was retired from the catalogue (version {catalogue.version})."
+        else:
+            reason = not_applicable_reason(catalogue, duty, profile)
+        obligation.applicable = False
+        obligation.not_applicable_reason = reason
+        obligation.save(update_fields=["applicable", "not_applicable_reason", "updated_at"])
+        _event(
+            actor=actor,
+            obligation=obligation,
+            kind=m.EventKind.NOT_APPLICABLE,
+            source=source,
+            reason=reason,
+        )
+        _close_cycle_not_applicable(
+            actor=actor, obligation=obligation, reason=reason, source=source
+        )
+        result.not_applicable.append(code)
+    return result
+
+
+@transaction.atomic
+def record_significant_change(
+    *,
+    actor: User,
+    service: m.Service,
+    description: str,
+    planned_for: dt.date,
+    source: str,
+) -> m.SignificantChange:
+    """Record a planned significant change; the assessments the Act requires before it fall due
+    the day before.
+
+    A closed cycle is left as it was and a new cycle opens; an open cycle is brought forward
+    instead, so the team has one piece of work, not two.
+    """
+    change = m.SignificantChange.objects.create(
+        service=service,
+        description=description,
+        planned_for=planned_for,
+        status=m.ChangeStatus.PLANNED,
+        recorded_by=actor,
+    )
+    due = planned_for - dt.timedelta(days=1)
+    note = f"Before the planned change on {planned_for:%-d %b %Y}: {description}"
+    obligations = (
+        m.Obligation.objects.filter(service=service, applicable=True)
+        .select_related("duty", "current_cycle")
+        .select_for_update(of=("self",))
+    )
+    for obligation in obligations:
+        if not obligation.duty.deadline.get("before_significant_change"):
+            continue
+        cycle = obligation.current_cycle
+        if cycle is None or cycle.is_closed:
+            _open_cycle(
+                actor=actor,
+                obligation=obligation,
+                due=due,
+                trigger=m.CycleTrigger.SIGNIFICANT_CHANGE,
+                source=source,
+                note=note,
+            )
+        elif cycle.due_date is None or cycle.due_date > due:
+            set_due_date(actor=actor, cycle=cycle, due=due, reason=note, source=source)
+    return change
+
+
+# --- Organisations and members --------------------------------------------
+
+
+@transaction.atomic
+def add_member(
+    *,
+    actor: User,
+    organisation: m.Organisation,
+    user: User,
+    role: str,
+    expires_at: dt.datetime | None = None,
+) -> m.Membership:
+    """Give a user a role in an organisation; members use the admin, so they are staff."""
+    membership, _ = m.Membership.objects.update_or_create(
+        user=user, organisation=organisation, defaults={"role": role, "expires_at": expires_at}
+    )
+    if not user.is_staff:
+        user.is_staff = True
+        user.save(update_fields=["is_staff"])
+    return membership
+
+
+# --- Working an obligation ------------------------------------------------
+
+
+@transaction.atomic
+def assign_owner(
+    *,
+    actor: User,
+    obligation: m.Obligation,
+    owner: User | None,
+    source: str,
+) -> None:
+    if obligation.owner_id == (owner.pk if owner else None):
+        return
+    before = obligation.owner
+    obligation.owner = owner  # type: ignore[assignment]
+    obligation.save(update_fields=["owner", "updated_at"])
+    _event(
+        actor=actor,
+        obligation=obligation,
+        cycle=obligation.current_cycle,
+        kind=m.EventKind.OWNER_CHANGED,
+        source=source,
+        reason=f"Owner changed from {before or 'nobody'} to {owner or 'nobody'}.",
+    )
+
+
+@transaction.atomic
+def set_due_date(
+    *,
+    actor: User,
+    cycle: m.ObligationCycle,
+    due: dt.date | None,
+    reason: str,
+    source: str,
+) -> None:
+    """Move an open cycle's due date, saying why. A closed cycle keeps its dates."""
+    if cycle.is_closed:
+        raise ValueError("A closed cycle keeps its dates; open a new cycle instead.")
+    if cycle.due_date == due:
+        return
+    old = cycle.due_date
+    m.ObligationCycle.objects.filter(pk=cycle.pk).update(due_date=due, updated_at=timezone.now())
+    cycle.due_date = due
+    _event(
+        actor=actor,
+        obligation=cycle.obligation,
+        cycle=cycle,
+        kind=m.EventKind.DUE_CHANGED,
+        source=source,
+        reason=f"Due date moved from {old or 'none'} to {due or 'none'}. {reason}",
+    )

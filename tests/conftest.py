@@ -1,0 +1,33 @@
+import datetime as dt
+import zoneinfo
+from collections.abc import Iterator
+
+import pytest
+import time_machine
+from django.conf import settings
+
+from obligations import services
+from obligations.catalogue import Catalogue, read_catalogue
+
+LONDON = zoneinfo.ZoneInfo("Europe/London")
+NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=LONDON)
+TODAY = NOW.date()
+
+
+@pytest.fixture(autouse=True)
+def clock() -> Iterator[object]:
+    """Every test runs on a fixed clock: 24 Nov 2026, 10:00 in London."""
+    with time_machine.travel(NOW, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture(scope="session")
+def catalogue_file() -> Catalogue:
+    return read_catalogue(settings.CATALOGUE_PATH)
+
+
+@pytest.fixture
+def catalogue(db, catalogue_file):  # type: ignore[no-untyped-def]
+    """The OSA catalogue loaded into the test database."""
+    services.load_catalogue(actor=services.get_system_user(), catalogue=catalogue_file)
+    return catalogue_file

@@ -1,0 +1,145 @@
+"""Throwaway servers for the test suite, on loopback, started and stopped around a command.
+
+    python -m tests.servers postgres -- pytest ...
+
+starts a fresh PostgreSQL cluster in a temporary directory (as the `postgres`
+system user when run as root: PostgreSQL refuses to run as root), runs the
+command with DATABASE_URL pointing at it, then stops the server and removes
+the directory, whatever the command's outcome.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def pg_bindir() -> str:
+    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if found:
+        return os.path.dirname(found[-1])
+    initdb = shutil.which("initdb")
+    if initdb:
+        return os.path.dirname(initdb)
+    raise SystemExit(
+        "PostgreSQL is not installed: `make test` installs it (apt-get install postgresql)"
+    )
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    if os.geteuid() == 0:
+        return ["runuser", "-u", "postgres", "--", *cmd]
+    return cmd
+
+
+@contextlib.contextmanager
+def postgres() -> Iterator[str]:
+    bindir = pg_bindir()
+    root = tempfile.mkdtemp(prefix="osa-pg-")
+    data, sockets = os.path.join(root, "data"), os.path.join(root, "sock")
+    os.makedirs(sockets)
+    if os.geteuid() == 0:
+        user = pwd.getpwnam("postgres")
+        for path in (root, sockets):
+            os.chown(path, user.pw_uid, user.pw_gid)
+    port = free_port()
+    subprocess.run(
+        _as_postgres(
+            [
+                f"{bindir}/initdb",
+                "-D",
+                data,
+                "-U",
+                "postgres",
+                "-A",
+                "trust",
+                "--no-sync",
+                "-E",
+                "UTF8",
+            ]
+        ),
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
+    server = subprocess.Popen(
+        _as_postgres(
+            [
+                f"{bindir}/postgres",
+                "-D",
+                data,
+                "-p",
+                str(port),
+                "-h",
+                "127.0.0.1",
+                "-k",
+                sockets,
+                "-c",
+                "fsync=off",
+                "-c",
+                "synchronous_commit=off",
+                "-c",
+                "full_page_writes=off",
+                "-c",
+                "max_connections=50",
+            ]
+        ),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while (
+            subprocess.run(
+                [f"{bindir}/pg_isready", "-h", "127.0.0.1", "-p", str(port)],
+                stdout=subprocess.DEVNULL,
+            ).returncode
+            != 0
+        ):
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("PostgreSQL did not start")
+            time.sleep(0.2)
+        yield f"postgres://postgres@127.0.0.1:{port}/postgres"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+SERVERS = {"postgres": (postgres, "DATABASE_URL")}
+
+
+def main(argv: list[str]) -> int:
+    if "--" not in argv or argv.index("--") == 0:
+        print(__doc__)
+        return 2
+    split = argv.index("--")
+    names, command = argv[:split], argv[split + 1 :]
+    env = dict(os.environ)
+    with contextlib.ExitStack() as stack:
+        for name in names:
+            start, variable = SERVERS[name]
+            env[variable] = stack.enter_context(start())
+            print(f"[servers] {name} at {env[variable]}", flush=True)
+        return subprocess.run(command, env=env).returncode
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

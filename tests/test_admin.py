@@ -1,0 +1,204 @@
+"""The admin: tenancy (404 for another organisation), the register on save, the preview,
+and constant query counts."""
+
+import datetime as dt
+
+import pytest
+from django.contrib.admin.sites import site
+from django.urls import reverse
+
+from obligations import models as m
+from tests.conftest import TODAY
+from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.helpers import assert_constant_queries
+
+
+@pytest.fixture
+def two_orgs(catalogue):  # type: ignore[no-untyped-def]
+    ours, theirs = OrganisationFactory(name="Ours"), OrganisationFactory(name="Theirs")
+    mine = applied_service(
+        provider=ProviderFactory(organisation=ours, name="Our provider"), name="Our service"
+    )
+    other = applied_service(
+        provider=ProviderFactory(organisation=theirs, name="Their provider"),
+        name="Their secret service",
+    )
+    m.SignificantChange.objects.create(
+        service=other,
+        description="x",
+        planned_for=TODAY,
+        status=m.ChangeStatus.PLANNED,
+        recorded_by=member(theirs),
+    )
+    return {
+        "ours": ours,
+        "theirs": theirs,
+        "mine": mine,
+        "other": other,
+        "user": member(ours, username="casey"),
+    }
+
+
+def other_org_objects(theirs, other):  # type: ignore[no-untyped-def]
+    obligation = other.obligations.first()
+    return [
+        theirs,
+        other.provider,
+        other,
+        obligation,
+        m.Membership.objects.filter(organisation=theirs).first(),
+    ]
+
+
+def admin_urls(obj):  # type: ignore[no-untyped-def]
+    info = (obj._meta.app_label, obj._meta.model_name)
+    urls = [reverse("admin:{}_{}_change".format(*info), args=[obj.pk])]
+    if obj._meta.model in site._registry:
+        urls.append(reverse("admin:{}_{}_history".format(*info), args=[obj.pk]))
+        urls.append(reverse("admin:{}_{}_delete".format(*info), args=[obj.pk]))
+    return urls
+
+
+def test_every_admin_page_of_another_organisation_is_a_404(client, two_orgs):
+    client.force_login(two_orgs["user"])
+    for obj in other_org_objects(two_orgs["theirs"], two_orgs["other"]):
+        if type(obj) not in site._registry:
+            continue
+        for url in admin_urls(obj):
+            response = client.get(url)
+            assert response.status_code == 404, (url, response.status_code)
+    url = reverse("admin:obligations_service_change_plan", args=[two_orgs["other"].pk])
+    assert client.get(url).status_code == 404
+    # Simple-history's per-version pages too.
+    history = two_orgs["other"].history.first()
+    url = reverse(
+        "admin:obligations_service_simple_history", args=[two_orgs["other"].pk, history.history_id]
+    )
+    assert client.get(url).status_code == 404
+
+
+def test_changelists_and_autocomplete_show_only_our_organisation(client, two_orgs):
+    client.force_login(two_orgs["user"])
+    for model in ("organisation", "provider", "service", "obligation"):
+        response = client.get(reverse(f"admin:obligations_{model}_changelist"))
+        assert response.status_code == 200
+        body = response.content.decode()
+        assert "Their" not in body, model
+        assert "Our" in body, model
+    response = client.get(
+        reverse("admin:obligations_obligation_changelist"),
+        {"service__id__exact": two_orgs["other"].pk},
+    )
+    assert "Their" not in response.content.decode()
+    # The service form offers only our providers.
+    body = client.get(reverse("admin:obligations_service_add")).content.decode()
+    assert "Our provider" in body and "Their provider" not in body
+
+
+def test_an_auditor_reads_but_cannot_change(client, two_orgs):
+    auditor = member(two_orgs["ours"], role=m.Role.AUDITOR, username="avery")
+    client.force_login(auditor)
+    url = reverse("admin:obligations_service_change", args=[two_orgs["mine"].pk])
+    response = client.get(url)
+    assert response.status_code == 200
+    assert 'name="_save"' not in response.content.decode()
+    assert client.post(url, {"name": "hijacked"}).status_code == 403
+    assert client.get(reverse("admin:obligations_service_add")).status_code == 403
+
+
+def test_adding_a_service_in_the_admin_creates_its_register(client, two_orgs):
+    client.force_login(two_orgs["user"])
+    provider = two_orgs["mine"].provider
+    features = m.Feature.objects.filter(code__in=["e2ee_messaging", "recommender"])
+    data = {
+        "provider": provider.pk,
+        "name": "New app",
+        "user_to_user": "on",
+        "uk_monthly_users": "120000",
+        "children_likely_to_access": "",
+        "launch_date": "",
+        "features": [f.pk for f in features],
+        "obligations-TOTAL_FORMS": "0",
+        "obligations-INITIAL_FORMS": "0",
+        "changes-TOTAL_FORMS": "0",
+        "changes-INITIAL_FORMS": "0",
+    }
+    response = client.post(reverse("admin:obligations_service_add"), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    service = m.Service.objects.get(name="New app")
+    got = set(service.obligations.values_list("duty__code", flat=True))
+    assert {"U2U-ILLEGAL-RA", "U2U-CHILD-RA", "CAA"} <= got
+    event = m.Event.objects.filter(obligation__service=service).first()
+    assert (event.actor, event.source) == (two_orgs["user"], m.EventSource.ADMIN)
+    page = client.get(reverse("admin:obligations_service_change", args=[service.pk]))
+    body = page.content.decode()
+    assert "U2U-CHILD-RA" in body and "no children&#x27;s access assessment" in body
+
+
+def test_preview_answers_without_saving_anything(client, two_orgs):
+    client.force_login(two_orgs["user"])
+    before = m.Service.objects.count()
+    url = reverse("admin:obligations_service_preview")
+    assert client.get(url).status_code == 200
+    response = client.post(
+        url,
+        {
+            "name": "Planned search",
+            "search": "on",
+            "uk_monthly_users": "9000000",
+            "children_likely_to_access": "false",
+            "categories": [m.RegisterCategory.objects.get(code="2A").pk],
+        },
+    )
+    body = response.content.decode()
+    assert "SEARCH-RA-COPY-OFCOM" in body and "Category 2A" in body
+    assert m.Service.objects.count() == before
+    bad = client.post(url, {"name": "x", "uk_monthly_users": "-3"})
+    assert bad.status_code == 200 and "errorlist" in bad.content.decode()
+
+
+def test_planning_a_significant_change_in_the_admin(client, two_orgs):
+    client.force_login(two_orgs["user"])
+    url = reverse("admin:obligations_service_change_plan", args=[two_orgs["mine"].pk])
+    refused = client.post(url, {"description": "x", "planned_for": "2026-13-01"})
+    assert refused.status_code == 200 and "errorlist" in refused.content.decode()
+    response = client.post(
+        url, {"description": "Add livestreaming", "planned_for": str(TODAY + dt.timedelta(days=40))}
+    )
+    assert response.status_code == 303
+    assert two_orgs["mine"].changes.get().description == "Add livestreaming"
+
+
+def test_obligation_changelist_costs_the_same_queries_at_20_and_400(client, catalogue):
+    org = OrganisationFactory()
+    user = member(org)
+    provider = ProviderFactory(organisation=org)
+    client.force_login(user)
+    url = reverse("admin:obligations_obligation_changelist")
+
+    def grow(size):  # type: ignore[no-untyped-def]
+        while m.Obligation.objects.count() < size:
+            applied_service(provider=provider)
+
+    def measure():  # type: ignore[no-untyped-def]
+        response = client.get(url, {"due": "overdue"})
+        assert response.status_code == 200
+        response = client.get(url)
+        assert response.status_code == 200
+
+    assert_constant_queries(grow, measure, sizes=(20, 400))
+
+
+def test_service_changelist_costs_the_same_queries_at_two_sizes(client, catalogue):
+    org = OrganisationFactory()
+    user = member(org)
+    provider = ProviderFactory(organisation=org)
+    client.force_login(user)
+
+    def grow(size):  # type: ignore[no-untyped-def]
+        while m.Service.objects.count() < size:
+            applied_service(provider=provider, categories=["2B"])
+
+    assert_constant_queries(
+        grow, lambda: client.get(reverse("admin:obligations_service_changelist")), (3, 30)
+    )

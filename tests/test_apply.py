@@ -1,0 +1,147 @@
+"""Applying the catalogue to a saved service: idempotent, never deletes, explains itself."""
+
+import datetime as dt
+
+from obligations import models as m
+from obligations import services
+from tests.conftest import TODAY
+from tests.factories import UserFactory, applied_service
+
+SYSTEM = m.EventSource.ADMIN
+
+
+def codes(service, applicable=True):  # type: ignore[no-untyped-def]
+    return set(
+        service.obligations.filter(applicable=applicable).values_list("duty__code", flat=True)
+    )
+
+
+def test_saving_a_service_creates_its_obligations_with_a_first_cycle(catalogue):
+    service = applied_service(children_likely_to_access=False)
+    assert "U2U-ILLEGAL-RA" in codes(service)
+    obligation = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
+    assert obligation.why == "user-to-user service"
+    assert obligation.current_cycle.due_date == dt.date(2025, 3, 16)
+    assert obligation.current_cycle.status == m.CycleStatus.NOT_STARTED
+    assert obligation.current_cycle.period_start == TODAY
+    assert list(obligation.events.values_list("kind", flat=True).order_by("id")) == [
+        m.EventKind.CREATED,
+        m.EventKind.CYCLE_OPENED,
+    ]
+
+
+def test_reapplying_is_idempotent(catalogue):
+    service = applied_service()
+    before = (
+        m.Obligation.objects.count(),
+        m.ObligationCycle.objects.count(),
+        m.Event.objects.count(),
+    )
+    result = services.apply_catalogue(actor=UserFactory(), service=service, source=SYSTEM)
+    assert not (result.created or result.reapplied or result.not_applicable)
+    assert before == (
+        m.Obligation.objects.count(),
+        m.ObligationCycle.objects.count(),
+        m.Event.objects.count(),
+    )
+
+
+def test_profile_change_adds_duties_and_marks_dropped_ones_with_the_reason(catalogue):
+    service = applied_service(children_likely_to_access=True)
+    actor = UserFactory()
+    total = service.obligations.count()
+    assert {"U2U-CHILD-RA", "U2U-CHILD-SAFETY"} <= codes(service)
+
+    # The children's access assessment now concludes children are not likely to access it.
+    service.children_likely_to_access = False
+    service.save()
+    result = services.apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    assert set(result.not_applicable) == {"U2U-CHILD-RA", "U2U-CHILD-SAFETY"}
+    dropped = service.obligations.get(duty__code="U2U-CHILD-RA")
+    assert not dropped.applicable
+    assert "children likely to access" in dropped.not_applicable_reason
+    assert dropped.current_cycle.status == m.CycleStatus.NOT_APPLICABLE
+    assert dropped.current_cycle.status_reason == dropped.not_applicable_reason
+    event = dropped.events.get(kind=m.EventKind.NOT_APPLICABLE)
+    assert (event.actor, event.source) == (actor, SYSTEM)
+    assert service.obligations.count() == total  # nothing deleted
+
+    # Later it becomes Category 2B: new duties appear.
+    service.categories.set(m.RegisterCategory.objects.filter(code="2B"))
+    result = services.apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    assert set(result.created) == {"DECEASED-CHILD", "TRANSPARENCY"}
+
+    # And children are found likely again: the dropped duties apply again in a new cycle.
+    service.children_likely_to_access = True
+    service.save()
+    result = services.apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    assert set(result.reapplied) == {"U2U-CHILD-RA", "U2U-CHILD-SAFETY"}
+    again = service.obligations.get(duty__code="U2U-CHILD-RA")
+    assert again.applicable and again.not_applicable_reason == ""
+    assert again.cycles.count() == 2
+    assert again.current_cycle.trigger == m.CycleTrigger.REAPPLIED
+    assert again.current_cycle.due_date == TODAY  # the first due date has passed
+
+
+def test_an_exemption_gives_no_part_3_duties_with_the_exemption_as_reason(catalogue):
+    service = applied_service()
+    service.exemption = m.Exemption.objects.get(code="limited_functionality")
+    service.save()
+    services.apply_catalogue(actor=UserFactory(), service=service, source=SYSTEM)
+    assert codes(service) == set()
+    reasons = set(service.obligations.values_list("not_applicable_reason", flat=True))
+    assert reasons == {
+        "The service is exempt: Limited functionality (comments and reviews on "
+        "provider content only) (Sch.1 para 4)."
+    }
+
+
+def test_a_significant_change_opens_cycles_and_leaves_met_cycles_alone(catalogue):
+    service = applied_service(children_likely_to_access=True)
+    actor = UserFactory()
+    met = service.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle
+    m.ObligationCycle.objects.filter(pk=met.pk).update(
+        status=m.CycleStatus.MET, closed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
+    )
+    change_day = TODAY + dt.timedelta(days=60)
+    services.record_significant_change(
+        actor=actor,
+        service=service,
+        description="Adding end-to-end encrypted messaging",
+        planned_for=change_day,
+        source=SYSTEM,
+    )
+
+    ra = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
+    met.refresh_from_db()
+    assert met.status == m.CycleStatus.MET and met.due_date == dt.date(2025, 3, 16)
+    assert ra.current_cycle != met
+    assert ra.current_cycle.trigger == m.CycleTrigger.SIGNIFICANT_CHANGE
+    assert ra.current_cycle.due_date == change_day - dt.timedelta(days=1)
+    assert "end-to-end encrypted" in ra.current_cycle.trigger_note
+
+    # An open assessment is brought forward rather than duplicated.
+    child_ra = service.obligations.get(duty__code="U2U-CHILD-RA")
+    assert child_ra.cycles.count() == 1
+    # ...but only when the change comes before it is due already (2025 is earlier).
+    assert child_ra.current_cycle.due_date == dt.date(2025, 7, 24)
+
+    # Duties without a before-change rule are untouched.
+    assert service.obligations.get(duty__code="U2U-REPORTING").cycles.count() == 1
+
+
+def test_a_later_due_date_is_brought_forward_by_a_change(catalogue):
+    service = applied_service(launch_date=TODAY + dt.timedelta(days=200))
+    ra = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
+    assert ra.current_cycle.due_date == TODAY + dt.timedelta(days=199)
+    services.record_significant_change(
+        actor=UserFactory(),
+        service=service,
+        description="New livestreaming feature",
+        planned_for=TODAY + dt.timedelta(days=30),
+        source=SYSTEM,
+    )
+    ra.refresh_from_db()
+    assert ra.cycles.count() == 1
+    assert ra.current_cycle.due_date == TODAY + dt.timedelta(days=29)
+    assert ra.events.filter(kind=m.EventKind.DUE_CHANGED).count() == 1

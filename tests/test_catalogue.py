@@ -1,0 +1,146 @@
+"""The catalogue file: complete against the reference, valid, loaded idempotently."""
+
+import copy
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from obligations import models as m
+from obligations import services
+from obligations.catalogue import CatalogueError, parse_catalogue
+
+REFERENCE = Path(settings.BASE_DIR).parent / "shared" / "osa-reference.md"
+
+
+def reference_codes() -> set[str]:
+    """Duty codes in section 3 of the shared reference; 'A / B / C' rows name several."""
+    text = REFERENCE.read_text(encoding="utf-8")
+    section = text.split("## 3. Duty catalogue")[1].split("\n## ")[0]
+    codes = set()
+    for line in section.splitlines():
+        match = re.match(r"\| ([A-Z0-9][A-Z0-9 /-]+?) \|", line)
+        if not match or match.group(1) == "Code":
+            continue
+        first, *rest = [part.strip() for part in match.group(1).split("/")]
+        codes.add(first)
+        prefix = first.rsplit("-", 1)[0]
+        codes.update(f"{prefix}-{part}" for part in rest)
+    return codes
+
+
+def test_every_reference_duty_is_in_the_catalogue(catalogue_file):
+    if not REFERENCE.exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{REFERENCE} is missing; CI must check the catalogue against it")
+        pytest.skip("the shared reference is not beside this checkout")
+    codes = reference_codes()
+    assert len(codes) >= 30, codes  # the parser found the table
+    covered = {d["code"] for d in catalogue_file.duties} | {
+        d["reference_code"] for d in catalogue_file.duties
+    }
+    assert codes - covered == set()
+
+
+def test_every_entry_cites_a_source_and_flags_what_is_unverified(catalogue_file):
+    for duty in catalogue_file.duties:
+        assert duty["source_url"].startswith("https://"), duty["code"]
+        assert re.match(r"^(s|ss)\.\d", duty["section"]), duty["code"]
+        if not duty.get("verified", True):
+            assert duty["unverified_note"], duty["code"]
+    unverified = {d["code"] for d in catalogue_file.duties if not d.get("verified", True)}
+    # The reference marks these facts secondary or unconfirmed.
+    assert {"U2U-NCII-48H", "CSEA-NCA-REPORT", "FEES-NOTIFY", "U2U-ILLEGAL-RA"} <= unverified
+
+
+@pytest.mark.parametrize(
+    ("mutate", "message"),
+    [
+        (lambda c: c["duties"][0]["applies"].update({"colour": "red"}), "unknown rule key"),
+        (
+            lambda c: c["duties"][0]["applies"].update({"features_any": ["teleport"]}),
+            "unknown value",
+        ),
+        (lambda c: c["duties"][0]["deadline"].update({"kind": "someday"}), "deadline kind"),
+        (lambda c: c["duties"][0].pop("section"), "missing section"),
+        (lambda c: c["duties"].append(copy.deepcopy(c["duties"][0])), "appears twice"),
+        (
+            lambda c: c["duties"][0].update({"verified": False, "unverified_note": ""}),
+            "must say what is unverified",
+        ),
+    ],
+)
+def test_a_malformed_catalogue_is_refused_naming_the_entry(mutate, message):
+    data = json.loads(Path(settings.CATALOGUE_PATH).read_text())
+    mutate(data)
+    with pytest.raises(CatalogueError, match=message):
+        parse_catalogue(data, sha256="x")
+
+
+def test_loading_is_idempotent(catalogue, capsys):
+    assert m.Duty.objects.count() == len(catalogue.duties)
+    call_command("load_catalogue")
+    out = capsys.readouterr().out
+    assert "add 0, change 0, retire 0" in out
+    assert m.Duty.objects.count() == len(catalogue.duties)
+
+
+def test_dry_run_reports_and_writes_nothing(db, capsys):
+    call_command("load_catalogue", "--dry-run")
+    assert "would add 37, change 0, retire 0" in capsys.readouterr().out
+    assert not m.Duty.objects.exists()
+
+
+def _new_version(tmp_path, mutate):  # type: ignore[no-untyped-def]
+    data = json.loads(Path(settings.CATALOGUE_PATH).read_text())
+    data["version"] = "2027.1.0"
+    mutate(data)
+    path = tmp_path / "catalogue.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_a_new_version_adds_changes_and_retires_and_reaches_the_register(
+    catalogue, tmp_path, capsys
+):
+    from tests.factories import applied_service
+
+    service = applied_service()
+
+    def mutate(data):  # type: ignore[no-untyped-def]
+        new = copy.deepcopy(next(d for d in data["duties"] if d["code"] == "U2U-REPORTING"))
+        new.update(code="U2U-NEW-DUTY", reference_code="U2U-NEW-DUTY", title="A new duty")
+        data["duties"].append(new)
+        next(d for d in data["duties"] if d["code"] == "U2U-FOE-PRIVACY")["title"] = "Renamed"
+        data["duties"] = [d for d in data["duties"] if d["code"] != "TOS-RIGHT-TO-SUE"]
+
+    path = _new_version(tmp_path, mutate)
+
+    call_command("load_catalogue", str(path), "--dry-run")
+    out = capsys.readouterr().out
+    assert "would add 1, change 1, retire 1" in out
+    assert "~ U2U-FOE-PRIVACY: title" in out and "- TOS-RIGHT-TO-SUE" in out
+
+    call_command("load_catalogue", str(path))
+    retired = m.Obligation.objects.get(service=service, duty__code="TOS-RIGHT-TO-SUE")
+    assert not retired.applicable
+    assert "retired from the catalogue (version 2027.1.0)" in retired.not_applicable_reason
+    assert m.Obligation.objects.get(service=service, duty__code="U2U-NEW-DUTY").applicable
+    assert m.Duty.objects.get(code="TOS-RIGHT-TO-SUE").retired_at is not None
+
+
+def test_loading_needs_no_code_change_for_a_new_feature(catalogue, tmp_path):
+    def mutate(data):  # type: ignore[no-untyped-def]
+        data["features"].append({"code": "ai_chatbot", "label": "Generative AI chatbot"})
+        data["duties"][0]["applies"] = {
+            **data["duties"][0]["applies"],
+            "features_any": ["ai_chatbot"],
+        }
+
+    call_command("load_catalogue", str(_new_version(tmp_path, mutate)))
+    assert m.Feature.objects.filter(code="ai_chatbot").exists()
+    assert m.Duty.objects.get(code=services.selectors.loaded_catalogue().duties[0]["code"])

@@ -1,0 +1,98 @@
+"""`manage.py applicable_duties`: the answer before launch, and clear refusals."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+
+def run(tmp_path, profile, *args):  # type: ignore[no-untyped-def]
+    path = tmp_path / "profile.json"
+    path.write_text(profile if isinstance(profile, str) else json.dumps(profile))
+    return subprocess.run(
+        [sys.executable, "manage.py", "applicable_duties", "--profile", str(path), *args],
+        cwd=settings.BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+PROFILE = {
+    "name": "Chatter",
+    "user_to_user": True,
+    "search": False,
+    "category": "2B",
+    "uk_monthly_users": 4_000_000,
+    "children_likely_to_access": False,
+    "features": ["e2ee_messaging"],
+    "qualifying_worldwide_revenue": "1000000",
+}
+
+
+def test_json_lists_every_duty_with_section_why_and_due(tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(PROFILE))
+    call_command("applicable_duties", "--profile", str(path), "--json")
+    out = json.loads(capsys.readouterr().out)
+    by_code = {d["code"]: d for d in out["duties"]}
+    assert set(by_code["U2U-ILLEGAL-RA"]) >= {"code", "section", "title", "why", "due", "due_rule"}
+    assert by_code["U2U-ILLEGAL-RA"]["section"] == "s.9"
+    assert by_code["U2U-ILLEGAL-RA"]["due"] == "2025-03-16"
+    assert by_code["U2U-REPORTING"]["due"] is None
+    assert by_code["U2U-REPORTING"]["due_rule"] == "continuous"
+    assert by_code["TRANSPARENCY"]["due_rule"] == "per_notice"
+    assert by_code["TRANSPARENCY"]["why"] == "Category 2B (declared from Ofcom's register)"
+    assert out["likely_categories"][0]["code"] == "2B"
+    assert "U2U-CHILD-RA" not in by_code
+
+
+def test_table_is_readable(tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(PROFILE))
+    call_command("applicable_duties", "--profile", str(path))
+    out = capsys.readouterr().out
+    assert "Chatter: 12 duties apply" in out
+    assert "Register category declared: 2B; likely from thresholds: 2B" in out
+    assert "U2U-ILLEGAL-RA" in out and "why: user-to-user service" in out
+
+
+def test_needs_no_database(tmp_path):
+    result = run(tmp_path, PROFILE, "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["name"] == "Chatter"
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"colour": "blue"}, "unknown field 'colour'"),
+        ({"user_to_user": "yes"}, "field 'user_to_user' must be true or false, not 'yes'"),
+        ({"uk_monthly_users": -5}, "field 'uk_monthly_users' must be a whole number"),
+        ({"uk_monthly_users": 1.5}, "field 'uk_monthly_users' must be a whole number"),
+        ({"category": "3"}, "unknown category '3'"),
+        ({"features": ["teleport"]}, "unknown feature 'teleport'"),
+        ({"children_likely_to_access": "maybe"}, "field 'children_likely_to_access'"),
+        ({"launch_date": "24/11/2026"}, "field 'launch_date' must be a YYYY-MM-DD date"),
+        ({"exemption": "vibes"}, "unknown exemption 'vibes'"),
+        ({"qualifying_worldwide_revenue": 12}, "field 'qualifying_worldwide_revenue'"),
+        ({"user_to_user": False}, "at least one true"),
+    ],
+)
+def test_bad_input_exits_non_zero_with_one_line_naming_the_field(tmp_path, change, message):
+    result = run(tmp_path, {**PROFILE, **change})
+    assert result.returncode != 0
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_field_and_malformed_json_are_refused(tmp_path):
+    result = run(tmp_path, {"name": "x", "user_to_user": True})
+    assert result.returncode != 0 and "missing field 'search'" in result.stderr
+    result = run(tmp_path, "{not json")
+    assert result.returncode != 0 and "is not valid JSON" in result.stderr
+    assert "Traceback" not in result.stderr
