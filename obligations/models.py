@@ -64,6 +64,8 @@ class EventKind(models.TextChoices):
     CYCLE_OPENED = "cycle_opened", "Cycle opened"
     DUE_CHANGED = "due_changed", "Due date changed"
     OWNER_CHANGED = "owner_changed", "Owner changed"
+    EVIDENCE_ADDED = "evidence_added", "Evidence added"
+    EVIDENCE_PURGED = "evidence_purged", "Evidence purged"
 
 
 class RevenueBasis(models.TextChoices):
@@ -371,6 +373,13 @@ class Obligation(models.Model):
     applicable = models.BooleanField(default=True)
     why = models.TextField(help_text="Why the duty applies: the profile facts that trigger it.")
     not_applicable_reason = models.TextField(blank=True)
+    notes = models.TextField(blank=True)
+    external_ref = models.CharField(
+        "external reference",
+        max_length=100,
+        blank=True,
+        help_text="The row's key in the spreadsheet it was imported from; re-imports match on it.",
+    )
     current_cycle = models.OneToOneField(
         "ObligationCycle",
         on_delete=models.PROTECT,
@@ -386,6 +395,11 @@ class Obligation(models.Model):
         ordering = ["service", "duty__code"]
         constraints = [
             models.UniqueConstraint(fields=["service", "duty"], name="obligation_unique"),
+            models.UniqueConstraint(
+                fields=["service", "external_ref"],
+                condition=~Q(external_ref=""),
+                name="obligation_external_ref_unique",
+            ),
             models.CheckConstraint(
                 condition=Q(applicable=True) | ~Q(not_applicable_reason=""),
                 name="obligation_na_has_reason",
@@ -472,6 +486,9 @@ class Event(models.Model):
     at = models.DateTimeField()
     reason = models.TextField(blank=True)
     source = models.CharField(max_length=20, choices=EventSource.choices)
+    evidence = models.ForeignKey(
+        "Evidence", on_delete=models.PROTECT, null=True, blank=True, related_name="events"
+    )
 
     class Meta:
         ordering = ["-at", "-id"]
@@ -479,3 +496,65 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} by {self.actor} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class EvidenceKind(models.TextChoices):
+    FILE = "file", "File"
+    LINK = "link", "Link"
+
+
+def evidence_path(instance: Evidence, filename: str) -> str:
+    # The stored name is the content hash: no user-controlled path, and never public.
+    return f"evidence/{instance.sha256[:2]}/{instance.sha256}"
+
+
+class Evidence(models.Model):
+    """A file or link that proves a cycle's work. A new version never overwrites the old;
+    a purge destroys the file and keeps a tombstone (hash, uploader, purger, date, reason)."""
+
+    cycle = models.ForeignKey(ObligationCycle, on_delete=models.PROTECT, related_name="evidence")
+    kind = models.CharField(max_length=10, choices=EvidenceKind.choices)
+    title = models.CharField(max_length=200)
+    file = models.FileField(upload_to=evidence_path, blank=True, max_length=200)
+    url = models.URLField(blank=True, max_length=1000)
+    original_name = models.CharField(max_length=255, blank=True)
+    content_type = models.CharField(max_length=100, blank=True)
+    size = models.PositiveBigIntegerField(null=True, blank=True)
+    sha256 = models.CharField(max_length=64, blank=True)
+    uploaded_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    uploaded_at = models.DateTimeField()
+    expires_on = models.DateField(null=True, blank=True)
+    supersedes = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
+    )
+    purged_at = models.DateTimeField(null=True, blank=True)
+    purged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    purge_reason = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-uploaded_at"]
+        verbose_name_plural = "evidence"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(kind="file") & ~Q(sha256="") & Q(url=""))
+                | (Q(kind="link") & ~Q(url="") & Q(file="")),
+                name="evidence_file_or_link",
+            ),
+            models.CheckConstraint(
+                condition=Q(purged_at__isnull=True) | (~Q(purge_reason="") & Q(file="")),
+                name="evidence_purge_is_a_tombstone",
+            ),
+        ]
+        indexes = [models.Index(fields=["cycle", "purged_at"]), models.Index(fields=["expires_on"])]
+
+    def __str__(self) -> str:
+        return self.title

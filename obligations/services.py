@@ -12,7 +12,10 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
+from django.core.validators import URLValidator
 from django.db import transaction
+from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from obligations import models as m
@@ -22,6 +25,7 @@ from obligations.catalogue import (
     applicable_duties,
     not_applicable_reason,
 )
+from obligations.uploads import check_and_hash
 
 # --- Actors ---------------------------------------------------------------
 
@@ -50,8 +54,10 @@ def _event(
     from_status: str = "",
     to_status: str = "",
     reason: str = "",
+    evidence: m.Evidence | None = None,
 ) -> m.Event:
     return m.Event.objects.create(
+        evidence=evidence,
         obligation=obligation,
         cycle=cycle,
         kind=kind,
@@ -476,14 +482,29 @@ def assign_owner(
     before = obligation.owner
     obligation.owner = owner  # type: ignore[assignment]
     obligation.save(update_fields=["owner", "updated_at"])
+    cycle = obligation.current_cycle
     _event(
         actor=actor,
         obligation=obligation,
-        cycle=obligation.current_cycle,
+        cycle=cycle,
         kind=m.EventKind.OWNER_CHANGED,
         source=source,
         reason=f"Owner changed from {before or 'nobody'} to {owner or 'nobody'}.",
     )
+    # A new owner during review could otherwise approve work they now own: back to in progress.
+    if cycle is not None and m.ObligationCycle.objects.filter(
+        pk=cycle.pk, status=m.CycleStatus.READY_FOR_REVIEW
+    ).update(status=m.CycleStatus.IN_PROGRESS, updated_at=timezone.now()):
+        _event(
+            actor=actor,
+            obligation=obligation,
+            cycle=cycle,
+            kind=m.EventKind.STATUS,
+            from_status=m.CycleStatus.READY_FOR_REVIEW,
+            to_status=m.CycleStatus.IN_PROGRESS,
+            source=source,
+            reason="The owner changed during review.",
+        )
 
 
 @transaction.atomic
@@ -511,3 +532,260 @@ def set_due_date(
         source=source,
         reason=f"Due date moved from {old or 'none'} to {due or 'none'}. {reason}",
     )
+
+
+# --- The status workflow --------------------------------------------------
+
+S = m.CycleStatus
+OPEN = (S.NOT_STARTED, S.IN_PROGRESS, S.READY_FOR_REVIEW, S.SENT_BACK)
+# The one table of allowed transitions: target -> (the states it can come from, reason needed).
+TRANSITIONS: dict[str, tuple[tuple[str, ...], bool]] = {
+    S.IN_PROGRESS: ((S.NOT_STARTED, S.SENT_BACK), False),
+    S.READY_FOR_REVIEW: ((S.IN_PROGRESS,), False),
+    S.MET: ((S.READY_FOR_REVIEW,), False),
+    S.SENT_BACK: ((S.READY_FOR_REVIEW,), True),
+    S.NOT_APPLICABLE: (OPEN, True),
+}
+
+
+class TransitionError(ValueError):
+    """A transition the workflow does not allow, with the reason in words."""
+
+
+def current_evidence(cycle: m.ObligationCycle) -> QuerySet[m.Evidence]:
+    """Evidence that counts: not purged, not superseded by a newer version, not expired."""
+    return cycle.evidence.filter(
+        Q(expires_on__isnull=True) | Q(expires_on__gte=london_today()),
+        purged_at__isnull=True,
+        superseded_by__isnull=True,
+    )
+
+
+def _check_four_eyes(actor: User, cycle: m.ObligationCycle) -> None:
+    obligation = cycle.obligation
+    evidence = current_evidence(cycle)
+    if not evidence.exists():
+        raise TransitionError("It cannot be met without at least one current evidence item.")
+    if obligation.owner_id == actor.pk:
+        raise TransitionError("Four eyes: the obligation's owner cannot approve it.")
+    if cycle.submitted_by_id == actor.pk:
+        raise TransitionError(
+            "Four eyes: the person who submitted it for review cannot approve it."
+        )
+    if evidence.filter(uploaded_by=actor).exists():
+        raise TransitionError("Four eyes: the uploader of its current evidence cannot approve it.")
+
+
+def _transition(
+    *, actor: User, cycle: m.ObligationCycle, to: str, reason: str, source: str
+) -> m.ObligationCycle:
+    if to not in TRANSITIONS:
+        raise TransitionError(f"{to!r} is not a status an obligation can be moved to.")
+    sources, needs_reason = TRANSITIONS[to]
+    reason = (reason or "").strip()
+    with transaction.atomic():
+        cycle = m.ObligationCycle.objects.select_related("obligation").get(pk=cycle.pk)
+        current = cycle.status
+        label = m.CycleStatus(to).label
+        if current not in sources:
+            raise TransitionError(
+                f"An obligation that is {m.CycleStatus(current).label.lower()} cannot be moved "
+                f"to {label.lower()}."
+            )
+        if cycle.obligation.current_cycle_id != cycle.pk:
+            raise TransitionError("Only the current cycle can change status.")
+        if needs_reason and not reason:
+            raise TransitionError(f"Moving to {label.lower()} needs a reason.")
+        if to == S.MET:
+            _check_four_eyes(actor, cycle)
+        now = timezone.now()
+        changes: dict[str, Any] = {"status": to, "updated_at": now}
+        if to == S.READY_FOR_REVIEW:
+            changes["submitted_by"] = actor
+        if to == S.MET:
+            changes["reviewer"] = actor
+        if to in m.CLOSED_STATUSES:
+            changes["closed_at"] = now
+        if needs_reason:
+            changes["status_reason"] = reason
+        # Conditional on the status we read: of two people clicking at once, one wins.
+        if not m.ObligationCycle.objects.filter(pk=cycle.pk, status=current).update(**changes):
+            raise TransitionError("Someone else changed this obligation first; reload it.")
+        _event(
+            actor=actor,
+            obligation=cycle.obligation,
+            cycle=cycle,
+            kind=m.EventKind.STATUS,
+            from_status=current,
+            to_status=to,
+            reason=reason,
+            source=source,
+        )
+    cycle.refresh_from_db()
+    return cycle
+
+
+def do_start(
+    *, actor: User, cycle: m.ObligationCycle, source: str, reason: str = ""
+) -> m.ObligationCycle:
+    return _transition(actor=actor, cycle=cycle, to=S.IN_PROGRESS, reason=reason, source=source)
+
+
+def do_submit_for_review(
+    *, actor: User, cycle: m.ObligationCycle, source: str, reason: str = ""
+) -> m.ObligationCycle:
+    return _transition(
+        actor=actor, cycle=cycle, to=S.READY_FOR_REVIEW, reason=reason, source=source
+    )
+
+
+def do_approve(
+    *, actor: User, cycle: m.ObligationCycle, source: str, reason: str = ""
+) -> m.ObligationCycle:
+    return _transition(actor=actor, cycle=cycle, to=S.MET, reason=reason, source=source)
+
+
+def do_send_back(
+    *, actor: User, cycle: m.ObligationCycle, source: str, reason: str
+) -> m.ObligationCycle:
+    return _transition(actor=actor, cycle=cycle, to=S.SENT_BACK, reason=reason, source=source)
+
+
+def do_mark_not_applicable(
+    *, actor: User, cycle: m.ObligationCycle, source: str, reason: str
+) -> m.ObligationCycle:
+    return _transition(actor=actor, cycle=cycle, to=S.NOT_APPLICABLE, reason=reason, source=source)
+
+
+# For callers that name the target (API, import, bulk actions): the same functions.
+DO_BY_TARGET = {
+    S.IN_PROGRESS: do_start,
+    S.READY_FOR_REVIEW: do_submit_for_review,
+    S.MET: do_approve,
+    S.SENT_BACK: do_send_back,
+    S.NOT_APPLICABLE: do_mark_not_applicable,
+}
+
+
+def transition_to(
+    *, actor: User, cycle: m.ObligationCycle, to: str, source: str, reason: str = ""
+) -> m.ObligationCycle:
+    action = DO_BY_TARGET.get(to)  # type: ignore[call-overload]
+    if action is None:
+        raise TransitionError(f"{to!r} is not a status an obligation can be moved to.")
+    result: m.ObligationCycle = action(actor=actor, cycle=cycle, source=source, reason=reason)
+    return result
+
+
+# --- Evidence -------------------------------------------------------------
+
+
+@transaction.atomic
+def add_evidence_file(
+    *,
+    actor: User,
+    cycle: m.ObligationCycle,
+    uploaded: UploadedFile,
+    title: str,
+    source: str,
+    expires_on: dt.date | None = None,
+    supersedes: m.Evidence | None = None,
+) -> m.Evidence:
+    """Store a file as evidence; refused (EvidenceRefused) before anything is written."""
+    sha256, content_type, size = check_and_hash(uploaded)
+    evidence = m.Evidence(
+        cycle=cycle,
+        kind=m.EvidenceKind.FILE,
+        title=title or (uploaded.name or "file"),
+        original_name=(uploaded.name or "")[:255],
+        content_type=content_type,
+        size=size,
+        sha256=sha256,
+        uploaded_by=actor,
+        uploaded_at=timezone.now(),
+        expires_on=expires_on,
+        supersedes=supersedes,
+    )
+    evidence.file.save(uploaded.name or sha256, uploaded, save=False)
+    try:
+        evidence.save()
+    except Exception:
+        evidence.file.delete(save=False)
+        raise
+    _event(
+        actor=actor,
+        obligation=cycle.obligation,
+        cycle=cycle,
+        kind=m.EventKind.EVIDENCE_ADDED,
+        source=source,
+        evidence=evidence,
+        reason=f"{evidence.title} (sha256 {sha256})",
+    )
+    return evidence
+
+
+@transaction.atomic
+def add_evidence_link(
+    *,
+    actor: User,
+    cycle: m.ObligationCycle,
+    url: str,
+    title: str,
+    source: str,
+    expires_on: dt.date | None = None,
+    supersedes: m.Evidence | None = None,
+) -> m.Evidence:
+    URLValidator(schemes=["http", "https"])(url)
+    evidence = m.Evidence.objects.create(
+        cycle=cycle,
+        kind=m.EvidenceKind.LINK,
+        title=title or url,
+        url=url,
+        uploaded_by=actor,
+        uploaded_at=timezone.now(),
+        expires_on=expires_on,
+        supersedes=supersedes,
+    )
+    _event(
+        actor=actor,
+        obligation=cycle.obligation,
+        cycle=cycle,
+        kind=m.EventKind.EVIDENCE_ADDED,
+        source=source,
+        evidence=evidence,
+        reason=url,
+    )
+    return evidence
+
+
+@transaction.atomic
+def purge_evidence(*, actor: User, evidence: m.Evidence, reason: str, source: str) -> None:
+    """Destroy the file (illegal material, retention limits); keep a tombstone."""
+    reason = (reason or "").strip()
+    if not reason:
+        raise TransitionError("A purge needs a reason.")
+    organisation_id = selectors.organisation_of(evidence.cycle)
+    if (
+        not selectors.active_memberships(actor, (m.Role.ADMIN,))
+        .filter(organisation_id=organisation_id)
+        .exists()
+    ):
+        raise TransitionError("Only an organisation admin can purge evidence.")
+    if evidence.purged_at is not None:
+        raise TransitionError("This evidence was already purged.")
+    stored = evidence.file.name
+    evidence.file = None  # type: ignore[assignment]
+    evidence.purged_at, evidence.purged_by, evidence.purge_reason = timezone.now(), actor, reason
+    evidence.save()
+    _event(
+        actor=actor,
+        obligation=evidence.cycle.obligation,
+        cycle=evidence.cycle,
+        kind=m.EventKind.EVIDENCE_PURGED,
+        source=source,
+        evidence=evidence,
+        reason=f"{reason} (sha256 {evidence.sha256} kept)",
+    )
+    if stored:
+        storage = m.Evidence._meta.get_field("file").storage  # type: ignore[attr-defined]
+        transaction.on_commit(lambda: storage.delete(stored))

@@ -137,6 +137,25 @@ STORAGES = {
 WHITENOISE_USE_FINDERS = not PRODUCTION
 
 LOGIN_URL = "admin:login"
+
+# Evidence uploads: hashed as they stream in, refused past the size limit or outside the
+# allow-list (content type from the name, checked against the first bytes where it can be).
+EVIDENCE_MAX_BYTES = int(os.environ.get("EVIDENCE_MAX_BYTES", str(50 * 1024 * 1024)))
+EVIDENCE_CONTENT_TYPES = {
+    "application/pdf",
+    "image/png",
+    "image/jpeg",
+    "text/plain",
+    "text/csv",
+    "application/json",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+    "application/vnd.oasis.opendocument.text",
+    "application/vnd.oasis.opendocument.spreadsheet",
+}
+FILE_UPLOAD_HANDLERS = ["obligations.uploads.HashingUploadHandler"]
+# Uploads beyond this are refused by the handler with a clear message, not a 400 page.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # History is a record, not an undo button.
 SIMPLE_HISTORY_REVERT_DISABLED = True
 
