@@ -6,12 +6,23 @@ import datetime as dt
 from typing import Any
 
 from django import forms
-from django.contrib import admin
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Model, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseNotAllowed,
+    HttpResponseRedirect,
+)
+from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
@@ -21,6 +32,7 @@ from simple_history.admin import SimpleHistoryAdmin
 from obligations import models as m
 from obligations import selectors, services
 from obligations.catalogue import Profile, applicable_duties, likely_categories
+from obligations.uploads import EvidenceRefused
 
 STATUS_COLOURS = {
     m.CycleStatus.NOT_STARTED: "#6b7280",
@@ -594,6 +606,15 @@ class CatalogueVersionAdmin(CatalogueAdmin):
 # --- The register ---------------------------------------------------------
 
 
+TRANSITION_LABELS: dict[str, str] = {
+    m.CycleStatus.IN_PROGRESS: "Start work",
+    m.CycleStatus.READY_FOR_REVIEW: "Submit for review",
+    m.CycleStatus.MET: "Approve: met for this cycle",
+    m.CycleStatus.SENT_BACK: "Send back",
+    m.CycleStatus.NOT_APPLICABLE: "Mark not applicable",
+}
+
+
 class OverdueFilter(admin.SimpleListFilter):
     title = "deadline"
     parameter_name = "due"
@@ -642,6 +663,56 @@ class EventInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("actor")
 
 
+class EvidenceForm(forms.Form):
+    """A file or a link; the upload is hashed as it streams in (see uploads.py)."""
+
+    title = forms.CharField(max_length=200, required=False)
+    file = forms.FileField(required=False)
+    url = forms.URLField(required=False, label="or a link", assume_scheme="https")
+    expires_on = forms.DateField(required=False, help_text="YYYY-MM-DD; optional")
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean() or {}
+        if bool(data.get("file")) == bool(data.get("url")):
+            raise forms.ValidationError("Give either a file or a link.")
+        return data
+
+
+class ReasonForm(forms.Form):
+    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}), required=False)
+
+
+class OwnerForm(forms.Form):
+    owner = forms.ModelChoiceField(queryset=get_user_model().objects.none(), required=False)
+
+
+def _bulk(target: str, label: str) -> Any:
+    """A bulk action that moves each selected obligation through the same service function."""
+
+    def action(modeladmin: ObligationAdmin, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        moved, refused = 0, []
+        for obligation in queryset.select_related("current_cycle", "duty", "service"):
+            if obligation.current_cycle is None:
+                continue
+            try:
+                services.transition_to(
+                    actor=acting_user(request),
+                    cycle=obligation.current_cycle,
+                    to=target,
+                    source=m.EventSource.BULK,
+                )
+                moved += 1
+            except services.TransitionError as exc:
+                refused.append(f"{obligation}: {exc}")
+        if moved:
+            modeladmin.message_user(request, f"{label}: {moved} obligation(s).", messages.SUCCESS)
+        for line in refused:
+            modeladmin.message_user(request, line, messages.ERROR)
+
+    action.__name__ = f"bulk_{target}"
+    return admin.action(description=f"{label} (selected obligations)")(action)
+
+
 @admin.register(m.Obligation)
 class ObligationAdmin(ScopedHistoryAdmin):
     list_display = (
@@ -666,15 +737,42 @@ class ObligationAdmin(ScopedHistoryAdmin):
     )
     search_fields = ("duty__code", "duty__title", "duty__section", "service__name")
     list_per_page = 100
-    fields = ("duty_summary", "service", "owner", "why", "applicable", "not_applicable_reason")
-    readonly_fields = ("duty_summary", "service", "why", "applicable", "not_applicable_reason")
+    fields = (
+        "duty_summary",
+        "service",
+        "owner",
+        "why",
+        "applicable",
+        "not_applicable_reason",
+        "notes",
+        "external_ref",
+    )
+    readonly_fields = (
+        "duty_summary",
+        "service",
+        "why",
+        "applicable",
+        "not_applicable_reason",
+        "notes",
+        "external_ref",
+    )
+    autocomplete_fields = ("owner",)
     inlines = [CycleInline, EventInline]
+    change_form_template = "admin/obligations/obligation/change_form.html"
+    actions = [
+        "bulk_assign_owner",
+        _bulk(m.CycleStatus.IN_PROGRESS, "Start work"),
+        _bulk(m.CycleStatus.READY_FOR_REVIEW, "Submit for review"),
+    ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return selectors.obligations_for_list(request.user)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False  # obligations come from applying the catalogue to a service
+
+    def get_actions(self, request: HttpRequest) -> dict[str, Any]:
+        return super().get_actions(request) if selectors.can_edit(request.user) else {}
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         # Only the owner is editable here, and it changes through the service (with an event).
@@ -685,6 +783,217 @@ class ObligationAdmin(ScopedHistoryAdmin):
                 owner=form.cleaned_data["owner"],
                 source=m.EventSource.ADMIN,
             )
+
+    @admin.action(description="Assign an owner (selected obligations)")
+    def bulk_assign_owner(self, request: HttpRequest, queryset: QuerySet[Any]) -> Any:
+        form = OwnerForm(request.POST if "apply" in request.POST else None)
+        form.fields["owner"].queryset = colleagues(request)  # type: ignore[attr-defined]
+        if form.is_bound and form.is_valid():
+            for obligation in queryset.select_related("current_cycle", "owner"):
+                services.assign_owner(
+                    actor=acting_user(request),
+                    obligation=obligation,
+                    owner=form.cleaned_data["owner"],
+                    source=m.EventSource.BULK,
+                )
+            self.message_user(request, f"Owner set on {queryset.count()} obligation(s).")
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "queryset": queryset,
+            "title": "Assign an owner",
+            "action_checkbox_name": helpers.ACTION_CHECKBOX_NAME,
+        }
+        return TemplateResponse(request, "admin/obligations/obligation/assign_owner.html", context)
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path("my-work/", view(self.my_work_view), name="obligations_obligation_my_work"),
+            path(
+                "<path:object_id>/transition/",
+                view(self.transition_view),
+                name="obligations_obligation_transition",
+            ),
+            path(
+                "<path:object_id>/evidence/",
+                view(self.evidence_view),
+                name="obligations_obligation_evidence",
+            ),
+            path(
+                "evidence/<int:evidence_id>/purge/",
+                view(self.purge_view),
+                name="obligations_evidence_purge",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _editable_obligation(self, request: HttpRequest, object_id: str) -> m.Obligation:
+        obligation = self.get_object(request, unquote(object_id))
+        if obligation is None:
+            raise Http404("No such obligation.")
+        if not self.has_change_permission(request, obligation):
+            raise PermissionDenied
+        return obligation
+
+    def _back(self, obligation: m.Obligation) -> HttpResponse:
+        return HttpResponseRedirect(
+            reverse("admin:obligations_obligation_change", args=[obligation.pk])
+        )
+
+    def transition_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obligation = self._editable_obligation(request, object_id)
+        target = request.POST.get("to", "")
+        form = ReasonForm(request.POST)
+        form.is_valid()
+        try:
+            if obligation.current_cycle is None:
+                raise services.TransitionError("This obligation has no open cycle.")
+            cycle = services.transition_to(
+                actor=acting_user(request),
+                cycle=obligation.current_cycle,
+                to=target,
+                reason=form.cleaned_data.get("reason", ""),
+                source=m.EventSource.ADMIN,
+            )
+            self.message_user(
+                request, f"Now {cycle.get_status_display().lower()}.", messages.SUCCESS
+            )
+        except services.TransitionError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        return self._back(obligation)
+
+    def evidence_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            return HttpResponseNotAllowed(["POST"])
+        obligation = self._editable_obligation(request, object_id)
+        cycle = obligation.current_cycle
+        if getattr(request, "evidence_too_large", False):
+            limit = settings.EVIDENCE_MAX_BYTES
+            self.message_user(
+                request,
+                f"The file is larger than the {limit:,}-byte limit; nothing was stored.",
+                messages.ERROR,
+            )
+            return self._back(obligation)
+        form = EvidenceForm(request.POST, request.FILES)
+        if cycle is None or cycle.is_closed:
+            self.message_user(
+                request, "Evidence belongs to an open cycle; this one is closed.", messages.ERROR
+            )
+        elif not form.is_valid():
+            errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
+            self.message_user(request, f"Evidence not added: {errors}", messages.ERROR)
+        else:
+            data = form.cleaned_data
+            try:
+                if data["file"]:
+                    services.add_evidence_file(
+                        actor=acting_user(request),
+                        cycle=cycle,
+                        uploaded=data["file"],
+                        title=data["title"],
+                        expires_on=data["expires_on"],
+                        source=m.EventSource.ADMIN,
+                    )
+                else:
+                    services.add_evidence_link(
+                        actor=acting_user(request),
+                        cycle=cycle,
+                        url=data["url"],
+                        title=data["title"],
+                        expires_on=data["expires_on"],
+                        source=m.EventSource.ADMIN,
+                    )
+                self.message_user(request, "Evidence added.", messages.SUCCESS)
+            except (EvidenceRefused, ValidationError) as exc:
+                message = exc.messages[0] if isinstance(exc, ValidationError) else str(exc)
+                self.message_user(request, f"Evidence not added: {message}", messages.ERROR)
+        return self._back(obligation)
+
+    def purge_view(self, request: HttpRequest, evidence_id: int) -> HttpResponse:
+        evidence = get_object_or_404(
+            selectors.scope(m.Evidence.objects.select_related("cycle__obligation"), request.user),
+            pk=evidence_id,
+        )
+        form = ReasonForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                services.purge_evidence(
+                    actor=acting_user(request),
+                    evidence=evidence,
+                    reason=form.cleaned_data["reason"],
+                    source=m.EventSource.ADMIN,
+                )
+                self.message_user(
+                    request, "The file was destroyed; its tombstone is kept.", messages.SUCCESS
+                )
+                return self._back(evidence.cycle.obligation)
+            except services.TransitionError as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "form": form,
+            "evidence": evidence,
+            "title": f"Purge {evidence}",
+        }
+        return TemplateResponse(request, "admin/obligations/obligation/purge.html", context)
+
+    def my_work_view(self, request: HttpRequest) -> HttpResponse:
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        today = timezone.localdate()
+        sections = selectors.my_work(request.user, today)
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "My work",
+            "sections": sections,
+            "today": today,
+        }
+        return TemplateResponse(request, "admin/obligations/obligation/my_work.html", context)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        obligation = self.get_object(request, unquote(object_id))
+        extra: dict[str, Any] = dict(extra_context or {})
+        if obligation is not None:
+            cycle = obligation.current_cycle
+            allowed = []
+            if cycle is not None:
+                for target, (sources, needs_reason) in services.TRANSITIONS.items():
+                    if cycle.status in sources:
+                        allowed.append(
+                            {
+                                "to": target,
+                                "label": TRANSITION_LABELS[target],
+                                "needs_reason": needs_reason,
+                            }
+                        )
+            extra.update(
+                cycle=cycle,
+                badge=status_badge(cycle, timezone.localdate()),
+                transitions=allowed,
+                can_edit=self.has_change_permission(request, obligation),
+                is_org_admin=selectors.active_memberships(request.user, (m.Role.ADMIN,))
+                .filter(organisation_id=selectors.organisation_of(obligation))
+                .exists(),
+                evidence=selectors.evidence_for(obligation),
+                evidence_form=EvidenceForm(),
+                max_upload=settings.EVIDENCE_MAX_BYTES,
+                today=timezone.localdate(),
+            )
+        return super().change_view(request, object_id, form_url, extra)
 
     @admin.display(description="duty", ordering="duty__code")
     def duty_code(self, obj: m.Obligation) -> str:
@@ -725,3 +1034,32 @@ class ObligationAdmin(ScopedHistoryAdmin):
             duty.evidence or "-",
             flag,
         )
+
+
+# --- Colleagues (for owner autocomplete) ----------------------------------
+
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ColleagueAdmin(UserAdmin):
+    """Operators manage every account; members see only their colleagues, read-only,
+    so that owner and reviewer pickers can autocomplete."""
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        if request.user.is_superuser:
+            return super().get_queryset(request)
+        return colleagues(request)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        if request.user.is_superuser:
+            return True
+        return selectors.active_memberships(request.user).exists()
+
+    def _get_obj_does_not_exist_redirect(
+        self, request: HttpRequest, opts: Any, object_id: str
+    ) -> HttpResponse:
+        raise Http404(f"No {opts.verbose_name} with ID {object_id!r}.")

@@ -28,6 +28,7 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
     m.Obligation: "service__provider__organisation",
     m.ObligationCycle: "obligation__service__provider__organisation",
     m.Event: "obligation__service__provider__organisation",
+    m.Evidence: "cycle__obligation__service__provider__organisation",
 }
 
 User = AbstractBaseUser | AnonymousUser
@@ -149,3 +150,38 @@ def loaded_catalogue() -> Catalogue:
             for d in m.Duty.objects.filter(retired_at__isnull=True)
         ],
     )
+
+
+def evidence_for(obligation: m.Obligation) -> QuerySet[m.Evidence]:
+    """Every cycle's evidence of an obligation, newest first, in one query."""
+    return (
+        m.Evidence.objects.filter(cycle__obligation=obligation)
+        .select_related("cycle", "uploaded_by", "purged_by", "superseded_by")
+        .order_by("-uploaded_at")
+    )
+
+
+def my_work(user: User, today: dt.date) -> list[tuple[str, QuerySet[m.Obligation]]]:
+    """The morning view: mine overdue, mine due in 30 days, mine open, awaiting my review."""
+    base = (
+        obligations_for_list(user)
+        .filter(applicable=True)
+        .exclude(current_cycle__status__in=m.CLOSED_STATUSES)
+    )
+    mine = base.filter(owner_id=user.pk)
+    horizon = today + dt.timedelta(days=30)
+    review = (
+        base.filter(current_cycle__status=m.CycleStatus.READY_FOR_REVIEW)
+        .exclude(owner_id=user.pk)
+        .exclude(current_cycle__submitted_by_id=user.pk)
+    )
+    order = ("current_cycle__due_date", "pk")
+    return [
+        ("Overdue", mine.filter(current_cycle__due_date__lt=today).order_by(*order)),
+        (
+            "Due in the next 30 days",
+            mine.filter(current_cycle__due_date__range=(today, horizon)).order_by(*order),
+        ),
+        ("Waiting for my review", review.order_by(*order)),
+        ("All my open obligations", mine.order_by(*order)),
+    ]
