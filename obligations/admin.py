@@ -31,6 +31,7 @@ from simple_history.admin import SimpleHistoryAdmin
 
 from obligations import models as m
 from obligations import selectors, services
+from obligations.admin_import import ImportRegisterAdminMixin
 from obligations.catalogue import Profile, applicable_duties, likely_categories
 from obligations.uploads import EvidenceRefused
 
@@ -92,7 +93,7 @@ class ScopedAdmin(admin.ModelAdmin):
         return super().delete_view(request, object_id, extra_context)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
-        return selectors.active_memberships(request.user).exists() or request.user.is_superuser
+        return request.user.is_superuser or selectors.has_role(request.user)
 
     def has_view_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         return self.has_module_permission(request)
@@ -159,7 +160,7 @@ class ReadOnlyInline(admin.TabularInline):
     show_change_link = True
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return request.user.is_superuser or selectors.active_memberships(request.user).exists()
+        return request.user.is_superuser or selectors.has_role(request.user)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -185,12 +186,7 @@ class MembershipInline(admin.TabularInline):
     def _is_org_admin(self, request: HttpRequest, obj: Any) -> bool:
         if request.user.is_superuser:
             return True
-        return (
-            obj is not None
-            and selectors.active_memberships(request.user, (m.Role.ADMIN,))
-            .filter(organisation=obj)
-            .exists()
-        )
+        return obj is not None and selectors.has_role(request.user, (m.Role.ADMIN,), obj.pk)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._is_org_admin(request, obj)
@@ -214,8 +210,7 @@ class OrganisationAdmin(ScopedAdmin):
     def has_change_permission(self, request: HttpRequest, obj: Model | None = None) -> bool:
         if request.user.is_superuser:
             return True
-        roles = selectors.active_memberships(request.user, (m.Role.ADMIN,))
-        return roles.filter(organisation_id=obj.pk).exists() if obj else roles.exists()
+        return selectors.has_role(request.user, (m.Role.ADMIN,), obj.pk if obj else None)
 
 
 # --- Providers ------------------------------------------------------------
@@ -714,7 +709,7 @@ def _bulk(target: str, label: str) -> Any:
 
 
 @admin.register(m.Obligation)
-class ObligationAdmin(ScopedHistoryAdmin):
+class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
     list_display = (
         "duty_code",
         "section",
@@ -872,6 +867,7 @@ class ObligationAdmin(ScopedHistoryAdmin):
             return HttpResponseNotAllowed(["POST"])
         obligation = self._editable_obligation(request, object_id)
         cycle = obligation.current_cycle
+        files = request.FILES  # parsing the upload is what sets evidence_too_large
         if getattr(request, "evidence_too_large", False):
             limit = settings.EVIDENCE_MAX_BYTES
             self.message_user(
@@ -880,7 +876,7 @@ class ObligationAdmin(ScopedHistoryAdmin):
                 messages.ERROR,
             )
             return self._back(obligation)
-        form = EvidenceForm(request.POST, request.FILES)
+        form = EvidenceForm(request.POST, files)
         if cycle is None or cycle.is_closed:
             self.message_user(
                 request, "Evidence belongs to an open cycle; this one is closed.", messages.ERROR
@@ -985,9 +981,9 @@ class ObligationAdmin(ScopedHistoryAdmin):
                 badge=status_badge(cycle, timezone.localdate()),
                 transitions=allowed,
                 can_edit=self.has_change_permission(request, obligation),
-                is_org_admin=selectors.active_memberships(request.user, (m.Role.ADMIN,))
-                .filter(organisation_id=selectors.organisation_of(obligation))
-                .exists(),
+                is_org_admin=selectors.has_role(
+                    request.user, (m.Role.ADMIN,), selectors.organisation_of(obligation)
+                ),
                 evidence=selectors.evidence_for(obligation),
                 evidence_form=EvidenceForm(),
                 max_upload=settings.EVIDENCE_MAX_BYTES,
@@ -1057,7 +1053,7 @@ class ColleagueAdmin(UserAdmin):
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         if request.user.is_superuser:
             return True
-        return selectors.active_memberships(request.user).exists()
+        return selectors.has_role(request.user)
 
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str

@@ -64,14 +64,36 @@ def visible_organisations(
     return scope(m.Organisation.objects.all(), user, roles)
 
 
+def roles_by_organisation(user: User) -> dict[int, str]:
+    """The user's active role in each organisation, read once per user object.
+
+    The admin asks permission questions dozens of times per page; `request.user` lives for one
+    request, so caching on it keeps a page's query count small without going stale.
+    """
+    if not user.is_authenticated:
+        return {}
+    cached: dict[int, str] | None = getattr(user, "_tracker_roles", None)
+    if cached is None:
+        cached = dict(active_memberships(user).values_list("organisation_id", "role"))
+        user._tracker_roles = cached  # type: ignore[union-attr,attr-defined]
+    return cached
+
+
+def has_role(
+    user: User, roles: tuple[str, ...] | None = None, organisation_id: int | None = None
+) -> bool:
+    """Whether the user holds one of `roles` (any role if None), in one organisation or any."""
+    held = roles_by_organisation(user)
+    if organisation_id is not None:
+        held = {organisation_id: held[organisation_id]} if organisation_id in held else {}
+    return any(roles is None or role in roles for role in held.values())
+
+
 def can_edit(user: User, organisation_id: int | None = None) -> bool:
     """Whether the user may change register data (of one organisation, or of any)."""
     if getattr(user, "is_superuser", False):
         return True
-    memberships = active_memberships(user, (m.Role.ADMIN, m.Role.COMPLIANCE))
-    if organisation_id is not None:
-        memberships = memberships.filter(organisation_id=organisation_id)
-    return memberships.exists()
+    return has_role(user, (m.Role.ADMIN, m.Role.COMPLIANCE), organisation_id)
 
 
 def organisation_of(obj: Model) -> int:
@@ -79,10 +101,12 @@ def organisation_of(obj: Model) -> int:
     path = ORGANISATION_PATHS[type(obj)]
     if path == "pk":
         return int(obj.pk)
+    *hops, last = path.split("__")
     value: object = obj
-    for part in path.split("__"):
+    for part in hops:
         value = getattr(value, part)
-    return int(value.pk)  # type: ignore[attr-defined]
+    # The last hop's id column, so that the organisation row itself is never fetched.
+    return int(getattr(value, f"{last}_id"))
 
 
 def obligations_for_list(user: User) -> QuerySet[m.Obligation]:

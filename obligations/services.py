@@ -534,6 +534,35 @@ def set_due_date(
     )
 
 
+@transaction.atomic
+def update_obligation_details(
+    *,
+    actor: User,
+    obligation: m.Obligation,
+    reason: str,
+    source: str,
+    notes: str | None = None,
+    external_ref: str | None = None,
+) -> None:
+    """Change an obligation's notes and external reference; None leaves a field as it is.
+
+    No event kind describes these fields, so the field history records who and why.
+    """
+    changed = []
+    if notes is not None and notes != obligation.notes:
+        obligation.notes = notes
+        changed.append("notes")
+    if external_ref is not None and external_ref != obligation.external_ref:
+        obligation.external_ref = external_ref
+        changed.append("external_ref")
+    if not changed:
+        return
+    obligation._history_user = actor  # type: ignore[attr-defined]
+    # The history's change reason holds 100 characters.
+    obligation._change_reason = f"{reason} ({m.EventSource(source).label})"[:100]  # type: ignore[attr-defined]
+    obligation.save(update_fields=[*changed, "updated_at"])
+
+
 # --- The status workflow --------------------------------------------------
 
 S = m.CycleStatus

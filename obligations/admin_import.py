@@ -1,0 +1,121 @@
+"""The admin page that imports an existing register from a spreadsheet (see importer.py)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
+from django.urls import path
+
+from obligations import importer, selectors
+from obligations import models as m
+
+
+class ImportRegisterForm(forms.Form):
+    file = forms.FileField(
+        help_text="A .csv file (UTF-8) or an .xlsx workbook (its first sheet), "
+        f"at most {importer.MAX_ROWS:,} rows; the first row names the columns."
+    )
+    organisation = forms.ModelChoiceField(queryset=m.Organisation.objects.none(), empty_label=None)
+    dry_run = forms.BooleanField(
+        required=False,
+        initial=True,
+        label="Dry run: check the file and show what would change, writing nothing",
+    )
+    import_good_rows = forms.BooleanField(
+        required=False,
+        label="Import the good rows even if some rows are refused",
+    )
+
+    def __init__(self, *args: Any, organisations: QuerySet[m.Organisation], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.filename = ""
+        field = self.fields["organisation"]
+        field.queryset = organisations  # type: ignore[attr-defined]
+        if len(organisations) == 1:
+            field.initial = organisations[0]
+            field.widget = forms.HiddenInput()
+
+    def clean_file(self) -> importer.Table:
+        uploaded = self.cleaned_data["file"]
+        self.filename = uploaded.name or ""
+        try:
+            return importer.read_table(self.filename, uploaded.read())
+        except importer.ImportFileError as exc:
+            raise forms.ValidationError(str(exc)) from None
+
+
+class ImportRegisterAdminMixin(admin.ModelAdmin):
+    """Adds "Import a register" to the obligations changelist, for users who can edit."""
+
+    def get_urls(self) -> list[Any]:
+        return [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name=f"{self.opts.app_label}_{self.opts.model_name}_import",
+            ),
+            *super().get_urls(),
+        ]
+
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
+        extra = {**(extra_context or {}), "can_import": selectors.can_edit(request.user)}
+        return super().changelist_view(request, extra)
+
+    def import_view(self, request: HttpRequest) -> HttpResponse:
+        if not selectors.can_edit(request.user):
+            raise PermissionDenied
+        organisations = selectors.visible_organisations(
+            request.user, (m.Role.ADMIN, m.Role.COMPLIANCE)
+        )
+        posted = request.method == "POST"
+        form = ImportRegisterForm(
+            request.POST if posted else None,
+            request.FILES if posted else None,
+            organisations=organisations,
+        )
+        report = None
+        if posted and form.is_valid():
+            assert isinstance(request.user, User)  # the admin serves signed-in staff only
+            data = form.cleaned_data
+            report = importer.run_import(
+                actor=request.user,
+                organisation=data["organisation"],
+                table=data["file"],
+                filename=form.filename,
+                dry_run=data["dry_run"],
+                import_good_rows=data["import_good_rows"],
+            )
+            self.message_user(request, report.summary(), _level(report))
+        elif posted and getattr(request, "evidence_too_large", False):
+            # The upload handler stopped reading at the evidence size limit.
+            form.add_error(
+                "file", f"The file is larger than {settings.EVIDENCE_MAX_BYTES:,} bytes."
+            )
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "title": "Import a register",
+            "form": form,
+            "report": report,
+            "columns": importer.COLUMN_LABELS,
+            "required": [importer.COLUMN_LABELS[name] for name in importer.REQUIRED],
+        }
+        return TemplateResponse(request, "admin/obligations/obligation/import.html", context)
+
+
+def _level(report: importer.ImportReport) -> int:
+    if report.refused and not report.written:
+        return messages.ERROR
+    if report.refused:
+        return messages.WARNING
+    return messages.SUCCESS if report.written else messages.INFO

@@ -1,0 +1,718 @@
+"""Import an existing register from a spreadsheet (CSV or XLSX).
+
+Reading, validating and planning only read the database and return a report of what each
+row does. Writing goes through the service functions alone, with source "import", so every
+change has its event (or field history) like a change made by hand.
+
+A row never creates an obligation: it finds the obligation by (service, duty code) and
+brings it in line with the row. Blank cells leave the register as it is, and a row that
+matches the register changes nothing, so importing the same file twice is safe.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import re
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import PurePath
+
+import openpyxl
+from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
+from django.core.validators import URLValidator
+from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from obligations import models as m
+from obligations import services
+
+S = m.CycleStatus
+MAX_ROWS = 5_000
+SOURCE = m.EventSource.IMPORT
+
+# Each column and the header names it is known by, compared after `_normalise`.
+COLUMNS: dict[str, tuple[str, ...]] = {
+    "external_ref": ("external reference", "external ref", "reference", "ref", "id"),
+    "service": ("service", "service name"),
+    "duty": ("duty", "duty code", "code"),
+    "owner": ("owner", "owner email"),
+    "status": ("status",),
+    "due": ("due", "due date"),
+    "evidence": ("evidence", "evidence link", "evidence url"),
+    "approver": ("approver", "approver email"),
+    "notes": ("notes", "note"),
+}
+COLUMN_LABELS = {
+    "external_ref": "external reference",
+    "service": "service",
+    "duty": "duty code",
+    "owner": "owner e-mail",
+    "status": "status",
+    "due": "due date",
+    "evidence": "evidence link",
+    "approver": "approver e-mail",
+    "notes": "notes",
+}
+REQUIRED = ("service", "duty", "external_ref")
+# Statuses a file may ask for go forward along the workflow; sending back is a reviewer's act.
+FORWARD: tuple[str, ...] = (S.IN_PROGRESS, S.READY_FOR_REVIEW, S.MET)
+APPROVER_ROLES = (m.Role.ADMIN, m.Role.COMPLIANCE)
+ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+UK_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+
+
+class ImportFileError(ValueError):
+    """The file as a whole cannot be imported: its format, encoding, columns or size."""
+
+
+def _normalise(text: str) -> str:
+    """Header and status names compare lower-case, "_" as a space, "e-mail" as "email"."""
+    return " ".join(text.lower().replace("_", " ").replace("e-mail", "email").split())
+
+
+def _label(status: str) -> str:
+    return str(S(status).label).lower()
+
+
+STATUS_NAMES = {
+    _normalise(name): S(value) for value, label in S.choices for name in (value, str(label))
+}
+
+# --- Reading the file -----------------------------------------------------
+
+Cell = str | dt.date
+
+
+@dataclass(frozen=True)
+class Table:
+    """A file's rows (numbered as the spreadsheet shows them: the header is row 1) and
+    where each known column is."""
+
+    columns: dict[str, int]
+    ignored_columns: list[str]
+    rows: list[tuple[int, list[Cell]]]
+
+
+def read_table(filename: str, data: bytes) -> Table:
+    """The file's table, or ImportFileError saying what is wrong with the file as a whole."""
+    if not data:
+        raise ImportFileError("The file is empty.")
+    suffix = PurePath(filename).suffix.lower()
+    if suffix == ".csv":
+        lines = _csv_lines(data)
+    elif suffix == ".xlsx":
+        lines = _xlsx_lines(data)
+    else:
+        raise ImportFileError("Upload a .csv or .xlsx file (save an .xls or .ods file as .xlsx).")
+    header = next(lines, None)
+    if header is None:
+        raise ImportFileError("The file is empty.")
+    columns, ignored = _map_columns([_text(h) for h in header])
+    rows: list[tuple[int, list[Cell]]] = []
+    for number, cells in enumerate(lines, start=2):
+        if not any(cells):
+            continue
+        if len(rows) == MAX_ROWS:
+            raise ImportFileError(
+                f"The file has more than {MAX_ROWS:,} rows; split it into files of at most "
+                f"{MAX_ROWS:,} rows."
+            )
+        rows.append((number, cells))
+    if not rows:
+        raise ImportFileError("The file has a header row but no rows to import.")
+    return Table(columns=columns, ignored_columns=ignored, rows=rows)
+
+
+def _csv_lines(data: bytes) -> Iterator[list[Cell]]:
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        raise ImportFileError(
+            "The file is not UTF-8 text: save it as “CSV UTF-8” or as an .xlsx workbook."
+        ) from None
+    try:
+        for record in csv.reader(io.StringIO(text, newline="")):
+            yield [value.strip() for value in record]
+    except csv.Error as exc:
+        raise ImportFileError(f"The file is not a readable CSV file ({exc}).") from None
+
+
+def _xlsx_lines(data: bytes) -> Iterator[list[Cell]]:
+    try:
+        workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
+        try:
+            for values in workbook.worksheets[0].iter_rows(values_only=True):
+                yield [_xlsx_cell(value) for value in values]
+        finally:
+            workbook.close()
+    # A malformed workbook surfaces from the zip, XML and openpyxl layers as many exception
+    # types; to the person uploading it they all mean the same thing.
+    except Exception as exc:
+        raise ImportFileError(
+            "The file is not a readable .xlsx workbook (the first sheet is imported)."
+        ) from exc
+
+
+def _xlsx_cell(value: object) -> Cell:
+    if value is None:
+        return ""
+    if isinstance(value, dt.datetime):
+        return value.date()
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))  # a reference typed as a number: 7, not 7.0
+    return str(value).strip()
+
+
+def _text(value: Cell) -> str:
+    return value.isoformat() if isinstance(value, dt.date) else value
+
+
+def _map_columns(headers: list[str]) -> tuple[dict[str, int], list[str]]:
+    by_alias = {alias: name for name, aliases in COLUMNS.items() for alias in aliases}
+    columns: dict[str, int] = {}
+    ignored: list[str] = []
+    for position, header in enumerate(headers):
+        name = by_alias.get(_normalise(header))
+        if name is None:
+            if header.strip():
+                ignored.append(header.strip())
+        elif name in columns:
+            raise ImportFileError(
+                f"Two columns give the {COLUMN_LABELS[name]}: "
+                f"“{headers[columns[name]]}” and “{header}”."
+            )
+        else:
+            columns[name] = position
+    missing = [COLUMN_LABELS[name] for name in REQUIRED if name not in columns]
+    if missing:
+        raise ImportFileError(
+            f"The first row must name the columns; missing: {', '.join(missing)}."
+        )
+    return columns, ignored
+
+
+# --- The report -----------------------------------------------------------
+
+
+@dataclass
+class RowOutcome:
+    """What one row does: refused (with the reasons), updated (with the changes) or
+    unchanged. Warnings say where the register was left as it is, and why."""
+
+    row: int
+    external_ref: str
+    service: str
+    duty: str
+    changes: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    written: bool = False
+
+    @property
+    def action(self) -> str:
+        if self.errors:
+            return "refused"
+        return "updated" if self.changes else "unchanged"
+
+    @property
+    def label(self) -> str:
+        if self.action == "updated" and not self.written:
+            return "would update"
+        return self.action
+
+    @property
+    def details(self) -> str:
+        return "; ".join([*self.errors, *self.changes, *self.warnings])
+
+
+@dataclass
+class ImportReport:
+    filename: str
+    organisation: str
+    dry_run: bool
+    ignored_columns: list[str]
+    rows: list[RowOutcome]
+    written: bool = False
+
+    def count(self, action: str) -> int:
+        return sum(1 for row in self.rows if row.action == action)
+
+    @property
+    def refused(self) -> int:
+        return self.count("refused")
+
+    def summary(self) -> str:
+        counts = (
+            f"{self.count('updated')} row(s) {'updated' if self.written else 'to update'}, "
+            f"{self.count('unchanged')} unchanged, {self.refused} refused"
+        )
+        if self.dry_run:
+            return f"Dry run of {self.filename}: {counts}. Nothing was written."
+        if not self.written:
+            return (
+                f"Nothing was written: {counts}. Correct the refused rows, or import the good "
+                "rows only."
+            )
+        return f"Imported {self.filename} into {self.organisation}: {counts}."
+
+    def lines(self) -> Iterator[str]:
+        if self.ignored_columns:
+            yield f"Ignored columns: {', '.join(self.ignored_columns)}"
+        for row in self.rows:
+            where = f"{row.service or '?'} / {row.duty or '?'}"
+            yield f"row {row.row} {row.external_ref or '-'} ({where}): {row.label}" + (
+                f": {row.details}" if row.details else ""
+            )
+
+
+# --- Planning -------------------------------------------------------------
+
+
+@dataclass
+class RowPlan:
+    """The service calls one row needs; None and empty leave a thing as it is."""
+
+    obligation: m.Obligation
+    cycle: m.ObligationCycle
+    provenance: str
+    start: str
+    external_ref: str | None = None
+    notes: str | None = None
+    owner: User | None = None
+    due: dt.date | None = None
+    evidence_url: str | None = None
+    path: list[str] = field(default_factory=list)
+    approver: User | None = None
+    not_applicable_reason: str = ""
+
+
+@dataclass
+class ImportPlan:
+    report: ImportReport
+    rows: list[tuple[RowOutcome, RowPlan]]
+
+
+@dataclass
+class _Register:
+    """The organisation's register, read once for the whole file."""
+
+    organisation: m.Organisation
+    services: dict[str, list[m.Service]]
+    duties: dict[str, m.Duty]
+    obligations: dict[tuple[int, int], m.Obligation]
+    refs: dict[tuple[int, str], m.Obligation]
+    members: dict[str, list[m.Membership]]
+    evidence_urls: dict[int, set[str]]
+
+    @classmethod
+    def load(cls, organisation: m.Organisation) -> _Register:
+        in_org = Q(service__provider__organisation=organisation)
+        obligations = list(
+            m.Obligation.objects.filter(in_org).select_related(
+                "service", "duty", "owner", "current_cycle"
+            )
+        )
+        services_by_name: dict[str, list[m.Service]] = {}
+        for service in m.Service.objects.filter(provider__organisation=organisation):
+            services_by_name.setdefault(service.name.casefold(), []).append(service)
+        members: dict[str, list[m.Membership]] = {}
+        memberships = (
+            m.Membership.objects.filter(organisation=organisation, user__is_active=True)
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+            .exclude(user__email="")
+            .select_related("user")
+        )
+        for membership in memberships:
+            members.setdefault(membership.user.email.casefold(), []).append(membership)
+        evidence_urls: dict[int, set[str]] = {}
+        links = m.Evidence.objects.filter(
+            kind=m.EvidenceKind.LINK,
+            cycle__in=m.Obligation.objects.filter(in_org).values("current_cycle"),
+        ).values_list("cycle_id", "url")
+        for cycle_id, url in links:
+            evidence_urls.setdefault(cycle_id, set()).add(url)
+        return cls(
+            organisation=organisation,
+            services=services_by_name,
+            duties={d.code: d for d in m.Duty.objects.all()},
+            obligations={(o.service_id, o.duty_id): o for o in obligations},
+            refs={(o.service_id, o.external_ref): o for o in obligations if o.external_ref},
+            members=members,
+            evidence_urls=evidence_urls,
+        )
+
+    def member(self, email: str, what: str, errors: list[str]) -> m.Membership | None:
+        found = self.members.get(email.casefold(), [])
+        if len(found) == 1:
+            return found[0]
+        if found:
+            errors.append(f"{len(found)} members share the {what} e-mail {email}")
+        else:
+            errors.append(f"the {what} e-mail {email} is not a member of {self.organisation}")
+        return None
+
+
+def plan_import(
+    table: Table, *, organisation: m.Organisation, actor: User, filename: str, dry_run: bool
+) -> ImportPlan:
+    """Validate every row against the register and work out the writes it needs (reads only)."""
+    register = _Register.load(organisation)
+    refs_seen: dict[str, int] = {}
+    obligations_seen: dict[int, int] = {}
+    report = ImportReport(
+        filename=filename,
+        organisation=str(organisation),
+        dry_run=dry_run,
+        ignored_columns=table.ignored_columns,
+        rows=[],
+    )
+    plans = []
+    for number, cells in table.rows:
+        values = {
+            name: _text(cells[i]) if i < len(cells) else "" for name, i in table.columns.items()
+        }
+        due_cell = cells[table.columns["due"]] if values.get("due") else None
+        outcome = RowOutcome(
+            row=number,
+            external_ref=values["external_ref"],
+            service=values["service"],
+            duty=values["duty"].upper(),
+        )
+        report.rows.append(outcome)
+        obligation = _find_obligation(register, outcome, refs_seen, obligations_seen)
+        fields = _check_fields(register, values, due_cell, outcome.errors)
+        if obligation is None or outcome.errors:
+            continue
+        provenance = f"Imported from {filename} row {number}"
+        plan = _plan_row(register, obligation, fields, outcome, actor, provenance)
+        if plan is not None:
+            plans.append((outcome, plan))
+    return ImportPlan(report=report, rows=plans)
+
+
+def _find_obligation(
+    register: _Register,
+    outcome: RowOutcome,
+    refs_seen: dict[str, int],
+    obligations_seen: dict[int, int],
+) -> m.Obligation | None:
+    errors, ref, code = outcome.errors, outcome.external_ref, outcome.duty
+    if not ref:
+        errors.append("no external reference")
+    elif len(ref) > 100:
+        errors.append("the external reference is longer than 100 characters")
+    elif ref in refs_seen:
+        errors.append(f"external reference {ref} is also on row {refs_seen[ref]}")
+    else:
+        refs_seen[ref] = outcome.row
+    service = None
+    if not outcome.service:
+        errors.append("no service")
+    else:
+        matches = register.services.get(outcome.service.casefold(), [])
+        if len(matches) == 1:
+            service = matches[0]
+        elif matches:
+            errors.append(f"{len(matches)} services are called “{outcome.service}”")
+        else:
+            errors.append(f"unknown service “{outcome.service}” in {register.organisation}")
+    duty = register.duties.get(code)
+    if not code:
+        errors.append("no duty code")
+    elif duty is None:
+        errors.append(f"duty {code} is not in the catalogue")
+    elif duty.retired_at is not None:
+        errors.append(f"duty {code} was retired from the catalogue")
+    if service is None or duty is None or duty.retired_at is not None:
+        return None
+    obligation = register.obligations.get((service.pk, duty.pk))
+    if obligation is None:
+        errors.append(f"duty {code} does not apply to {service}: it has no obligation")
+        return None
+    if not obligation.applicable:
+        errors.append(
+            f"duty {code} no longer applies to {service}: {obligation.not_applicable_reason}"
+        )
+    elif obligation.pk in obligations_seen:
+        errors.append(f"row {obligations_seen[obligation.pk]} already imports {service} / {code}")
+    else:
+        obligations_seen[obligation.pk] = outcome.row
+    holder = register.refs.get((service.pk, ref))
+    if holder is not None and holder.pk != obligation.pk:
+        errors.append(
+            f"external reference {ref} is already used by {holder.duty.code} of {service}"
+        )
+    return obligation
+
+
+@dataclass
+class _Fields:
+    owner: User | None
+    approver: User | None
+    status: str | None
+    due: dt.date | None
+    evidence_url: str
+    notes: str
+
+
+def _check_fields(
+    register: _Register, values: dict[str, str], due_cell: Cell | None, errors: list[str]
+) -> _Fields:
+    owner = approver = None
+    if values.get("owner"):
+        membership = register.member(values["owner"], "owner", errors)
+        owner = membership.user if membership else None
+    if values.get("approver"):
+        membership = register.member(values["approver"], "approver", errors)
+        if membership is not None and membership.role not in APPROVER_ROLES:
+            errors.append(
+                f"the approver {values['approver']} has the role "
+                f"{membership.get_role_display().lower()}; only organisation admins and "
+                "compliance staff approve"
+            )
+        elif membership is not None:
+            approver = membership.user
+    notes = values.get("notes", "")
+    status = None
+    if values.get("status"):
+        status = STATUS_NAMES.get(_normalise(values["status"]))
+        if status is None:
+            names = ", ".join(_label(s) for s in S.values if s != S.SENT_BACK)
+            errors.append(f"unknown status “{values['status']}” (use one of: {names})")
+        elif status == S.SENT_BACK:
+            errors.append("“sent back” cannot be imported: a reviewer sends work back")
+        elif status == S.NOT_APPLICABLE and not notes:
+            errors.append("“not applicable” needs a reason: give it in the notes")
+    due = None
+    if due_cell:
+        due = _date(due_cell)
+        if due is None:
+            errors.append(f"due date “{_text(due_cell)}” is not a date (YYYY-MM-DD or DD/MM/YYYY)")
+    url = values.get("evidence", "")
+    if url:
+        try:
+            URLValidator(schemes=["http", "https"])(url)
+            if len(url) > 1000:
+                raise ValidationError("too long")
+        except ValidationError:
+            errors.append(f"evidence link “{url[:80]}” is not a valid http(s) URL")
+    return _Fields(owner, approver, status, due, url, notes)
+
+
+def _date(value: Cell) -> dt.date | None:
+    if isinstance(value, dt.date):
+        return value
+    try:
+        if ISO_DATE.fullmatch(value):
+            return dt.date.fromisoformat(value)
+        if match := UK_DATE.fullmatch(value):  # UK spreadsheets write day first
+            day, month, year = (int(part) for part in match.groups())
+            return dt.date(year, month, day)
+    except ValueError:
+        pass
+    return None
+
+
+def _plan_row(
+    register: _Register,
+    obligation: m.Obligation,
+    fields: _Fields,
+    outcome: RowOutcome,
+    actor: User,
+    provenance: str,
+) -> RowPlan | None:
+    cycle = obligation.current_cycle
+    if cycle is None:
+        outcome.errors.append("the obligation has no cycle")
+        return None
+    changes, warnings = outcome.changes, outcome.warnings
+    plan = RowPlan(obligation=obligation, cycle=cycle, provenance=provenance, start=cycle.status)
+    if outcome.external_ref != obligation.external_ref:
+        plan.external_ref = outcome.external_ref
+        changes.append(
+            f"external reference {obligation.external_ref or 'none'} → {plan.external_ref}"
+        )
+    if fields.notes and fields.notes != obligation.notes:
+        plan.notes = fields.notes
+        changes.append("notes updated")
+    owner = obligation.owner
+    if fields.owner is not None and fields.owner.pk != obligation.owner_id:
+        plan.owner = owner = fields.owner
+        changes.append(f"owner {obligation.owner or 'nobody'} → {owner}")
+        if plan.start == S.READY_FOR_REVIEW:
+            # assign_owner sends work under review back to in progress (four eyes).
+            plan.start = S.IN_PROGRESS
+            changes.append("back to in progress: the owner changed during review")
+    if fields.due is not None and fields.due != cycle.due_date:
+        if cycle.is_closed:
+            warnings.append(f"due date left at {cycle.due_date or 'none'}: the cycle is closed")
+        else:
+            plan.due = fields.due
+            changes.append(f"due {cycle.due_date or 'none'} → {fields.due}")
+    url = fields.evidence_url
+    if url and url not in register.evidence_urls.get(cycle.pk, set()):
+        if cycle.is_closed:
+            warnings.append("evidence link not added: the cycle is closed")
+        else:
+            plan.evidence_url = url
+            changes.append("evidence link added")
+    if fields.status is not None:
+        _plan_status(plan, fields, outcome, owner, actor)
+    return plan if outcome.changes else None
+
+
+def _plan_status(
+    plan: RowPlan, fields: _Fields, outcome: RowOutcome, owner: User | None, actor: User
+) -> None:
+    assert fields.status is not None
+    path = _path(plan.start, fields.status)
+    if path is None:
+        why = "the cycle is closed" if plan.start in m.CLOSED_STATUSES else "it is further on"
+        outcome.warnings.append(
+            f"left at {_label(plan.start)}: the file says {_label(fields.status)}, and {why}"
+        )
+        return
+    if path and path[-1] == S.MET:
+        why_not = _why_not_approved(fields, owner, actor)
+        if why_not:
+            path.pop()
+            where = "lands" if path else "left"
+            outcome.warnings.append(f"{where} at ready for review: {why_not}")
+        else:
+            plan.approver = fields.approver
+    if path:
+        plan.path = path
+        if fields.status == S.NOT_APPLICABLE:
+            plan.not_applicable_reason = fields.notes
+        outcome.changes.append(_status_change(plan.start, path, plan.approver))
+
+
+def _path(current: str, target: str) -> list[str] | None:
+    """The statuses to move through, along the workflow's own transitions, from `current` to
+    `target`; None when the workflow cannot get there (the file is behind the register)."""
+    if current == target:
+        return []
+    if target == S.NOT_APPLICABLE:
+        return [target] if current in services.TRANSITIONS[target][0] else None
+    paths: dict[str, list[str]] = {current: []}
+    queue = deque([current])
+    while queue:
+        here = queue.popleft()
+        for step in FORWARD:
+            if step not in paths and here in services.TRANSITIONS[step][0]:
+                paths[step] = [*paths[here], step]
+                queue.append(step)
+    return paths.get(target)
+
+
+def _why_not_approved(fields: _Fields, owner: User | None, actor: User) -> str:
+    """Why an imported "met" cannot be approved, as far as the file shows; the service
+    function checks four eyes in full when it approves."""
+    approver = fields.approver
+    if not fields.evidence_url:
+        return "“met” needs an evidence link"
+    if approver is None:
+        return "“met” needs an approver e-mail (not the owner)"
+    if owner is not None and approver.pk == owner.pk:
+        return "four eyes: the approver is the owner"
+    if approver.pk == actor.pk:
+        return "four eyes: the approver is the person importing, who submits it for review"
+    return ""
+
+
+def _status_change(start: str, path: list[str], approver: User | None) -> str:
+    text = " → ".join(_label(status) for status in [start, *path])
+    if path and path[-1] == S.MET:
+        text += f" (approved by {approver})"
+    return f"status {text}"
+
+
+# --- Writing: service functions only --------------------------------------
+
+
+def write(plan: ImportPlan, *, actor: User) -> None:
+    """Carry out the plan: the importer acts, except that the approver approves."""
+    for outcome, row in plan.rows:
+        _write_row(outcome, row, actor)
+        outcome.written = True
+    plan.report.written = True
+
+
+def _write_row(outcome: RowOutcome, row: RowPlan, actor: User) -> None:
+    obligation, cycle = row.obligation, row.cycle
+    if row.external_ref is not None or row.notes is not None:
+        services.update_obligation_details(
+            actor=actor,
+            obligation=obligation,
+            notes=row.notes,
+            external_ref=row.external_ref,
+            reason=row.provenance,
+            source=SOURCE,
+        )
+    if row.owner is not None:
+        services.assign_owner(actor=actor, obligation=obligation, owner=row.owner, source=SOURCE)
+    if row.due is not None:
+        services.set_due_date(
+            actor=actor, cycle=cycle, due=row.due, reason=row.provenance, source=SOURCE
+        )
+    if row.evidence_url is not None:
+        title = row.evidence_url
+        services.add_evidence_link(
+            actor=actor,
+            cycle=cycle,
+            url=row.evidence_url,
+            title=title if len(title) <= 200 else f"{title[:199]}…",
+            source=SOURCE,
+        )
+    moved: list[str] = []
+    for status in row.path:
+        try:
+            cycle = services.transition_to(
+                actor=(row.approver or actor) if status == S.MET else actor,
+                cycle=cycle,
+                to=status,
+                source=SOURCE,
+                reason=row.not_applicable_reason if status == S.NOT_APPLICABLE else row.provenance,
+            )
+        except services.TransitionError as exc:
+            # Four eyes (or someone else's change) stops the walk; the row keeps what it did.
+            cycle.refresh_from_db(fields=["status"])
+            planned = outcome.changes.index(_status_change(row.start, row.path, row.approver))
+            if moved:
+                outcome.changes[planned] = _status_change(row.start, moved, None)
+            else:
+                del outcome.changes[planned]
+            outcome.warnings.append(f"left at {_label(cycle.status)}: {exc}")
+            return
+        moved.append(status)
+
+
+def run_import(
+    *,
+    actor: User,
+    organisation: m.Organisation,
+    table: Table,
+    filename: str,
+    dry_run: bool,
+    import_good_rows: bool,
+) -> ImportReport:
+    """Plan every row, then write in one transaction: all rows, or (when asked) the good
+    ones; nothing for a dry run, nor for a file with refused rows unless asked."""
+    if dry_run:
+        return plan_import(
+            table, organisation=organisation, actor=actor, filename=filename, dry_run=True
+        ).report
+    with transaction.atomic():
+        plan = plan_import(
+            table, organisation=organisation, actor=actor, filename=filename, dry_run=False
+        )
+        if import_good_rows or not plan.report.refused:
+            write(plan, actor=actor)
+    return plan.report

@@ -1,0 +1,465 @@
+"""Importing an existing register from CSV and XLSX: validation by row, all-or-nothing,
+idempotent re-imports, writes through the services with source "import"."""
+
+import csv
+import datetime as dt
+import io
+from pathlib import Path
+
+import openpyxl
+import pytest
+from django.conf import settings
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from obligations import importer, services
+from obligations import models as m
+from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+
+SAMPLE = Path(settings.BASE_DIR) / "fixtures" / "sample-register.csv"
+DEMO_ORG = "Northwind Media Group"
+HEADER = ["External ref", "Service", "Duty code", "Owner email", "Status", "Due date"]
+HEADER += ["Evidence link", "Approver email", "Notes"]
+DOC = "https://docs.example.test/"
+
+
+def import_file(path: Path, *args: str, organisation: str = DEMO_ORG) -> str:
+    out = io.StringIO()
+    try:
+        call_command(
+            "import_register", str(path), "--organisation", organisation, *args, stdout=out
+        )
+    except CommandError as exc:
+        raise AssertionError(f"{exc}\n{out.getvalue()}") from exc
+    return out.getvalue()
+
+
+def refused_import(path: Path, *args: str) -> tuple[str, str]:
+    out = io.StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command("import_register", str(path), "--organisation", "Ours", *args, stdout=out)
+    return out.getvalue(), str(raised.value)
+
+
+def csv_bytes(rows: list[list[str]], header: list[str] = HEADER) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer).writerows([header, *rows])
+    return buffer.getvalue().encode()
+
+
+def write_csv(tmp_path: Path, rows: list[list[str]], header: list[str] = HEADER) -> Path:
+    path = tmp_path / "register.csv"
+    path.write_bytes(csv_bytes(rows, header))
+    return path
+
+
+def row(ref: str, duty: str, status: str = "", **cells: str) -> list[str]:
+    """A row for `HEADER` on the service "Chat"."""
+    return [
+        ref,
+        cells.get("service", "Chat"),
+        duty,
+        cells.get("owner", ""),
+        status,
+        cells.get("due", ""),
+        cells.get("evidence", ""),
+        cells.get("approver", ""),
+        cells.get("notes", ""),
+    ]
+
+
+def counts() -> tuple[int, int, int]:
+    return (
+        m.Event.objects.count(),
+        m.Evidence.objects.count(),
+        m.Obligation.history.count(),  # type: ignore[attr-defined]
+    )
+
+
+@pytest.fixture(autouse=True)
+def fast_passwords(settings):  # type: ignore[no-untyped-def]
+    """No test here signs in with a password; hashing them slowly only costs time."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def demo(catalogue):  # type: ignore[no-untyped-def]
+    call_command("load_demo", stdout=io.StringIO())
+    return m.Organisation.objects.get(name=DEMO_ORG)
+
+
+@pytest.fixture
+def ours(catalogue):  # type: ignore[no-untyped-def]
+    """A small register: one user-to-user service, two compliance members and an auditor;
+    and a member of another organisation."""
+    org = OrganisationFactory(name="Ours")
+    service = applied_service(provider=ProviderFactory(organisation=org), name="Chat")
+    return {
+        "org": org,
+        "service": service,
+        "owner": member(org, username="casey"),
+        "reviewer": member(org, username="robin"),
+        "auditor": member(org, role=m.Role.AUDITOR, username="avery"),
+        "stranger": member(OrganisationFactory(name="Theirs"), username="sam"),
+    }
+
+
+def obligation(ref_or_code: str) -> m.Obligation:
+    found = m.Obligation.objects.select_related("current_cycle", "owner")
+    return found.filter(external_ref=ref_or_code).first() or found.get(duty__code=ref_or_code)
+
+
+# --- The command ------------------------------------------------------------------------
+
+
+def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
+    system = services.get_system_user()
+    before = counts()
+    output = import_file(SAMPLE, "--dry-run")
+    assert counts() == before
+    assert output.count(": would update") == 11 and "Nothing was written" in output
+
+    last_before = m.Event.objects.order_by("-pk").values_list("pk", flat=True).first()
+    output = import_file(SAMPLE)
+    assert "11 row(s) updated, 0 unchanged, 0 refused" in output
+    assert "Ignored columns: Last reviewed" in output
+
+    met = obligation("REG-001")
+    assert met.current_cycle.status == m.CycleStatus.MET
+    assert met.current_cycle.submitted_by == system
+    assert met.current_cycle.reviewer.email == "reviewer@northwind.example"
+    # "Met" without an approver lands at ready for review, and the report says why.
+    assert obligation("REG-005").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert "row 6 REG-005" in output and "lands at ready for review" in output
+    caa = obligation("REG-003")
+    assert caa.owner.email == "reviewer@northwind.example"
+    assert caa.current_cycle.due_date == dt.date(2026, 12, 15)  # given as 15/12/2026
+    assert caa.notes.startswith("Children's access assessment")
+
+    events = m.Event.objects.filter(pk__gt=last_before)
+    assert events.count() > 20
+    assert set(events.values_list("source", flat=True)) == {m.EventSource.IMPORT}
+    approvals = events.filter(to_status=m.CycleStatus.MET)
+    assert {e.actor.username for e in approvals} == {"reviewer"}
+    assert set(events.exclude(pk__in=approvals).values_list("actor", flat=True)) == {system.pk}
+    history = met.history.first()  # type: ignore[attr-defined]
+    assert history.history_user == system
+    assert history.history_change_reason.startswith("Imported from sample-register.csv row 2")
+
+    # A second import of the same file changes nothing.
+    before = counts()
+    output = import_file(SAMPLE)
+    assert counts() == before
+    assert "0 row(s) updated, 11 unchanged, 0 refused" in output
+    assert output.count(": unchanged") == 11
+
+
+def test_bad_rows_are_reported_by_row_number_and_nothing_is_written(ours, tmp_path):
+    other = obligation("U2U-RECORDS")
+    services.update_obligation_details(
+        actor=ours["owner"],
+        obligation=other,
+        external_ref="TAKEN",
+        reason="test",
+        source=m.EventSource.ADMIN,
+    )
+    path = write_csv(
+        tmp_path,
+        [
+            row("OK-1", "U2U-ILLEGAL-RA", "in progress", owner="casey@example.test"),
+            row("R3", "U2U-REPORTING", service="Nowhere"),
+            row("R4", "NO-SUCH-DUTY"),
+            row("R5", "SEARCH-ILLEGAL-RA"),
+            row("R6", "U2U-COMPLAINTS", owner="sam@example.test"),
+            row("R7", "U2U-COMPLAINTS", "done"),
+            row("R8", "CAA", due="next week"),
+            row("R9", "U2U-NCII-48H", evidence="ftp://files.example.test/x"),
+            row("OK-1", "CSEA-NCA-REPORT"),
+            row("TAKEN", "TOS-RIGHT-TO-SUE"),
+            row("R12", "U2U-FOE-PRIVACY", "sent back"),
+            row("R13", "FEES-PAY", "not applicable"),
+            row("R14", "FEES-NOTIFY", due="31/02/2027"),
+            row("R15", "U2U-ILLEGAL-RA"),
+            row("R16", "U2U-ILLEGAL-SAFETY", "met", approver="avery@example.test"),
+        ],
+    )
+    before = counts()
+    output, error = refused_import(path)
+    assert counts() == before
+    assert "Nothing was written" in error and "14 refused" in error
+    expected = {
+        3: "unknown service “Nowhere”",
+        4: "duty NO-SUCH-DUTY is not in the catalogue",
+        5: "duty SEARCH-ILLEGAL-RA does not apply to Chat",
+        6: "the owner e-mail sam@example.test is not a member of Ours",
+        7: "unknown status “done”",
+        8: "due date “next week” is not a date",
+        9: "is not a valid http(s) URL",
+        10: "external reference OK-1 is also on row 2",
+        11: "external reference TAKEN is already used by U2U-RECORDS of Chat",
+        12: "“sent back” cannot be imported",
+        13: "“not applicable” needs a reason",
+        14: "due date “31/02/2027” is not a date",
+        15: "row 2 already imports Chat / U2U-ILLEGAL-RA",
+        16: "only organisation admins and compliance staff approve",
+    }
+    lines = {int(line.split()[1]): line for line in output.splitlines() if line.startswith("row ")}
+    assert "would update" in lines[2]
+    for number, reason in expected.items():
+        assert "refused" in lines[number] and reason in lines[number], (number, lines[number])
+
+
+def test_import_good_rows_writes_only_the_good_rows(ours, tmp_path):
+    path = write_csv(
+        tmp_path,
+        [
+            row("OK-1", "U2U-ILLEGAL-RA", "in progress", owner="robin@example.test"),
+            row("BAD", "U2U-REPORTING", owner="nobody@example.test"),
+            row("OK-2", "CAA", due="2027-01-31", notes="Assessment booked."),
+        ],
+    )
+    output = import_file(path, "--import-good-rows", organisation="Ours")
+    assert "2 row(s) updated, 0 unchanged, 1 refused" in output
+    good = obligation("OK-1")
+    assert good.current_cycle.status == m.CycleStatus.IN_PROGRESS
+    assert good.owner == ours["reviewer"]
+    caa = obligation("OK-2")
+    assert caa.current_cycle.due_date == dt.date(2027, 1, 31)
+    assert caa.notes == "Assessment booked."
+    assert obligation("U2U-REPORTING").external_ref == ""
+    reason = m.Event.objects.get(obligation=caa, kind=m.EventKind.DUE_CHANGED).reason
+    assert reason.endswith("Imported from register.csv row 4")
+
+
+def test_an_xlsx_workbook_imports_with_date_cells_and_header_aliases(ours, tmp_path):
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Reference", "service name", "DUTY", "Owner", "Due", "Status", "Colour"])
+    sheet.append([101, "chat", "u2u-illegal-ra", "Robin@Example.test", dt.datetime(2027, 3, 1)])
+    sheet.append([])  # a blank row keeps the numbering as the spreadsheet shows it
+    sheet.append(["102", "Chat", "CAA", None, "2027-13-01", "In Progress", "red"])
+    path = tmp_path / "register.xlsx"
+    workbook.save(path)
+
+    output, _ = refused_import(path)
+    assert "Ignored columns: Colour" in output
+    assert "row 2 101 (chat / U2U-ILLEGAL-RA): would update" in output
+    assert "row 4 102 (Chat / CAA): refused: due date “2027-13-01” is not a date" in output
+
+    import_file(path, "--import-good-rows", organisation="Ours")
+    imported = obligation("101")
+    assert imported.owner == ours["reviewer"]
+    assert imported.current_cycle.due_date == dt.date(2027, 3, 1)
+
+
+def test_met_needs_evidence_and_an_approver_other_than_the_owner(ours, tmp_path):
+    path = write_csv(
+        tmp_path,
+        [
+            row("A", "U2U-ILLEGAL-RA", "met", owner="casey@example.test", evidence=DOC + "a"),
+            row("B", "CAA", "met", approver="robin@example.test"),
+            row(
+                "C",
+                "U2U-RECORDS",
+                "met",
+                owner="robin@example.test",
+                evidence=DOC + "c",
+                approver="robin@example.test",
+            ),
+            row(
+                "D",
+                "U2U-REPORTING",
+                "met",
+                owner="casey@example.test",
+                evidence=DOC + "d",
+                approver="robin@example.test",
+            ),
+        ],
+    )
+    output = import_file(path, organisation="Ours")
+    ready = m.CycleStatus.READY_FOR_REVIEW
+    assert obligation("A").current_cycle.status == ready
+    assert "“met” needs an approver e-mail" in output
+    assert obligation("B").current_cycle.status == ready
+    assert "“met” needs an evidence link" in output
+    assert obligation("C").current_cycle.status == ready
+    assert "four eyes: the approver is the owner" in output
+    approved = obligation("D").current_cycle
+    assert approved.status == m.CycleStatus.MET and approved.reviewer == ours["reviewer"]
+
+
+def test_four_eyes_refused_by_the_service_leaves_the_row_at_ready_for_review(ours, tmp_path):
+    cycle = obligation("U2U-ILLEGAL-RA").current_cycle
+    services.add_evidence_link(
+        actor=ours["reviewer"], cycle=cycle, url=DOC + "old", title="", source="admin"
+    )
+    path = write_csv(
+        tmp_path,
+        [row("A", "U2U-ILLEGAL-RA", "met", evidence=DOC + "new", approver="robin@example.test")],
+    )
+    output = import_file(path, organisation="Ours")
+    cycle.refresh_from_db()
+    assert cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert "status not started → in progress → ready for review;" in output
+    assert "left at ready for review: Four eyes: the uploader" in output
+    # Importing again tries the approval again and writes nothing.
+    before = counts()
+    assert ": unchanged: left at ready for review" in import_file(path, organisation="Ours")
+    assert counts() == before
+
+
+def test_a_file_behind_the_register_leaves_it_as_it_is(ours, tmp_path):
+    owner, reviewer = ours["owner"], ours["reviewer"]
+    services.do_start(actor=owner, cycle=obligation("CAA").current_cycle, source="admin")
+    met = obligation("U2U-ILLEGAL-RA").current_cycle
+    services.add_evidence_link(actor=owner, cycle=met, url=DOC, title="", source="admin")
+    for step in (services.do_start, services.do_submit_for_review):
+        met = step(actor=owner, cycle=met, source="admin")
+    services.do_approve(actor=reviewer, cycle=met, source="admin")
+    path = write_csv(
+        tmp_path,
+        [
+            row("A", "CAA", "not started"),
+            row("B", "U2U-RECORDS", "not applicable", notes="We keep no such records: exempt."),
+            row("C", "U2U-ILLEGAL-RA", "in progress", due="2027-06-30"),
+        ],
+    )
+    output = import_file(path, organisation="Ours")
+    assert "left at in progress: the file says not started, and it is further on" in output
+    assert obligation("A").current_cycle.status == m.CycleStatus.IN_PROGRESS
+    assert "left at met: the file says in progress, and the cycle is closed" in output
+    assert "due date left at" in output
+    assert obligation("C").current_cycle.status == m.CycleStatus.MET
+    closed = obligation("B").current_cycle
+    assert closed.status == m.CycleStatus.NOT_APPLICABLE
+    assert closed.status_reason == "We keep no such records: exempt."
+
+
+def test_file_level_errors_are_command_errors(ours, tmp_path):
+    for name, data, message in [
+        ("empty.csv", b"", "The file is empty"),
+        ("latin1.csv", "Service,Duty,Ref\nCaf\xe9,CAA,1\n".encode("latin-1"), "not UTF-8"),
+        ("columns.csv", b"Service,Owner\nChat,x\n", "missing: duty code, external reference"),
+        ("twice.csv", b"Duty,Duty code,Service,Id\n", "Two columns give the duty code"),
+        ("header-only.csv", b"Duty,Service,Id\n", "no rows to import"),
+        ("broken.xlsx", b"PK\x03\x04 not really a workbook", "not a readable .xlsx"),
+        ("register.pdf", b"%PDF-1.4", "Upload a .csv or .xlsx file"),
+    ]:
+        (tmp_path / name).write_bytes(data)
+        _, error = refused_import(tmp_path / name)
+        assert message in error, (name, error)
+
+
+def test_the_organisation_is_required_when_there_are_several(ours, tmp_path):
+    path = write_csv(tmp_path, [row("A", "CAA")])
+    with pytest.raises(CommandError, match="--organisation is required"):
+        call_command("import_register", str(path), stdout=io.StringIO())
+    with pytest.raises(CommandError, match="is not an organisation"):
+        call_command("import_register", str(path), "--organisation", "Nope")
+    by_id = import_file(path, organisation=str(ours["org"].pk))
+    assert "1 row(s) updated" in by_id
+
+
+def test_the_row_limit():
+    too_many = csv_bytes([row(f"R{n}", "CAA") for n in range(importer.MAX_ROWS + 1)])
+    with pytest.raises(importer.ImportFileError, match="more than 5,000 rows"):
+        importer.read_table("big.csv", too_many)
+
+
+# --- The admin page -----------------------------------------------------------------------
+
+
+def upload(data: bytes, name: str = "register.csv") -> SimpleUploadedFile:
+    return SimpleUploadedFile(name, data, content_type="text/csv")
+
+
+def post_import(client, organisation, data: bytes, name: str = "register.csv", **options):  # type: ignore[no-untyped-def]
+    url = reverse("admin:obligations_obligation_import")
+    form = {"organisation": organisation.pk, "file": upload(data, name)}
+    form.update({key: "on" for key, value in options.items() if value})
+    return client.post(url, form)
+
+
+ADMIN_ROWS = [
+    row("A", "U2U-ILLEGAL-RA", "in progress", owner="robin@example.test"),
+    row("B", "CAA", "met", evidence=DOC + "b", approver="robin@example.test"),
+]
+
+
+def test_the_admin_page_is_for_editors_only(client, ours):
+    url = reverse("admin:obligations_obligation_import")
+    changelist = reverse("admin:obligations_obligation_changelist")
+    client.force_login(ours["owner"])
+    response = client.get(url)
+    assert response.status_code == 200
+    assert b'id="id_dry_run" checked' in response.content
+    assert url.encode() in client.get(changelist).content
+    client.force_login(ours["auditor"])
+    assert client.get(url).status_code == 403
+    assert url.encode() not in client.get(changelist).content
+
+
+def test_an_admin_dry_run_shows_the_report_and_writes_nothing(client, ours):
+    client.force_login(ours["owner"])
+    before = counts()
+    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS), dry_run=True)
+    assert response.status_code == 200
+    assert counts() == before
+    content = response.content.decode()
+    assert "Dry run of register.csv: 2 row(s) to update, 0 unchanged, 0 refused" in content
+    assert content.count("Would update") == 2
+
+
+def test_an_admin_import_writes_as_the_signed_in_user(client, ours):
+    client.force_login(ours["owner"])
+    last_before = m.Event.objects.order_by("-pk").values_list("pk", flat=True).first()
+    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS))
+    assert response.status_code == 200
+    assert "Imported register.csv into Ours: 2 row(s) updated" in response.content.decode()
+    assert obligation("B").current_cycle.status == m.CycleStatus.MET
+    events = m.Event.objects.filter(pk__gt=last_before)
+    assert set(events.values_list("source", flat=True)) == {m.EventSource.IMPORT}
+    approval = events.get(to_status=m.CycleStatus.MET)
+    assert approval.actor == ours["reviewer"]
+    assert set(events.exclude(pk=approval.pk).values_list("actor", flat=True)) == {ours["owner"].pk}
+    assert obligation("A").history.first().history_user == ours["owner"]  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "message"),
+    [
+        ("register.csv", b"\xff\xfe\x00\x00garbage", "not UTF-8"),
+        ("register.xlsx", b"PK\x03\x04 not a workbook", "not a readable .xlsx"),
+        ("register.docx", b"whatever", "Upload a .csv or .xlsx file"),
+        ("register.csv", b"", "The submitted file is empty"),
+        ("register.csv", b"Owner,Status\nx,met\n", "missing: service, duty code"),
+        (
+            "register.csv",
+            csv_bytes([row(f"R{n}", "CAA") for n in range(importer.MAX_ROWS + 1)]),
+            "more than 5,000 rows",
+        ),
+    ],
+)
+def test_a_malformed_upload_is_a_form_error(client, ours, name, data, message):
+    client.force_login(ours["owner"])
+    before = counts()
+    response = post_import(client, ours["org"], data, name)
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert response.context["form"].errors
+    assert counts() == before
+
+
+def test_a_user_of_another_organisation_cannot_import_into_ours(client, ours):
+    client.force_login(ours["stranger"])
+    before = counts()
+    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS))
+    assert response.status_code == 200
+    assert "organisation" in response.context["form"].errors
+    # Into their own organisation, our services are unknown.
+    theirs = m.Organisation.objects.get(name="Theirs")
+    response = post_import(client, theirs, csv_bytes(ADMIN_ROWS))
+    assert "Nothing was written" in response.content.decode()
+    assert response.content.decode().count("unknown service") == 2
+    assert counts() == before

@@ -1,0 +1,379 @@
+"""The status workflow: every allowed and forbidden transition, four eyes and the ways
+around it, and one event per step whichever path (service, admin form, bulk action) took it."""
+
+import datetime as dt
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.urls import reverse
+
+from obligations import models as m
+from obligations import services
+from obligations.admin import OverdueFilter
+from tests.conftest import TODAY
+from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.helpers import assert_constant_queries
+
+S = m.CycleStatus
+ALL = list(S.values)
+PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"
+
+
+@pytest.fixture
+def team(catalogue):  # type: ignore[no-untyped-def]
+    org = OrganisationFactory(name="Ours")
+    service = applied_service(provider=ProviderFactory(organisation=org), name="Our service")
+    owner = member(org, username="casey")
+    reviewer = member(org, username="robin")
+    third = member(org, username="sam")
+    obligation = service.obligations.select_related("current_cycle").get(
+        duty__code="U2U-ILLEGAL-RA"
+    )
+    services.assign_owner(
+        actor=owner, obligation=obligation, owner=owner, source=m.EventSource.ADMIN
+    )
+    return {
+        "org": org,
+        "owner": owner,
+        "reviewer": reviewer,
+        "third": third,
+        "obligation": obligation,
+        "cycle": obligation.current_cycle,
+    }
+
+
+def add_pdf(cycle, actor, **kwargs):  # type: ignore[no-untyped-def]
+    return services.add_evidence_file(
+        actor=actor,
+        cycle=cycle,
+        uploaded=SimpleUploadedFile("ra.pdf", PDF, content_type="application/pdf"),
+        title="Risk assessment",
+        source=m.EventSource.ADMIN,
+        **kwargs,
+    )
+
+
+def put_in(cycle, status, submitted_by=None):  # type: ignore[no-untyped-def]
+    """Test set-up: place the cycle in a state directly (the services are under test)."""
+    m.ObligationCycle.objects.filter(pk=cycle.pk).update(
+        status=status, status_reason="set up", submitted_by=submitted_by
+    )
+    cycle.refresh_from_db()
+    return cycle
+
+
+def status_events(obligation):  # type: ignore[no-untyped-def]
+    return list(obligation.events.filter(kind=m.EventKind.STATUS).order_by("at", "id"))
+
+
+ALLOWED = [
+    (source, target) for target, (sources, _) in services.TRANSITIONS.items() for source in sources
+]
+FORBIDDEN = [
+    (source, target) for source in ALL for target in ALL if (source, target) not in ALLOWED
+]
+
+
+def test_the_table_is_the_workflow_the_issue_describes():
+    assert set(ALLOWED) == {
+        (S.NOT_STARTED, S.IN_PROGRESS),
+        (S.SENT_BACK, S.IN_PROGRESS),
+        (S.IN_PROGRESS, S.READY_FOR_REVIEW),
+        (S.READY_FOR_REVIEW, S.MET),
+        (S.READY_FOR_REVIEW, S.SENT_BACK),
+        *((s, S.NOT_APPLICABLE) for s in services.OPEN),
+    }
+
+
+@pytest.mark.parametrize(("source", "target"), ALLOWED)
+def test_every_allowed_transition_moves_and_leaves_one_event(team, source, target):
+    cycle = put_in(team["cycle"], source, submitted_by=team["owner"])
+    add_pdf(cycle, team["owner"])
+    before = len(status_events(team["obligation"]))
+    cycle = services.transition_to(
+        actor=team["reviewer"],
+        cycle=cycle,
+        to=target,
+        reason="because",
+        source=m.EventSource.API,
+    )
+    assert cycle.status == target
+    events = status_events(team["obligation"])
+    assert len(events) == before + 1
+    event = events[-1]
+    assert (event.from_status, event.to_status) == (source, target)
+    assert (event.actor, event.source, event.cycle_id) == (
+        team["reviewer"],
+        m.EventSource.API,
+        cycle.pk,
+    )
+    assert (cycle.closed_at is not None) == (target in m.CLOSED_STATUSES)
+
+
+@pytest.mark.parametrize(("source", "target"), FORBIDDEN)
+def test_every_forbidden_transition_is_one_clear_error_and_changes_nothing(team, source, target):
+    cycle = put_in(team["cycle"], source, submitted_by=team["owner"])
+    add_pdf(cycle, team["owner"])
+    events = m.Event.objects.count()
+    with pytest.raises(services.TransitionError) as refused:
+        services.transition_to(
+            actor=team["reviewer"], cycle=cycle, to=target, reason="x", source=m.EventSource.API
+        )
+    assert "cannot be moved" in str(refused.value) or "not a status" in str(refused.value)
+    cycle.refresh_from_db()
+    assert cycle.status == source
+    assert m.Event.objects.count() == events
+
+
+def test_an_unknown_target_is_refused(team):
+    with pytest.raises(services.TransitionError, match="not a status"):
+        services.transition_to(
+            actor=team["owner"], cycle=team["cycle"], to="done", source=m.EventSource.API
+        )
+
+
+@pytest.mark.parametrize("target", [S.SENT_BACK, S.NOT_APPLICABLE])
+def test_send_back_and_not_applicable_need_a_reason(team, target):
+    cycle = put_in(team["cycle"], S.READY_FOR_REVIEW)
+    with pytest.raises(services.TransitionError, match="needs a reason"):
+        services.transition_to(
+            actor=team["reviewer"], cycle=cycle, to=target, reason="   ", source=m.EventSource.API
+        )
+    cycle = services.transition_to(
+        actor=team["reviewer"],
+        cycle=cycle,
+        to=target,
+        reason="Missing the CSEA section",
+        source="api",
+    )
+    assert cycle.status_reason == "Missing the CSEA section"
+
+
+def walk_to_review(team):  # type: ignore[no-untyped-def]
+    """The owner starts, uploads and submits: the ordinary day's work."""
+    cycle = services.do_start(actor=team["owner"], cycle=team["cycle"], source="admin")
+    add_pdf(cycle, team["owner"])
+    return services.do_submit_for_review(actor=team["owner"], cycle=cycle, source="admin")
+
+
+def test_the_ordinary_path_ends_met_with_the_reviewer_recorded(team):
+    cycle = walk_to_review(team)
+    assert cycle.submitted_by == team["owner"]
+    cycle = services.do_approve(actor=team["reviewer"], cycle=cycle, source="admin")
+    assert (cycle.status, cycle.reviewer) == (S.MET, team["reviewer"])
+    assert [
+        (e.from_status, e.to_status, e.actor.username) for e in status_events(cycle.obligation)
+    ] == [
+        (S.NOT_STARTED, S.IN_PROGRESS, "casey"),
+        (S.IN_PROGRESS, S.READY_FOR_REVIEW, "casey"),
+        (S.READY_FOR_REVIEW, S.MET, "robin"),
+    ]
+
+
+def test_the_owner_cannot_approve_their_own_work(team):
+    cycle = walk_to_review(team)
+    with pytest.raises(services.TransitionError, match="owner cannot approve"):
+        services.do_approve(actor=team["owner"], cycle=cycle, source="admin")
+
+
+def test_the_submitter_cannot_approve_even_when_not_the_owner(team):
+    cycle = services.do_start(actor=team["third"], cycle=team["cycle"], source="admin")
+    add_pdf(cycle, team["owner"])
+    cycle = services.do_submit_for_review(actor=team["third"], cycle=cycle, source="admin")
+    with pytest.raises(services.TransitionError, match="submitted it for review"):
+        services.do_approve(actor=team["third"], cycle=cycle, source="admin")
+
+
+def test_the_uploader_of_current_evidence_cannot_approve(team):
+    cycle = walk_to_review(team)
+    add_pdf(cycle, team["reviewer"])
+    with pytest.raises(services.TransitionError, match="uploader of its current evidence"):
+        services.do_approve(actor=team["reviewer"], cycle=cycle, source="admin")
+    # A third colleague who did none of the work can.
+    assert services.do_approve(actor=team["third"], cycle=cycle, source="admin").status == S.MET
+
+
+def test_met_needs_current_evidence(team):
+    cycle = services.do_start(actor=team["owner"], cycle=team["cycle"], source="admin")
+    cycle = services.do_submit_for_review(actor=team["owner"], cycle=cycle, source="admin")
+    with pytest.raises(services.TransitionError, match="current evidence"):
+        services.do_approve(actor=team["reviewer"], cycle=cycle, source="admin")
+
+
+def test_expired_evidence_does_not_count(team):
+    cycle = services.do_start(actor=team["owner"], cycle=team["cycle"], source="admin")
+    add_pdf(cycle, team["owner"], expires_on=TODAY - dt.timedelta(days=1))
+    cycle = services.do_submit_for_review(actor=team["owner"], cycle=cycle, source="admin")
+    with pytest.raises(services.TransitionError, match="current evidence"):
+        services.do_approve(actor=team["reviewer"], cycle=cycle, source="admin")
+
+
+def test_reassigning_during_review_sends_it_back_to_in_progress(team):
+    cycle = walk_to_review(team)
+    services.assign_owner(
+        actor=team["third"],
+        obligation=cycle.obligation,
+        owner=team["reviewer"],
+        source=m.EventSource.ADMIN,
+    )
+    cycle.refresh_from_db()
+    assert cycle.status == S.IN_PROGRESS
+    last = status_events(cycle.obligation)[-1]
+    assert (last.from_status, last.to_status, last.actor) == (
+        S.READY_FOR_REVIEW,
+        S.IN_PROGRESS,
+        team["third"],
+    )
+    # The would-be reviewer now owns it: they cannot approve it after resubmission by another.
+    cycle = services.do_submit_for_review(actor=team["third"], cycle=cycle, source="admin")
+    with pytest.raises(services.TransitionError, match="owner cannot approve"):
+        services.do_approve(actor=team["reviewer"], cycle=cycle, source="admin")
+
+
+def test_only_the_current_cycle_changes_status(team):
+    old = team["cycle"]
+    services.do_mark_not_applicable(
+        actor=team["owner"], cycle=old, reason="Service closed", source="admin"
+    )
+    with pytest.raises(services.TransitionError):
+        services.do_start(actor=team["owner"], cycle=old, source="admin")
+
+
+def test_overdue_is_derived_from_the_due_date(team, rf):
+    cycle = team["cycle"]
+    services.set_due_date(
+        actor=team["owner"],
+        cycle=cycle,
+        due=TODAY - dt.timedelta(days=1),
+        reason="",
+        source="admin",
+    )
+    obligations = m.Obligation.objects.filter(pk=team["obligation"].pk)
+
+    def overdue():  # type: ignore[no-untyped-def]
+        request = rf.get("/", {"due": "overdue"})
+        flt = OverdueFilter(request, {"due": ["overdue"]}, m.Obligation, None)  # type: ignore[dict-item]
+        return list(flt.queryset(request, obligations))
+
+    assert overdue() == [team["obligation"]]
+    services.do_start(actor=team["owner"], cycle=cycle, source="admin")
+    assert overdue() == [team["obligation"]]
+    services.do_mark_not_applicable(actor=team["owner"], cycle=cycle, reason="x", source="admin")
+    assert overdue() == []
+
+
+# --- Each path leaves exactly one event with the right actor and source ----
+
+
+def test_the_admin_form_path(client, team):
+    client.force_login(team["owner"])
+    url = reverse("admin:obligations_obligation_transition", args=[team["obligation"].pk])
+    before = m.Event.objects.count()
+    response = client.post(url, {"to": S.IN_PROGRESS}, follow=True)
+    assert "Now in progress" in response.content.decode()
+    event = m.Event.objects.order_by("-id").first()
+    assert m.Event.objects.count() == before + 1
+    assert (event.actor, event.source, event.to_status) == (
+        team["owner"],
+        m.EventSource.ADMIN,
+        S.IN_PROGRESS,
+    )
+
+
+def test_a_forbidden_transition_in_the_admin_is_a_message_not_an_error_page(client, team):
+    client.force_login(team["owner"])
+    url = reverse("admin:obligations_obligation_transition", args=[team["obligation"].pk])
+    before = m.Event.objects.count()
+    response = client.post(url, {"to": S.MET}, follow=True)
+    assert response.status_code == 200
+    assert "cannot be moved to met" in response.content.decode()
+    assert m.Event.objects.count() == before
+    assert client.get(url).status_code == 405
+
+
+def test_the_bulk_action_path(client, team):
+    client.force_login(team["owner"])
+    other = m.Obligation.objects.filter(service=team["obligation"].service).exclude(
+        pk=team["obligation"].pk
+    )[0]
+    before = m.Event.objects.count()
+    response = client.post(
+        reverse("admin:obligations_obligation_changelist"),
+        {"action": "bulk_in_progress", "_selected_action": [team["obligation"].pk, other.pk]},
+        follow=True,
+    )
+    assert "Start work: 2 obligation(s)" in response.content.decode()
+    events = list(m.Event.objects.order_by("-id")[:2])
+    assert m.Event.objects.count() == before + 2
+    assert {(e.obligation_id, e.actor_id, e.source) for e in events} == {
+        (team["obligation"].pk, team["owner"].pk, m.EventSource.BULK),
+        (other.pk, team["owner"].pk, m.EventSource.BULK),
+    }
+
+
+def test_the_bulk_action_reports_what_it_refused(client, team):
+    client.force_login(team["owner"])
+    response = client.post(
+        reverse("admin:obligations_obligation_changelist"),
+        {"action": "bulk_ready_for_review", "_selected_action": [team["obligation"].pk]},
+        follow=True,
+    )
+    assert "cannot be moved to ready for review" in response.content.decode()
+
+
+def test_bulk_assign_owner_goes_through_the_service(client, team):
+    client.force_login(team["owner"])
+    cycle = walk_to_review(team)
+    last = m.Event.objects.order_by("-id").first().pk
+    url = reverse("admin:obligations_obligation_changelist")
+    data = {"action": "bulk_assign_owner", "_selected_action": [cycle.obligation_id]}
+    page = client.post(url, data)
+    assert page.status_code == 200 and "Assign an owner" in page.content.decode()
+    client.post(url, {**data, "apply": "1", "owner": team["third"].pk}, follow=True)
+    cycle.refresh_from_db()
+    assert cycle.obligation.owner == team["third"] and cycle.status == S.IN_PROGRESS
+    kinds = list(m.Event.objects.filter(pk__gt=last).order_by("id").values_list("kind", "source"))
+    assert kinds == [
+        (m.EventKind.OWNER_CHANGED, m.EventSource.BULK),
+        (m.EventKind.STATUS, m.EventSource.BULK),
+    ]
+
+
+def test_my_work_shows_mine_and_what_waits_for_my_review(client, team):
+    services.set_due_date(
+        actor=team["owner"],
+        cycle=team["cycle"],
+        due=TODAY - dt.timedelta(days=2),
+        reason="",
+        source="admin",
+    )
+    walk_to_review(team)
+    url = reverse("admin:obligations_obligation_my_work")
+    client.force_login(team["owner"])
+    mine = client.get(url).content.decode()
+    assert "U2U-ILLEGAL-RA" in mine and "overdue" in mine
+    client.force_login(team["reviewer"])
+    body = client.get(url).content.decode()
+    review_part = body.split("Waiting for my review", 1)[1].split("All my open obligations", 1)[0]
+    assert "U2U-ILLEGAL-RA" in review_part
+
+
+def test_my_work_and_the_obligation_page_cost_the_same_queries_at_two_sizes(client, team):
+    owner, provider = team["owner"], team["obligation"].service.provider
+    client.force_login(owner)
+
+    def grow(size):  # type: ignore[no-untyped-def]
+        while m.Obligation.objects.filter(owner=owner).count() < size:
+            service = applied_service(provider=provider)
+            for obligation in service.obligations.select_related("current_cycle"):
+                services.assign_owner(
+                    actor=owner, obligation=obligation, owner=owner, source="admin"
+                )
+                add_pdf(obligation.current_cycle, owner)
+
+    def measure():  # type: ignore[no-untyped-def]
+        assert client.get(reverse("admin:obligations_obligation_my_work")).status_code == 200
+        page = reverse("admin:obligations_obligation_change", args=[team["obligation"].pk])
+        assert client.get(page).status_code == 200
+
+    assert_constant_queries(grow, measure, sizes=(10, 60))
