@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint system-test-deps serve-prepare
+.PHONY: install run test lint system-test-deps browser-deps serve-prepare
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,13 +37,18 @@ system-test-deps:
 	  { echo "Installing PostgreSQL (Debian package) for the tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
 
+# Debian's chromium for the browser tests; Playwright drives it and never downloads a browser.
+browser-deps:
+	@test -x /usr/bin/chromium || { echo "Installing chromium (Debian package) for the browser tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
 	$(BIN)/python manage.py makemigrations --check --dry-run -v0
 
-test: install system-test-deps lint
+test: install system-test-deps browser-deps lint
 	@echo "== test suite on SQLite"
 	env -u DATABASE_URL $(BIN)/pytest
 	@echo "== test suite on a throwaway PostgreSQL"

@@ -1,0 +1,119 @@
+"""A real browser through the admin: the compliance user does the work, the reviewer approves.
+
+Playwright drives Debian's chromium (no browser download); screenshots are kept in
+test-artifacts/browser/ as the run's record.
+"""
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.core.management import call_command
+
+from obligations import models as m
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+CHROMIUM = "/usr/bin/chromium"
+SHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "browser"
+PASSWORD = "demo-osa-2026"
+
+
+@pytest.fixture
+def clock() -> Iterator[None]:
+    """The live server and the browser need time to pass (sessions, timeouts), so this test
+    runs on the real clock instead of the suite's frozen one; it asserts nothing date-bound."""
+    yield None
+
+
+@pytest.fixture
+def browser(monkeypatch):  # type: ignore[no-untyped-def]
+    if not os.path.exists(CHROMIUM):
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made here
+    # are ordinary synchronous ones.
+    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+    from playwright.sync_api import sync_playwright
+
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        chromium = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
+        )
+        yield chromium
+        chromium.close()
+
+
+def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser, tmp_path):
+    call_command("load_catalogue", verbosity=0)
+    call_command("load_demo", verbosity=0)
+    obligation = m.Obligation.objects.get(
+        service__name="Northwind Social", duty__code="U2U-ILLEGAL-RA"
+    )
+    page_url = f"{live_server.url}/admin/obligations/obligation/{obligation.pk}/change/"
+    pdf = tmp_path / "illegal-content-ra.pdf"
+    pdf.write_bytes(b"%PDF-1.4\n% illegal content risk assessment\n%%EOF\n")
+
+    def log_in(page, username):  # type: ignore[no-untyped-def]
+        page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+        page.fill("#id_username", username)
+        page.fill("#id_password", PASSWORD)
+        page.click("input[type=submit]")
+        page.wait_for_selector("#user-tools")
+
+    def transition(page, label):  # type: ignore[no-untyped-def]
+        page.click(f"#workflow button:has-text('{label}')")
+        page.wait_for_load_state()
+
+    page = browser.new_page()
+    log_in(page, "compliance")
+    page.screenshot(path=SHOTS / "01-logged-in.png", full_page=True)
+
+    page.goto(page_url)
+    assert "Not started" in page.inner_text("#workflow-title")
+    transition(page, "Start work")
+    assert "Now in progress" in page.inner_text(".messagelist")
+
+    page.fill("#evidence #id_title", "Illegal content risk assessment 2026")
+    page.set_input_files("#evidence input[type=file]", str(pdf))
+    page.click("#evidence button:has-text('Add evidence')")
+    page.wait_for_load_state()
+    assert "Evidence added." in page.inner_text(".messagelist")
+    assert "illegal content risk assessment 2026" in page.inner_text("#evidence").lower()
+    page.screenshot(path=SHOTS / "02-evidence-uploaded.png", full_page=True)
+
+    transition(page, "Submit for review")
+    assert "Ready for review" in page.inner_text("#workflow-title")
+    # The submitter cannot approve their own work: four eyes, shown as a message.
+    transition(page, "Approve")
+    assert "Four eyes" in page.inner_text(".messagelist")
+    assert "Ready for review" in page.inner_text("#workflow-title")
+    page.screenshot(path=SHOTS / "03-self-approval-refused.png", full_page=True)
+
+    reviewer = browser.new_page()
+    log_in(reviewer, "reviewer")
+    reviewer.click("#user-tools a:has-text('My work')")
+    waiting = reviewer.locator("section", has_text="Waiting for my review")
+    assert "U2U-ILLEGAL-RA" in waiting.inner_text()
+    reviewer.screenshot(path=SHOTS / "04-reviewer-my-work.png", full_page=True)
+    waiting.locator("a", has_text="U2U-ILLEGAL-RA").first.click()
+    reviewer.wait_for_load_state()
+    transition(reviewer, "Approve")
+    assert "Now met" in reviewer.inner_text(".messagelist")
+    assert "Met" in reviewer.inner_text("#workflow-title")
+    reviewer.screenshot(path=SHOTS / "05-approved.png", full_page=True)
+
+    steps = list(
+        obligation.events.filter(kind=m.EventKind.STATUS)
+        .order_by("at", "id")
+        .values_list("to_status", "actor__username", "source")
+    )
+    assert steps == [
+        (m.CycleStatus.IN_PROGRESS, "compliance", "admin"),
+        (m.CycleStatus.READY_FOR_REVIEW, "compliance", "admin"),
+        (m.CycleStatus.MET, "reviewer", "admin"),
+    ]
