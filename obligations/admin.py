@@ -1059,3 +1059,253 @@ class ColleagueAdmin(UserAdmin):
         self, request: HttpRequest, opts: Any, object_id: str
     ) -> HttpResponse:
         raise Http404(f"No {opts.verbose_name} with ID {object_id!r}.")
+
+
+# --- Ofcom notices --------------------------------------------------------
+
+
+class NoticeEventInline(admin.TabularInline):
+    """Read-only; the parent notice is already scoped to the user's organisation."""
+
+    model = m.NoticeEvent
+    extra = 0
+    can_delete = False
+    fields = ("on", "kind", "from_stage", "to_stage", "note", "changes", "actor", "source", "at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class NoticeObligationInline(ObligationInline):
+    verbose_name_plural = "obligations this notice creates"
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        self.fk_name = (
+            "technology_notice" if isinstance(obj, m.TechnologyNotice) else "ofcom_notice"
+        )
+        return super().get_formset(request, obj, **kwargs)
+
+
+class NoticeStageForm(forms.Form):
+    to = forms.ChoiceField(choices=m.NoticeStage.choices)
+    on = forms.DateField(help_text="YYYY-MM-DD")
+    reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class NoticeDatedEventForm(forms.Form):
+    kind = forms.ChoiceField(
+        choices=[
+            (k.value, k.label)
+            for k in (
+                m.NoticeEventKind.VARIED,
+                m.NoticeEventKind.REVIEWED,
+                m.NoticeEventKind.FURTHER_NOTICE,
+                m.NoticeEventKind.APPEAL_LODGED,
+                m.NoticeEventKind.APPEAL_DECIDED,
+            )
+        ]
+    )
+    on = forms.DateField(help_text="YYYY-MM-DD")
+    note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
+
+
+class NoticeAdmin(ScopedHistoryAdmin):
+    """Notices are recorded and changed through the services, so every change is an event
+    and the notice's obligations follow its dates."""
+
+    inlines = [NoticeObligationInline, NoticeEventInline]
+
+    def get_inlines(self, request: HttpRequest, obj: Any) -> list[Any]:
+        return list(self.inlines) if obj is not None else []
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        if not change:
+            services.record_notice(actor=acting_user(request), notice=obj, source="admin")
+            return
+        changes = {name: form.cleaned_data[name] for name in form.changed_data}
+        if changes:
+            services.change_notice(
+                actor=acting_user(request),
+                notice=type(obj).objects.get(pk=obj.pk),
+                changes=changes,
+                source=m.EventSource.ADMIN,
+            )
+
+
+@admin.register(m.TechnologyNotice)
+class TechnologyNoticeAdmin(NoticeAdmin):
+    list_display = (
+        "__str__",
+        "stage",
+        "representations_due",
+        "compliance_by",
+        "runs_until",
+    )
+    list_filter = ("stage", ("service", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("service",)
+    search_fields = ("ofcom_reference", "service__name")
+    readonly_fields = ("stage", "closed_reason", "limits")
+    fieldsets = (
+        (None, {"fields": ("service", "ofcom_reference", "stage", "closed_reason", "limits")}),
+        (
+            "What the notice covers and requires (s.121, s.125)",
+            {
+                "fields": (
+                    "terrorism_public",
+                    "csea_public",
+                    "csea_private",
+                    "requirement",
+                    "accredited_technology",
+                )
+            },
+        ),
+        (
+            "Dates",
+            {
+                "fields": (
+                    "skilled_report_on",
+                    "warning_given_on",
+                    "representations_due",
+                    "representations_submitted_on",
+                    "given_on",
+                    "appeal_by",
+                    "compliance_by",
+                    "runs_until",
+                    "report_by",
+                )
+            },
+        ),
+    )
+    change_form_template = "admin/obligations/technologynotice/change_form.html"
+
+    @admin.display(description="limits in the Act")
+    def limits(self, obj: m.TechnologyNotice) -> str:
+        return (
+            "Terrorism content is covered only where communicated publicly; CSEA content "
+            "publicly or privately (s.121). The requirements may run for up to 36 months from "
+            "the last day of the compliance period (s.125(7)). The period for an appeal to the "
+            "Upper Tribunal (s.168) is not in our reference: unverified, take it from the notice."
+        )
+
+    def get_urls(self) -> list[Any]:
+        view = self.admin_site.admin_view
+        return [
+            path(
+                "<path:object_id>/stage/",
+                view(self.stage_view),
+                name="obligations_technologynotice_stage",
+            ),
+            path(
+                "<path:object_id>/dated-event/",
+                view(self.dated_event_view),
+                name="obligations_technologynotice_event",
+            ),
+            *super().get_urls(),
+        ]
+
+    def _editable(self, request: HttpRequest, object_id: str) -> m.TechnologyNotice:
+        if request.method != "POST":
+            raise PermissionDenied
+        notice = self.get_object(request, unquote(object_id))
+        if notice is None:
+            raise Http404("No such notice.")
+        if not self.has_change_permission(request, notice):
+            raise PermissionDenied
+        return notice
+
+    def _back(self, notice: m.TechnologyNotice) -> HttpResponse:
+        return HttpResponseRedirect(
+            reverse("admin:obligations_technologynotice_change", args=[notice.pk])
+        )
+
+    def _refuse(self, request: HttpRequest, form: forms.Form) -> None:
+        errors = "; ".join(f"{k}: {e}" for k, errs in form.errors.items() for e in errs)
+        self.message_user(request, f"Nothing recorded: {errors}", messages.ERROR)
+
+    def stage_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        notice = self._editable(request, object_id)
+        form = NoticeStageForm(request.POST)
+        if not form.is_valid():
+            self._refuse(request, form)
+            return self._back(notice)
+        try:
+            notice = services.move_technology_notice(
+                actor=acting_user(request),
+                notice=notice,
+                to=form.cleaned_data["to"],
+                on=form.cleaned_data["on"],
+                reason=form.cleaned_data["reason"],
+                source=m.EventSource.ADMIN,
+            )
+            self.message_user(request, f"Now: {notice.get_stage_display()}.", messages.SUCCESS)
+        except services.NoticeError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        return self._back(notice)
+
+    def dated_event_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        notice = self._editable(request, object_id)
+        form = NoticeDatedEventForm(request.POST)
+        if not form.is_valid():
+            self._refuse(request, form)
+            return self._back(notice)
+        services.change_notice(
+            actor=acting_user(request),
+            notice=notice,
+            changes={},
+            kind=form.cleaned_data["kind"],
+            on=form.cleaned_data["on"],
+            note=form.cleaned_data["note"],
+            source=m.EventSource.ADMIN,
+        )
+        self.message_user(request, "Recorded. Change the dates it moves below.", messages.SUCCESS)
+        return self._back(notice)
+
+    def change_view(
+        self,
+        request: HttpRequest,
+        object_id: str,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        notice = self.get_object(request, unquote(object_id))
+        extra = dict(extra_context or {})
+        if notice is not None:
+            extra.update(
+                next_stages=[
+                    (to, m.NoticeStage(to).label, to in services.ENDED_STAGES)
+                    for to, sources in services.NOTICE_STAGES.items()
+                    if notice.stage in sources
+                ],
+                can_edit=self.has_change_permission(request, notice),
+                event_form=NoticeDatedEventForm(),
+                today=timezone.localdate(),
+            )
+        return super().change_view(request, object_id, form_url, extra)
+
+
+@admin.register(m.OfcomNotice)
+class OfcomNoticeAdmin(NoticeAdmin):
+    list_display = ("__str__", "kind", "given_on", "respond_by", "closed_on")
+    list_filter = ("kind", ("service", admin.RelatedOnlyFieldListFilter))
+    list_select_related = ("service",)
+    search_fields = ("ofcom_reference", "service__name")
+    fields = (
+        "service",
+        "kind",
+        "ofcom_reference",
+        "given_on",
+        "respond_by",
+        "steps_required",
+        "steps_by",
+        "requires_caa",
+        "caa_by",
+        "single_penalty_gbp",
+        "daily_penalty_gbp",
+        "pay_by",
+        "closed_on",
+        "closed_reason",
+    )

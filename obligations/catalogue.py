@@ -44,6 +44,16 @@ RULE_KEYS = {
     "regulated",
     "revenue_at_least",
     "any",
+    "notice",
+}
+# Duties whose obligations an Ofcom notice creates (rule {"notice": kind}); never from a profile.
+NOTICE_RULE_KINDS = {
+    "technology",
+    "information",
+    "skilled_person",
+    "provisional",
+    "confirmation",
+    "penalty",
 }
 DEADLINE_KINDS = {"fixed", "launch", "continuous", "per_notice", "per_report", "on_change"}
 BASES = {
@@ -235,6 +245,10 @@ def validate_rule(rule: Any, catalogue: Catalogue, where: str) -> None:
             bad = [v for v in values if v not in vocabulary]
             if bad:
                 raise CatalogueError(f"{where}: {key} has unknown value(s) {bad}")
+    if "notice" in rule and (rule["notice"] not in NOTICE_RULE_KINDS or len(rule) > 1):
+        raise CatalogueError(
+            f"{where}: notice is one of {sorted(NOTICE_RULE_KINDS)}, and stands alone"
+        )
     for key in ("children_likely_to_access", "regulated"):
         if key in rule and not isinstance(rule[key], bool):
             raise CatalogueError(f"{where}: {key} is true or false")
@@ -292,6 +306,8 @@ def evaluate(
 ) -> tuple[bool, list[str]]:
     """Whether the rule holds for the profile, and the facts that made it hold."""
     reasons: list[str] = []
+    if "notice" in rule:
+        return False, []  # created by an Ofcom notice, never by a service's profile
     if "kinds_any" in rule:
         hit = [k for k in rule["kinds_any"] if k in profile.kinds()]
         if not hit:

@@ -29,6 +29,8 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
     m.ObligationCycle: "obligation__service__provider__organisation",
     m.Event: "obligation__service__provider__organisation",
     m.Evidence: "cycle__obligation__service__provider__organisation",
+    m.TechnologyNotice: "service__provider__organisation",
+    m.OfcomNotice: "service__provider__organisation",
 }
 
 User = AbstractBaseUser | AnonymousUser

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -22,6 +22,7 @@ from obligations import models as m
 from obligations import selectors
 from obligations.catalogue import (
     Catalogue,
+    add_months,
     applicable_duties,
     not_applicable_reason,
 )
@@ -308,6 +309,23 @@ def _close_cycle_not_applicable(
         )
 
 
+def _mark_not_applicable(
+    *, actor: User, obligation: m.Obligation, reason: str, source: str
+) -> None:
+    """The obligation stops applying: kept, with the reason, and its open cycle closed."""
+    obligation.applicable = False
+    obligation.not_applicable_reason = reason
+    obligation.save(update_fields=["applicable", "not_applicable_reason", "updated_at"])
+    _event(
+        actor=actor,
+        obligation=obligation,
+        kind=m.EventKind.NOT_APPLICABLE,
+        source=source,
+        reason=reason,
+    )
+    _close_cycle_not_applicable(actor=actor, obligation=obligation, reason=reason, source=source)
+
+
 @transaction.atomic
 def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyResult:
     """Bring the service's register in line with its profile. Idempotent; deletes nothing."""
@@ -317,7 +335,10 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
     duty_ids = {d["code"]: d["pk"] for d in catalogue.duties}
     existing = {
         o.duty.code: o
-        for o in m.Obligation.objects.filter(service=service)
+        # Obligations an Ofcom notice created follow the notice, not the profile.
+        for o in m.Obligation.objects.filter(
+            service=service, technology_notice__isnull=True, ofcom_notice__isnull=True
+        )
         .select_related("duty", "current_cycle")
         .select_for_update(of=("self",))
     }
@@ -380,19 +401,7 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
             reason = f"The duty was retired from the catalogue (version {catalogue.version})."
         else:
             reason = not_applicable_reason(catalogue, duty, profile)
-        obligation.applicable = False
-        obligation.not_applicable_reason = reason
-        obligation.save(update_fields=["applicable", "not_applicable_reason", "updated_at"])
-        _event(
-            actor=actor,
-            obligation=obligation,
-            kind=m.EventKind.NOT_APPLICABLE,
-            source=source,
-            reason=reason,
-        )
-        _close_cycle_not_applicable(
-            actor=actor, obligation=obligation, reason=reason, source=source
-        )
+        _mark_not_applicable(actor=actor, obligation=obligation, reason=reason, source=source)
         result.not_applicable.append(code)
     return result
 
@@ -818,3 +827,284 @@ def purge_evidence(*, actor: User, evidence: m.Evidence, reason: str, source: st
     if stored:
         storage = m.Evidence._meta.get_field("file").storage  # type: ignore[attr-defined]
         transaction.on_commit(lambda: storage.delete(stored))
+
+
+# --- Ofcom notices --------------------------------------------------------
+
+N = m.NoticeStage
+# The one table of a Technology Notice's stages: target -> the stages it can come from.
+NOTICE_STAGES: dict[str, tuple[str, ...]] = {
+    N.WARNING: (N.SKILLED_PERSON_REPORT,),
+    N.REPRESENTED: (N.WARNING,),
+    N.CLOSED: (N.WARNING, N.REPRESENTED),
+    N.GIVEN: (N.WARNING, N.REPRESENTED),
+    N.IN_FORCE: (N.GIVEN,),
+    N.EXPIRED: (N.IN_FORCE,),
+    N.REVOKED: (N.GIVEN, N.IN_FORCE),
+}
+# What must be recorded on the notice before it can move to a stage.
+STAGE_NEEDS: dict[str, tuple[str, ...]] = {
+    N.WARNING: ("warning_given_on", "representations_due"),
+    N.REPRESENTED: ("representations_submitted_on",),
+    N.GIVEN: ("given_on", "compliance_by"),
+}
+ENDED_STAGES: dict[str, str] = {
+    N.CLOSED: "closed without a notice",
+    N.EXPIRED: "expired",
+    N.REVOKED: "revoked",
+}
+# s.135: a children's access assessment required by a confirmation decision is due within
+# 3 months of it (Ofcom may extend).
+CAA_AFTER_CONFIRMATION_MONTHS = 3
+
+
+AnyNotice = TypeVar("AnyNotice", m.TechnologyNotice, m.OfcomNotice)
+
+
+class NoticeError(ValueError):
+    """A stage change or a date the notice process does not allow, in words."""
+
+
+def _technology_links(notice: m.TechnologyNotice) -> dict[str, dt.date | None]:
+    """The obligations a Technology Notice creates at its stage: duty code -> due date."""
+    links: dict[str, dt.date | None] = {}
+    if notice.stage != N.SKILLED_PERSON_REPORT and notice.representations_due:
+        links["TN-REPRESENTATIONS"] = notice.representations_due
+    if notice.stage in (N.GIVEN, N.IN_FORCE, N.EXPIRED, N.REVOKED):
+        links["TN-COMPLY"] = notice.compliance_by
+        if notice.appeal_by:
+            links["TN-APPEAL"] = notice.appeal_by
+        if notice.report_by:
+            links["TN-REPORT"] = notice.report_by
+    return links
+
+
+def _ofcom_links(notice: m.OfcomNotice) -> dict[str, dt.date | None]:
+    kind, links = notice.kind, {}
+    if kind == m.NoticeKind.INFORMATION:
+        links["INFO-RESPOND"] = notice.respond_by
+    elif kind == m.NoticeKind.SKILLED_PERSON:
+        links["SPR-ASSIST"] = notice.respond_by
+    elif kind == m.NoticeKind.PROVISIONAL:
+        links["PNC-REPRESENTATIONS"] = notice.respond_by
+    if kind == m.NoticeKind.CONFIRMATION:
+        if notice.steps_required:
+            links["CD-STEPS"] = notice.steps_by
+        if notice.requires_caa:
+            links["CD-CAA"] = notice.caa_by
+    if kind in (m.NoticeKind.CONFIRMATION, m.NoticeKind.PENALTY) and (
+        notice.single_penalty_gbp or notice.daily_penalty_gbp
+    ):
+        links["PENALTY-PAY"] = notice.pay_by
+    return links
+
+
+def _sync_notice_obligations(
+    *,
+    actor: User,
+    notice: m.TechnologyNotice | m.OfcomNotice,
+    links: dict[str, dt.date | None],
+    ended: str,
+    source: str,
+) -> None:
+    """Bring the notice's obligations in line with it: create what is missing once, move open
+    cycles with the notice's dates, and close them all (kept, with the reason) when it ends."""
+    link_field = "technology_notice" if isinstance(notice, m.TechnologyNotice) else "ofcom_notice"
+    existing = {
+        o.duty.code: o
+        for o in m.Obligation.objects.filter(**{link_field: notice})
+        .select_related("duty", "current_cycle")
+        .select_for_update(of=("self",))
+    }
+    duties = {d.code: d for d in m.Duty.objects.filter(code__in=set(links) - set(existing))}
+    for code, due in links.items():
+        obligation = existing.get(code)
+        if obligation is None:
+            if ended:
+                continue
+            obligation = m.Obligation.objects.create(
+                service_id=notice.service_id,
+                duty=duties[code],
+                why=f"Required by {notice}.",
+                **{link_field: notice},
+            )
+            _event(
+                actor=actor,
+                obligation=obligation,
+                kind=m.EventKind.CREATED,
+                source=source,
+                reason=obligation.why,
+            )
+            _open_cycle(
+                actor=actor,
+                obligation=obligation,
+                due=due,
+                trigger=m.CycleTrigger.NOTICE,
+                source=source,
+                note=str(notice),
+            )
+            existing[code] = obligation
+        elif obligation.current_cycle and not obligation.current_cycle.is_closed:
+            set_due_date(
+                actor=actor,
+                cycle=obligation.current_cycle,
+                due=due,
+                reason=f"The date on {notice} changed.",
+                source=source,
+            )
+    reason = f"{notice}: {ended}." if ended else ""
+    for code, obligation in existing.items():
+        if obligation.applicable and (ended or code not in links):
+            _mark_not_applicable(
+                actor=actor,
+                obligation=obligation,
+                reason=reason or f"{notice} no longer requires it.",
+                source=source,
+            )
+
+
+def _notice_event(
+    *,
+    actor: User,
+    notice: m.TechnologyNotice | m.OfcomNotice,
+    kind: str,
+    on: dt.date,
+    source: str,
+    note: str = "",
+    changes: dict[str, Any] | None = None,
+    from_stage: str = "",
+    to_stage: str = "",
+) -> m.NoticeEvent:
+    link = "technology_notice" if isinstance(notice, m.TechnologyNotice) else "ofcom_notice"
+    return m.NoticeEvent.objects.create(
+        **{link: notice},
+        kind=kind,
+        on=on,
+        note=note,
+        changes=changes or {},
+        from_stage=from_stage,
+        to_stage=to_stage,
+        actor=actor,
+        at=timezone.now(),
+        source=source,
+    )
+
+
+def _check_notice(notice: m.TechnologyNotice | m.OfcomNotice) -> None:
+    """Constraints and the Act's limits as a ValidationError, never an IntegrityError."""
+    notice.full_clean()
+
+
+def _links_for(notice: m.TechnologyNotice | m.OfcomNotice) -> tuple[dict[str, Any], str]:
+    if isinstance(notice, m.TechnologyNotice):
+        return _technology_links(notice), ENDED_STAGES.get(notice.stage, "")
+    ended = f"closed on {notice.closed_on:%-d %b %Y}" if notice.closed_on else ""
+    return _ofcom_links(notice), ended
+
+
+@transaction.atomic
+def record_notice(*, actor: User, notice: AnyNotice, source: str) -> AnyNotice:
+    """Record a new notice (unsaved instance in, saved out) and create its obligations."""
+    if isinstance(notice, m.OfcomNotice) and notice.requires_caa and notice.caa_by is None:
+        notice.caa_by = add_months(notice.given_on, CAA_AFTER_CONFIRMATION_MONTHS)
+    _check_notice(notice)
+    notice.save()
+    on = notice.given_on if isinstance(notice, m.OfcomNotice) else london_today()
+    _notice_event(actor=actor, notice=notice, kind=m.NoticeEventKind.RECORDED, on=on, source=source)
+    links, ended = _links_for(notice)
+    _sync_notice_obligations(actor=actor, notice=notice, links=links, ended=ended, source=source)
+    return notice
+
+
+@transaction.atomic
+def change_notice(
+    *,
+    actor: User,
+    notice: m.TechnologyNotice | m.OfcomNotice,
+    changes: dict[str, Any],
+    source: str,
+    kind: str = m.NoticeEventKind.DATES,
+    on: dt.date | None = None,
+    note: str = "",
+) -> None:
+    """Change a notice's dates or terms (a variation, review, further notice, appeal, or a
+    correction), with one dated event; its open obligations move with the dates."""
+    if "stage" in changes:
+        raise NoticeError("The stage changes through move_technology_notice, not here.")
+    model = type(notice)
+    current = model.objects.select_for_update().get(pk=notice.pk)
+    before = {name: getattr(current, name) for name in changes}
+    for name, value in changes.items():
+        setattr(current, name, value)
+    if isinstance(current, m.OfcomNotice) and current.requires_caa and current.caa_by is None:
+        current.caa_by = add_months(current.given_on, CAA_AFTER_CONFIRMATION_MONTHS)
+    _check_notice(current)
+    diff = {
+        name: [str(before[name]) if before[name] is not None else None, str(value)]
+        for name, value in changes.items()
+        if before[name] != value
+    }
+    if not diff and kind == m.NoticeEventKind.DATES:
+        return
+    current.save()
+    _notice_event(
+        actor=actor,
+        notice=current,
+        kind=kind,
+        on=on or london_today(),
+        note=note,
+        changes=diff,
+        source=source,
+    )
+    links, ended = _links_for(current)
+    _sync_notice_obligations(actor=actor, notice=current, links=links, ended=ended, source=source)
+    notice.refresh_from_db()
+
+
+@transaction.atomic
+def move_technology_notice(
+    *,
+    actor: User,
+    notice: m.TechnologyNotice,
+    to: str,
+    on: dt.date,
+    source: str,
+    reason: str = "",
+) -> m.TechnologyNotice:
+    """Move a Technology Notice to its next stage: a conditional update plus one event."""
+    if to not in NOTICE_STAGES:
+        raise NoticeError(f"{to!r} is not a stage a notice can be moved to.")
+    current = m.TechnologyNotice.objects.get(pk=notice.pk)
+    label = m.NoticeStage(to).label
+    if current.stage not in NOTICE_STAGES[to]:
+        raise NoticeError(f"A notice at '{current.get_stage_display()}' cannot move to '{label}'.")
+    missing = [
+        str(m.TechnologyNotice._meta.get_field(name).verbose_name)  # type: ignore[union-attr]
+        for name in STAGE_NEEDS.get(to, ())
+        if getattr(current, name) is None
+    ]
+    if missing:
+        raise NoticeError(f"Record first: {', '.join(missing)}.")
+    reason = (reason or "").strip()
+    if to in ENDED_STAGES and not reason:
+        raise NoticeError(f"Moving to '{label}' needs a reason.")
+    changes: dict[str, Any] = {"stage": to, "updated_at": timezone.now()}
+    if to in ENDED_STAGES:
+        changes["closed_reason"] = reason
+    # Conditional on the stage we read: of two people recording at once, one wins.
+    if not m.TechnologyNotice.objects.filter(pk=current.pk, stage=current.stage).update(**changes):
+        raise NoticeError("Someone else changed this notice first; reload it.")
+    _notice_event(
+        actor=actor,
+        notice=current,
+        kind=m.NoticeEventKind.STAGE,
+        on=on,
+        from_stage=current.stage,
+        to_stage=to,
+        note=reason,
+        source=source,
+    )
+    current.refresh_from_db()
+    links, ended = _links_for(current)
+    _sync_notice_obligations(actor=actor, notice=current, links=links, ended=ended, source=source)
+    return current

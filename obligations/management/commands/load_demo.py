@@ -156,11 +156,40 @@ class Command(BaseCommand):
                         reason="Demo data: a spread of deadlines.",
                         source=source,
                     )
+        self._technology_notice(system, today)
         self._other_organisation(system)
         self.stdout.write(
             f"Demo data ready: {m.Service.objects.filter(provider__organisation=org).count()} "
             f"services, {m.Obligation.objects.filter(service__provider__organisation=org).count()}"
             f" obligations in {org}."
+        )
+
+    def _technology_notice(self, system: Any, today: dt.date) -> None:
+        """Northwind Chat (end-to-end encrypted) has a warning notice: representations due."""
+        chat = m.Service.objects.get(name="Northwind Chat")
+        if chat.technology_notices.exists():
+            return
+        notice = services.record_notice(
+            actor=system,
+            notice=m.TechnologyNotice(
+                service=chat,
+                ofcom_reference="DEMO/TN/2026/001",
+                csea_public=True,
+                csea_private=True,
+                requirement=m.TechnologyRequirement.USE,
+                accredited_technology="(demo) accredited CSEA hash-matching",
+                skilled_report_on=today - dt.timedelta(days=40),
+                warning_given_on=today - dt.timedelta(days=10),
+                representations_due=today + dt.timedelta(days=18),
+            ),
+            source=m.EventSource.COMMAND,
+        )
+        services.move_technology_notice(
+            actor=system,
+            notice=notice,
+            to=m.NoticeStage.WARNING,
+            on=today - dt.timedelta(days=10),
+            source=m.EventSource.COMMAND,
         )
 
     def _other_organisation(self, system: Any) -> None:
