@@ -724,6 +724,7 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
         OverdueFilter,
         ("service__provider__organisation", admin.RelatedOnlyFieldListFilter),
         ("service", admin.RelatedOnlyFieldListFilter),
+        ("duty", admin.RelatedOnlyFieldListFilter),
         "current_cycle__status",
         "applicable",
         ("owner", admin.RelatedOnlyFieldListFilter),
