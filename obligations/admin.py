@@ -10,6 +10,7 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
@@ -26,13 +27,13 @@ from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 from simple_history.admin import SimpleHistoryAdmin
 
 from obligations import models as m
-from obligations import selectors, services
+from obligations import penalties, selectors, services
 from obligations.admin_import import ImportRegisterAdminMixin
-from obligations.catalogue import Profile, applicable_duties, likely_categories
+from obligations.catalogue import Profile, applicable_duties, likely_categories, notice_powers
 from obligations.uploads import EvidenceRefused
 
 STATUS_COLOURS = {
@@ -172,6 +173,50 @@ class ReadOnlyInline(admin.TabularInline):
         return selectors.scope(super().get_queryset(request), request.user)
 
 
+class ObligationInline(ReadOnlyInline):
+    model = m.Obligation
+    fields = ("duty_code", "section", "title", "status", "due", "applicable_text", "owner")
+    readonly_fields = fields
+    verbose_name_plural = "obligations (the register for this service)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).select_related("duty", "owner", "current_cycle")
+
+    @admin.display(description="duty")
+    def duty_code(self, obj: m.Obligation) -> str:
+        return obj.duty.code
+
+    @admin.display(description="section")
+    def section(self, obj: m.Obligation) -> str:
+        return obj.duty.section
+
+    @admin.display(description="title")
+    def title(self, obj: m.Obligation) -> str:
+        return obj.duty.title
+
+    @admin.display(description="status")
+    def status(self, obj: m.Obligation) -> str:
+        return status_badge(obj.current_cycle, timezone.localdate())
+
+    @admin.display(description="due")
+    def due(self, obj: m.Obligation) -> Any:
+        return obj.current_cycle.due_date if obj.current_cycle else None
+
+    @admin.display(description="applies")
+    def applicable_text(self, obj: m.Obligation) -> str:
+        return obj.why if obj.applicable else f"No longer applies: {obj.not_applicable_reason}"
+
+
+class ProviderObligationInline(ObligationInline):
+    """The provider's own obligations (fees), which belong to no single service."""
+
+    fk_name = "provider"
+    verbose_name_plural = "the provider's own obligations (for all its services)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return super().get_queryset(request).filter(service__isnull=True)
+
+
 # --- Organisations --------------------------------------------------------
 
 
@@ -219,19 +264,123 @@ class OrganisationAdmin(ScopedAdmin):
 class RevenuePeriodInline(admin.TabularInline):
     model = m.RevenuePeriod
     extra = 0
-    fields = ("start", "end", "amount_gbp", "basis", "complete")
+    fields = ("kind", "start", "end", "amount_gbp", "basis", "complete", "uk_referable_gbp")
+    verbose_name_plural = (
+        "qualifying worldwide revenue: accounting periods set the penalty cap (Sch.13 para 4); "
+        "a calendar year two years before a charging year decides fees (s.83)"
+    )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return selectors.scope(super().get_queryset(request), request.user)
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # Revenue is corrected in place (history keeps every figure), never deleted.
+        return False
+
+
+def money_cell(amount: Any) -> str:
+    return penalties.money(amount) if amount is not None else "-"
+
+
+class ProviderChangeList(ChangeList):
+    """Each listed provider carries its penalty cap, from the catalogue's figures read once."""
+
+    def get_results(self, request: HttpRequest) -> None:
+        super().get_results(request)
+        params = selectors.catalogue_parameters()
+        for provider in self.result_list:
+            provider.cap = selectors.provider_penalty_cap(provider, params)
+
 
 @admin.register(m.Provider)
 class ProviderAdmin(ScopedHistoryAdmin):
-    list_display = ("name", "organisation", "legal_name", "country")
+    list_display = ("name", "organisation", "penalty_cap", "exposure", "country")
     list_filter = (("organisation", admin.RelatedOnlyFieldListFilter),)
     list_select_related = ("organisation",)
     search_fields = ("name", "legal_name")
-    inlines = [RevenuePeriodInline]
+    inlines = [RevenuePeriodInline, ProviderObligationInline]
+    fields = (
+        "organisation",
+        "name",
+        "legal_name",
+        "country",
+        "no_accounting_period",
+        "penalty_cap_detail",
+        "exposure",
+        "fees_position",
+    )
+    readonly_fields = ("penalty_cap_detail", "exposure", "fees_position")
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.providers_with_exposure(
+            super().get_queryset(request), timezone.localdate()
+        )
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return ProviderChangeList
+
+    def get_object(self, request: HttpRequest, object_id: str, from_field: Any = None) -> Any:
+        obj = super().get_object(request, object_id, from_field)
+        if obj is not None:
+            obj.cap = selectors.provider_penalty_cap(obj)
+        return obj
+
+    @admin.display(description="maximum penalty")
+    def penalty_cap(self, obj: Any) -> str:
+        if obj.cap.amount is None:
+            return "Not computed: revenue not recorded"
+        return f"{penalties.money(obj.cap.amount)} ({obj.cap.rule})"
+
+    @admin.display(description="maximum penalty (Sch.13 para 4)")
+    def penalty_cap_detail(self, obj: Any) -> str:
+        cap = getattr(obj, "cap", None)
+        if cap is None:
+            return "Computed once the provider and its revenue are saved."
+        if cap.amount is None:
+            return format_html("<strong>{}</strong> {}", cap.explanation, cap.missing)
+        return format_html(
+            "<strong>{}</strong> ({}): {}", money_cell(cap.amount), cap.rule, cap.explanation
+        )
+
+    @admin.display(description="exposure")
+    def exposure(self, obj: Any) -> str:
+        if obj.pk is None:
+            return "-"
+        reasons = selectors.exposure_reasons(obj)
+        if not reasons:
+            return "Not at risk"
+        return format_html('<strong style="color:#b91c1c">At risk</strong>: {}', "; ".join(reasons))
+
+    @admin.display(description="fees (ss.83-84)")
+    def fees_position(self, obj: m.Provider) -> str:
+        if obj.pk is None:
+            return "-"
+        params = selectors.catalogue_parameters()["fees"]
+        _, _, years = penalties.fees_requirements(
+            selectors.provider_revenue(obj), timezone.localdate(), params
+        )
+        rows = format_html_join(
+            "",
+            "<li><strong>{}</strong>: {} Notify by {}; pay from {}.</li>",
+            (
+                (
+                    y.label,
+                    y.why,
+                    f"{y.notify_by:%-d %b %Y}",
+                    f"{y.pay_by:%-d %b %Y}",
+                )
+                for y in years
+            ),
+        )
+        note = params.get("unverified_note", "")
+        return format_html("<ul>{}</ul><p><em>Unverified:</em> {}</p>", rows, note)
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        # Revenue decides the fees obligations and whether a penalty is above the cap.
+        services.revenue_changed(
+            actor=acting_user(request), provider=form.instance, source=m.EventSource.ADMIN
+        )
 
 
 # --- Services -------------------------------------------------------------
@@ -316,40 +465,6 @@ class ProfilePreviewForm(ServiceForm):
         )
 
 
-class ObligationInline(ReadOnlyInline):
-    model = m.Obligation
-    fields = ("duty_code", "section", "title", "status", "due", "applicable_text", "owner")
-    readonly_fields = fields
-    verbose_name_plural = "obligations (the register for this service)"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).select_related("duty", "owner", "current_cycle")
-
-    @admin.display(description="duty")
-    def duty_code(self, obj: m.Obligation) -> str:
-        return obj.duty.code
-
-    @admin.display(description="section")
-    def section(self, obj: m.Obligation) -> str:
-        return obj.duty.section
-
-    @admin.display(description="title")
-    def title(self, obj: m.Obligation) -> str:
-        return obj.duty.title
-
-    @admin.display(description="status")
-    def status(self, obj: m.Obligation) -> str:
-        return status_badge(obj.current_cycle, timezone.localdate())
-
-    @admin.display(description="due")
-    def due(self, obj: m.Obligation) -> Any:
-        return obj.current_cycle.due_date if obj.current_cycle else None
-
-    @admin.display(description="applies")
-    def applicable_text(self, obj: m.Obligation) -> str:
-        return obj.why if obj.applicable else f"No longer applies: {obj.not_applicable_reason}"
-
-
 class SignificantChangeInline(ReadOnlyInline):
     model = m.SignificantChange
     fields = ("description", "planned_for", "status", "recorded_by", "recorded_at")
@@ -365,6 +480,19 @@ class SignificantChangeForm(forms.Form):
         if day <= timezone.localdate():
             raise forms.ValidationError("A planned change is in the future.")
         return day
+
+
+def powers_list(powers: list[dict[str, str]]) -> str:
+    if not powers:
+        return "None: the service is exempt or outside Part 3."
+    return format_html(
+        "<ul>{}</ul>",
+        format_html_join(
+            "",
+            "<li><strong>{} ({})</strong>: {}</li>",
+            ((p["title"], p["section"], p["why"]) for p in powers),
+        ),
+    )
 
 
 @admin.register(m.Service)
@@ -387,7 +515,7 @@ class ServiceAdmin(ScopedHistoryAdmin):
     )
     list_select_related = ("provider",)
     search_fields = ("name", "provider__name")
-    readonly_fields = ("likely_category",)
+    readonly_fields = ("likely_category", "ofcom_powers")
     inlines = [ObligationInline, SignificantChangeInline]
     fieldsets = (
         (None, {"fields": ("provider", "name", "launch_date")}),
@@ -398,6 +526,7 @@ class ServiceAdmin(ScopedHistoryAdmin):
         ),
         ("Children", {"fields": ("children_likely_to_access", "children_access_assessed_on")}),
         ("Features", {"fields": ("features",)}),
+        ("Ofcom's notice powers that could reach it", {"fields": ("ofcom_powers",)}),
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
@@ -429,6 +558,13 @@ class ServiceAdmin(ScopedHistoryAdmin):
         if not likely:
             return "None: the service meets no category's threshold conditions."
         return "; ".join(f"Category {code}: {why}" for code, why in likely)
+
+    @admin.display(description="notice powers")
+    def ofcom_powers(self, obj: m.Service) -> str:
+        if obj.pk is None:
+            return "Listed when saved."
+        powers = notice_powers(selectors.loaded_catalogue(), selectors.service_profile(obj))
+        return powers_list(powers)
 
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
         super().save_related(request, form, formsets, change)
@@ -463,12 +599,13 @@ class ServiceAdmin(ScopedHistoryAdmin):
         if not self.has_view_permission(request):
             raise Http404
         form = ProfilePreviewForm(request.POST or None)
-        duties, likely = None, None
+        duties, likely, powers = None, None, None
         if request.method == "POST" and form.is_valid():
             catalogue = selectors.loaded_catalogue()
             profile = form.profile()
             duties = applicable_duties(catalogue, profile)
             likely = likely_categories(catalogue, profile)
+            powers = powers_list(notice_powers(catalogue, profile))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.model._meta,
@@ -476,6 +613,7 @@ class ServiceAdmin(ScopedHistoryAdmin):
             "form": form,
             "duties": duties,
             "likely": likely,
+            "powers": powers,
         }
         return TemplateResponse(request, "admin/obligations/service/preview.html", context)
 
@@ -714,7 +852,7 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
         "duty_code",
         "section",
         "duty_title",
-        "service",
+        "service_or_provider",
         "status",
         "due",
         "owner",
@@ -722,7 +860,8 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
     )
     list_filter = (
         OverdueFilter,
-        ("service__provider__organisation", admin.RelatedOnlyFieldListFilter),
+        ("provider__organisation", admin.RelatedOnlyFieldListFilter),
+        ("provider", admin.RelatedOnlyFieldListFilter),
         ("service", admin.RelatedOnlyFieldListFilter),
         ("duty", admin.RelatedOnlyFieldListFilter),
         "current_cycle__status",
@@ -731,10 +870,17 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
         "duty__section",
         "duty__verified",
     )
-    search_fields = ("duty__code", "duty__title", "duty__section", "service__name")
+    search_fields = (
+        "duty__code",
+        "duty__title",
+        "duty__section",
+        "service__name",
+        "provider__name",
+    )
     list_per_page = 100
     fields = (
         "duty_summary",
+        "provider",
         "service",
         "owner",
         "why",
@@ -745,6 +891,7 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
     )
     readonly_fields = (
         "duty_summary",
+        "provider",
         "service",
         "why",
         "applicable",
@@ -1003,6 +1150,12 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
     @admin.display(description="title")
     def duty_title(self, obj: m.Obligation) -> str:
         return obj.duty.title
+
+    @admin.display(description="service", ordering="service__name")
+    def service_or_provider(self, obj: m.Obligation) -> str:
+        if obj.service_id is None:
+            return f"{obj.provider} (all its services)"
+        return str(obj.service)
 
     @admin.display(description="status", ordering="current_cycle__status")
     def status(self, obj: m.Obligation) -> str:
@@ -1300,6 +1453,7 @@ class OfcomNoticeAdmin(NoticeAdmin):
         "ofcom_reference",
         "given_on",
         "respond_by",
+        "publish_by",
         "steps_required",
         "steps_by",
         "requires_caa",
@@ -1307,6 +1461,24 @@ class OfcomNoticeAdmin(NoticeAdmin):
         "single_penalty_gbp",
         "daily_penalty_gbp",
         "pay_by",
+        "penalty_check",
         "closed_on",
         "closed_reason",
     )
+    readonly_fields = ("penalty_check",)
+
+    @admin.display(description="penalty against the cap")
+    def penalty_check(self, obj: m.OfcomNotice) -> str:
+        if obj.pk is None or not (obj.single_penalty_gbp or obj.daily_penalty_gbp):
+            return "-"
+        above = selectors.penalty_above_cap(obj)
+        if above:
+            return format_html(
+                '<strong style="color:#b91c1c">Flagged</strong>: {} Ofcom\'s figure stands; '
+                "check the revenue recorded and decide whether to appeal (s.168).",
+                above,
+            )
+        cap = selectors.provider_penalty_cap(obj.service.provider)
+        if cap.amount is None:
+            return f"Cannot be checked: {cap.missing}"
+        return f"Within the computed cap of {penalties.money(cap.amount)} ({cap.rule})."

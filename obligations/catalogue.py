@@ -11,9 +11,16 @@ Rule language (a JSON object; every key present must hold):
   features_all / features_any / features_none   feature codes
   users_over                more than N average monthly active UK users
   regulated                 true: not exempt under Schedule 1
-  revenue_at_least          qualifying worldwide revenue at or above this (GBP, a
-                            string); unknown revenue counts as meeting it, saying so
+  fees                      "notify" or "pay": the provider's qualifying worldwide revenue is
+                            at or above the fees threshold (the catalogue's parameters);
+                            unknown revenue counts as meeting it, saying so
   any                       a list of rules, one of which must hold
+  notice                    created by an Ofcom notice of this kind, never by a profile
+
+A duty's `scope` is "service" (the default: one obligation per service) or "provider" (one
+obligation for the provider, e.g. the fees notification that lists all its services).
+The catalogue's `parameters` hold the figures the Act's money rules use (penalty cap, fees),
+and `notice_powers` the Ofcom powers that could reach a service, as rules in the same language.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ RULE_KEYS = {
     "features_none",
     "users_over",
     "regulated",
-    "revenue_at_least",
+    "fees",
     "any",
     "notice",
 }
@@ -53,9 +60,13 @@ NOTICE_RULE_KINDS = {
     "skilled_person",
     "provisional",
     "confirmation",
+    "penalty_proposal",
     "penalty",
+    "transparency",
 }
-DEADLINE_KINDS = {"fixed", "launch", "continuous", "per_notice", "per_report", "on_change"}
+FEES_RULES = {"notify", "pay"}
+SCOPES = {"service", "provider"}
+DEADLINE_KINDS = {"fixed", "launch", "continuous", "per_notice", "per_report", "on_change", "fees"}
 BASES = {
     "act": "the Act",
     "regulations": "regulations",
@@ -84,6 +95,8 @@ class Profile:
     launch_date: dt.date | None = None
     exemption: str | None = None
     qualifying_worldwide_revenue: Decimal | None = None
+    accounting_period_months: int = 12
+    no_accounting_period: bool = False
 
     def kinds(self) -> set[str]:
         return {kind for kind in KINDS if getattr(self, kind)}
@@ -111,6 +124,8 @@ class Catalogue:
     categories: list[dict[str, Any]]
     exemptions: list[dict[str, Any]]
     duties: list[dict[str, Any]]
+    parameters: dict[str, Any] = field(default_factory=dict)
+    notice_powers: list[dict[str, Any]] = field(default_factory=list)
     feature_codes: set[str] = field(init=False)
     category_codes: set[str] = field(init=False)
     exemption_codes: set[str] = field(init=False)
@@ -142,7 +157,8 @@ def read_catalogue(path: Path | str) -> Catalogue:
 
 
 def parse_catalogue(data: Mapping[str, Any], *, sha256: str) -> Catalogue:
-    for key in ("version", "published", "features", "categories", "exemptions", "duties"):
+    keys = ("version", "published", "features", "categories", "exemptions", "duties")
+    for key in (*keys, "parameters", "notice_powers"):
         if key not in data:
             raise CatalogueError(f"catalogue: missing top-level key {key!r}")
     catalogue = Catalogue(
@@ -153,6 +169,8 @@ def parse_catalogue(data: Mapping[str, Any], *, sha256: str) -> Catalogue:
         categories=list(data["categories"]),
         exemptions=list(data["exemptions"]),
         duties=list(data["duties"]),
+        parameters=dict(data["parameters"]),
+        notice_powers=list(data["notice_powers"]),
     )
     _validate(catalogue)
     return catalogue
@@ -222,6 +240,67 @@ def _validate(catalogue: Catalogue) -> None:
             raise CatalogueError(f"{where}: an unverified duty must say what is unverified")
         validate_rule(duty["applies"], catalogue, where)
         _validate_deadline(duty["deadline"], where)
+        if duty.get("scope", "service") not in SCOPES:
+            raise CatalogueError(f"{where}: scope is one of {sorted(SCOPES)}")
+        if (duty.get("scope") == "provider") != ("fees" in duty["applies"]):
+            raise CatalogueError(f"{where}: provider-wide duties are the fees duties (rule 'fees')")
+        if (duty["deadline"]["kind"] == "fees") != ("fees" in duty["applies"]):
+            raise CatalogueError(f"{where}: a 'fees' deadline goes with a 'fees' rule")
+    _validate_parameters(catalogue.parameters)
+    for power in catalogue.notice_powers:
+        where = f"notice power {power.get('code')!r}"
+        _require(power, ["code", "section", "title", "applies", "why", "source_url"], where)
+        validate_rule(power["applies"], catalogue, where)
+
+
+def _decimal(value: Any, where: str) -> Decimal:
+    try:
+        result = Decimal(value) if isinstance(value, str) else None
+    except InvalidOperation:
+        result = None
+    if result is None or not result.is_finite() or result < 0:
+        raise CatalogueError(f"{where}: a non-negative decimal string, not {value!r}")
+    return result
+
+
+def _validate_parameters(parameters: Mapping[str, Any]) -> None:
+    penalty, fees = parameters.get("penalty"), parameters.get("fees")
+    if not isinstance(penalty, dict) or not isinstance(fees, dict):
+        raise CatalogueError("parameters: 'penalty' and 'fees' are JSON objects")
+    _require(penalty, ["fixed_gbp", "revenue_percent", "source_url"], "parameters.penalty")
+    _decimal(penalty["fixed_gbp"], "parameters.penalty.fixed_gbp")
+    _decimal(penalty["revenue_percent"], "parameters.penalty.revenue_percent")
+    _require(
+        fees,
+        [
+            "threshold_gbp",
+            "charging_year_start",
+            "qualifying_period_years_before",
+            "first_charging_year",
+            "first_notification_by",
+            "notification_months_before",
+            "exemption",
+            "source_url",
+        ],
+        "parameters.fees",
+    )
+    _decimal(fees["threshold_gbp"], "parameters.fees.threshold_gbp")
+    _date(f"2000-{fees['charging_year_start']}", "parameters.fees.charging_year_start")
+    _date(fees["first_notification_by"], "parameters.fees.first_notification_by")
+    for key in (
+        "qualifying_period_years_before",
+        "first_charging_year",
+        "notification_months_before",
+    ):
+        if not isinstance(fees[key], int) or fees[key] < 0:
+            raise CatalogueError(f"parameters.fees.{key} is a whole number")
+    _require(fees["exemption"], ["uk_referable_below_gbp", "note"], "parameters.fees.exemption")
+    _decimal(fees["exemption"]["uk_referable_below_gbp"], "parameters.fees.exemption")
+    for name, block in (("penalty", penalty), ("fees", fees)):
+        if not block.get("verified", True) and not block.get("unverified_note"):
+            raise CatalogueError(
+                f"parameters.{name}: unverified figures must say what is unverified"
+            )
 
 
 def validate_rule(rule: Any, catalogue: Catalogue, where: str) -> None:
@@ -254,11 +333,8 @@ def validate_rule(rule: Any, catalogue: Catalogue, where: str) -> None:
             raise CatalogueError(f"{where}: {key} is true or false")
     if "users_over" in rule and (not isinstance(rule["users_over"], int) or rule["users_over"] < 0):
         raise CatalogueError(f"{where}: users_over is a whole number")
-    if "revenue_at_least" in rule:
-        try:
-            Decimal(rule["revenue_at_least"])
-        except (InvalidOperation, TypeError) as exc:
-            raise CatalogueError(f"{where}: revenue_at_least is a decimal string") from exc
+    if "fees" in rule and rule["fees"] not in FEES_RULES:
+        raise CatalogueError(f"{where}: fees is one of {sorted(FEES_RULES)}")
     if "any" in rule:
         if not isinstance(rule["any"], list) or not rule["any"]:
             raise CatalogueError(f"{where}: any is a non-empty list of rules")
@@ -302,7 +378,10 @@ def _fmt_users(n: int) -> str:
 
 
 def evaluate(
-    rule: Mapping[str, Any], profile: Profile, features: frozenset[str]
+    rule: Mapping[str, Any],
+    profile: Profile,
+    features: frozenset[str],
+    parameters: Mapping[str, Any] | None = None,
 ) -> tuple[bool, list[str]]:
     """Whether the rule holds for the profile, and the facts that made it hold."""
     reasons: list[str] = []
@@ -351,29 +430,38 @@ def evaluate(
             f"{_fmt_users(profile.uk_monthly_users)} monthly UK users "
             f"(over {_fmt_users(rule['users_over'])})"
         )
-    if "revenue_at_least" in rule:
-        threshold = Decimal(rule["revenue_at_least"])
-        revenue = profile.qualifying_worldwide_revenue
-        if revenue is None:
-            reasons.append(
-                f"qualifying worldwide revenue is not recorded: treated as at or above "
-                f"£{threshold:,.0f} until it is"
-            )
-        elif revenue < threshold:
+    if "fees" in rule:
+        fee_paying, fees_why = profile_fee_paying(profile, parameters or {})
+        if fee_paying is False:
             return False, []
-        else:
-            reasons.append(
-                f"qualifying worldwide revenue £{revenue:,.2f} (at least £{threshold:,.0f})"
-            )
+        reasons.append(fees_why)
     if "any" in rule:
         for alternative in rule["any"]:
-            ok, why = evaluate(alternative, profile, features)
+            ok, why = evaluate(alternative, profile, features, parameters)
             if ok:
                 reasons.extend(why)
                 break
         else:
             return False, []
     return True, reasons
+
+
+def profile_fee_paying(profile: Profile, parameters: Mapping[str, Any]) -> tuple[bool | None, str]:
+    """Whether one revenue figure reaches the fees threshold (s.83(2)); None when unknown.
+
+    A profile has one revenue figure, so it stands for the qualifying period too; the register
+    itself uses each charging year's own qualifying period (penalties.fees_requirements).
+    """
+    threshold = Decimal(parameters["fees"]["threshold_gbp"])
+    revenue = profile.qualifying_worldwide_revenue
+    if revenue is None:
+        return None, (
+            f"qualifying worldwide revenue is not recorded: treated as at or above the "
+            f"£{threshold:,.0f} fees threshold until it is"
+        )
+    if revenue < threshold:
+        return False, f"qualifying worldwide revenue £{revenue:,.2f} is below £{threshold:,.0f}"
+    return True, f"qualifying worldwide revenue £{revenue:,.2f} (at least £{threshold:,.0f})"
 
 
 def add_months(day: dt.date, months: int) -> dt.date:
@@ -425,6 +513,8 @@ def describe_deadline(deadline: Mapping[str, Any]) -> str:
         parts = [f"by the dates in Ofcom's notice ({basis})"]
     elif kind == "per_report":
         parts = [f"per report received ({basis})"]
+    elif kind == "fees":
+        parts = [f"by the dates of the provider's fees position, per charging year ({basis})"]
     else:
         parts = [f"on change ({basis})"]
     recurrence = deadline.get("recurrence")
@@ -451,9 +541,11 @@ def applicable_duties(catalogue: Catalogue, profile: Profile) -> list[Applicable
     for duty in catalogue.duties:
         if duty.get("retired"):
             continue
-        ok, reasons = evaluate(duty["applies"], profile, features)
+        ok, reasons = evaluate(duty["applies"], profile, features, catalogue.parameters)
         if not ok:
             continue
+        if duty.get("scope") == "provider":
+            reasons.append("one obligation for the provider, covering all its services")
         result.append(
             Applicable(
                 code=duty["code"],
@@ -504,13 +596,29 @@ def describe_rule(rule: Mapping[str, Any]) -> str:
         parts.append(f"more than {_fmt_users(rule['users_over'])} monthly UK users")
     if rule.get("regulated"):
         parts.append("not exempt under Schedule 1")
-    if "revenue_at_least" in rule:
-        parts.append(
-            f"qualifying worldwide revenue of at least £{Decimal(rule['revenue_at_least']):,.0f}"
-        )
+    if "fees" in rule:
+        parts.append("qualifying worldwide revenue at or above the fees threshold, not exempt")
     if "any" in rule:
         parts.append("(" + " or ".join(describe_rule(r) for r in rule["any"]) + ")")
     return ", ".join(parts)
+
+
+def notice_powers(catalogue: Catalogue, profile: Profile) -> list[dict[str, str]]:
+    """The Ofcom notice powers that could reach the profile, so a team can prepare."""
+    features = catalogue.implied_features(profile.features)
+    result = []
+    for power in catalogue.notice_powers:
+        ok, reasons = evaluate(power["applies"], profile, features, catalogue.parameters)
+        if ok:
+            facts = "; ".join(reasons)
+            result.append(
+                {
+                    "section": power["section"],
+                    "title": power["title"],
+                    "why": f"{power['why']} Reaches it as: {facts}." if facts else power["why"],
+                }
+            )
+    return result
 
 
 def likely_categories(catalogue: Catalogue, profile: Profile) -> list[tuple[str, str]]:
@@ -543,6 +651,8 @@ PROFILE_FIELDS = {
     "launch_date": "a YYYY-MM-DD date",
     "exemption": "an exemption code",
     "qualifying_worldwide_revenue": 'a decimal string in GBP, e.g. "250000000.00"',
+    "accounting_period_months": "a whole number of months, 1 to 60",
+    "no_accounting_period": "true or false",
 }
 REQUIRED_PROFILE_FIELDS = ("name", "user_to_user", "search")
 
@@ -623,6 +733,12 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
             revenue = None
         if revenue is None or not revenue.is_finite() or revenue < 0:
             raise wrong("qualifying_worldwide_revenue")
+    months = data.get("accounting_period_months", 12)
+    if not isinstance(months, int) or isinstance(months, bool) or not 1 <= months <= 60:
+        raise wrong("accounting_period_months")
+    no_period = data.get("no_accounting_period", False)
+    if not isinstance(no_period, bool):
+        raise wrong("no_accounting_period")
     return Profile(
         name=data["name"].strip(),
         categories=frozenset(c for c in categories if c != "none"),
@@ -632,5 +748,7 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
         launch_date=launch,
         exemption=exemption,
         qualifying_worldwide_revenue=revenue,
+        accounting_period_months=months,
+        no_accounting_period=no_period,
         **flags,
     )

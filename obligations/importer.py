@@ -306,17 +306,18 @@ class _Register:
     organisation: m.Organisation
     services: dict[str, list[m.Service]]
     duties: dict[str, m.Duty]
-    obligations: dict[tuple[int, int], m.Obligation]
+    # (service id, or None for the provider's own obligations; provider id; duty id)
+    obligations: dict[tuple[int | None, int, int], m.Obligation]
     refs: dict[tuple[int, str], m.Obligation]
     members: dict[str, list[m.Membership]]
     evidence_urls: dict[int, set[str]]
 
     @classmethod
     def load(cls, organisation: m.Organisation) -> _Register:
-        in_org = Q(service__provider__organisation=organisation)
+        in_org = Q(provider__organisation=organisation)
         obligations = list(
             m.Obligation.objects.filter(in_org).select_related(
-                "service", "duty", "owner", "current_cycle"
+                "provider", "service", "duty", "owner", "current_cycle"
             )
         )
         services_by_name: dict[str, list[m.Service]] = {}
@@ -342,8 +343,8 @@ class _Register:
             organisation=organisation,
             services=services_by_name,
             duties={d.code: d for d in m.Duty.objects.all()},
-            obligations={(o.service_id, o.duty_id): o for o in obligations},
-            refs={(o.service_id, o.external_ref): o for o in obligations if o.external_ref},
+            obligations={(o.service_id, o.provider_id, o.duty_id): o for o in obligations},
+            refs={(o.provider_id, o.external_ref): o for o in obligations if o.external_ref},
             members=members,
             evidence_urls=evidence_urls,
         )
@@ -432,7 +433,9 @@ def _find_obligation(
         errors.append(f"duty {code} was retired from the catalogue")
     if service is None or duty is None or duty.retired_at is not None:
         return None
-    obligation = register.obligations.get((service.pk, duty.pk))
+    # A provider-wide duty (fees) is found through any of the provider's services.
+    service_key = None if duty.scope == m.DutyScope.PROVIDER else service.pk
+    obligation = register.obligations.get((service_key, service.provider_id, duty.pk))
     if obligation is None:
         errors.append(f"duty {code} does not apply to {service}: it has no obligation")
         return None
@@ -444,10 +447,11 @@ def _find_obligation(
         errors.append(f"row {obligations_seen[obligation.pk]} already imports {service} / {code}")
     else:
         obligations_seen[obligation.pk] = outcome.row
-    holder = register.refs.get((service.pk, ref))
+    holder = register.refs.get((service.provider_id, ref))
     if holder is not None and holder.pk != obligation.pk:
         errors.append(
-            f"external reference {ref} is already used by {holder.duty.code} of {service}"
+            f"external reference {ref} is already used by {holder.duty.code} of "
+            f"{holder.service or holder.provider}"
         )
     return obligation
 

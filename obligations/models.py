@@ -49,6 +49,7 @@ class CycleTrigger(models.TextChoices):
     REAPPLIED = "reapplied", "Applies again after a profile change"
     REGULATORY_CHANGE = "regulatory_change", "Regulatory change"
     NOTICE = "notice", "Set by an Ofcom notice"
+    CHARGING_YEAR = "charging_year", "For a fees charging year"
 
 
 class EventSource(models.TextChoices):
@@ -77,6 +78,16 @@ class RevenueBasis(models.TextChoices):
     MANAGEMENT_ESTIMATE = "management_estimate", "Management estimate"
     OFCOM_ESTIMATE = "ofcom_estimate", "Ofcom's estimate"
     OFCOM_DETERMINATION = "ofcom_determination", "Ofcom's determination"
+
+
+class RevenueKind(models.TextChoices):
+    ACCOUNTING = "accounting", "Accounting period (penalty cap, and fees when a calendar year)"
+    FEES = "fees", "Fees qualifying period only (s.83), not an accounting period"
+
+
+class DutyScope(models.TextChoices):
+    SERVICE = "service", "Each service"
+    PROVIDER = "provider", "The provider, for all its services"
 
 
 class ChangeStatus(models.TextChoices):
@@ -133,6 +144,12 @@ class CatalogueVersion(models.Model):
     sha256 = models.CharField(max_length=64)
     loaded_at = models.DateTimeField(auto_now_add=True)
     summary = models.JSONField(default=dict, help_text="What this version added, changed, retired.")
+    parameters = models.JSONField(
+        default=dict, help_text="The figures the Act's money rules use, with their sources."
+    )
+    notice_powers = models.JSONField(
+        default=list, help_text="Ofcom's notice powers, as rules on a service's profile."
+    )
 
     class Meta:
         ordering = ["-loaded_at"]
@@ -204,6 +221,7 @@ class Duty(models.Model):
     summary = models.TextField()
     in_force_from = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=20, choices=DutyStatus.choices)
+    scope = models.CharField(max_length=10, choices=DutyScope.choices, default=DutyScope.SERVICE)
     applies = models.JSONField(help_text="Declarative applicability rule.")
     deadline = models.JSONField(help_text="Deadline rule.")
     evidence = models.TextField(blank=True, help_text="The evidence a team keeps.")
@@ -241,6 +259,11 @@ class Provider(models.Model):
     name = models.CharField(max_length=200)
     legal_name = models.CharField(max_length=200, blank=True)
     country = models.CharField(max_length=60, blank=True)
+    no_accounting_period = models.BooleanField(
+        default=False,
+        help_text="The provider has no accounting period: the penalty cap is the fixed sum "
+        "(Sch.13 para 4(2)).",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -256,23 +279,48 @@ class Provider(models.Model):
 
 
 class RevenuePeriod(models.Model):
-    """One accounting period's qualifying worldwide revenue (Sch.13 para 4)."""
+    """One period's qualifying worldwide revenue: an accounting period sets the penalty cap
+    (Sch.13 para 4); a calendar year is also a fees qualifying period (s.83)."""
 
     provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="revenue_periods")
+    kind = models.CharField(
+        max_length=20, choices=RevenueKind.choices, default=RevenueKind.ACCOUNTING
+    )
     start = models.DateField()
     end = models.DateField()
-    amount_gbp = models.DecimalField(max_digits=16, decimal_places=2)
+    amount_gbp = models.DecimalField(
+        "qualifying worldwide revenue (£)", max_digits=16, decimal_places=2
+    )
     basis = models.CharField(max_length=30, choices=RevenueBasis.choices)
     complete = models.BooleanField(
         default=True, help_text="Unticked while the period is still running (an estimate)."
     )
+    uk_referable_gbp = models.DecimalField(
+        "UK-referable revenue (£)",
+        max_digits=16,
+        decimal_places=2,
+        null=True,
+        blank=True,
+        help_text="For the fees exemption below £10m (a stated government intention, "
+        "unverified as law).",
+    )
+    history = HistoricalRecords()
 
     class Meta:
         ordering = ["-end"]
         constraints = [
             models.CheckConstraint(condition=Q(end__gt=F("start")), name="revenue_period_order"),
             models.CheckConstraint(condition=Q(amount_gbp__gte=0), name="revenue_non_negative"),
-            models.UniqueConstraint(fields=["provider", "start"], name="revenue_period_unique"),
+            models.CheckConstraint(
+                condition=Q(uk_referable_gbp__isnull=True) | Q(uk_referable_gbp__gte=0),
+                name="revenue_uk_referable_non_negative",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=RevenueKind.values), name="revenue_kind_valid"
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "kind", "start"], name="revenue_period_unique"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -503,9 +551,20 @@ class TechnologyNotice(models.Model):
 class NoticeKind(models.TextChoices):
     INFORMATION = "information", "Information notice (s.100)"
     SKILLED_PERSON = "skilled_person", "Skilled person's report requirement (s.104)"
+    TRANSPARENCY = "transparency", "Transparency notice (s.77)"
     PROVISIONAL = "provisional", "Provisional notice of contravention (s.130)"
     CONFIRMATION = "confirmation", "Confirmation decision (s.132)"
-    PENALTY = "penalty", "Penalty notice (s.139)"
+    PENALTY_PROPOSAL = "penalty_proposal", "Notice of a proposed penalty (s.139(3), s.140(2))"
+    PENALTY = "penalty", "Penalty notice (s.139, s.140(5))"
+
+
+# Notices in the enforcement chain: while one is open, the provider's penalty exposure is at risk.
+ENFORCEMENT_KINDS = (
+    NoticeKind.PROVISIONAL,
+    NoticeKind.CONFIRMATION,
+    NoticeKind.PENALTY_PROPOSAL,
+    NoticeKind.PENALTY,
+)
 
 
 class OfcomNotice(models.Model):
@@ -519,8 +578,15 @@ class OfcomNotice(models.Model):
         "respond or make representations by",
         null=True,
         blank=True,
-        help_text="The response deadline (s.102) or the representations period the notice "
-        "specifies (s.130(8): the Act sets none).",
+        help_text="The response deadline (s.102), the date to submit a transparency report "
+        "(s.77(3)(c)), or the representations period the notice specifies (s.130(8): the Act "
+        "sets none).",
+    )
+    publish_by = models.DateField(
+        "publish the transparency report by",
+        null=True,
+        blank=True,
+        help_text="s.77(3)(d).",
     )
     steps_required = models.TextField(blank=True, help_text="Steps required (s.133).")
     steps_by = models.DateField(null=True, blank=True)
@@ -546,6 +612,11 @@ class OfcomNotice(models.Model):
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind__in=NoticeKind.values), name="ofcom_notice_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(closed_on__isnull=True) | ~Q(closed_reason=""),
+                name="ofcom_notice_closed_has_reason",
+                violation_error_message="Closing a notice needs a reason.",
             ),
             models.CheckConstraint(
                 condition=Q(single_penalty_gbp__isnull=True) | Q(single_penalty_gbp__gte=0),
@@ -609,7 +680,11 @@ class Obligation(models.Model):
     applicable with the reason, and its history stays.
     """
 
-    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="obligations")
+    provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="obligations")
+    # Empty for a provider-wide obligation (a duty with scope "provider", such as fees).
+    service = models.ForeignKey(
+        Service, on_delete=models.PROTECT, null=True, blank=True, related_name="obligations"
+    )
     # What is owed: a catalogue duty. When an Ofcom notice is the source, the duty names the
     # kind of requirement (its section and summary) and the notice sets the dates.
     duty = models.ForeignKey(Duty, on_delete=models.PROTECT, related_name="obligations")
@@ -652,12 +727,26 @@ class Obligation(models.Model):
     history = HistoricalRecords(excluded_fields=["current_cycle", "updated_at"])
 
     class Meta:
-        ordering = ["service", "duty__code"]
+        ordering = ["provider", "service", "duty__code"]
         constraints = [
             models.UniqueConstraint(
                 fields=["service", "duty"],
-                condition=Q(technology_notice__isnull=True, ofcom_notice__isnull=True),
+                condition=Q(
+                    service__isnull=False,
+                    technology_notice__isnull=True,
+                    ofcom_notice__isnull=True,
+                ),
                 name="obligation_unique",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "duty"],
+                condition=Q(service__isnull=True),
+                name="obligation_unique_provider_wide",
+            ),
+            models.CheckConstraint(
+                condition=Q(service__isnull=False)
+                | Q(technology_notice__isnull=True, ofcom_notice__isnull=True),
+                name="obligation_notice_has_service",
             ),
             models.UniqueConstraint(
                 fields=["technology_notice", "duty"],
@@ -674,7 +763,7 @@ class Obligation(models.Model):
                 name="obligation_at_most_one_notice",
             ),
             models.UniqueConstraint(
-                fields=["service", "external_ref"],
+                fields=["provider", "external_ref"],
                 condition=~Q(external_ref=""),
                 name="obligation_external_ref_unique",
             ),
@@ -690,7 +779,7 @@ class Obligation(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.service}: {self.duty.code}"
+        return f"{self.service or self.provider}: {self.duty.code}"
 
 
 class ObligationCycle(models.Model):

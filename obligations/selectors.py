@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import datetime as dt
 from decimal import Decimal
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Model, Q, QuerySet
+from django.db.models import Count, IntegerField, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from obligations import models as m
+from obligations import penalties
 from obligations.catalogue import Catalogue, Profile
 
 # How each tenant-owned model reaches its organisation.
@@ -25,10 +27,10 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
     m.RevenuePeriod: "provider__organisation",
     m.Service: "provider__organisation",
     m.SignificantChange: "service__provider__organisation",
-    m.Obligation: "service__provider__organisation",
-    m.ObligationCycle: "obligation__service__provider__organisation",
-    m.Event: "obligation__service__provider__organisation",
-    m.Evidence: "cycle__obligation__service__provider__organisation",
+    m.Obligation: "provider__organisation",
+    m.ObligationCycle: "obligation__provider__organisation",
+    m.Event: "obligation__provider__organisation",
+    m.Evidence: "cycle__obligation__provider__organisation",
     m.TechnologyNotice: "service__provider__organisation",
     m.OfcomNotice: "service__provider__organisation",
 }
@@ -114,7 +116,7 @@ def organisation_of(obj: Model) -> int:
 def obligations_for_list(user: User) -> QuerySet[m.Obligation]:
     """The obligations changelist: one query however many rows."""
     return scope(m.Obligation.objects.all(), user).select_related(
-        "service__provider", "duty", "owner", "current_cycle"
+        "provider", "service", "duty", "owner", "current_cycle"
     )
 
 
@@ -169,12 +171,15 @@ def loaded_catalogue() -> Catalogue:
                 "code": d.code,
                 "section": d.section,
                 "title": d.title,
+                "scope": d.scope,
                 "applies": d.applies,
                 "deadline": d.deadline,
                 "pk": d.pk,
             }
             for d in m.Duty.objects.filter(retired_at__isnull=True)
         ],
+        parameters=latest.parameters,
+        notice_powers=latest.notice_powers,
     )
 
 
@@ -211,3 +216,130 @@ def my_work(user: User, today: dt.date) -> list[tuple[str, QuerySet[m.Obligation
         ("Waiting for my review", review.order_by(*order)),
         ("All my open obligations", mine.order_by(*order)),
     ]
+
+
+# --- Money: the penalty cap and exposure ----------------------------------
+
+
+def catalogue_parameters() -> dict[str, Any]:
+    """The figures of the loaded catalogue (penalty cap, fees), with their sources."""
+    latest = m.CatalogueVersion.objects.order_by("-loaded_at", "-pk").values("parameters").first()
+    if latest is None:
+        raise m.CatalogueVersion.DoesNotExist(
+            "No catalogue is loaded: run `python manage.py load_catalogue`."
+        )
+    return dict(latest["parameters"])
+
+
+def as_revenue(period: m.RevenuePeriod) -> penalties.Revenue:
+    return penalties.Revenue(
+        start=period.start,
+        end=period.end,
+        amount=period.amount_gbp,
+        complete=period.complete,
+        basis=period.basis,
+        accounting=period.kind == m.RevenueKind.ACCOUNTING,
+        uk_referable=period.uk_referable_gbp,
+    )
+
+
+def provider_revenue(provider: m.Provider) -> list[penalties.Revenue]:
+    """The provider's recorded revenue periods (uses a prefetched list when there is one)."""
+    return [as_revenue(p) for p in provider.revenue_periods.all()]
+
+
+def provider_penalty_cap(
+    provider: m.Provider, parameters: dict[str, Any] | None = None
+) -> penalties.PenaltyCap:
+    parameters = parameters or catalogue_parameters()
+    return penalties.penalty_cap(
+        provider_revenue(provider),
+        no_accounting_period=provider.no_accounting_period,
+        params=parameters["penalty"],
+    )
+
+
+def penalty_above_cap(notice: m.OfcomNotice) -> str:
+    """Why Ofcom's recorded penalty exceeds the cap computed from the recorded revenue, or "".
+
+    Ofcom's figure stands (it may hold revenue figures we do not, para 4(6)); this only flags
+    it for a revenue check and an appeal decision.
+    """
+    single = notice.single_penalty_gbp or Decimal(0)
+    daily = notice.daily_penalty_gbp or Decimal(0)
+    if not single and not daily:
+        return ""
+    cap = provider_penalty_cap(notice.service.provider)
+    if cap.amount is None:
+        return ""
+    if single > cap.amount:
+        return (
+            f"The single penalty {penalties.money(single)} is above the computed cap "
+            f"{penalties.money(cap.amount)} ({cap.rule})."
+        )
+    if daily and single + daily > cap.amount:
+        return (
+            f"The single penalty and one day of the daily penalty "
+            f"({penalties.money(single + daily)}) already exceed the computed cap "
+            f"{penalties.money(cap.amount)}, which they share (Sch.13 para 4(7))."
+        )
+    return ""
+
+
+OPEN_TECHNOLOGY_STAGES = (
+    m.NoticeStage.WARNING,
+    m.NoticeStage.REPRESENTED,
+    m.NoticeStage.GIVEN,
+    m.NoticeStage.IN_FORCE,
+)
+
+
+def count_of(qs: QuerySet[Any], link: str) -> Coalesce:
+    """A correlated COUNT(*) of `qs` per outer row, joined on `link`: one subquery, no fan-out."""
+    counted = qs.order_by().values(link).annotate(n=Count("pk")).values("n")[:1]
+    return Coalesce(Subquery(counted, output_field=IntegerField()), 0)
+
+
+def overdue_obligations(today: dt.date) -> QuerySet[m.Obligation]:
+    """Applicable obligations whose open cycle's due date has passed ("overdue" is derived)."""
+    return m.Obligation.objects.filter(applicable=True, current_cycle__due_date__lt=today).exclude(
+        current_cycle__status__in=m.CLOSED_STATUSES
+    )
+
+
+def providers_with_exposure(qs: QuerySet[m.Provider], today: dt.date) -> QuerySet[m.Provider]:
+    """Providers with what their exposure needs: revenue prefetched, and counts of overdue
+    obligations and open Ofcom notices as annotations (a constant number of queries)."""
+    return qs.prefetch_related(
+        Prefetch("revenue_periods", queryset=m.RevenuePeriod.objects.order_by("-end"))
+    ).annotate(
+        overdue_count=count_of(
+            overdue_obligations(today).filter(provider=OuterRef("pk")), "provider"
+        ),
+        open_enforcement=count_of(
+            m.OfcomNotice.objects.filter(
+                service__provider=OuterRef("pk"),
+                kind__in=m.ENFORCEMENT_KINDS,
+                closed_on__isnull=True,
+            ),
+            "service__provider",
+        ),
+        open_technology=count_of(
+            m.TechnologyNotice.objects.filter(
+                service__provider=OuterRef("pk"), stage__in=OPEN_TECHNOLOGY_STAGES
+            ),
+            "service__provider",
+        ),
+    )
+
+
+def exposure_reasons(provider: Any) -> list[str]:
+    """Why an annotated provider's exposure is at risk; empty when it is not."""
+    reasons = []
+    if provider.overdue_count:
+        reasons.append(f"{provider.overdue_count} overdue obligation(s)")
+    if provider.open_enforcement:
+        reasons.append(f"{provider.open_enforcement} open enforcement notice(s)")
+    if provider.open_technology:
+        reasons.append(f"{provider.open_technology} open Technology Notice(s)")
+    return reasons

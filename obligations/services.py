@@ -19,11 +19,13 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from obligations import models as m
-from obligations import selectors
+from obligations import penalties, selectors
 from obligations.catalogue import (
     Catalogue,
     add_months,
     applicable_duties,
+    describe_rule,
+    evaluate,
     not_applicable_reason,
 )
 from obligations.uploads import check_and_hash
@@ -98,6 +100,7 @@ DUTY_FIELDS = (
     "summary",
     "in_force_from",
     "status",
+    "scope",
     "applies",
     "deadline",
     "evidence",
@@ -112,6 +115,7 @@ def _duty_values(entry: dict[str, Any]) -> dict[str, Any]:
     values["in_force_from"] = (
         dt.date.fromisoformat(entry["in_force_from"]) if entry.get("in_force_from") else None
     )
+    values["scope"] = entry.get("scope") or m.DutyScope.SERVICE
     values["evidence"] = entry.get("evidence") or ""
     values["verified"] = entry.get("verified", True)
     values["unverified_note"] = entry.get("unverified_note") or ""
@@ -163,7 +167,10 @@ def diff_catalogue(catalogue: Catalogue) -> CatalogueDiff:
         },
         {e.code: (e.label, e.paragraph, e.verified) for e in m.Exemption.objects.all()},
     )
-    diff.vocabulary_changed = vocab_now != vocab_db
+    latest = m.CatalogueVersion.objects.order_by("-loaded_at", "-pk").first()
+    rules_now = (catalogue.parameters, catalogue.notice_powers)
+    rules_db = (latest.parameters, latest.notice_powers) if latest else None
+    diff.vocabulary_changed = vocab_now != vocab_db or rules_now != rules_db
     return diff
 
 
@@ -184,6 +191,8 @@ def load_catalogue(*, actor: User, catalogue: Catalogue) -> CatalogueDiff:
             "sha256": catalogue.sha256,
             "summary": diff.as_dict(),
             "loaded_at": now,
+            "parameters": catalogue.parameters,
+            "notice_powers": catalogue.notice_powers,
         },
     )
     for entry in catalogue.features:
@@ -255,13 +264,15 @@ def _open_cycle(
     trigger: str,
     source: str,
     note: str = "",
+    period_start: dt.date | None = None,
 ) -> m.ObligationCycle:
     today = london_today()
-    period_start = today
     previous = obligation.current_cycle
-    if previous is not None and previous.period_start >= today:
-        # A cycle that opened and closed today already holds today's period.
-        period_start = previous.period_start + dt.timedelta(days=1)
+    if period_start is None:
+        period_start = today
+        if previous is not None and previous.period_start >= today:
+            # A cycle that opened and closed today already holds today's period.
+            period_start = previous.period_start + dt.timedelta(days=1)
     cycle = m.ObligationCycle.objects.create(
         obligation=obligation,
         period_start=period_start,
@@ -331,7 +342,10 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
     """Bring the service's register in line with its profile. Idempotent; deletes nothing."""
     catalogue = selectors.loaded_catalogue()
     profile = selectors.service_profile(service)
-    applicable = {a.code: a for a in applicable_duties(catalogue, profile)}
+    provider_wide = {d["code"] for d in catalogue.duties if d.get("scope") == m.DutyScope.PROVIDER}
+    applicable = {
+        a.code: a for a in applicable_duties(catalogue, profile) if a.code not in provider_wide
+    }
     duty_ids = {d["code"]: d["pk"] for d in catalogue.duties}
     existing = {
         o.duty.code: o
@@ -347,7 +361,10 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
         obligation = existing.get(code)
         if obligation is None:
             obligation = m.Obligation.objects.create(
-                service=service, duty_id=duty_ids[code], why=hit.why
+                provider_id=service.provider_id,
+                service=service,
+                duty_id=duty_ids[code],
+                why=hit.why,
             )
             _event(
                 actor=actor,
@@ -399,11 +416,169 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
         duty = next((d for d in catalogue.duties if d["code"] == code), None)
         if duty is None:
             reason = f"The duty was retired from the catalogue (version {catalogue.version})."
+        elif code in provider_wide:
+            reason = (
+                f"Kept once for the provider, covering all its services, from catalogue "
+                f"version {catalogue.version}."
+            )
         else:
             reason = not_applicable_reason(catalogue, duty, profile)
         _mark_not_applicable(actor=actor, obligation=obligation, reason=reason, source=source)
         result.not_applicable.append(code)
+    # The provider-wide duties depend on which services the provider runs.
+    apply_provider_duties(
+        actor=actor, provider=service.provider, source=source, catalogue=catalogue
+    )
     return result
+
+
+@transaction.atomic
+def apply_provider_duties(
+    *,
+    actor: User,
+    provider: m.Provider,
+    source: str,
+    catalogue: Catalogue | None = None,
+) -> None:
+    """Bring the provider-wide obligations (the fees duties) in line with its services and its
+    revenue: one cycle per charging year, dated from that year's fees position."""
+    catalogue = catalogue or selectors.loaded_catalogue()
+    duties = [d for d in catalogue.duties if d.get("scope") == m.DutyScope.PROVIDER]
+    if not duties:
+        return
+    m.Provider.objects.select_for_update().filter(pk=provider.pk).first()  # one writer at a time
+    periods = selectors.provider_revenue(provider)
+    notify, pay, years = penalties.fees_requirements(
+        periods, london_today(), catalogue.parameters["fees"]
+    )
+    requirements = {"notify": notify, "pay": pay}
+    profiles = [
+        selectors.service_profile(s)
+        for s in provider.services.order_by("name").prefetch_related("categories", "features")
+    ]
+    existing = {
+        o.duty.code: o
+        for o in m.Obligation.objects.filter(provider=provider, service__isnull=True)
+        .select_related("duty", "current_cycle")
+        .select_for_update(of=("self",))
+    }
+    for duty in duties:
+        rule = {k: v for k, v in duty["applies"].items() if k != "fees"}
+        reaching = [
+            p.name
+            for p in profiles
+            if evaluate(rule, p, catalogue.implied_features(p.features), catalogue.parameters)[0]
+        ]
+        due = requirements[duty["applies"]["fees"]] if reaching else []
+        if not reaching:
+            reason = f"The provider runs no service this applies to ({describe_rule(rule)})."
+        else:
+            labels = " or ".join(y.label for y in years)
+            reason = f"Nothing is owed for {labels}: " + " ".join(y.why for y in years)
+        _sync_yearly_obligation(
+            actor=actor,
+            provider=provider,
+            duty_pk=duty["pk"],
+            obligation=existing.get(duty["code"]),
+            due=due,
+            services=reaching,
+            not_applicable=reason,
+            source=source,
+        )
+
+
+@transaction.atomic
+def revenue_changed(*, actor: User, provider: m.Provider, source: str) -> None:
+    """The provider's revenue or accounting facts changed: its fees obligations follow, and so
+    does the check of any open penalty against the cap."""
+    apply_provider_duties(actor=actor, provider=provider, source=source)
+    penalised = m.OfcomNotice.objects.filter(
+        service__provider=provider,
+        closed_on__isnull=True,
+        kind__in=(m.NoticeKind.CONFIRMATION, m.NoticeKind.PENALTY),
+    ).select_related("service__provider")
+    for notice in penalised:
+        links, ended = _links_for(notice)
+        _sync_notice_obligations(
+            actor=actor, notice=notice, links=links, ended=ended, source=source
+        )
+
+
+def _sync_yearly_obligation(
+    *,
+    actor: User,
+    provider: m.Provider,
+    duty_pk: int,
+    obligation: m.Obligation | None,
+    due: list[penalties.FeesDue],
+    services: list[str],
+    not_applicable: str,
+    source: str,
+) -> None:
+    """One cycle per charging year, oldest first: an open cycle follows its year's date; when it
+    closes, the next year owed opens. A year no longer owed closes with the reason."""
+    why = "; ".join(f"{d.label}: {d.why}" for d in due)
+    if due:
+        why += f" Services: {', '.join(services)}."
+    if obligation is None:
+        if not due:
+            return
+        obligation = m.Obligation.objects.create(provider=provider, duty_id=duty_pk, why=why)
+        _event(
+            actor=actor, obligation=obligation, kind=m.EventKind.CREATED, source=source, reason=why
+        )
+    elif not due:
+        if obligation.applicable:
+            _mark_not_applicable(
+                actor=actor, obligation=obligation, reason=not_applicable, source=source
+            )
+        return
+    elif not obligation.applicable:
+        obligation.applicable, obligation.not_applicable_reason, obligation.why = True, "", why
+        obligation.save(update_fields=["applicable", "not_applicable_reason", "why", "updated_at"])
+        _event(
+            actor=actor,
+            obligation=obligation,
+            kind=m.EventKind.REAPPLIED,
+            source=source,
+            reason=why,
+        )
+    elif obligation.why != why:
+        obligation.why = why
+        obligation.save(update_fields=["why", "updated_at"])
+    by_start = {d.starts: d for d in due}
+    cycles = set(obligation.cycles.values_list("period_start", flat=True))
+    cycle = obligation.current_cycle
+    if cycle is not None and not cycle.is_closed:
+        owed = by_start.get(cycle.period_start)
+        if owed is not None:
+            set_due_date(
+                actor=actor,
+                cycle=cycle,
+                due=owed.due,
+                reason=f"The fees position for {owed.label} changed.",
+                source=source,
+            )
+            return
+        _close_cycle_not_applicable(
+            actor=actor,
+            obligation=obligation,
+            reason="Not owed for that charging year any more: " + not_applicable,
+            source=source,
+        )
+    for owed in due:
+        if owed.starts not in cycles:
+            obligation.refresh_from_db(fields=["current_cycle"])
+            _open_cycle(
+                actor=actor,
+                obligation=obligation,
+                due=owed.due,
+                trigger=m.CycleTrigger.CHARGING_YEAR,
+                source=source,
+                note=f"Charging year {owed.label}: {owed.why}",
+                period_start=owed.starts,
+            )
+            return
 
 
 @transaction.atomic
@@ -879,14 +1054,22 @@ def _technology_links(notice: m.TechnologyNotice) -> dict[str, dt.date | None]:
     return links
 
 
+# The obligation each kind's response date creates.
+RESPONSE_DUTY: dict[str, str] = {
+    m.NoticeKind.INFORMATION: "INFO-RESPOND",
+    m.NoticeKind.SKILLED_PERSON: "SPR-ASSIST",
+    m.NoticeKind.TRANSPARENCY: "TR-SUBMIT",
+    m.NoticeKind.PROVISIONAL: "PNC-REPRESENTATIONS",
+    m.NoticeKind.PENALTY_PROPOSAL: "PENALTY-REPRESENTATIONS",
+}
+
+
 def _ofcom_links(notice: m.OfcomNotice) -> dict[str, dt.date | None]:
     kind, links = notice.kind, {}
-    if kind == m.NoticeKind.INFORMATION:
-        links["INFO-RESPOND"] = notice.respond_by
-    elif kind == m.NoticeKind.SKILLED_PERSON:
-        links["SPR-ASSIST"] = notice.respond_by
-    elif kind == m.NoticeKind.PROVISIONAL:
-        links["PNC-REPRESENTATIONS"] = notice.respond_by
+    if kind in RESPONSE_DUTY:
+        links[RESPONSE_DUTY[kind]] = notice.respond_by
+    if kind == m.NoticeKind.TRANSPARENCY:
+        links["TR-PUBLISH"] = notice.publish_by
     if kind == m.NoticeKind.CONFIRMATION:
         if notice.steps_required:
             links["CD-STEPS"] = notice.steps_by
@@ -896,6 +1079,8 @@ def _ofcom_links(notice: m.OfcomNotice) -> dict[str, dt.date | None]:
         notice.single_penalty_gbp or notice.daily_penalty_gbp
     ):
         links["PENALTY-PAY"] = notice.pay_by
+        if selectors.penalty_above_cap(notice):
+            links["PENALTY-CAP-CHECK"] = notice.pay_by
     return links
 
 
@@ -923,6 +1108,7 @@ def _sync_notice_obligations(
             if ended:
                 continue
             obligation = m.Obligation.objects.create(
+                provider_id=notice.service.provider_id,
                 service_id=notice.service_id,
                 duty=duties[code],
                 why=f"Required by {notice}.",
@@ -998,7 +1184,11 @@ def _check_notice(notice: m.TechnologyNotice | m.OfcomNotice) -> None:
 def _links_for(notice: m.TechnologyNotice | m.OfcomNotice) -> tuple[dict[str, Any], str]:
     if isinstance(notice, m.TechnologyNotice):
         return _technology_links(notice), ENDED_STAGES.get(notice.stage, "")
-    ended = f"closed on {notice.closed_on:%-d %b %Y}" if notice.closed_on else ""
+    ended = (
+        f"closed on {notice.closed_on:%-d %b %Y} ({notice.closed_reason})"
+        if notice.closed_on
+        else ""
+    )
     return _ofcom_links(notice), ended
 
 

@@ -152,9 +152,22 @@ def test_preview_answers_without_saving_anything(client, two_orgs):
     )
     body = response.content.decode()
     assert "SEARCH-RA-COPY-OFCOM" in body and "Category 2A" in body
+    # A search service: s.121 reaches its public content, not private channels.
+    assert "terrorism and CSEA content communicated publicly" in body
+    assert "communicated privately" not in body
     assert m.Service.objects.count() == before
     bad = client.post(url, {"name": "x", "uk_monthly_users": "-3"})
     assert bad.status_code == 200 and "errorlist" in bad.content.decode()
+
+
+def test_the_service_page_lists_the_notice_powers_that_could_reach_it(client, two_orgs):
+    client.force_login(two_orgs["user"])
+    service = two_orgs["mine"]
+    service.features.set(m.Feature.objects.filter(code="e2ee_messaging"))
+    page = client.get(reverse("admin:obligations_service_change", args=[service.pk]))
+    body = page.content.decode()
+    assert "Technology Notice: CSEA content communicated privately (s.121)" in body
+    assert "end-to-end encrypted channels included" in body
 
 
 def test_planning_a_significant_change_in_the_admin(client, two_orgs):

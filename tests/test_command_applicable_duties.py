@@ -80,6 +80,9 @@ def test_needs_no_database(tmp_path):
         ({"exemption": "vibes"}, "unknown exemption 'vibes'"),
         ({"qualifying_worldwide_revenue": 12}, "field 'qualifying_worldwide_revenue'"),
         ({"user_to_user": False}, "at least one true"),
+        ({"accounting_period_months": 0}, "field 'accounting_period_months'"),
+        ({"accounting_period_months": "12"}, "field 'accounting_period_months'"),
+        ({"no_accounting_period": "no"}, "field 'no_accounting_period' must be true or false"),
     ],
 )
 def test_bad_input_exits_non_zero_with_one_line_naming_the_field(tmp_path, change, message):
@@ -96,3 +99,81 @@ def test_missing_field_and_malformed_json_are_refused(tmp_path):
     result = run(tmp_path, "{not json")
     assert result.returncode != 0 and "is not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def answer(tmp_path, capsys, **change):  # type: ignore[no-untyped-def]
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({**PROFILE, **change}))
+    call_command("applicable_duties", "--profile", str(path), "--json")
+    return json.loads(capsys.readouterr().out)
+
+
+@pytest.mark.parametrize(
+    ("change", "cap", "rule", "fees"),
+    [
+        ({"qualifying_worldwide_revenue": "0"}, "18000000.00", "Sch.13 para 4(1)", False),
+        (
+            {"qualifying_worldwide_revenue": "180000001"},
+            "18000000.10",
+            "Sch.13 para 4(1)",
+            False,
+        ),
+        (
+            {"qualifying_worldwide_revenue": "2500000000"},
+            "250000000.00",
+            "Sch.13 para 4(1)",
+            True,
+        ),
+        (
+            {"qualifying_worldwide_revenue": "250000000"},
+            "25000000.00",
+            "Sch.13 para 4(1)",
+            True,
+        ),
+        (
+            {"qualifying_worldwide_revenue": "100000000", "accounting_period_months": 6},
+            "20000000.00",
+            "Sch.13 para 4(1) and 4(5)",
+            False,
+        ),
+        (
+            {"qualifying_worldwide_revenue": "300000000", "accounting_period_months": 18},
+            "20000000.00",
+            "Sch.13 para 4(1) and 4(5)",
+            True,
+        ),
+        ({"no_accounting_period": True}, "18000000.00", "Sch.13 para 4(2)", False),
+    ],
+)
+def test_json_gives_the_penalty_cap_and_fees(tmp_path, capsys, change, cap, rule, fees):
+    out = answer(tmp_path, capsys, **change)
+    assert out["max_penalty_gbp"] == cap
+    assert out["penalty_rule"] == rule
+    assert out["fees_notification_required"] is fees
+
+
+def test_json_without_revenue_has_no_cap_and_unknown_fees(tmp_path, capsys):
+    profile = {k: v for k, v in PROFILE.items() if k != "qualifying_worldwide_revenue"}
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps(profile))
+    call_command("applicable_duties", "--profile", str(path), "--json")
+    out = json.loads(capsys.readouterr().out)
+    assert out["max_penalty_gbp"] is None
+    assert out["fees_notification_required"] is None
+    assert "not given" in out["penalty_explanation"]
+
+
+def test_json_lists_the_notice_powers_that_could_reach_the_profile(tmp_path, capsys):
+    messaging = answer(tmp_path, capsys)
+    titles = {p["title"]: p for p in messaging["notice_powers"]}
+    assert set(messaging["notice_powers"][0]) == {"section", "title", "why"}
+    private = titles["Technology Notice: CSEA content communicated privately"]
+    assert private["section"] == "s.121" and "end-to-end encrypted" in private["why"]
+    assert "Transparency notice" in titles  # Category 2B
+    search = answer(tmp_path, capsys, user_to_user=False, search=True, features=[], category="none")
+    search_titles = {p["title"] for p in search["notice_powers"]}
+    assert "Technology Notice: terrorism and CSEA content communicated publicly" in search_titles
+    assert "Technology Notice: CSEA content communicated privately" not in search_titles
+    assert "Transparency notice" not in search_titles
+    exempt = answer(tmp_path, capsys, exemption="internal_business")
+    assert exempt["notice_powers"] == []

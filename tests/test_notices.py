@@ -225,6 +225,16 @@ def test_the_notice_holds_what_s125_allows(ctx):
         (m.NoticeKind.SKILLED_PERSON, {"respond_by": days(21)}, {"SPR-ASSIST": days(21)}),
         (m.NoticeKind.PROVISIONAL, {"respond_by": days(30)}, {"PNC-REPRESENTATIONS": days(30)}),
         (
+            m.NoticeKind.TRANSPARENCY,
+            {"respond_by": days(45), "publish_by": days(60)},
+            {"TR-SUBMIT": days(45), "TR-PUBLISH": days(60)},
+        ),
+        (
+            m.NoticeKind.PENALTY_PROPOSAL,
+            {"respond_by": days(21)},
+            {"PENALTY-REPRESENTATIONS": days(21)},
+        ),
+        (
             m.NoticeKind.CONFIRMATION,
             {
                 "steps_required": "Complete the illegal content risk assessment",
@@ -250,10 +260,21 @@ def test_each_other_notice_kind_creates_its_obligations(ctx, kind, fields, expec
         source=ADMIN,
     )
     assert {code: due for code, (_, _, due) in linked(notice).items()} == expected
+    with pytest.raises(ValidationError, match="needs a reason"):
+        services.change_notice(
+            actor=ctx["user"], notice=notice, changes={"closed_on": days(90)}, source=ADMIN
+        )
     services.change_notice(
-        actor=ctx["user"], notice=notice, changes={"closed_on": days(90)}, source=ADMIN
+        actor=ctx["user"],
+        notice=notice,
+        changes={"closed_on": days(90), "closed_reason": "Complied; Ofcom closed its file."},
+        source=ADMIN,
     )
+    ended = {
+        o.current_cycle.status_reason for o in notice.obligations.select_related("current_cycle")
+    }
     assert {status for _, status, _ in linked(notice).values()} == {"not_applicable"}
+    assert all("closed on 22 Feb 2027 (Complied; Ofcom closed its file.)" in r for r in ended)
 
 
 def test_the_admin_records_a_notice_moves_it_and_hides_it_from_others(client, ctx):

@@ -12,9 +12,12 @@ from obligations.catalogue import (
     ProfileError,
     applicable_duties,
     likely_categories,
+    notice_powers,
     parse_profile,
+    profile_fee_paying,
     read_catalogue,
 )
+from obligations.penalties import money, penalty_cap_for_profile
 
 
 class Command(BaseCommand):
@@ -46,6 +49,15 @@ class Command(BaseCommand):
             raise CommandError(f"profile: {exc}") from None
         duties = applicable_duties(catalogue, profile)
         likely = likely_categories(catalogue, profile)
+        powers = notice_powers(catalogue, profile)
+        cap = penalty_cap_for_profile(
+            profile.qualifying_worldwide_revenue,
+            months=profile.accounting_period_months,
+            no_accounting_period=profile.no_accounting_period,
+            params=catalogue.parameters["penalty"],
+        )
+        # At or above the threshold, a provider notifies for its first fee-paying year (s.83(1)).
+        fee_paying, fees_why = profile_fee_paying(profile, catalogue.parameters)
         if options["json"]:
             self.stdout.write(
                 json.dumps(
@@ -66,6 +78,13 @@ class Command(BaseCommand):
                             }
                             for d in duties
                         ],
+                        "max_penalty_gbp": str(cap.amount) if cap.amount is not None else None,
+                        "penalty_rule": cap.rule,
+                        "penalty_explanation": cap.explanation
+                        + (f" {cap.missing}" if cap.missing else ""),
+                        "fees_notification_required": fee_paying,
+                        "fees_why": fees_why,
+                        "notice_powers": powers,
                     },
                     indent=2,
                 )
@@ -81,6 +100,15 @@ class Command(BaseCommand):
         )
         for code, why in likely:
             self.stdout.write(f"  likely Category {code}: {why}")
+        if cap.amount is not None:
+            self.stdout.write(f"Maximum penalty: {money(cap.amount)} ({cap.rule})")
+        else:
+            self.stdout.write(f"Maximum penalty: not computed. {cap.missing}")
+        required = {True: "required", False: "not required", None: "unknown"}[fee_paying]
+        self.stdout.write(f"Fees notification (s.83): {required}: {fees_why}")
+        self.stdout.write("Ofcom notice powers that could reach it:")
+        for power in powers:
+            self.stdout.write(f"  {power['section']} {power['title']}")
         self.stdout.write("")
         widths = (24, 12, 11, 11)
         header = ("CODE", "SECTION", "DUE", "RULE")

@@ -60,6 +60,12 @@ SERVICES: tuple[tuple[Any, ...], ...] = (
     ),
     ("Northwind Search plc", "Northwind Forum", True, True, [], 250_000, False, ["file_sharing"]),
 )
+REVENUE = (
+    ("Northwind Social Ltd", 2024, "2500000000.00"),
+    ("Northwind Social Ltd", 2025, "2700000000.00"),
+    ("Northwind Search plc", 2024, "120000000.00"),
+    ("Northwind Search plc", 2025, "260000000.00"),
+)
 # Days from today for the demo's spread of deadlines: overdue, 1, 7 and 30 days, later.
 DUE_OFFSETS = {
     "Northwind Social": {
@@ -107,24 +113,19 @@ class Command(BaseCommand):
             providers[name], _ = m.Provider.objects.get_or_create(
                 organisation=org, name=name, defaults={"legal_name": name, "country": "UK"}
             )
-        m.RevenuePeriod.objects.get_or_create(
-            provider=providers["Northwind Social Ltd"],
-            start=dt.date(2024, 1, 1),
-            defaults={
-                "end": dt.date(2024, 12, 31),
-                "amount_gbp": Decimal("2500000000.00"),
-                "basis": m.RevenueBasis.AUDITED,
-            },
-        )
-        m.RevenuePeriod.objects.get_or_create(
-            provider=providers["Northwind Search plc"],
-            start=dt.date(2024, 1, 1),
-            defaults={
-                "end": dt.date(2024, 12, 31),
-                "amount_gbp": Decimal("120000000.00"),
-                "basis": m.RevenueBasis.AUDITED,
-            },
-        )
+        # Calendar-year accounting periods: each is also a fees qualifying period. Northwind
+        # Search crosses the fees threshold in 2025, so it must notify for 2027/28 (s.83(1)).
+        for provider, year, amount in REVENUE:
+            m.RevenuePeriod.objects.get_or_create(
+                provider=providers[provider],
+                kind=m.RevenueKind.ACCOUNTING,
+                start=dt.date(year, 1, 1),
+                defaults={
+                    "end": dt.date(year, 12, 31),
+                    "amount_gbp": Decimal(amount),
+                    "basis": m.RevenueBasis.AUDITED,
+                },
+            )
         for provider, name, u2u, search, cats, n_users, children, features in SERVICES:
             service, created = m.Service.objects.get_or_create(
                 provider=providers[provider],
@@ -143,6 +144,13 @@ class Command(BaseCommand):
             services.apply_catalogue(actor=system, service=service, source=source)
             if not created:
                 continue
+            provider_wide = m.Obligation.objects.filter(
+                provider=service.provider, service__isnull=True, owner__isnull=True
+            )
+            for obligation in provider_wide.select_related("current_cycle"):
+                services.assign_owner(
+                    actor=system, obligation=obligation, owner=users["compliance"], source=source
+                )
             for obligation in service.obligations.select_related("duty", "current_cycle"):
                 services.assign_owner(
                     actor=system, obligation=obligation, owner=users["compliance"], source=source
@@ -157,6 +165,7 @@ class Command(BaseCommand):
                         source=source,
                     )
         self._technology_notice(system, today)
+        self._information_notice(system, today)
         self._other_organisation(system)
         self.stdout.write(
             f"Demo data ready: {m.Service.objects.filter(provider__organisation=org).count()} "
@@ -189,6 +198,23 @@ class Command(BaseCommand):
             notice=notice,
             to=m.NoticeStage.WARNING,
             on=today - dt.timedelta(days=10),
+            source=m.EventSource.COMMAND,
+        )
+
+    def _information_notice(self, system: Any, today: dt.date) -> None:
+        """Northwind Search has an information notice (s.100) with a response date."""
+        search = m.Service.objects.get(name="Northwind Search")
+        if search.ofcom_notices.exists():
+            return
+        services.record_notice(
+            actor=system,
+            notice=m.OfcomNotice(
+                service=search,
+                kind=m.NoticeKind.INFORMATION,
+                ofcom_reference="DEMO/INFO/2026/014",
+                given_on=today - dt.timedelta(days=4),
+                respond_by=today + dt.timedelta(days=10),
+            ),
             source=m.EventSource.COMMAND,
         )
 
