@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint system-test-deps browser-deps serve-prepare
+.PHONY: install run test lint bench system-test-deps browser-deps serve-prepare
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,19 +23,28 @@ serve-prepare: install
 	$(BIN)/python manage.py load_catalogue
 	$(BIN)/python manage.py load_demo
 
+# The web server, a Celery worker and beat, stopped together by Ctrl-C. Without REDIS_URL the
+# broker is kombu's file-system transport under var/broker/: a real worker, no server.
 run: serve-prepare
 	@echo ""
 	@echo "  OSA tracker: http://127.0.0.1:$(PORT)/admin/"
 	@echo "  Demo logins (password demo-osa-2026): compliance, reviewer, manager, auditor;"
 	@echo "  'elsewhere' belongs to a second organisation and sees none of the first's data."
+	@echo "  Reminder e-mails are written to var/mail/; the Celery worker and beat run alongside."
 	@echo ""
+	@trap 'kill 0' INT TERM EXIT; \
+	$(BIN)/celery -A tracker worker --loglevel=INFO --pool=solo --without-gossip --without-mingle & \
+	$(BIN)/celery -A tracker beat --loglevel=INFO & \
 	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)
 
-# PostgreSQL for the throwaway test server; installed from Debian when missing.
+# PostgreSQL and Redis for the throwaway test servers; installed from Debian when missing.
 system-test-deps:
 	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || command -v initdb >/dev/null || \
 	  { echo "Installing PostgreSQL (Debian package) for the tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; }
+	@command -v redis-server >/dev/null || \
+	  { echo "Installing Redis (Debian package) for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null; }
 
 # Debian's chromium for the browser tests; Playwright drives it and never downloads a browser.
 browser-deps:
@@ -50,6 +59,13 @@ lint: install
 
 test: install system-test-deps browser-deps lint
 	@echo "== test suite on SQLite"
-	env -u DATABASE_URL $(BIN)/pytest
-	@echo "== test suite on a throwaway PostgreSQL"
-	$(BIN)/python -m tests.servers postgres -- $(BIN)/pytest
+	env -u DATABASE_URL -u REDIS_URL $(BIN)/pytest
+	@echo "== test suite on a throwaway PostgreSQL, with a throwaway Redis as the Celery broker"
+	$(BIN)/python -m tests.servers postgres redis -- $(BIN)/pytest
+
+# Speed and memory at 1k, 10k and 100k obligations, on SQLite and a throwaway PostgreSQL.
+# Results: var/bench/results.json and a table on stdout. Narrow it with BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--sizes 10000 --only reminders"
+BENCH_ARGS ?=
+bench: install system-test-deps
+	$(BIN)/python -m tests.servers postgres -- $(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -220,10 +220,10 @@ class ProviderObligationInline(ObligationInline):
 # --- Organisations --------------------------------------------------------
 
 
-class MembershipInline(admin.TabularInline):
-    model = m.Membership
+class OrganisationAdminInline(admin.TabularInline):
+    """Rows only the organisation's admins may change."""
+
     extra = 0
-    fields = ("user", "role", "expires_at")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return selectors.scope(super().get_queryset(request), request.user)
@@ -243,11 +243,34 @@ class MembershipInline(admin.TabularInline):
         return self._is_org_admin(request, obj)
 
 
+class MembershipInline(OrganisationAdminInline):
+    model = m.Membership
+    fields = ("user", "role", "expires_at")
+
+
+class LeadTimeInline(OrganisationAdminInline):
+    model = m.LeadTime
+    fields = ("duty", "lead_days")
+    autocomplete_fields = ("duty",)
+    verbose_name_plural = "lead times for particular duties (instead of the organisation's)"
+
+
 @admin.register(m.Organisation)
 class OrganisationAdmin(ScopedAdmin):
-    list_display = ("name", "created_at")
+    list_display = ("name", "reminder_lead_days", "created_at")
     search_fields = ("name",)
-    inlines = [MembershipInline]
+    fields = ("name", "reminder_lead_days")
+    inlines = [MembershipInline, LeadTimeInline]
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        if change and "reminder_lead_days" in form.changed_data:
+            services.reschedule_organisation(obj)
+
+    def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        super().save_formset(request, form, formset, change)
+        if formset.model is m.LeadTime and formset.has_changed():
+            services.reschedule_organisation(form.instance)
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return request.user.is_superuser
@@ -656,11 +679,9 @@ class ServiceAdmin(ScopedHistoryAdmin):
 # --- The catalogue (read-only) --------------------------------------------
 
 
-class CatalogueAdmin(admin.ModelAdmin):
-    """Catalogue entries change only by loading a catalogue version."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return request.user.is_active and request.user.is_staff
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Rows written only by the system (a catalogue load, the reminder sweep): viewable by
+    whoever has_module_permission lets in, changed by nobody here."""
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
@@ -673,6 +694,13 @@ class CatalogueAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
+
+
+class CatalogueAdmin(ReadOnlyAdmin):
+    """Catalogue entries change only by loading a catalogue version."""
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_active and request.user.is_staff
 
 
 @admin.register(m.Duty)
@@ -1482,3 +1510,43 @@ class OfcomNoticeAdmin(NoticeAdmin):
         if cap.amount is None:
             return f"Cannot be checked: {cap.missing}"
         return f"Within the computed cap of {penalties.money(cap.amount)} ({cap.rule})."
+
+
+# --- Notifications (the reminder outbox) ----------------------------------
+
+
+@admin.register(m.Reminder)
+class ReminderAdmin(ReadOnlyAdmin):
+    """Each user's notifications; an organisation's managers and admins see every reminder
+    sent in it, to whom, and why. Read-only: the sweep writes them."""
+
+    list_display = ("created_at", "kind", "reason", "recipient", "status", "sent_at", "obligation")
+    list_filter = (
+        "kind",
+        "status",
+        ("recipient", admin.RelatedOnlyFieldListFilter),
+        ("deadline", admin.DateFieldListFilter),
+    )
+    list_select_related = ("recipient", "cycle__obligation__duty")
+    search_fields = ("reason",)
+    date_hierarchy = "created_at"
+    list_per_page = 100
+    fields = ("created_at", "kind", "reason", "deadline", "recipient", "status", "sent_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.notifications_for(request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or selectors.has_role(request.user)
+
+    def _get_obj_does_not_exist_redirect(
+        self, request: HttpRequest, opts: Any, object_id: str
+    ) -> HttpResponse:
+        raise Http404(f"No notification with ID {object_id!r}.")
+
+    @admin.display(description="obligation")
+    def obligation(self, obj: m.Reminder) -> str:
+        obligation_id = obj.cycle.obligation_id
+        url = reverse("admin:obligations_obligation_change", args=[obligation_id])
+        return format_html('<a href="{}">{}</a>', url, obj.cycle.obligation.duty.code)

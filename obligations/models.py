@@ -50,6 +50,7 @@ class CycleTrigger(models.TextChoices):
     REGULATORY_CHANGE = "regulatory_change", "Regulatory change"
     NOTICE = "notice", "Set by an Ofcom notice"
     CHARGING_YEAR = "charging_year", "For a fees charging year"
+    EVIDENCE_EXPIRED = "evidence_expired", "The evidence it was met on expired"
 
 
 class EventSource(models.TextChoices):
@@ -99,10 +100,29 @@ class ChangeStatus(models.TextChoices):
 # --- Tenancy --------------------------------------------------------------
 
 
+def default_lead_days() -> list[int]:
+    return [30, 7, 1]
+
+
+def validate_lead_days(value: object) -> None:
+    if (
+        not isinstance(value, list)
+        or not value
+        or not all(isinstance(d, int) and not isinstance(d, bool) and 0 <= d <= 366 for d in value)
+    ):
+        raise ValidationError("A list of whole numbers of days from 0 to 366, e.g. [30, 7, 1].")
+
+
 class Organisation(models.Model):
     """A tenant: one compliance team's register."""
 
     name = models.CharField(max_length=200, unique=True)
+    reminder_lead_days = models.JSONField(
+        "remind owners this many days before a deadline",
+        default=default_lead_days,
+        validators=[validate_lead_days],
+        help_text="A list, e.g. [30, 7, 1]: one daily digest carries whatever is due.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -809,6 +829,9 @@ class ObligationCycle(models.Model):
         related_name="+",
     )
     closed_at = models.DateTimeField(null=True, blank=True)
+    # When the reminder sweep must next look at this cycle; any change sets it to now, and the
+    # sweep works out the real date (healthchecks' next_alert_at). Empty: nothing to watch.
+    next_reminder_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -829,6 +852,7 @@ class ObligationCycle(models.Model):
         indexes = [
             models.Index(fields=["status", "due_date"]),
             models.Index(fields=["due_date"]),
+            models.Index(fields=["next_reminder_at"]),
         ]
 
     def __str__(self) -> str:
@@ -925,3 +949,92 @@ class Evidence(models.Model):
 
     def __str__(self) -> str:
         return self.title
+
+
+# --- Reminders ------------------------------------------------------------
+
+
+class LeadTime(models.Model):
+    """An organisation's lead times for one duty, instead of its default."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.CASCADE, related_name="lead_times"
+    )
+    duty = models.ForeignKey(Duty, on_delete=models.CASCADE, related_name="+")
+    lead_days = models.JSONField(
+        "remind this many days before", default=default_lead_days, validators=[validate_lead_days]
+    )
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organisation", "duty"], name="lead_time_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.duty.code}: {self.lead_days}"
+
+
+class ReminderKind(models.TextChoices):
+    DUE_SOON = "due_soon", "Due soon"
+    OVERDUE = "overdue", "Overdue: escalation"
+    EVIDENCE_EXPIRING = "evidence_expiring", "Evidence expiring"
+    REVIEW_REQUESTED = "review_requested", "Waiting for review"
+
+
+class ReminderStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    SENT = "sent", "E-mailed"
+    IN_APP = "in_app", "In the admin only (no e-mail address)"
+    CANCELLED = "cancelled", "Not sent: no longer relevant when it came to be sent"
+
+
+class Reminder(models.Model):
+    """The outbox: one row per reminder owed, written pending in the transaction that decides
+    it, then marked sent. The unique constraint is what makes a second run, a retry or a
+    second worker send nothing twice; the rows are also each user's notifications."""
+
+    cycle = models.ForeignKey(ObligationCycle, on_delete=models.PROTECT, related_name="reminders")
+    kind = models.CharField(max_length=20, choices=ReminderKind.choices)
+    # Which reminder of its kind: the lead in days, the week of escalation, the evidence id,
+    # or the submission event's id.
+    step = models.PositiveBigIntegerField(default=0)
+    deadline = models.DateField(help_text="The date the reminder is about.")
+    recipient = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reminders"
+    )
+    reason = models.TextField()
+    status = models.CharField(
+        max_length=10, choices=ReminderStatus.choices, default=ReminderStatus.PENDING
+    )
+    created_at = models.DateTimeField()
+    # A delivery run claims pending rows by a conditional update; a run that died leaves its
+    # claim to lapse, and the next run takes the rows over.
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    sent_at = models.DateTimeField(
+        null=True, blank=True, help_text="When it was sent, or settled without an e-mail."
+    )
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["cycle", "kind", "step", "deadline", "recipient"],
+                name="reminder_once",
+            ),
+            models.CheckConstraint(
+                condition=Q(kind__in=ReminderKind.values), name="reminder_kind_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=ReminderStatus.PENDING) | Q(sent_at__isnull=False),
+                name="reminder_sent_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["status", "claimed_at"]),
+            models.Index(fields=["recipient", "created_at"]),
+            models.Index(fields=["claim"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.recipient} about {self.deadline}"

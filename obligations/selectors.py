@@ -33,9 +33,13 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
     m.Evidence: "cycle__obligation__provider__organisation",
     m.TechnologyNotice: "service__provider__organisation",
     m.OfcomNotice: "service__provider__organisation",
+    m.LeadTime: "organisation",
+    m.Reminder: "cycle__obligation__provider__organisation",
 }
 
 User = AbstractBaseUser | AnonymousUser
+# Who may approve an obligation's cycle (four eyes still applies to each of them).
+REVIEWER_ROLES = (m.Role.ADMIN, m.Role.COMPLIANCE)
 M = TypeVar("M", bound=Model)
 
 
@@ -48,6 +52,13 @@ def active_memberships(user: User, roles: tuple[str, ...] | None = None) -> Quer
     if roles is not None:
         qs = qs.filter(role__in=roles)
     return qs
+
+
+def active_memberships_of(organisation_id: int) -> QuerySet[m.Membership]:
+    """The organisation's memberships that have not expired."""
+    return m.Membership.objects.filter(organisation_id=organisation_id).filter(
+        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+    )
 
 
 def scope(qs: QuerySet[M], user: User, roles: tuple[str, ...] | None = None) -> QuerySet[M]:
@@ -66,6 +77,17 @@ def visible_organisations(
     user: User, roles: tuple[str, ...] | None = None
 ) -> QuerySet[m.Organisation]:
     return scope(m.Organisation.objects.all(), user, roles)
+
+
+def notifications_for(user: User) -> QuerySet[m.Reminder]:
+    """A user's own notifications, plus every reminder of the organisations they oversee."""
+    visible = scope(m.Reminder.objects.all(), user)
+    if getattr(user, "is_superuser", False):
+        return visible
+    overseen = active_memberships(user, (m.Role.ADMIN, m.Role.MANAGER)).values("organisation_id")
+    return visible.filter(
+        Q(recipient_id=user.pk) | Q(cycle__obligation__provider__organisation__in=overseen)
+    )
 
 
 def roles_by_organisation(user: User) -> dict[int, str]:

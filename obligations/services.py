@@ -19,7 +19,7 @@ from django.db.models import Q, QuerySet
 from django.utils import timezone
 
 from obligations import models as m
-from obligations import penalties, selectors
+from obligations import penalties, reminders, selectors, tasks
 from obligations.catalogue import (
     Catalogue,
     add_months,
@@ -279,7 +279,11 @@ def _open_cycle(
         due_date=due,
         trigger=trigger,
         trigger_note=note,
+        next_reminder_at=timezone.now(),
     )
+    if previous is not None:
+        # Only the current cycle is watched by the reminder sweep.
+        m.ObligationCycle.objects.filter(pk=previous.pk).update(next_reminder_at=None)
     obligation.current_cycle = cycle
     obligation.save(update_fields=["current_cycle", "updated_at"])
     _event(
@@ -306,6 +310,7 @@ def _close_cycle_not_applicable(
         status_reason=reason,
         closed_at=timezone.now(),
         updated_at=timezone.now(),
+        next_reminder_at=None,
     )
     if updated:
         _event(
@@ -335,6 +340,14 @@ def _mark_not_applicable(
         reason=reason,
     )
     _close_cycle_not_applicable(actor=actor, obligation=obligation, reason=reason, source=source)
+
+
+def _mark_applicable_again(*, actor: User, obligation: m.Obligation, why: str, source: str) -> None:
+    obligation.applicable, obligation.not_applicable_reason, obligation.why = True, "", why
+    obligation.save(update_fields=["applicable", "not_applicable_reason", "why", "updated_at"])
+    _event(
+        actor=actor, obligation=obligation, kind=m.EventKind.REAPPLIED, source=source, reason=why
+    )
 
 
 @transaction.atomic
@@ -382,19 +395,7 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
             )
             result.created.append(code)
         elif not obligation.applicable:
-            obligation.applicable = True
-            obligation.not_applicable_reason = ""
-            obligation.why = hit.why
-            obligation.save(
-                update_fields=["applicable", "not_applicable_reason", "why", "updated_at"]
-            )
-            _event(
-                actor=actor,
-                obligation=obligation,
-                kind=m.EventKind.REAPPLIED,
-                source=source,
-                reason=hit.why,
-            )
+            _mark_applicable_again(actor=actor, obligation=obligation, why=hit.why, source=source)
             if obligation.current_cycle is None or obligation.current_cycle.is_closed:
                 due = hit.due if hit.due is None or hit.due >= london_today() else london_today()
                 _open_cycle(
@@ -534,15 +535,7 @@ def _sync_yearly_obligation(
             )
         return
     elif not obligation.applicable:
-        obligation.applicable, obligation.not_applicable_reason, obligation.why = True, "", why
-        obligation.save(update_fields=["applicable", "not_applicable_reason", "why", "updated_at"])
-        _event(
-            actor=actor,
-            obligation=obligation,
-            kind=m.EventKind.REAPPLIED,
-            source=source,
-            reason=why,
-        )
+        _mark_applicable_again(actor=actor, obligation=obligation, why=why, source=source)
     elif obligation.why != why:
         obligation.why = why
         obligation.save(update_fields=["why", "updated_at"])
@@ -650,6 +643,33 @@ def add_member(
     return membership
 
 
+@transaction.atomic
+def set_lead_days(
+    *,
+    actor: User,
+    organisation: m.Organisation,
+    lead_days: list[int],
+    duty: m.Duty | None = None,
+) -> None:
+    """Change the organisation's lead times (or one duty's); its open cycles are rescheduled
+    at the next sweep."""
+    m.validate_lead_days(lead_days)
+    if duty is None:
+        m.Organisation.objects.filter(pk=organisation.pk).update(reminder_lead_days=lead_days)
+    else:
+        m.LeadTime.objects.update_or_create(
+            organisation=organisation, duty=duty, defaults={"lead_days": lead_days}
+        )
+    reschedule_organisation(organisation)
+
+
+def reschedule_organisation(organisation: m.Organisation) -> None:
+    """Every watched cycle of the organisation is looked at again by the next sweep."""
+    m.ObligationCycle.objects.filter(
+        obligation__provider__organisation=organisation, next_reminder_at__isnull=False
+    ).update(next_reminder_at=timezone.now())
+
+
 # --- Working an obligation ------------------------------------------------
 
 
@@ -667,6 +687,7 @@ def assign_owner(
     obligation.owner = owner  # type: ignore[assignment]
     obligation.save(update_fields=["owner", "updated_at"])
     cycle = obligation.current_cycle
+    _watch(cycle)
     _event(
         actor=actor,
         obligation=obligation,
@@ -706,7 +727,10 @@ def set_due_date(
     if cycle.due_date == due:
         return
     old = cycle.due_date
-    m.ObligationCycle.objects.filter(pk=cycle.pk).update(due_date=due, updated_at=timezone.now())
+    now = timezone.now()
+    m.ObligationCycle.objects.filter(pk=cycle.pk).update(
+        due_date=due, updated_at=now, next_reminder_at=now
+    )
     cycle.due_date = due
     _event(
         actor=actor,
@@ -812,7 +836,7 @@ def _transition(
         if to == S.MET:
             _check_four_eyes(actor, cycle)
         now = timezone.now()
-        changes: dict[str, Any] = {"status": to, "updated_at": now}
+        changes: dict[str, Any] = {"status": to, "updated_at": now, "next_reminder_at": now}
         if to == S.READY_FOR_REVIEW:
             changes["submitted_by"] = actor
         if to == S.MET:
@@ -824,7 +848,7 @@ def _transition(
         # Conditional on the status we read: of two people clicking at once, one wins.
         if not m.ObligationCycle.objects.filter(pk=cycle.pk, status=current).update(**changes):
             raise TransitionError("Someone else changed this obligation first; reload it.")
-        _event(
+        event = _event(
             actor=actor,
             obligation=cycle.obligation,
             cycle=cycle,
@@ -834,8 +858,64 @@ def _transition(
             reason=reason,
             source=source,
         )
+        if to == S.READY_FOR_REVIEW:
+            _ask_for_review(actor=actor, cycle=cycle, event=event)
     cycle.refresh_from_db()
     return cycle
+
+
+def reviewers_for(obligation: m.Obligation, submitted_by: User) -> list[int]:
+    """The colleagues who could approve: active members who may review, not the owner and
+    not the submitter (four eyes)."""
+    return list(
+        selectors.active_memberships_of(obligation.provider.organisation_id)
+        .filter(role__in=selectors.REVIEWER_ROLES, user__is_active=True)
+        .exclude(user_id__in=[submitted_by.pk, obligation.owner_id or submitted_by.pk])
+        .order_by("user_id")
+        .values_list("user_id", flat=True)
+    )
+
+
+def _ask_for_review(*, actor: User, cycle: m.ObligationCycle, event: m.Event) -> None:
+    """Outbox rows in this transaction; the worker is asked to deliver once it commits. With
+    the broker down the save still succeeds and the nightly sweep delivers them."""
+    reminders.notify_review(
+        cycle=cycle,
+        submitted_by=actor,
+        event=event,
+        recipients=reviewers_for(cycle.obligation, actor),
+    )
+    transaction.on_commit(tasks.enqueue_delivery, robust=True)
+
+
+def _watch(cycle: m.ObligationCycle | None) -> None:
+    """Something about the cycle changed: the next reminder sweep works out its dates again."""
+    if cycle is not None:
+        m.ObligationCycle.objects.filter(pk=cycle.pk).update(next_reminder_at=timezone.now())
+
+
+@transaction.atomic
+def open_next_cycle(
+    *,
+    actor: User,
+    cycle: m.ObligationCycle,
+    due: dt.date,
+    trigger: str,
+    note: str,
+    source: str,
+) -> m.ObligationCycle | None:
+    """Open the cycle after a met one (a recurring review, or evidence that expired). A met
+    cycle is never reopened; if it is no longer the current one, nothing happens."""
+    obligation = (
+        m.Obligation.objects.select_for_update(of=("self",))
+        .select_related("current_cycle")
+        .get(pk=cycle.obligation_id)
+    )
+    if obligation.current_cycle_id != cycle.pk or not obligation.applicable:
+        return None
+    return _open_cycle(
+        actor=actor, obligation=obligation, due=due, trigger=trigger, source=source, note=note
+    )
 
 
 def do_start(
@@ -934,6 +1014,7 @@ def add_evidence_file(
         evidence=evidence,
         reason=f"{evidence.title} (sha256 {sha256})",
     )
+    _watch(cycle)
     return evidence
 
 
@@ -968,6 +1049,7 @@ def add_evidence_link(
         evidence=evidence,
         reason=url,
     )
+    _watch(cycle)
     return evidence
 
 
@@ -999,6 +1081,7 @@ def purge_evidence(*, actor: User, evidence: m.Evidence, reason: str, source: st
         evidence=evidence,
         reason=f"{reason} (sha256 {evidence.sha256} kept)",
     )
+    _watch(evidence.cycle)
     if stored:
         storage = m.Evidence._meta.get_field("file").storage  # type: ignore[attr-defined]
         transaction.on_commit(lambda: storage.delete(stored))

@@ -55,3 +55,41 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
     for item in items:
         if "postgres" in item.keywords:
             item.add_marker(skip)
+
+
+def use_broker(url: str, options: dict[str, object]) -> None:
+    """Point this process's Celery app at another broker (its pools are rebuilt on next use)."""
+    from tracker.celery import app
+
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    app.amqp._producer_pool = None
+    app.conf.broker_url = url
+    app.conf.broker_transport_options = options
+
+
+def filesystem_broker_options(root) -> dict[str, object]:  # type: ignore[no-untyped-def]
+    for folder in ("queue", "control"):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+    return {
+        "data_folder_in": str(root / "queue"),
+        "data_folder_out": str(root / "queue"),
+        "control_folder": str(root / "control"),
+        "store_processed": False,
+    }
+
+
+@pytest.fixture(autouse=True, scope="session")
+def test_broker(tmp_path_factory):  # type: ignore[no-untyped-def]
+    """Tasks the tests enqueue go to a throwaway file-system broker, never to var/broker."""
+    root = tmp_path_factory.mktemp("broker")
+    use_broker("filesystem://", filesystem_broker_options(root))
+    return root
+
+
+@pytest.fixture
+def switch_broker(test_broker):  # type: ignore[no-untyped-def]
+    """For a test that points the app at another broker: put the test broker back after."""
+    yield use_broker
+    use_broker("filesystem://", filesystem_broker_options(test_broker))

@@ -1,11 +1,12 @@
 """Throwaway servers for the test suite, on loopback, started and stopped around a command.
 
-    python -m tests.servers postgres -- pytest ...
+    python -m tests.servers postgres redis -- pytest ...
 
 starts a fresh PostgreSQL cluster in a temporary directory (as the `postgres`
-system user when run as root: PostgreSQL refuses to run as root), runs the
-command with DATABASE_URL pointing at it, then stops the server and removes
-the directory, whatever the command's outcome.
+system user when run as root: PostgreSQL refuses to run as root) and a Redis
+server with no persistence, runs the command with DATABASE_URL and REDIS_URL
+pointing at them, then stops the servers and removes their directories,
+whatever the command's outcome.
 """
 
 from __future__ import annotations
@@ -123,7 +124,62 @@ def postgres() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-SERVERS = {"postgres": (postgres, "DATABASE_URL")}
+def redis_server_binary() -> str:
+    found = shutil.which("redis-server") or (
+        "/usr/bin/redis-server" if os.path.exists("/usr/bin/redis-server") else None
+    )
+    if not found:
+        raise SystemExit("Redis is not installed: `make test` installs it (apt-get install redis)")
+    return found
+
+
+@contextlib.contextmanager
+def redis() -> Iterator[str]:
+    root = tempfile.mkdtemp(prefix="osa-redis-")
+    port = free_port()
+    server = subprocess.Popen(
+        [
+            redis_server_binary(),
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            root,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--protected-mode",
+            "yes",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", port), timeout=1) as sock,
+            ):
+                sock.sendall(b"PING\r\n")
+                if sock.recv(16).startswith(b"+PONG"):
+                    break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("Redis did not start")
+            time.sleep(0.1)
+        yield f"redis://127.0.0.1:{port}/0"
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+        shutil.rmtree(root, ignore_errors=True)
+
+
+SERVERS = {"postgres": (postgres, "DATABASE_URL"), "redis": (redis, "REDIS_URL")}
 
 
 def main(argv: list[str]) -> int:

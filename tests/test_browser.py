@@ -46,6 +46,11 @@ def browser(monkeypatch):  # type: ignore[no-untyped-def]
         )
         yield chromium
         chromium.close()
+        # Django's connections are per context, and Playwright's event loop gives the test
+        # its own: close it here, or it holds the test database open at teardown.
+        from django.db import connections
+
+        connections.close_all()
 
 
 def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser, tmp_path):

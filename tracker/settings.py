@@ -54,6 +54,7 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "simple_history",
+    "django_celery_beat",
     "obligations",
 ]
 
@@ -103,6 +104,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # A file, not memory, so that a Celery worker started by a test sees the test's data.
+    # One file per test run (by process id), so that two runs never share it.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -177,20 +181,42 @@ DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "osa-tracker@localhost
 # Celery: Redis when REDIS_URL is set; otherwise kombu's file-system transport,
 # so a laptop runs a real worker and beat with no server to install.
 REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_DIR = VAR_DIR / "broker"
+CELERY_BROKER_DIR = Path(os.environ.get("CELERY_BROKER_DIR", VAR_DIR / "broker"))
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
-CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = (
-    {}
-    if REDIS_URL
-    else {
-        "data_folder_in": str(CELERY_BROKER_DIR / "out"),
-        "data_folder_out": str(CELERY_BROKER_DIR / "out"),
+# Short timeouts: with the broker down, a web request that enqueues gives up in seconds
+# (and its save has already committed); it never hangs.
+CELERY_BROKER_CONNECTION_TIMEOUT = 3
+CELERY_REDIS_TRANSPORT_OPTIONS: dict[str, object] = {
+    "socket_timeout": 3,
+    "socket_connect_timeout": 3,
+    # A publisher tries twice, then gives up (the caller logs it; the sweep catches up). The
+    # worker's own reconnection is governed by broker_connection_retry, not by these.
+    "max_retries": 1,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 1,
+    "visibility_timeout": 60 * 60,
+}
+CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object]
+if REDIS_URL:
+    CELERY_BROKER_TRANSPORT_OPTIONS = CELERY_REDIS_TRANSPORT_OPTIONS
+else:
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(CELERY_BROKER_DIR / "queue"),
+        "data_folder_out": str(CELERY_BROKER_DIR / "queue"),
         "control_folder": str(CELERY_BROKER_DIR / "control"),
-        "processed_folder": str(CELERY_BROKER_DIR / "processed"),
         "store_processed": False,
     }
-)
+    for folder in ("queue", "control"):
+        (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TIMEZONE = TIME_ZONE
+CELERY_TASK_IGNORE_RESULT = True
+# Beat's schedule lives in the database, so staff see and change it in the admin.
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+# The first time of the daily reminder sweep (Europe/London); change it in the admin after.
+REMINDER_SWEEP_AT = os.environ.get("REMINDER_SWEEP_AT", "07:00")
+# A digest lists this many items per section and counts the rest (all are in the admin).
+REMINDER_DIGEST_MAX_ITEMS = int(os.environ.get("REMINDER_DIGEST_MAX_ITEMS", "100"))
 
 # The catalogue the tracker loads by default.
 CATALOGUE_PATH = BASE_DIR / "fixtures" / "osa-catalogue.json"

@@ -1,0 +1,771 @@
+"""The reminder sweep: who gets what today. tasks.py and `manage.py send_reminders` call it.
+
+Two steps, each safe to run twice, late, or in two workers at once:
+
+1. **Decide.** Cycles whose indexed `next_reminder_at` has come are read a batch at a time.
+   For each, the reminders owed today (due soon, an escalation, evidence expiring) are written
+   to the outbox as pending rows under the unique constraint (cycle, kind, step, deadline,
+   recipient), in the same transaction that moves `next_reminder_at` on to the next date that
+   matters. A row that already exists is skipped by the database, so nothing is owed twice.
+   Recurring duties whose cycle was met roll forward here, and a met cycle whose evidence has
+   all expired is no longer met.
+2. **Deliver.** Pending rows are claimed by a conditional update (this run's token; a claim
+   older than the lease is taken over, so a run that died is finished by the next), grouped
+   into one digest per recipient, sent, and marked sent per digest.
+
+The one duplicate is a digest the mail server accepted just before the process died, before
+its rows were marked sent: the next run sends it again. Every other failure sends nothing
+twice (tests/test_reminders.py shows each).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+import uuid
+from collections import defaultdict
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from itertools import groupby
+from typing import Any, NamedTuple
+from zoneinfo import ZoneInfo
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import transaction
+from django.db.models import Q, QuerySet
+from django.template.loader import render_to_string
+from django.urls import reverse
+from django.utils import timezone
+
+from obligations import bulk
+from obligations import models as m
+from obligations.catalogue import add_months
+
+log = logging.getLogger(__name__)
+
+# Cycles decided per transaction; the sweep's query count is constant up to this many.
+SWEEP_BATCH = 5000
+# A delivery run's claim on pending rows lapses after this, for the next run to take over.
+CLAIM_LEASE = dt.timedelta(minutes=15)
+EVIDENCE_WARNING_DAYS = 30
+ESCALATION_EVERY_DAYS = 7
+OPEN = (
+    m.CycleStatus.NOT_STARTED,
+    m.CycleStatus.IN_PROGRESS,
+    m.CycleStatus.READY_FOR_REVIEW,
+    m.CycleStatus.SENT_BACK,
+)
+K = m.ReminderKind
+
+
+def london_midnight(day: dt.date) -> dt.datetime:
+    return dt.datetime.combine(day, dt.time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
+
+
+def fmt(day: dt.date) -> str:
+    return f"{day:%-d %b %Y}"
+
+
+@dataclass
+class SweepResult:
+    date: dt.date
+    dry_run: bool = False
+    sent: int = 0
+    already_sent: int = 0
+    recipients: int = 0
+    escalations: int = 0
+    digests: int = 0
+    in_app_only: int = 0
+    cancelled: int = 0
+    rolled_forward: int = 0
+    no_longer_met: int = 0
+    cycles_checked: int = 0
+    _recipients: set[int] = field(default_factory=set, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "date": self.date.isoformat(),
+            "sent": self.sent,
+            "already_sent": self.already_sent,
+            "recipients": self.recipients,
+            "escalations": self.escalations,
+            "digests": self.digests,
+        }
+
+    def summary(self) -> str:
+        verb = "would send" if self.dry_run else "sent"
+        dry = " (dry run: nothing written)" if self.dry_run else ""
+        lines = [
+            f"Reminder sweep for {fmt(self.date)}{dry}:",
+            f"  {self.cycles_checked} cycle(s) checked",
+            f"  {verb} {self.sent} reminder(s) in {self.digests} digest(s) to "
+            f"{self.recipients} recipient(s), {self.escalations} of them escalations",
+            f"  {self.already_sent} already sent by an earlier run",
+        ]
+        if self.in_app_only:
+            lines.append(f"  {self.in_app_only} in the admin only (recipient has no e-mail)")
+        if self.cancelled:
+            lines.append(f"  {self.cancelled} no longer relevant, not sent")
+        if self.rolled_forward:
+            lines.append(f"  {self.rolled_forward} recurring obligation(s) rolled forward")
+        if self.no_longer_met:
+            lines.append(f"  {self.no_longer_met} no longer met: their evidence expired")
+        return "\n".join(lines)
+
+
+# --- Step 1: decide -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Owed:
+    cycle_id: int
+    kind: str
+    step: int
+    deadline: dt.date
+    recipient_id: int
+    reason: str
+
+    @property
+    def key(self) -> tuple[int, str, int, dt.date, int]:
+        return (self.cycle_id, self.kind, self.step, self.deadline, self.recipient_id)
+
+
+class CycleRow(NamedTuple):
+    """What the sweep reads of a cycle: plain values, no model instances (100,000 of them
+    would cost more than the rest of the sweep)."""
+
+    pk: int
+    status: str
+    due_date: dt.date | None
+    obligation_id: int
+    current_cycle_id: int | None
+    applicable: bool
+    owner_id: int | None
+    owner_active: bool | None
+    organisation_id: int
+    duty_id: int
+    service_name: str | None
+    provider_name: str
+
+
+CYCLE_FIELDS = (
+    "pk",
+    "status",
+    "due_date",
+    "obligation_id",
+    "obligation__current_cycle_id",
+    "obligation__applicable",
+    "obligation__owner_id",
+    "obligation__owner__is_active",
+    "obligation__provider__organisation_id",
+    "obligation__duty_id",
+    "obligation__service__name",
+    "obligation__provider__name",
+)
+
+
+class Duty(NamedTuple):
+    code: str
+    title: str
+    recurrence: dict[str, Any] | None
+
+
+def load_duties() -> dict[int, Duty]:
+    """The catalogue's duties, read once per run (there are dozens, not thousands)."""
+    return {
+        pk: Duty(code, title, (deadline or {}).get("recurrence"))
+        for pk, code, title, deadline in m.Duty.objects.values_list(
+            "pk", "code", "title", "deadline"
+        )
+    }
+
+
+def subject(code: str, title: str, service: str | None, provider: str) -> str:
+    where = service or f"{provider} (all its services)"
+    return f"{code} {title} for {where}"
+
+
+@dataclass
+class _Context:
+    """What one batch's decisions need, read in a fixed number of queries."""
+
+    today: dt.date
+    duties: dict[int, Duty]
+    org_leads: dict[int, list[int]]
+    duty_leads: dict[tuple[int, int], list[int]]
+    staff: dict[int, dict[str, list[int]]]  # organisation -> role -> user ids
+    evidence: dict[int, list[tuple[int, str, dt.date | None]]]  # cycle -> (pk, title, expiry)
+
+    @classmethod
+    def load(cls, rows: list[CycleRow], today: dt.date, duties: dict[int, Duty]) -> _Context:
+        organisations = {r.organisation_id for r in rows}
+        staff: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
+        memberships = (
+            m.Membership.objects.filter(
+                organisation__in=organisations,
+                role__in=(m.Role.ADMIN, m.Role.MANAGER, m.Role.COMPLIANCE),
+                user__is_active=True,
+            )
+            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+            .order_by("user_id")
+            .values_list("organisation_id", "role", "user_id")
+        )
+        for organisation, role, user in memberships:
+            staff[organisation][role].append(user)
+        evidence: dict[int, list[tuple[int, str, dt.date | None]]] = defaultdict(list)
+        current = m.Evidence.objects.filter(
+            cycle_id__in=bulk.json_ids(r.pk for r in rows),
+            purged_at__isnull=True,
+            superseded_by__isnull=True,
+        ).values_list("cycle_id", "pk", "title", "expires_on")
+        for cycle_id, pk, title, expires in current:
+            evidence[cycle_id].append((pk, title, expires))
+        return cls(
+            today=today,
+            duties=duties,
+            org_leads=dict(
+                m.Organisation.objects.filter(pk__in=organisations).values_list(
+                    "pk", "reminder_lead_days"
+                )
+            ),
+            duty_leads={
+                (org, duty): days
+                for org, duty, days in m.LeadTime.objects.filter(
+                    organisation__in=organisations
+                ).values_list("organisation_id", "duty_id", "lead_days")
+            },
+            staff=staff,
+            evidence=evidence,
+        )
+
+    def leads(self, row: CycleRow) -> list[int]:
+        days = self.duty_leads.get((row.organisation_id, row.duty_id))
+        return sorted(set(days or self.org_leads.get(row.organisation_id) or m.default_lead_days()))
+
+    def owners(self, row: CycleRow) -> list[int]:
+        """The owner; unowned work goes to the organisation's admins, or with none to its
+        compliance staff, so that no reminder is dropped for want of a recipient."""
+        if row.owner_id is not None and row.owner_active:
+            return [row.owner_id]
+        staff = self.staff[row.organisation_id]
+        return staff[m.Role.ADMIN] or staff[m.Role.COMPLIANCE]
+
+    def escalate_to(self, row: CycleRow) -> list[int]:
+        managers = self.staff[row.organisation_id][m.Role.MANAGER]
+        return list(dict.fromkeys([*self.owners(row), *managers]))
+
+    def subject(self, row: CycleRow) -> str:
+        duty = self.duties[row.duty_id]
+        return subject(duty.code, duty.title, row.service_name, row.provider_name)
+
+
+def _owed_for_open(row: CycleRow, ctx: _Context) -> tuple[list[Owed], list[dt.date]]:
+    """Reminders owed today for an open cycle, and the later dates on which more fall due."""
+    today, due = ctx.today, row.due_date
+    owed: list[Owed] = []
+    later: list[dt.date] = []
+    if due is None:
+        return owed, later
+    if due >= today:
+        leads = ctx.leads(row)
+        days = (due - today).days
+        reached = [lead for lead in leads if days <= lead]
+        if reached:
+            # The most specific lead reached: a missed day never sends two at once.
+            lead = min(reached)
+            when = "today" if days == 0 else f"in {days} day{'s' if days != 1 else ''}"
+            reason = f"{ctx.subject(row)} is due on {fmt(due)} ({when})."
+            owed += [Owed(row.pk, K.DUE_SOON, lead, due, u, reason) for u in ctx.owners(row)]
+        later += [due - dt.timedelta(days=lead) for lead in leads if days > lead]
+        later.append(due + dt.timedelta(days=1))
+    else:
+        late = (today - due).days
+        week = (late - 1) // ESCALATION_EVERY_DAYS
+        reason = (
+            f"{ctx.subject(row)} was due on {fmt(due)}: {late} day{'s' if late != 1 else ''} "
+            f"overdue. Escalated to its owner and the organisation's managers (week "
+            f"{week + 1}; repeated weekly until it is met or marked not applicable)."
+        )
+        owed += [Owed(row.pk, K.OVERDUE, week, due, u, reason) for u in ctx.escalate_to(row)]
+        later.append(due + dt.timedelta(days=1 + ESCALATION_EVERY_DAYS * (week + 1)))
+    return owed, later
+
+
+def _owed_for_evidence(row: CycleRow, ctx: _Context) -> tuple[list[Owed], list[dt.date]]:
+    """Evidence on the cycle is flagged 30 days before it expires."""
+    owed: list[Owed] = []
+    later: list[dt.date] = []
+    for pk, title, expires in ctx.evidence.get(row.pk, []):
+        if expires is None or expires < ctx.today:
+            continue
+        warn_from = expires - dt.timedelta(days=EVIDENCE_WARNING_DAYS)
+        if ctx.today >= warn_from:
+            reason = (
+                f"Evidence “{title}” for {ctx.subject(row)} expires on {fmt(expires)}; once "
+                f"the evidence of a met obligation has all expired, it is no longer met."
+            )
+            owed += [
+                Owed(row.pk, K.EVIDENCE_EXPIRING, pk, expires, u, reason) for u in ctx.owners(row)
+            ]
+        else:
+            later.append(warn_from)
+        later.append(expires + dt.timedelta(days=1))
+    return owed, later
+
+
+def _lapsed_on(row: CycleRow, ctx: _Context) -> dt.date | None:
+    """The day a met cycle's evidence ran out, if every current item has expired."""
+    items = ctx.evidence.get(row.pk, [])
+    if not items or any(e is None or e >= ctx.today for _, _, e in items):
+        return None
+    return max(e for _, _, e in items if e is not None)
+
+
+def _next_due(due: dt.date | None, months: int, today: dt.date) -> dt.date:
+    """The first anniversary of the due date after today (a late cycle does not open its
+    successor already overdue)."""
+    anchor = due or today
+    step = 1
+    while (nxt := add_months(anchor, months * step)) <= today:
+        step += 1
+    return nxt
+
+
+def _decide_met(
+    row: CycleRow, ctx: _Context, result: SweepResult, dry_run: bool
+) -> tuple[list[Owed], list[dt.date]]:
+    """A met cycle: a recurring duty rolls forward; evidence that has all expired un-meets
+    it; otherwise its evidence is watched."""
+    from obligations import services
+
+    recurrence = ctx.duties[row.duty_id].recurrence
+    lapsed = _lapsed_on(row, ctx)
+    if not recurrence and lapsed is None:
+        return _owed_for_evidence(row, ctx)
+    if recurrence:
+        due = _next_due(row.due_date, int(recurrence["months"]), ctx.today)
+        note = f"Recurring review: every {recurrence['months']} months."
+        if lapsed is not None:
+            due = min(due, lapsed)
+            note += f" Due early: the evidence it was met on expired on {fmt(lapsed)}."
+        trigger = m.CycleTrigger.RECURRENCE
+        result.rolled_forward += 1
+    else:
+        assert lapsed is not None
+        due, trigger = lapsed, m.CycleTrigger.EVIDENCE_EXPIRED
+        note = f"No longer met: its evidence expired on {fmt(lapsed)}."
+        result.no_longer_met += 1
+    if not dry_run:
+        # Rare, and a write with its events: done the way the services always do it.
+        services.open_next_cycle(
+            actor=services.get_system_user(),
+            cycle=m.ObligationCycle.objects.select_related("obligation").get(pk=row.pk),
+            due=due,
+            trigger=trigger,
+            note=note,
+            source=m.EventSource.TASK,
+        )
+    return [], []
+
+
+def _decide(
+    rows: list[CycleRow], ctx: _Context, result: SweepResult, dry_run: bool
+) -> tuple[list[Owed], list[dict[str, Any]]]:
+    owed: list[Owed] = []
+    schedule: list[dict[str, Any]] = []
+    for row in rows:
+        later: list[dt.date] = []
+        if row.current_cycle_id != row.pk or not row.applicable:
+            pass  # replaced or closed for good: nothing more to watch
+        elif row.status in OPEN:
+            found, dates = _owed_for_open(row, ctx)
+            more, more_dates = _owed_for_evidence(row, ctx)
+            owed += found + more
+            later = dates + more_dates
+        elif row.status == m.CycleStatus.MET:
+            found, later = _decide_met(row, ctx, result, dry_run)
+            owed += found
+        upcoming = [d for d in later if d > ctx.today]
+        next_at = london_midnight(min(upcoming)) if upcoming else None
+        schedule.append({"pk": row.pk, "next_reminder_at": next_at})
+    return owed, schedule
+
+
+def _candidates(horizon: dt.datetime, after: int) -> list[CycleRow]:
+    return [
+        CycleRow(*values)
+        for values in m.ObligationCycle.objects.filter(next_reminder_at__lt=horizon, pk__gt=after)
+        .order_by("pk")
+        .values_list(*CYCLE_FIELDS)[:SWEEP_BATCH]
+    ]
+
+
+OUTBOX_FIELDS = (
+    "cycle",
+    "kind",
+    "step",
+    "deadline",
+    "recipient",
+    "reason",
+    "status",
+    "created_at",
+    "claim",
+    "claimed_at",
+)
+
+
+def _record(owed: list[Owed], token: str, now: dt.datetime) -> None:
+    bulk.insert_ignoring_conflicts(
+        m.Reminder,
+        OUTBOX_FIELDS,
+        [
+            {
+                "cycle": o.cycle_id,
+                "kind": o.kind,
+                "step": o.step,
+                "deadline": o.deadline,
+                "recipient": o.recipient_id,
+                "reason": o.reason,
+                "status": m.ReminderStatus.PENDING,
+                "created_at": now,
+                "claim": token,
+                "claimed_at": now,
+            }
+            for o in owed
+        ],
+    )
+
+
+def _already_recorded(owed: list[Owed]) -> set[tuple[int, str, int, dt.date, int]]:
+    cycles = {o.cycle_id for o in owed}
+    return set(
+        m.Reminder.objects.filter(cycle_id__in=bulk.json_ids(cycles)).values_list(
+            "cycle_id", "kind", "step", "deadline", "recipient_id"
+        )
+    )
+
+
+def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
+    """Decide and deliver today's reminders. Safe to run twice, late, or concurrently."""
+    result = SweepResult(date=today, dry_run=dry_run)
+    token, now = uuid.uuid4().hex, timezone.now()
+    horizon = london_midnight(today + dt.timedelta(days=1))
+    duties = load_duties()
+    owed_total, would_send = 0, []
+    after = 0
+    while True:
+        with transaction.atomic():
+            rows = _candidates(horizon, after)
+            if not rows:
+                break
+            after = rows[-1].pk
+            result.cycles_checked += len(rows)
+            ctx = _Context.load(rows, today, duties)
+            owed, schedule = _decide(rows, ctx, result, dry_run)
+            owed_total += len(owed)
+            if dry_run:
+                known = _already_recorded(owed)
+                would_send += [o for o in owed if o.key not in known]
+            else:
+                _record(owed, token, now)
+                bulk.update_by_pk(m.ObligationCycle, ["next_reminder_at"], schedule)
+        if len(rows) < SWEEP_BATCH:
+            break
+    if dry_run:
+        _count_dry_run(would_send, owed_total, result)
+        return result
+    result.already_sent = owed_total - m.Reminder.objects.filter(claim=token).count()
+    deliver(token=token, result=result)
+    return result
+
+
+def _count_dry_run(would_send: list[Owed], owed_total: int, result: SweepResult) -> None:
+    emails = dict(
+        User.objects.filter(pk__in={o.recipient_id for o in would_send}).values_list("pk", "email")
+    )
+    result.already_sent = owed_total - len(would_send)
+    result.sent = sum(1 for o in would_send if emails.get(o.recipient_id))
+    result.in_app_only = len(would_send) - result.sent
+    result.recipients = len({o.recipient_id for o in would_send if emails.get(o.recipient_id)})
+    result.digests = result.recipients
+    result.escalations = sum(
+        1 for o in would_send if o.kind == K.OVERDUE and emails.get(o.recipient_id)
+    )
+
+
+# --- Step 2: deliver ------------------------------------------------------
+
+
+def _claim(token: str, now: dt.datetime) -> None:
+    """Take over pending rows nobody holds: new ones from the web, and those of a dead run."""
+    m.Reminder.objects.filter(status=m.ReminderStatus.PENDING).filter(
+        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_LEASE)
+    ).exclude(claim=token).update(claim=token, claimed_at=now)
+
+
+class PendingRow(NamedTuple):
+    """A pending reminder as delivery reads it, with what decides if it still matters."""
+
+    pk: int
+    kind: str
+    deadline: dt.date
+    reason: str
+    recipient_id: int
+    obligation_id: int
+    cycle_id: int
+    status: str
+    due_date: dt.date | None
+    current_cycle_id: int | None
+    applicable: bool
+
+
+PENDING_FIELDS = (
+    "pk",
+    "kind",
+    "deadline",
+    "reason",
+    "recipient_id",
+    "cycle__obligation_id",
+    "cycle_id",
+    "cycle__status",
+    "cycle__due_date",
+    "cycle__obligation__current_cycle_id",
+    "cycle__obligation__applicable",
+)
+
+
+def _still_relevant(row: PendingRow) -> bool:
+    """A reminder decided earlier is sent only if it is still true when it comes to be sent."""
+    if row.current_cycle_id != row.cycle_id or not row.applicable:
+        return False
+    if row.kind == K.REVIEW_REQUESTED:
+        return row.status == m.CycleStatus.READY_FOR_REVIEW
+    if row.kind == K.EVIDENCE_EXPIRING:
+        return row.status in (*OPEN, m.CycleStatus.MET)
+    return row.status in OPEN and row.due_date == row.deadline
+
+
+def _held(ids: list[int], token: str) -> QuerySet[m.Reminder]:
+    """This run's pending rows among `ids` (one JSON parameter however many)."""
+    return m.Reminder.objects.filter(
+        claim=token, status=m.ReminderStatus.PENDING, pk__in=bulk.json_ids(ids)
+    )
+
+
+def _settle(ids: list[int], token: str, status: str) -> int:
+    if not ids:
+        return 0
+    return _held(ids, token).update(status=status, sent_at=timezone.now())
+
+
+def _release(ids: list[int], token: str) -> None:
+    """Give rows back after a failed send, so a retry takes them at once."""
+    _held(ids, token).update(claim="", claimed_at=None)
+
+
+SECTIONS = (
+    (K.OVERDUE, "Overdue"),
+    (K.DUE_SOON, "Due soon"),
+    (K.EVIDENCE_EXPIRING, "Evidence expiring"),
+    (K.REVIEW_REQUESTED, "Waiting for your review"),
+)
+
+
+def digest_message(recipient: User, rows: list[PendingRow]) -> EmailMultiAlternatives:
+    """One e-mail, plain text and HTML, each item linking to its obligation in the admin.
+
+    A section lists its most urgent items up to REMINDER_DIGEST_MAX_ITEMS and counts the rest,
+    with a link to the full list: a digest is for reading, the admin for everything.
+    """
+    site = settings.SITE_URL.rstrip("/")
+    limit = settings.REMINDER_DIGEST_MAX_ITEMS
+    sections = []
+    for kind, label in SECTIONS:
+        entries = [r for r in rows if r.kind == kind]
+        if not entries:
+            continue
+        shown = [
+            {
+                "reason": r.reason,
+                "url": site
+                + reverse("admin:obligations_obligation_change", args=[r.obligation_id]),
+            }
+            for r in entries[:limit]
+        ]
+        sections.append(
+            {
+                "label": label,
+                "count": len(entries),
+                "items": shown,
+                "more": len(entries) - len(shown),
+            }
+        )
+    counts = ", ".join(
+        f"{section['count']} {str(section['label']).lower()}" for section in sections
+    )
+    context = {
+        "recipient": recipient,
+        "sections": sections,
+        "site": site,
+        "notifications": site + reverse("admin:obligations_reminder_changelist"),
+    }
+    message = EmailMultiAlternatives(
+        subject=f"OSA tracker: {counts}",
+        body=render_to_string("obligations/email/digest.txt", context),
+        to=[recipient.email],
+    )
+    message.attach_alternative(
+        render_to_string("obligations/email/digest.html", context), "text/html"
+    )
+    return message
+
+
+def _pending(token: str) -> Iterator[PendingRow]:
+    rows = (
+        m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING)
+        .order_by("recipient_id", "kind", "deadline", "pk")
+        .values_list(*PENDING_FIELDS)
+        .iterator(chunk_size=5000)
+    )
+    return (PendingRow(*values) for values in rows)
+
+
+# What a mail server or a network can do to a send; anything else is a bug and propagates.
+TRANSPORT_ERRORS = (smtplib.SMTPException, OSError)
+
+
+class DeliveryFailed(Exception):
+    """Some digests could not be handed to the mail server; their rows stay pending."""
+
+
+def deliver(*, token: str | None = None, result: SweepResult | None = None) -> SweepResult:
+    """Send every pending reminder this run holds or can take over, one digest per recipient."""
+    token = token or uuid.uuid4().hex
+    result = result or SweepResult(date=timezone.localdate())
+    _claim(token, timezone.now())
+    failures: list[Exception] = []
+    held = m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING)
+    recipients = {u.pk: u for u in User.objects.filter(pk__in=held.values("recipient_id"))}
+    mailer = _Mailer()
+    try:
+        for recipient_id, group in groupby(_pending(token), key=lambda r: r.recipient_id):
+            _deliver_one(mailer, recipients[recipient_id], list(group), token, result, failures)
+    finally:
+        mailer.close()
+    if failures:
+        first = failures[0]
+        raise DeliveryFailed(f"{len(failures)} digest(s) not sent: {first!r}") from first
+    return result
+
+
+class _Mailer:
+    """One mail connection for the whole run, opened by the first digest (an idle run opens
+    nothing) and opened again after a failure."""
+
+    def __init__(self) -> None:
+        self.connection = get_connection()
+        self.opened = False
+
+    def send(self, message: EmailMultiAlternatives) -> int:
+        if not self.opened:
+            self.connection.open()
+            self.opened = True
+        return int(self.connection.send_messages([message]) or 0)
+
+    def close(self) -> None:
+        if self.opened:
+            self.opened = False
+            try:
+                self.connection.close()
+            except TRANSPORT_ERRORS:
+                log.warning("closing the mail connection failed", exc_info=True)
+
+
+def _deliver_one(
+    mailer: _Mailer,
+    recipient: User,
+    rows: list[PendingRow],
+    token: str,
+    result: SweepResult,
+    failures: list[Exception],
+) -> None:
+    relevant = [r for r in rows if _still_relevant(r)]
+    stale = [r.pk for r in rows if not _still_relevant(r)]
+    result.cancelled += _settle(stale, token, m.ReminderStatus.CANCELLED)
+    if not relevant:
+        return
+    ids = [r.pk for r in relevant]
+    if not recipient.email or not recipient.is_active:
+        result.in_app_only += _settle(ids, token, m.ReminderStatus.IN_APP)
+        return
+    message = digest_message(recipient, relevant)
+    try:
+        accepted = mailer.send(message)
+    except TRANSPORT_ERRORS as exc:  # the mail server refused or could not be reached
+        log.warning("digest to %s not sent: %r", recipient.email, exc)
+        mailer.close()  # the next digest opens a fresh connection
+        _release(ids, token)
+        failures.append(exc)
+        return
+    if not accepted:
+        _release(ids, token)
+        failures.append(
+            RuntimeError(f"the mail backend did not accept the digest to {recipient.email}")
+        )
+        return
+    # The documented window: accepted by the mail server, not yet marked sent.
+    marked = mark_sent(ids, token)
+    result.sent += marked
+    result.escalations += sum(1 for r in relevant if r.kind == K.OVERDUE)
+    result.digests += 1
+    if recipient.pk not in result._recipients:
+        result._recipients.add(recipient.pk)
+        result.recipients += 1
+
+
+def mark_sent(ids: list[int], token: str) -> int:
+    return _settle(ids, token, m.ReminderStatus.SENT)
+
+
+def notify_review(
+    *, cycle: m.ObligationCycle, submitted_by: User, event: m.Event, recipients: Iterable[int]
+) -> None:
+    """Outbox rows for the colleagues who can review a submission, in the caller's
+    transaction; a worker delivers them (and the nightly sweep, if the broker was down)."""
+    obligation = cycle.obligation
+    service = obligation.service.name if obligation.service else None
+    reason = (
+        f"{submitted_by.get_full_name() or submitted_by.get_username()} submitted "
+        f"{subject(obligation.duty.code, obligation.duty.title, service, str(obligation.provider))}"
+        " for review."
+    )
+    now = timezone.now()
+    deadline = cycle.due_date or timezone.localdate()
+    _record_unclaimed(
+        [
+            Owed(cycle.pk, K.REVIEW_REQUESTED, event.pk, deadline, user, reason)
+            for user in recipients
+        ],
+        now,
+    )
+
+
+def _record_unclaimed(owed: list[Owed], now: dt.datetime) -> None:
+    m.Reminder.objects.bulk_create(
+        [
+            m.Reminder(
+                cycle_id=o.cycle_id,
+                kind=o.kind,
+                step=o.step,
+                deadline=o.deadline,
+                recipient_id=o.recipient_id,
+                reason=o.reason,
+                created_at=now,
+            )
+            for o in owed
+        ],
+        ignore_conflicts=True,
+    )

@@ -1,0 +1,57 @@
+"""Thin Celery tasks: each calls one function in reminders.py and is safe to run twice.
+
+Retries with backoff are for transport failures only (the mail server or the broker out of
+reach); a bug is not retried into a storm.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import smtplib
+from typing import Any
+
+from celery import shared_task
+from kombu.exceptions import OperationalError
+
+from obligations import reminders
+
+log = logging.getLogger(__name__)
+
+TRANSPORT_ERRORS = (
+    smtplib.SMTPException,
+    ConnectionError,
+    TimeoutError,
+    OperationalError,
+    reminders.DeliveryFailed,
+)
+RETRY = {
+    "autoretry_for": TRANSPORT_ERRORS,
+    "retry_backoff": 30,
+    "retry_backoff_max": 30 * 60,
+    "retry_jitter": True,
+    "max_retries": 8,
+}
+
+
+@shared_task(name="obligations.send_reminders", **RETRY)
+def send_reminders(date: str | None = None) -> dict[str, Any]:
+    """The daily sweep (beat runs it); `date` is YYYY-MM-DD, today in London when absent."""
+    today = dt.date.fromisoformat(date) if date else reminders.timezone.localdate()
+    result = reminders.run_sweep(today=today)
+    log.info(result.summary())
+    return result.as_json()
+
+
+@shared_task(name="obligations.deliver_reminders", **RETRY)
+def deliver_reminders() -> dict[str, Any]:
+    """Send what the web wrote to the outbox (e.g. a review request) without waiting a night."""
+    result = reminders.deliver()
+    return {"sent": result.sent, "digests": result.digests}
+
+
+def enqueue_delivery() -> None:
+    """Ask a worker to deliver the outbox. Called after commit with robust=True: if the broker
+    is down this raises, Django logs it, and the save has already succeeded; the next sweep
+    delivers the rows."""
+    deliver_reminders.apply_async(retry=False)

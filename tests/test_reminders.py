@@ -1,0 +1,555 @@
+"""Reminders that never miss and never spam, on a fixed clock: digests on the right days,
+grouped by recipient; weekly escalation to owners and managers; recurring cycles rolled
+forward; expiring evidence; notice dates; the outbox's exactly-once delivery, and the one
+documented window where a duplicate is possible."""
+
+import datetime as dt
+import io
+import json
+
+import pytest
+from django.conf import settings
+from django.core import mail
+from django.core.management import CommandError, call_command
+from django.urls import reverse
+
+from obligations import models as m
+from obligations import reminders, services
+from tests.bulk import make_register
+from tests.conftest import NOW, TODAY
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    ServiceFactory,
+    member,
+)
+from tests.helpers import assert_constant_queries
+
+ADMIN = m.EventSource.ADMIN
+S = m.CycleStatus
+
+
+def day(n: int) -> dt.date:
+    return TODAY + dt.timedelta(days=n)
+
+
+@pytest.fixture
+def org(catalogue):  # type: ignore[no-untyped-def]
+    organisation = OrganisationFactory(name="Acme Group")
+    owner = member(organisation, username="olive", first_name="Olive")
+    manager = member(organisation, m.Role.MANAGER, username="maya")
+    provider = ProviderFactory(organisation=organisation, name="Acme")
+    # A bare service: obligations are made one at a time below, each with its own due date.
+    service = ServiceFactory(provider=provider, name="Acme Chat")
+    return {"org": organisation, "owner": owner, "manager": manager, "service": service}
+
+
+def obligation(ctx, code="U2U-ILLEGAL-RA", due=None, owner="owner", status=None):  # type: ignore[no-untyped-def]
+    """One obligation with its first cycle, as the services create it."""
+    system = services.get_system_user()
+    ob = m.Obligation.objects.create(
+        provider=ctx["service"].provider,
+        service=ctx["service"],
+        duty=m.Duty.objects.get(code=code),
+        owner=ctx[owner] if owner else None,
+        why="test",
+    )
+    services._open_cycle(
+        actor=system, obligation=ob, due=due, trigger=m.CycleTrigger.INITIAL, source=ADMIN
+    )
+    ob.refresh_from_db()
+    if status == S.MET:
+        cycle = ob.current_cycle
+        services.do_start(actor=system, cycle=cycle, source=ADMIN)
+        services.add_evidence_link(
+            actor=ctx["owner"], cycle=cycle, url="https://example.test/ra", title="RA", source=ADMIN
+        )
+        services.do_submit_for_review(actor=ctx["owner"], cycle=cycle, source=ADMIN)
+        services.do_approve(actor=ctx["manager"], cycle=cycle, source=ADMIN)
+        ob.refresh_from_db()
+    return ob
+
+
+def sweep(on: dt.date) -> reminders.SweepResult:
+    mail.outbox.clear()
+    return reminders.run_sweep(today=on)
+
+
+def items_to(user) -> list[str]:  # type: ignore[no-untyped-def]
+    """The reminder lines of the digests sent to a user in the last sweep."""
+    return [
+        line[2:]
+        for message in mail.outbox
+        if message.to == [user.email]
+        for line in message.body.splitlines()
+        if line.startswith("- ")
+    ]
+
+
+# --- Digests on the right days --------------------------------------------
+
+
+def test_an_owner_is_reminded_30_7_and_1_days_before_and_not_in_between(org):
+    obligation(org, due=day(30))
+    sent_on = {}
+    for n in range(0, 31):
+        result = sweep(day(n))
+        if result.sent:
+            sent_on[n] = items_to(org["owner"])
+    assert list(sent_on) == [0, 23, 29]
+    assert "is due on 24 Dec 2026 (in 30 days)" in sent_on[0][0]
+    assert "(in 7 days)" in sent_on[23][0]
+    assert "(in 1 day)" in sent_on[29][0]
+
+
+def test_a_missed_day_sends_the_most_specific_reminder_once(org):
+    obligation(org, due=day(5))  # first sweep already inside the 7-day lead
+    assert sweep(TODAY).sent == 1
+    assert "(in 5 days)" in items_to(org["owner"])[0]
+    assert sweep(day(1)).sent == 0
+
+
+def test_lead_times_are_configurable_per_organisation_and_per_duty(org):
+    system = services.get_system_user()
+    services.set_lead_days(actor=system, organisation=org["org"], lead_days=[14])
+    obligation(org, due=day(20))
+    obligation(org, code="CAA", due=day(20))
+    services.set_lead_days(
+        actor=system,
+        organisation=org["org"],
+        lead_days=[20, 3],
+        duty=m.Duty.objects.get(code="CAA"),
+    )
+    assert [n for n in range(0, 21) if sweep(day(n)).sent] == [0, 6, 17]
+    # day 0: CAA (20 days); day 6: the RA (14 days); day 17: CAA (3 days)
+
+
+def test_one_digest_per_recipient_whatever_the_number_of_obligations(org):
+    other = member(org["org"], username="otto")
+    obligation(org, due=day(7))
+    obligation(org, code="CAA", due=day(1))
+    obligation(org, code="U2U-RECORDS", due=day(30))
+    ob = obligation(org, code="U2U-COMPLAINTS", due=day(7))
+    services.assign_owner(actor=org["owner"], obligation=ob, owner=other, source=ADMIN)
+    result = sweep(TODAY)
+    assert (result.digests, result.recipients, result.sent) == (2, 2, 4)
+    assert len(items_to(org["owner"])) == 3 and len(items_to(other)) == 1
+    digest = next(msg for msg in mail.outbox if msg.to == [org["owner"].email])
+    assert digest.subject == "OSA tracker: 3 due soon"
+    html = digest.alternatives[0][0]
+    path = reverse("admin:obligations_obligation_change", args=[ob.pk - 1])
+    assert f'href="http://127.0.0.1:8000{path}"' in html
+    assert f"http://127.0.0.1:8000{path}" in digest.body
+
+
+def test_unowned_work_goes_to_the_organisations_admins(org):
+    admin = member(org["org"], m.Role.ADMIN, username="ada")
+    obligation(org, due=day(7), owner=None)
+    sweep(TODAY)
+    assert len(items_to(admin)) == 1 and items_to(org["owner"]) == []
+
+
+# --- Escalation -----------------------------------------------------------
+
+
+def test_overdue_work_escalates_to_owner_and_managers_weekly_until_met(org):
+    ob = obligation(org, due=day(-1))
+    first = sweep(TODAY)
+    assert first.escalations == 2  # the owner and the manager
+    assert "1 day overdue" in items_to(org["manager"])[0]
+    assert "week 1" in items_to(org["owner"])[0]
+    assert [n for n in range(1, 15) if sweep(day(n)).sent] == [7, 14]
+    assert "week 3" in items_to(org["manager"])[0]  # due yesterday: day 14 is 15 days late
+    system = services.get_system_user()
+    cycle = ob.current_cycle
+    services.do_mark_not_applicable(
+        actor=system, cycle=cycle, source=ADMIN, reason="Service closed."
+    )
+    assert [n for n in range(15, 30) if sweep(day(n)).sent] == []
+
+
+def test_escalations_name_the_week(org):
+    obligation(org, due=day(-8))
+    sweep(TODAY)
+    assert "8 days overdue" in items_to(org["manager"])[0]
+    assert "week 2" in items_to(org["manager"])[0]
+
+
+# --- Recurring cycles and evidence ----------------------------------------
+
+
+def test_a_met_recurring_cycle_rolls_forward_to_its_next_anniversary(org):
+    ob = obligation(org, due=day(10), status=S.MET)  # U2U-ILLEGAL-RA recurs every 12 months
+    met = ob.current_cycle
+    result = sweep(TODAY)
+    assert result.rolled_forward == 1
+    ob.refresh_from_db()
+    nxt = ob.current_cycle
+    assert nxt.pk != met.pk
+    assert (nxt.status, nxt.trigger, nxt.due_date) == (S.NOT_STARTED, "recurrence", day(10 + 365))
+    assert m.ObligationCycle.objects.get(pk=met.pk).status == S.MET  # never reopened
+    assert sweep(day(1)).rolled_forward == 0
+
+
+def test_a_late_cycle_opens_its_successor_not_already_overdue(org):
+    ob = obligation(org, due=dt.date(2025, 3, 16), status=S.MET)
+    sweep(TODAY)
+    ob.refresh_from_db()
+    assert ob.current_cycle.due_date == dt.date(2027, 3, 16)
+
+
+def test_expiring_evidence_is_flagged_30_days_before(org):
+    ob = obligation(org, code="U2U-CHILD-HEAA", due=day(100))
+    services.add_evidence_link(
+        actor=org["owner"],
+        cycle=ob.current_cycle,
+        url="https://example.test/audit",
+        title="Age assurance audit",
+        source=ADMIN,
+        expires_on=day(40),
+    )
+    flagged = [n for n in range(0, 41) if any("expires on" in i for i in _sweep_items(org, n))]
+    assert flagged == [10]
+
+
+def _sweep_items(org, n):  # type: ignore[no-untyped-def]
+    sweep(day(n))
+    return items_to(org["owner"])
+
+
+def test_a_met_obligation_whose_evidence_all_expired_is_no_longer_met(org):
+    ob = obligation(org, code="U2U-CHILD-HEAA", due=day(5), status=S.MET)  # does not recur
+    evidence = m.Evidence.objects.get(cycle=ob.current_cycle)
+    evidence.expires_on = day(20)
+    evidence.save()
+    services._watch(ob.current_cycle)
+    assert sweep(day(20)).no_longer_met == 0
+    result = sweep(day(21))
+    assert result.no_longer_met == 1
+    ob.refresh_from_db()
+    cycle = ob.current_cycle
+    assert (cycle.status, cycle.trigger, cycle.due_date) == (
+        S.NOT_STARTED,
+        "evidence_expired",
+        day(20),
+    )
+    assert "expired on 14 Dec 2026" in cycle.trigger_note
+    # The new cycle is overdue at once: escalated on the next sweep.
+    assert sweep(day(22)).escalations == 2
+
+
+# --- Ofcom notice dates ---------------------------------------------------
+
+
+def test_a_technology_notices_representations_date_is_reminded(org):
+    notice = services.record_notice(
+        actor=org["owner"],
+        notice=m.TechnologyNotice(
+            service=org["service"],
+            csea_public=True,
+            skilled_report_on=day(-30),
+            warning_given_on=day(-1),
+            representations_due=day(7),
+        ),
+        source=ADMIN,
+    )
+    services.move_technology_notice(
+        actor=org["owner"], notice=notice, to=m.NoticeStage.WARNING, on=day(-1), source=ADMIN
+    )
+    tn = m.Obligation.objects.get(technology_notice=notice)
+    services.assign_owner(actor=org["owner"], obligation=tn, owner=org["owner"], source=ADMIN)
+    sweep(TODAY)
+    assert any("TN-REPRESENTATIONS" in i and "(in 7 days)" in i for i in items_to(org["owner"]))
+    # The notice's date moves: the reminder follows the new deadline.
+    services.change_notice(
+        actor=org["owner"], notice=notice, changes={"representations_due": day(3)}, source=ADMIN
+    )
+    sweep(day(1))
+    assert any("due on 27 Nov 2026 (in 2 days)" in i for i in items_to(org["owner"]))
+
+
+# --- Notifications in the admin -------------------------------------------
+
+
+def test_users_see_their_notifications_and_managers_see_every_reminder(client, org):
+    nobody_email = member(org["org"], username="noemail", email="")
+    ob = obligation(org, due=day(1))
+    services.assign_owner(actor=org["owner"], obligation=ob, owner=nobody_email, source=ADMIN)
+    obligation(org, code="CAA", due=day(-3))
+    result = sweep(TODAY)
+    assert result.in_app_only == 1  # no e-mail address: in the admin only
+    url = reverse("admin:obligations_reminder_changelist")
+    client.force_login(nobody_email)
+    own = client.get(url).content.decode()
+    assert "U2U-ILLEGAL-RA" in own and "In the admin only" in own
+    assert "CAA" not in own
+    client.force_login(org["manager"])
+    everything = client.get(url).content.decode()
+    assert "U2U-ILLEGAL-RA" in everything and "CAA" in everything
+    assert "noemail" in everything and "olive" in everything
+    stranger = member(OrganisationFactory(), username="stranger")
+    client.force_login(stranger)
+    assert "U2U-ILLEGAL-RA" not in client.get(url).content.decode()
+    reminder = m.Reminder.objects.first()
+    change = reverse("admin:obligations_reminder_change", args=[reminder.pk])
+    assert client.get(change).status_code == 404
+
+
+# --- Exactly once ---------------------------------------------------------
+
+
+def test_running_the_sweep_twice_sends_nothing_twice(org):
+    obligation(org, due=day(7))
+    obligation(org, code="CAA", due=day(-2))
+    first = sweep(TODAY)
+    assert first.sent == 3
+    second = sweep(TODAY)
+    assert (second.sent, second.digests) == (0, 0)
+    # A due date moved and moved back: the cycle is looked at again, and nothing is resent.
+    ob = m.Obligation.objects.get(duty__code="U2U-ILLEGAL-RA")
+    services.set_due_date(
+        actor=org["owner"], cycle=ob.current_cycle, due=day(7), reason="x", source=ADMIN
+    )
+    services._watch(ob.current_cycle)
+    third = sweep(TODAY)
+    assert (third.sent, third.already_sent) == (0, 1)
+
+
+class Died(BaseException):
+    """The worker process dying (SIGKILL): nothing after this point runs."""
+
+
+def crash(monkeypatch, where):  # type: ignore[no-untyped-def]
+    """Make the next sweep die at one point of its work."""
+    if where == "deciding":
+
+        def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
+            raise Died
+
+        monkeypatch.setattr(reminders.bulk, "update_by_pk", boom)
+    elif where == "before_the_mail_server_accepts":
+
+        def refuse(self, message):  # type: ignore[no-untyped-def]
+            raise Died
+
+        monkeypatch.setattr(reminders._Mailer, "send", refuse)
+    elif where == "after_accepting_before_marking_sent":
+
+        def die(ids, token):  # type: ignore[no-untyped-def]
+            raise Died
+
+        monkeypatch.setattr(reminders, "mark_sent", die)
+
+
+@pytest.mark.parametrize(
+    ("where", "deliveries"),
+    [
+        ("deciding", 1),
+        ("before_the_mail_server_accepts", 1),
+        # The documented window: the only path to a duplicate.
+        ("after_accepting_before_marking_sent", 2),
+    ],
+)
+def test_a_run_that_dies_is_finished_by_the_next_and_only_one_window_duplicates(
+    org, monkeypatch, clock, where, deliveries
+):
+    obligation(org, due=day(7))
+    mail.outbox.clear()
+    with monkeypatch.context() as patch:
+        crash(patch, where)
+        with pytest.raises(Died):
+            reminders.run_sweep(today=TODAY)
+    # Straight after, the dead run's claim still holds: nothing is sent twice in a hurry.
+    reminders.run_sweep(today=TODAY)
+    # Once the claim lapses, the next run takes the rows over.
+    clock.shift(reminders.CLAIM_LEASE + dt.timedelta(minutes=1))
+    reminders.run_sweep(today=TODAY)
+    delivered = [i for msg in mail.outbox for i in msg.body.splitlines() if "U2U-ILLEGAL-RA" in i]
+    assert len(delivered) == deliveries
+    assert m.Reminder.objects.get().status == m.ReminderStatus.SENT
+
+
+def test_a_refused_send_is_released_for_the_retry_and_raises_for_it(org, monkeypatch):
+    import smtplib
+
+    obligation(org, due=day(7))
+
+    def refuse(self, message):  # type: ignore[no-untyped-def]
+        raise smtplib.SMTPServerDisconnected("gone")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(reminders._Mailer, "send", refuse)
+        with pytest.raises(reminders.DeliveryFailed):
+            sweep(TODAY)
+    row = m.Reminder.objects.get()
+    assert (row.status, row.claim) == (m.ReminderStatus.PENDING, "")
+    assert sweep(TODAY).sent == 1  # the retry, at once: no lease to wait for
+
+
+def test_a_reminder_that_stopped_being_relevant_is_not_sent(org, monkeypatch, clock):
+    ob = obligation(org, due=day(7))
+    with monkeypatch.context() as patch:
+        patch.setattr(reminders, "deliver", lambda **kwargs: kwargs["result"])
+        sweep(TODAY)  # decided, never delivered
+    services.do_mark_not_applicable(
+        actor=org["owner"], cycle=ob.current_cycle, source=ADMIN, reason="Closed."
+    )
+    clock.shift(reminders.CLAIM_LEASE + dt.timedelta(minutes=1))
+    result = reminders.deliver()
+    assert (result.sent, result.cancelled) == (0, 1)
+    assert m.Reminder.objects.get().status == m.ReminderStatus.CANCELLED
+
+
+# --- Review requests: written with the transition, delivered by a worker ---
+
+
+def test_submitting_for_review_notifies_colleagues_who_can_approve(
+    org, django_capture_on_commit_callbacks
+):
+    reviewer = member(org["org"], username="rex")
+    ob = obligation(org, due=day(30))
+    services.do_start(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
+    with django_capture_on_commit_callbacks() as callbacks:
+        services.do_submit_for_review(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
+    assert len(callbacks) == 1  # the worker is asked only once the transition commits
+    pending = m.Reminder.objects.get(kind=m.ReminderKind.REVIEW_REQUESTED)
+    assert pending.recipient == reviewer and pending.status == m.ReminderStatus.PENDING
+    # Neither the owner-submitter nor the manager (who cannot approve yet) is asked.
+    reminders.deliver()
+    assert [msg.to for msg in mail.outbox] == [[reviewer.email]]
+    assert "submitted U2U-ILLEGAL-RA" in mail.outbox[0].body
+
+
+def test_with_the_broker_down_the_web_still_saves_and_the_sweep_delivers(
+    client, org, switch_broker, caplog, django_capture_on_commit_callbacks
+):
+    # Nothing listens on port 9: publishing fails at once, as with Redis down.
+    switch_broker("redis://127.0.0.1:9/0", settings.CELERY_REDIS_TRANSPORT_OPTIONS)
+    member(org["org"], username="rex")
+    ob = obligation(org, due=day(30))
+    services.do_start(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
+    client.force_login(org["owner"])
+    url = reverse("admin:obligations_obligation_transition", args=[ob.pk])
+    with caplog.at_level("ERROR"), django_capture_on_commit_callbacks(execute=True) as callbacks:
+        response = client.post(url, {"to": S.READY_FOR_REVIEW})
+    assert response.status_code == 302
+    assert len(callbacks) == 1 and "enqueue_delivery" in caplog.text  # logged, not raised
+    assert m.ObligationCycle.objects.get(pk=ob.current_cycle_id).status == S.READY_FOR_REVIEW
+    row = m.Reminder.objects.get(kind=m.ReminderKind.REVIEW_REQUESTED)
+    assert row.status == m.ReminderStatus.PENDING
+    assert sweep(TODAY).sent >= 1  # the nightly sweep catches up, without the broker
+    row.refresh_from_db()
+    assert row.status == m.ReminderStatus.SENT
+
+
+# --- The command, the demo, and the cost in queries ------------------------
+
+
+def test_the_command_reports_as_text_or_json_and_refuses_a_bad_date(org):
+    obligation(org, due=day(7))
+    out = io.StringIO()
+    call_command("send_reminders", "--date", TODAY.isoformat(), "--dry-run", "--json", stdout=out)
+    assert json.loads(out.getvalue()) == {
+        "date": "2026-11-24",
+        "sent": 1,
+        "already_sent": 0,
+        "recipients": 1,
+        "escalations": 0,
+        "digests": 1,
+    }
+    assert not m.Reminder.objects.exists()  # the dry run wrote nothing
+    out = io.StringIO()
+    call_command("send_reminders", "--date", TODAY.isoformat(), stdout=out)
+    assert "sent 1 reminder(s) in 1 digest(s) to 1 recipient(s)" in out.getvalue()
+    with pytest.raises(CommandError, match="--date must be a YYYY-MM-DD date, not '24/11/2026'"):
+        call_command("send_reminders", "--date", "24/11/2026")
+
+
+def test_on_the_demo_data_the_first_run_sends_and_the_second_sends_none(catalogue):
+    call_command("load_demo", stdout=io.StringIO())
+    first, second = io.StringIO(), io.StringIO()
+    call_command("send_reminders", "--json", stdout=first)
+    call_command("send_reminders", "--json", stdout=second)
+    first_result, second_result = json.loads(first.getvalue()), json.loads(second.getvalue())
+    assert first_result["sent"] > 0 and first_result["escalations"] > 0
+    assert first_result["digests"] == first_result["recipients"] >= 2
+    assert second_result["sent"] == 0 and second_result["digests"] == 0
+
+
+def test_the_sweep_costs_the_same_queries_for_20_and_2000_obligations(catalogue):
+    organisation = OrganisationFactory()
+    owners = [member(organisation, username=f"owner{i}") for i in range(3)]
+    member(organisation, m.Role.MANAGER, username="boss")
+    open_only = (S.NOT_STARTED, S.IN_PROGRESS, S.READY_FOR_REVIEW, S.SENT_BACK)
+    total = {"n": 0}
+
+    def grow(size: int) -> None:
+        # Fresh state at each size: every cycle due to be looked at, nothing sent yet.
+        m.Reminder.objects.all().delete()
+        make_register(
+            organisation=organisation,
+            obligations=size - total["n"],
+            today=TODAY,
+            owners=owners,
+            statuses=open_only,
+            name_prefix=f"S{size}",
+        )
+        total["n"] = size
+
+    def measure() -> None:
+        m.Reminder.objects.all().delete()
+        m.ObligationCycle.objects.update(next_reminder_at=NOW)
+        mail.outbox.clear()
+        result = reminders.run_sweep(today=TODAY)
+        assert result.digests == 4  # three owners and the manager, at both sizes
+
+    assert_constant_queries(grow, measure, sizes=(20, 2000))
+
+
+@pytest.mark.parametrize(
+    ("error", "attempts"),
+    [
+        (ConnectionRefusedError("mail server unreachable"), 9),  # 1 + max_retries
+        (reminders.DeliveryFailed("1 digest(s) not sent"), 9),
+        (KeyError("a bug"), 1),  # never retried into a storm
+    ],
+)
+def test_the_task_retries_transport_failures_only(monkeypatch, error, attempts):
+    from obligations import tasks
+
+    calls = []
+
+    def fail(**kwargs):  # type: ignore[no-untyped-def]
+        calls.append(kwargs)
+        raise error
+
+    monkeypatch.setattr(tasks.reminders, "run_sweep", fail)
+    # Run in this process (Celery runs an eager task's retries at once, without the backoff).
+    result = tasks.send_reminders.apply(kwargs={"date": TODAY.isoformat()})
+    assert result.state == "FAILURE"
+    assert len(calls) == attempts
+
+
+def test_beat_runs_the_sweep_daily_from_a_schedule_staff_can_edit(db):
+    from django_celery_beat.models import PeriodicTask
+
+    from tracker.celery import app
+
+    task = PeriodicTask.objects.get(name="Daily reminder sweep")
+    assert task.task == "obligations.send_reminders" and task.enabled
+    assert task.task in app.tasks  # the name beat sends is a task the worker knows
+    assert (task.crontab.hour, task.crontab.minute) == ("7", "0")
+    assert str(task.crontab.timezone) == "Europe/London"
+
+
+def test_a_long_digest_lists_the_most_urgent_and_counts_the_rest(org, settings):
+    settings.REMINDER_DIGEST_MAX_ITEMS = 2
+    for n, code in enumerate(("U2U-ILLEGAL-RA", "CAA", "U2U-RECORDS", "U2U-COMPLAINTS")):
+        obligation(org, code=code, due=day(-1 - n))
+    result = sweep(TODAY)
+    assert result.sent == 8  # four escalations each to the owner and the manager
+    digest = next(msg for msg in mail.outbox if msg.to == [org["owner"].email])
+    assert digest.subject == "OSA tracker: 4 overdue"
+    assert len(items_to(org["owner"])) == 2
+    assert "... and 2 more: http://127.0.0.1:8000/admin/obligations/reminder/" in digest.body
+    assert "4 days overdue" in items_to(org["owner"])[0]  # oldest first

@@ -1,0 +1,164 @@
+"""Integration: real worker processes, real brokers, real concurrency.
+
+- A task the web process enqueues runs in a separate Celery worker with the file-system broker
+  (the default `make run` path, no server).
+- Against a real Redis (make test starts one for the PostgreSQL run), a worker runs the sweep
+  end to end and writes the e-mails.
+- Two sweeps started at once against PostgreSQL send every reminder exactly once.
+"""
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+
+import pytest
+from django.conf import settings
+from django.urls import reverse
+
+from obligations import models as m
+from obligations import services
+from tests.bulk import make_register
+from tests.conftest import TODAY
+from tests.factories import OrganisationFactory, ProviderFactory, ServiceFactory, member
+from tests.processes import celery_worker, environment, mailed_items, wait_for
+
+ADMIN = m.EventSource.ADMIN
+
+
+@pytest.fixture
+def team(transactional_db, catalogue):  # type: ignore[no-untyped-def]
+    org = OrganisationFactory(name="Worker Test Group")
+    owner = member(org, username="olive")
+    reviewer = member(org, username="rex")
+    manager = member(org, m.Role.MANAGER, username="maya")
+    service = ServiceFactory(provider=ProviderFactory(organisation=org), name="Worker Chat")
+    return {
+        "org": org,
+        "owner": owner,
+        "reviewer": reviewer,
+        "manager": manager,
+        "service": service,
+    }
+
+
+def open_obligation(team, code, due):  # type: ignore[no-untyped-def]
+    ob = m.Obligation.objects.create(
+        provider=team["service"].provider,
+        service=team["service"],
+        duty=m.Duty.objects.get(code=code),
+        owner=team["owner"],
+        why="test",
+    )
+    services._open_cycle(
+        actor=team["owner"], obligation=ob, due=due, trigger=m.CycleTrigger.INITIAL, source=ADMIN
+    )
+    ob.refresh_from_db()
+    return ob
+
+
+def test_the_web_enqueues_and_a_separate_worker_delivers_over_the_filesystem_broker(
+    team, client, tmp_path, test_broker
+):
+    ob = open_obligation(team, "U2U-ILLEGAL-RA", TODAY + dt.timedelta(days=40))
+    services.do_start(actor=team["owner"], cycle=ob.current_cycle, source=ADMIN)
+    log = tmp_path / "worker.log"
+    env = environment(tmp_path, CELERY_BROKER_DIR=str(test_broker))
+    with celery_worker(env, log):
+        client.force_login(team["owner"])
+        url = reverse("admin:obligations_obligation_transition", args=[ob.pk])
+        response = client.post(url, {"to": m.CycleStatus.READY_FOR_REVIEW})
+        assert response.status_code == 302
+        row = m.Reminder.objects.get(kind=m.ReminderKind.REVIEW_REQUESTED)
+
+        def delivered() -> bool:
+            row.refresh_from_db()
+            return row.status == m.ReminderStatus.SENT
+
+        wait_for(delivered, "the worker to deliver the review request", log)
+    assert "obligations.deliver_reminders" in log.read_text()
+    assert mailed_items(tmp_path) == [
+        (
+            team["reviewer"].email,
+            "olive submitted U2U-ILLEGAL-RA Illegal content risk assessment for Worker Chat "
+            "for review.",
+        )
+    ]
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="make test runs this with a Redis")
+def test_a_worker_on_redis_runs_the_sweep_end_to_end(team, tmp_path, switch_broker):
+    open_obligation(team, "U2U-ILLEGAL-RA", TODAY + dt.timedelta(days=7))
+    open_obligation(team, "CAA", TODAY - dt.timedelta(days=3))
+    redis_url = os.environ["REDIS_URL"]
+    switch_broker(redis_url, settings.CELERY_REDIS_TRANSPORT_OPTIONS)
+    log = tmp_path / "worker.log"
+    from obligations.tasks import send_reminders
+
+    with celery_worker(environment(tmp_path, REDIS_URL=redis_url), log):
+        send_reminders.apply_async(kwargs={"date": TODAY.isoformat()})
+        wait_for(
+            lambda: m.Reminder.objects.filter(status=m.ReminderStatus.SENT).count() == 3,
+            "the sweep to send three reminders",
+            log,
+        )
+        # The same sweep again: nothing more is sent.
+        send_reminders.apply_async(kwargs={"date": TODAY.isoformat()})
+        wait_for(
+            lambda: log.read_text().count("obligations.send_reminders") >= 4,
+            "the second sweep to finish",
+            log,
+        )
+    items = mailed_items(tmp_path)
+    owner, manager = team["owner"].email, team["manager"].email
+    assert sorted((to, "due on 1 Dec" in i, "3 days overdue" in i) for to, i in items) == sorted(
+        [(owner, True, False), (owner, False, True), (manager, False, True)]
+    )
+    assert m.Reminder.objects.count() == 3
+
+
+@pytest.mark.postgres
+def test_two_sweeps_at_once_against_postgres_send_each_reminder_once(team, tmp_path):
+    owners = [team["owner"], *(member(team["org"], username=f"o{i}") for i in range(5))]
+    make_register(
+        organisation=team["org"],
+        obligations=600,
+        today=TODAY,
+        owners=owners,
+        statuses=(m.CycleStatus.NOT_STARTED, m.CycleStatus.IN_PROGRESS),
+        due_spread=(-30, 30),
+    )
+    command = [
+        sys.executable,
+        "manage.py",
+        "send_reminders",
+        "--date",
+        TODAY.isoformat(),
+        "--json",
+    ]
+    runs = [tmp_path / "a", tmp_path / "b"]
+    procs = [
+        subprocess.Popen(
+            command,
+            cwd=settings.BASE_DIR,
+            # Every item listed, so that the e-mails can be checked against the outbox.
+            env=environment(run, REMINDER_DIGEST_MAX_ITEMS="100000"),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for run in runs
+    ]
+    results = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err.decode()
+        results.append(json.loads(out))
+    rows = m.Reminder.objects.filter(status=m.ReminderStatus.SENT).select_related("recipient")
+    mailed = Counter(item for run in runs for item in mailed_items(run))
+    assert rows.count() > 300
+    # Every reminder e-mailed exactly once, by one run or the other, and nothing else.
+    assert mailed == Counter((r.recipient.email, r.reason) for r in rows)
+    assert max(mailed.values()) == 1
+    assert sum(r["sent"] for r in results) == rows.count()
