@@ -610,12 +610,20 @@ class ServiceAdmin(ScopedHistoryAdmin):
                 name="obligations_service_preview",
             ),
             path(
+                "<path:object_id>/measures/",
+                self.admin_site.admin_view(self.measures_view),
+                name="obligations_service_measures",
+            ),
+            path(
                 "<path:object_id>/significant-change/",
                 self.admin_site.admin_view(self.significant_change_view),
                 name="obligations_service_change_plan",
             ),
             *super().get_urls(),
         ]
+
+    def measures_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        return admin_assessments.measures_register_view(self, request, object_id)
 
     def preview_view(self, request: HttpRequest) -> HttpResponse:
         """What applies to a service before it exists: nothing is saved."""
@@ -989,6 +997,11 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
                 name="obligations_obligation_transition",
             ),
             path(
+                "<path:object_id>/start-assessment/",
+                view(self.start_assessment_view),
+                name="obligations_obligation_start_assessment",
+            ),
+            path(
                 "<path:object_id>/evidence/",
                 view(self.evidence_view),
                 name="obligations_obligation_evidence",
@@ -1164,8 +1177,26 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
                 evidence_form=EvidenceForm(),
                 max_upload=settings.EVIDENCE_MAX_BYTES,
                 today=timezone.localdate(),
+                **admin_assessments.assessment_panel(obligation),
             )
         return super().change_view(request, object_id, form_url, extra)
+
+    def start_assessment_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obligation = self._editable_obligation(request, object_id)
+        try:
+            if obligation.current_cycle is None:
+                raise services.AssessmentError("This obligation has no cycle.")
+            assessment = services.start_assessment(
+                actor=acting_user(request),
+                cycle=obligation.current_cycle,
+                source=m.EventSource.ADMIN,
+            )
+        except services.AssessmentError as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+            return self._back(obligation)
+        return HttpResponseRedirect(
+            reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
+        )
 
     @admin.display(description="duty", ordering="duty__code")
     def duty_code(self, obj: m.Obligation) -> str:
@@ -1550,3 +1581,7 @@ class ReminderAdmin(ReadOnlyAdmin):
         obligation_id = obj.cycle.obligation_id
         url = reverse("admin:obligations_obligation_change", args=[obligation_id])
         return format_html('<a href="{}">{}</a>', url, obj.cycle.obligation.duty.code)
+
+
+# The risk assessment and Codes measures screens build on the classes above.
+from obligations import admin_assessments  # noqa: E402

@@ -126,6 +126,9 @@ class Catalogue:
     duties: list[dict[str, Any]]
     parameters: dict[str, Any] = field(default_factory=dict)
     notice_powers: list[dict[str, Any]] = field(default_factory=list)
+    harm_kinds: list[dict[str, Any]] = field(default_factory=list)
+    risk_factors: list[dict[str, Any]] = field(default_factory=list)
+    measures: list[dict[str, Any]] = field(default_factory=list)
     feature_codes: set[str] = field(init=False)
     category_codes: set[str] = field(init=False)
     exemption_codes: set[str] = field(init=False)
@@ -158,7 +161,8 @@ def read_catalogue(path: Path | str) -> Catalogue:
 
 def parse_catalogue(data: Mapping[str, Any], *, sha256: str) -> Catalogue:
     keys = ("version", "published", "features", "categories", "exemptions", "duties")
-    for key in (*keys, "parameters", "notice_powers"):
+    more = ("parameters", "notice_powers", "harm_kinds", "risk_factors", "measures")
+    for key in (*keys, *more):
         if key not in data:
             raise CatalogueError(f"catalogue: missing top-level key {key!r}")
     catalogue = Catalogue(
@@ -171,6 +175,9 @@ def parse_catalogue(data: Mapping[str, Any], *, sha256: str) -> Catalogue:
         duties=list(data["duties"]),
         parameters=dict(data["parameters"]),
         notice_powers=list(data["notice_powers"]),
+        harm_kinds=list(data["harm_kinds"]),
+        risk_factors=list(data["risk_factors"]),
+        measures=list(data["measures"]),
     )
     _validate(catalogue)
     return catalogue
@@ -247,10 +254,128 @@ def _validate(catalogue: Catalogue) -> None:
         if (duty["deadline"]["kind"] == "fees") != ("fees" in duty["applies"]):
             raise CatalogueError(f"{where}: a 'fees' deadline goes with a 'fees' rule")
     _validate_parameters(catalogue.parameters)
+    _validate_assessments(catalogue)
     for power in catalogue.notice_powers:
         where = f"notice power {power.get('code')!r}"
         _require(power, ["code", "section", "title", "applies", "why", "source_url"], where)
         validate_rule(power["applies"], catalogue, where)
+
+
+MEASURE_RULE_KEYS = {
+    "large",
+    "multi_risk",
+    "risk",
+    "users_over",
+    "features_any",
+    "categories_any",
+    "children_likely",
+    "any",
+}
+# Besides harm codes, a measure's risk rule may name a whole set of kinds.
+HARM_SETS = {"any", "children_pc"}
+MEASURE_STATUSES = {"in_force", "laid", "proposed"}
+BASES_OF_FACT = {"O", "S", "U"}
+
+
+def _validate_assessments(catalogue: Catalogue) -> None:
+    params = catalogue.parameters.get("assessment")
+    if not isinstance(params, dict):
+        raise CatalogueError("parameters.assessment is a JSON object")
+    _require(
+        params,
+        ["kinds", "levels", "likelihood", "impact", "matrix", "age_groups", "large_users"],
+        "parameters.assessment",
+    )
+    levels = {level["code"] for level in params["levels"]}
+    for likelihood in params["likelihood"]:
+        for impact in params["impact"]:
+            if params["matrix"].get(likelihood, {}).get(impact) not in levels:
+                raise CatalogueError(
+                    f"parameters.assessment.matrix: no level for {likelihood} x {impact}"
+                )
+    kinds = set(params["kinds"])
+    duty_kinds = {d["assessment_kind"] for d in catalogue.duties if d.get("assessment_kind")}
+    if duty_kinds - kinds:
+        raise CatalogueError(f"duties name unknown assessment kinds {sorted(duty_kinds - kinds)}")
+    harm_codes: set[str] = set()
+    for harm in catalogue.harm_kinds:
+        where = f"harm kind {harm.get('code')!r}"
+        _require(
+            harm,
+            ["code", "label", "family", "group", "assessments", "effective_from", "source_url"],
+            where,
+        )
+        if harm["code"] in harm_codes:
+            raise CatalogueError(f"{where}: code appears twice")
+        harm_codes.add(harm["code"])
+        if set(harm["assessments"]) - kinds:
+            raise CatalogueError(f"{where}: unknown assessment kind in {harm['assessments']}")
+        _date(harm["effective_from"], f"{where}.effective_from")
+        if harm.get("effective_until"):
+            _date(harm["effective_until"], f"{where}.effective_until")
+        if harm.get("assess_by"):
+            _date(harm["assess_by"], f"{where}.assess_by")
+        if not harm.get("verified", True) and not harm.get("unverified_note"):
+            raise CatalogueError(f"{where}: an unverified entry must say what is unverified")
+    for factor in catalogue.risk_factors:
+        where = f"risk factor {factor.get('code')!r}"
+        _require(factor, ["code", "label", "group", "assessments", "source_url"], where)
+        if set(factor["assessments"]) - kinds:
+            raise CatalogueError(f"{where}: unknown assessment kind in {factor['assessments']}")
+    duty_codes = {d["code"] for d in catalogue.duties}
+    seen: set[str] = set()
+    for measure in catalogue.measures:
+        where = f"measure {measure.get('code')!r}"
+        _require(
+            measure,
+            ["code", "code_family", "area", "summary", "duties", "status", "effective_from"],
+            where,
+        )
+        _require(measure, ["source_url", "basis"], where)
+        if measure["code"] in seen:
+            raise CatalogueError(f"{where}: code appears twice")
+        seen.add(measure["code"])
+        if set(measure["duties"]) - duty_codes:
+            raise CatalogueError(f"{where}: serves unknown duties {measure['duties']}")
+        if measure["status"] not in MEASURE_STATUSES:
+            raise CatalogueError(f"{where}: status is one of {sorted(MEASURE_STATUSES)}")
+        if measure["basis"] not in BASES_OF_FACT:
+            raise CatalogueError(f"{where}: basis is O, S or U")
+        if measure["basis"] != "O" and not measure.get("unverified_note"):
+            raise CatalogueError(f"{where}: a measure not seen on an Ofcom page says why")
+        _date(measure["effective_from"], f"{where}.effective_from")
+        _validate_measure_rule(measure["recommended_for"], catalogue, harm_codes, levels, where)
+
+
+def _validate_measure_rule(
+    rule: Any, catalogue: Catalogue, harms: set[str], levels: set[str], where: str
+) -> None:
+    if not isinstance(rule, dict):
+        raise CatalogueError(f"{where}: recommended_for is a JSON object ({{}} for every service)")
+    unknown = set(rule) - MEASURE_RULE_KEYS
+    if unknown:
+        raise CatalogueError(f"{where}: unknown rule key(s) {sorted(unknown)}")
+    for key in ("large", "multi_risk", "children_likely"):
+        if key in rule and not isinstance(rule[key], bool):
+            raise CatalogueError(f"{where}: {key} is true or false")
+    if "users_over" in rule and not isinstance(rule["users_over"], int):
+        raise CatalogueError(f"{where}: users_over is a whole number")
+    if "features_any" in rule and set(rule["features_any"]) - catalogue.feature_codes:
+        raise CatalogueError(f"{where}: unknown features in {rule['features_any']}")
+    if "categories_any" in rule and set(rule["categories_any"]) - catalogue.category_codes:
+        raise CatalogueError(f"{where}: unknown categories in {rule['categories_any']}")
+    if "risk" in rule:
+        risk = rule["risk"]
+        named = risk.get("harms")
+        if not (
+            (isinstance(named, str) and named in HARM_SETS)
+            or (isinstance(named, list) and set(named) <= harms)
+        ):
+            raise CatalogueError(f"{where}: risk.harms names unknown harm kinds ({named})")
+        if risk.get("at_least") not in levels:
+            raise CatalogueError(f"{where}: risk.at_least is one of {sorted(levels)}")
+    for alternative in rule.get("any", []):
+        _validate_measure_rule(alternative, catalogue, harms, levels, where)
 
 
 def _decimal(value: Any, where: str) -> Decimal:

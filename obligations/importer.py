@@ -29,7 +29,7 @@ from django.db.models import Q
 from django.utils import timezone
 
 from obligations import models as m
-from obligations import services
+from obligations import selectors, services
 
 S = m.CycleStatus
 MAX_ROWS = 5_000
@@ -584,7 +584,7 @@ def _plan_status(
         )
         return
     if path and path[-1] == S.MET:
-        why_not = _why_not_approved(fields, owner, actor)
+        why_not = _why_not_approved(plan.obligation, plan.cycle, fields, owner, actor)
         if why_not:
             path.pop()
             where = "lands" if path else "left"
@@ -616,9 +616,26 @@ def _path(current: str, target: str) -> list[str] | None:
     return paths.get(target)
 
 
-def _why_not_approved(fields: _Fields, owner: User | None, actor: User) -> str:
-    """Why an imported "met" cannot be approved, as far as the file shows; the service
-    function checks four eyes in full when it approves."""
+def _why_not_approved(
+    obligation: m.Obligation,
+    cycle: m.ObligationCycle,
+    fields: _Fields,
+    owner: User | None,
+    actor: User,
+) -> str:
+    """Why an imported "met" cannot be approved, as far as the file and the register show;
+    the service function checks four eyes in full when it approves."""
+    if obligation.duty.assessment_kind:
+        assessment = m.RiskAssessment.objects.filter(cycle=cycle).first()
+        if assessment is None or selectors.unrated_entries(assessment):
+            return (
+                "a risk assessment is met on its rated rows, recorded in the tracker, not on a "
+                "spreadsheet cell: record the assessment, then approve it"
+            )
+    if obligation.service is not None and obligation.duty.measures.exists():
+        undecided = selectors.undecided_measures(obligation.service, obligation.duty)
+        if undecided:
+            return f"recommended Codes measures have no decision yet ({', '.join(undecided)})"
     approver = fields.approver
     if not fields.evidence_url:
         return "“met” needs an evidence link"

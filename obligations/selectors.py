@@ -15,8 +15,8 @@ from django.db.models import Count, IntegerField, Model, OuterRef, Prefetch, Q, 
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from obligations import codes, penalties
 from obligations import models as m
-from obligations import penalties
 from obligations.catalogue import Catalogue, Profile
 
 # How each tenant-owned model reaches its organisation.
@@ -34,6 +34,9 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
     m.TechnologyNotice: "service__provider__organisation",
     m.OfcomNotice: "service__provider__organisation",
     m.LeadTime: "organisation",
+    m.RiskAssessment: "service__provider__organisation",
+    m.AssessmentEntry: "assessment__service__provider__organisation",
+    m.MeasureDecision: "service__provider__organisation",
     m.Reminder: "cycle__obligation__provider__organisation",
 }
 
@@ -365,3 +368,155 @@ def exposure_reasons(provider: Any) -> list[str]:
     if provider.open_technology:
         reasons.append(f"{provider.open_technology} open Technology Notice(s)")
     return reasons
+
+
+# --- Risk assessments and Codes measures ----------------------------------
+
+
+def harm_kinds_for(kind: str, *, on: dt.date) -> list[m.HarmKind]:
+    """The harm kinds an assessment of `kind` rates, as in force on a date."""
+    harms = m.HarmKind.objects.filter(retired_at__isnull=True, effective_from__lte=on).filter(
+        Q(effective_until__isnull=True) | Q(effective_until__gte=on)
+    )
+    # The table is small; which assessments rate a kind is a JSON list.
+    return [h for h in harms.order_by("family", "code") if kind in h.assessments]
+
+
+def entry_label(entry: m.AssessmentEntry) -> str:
+    return (
+        f"{entry.harm_kind.label} ({entry.age_group})" if entry.age_group else entry.harm_kind.label
+    )
+
+
+def unrated_entries(assessment: m.RiskAssessment) -> list[str]:
+    """The rows still without a level or a rationale, named."""
+    entries = assessment.entries.select_related("harm_kind")
+    return [entry_label(e) for e in entries if not e.complete]
+
+
+def service_of_evidence(evidence: m.Evidence) -> int | None:
+    return (
+        m.Evidence.objects.filter(pk=evidence.pk)
+        .values_list("cycle__obligation__service_id", flat=True)
+        .first()
+    )
+
+
+def latest_levels(service: m.Service) -> dict[str, dict[str, int]]:
+    """family -> harm code -> highest level rank, from the service's latest assessment of
+    each family that has every row rated (an assessment half done decides nothing yet)."""
+    params = catalogue_parameters()["assessment"]
+    ranks = {level["code"]: int(level["rank"]) for level in params["levels"]}
+    assessments = (
+        m.RiskAssessment.objects.filter(service=service)
+        .order_by("-started_on", "-pk")
+        .prefetch_related(
+            Prefetch("entries", queryset=m.AssessmentEntry.objects.select_related("harm_kind"))
+        )
+    )
+    levels: dict[str, dict[str, int]] = {}
+    for assessment in assessments:
+        family = params["kinds"][assessment.kind]["family"]
+        entries = list(assessment.entries.all())
+        if family in levels or not entries or any(not e.level for e in entries):
+            continue
+        found: dict[str, int] = {}
+        for entry in entries:
+            code = entry.harm_kind.code
+            found[code] = max(found.get(code, 0), ranks[entry.level])
+        levels[family] = found
+    return levels
+
+
+def recommended_measures(service: m.Service, today: dt.date) -> list[codes.Recommendation]:
+    """The measures of the Codes that apply to the service (by the risk assessments it owes),
+    each with whether it is recommended and why."""
+    params = catalogue_parameters()["assessment"]
+    kinds = m.Obligation.objects.filter(
+        service=service, applicable=True, duty__assessment_kind__gt=""
+    ).values_list("duty__assessment_kind", flat=True)
+    families = {code for kind in kinds for code in params["kinds"][kind]["codes"]}
+    profile = service_profile(service)
+    facts = codes.Facts(
+        users=profile.uk_monthly_users,
+        features=loaded_catalogue().implied_features(profile.features),
+        categories=profile.categories,
+        children_likely=profile.children_likely_to_access is not False,
+        levels=latest_levels(service),
+    )
+    harms = {
+        h.code: {"family": h.family, "group": h.group}
+        for h in m.HarmKind.objects.filter(retired_at__isnull=True)
+    }
+    measures = [
+        {
+            "code": x.code,
+            "code_family": x.code_family,
+            "recommended_for": x.recommended_for,
+            "status": x.status,
+            "effective_from": x.effective_from.isoformat(),
+            "pk": x.pk,
+        }
+        for x in m.CodeMeasure.objects.filter(retired_at__isnull=True).order_by("code")
+    ]
+    return codes.recommend(
+        measures, facts, code_families=families, params=params, harms=harms, today=today
+    )
+
+
+def current_decisions(service: m.Service) -> dict[int, m.MeasureDecision]:
+    """The service's decisions by measure, leaving out any made before the measure last
+    changed (a changed measure needs deciding again)."""
+    decisions = m.MeasureDecision.objects.filter(service=service).select_related(
+        "measure", "decided_by"
+    )
+    return {d.measure_id: d for d in decisions if d.decided_against_id == d.measure.changed_in_id}
+
+
+def undecided_measures(service: m.Service, duty: m.Duty) -> list[str]:
+    """Codes of the recommended measures serving `duty` without a current decision."""
+    serving = set(m.CodeMeasure.objects.filter(duties=duty).values_list("pk", flat=True))
+    if not serving:
+        return []
+    decided = current_decisions(service)
+    return [
+        r.code
+        for r in recommended_measures(service, timezone.localdate())
+        if r.recommended and r.measure["pk"] in serving and r.measure["pk"] not in decided
+    ]
+
+
+def measures_register(service: m.Service, today: dt.date) -> list[dict[str, Any]]:
+    """Every measure of the Codes that apply, with its recommendation and current decision
+    (and the earlier one, if the measure changed since it was made)."""
+    measures = {
+        x.pk: x
+        for x in m.CodeMeasure.objects.filter(retired_at__isnull=True).prefetch_related("duties")
+    }
+    current = current_decisions(service)
+    stale = {
+        d.measure_id: d
+        for d in m.MeasureDecision.objects.filter(service=service).prefetch_related("evidence")
+        if d.measure_id not in current
+    }
+    evidence = {
+        d.pk: list(d.evidence.all())
+        for d in m.MeasureDecision.objects.filter(
+            pk__in=[d.pk for d in current.values()]
+        ).prefetch_related("evidence")
+    }
+    rows = []
+    for rec in recommended_measures(service, today):
+        measure = measures[rec.measure["pk"]]
+        decision = current.get(measure.pk)
+        rows.append(
+            {
+                "measure": measure,
+                "recommended": rec.recommended,
+                "why": rec.why,
+                "decision": decision,
+                "evidence": evidence.get(decision.pk, []) if decision else [],
+                "stale": stale.get(measure.pk),
+            }
+        )
+    return rows

@@ -7,6 +7,7 @@ it; nothing is ever deleted.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -15,11 +16,11 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import Q, QuerySet
+from django.db.models import F, Q, QuerySet
 from django.utils import timezone
 
+from obligations import codes, penalties, reminders, selectors, tasks
 from obligations import models as m
-from obligations import penalties, reminders, selectors, tasks
 from obligations.catalogue import (
     Catalogue,
     add_months,
@@ -83,13 +84,29 @@ class CatalogueDiff:
     changed: dict[str, list[str]] = field(default_factory=dict)
     retired: list[str] = field(default_factory=list)
     vocabulary_changed: bool = False
+    # Harm kinds and Codes measures: a regulatory change opens cycles on affected services.
+    harms_added: list[str] = field(default_factory=list)
+    measures_changed: list[str] = field(default_factory=list)
+    codes_changed: bool = False
 
     @property
     def empty(self) -> bool:
-        return not (self.added or self.changed or self.retired or self.vocabulary_changed)
+        return not (
+            self.added
+            or self.changed
+            or self.retired
+            or self.vocabulary_changed
+            or self.codes_changed
+        )
 
     def as_dict(self) -> dict[str, Any]:
-        return {"added": self.added, "changed": self.changed, "retired": self.retired}
+        return {
+            "added": self.added,
+            "changed": self.changed,
+            "retired": self.retired,
+            "harms_added": self.harms_added,
+            "measures_changed": self.measures_changed,
+        }
 
 
 DUTY_FIELDS = (
@@ -101,6 +118,7 @@ DUTY_FIELDS = (
     "in_force_from",
     "status",
     "scope",
+    "assessment_kind",
     "applies",
     "deadline",
     "evidence",
@@ -116,6 +134,7 @@ def _duty_values(entry: dict[str, Any]) -> dict[str, Any]:
         dt.date.fromisoformat(entry["in_force_from"]) if entry.get("in_force_from") else None
     )
     values["scope"] = entry.get("scope") or m.DutyScope.SERVICE
+    values["assessment_kind"] = entry.get("assessment_kind") or ""
     values["evidence"] = entry.get("evidence") or ""
     values["verified"] = entry.get("verified", True)
     values["unverified_note"] = entry.get("unverified_note") or ""
@@ -171,6 +190,7 @@ def diff_catalogue(catalogue: Catalogue) -> CatalogueDiff:
     rules_now = (catalogue.parameters, catalogue.notice_powers)
     rules_db = (latest.parameters, latest.notice_powers) if latest else None
     diff.vocabulary_changed = vocab_now != vocab_db or rules_now != rules_db
+    _diff_codes(catalogue, diff)
     return diff
 
 
@@ -239,9 +259,13 @@ def load_catalogue(*, actor: User, catalogue: Catalogue) -> CatalogueDiff:
                 defaults={**_duty_values(entry), "catalogue_version": version, "retired_at": None},
             )
     m.Duty.objects.filter(code__in=diff.retired).update(retired_at=now)
+    if diff.codes_changed:
+        _load_codes(catalogue, version, diff, now)
     if touched or diff.retired or diff.vocabulary_changed:
         for service in m.Service.objects.order_by("pk"):
             apply_catalogue(actor=actor, service=service, source=m.EventSource.COMMAND)
+    if diff.harms_added or diff.measures_changed:
+        regulatory_change(actor=actor, diff=diff, catalogue=catalogue)
     return diff
 
 
@@ -798,6 +822,12 @@ def current_evidence(cycle: m.ObligationCycle) -> QuerySet[m.Evidence]:
     )
 
 
+def _check_can_be_met(actor: User, cycle: m.ObligationCycle) -> None:
+    _check_four_eyes(actor, cycle)
+    _check_assessment(actor, cycle)
+    _check_measures(cycle)
+
+
 def _check_four_eyes(actor: User, cycle: m.ObligationCycle) -> None:
     obligation = cycle.obligation
     evidence = current_evidence(cycle)
@@ -834,7 +864,7 @@ def _transition(
         if needs_reason and not reason:
             raise TransitionError(f"Moving to {label.lower()} needs a reason.")
         if to == S.MET:
-            _check_four_eyes(actor, cycle)
+            _check_can_be_met(actor, cycle)
         now = timezone.now()
         changes: dict[str, Any] = {"status": to, "updated_at": now, "next_reminder_at": now}
         if to == S.READY_FOR_REVIEW:
@@ -860,6 +890,8 @@ def _transition(
         )
         if to == S.READY_FOR_REVIEW:
             _ask_for_review(actor=actor, cycle=cycle, event=event)
+        if to == S.MET:
+            m.RiskAssessment.objects.filter(cycle=cycle).update(approver=actor, approved_at=now)
     cycle.refresh_from_db()
     return cycle
 
@@ -1381,3 +1413,421 @@ def move_technology_notice(
     links, ended = _links_for(current)
     _sync_notice_obligations(actor=actor, notice=current, links=links, ended=ended, source=source)
     return current
+
+
+# --- Risk assessments and Ofcom's Codes measures ---------------------------
+
+HARM_FIELDS = (
+    "label",
+    "family",
+    "group",
+    "assessments",
+    "effective_from",
+    "effective_until",
+    "assess_by",
+    "source",
+    "source_url",
+    "verified",
+    "unverified_note",
+)
+FACTOR_FIELDS = ("label", "group", "assessments", "source_url", "verified", "unverified_note")
+# What a measure asks and whom it is for: a change to these is a regulatory change.
+MEASURE_SUBSTANCE = ("code_family", "summary", "recommended_for", "status", "effective_from")
+MEASURE_FIELDS = (*MEASURE_SUBSTANCE, "area", "basis", "source_url", "verified", "unverified_note")
+DATE_FIELDS = {"effective_from", "effective_until", "assess_by"}
+
+
+def _values(entry: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    values = {}
+    for name in names:
+        value = entry.get(name)
+        if name in DATE_FIELDS:
+            value = dt.date.fromisoformat(value) if value else None
+        elif name in ("verified",):
+            value = entry.get(name, True)
+        elif name in ("unverified_note", "source"):
+            value = value or ""
+        values[name] = value
+    return values
+
+
+def _diff_codes(catalogue: Catalogue, diff: CatalogueDiff) -> None:
+    """What the version adds or changes among harm kinds, risk factors and measures. Only a
+    register that already had them sees a regulatory change (not the first load)."""
+    harms = {h.code: h for h in m.HarmKind.objects.all()}
+    factors = {f.code: f for f in m.RiskFactor.objects.all()}
+    measures = {
+        x.code: x for x in m.CodeMeasure.objects.prefetch_related("duties").order_by("code")
+    }
+
+    def differs(obj: Any, values: dict[str, Any]) -> bool:
+        return obj.retired_at is not None or any(getattr(obj, k) != v for k, v in values.items())
+
+    harm_changes = [
+        h["code"]
+        for h in catalogue.harm_kinds
+        if h["code"] not in harms or differs(harms[h["code"]], _values(h, HARM_FIELDS))
+    ]
+    factor_changes = [
+        f["code"]
+        for f in catalogue.risk_factors
+        if f["code"] not in factors or differs(factors[f["code"]], _values(f, FACTOR_FIELDS))
+    ]
+    measure_changes, substantive = [], []
+    for entry in catalogue.measures:
+        known = measures.get(entry["code"])
+        values = _values(entry, MEASURE_FIELDS)
+        duties = sorted(entry["duties"])
+        if known is None:
+            measure_changes.append(entry["code"])
+            substantive.append(entry["code"])
+            continue
+        now_duties = sorted(d.code for d in known.duties.all())
+        if differs(known, values) or now_duties != duties:
+            measure_changes.append(entry["code"])
+            if (
+                known.retired_at is not None
+                or now_duties != duties
+                or any(getattr(known, k) != values[k] for k in MEASURE_SUBSTANCE)
+            ):
+                substantive.append(entry["code"])
+    listed = (
+        {h["code"] for h in catalogue.harm_kinds},
+        {f["code"] for f in catalogue.risk_factors},
+        {x["code"] for x in catalogue.measures},
+    )
+    retiring = (
+        any(code not in listed[0] and h.retired_at is None for code, h in harms.items())
+        or any(code not in listed[1] and f.retired_at is None for code, f in factors.items())
+        or any(code not in listed[2] and x.retired_at is None for code, x in measures.items())
+    )
+    diff.codes_changed = bool(harm_changes or factor_changes or measure_changes or retiring)
+    if harms:
+        diff.harms_added = [code for code in harm_changes if code not in harms]
+    if measures:
+        diff.measures_changed = substantive
+
+
+def _upsert(
+    model: type[m.HarmKind] | type[m.RiskFactor],
+    entries: list[dict[str, Any]],
+    names: tuple[str, ...],
+    version: m.CatalogueVersion,
+    now: dt.datetime,
+) -> None:
+    """Bring a catalogue vocabulary's rows in line with the file: retire, never delete."""
+    for entry in entries:
+        model.objects.update_or_create(
+            code=entry["code"],
+            defaults={**_values(entry, names), "catalogue_version": version, "retired_at": None},
+        )
+    model.objects.exclude(code__in=[e["code"] for e in entries]).filter(
+        retired_at__isnull=True
+    ).update(retired_at=now)
+
+
+def _load_codes(
+    catalogue: Catalogue, version: m.CatalogueVersion, diff: CatalogueDiff, now: dt.datetime
+) -> None:
+    _upsert(m.HarmKind, catalogue.harm_kinds, HARM_FIELDS, version, now)
+    _upsert(m.RiskFactor, catalogue.risk_factors, FACTOR_FIELDS, version, now)
+    duties = {d.code: d for d in m.Duty.objects.all()}
+    existing = {x.code: x for x in m.CodeMeasure.objects.all()}
+    substantive = set(diff.measures_changed) | {
+        x["code"] for x in catalogue.measures if x["code"] not in existing
+    }
+    for entry in catalogue.measures:
+        values = {
+            **_values(entry, MEASURE_FIELDS),
+            "catalogue_version": version,
+            "retired_at": None,
+        }
+        if entry["code"] in substantive:
+            values["changed_in"] = version
+        measure, _ = m.CodeMeasure.objects.update_or_create(code=entry["code"], defaults=values)
+        measure.duties.set([duties[code] for code in entry["duties"]])
+    m.CodeMeasure.objects.exclude(code__in=[x["code"] for x in catalogue.measures]).filter(
+        retired_at__isnull=True
+    ).update(retired_at=now)
+
+
+def _regulatory_cycle(
+    *, actor: User, obligation: m.Obligation, due: dt.date, note: str, source: str
+) -> None:
+    """Bring the work forward for a regulatory change: an open cycle is brought forward (and
+    its assessment gains what is new); a closed one is followed by a new cycle."""
+    cycle = obligation.current_cycle
+    if cycle is None or cycle.is_closed:
+        _open_cycle(
+            actor=actor,
+            obligation=obligation,
+            due=due,
+            trigger=m.CycleTrigger.REGULATORY_CHANGE,
+            source=source,
+            note=note,
+        )
+        return
+    if cycle.due_date is None or cycle.due_date > due:
+        set_due_date(actor=actor, cycle=cycle, due=due, reason=note, source=source)
+    else:
+        _event(
+            actor=actor,
+            obligation=obligation,
+            cycle=cycle,
+            kind=m.EventKind.DUE_CHANGED,
+            source=source,
+            reason=f"Due date kept at {cycle.due_date}, already before {due}. {note}",
+        )
+    assessment = m.RiskAssessment.objects.filter(cycle=cycle).first()
+    if assessment is not None:
+        _sync_entries(assessment)
+
+
+@transaction.atomic
+def regulatory_change(*, actor: User, diff: CatalogueDiff, catalogue: Catalogue) -> list[str]:
+    """Open (or bring forward) the cycles a regulatory change needs, on exactly the affected
+    services, saying why: a new harm kind needs the assessments that rate it; a new or changed
+    measure needs a decision on the duties it serves."""
+    params = catalogue.parameters["assessment"]
+    today = london_today()
+    default_due = today + dt.timedelta(days=int(params["regulatory_change_days"]))
+    source = m.EventSource.COMMAND
+    touched: list[str] = []
+    for harm in m.HarmKind.objects.filter(code__in=diff.harms_added):
+        due = max(harm.assess_by or default_due, harm.effective_from)
+        cite = harm.source or harm.source_url
+        note = (
+            f"Catalogue {catalogue.version} adds the harm kind “{harm.label}” ({cite}): "
+            f"assess it by {due:%-d %b %Y}."
+        )
+        affected = m.Obligation.objects.filter(
+            applicable=True,
+            service__isnull=False,
+            duty__assessment_kind__in=harm.assessments,
+        ).select_related("current_cycle", "service", "duty")
+        for obligation in affected.select_for_update(of=("self",)):
+            _regulatory_cycle(actor=actor, obligation=obligation, due=due, note=note, source=source)
+            touched.append(f"{obligation.service}: {obligation.duty.code}")
+    measures = m.CodeMeasure.objects.filter(code__in=diff.measures_changed).prefetch_related(
+        "duties"
+    )
+    for service in m.Service.objects.order_by("pk"):
+        recommended = {
+            r.code for r in selectors.recommended_measures(service, today) if r.recommended
+        }
+        for measure in measures:
+            if measure.code not in recommended:
+                continue
+            due = max(default_due, measure.effective_from)
+            note = (
+                f"Catalogue {catalogue.version} adds or changes Ofcom's measure {measure.code} "
+                f"({measure.summary}): decide it for this service by {due:%-d %b %Y}."
+            )
+            for obligation in m.Obligation.objects.filter(
+                service=service, applicable=True, duty__in=measure.duties.all()
+            ).select_related("current_cycle", "duty"):
+                _regulatory_cycle(
+                    actor=actor, obligation=obligation, due=due, note=note, source=source
+                )
+                touched.append(f"{service}: {obligation.duty.code} ({measure.code})")
+    return touched
+
+
+class AssessmentError(ValueError):
+    """A risk assessment step the rules do not allow, in words."""
+
+
+def _sync_entries(assessment: m.RiskAssessment) -> int:
+    """Give the assessment a row for every harm kind (and age group) it must rate that it
+    lacks; rated rows are never touched. Returns how many were added."""
+    params = selectors.catalogue_parameters()["assessment"]
+    ages = (
+        [a["code"] for a in params["age_groups"]]
+        if params["kinds"][assessment.kind]["by_age_group"]
+        else [""]
+    )
+    harms = selectors.harm_kinds_for(assessment.kind, on=assessment.started_on)
+    have = set(assessment.entries.values_list("harm_kind_id", "age_group"))
+    missing = [
+        m.AssessmentEntry(assessment=assessment, harm_kind=harm, age_group=age)
+        for harm in harms
+        for age in ages
+        if (harm.pk, age) not in have
+    ]
+    m.AssessmentEntry.objects.bulk_create(missing)
+    return len(missing)
+
+
+@transaction.atomic
+def start_assessment(*, actor: User, cycle: m.ObligationCycle, source: str) -> m.RiskAssessment:
+    """Start the risk assessment a cycle of a risk assessment duty needs, with a row for
+    every harm kind in force today (and each age group, for children)."""
+    cycle = m.ObligationCycle.objects.select_related("obligation__duty", "obligation__service").get(
+        pk=cycle.pk
+    )
+    obligation = cycle.obligation
+    kind = obligation.duty.assessment_kind
+    if not kind or obligation.service is None:
+        raise AssessmentError(f"{obligation.duty.code} is not a risk assessment duty.")
+    if cycle.is_closed:
+        raise AssessmentError("This cycle is closed: a new assessment belongs to a new cycle.")
+    if m.RiskAssessment.objects.filter(cycle=cycle).exists():
+        raise AssessmentError("This cycle already has its risk assessment.")
+    assessment = m.RiskAssessment.objects.create(
+        service=obligation.service,
+        kind=kind,
+        cycle=cycle,
+        assessor=actor,
+        started_on=london_today(),
+    )
+    added = _sync_entries(assessment)
+    _event(
+        actor=actor,
+        obligation=obligation,
+        cycle=cycle,
+        kind=m.EventKind.ASSESSMENT,
+        source=source,
+        reason=f"Risk assessment started: {added} rows to rate.",
+    )
+    _watch(cycle)
+    return assessment
+
+
+def _editable(assessment: m.RiskAssessment) -> None:
+    if assessment.cycle.is_closed:
+        raise AssessmentError(
+            "The cycle this assessment evidences is closed: the assessment is a record now."
+        )
+
+
+@transaction.atomic
+def rate_entry(
+    *,
+    actor: User,
+    entry: m.AssessmentEntry,
+    likelihood: str,
+    impact: str,
+    rationale: str,
+    risk_factors: Iterable[m.RiskFactor] = (),
+    evidence: Iterable[m.Evidence] = (),
+    evidence_notes: str = "",
+) -> m.AssessmentEntry:
+    """Rate one harm kind: its level comes from the catalogue's likelihood-by-impact matrix."""
+    entry = m.AssessmentEntry.objects.select_related("assessment__cycle").get(pk=entry.pk)
+    assessment = entry.assessment
+    _editable(assessment)
+    params = selectors.catalogue_parameters()["assessment"]
+    if likelihood not in params["likelihood"]:
+        raise AssessmentError(f"Likelihood must be one of {', '.join(params['likelihood'])}.")
+    if impact not in params["impact"]:
+        raise AssessmentError(f"Impact must be one of {', '.join(params['impact'])}.")
+    evidence = list(evidence)
+    foreign = [e for e in evidence if selectors.service_of_evidence(e) != assessment.service_id]
+    if foreign:
+        raise AssessmentError("Evidence must be this service's own.")
+    entry.likelihood, entry.impact = likelihood, impact
+    entry.level = codes.level_for(likelihood, impact, params)
+    entry.rationale = (rationale or "").strip()
+    entry.evidence_notes = (evidence_notes or "").strip()
+    entry.updated_by, entry.updated_at = actor, timezone.now()
+    entry._history_user = actor  # type: ignore[attr-defined]
+    entry.save()
+    entry.risk_factors.set(list(risk_factors))
+    entry.evidence.set(evidence)
+    return entry
+
+
+@transaction.atomic
+def update_assessment_notes(
+    *, actor: User, assessment: m.RiskAssessment, understand: str, review: str
+) -> None:
+    _editable(assessment)
+    assessment.understand_notes, assessment.review_notes = understand, review
+    assessment._history_user = actor  # type: ignore[attr-defined]
+    assessment.save(update_fields=["understand_notes", "review_notes", "updated_at"])
+
+
+def _check_assessment(actor: User, cycle: m.ObligationCycle) -> None:
+    """A risk assessment duty's cycle is met only on a complete assessment, approved by
+    someone other than its assessor."""
+    if not cycle.obligation.duty.assessment_kind:
+        return
+    assessment = m.RiskAssessment.objects.filter(cycle=cycle).first()
+    if assessment is None:
+        raise TransitionError("It cannot be met without its risk assessment: start it first.")
+    missing = selectors.unrated_entries(assessment)
+    if missing:
+        shown = "; ".join(missing[:12]) + (
+            f"; and {len(missing) - 12} more" if len(missing) > 12 else ""
+        )
+        raise TransitionError(
+            f"The risk assessment is incomplete: every harm kind needs a level and a rationale. "
+            f"Missing: {shown}."
+        )
+    if assessment.assessor_id == actor.pk:
+        raise TransitionError("Four eyes: the assessor cannot approve their own risk assessment.")
+
+
+def _check_measures(cycle: m.ObligationCycle) -> None:
+    """A duty that Codes measures serve is met only once every recommended measure has a
+    current decision."""
+    obligation = cycle.obligation
+    if obligation.service is None:
+        return
+    undecided = selectors.undecided_measures(obligation.service, obligation.duty)
+    if undecided:
+        raise TransitionError(
+            "It cannot be met while a recommended Codes measure has no decision: "
+            f"{', '.join(undecided)}. Record each in the service's measures register."
+        )
+
+
+@transaction.atomic
+def decide_measure(
+    *,
+    actor: User,
+    service: m.Service,
+    measure: m.CodeMeasure,
+    decision: str,
+    detail: str,
+    evidence: Iterable[m.Evidence] = (),
+) -> m.MeasureDecision:
+    """Record the decision on a measure; a change keeps the earlier one in the history."""
+    if decision not in m.MeasureDecisionKind.values:
+        raise AssessmentError(
+            f"{decision!r} is not a decision (adopted, alternative, not applicable)."
+        )
+    detail = (detail or "").strip()
+    evidence = list(evidence)
+    if decision == m.MeasureDecisionKind.ADOPTED and not evidence:
+        raise AssessmentError("An adopted measure needs evidence: choose at least one item.")
+    if decision == m.MeasureDecisionKind.ALTERNATIVE and not detail:
+        raise AssessmentError(
+            "An alternative measure needs how it meets the duty (recorded as s.23(4) requires)."
+        )
+    if decision == m.MeasureDecisionKind.NOT_APPLICABLE and not detail:
+        raise AssessmentError("Not applicable needs the reason.")
+    if any(selectors.service_of_evidence(e) != service.pk for e in evidence):
+        raise AssessmentError("Evidence must be this service's own.")
+    if not detail:
+        detail = "Adopted as the Code describes; see the evidence."
+    existing = (
+        m.MeasureDecision.objects.select_for_update()
+        .filter(service=service, measure=measure)
+        .first()
+    )
+    record = existing or m.MeasureDecision(service=service, measure=measure)
+    record.decision, record.detail = decision, detail
+    record.decided_by, record.decided_at = actor, timezone.now()
+    record.decided_against_id = measure.changed_in_id
+    record._history_user = actor  # type: ignore[attr-defined]
+    record.save()
+    record.evidence.set(evidence)
+    # The duties this measure serves may now be met: their cycles are looked at again.
+    for cycle in m.ObligationCycle.objects.filter(
+        obligation__service=service,
+        obligation__duty__in=measure.duties.all(),
+        obligation__current_cycle=F("pk"),
+    ):
+        _watch(cycle)
+    return record

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
-from django.shortcuts import get_object_or_404
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from obligations import models as m
@@ -35,3 +36,49 @@ def download_evidence(request: HttpRequest, pk: int) -> HttpResponseBase:
     response["Content-Security-Policy"] = "default-src 'none'; sandbox"
     response["X-Evidence-SHA256"] = evidence.sha256
     return response
+
+
+@require_GET
+@login_required
+def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
+    """A risk assessment as a record to print or file: every row, who, when, and the sources."""
+    assessment = get_object_or_404(
+        selectors.scope(m.RiskAssessment.objects.all(), request.user).select_related(
+            "service__provider__organisation", "cycle__obligation__duty", "assessor", "approver"
+        ),
+        pk=pk,
+    )
+    entries = assessment.entries.select_related("harm_kind", "updated_by").prefetch_related(
+        "risk_factors", "evidence"
+    )
+    params = selectors.catalogue_parameters()["assessment"]
+    context = {
+        "assessment": assessment,
+        "entries": entries,
+        "unrated": selectors.unrated_entries(assessment),
+        "steps": params["steps"],
+        "method_note": params.get("unverified_note", ""),
+        "generated": timezone.localtime(),
+        "version": m.CatalogueVersion.objects.order_by("-loaded_at").first(),
+    }
+    return render(request, "obligations/records/assessment.html", context)
+
+
+@require_GET
+@login_required
+def measures_record(request: HttpRequest, pk: int) -> HttpResponse:
+    """A service's measures register as a record: each measure, why, and the decision."""
+    service = get_object_or_404(
+        selectors.scope(m.Service.objects.all(), request.user).select_related(
+            "provider__organisation"
+        ),
+        pk=pk,
+    )
+    rows = selectors.measures_register(service, timezone.localdate())
+    context = {
+        "service": service,
+        "rows": rows,
+        "generated": timezone.localtime(),
+        "version": m.CatalogueVersion.objects.order_by("-loaded_at").first(),
+    }
+    return render(request, "obligations/records/measures.html", context)

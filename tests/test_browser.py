@@ -53,6 +53,14 @@ def browser(monkeypatch):  # type: ignore[no-untyped-def]
         connections.close_all()
 
 
+def sign_in(page, base_url, username):  # type: ignore[no-untyped-def]
+    page.goto(f"{base_url}/admin/login/?next=/admin/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_selector("#user-tools")
+
+
 def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser, tmp_path):
     call_command("load_catalogue", verbosity=0)
     call_command("load_demo", verbosity=0)
@@ -64,11 +72,7 @@ def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser,
     pdf.write_bytes(b"%PDF-1.4\n% illegal content risk assessment\n%%EOF\n")
 
     def log_in(page, username):  # type: ignore[no-untyped-def]
-        page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", PASSWORD)
-        page.click("input[type=submit]")
-        page.wait_for_selector("#user-tools")
+        sign_in(page, live_server.url, username)
 
     def transition(page, label):  # type: ignore[no-untyped-def]
         page.click(f"#workflow button:has-text('{label}')")
@@ -122,3 +126,31 @@ def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser,
         (m.CycleStatus.READY_FOR_REVIEW, "compliance", "admin"),
         (m.CycleStatus.MET, "reviewer", "admin"),
     ]
+
+
+def test_the_printable_assessment_record_renders_and_prints(live_server, browser):
+    call_command("load_catalogue", verbosity=0)
+    call_command("load_demo", verbosity=0)
+    assessment = m.RiskAssessment.objects.get(kind=m.AssessmentKind.ILLEGAL_U2U)
+    page = browser.new_page()
+    sign_in(page, live_server.url, "manager")
+    page.goto(f"{live_server.url}/admin/obligations/riskassessment/{assessment.pk}/change/")
+    assert "20 of 20 rows rated" in page.inner_text("body")
+    page.click("text=Open to print")
+    record = page.context.wait_for_event("page")
+    record.wait_for_load_state()
+    assert "Illegal content (user-to-user, s.9) risk assessment" in record.inner_text("h1")
+    rows = record.locator("table tbody tr")
+    assert rows.count() == 20
+    assert "High" in record.inner_text("table")
+    record.screenshot(path=SHOTS / "10-assessment-record.png", full_page=True)
+    # Chromium's print engine applies the print styles: the record prints (here, to PDF).
+    record.emulate_media(media="print")
+    assert record.locator(".actions").is_hidden()
+    pdf = record.pdf(path=str(SHOTS / "10-assessment-record.pdf"), format="A4")
+    assert pdf.startswith(b"%PDF")
+    register = browser.new_page()
+    sign_in(register, live_server.url, "compliance")
+    register.goto(f"{live_server.url}/admin/obligations/service/{assessment.service_id}/measures/")
+    assert "Adopted" in register.inner_text("#measures")
+    register.screenshot(path=SHOTS / "11-measures-register.png", full_page=True)

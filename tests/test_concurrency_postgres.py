@@ -17,7 +17,7 @@ def test_two_concurrent_transitions_from_the_same_state_have_one_winner(catalogu
     org = OrganisationFactory()
     service = applied_service(provider=ProviderFactory(organisation=org))
     alice, bob = member(org, username="alice"), member(org, username="bob")
-    cycle = service.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle
+    cycle = service.obligations.get(duty__code="U2U-RECORDS").current_cycle
     cycle = services.do_start(actor=alice, cycle=cycle, source=m.EventSource.ADMIN)
     services.add_evidence_link(
         actor=alice, cycle=cycle, url="https://example.test/ra", title="RA", source="admin"

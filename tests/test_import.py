@@ -132,6 +132,9 @@ def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
     # "Met" without an approver lands at ready for review, and the report says why.
     assert obligation("REG-005").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
     assert "row 6 REG-005" in output and "lands at ready for review" in output
+    # REG-001 was met on the demo's complete assessment; Northwind Forum has none recorded.
+    assert obligation("REG-009").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert "row 10 REG-009" in output and "a risk assessment is met on its rated rows" in output
     caa = obligation("REG-003")
     assert caa.owner.email == "reviewer@northwind.example"
     assert caa.current_cycle.due_date == dt.date(2026, 12, 15)  # given as 15/12/2026
@@ -257,7 +260,7 @@ def test_met_needs_evidence_and_an_approver_other_than_the_owner(ours, tmp_path)
     path = write_csv(
         tmp_path,
         [
-            row("A", "U2U-ILLEGAL-RA", "met", owner="casey@example.test", evidence=DOC + "a"),
+            row("A", "TOS-RIGHT-TO-SUE", "met", owner="casey@example.test", evidence=DOC + "a"),
             row("B", "CAA", "met", approver="robin@example.test"),
             row(
                 "C",
@@ -269,11 +272,16 @@ def test_met_needs_evidence_and_an_approver_other_than_the_owner(ours, tmp_path)
             ),
             row(
                 "D",
-                "U2U-REPORTING",
+                "U2U-FOE-PRIVACY",
                 "met",
                 owner="casey@example.test",
                 evidence=DOC + "d",
                 approver="robin@example.test",
+            ),
+            # A spreadsheet cell cannot stand for a risk assessment or a measure's decision.
+            row("E", "U2U-ILLEGAL-RA", "met", evidence=DOC + "e", approver="robin@example.test"),
+            row(
+                "F", "U2U-ILLEGAL-SAFETY", "met", evidence=DOC + "f", approver="robin@example.test"
             ),
         ],
     )
@@ -287,16 +295,20 @@ def test_met_needs_evidence_and_an_approver_other_than_the_owner(ours, tmp_path)
     assert "four eyes: the approver is the owner" in output
     approved = obligation("D").current_cycle
     assert approved.status == m.CycleStatus.MET and approved.reviewer == ours["reviewer"]
+    assert obligation("E").current_cycle.status == ready
+    assert "a risk assessment is met on its rated rows, recorded in the tracker" in output
+    assert obligation("F").current_cycle.status == ready
+    assert "recommended Codes measures have no decision yet (ICU A2, ICU C1" in output
 
 
 def test_four_eyes_refused_by_the_service_leaves_the_row_at_ready_for_review(ours, tmp_path):
-    cycle = obligation("U2U-ILLEGAL-RA").current_cycle
+    cycle = obligation("U2U-RECORDS").current_cycle
     services.add_evidence_link(
         actor=ours["reviewer"], cycle=cycle, url=DOC + "old", title="", source="admin"
     )
     path = write_csv(
         tmp_path,
-        [row("A", "U2U-ILLEGAL-RA", "met", evidence=DOC + "new", approver="robin@example.test")],
+        [row("A", "U2U-RECORDS", "met", evidence=DOC + "new", approver="robin@example.test")],
     )
     output = import_file(path, organisation="Ours")
     cycle.refresh_from_db()
@@ -312,7 +324,7 @@ def test_four_eyes_refused_by_the_service_leaves_the_row_at_ready_for_review(our
 def test_a_file_behind_the_register_leaves_it_as_it_is(ours, tmp_path):
     owner, reviewer = ours["owner"], ours["reviewer"]
     services.do_start(actor=owner, cycle=obligation("CAA").current_cycle, source="admin")
-    met = obligation("U2U-ILLEGAL-RA").current_cycle
+    met = obligation("U2U-FOE-PRIVACY").current_cycle
     services.add_evidence_link(actor=owner, cycle=met, url=DOC, title="", source="admin")
     for step in (services.do_start, services.do_submit_for_review):
         met = step(actor=owner, cycle=met, source="admin")
@@ -322,7 +334,7 @@ def test_a_file_behind_the_register_leaves_it_as_it_is(ours, tmp_path):
         [
             row("A", "CAA", "not started"),
             row("B", "U2U-RECORDS", "not applicable", notes="We keep no such records: exempt."),
-            row("C", "U2U-ILLEGAL-RA", "in progress", due="2027-06-30"),
+            row("C", "U2U-FOE-PRIVACY", "in progress", due="2027-06-30"),
         ],
     )
     output = import_file(path, organisation="Ours")

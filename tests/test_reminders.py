@@ -179,7 +179,7 @@ def test_escalations_name_the_week(org):
 
 
 def test_a_met_recurring_cycle_rolls_forward_to_its_next_anniversary(org):
-    ob = obligation(org, due=day(10), status=S.MET)  # U2U-ILLEGAL-RA recurs every 12 months
+    ob = obligation(org, code="U2U-RECORDS", due=day(10), status=S.MET)  # recurs every 12 months
     met = ob.current_cycle
     result = sweep(TODAY)
     assert result.rolled_forward == 1
@@ -192,7 +192,7 @@ def test_a_met_recurring_cycle_rolls_forward_to_its_next_anniversary(org):
 
 
 def test_a_late_cycle_opens_its_successor_not_already_overdue(org):
-    ob = obligation(org, due=dt.date(2025, 3, 16), status=S.MET)
+    ob = obligation(org, code="U2U-RECORDS", due=dt.date(2025, 3, 16), status=S.MET)
     sweep(TODAY)
     ob.refresh_from_db()
     assert ob.current_cycle.due_date == dt.date(2027, 3, 16)

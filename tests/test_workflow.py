@@ -26,9 +26,9 @@ def team(catalogue):  # type: ignore[no-untyped-def]
     owner = member(org, username="casey")
     reviewer = member(org, username="robin")
     third = member(org, username="sam")
-    obligation = service.obligations.select_related("current_cycle").get(
-        duty__code="U2U-ILLEGAL-RA"
-    )
+    # Record keeping (s.23): no risk assessment or Codes measure stands in its way, so these
+    # tests are about the workflow alone (test_assessments.py covers those gates).
+    obligation = service.obligations.select_related("current_cycle").get(duty__code="U2U-RECORDS")
     services.assign_owner(
         actor=owner, obligation=obligation, owner=owner, source=m.EventSource.ADMIN
     )
@@ -351,11 +351,11 @@ def test_my_work_shows_mine_and_what_waits_for_my_review(client, team):
     url = reverse("admin:obligations_obligation_my_work")
     client.force_login(team["owner"])
     mine = client.get(url).content.decode()
-    assert "U2U-ILLEGAL-RA" in mine and "overdue" in mine
+    assert "U2U-RECORDS" in mine and "overdue" in mine
     client.force_login(team["reviewer"])
     body = client.get(url).content.decode()
     review_part = body.split("Waiting for my review", 1)[1].split("All my open obligations", 1)[0]
-    assert "U2U-ILLEGAL-RA" in review_part
+    assert "U2U-RECORDS" in review_part
 
 
 def test_my_work_and_the_obligation_page_cost_the_same_queries_at_two_sizes(client, team):

@@ -12,4 +12,6 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
     path("evidence/<int:pk>/download/", views.download_evidence, name="evidence-download"),
+    path("records/assessments/<int:pk>/", views.assessment_record, name="assessment-record"),
+    path("records/services/<int:pk>/measures/", views.measures_record, name="measures-record"),
 ]

@@ -66,6 +66,19 @@ REVENUE = (
     ("Northwind Search plc", 2024, "120000000.00"),
     ("Northwind Search plc", 2025, "260000000.00"),
 )
+# The demo's illegal content ratings for a large social network with messaging (likelihood,
+# impact); kinds not listed are low likelihood, medium impact.
+DEMO_RATINGS = {
+    "terrorism": ("medium", "high"),
+    "csea_grooming": ("medium", "high"),
+    "csea_image": ("medium", "high"),
+    "csea_urls": ("low", "high"),
+    "hate": ("high", "medium"),
+    "harassment": ("high", "medium"),
+    "fraud": ("medium", "medium"),
+    "intimate_image_abuse": ("medium", "high"),
+}
+DEMO_FACTORS = ("social_media", "child_users", "direct_messaging", "livestreaming", "recommender")
 # Days from today for the demo's spread of deadlines: overdue, 1, 7 and 30 days, later.
 DUE_OFFSETS = {
     "Northwind Social": {
@@ -166,6 +179,7 @@ class Command(BaseCommand):
                     )
         self._technology_notice(system, today)
         self._information_notice(system, today)
+        self._assessments(users)
         self._other_organisation(system)
         self.stdout.write(
             f"Demo data ready: {m.Service.objects.filter(provider__organisation=org).count()} "
@@ -217,6 +231,87 @@ class Command(BaseCommand):
             ),
             source=m.EventSource.COMMAND,
         )
+
+    def _assessments(self, users: dict[str, Any]) -> None:
+        """Northwind Social: a complete illegal content assessment (ready to approve), a
+        children's assessment in progress, and a measures register with every kind of
+        decision."""
+        social = m.Service.objects.get(name="Northwind Social")
+        ra = social.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle
+        if ra is None or m.RiskAssessment.objects.filter(cycle=ra).exists():
+            return
+        casey, source = users["compliance"], m.EventSource.COMMAND
+        illegal = services.start_assessment(actor=casey, cycle=ra, source=source)
+        services.update_assessment_notes(
+            actor=casey,
+            assessment=illegal,
+            understand="Ofcom's Register of Risks and U2U Risk Profile; 12 months of user "
+            "reports and moderation outcomes; NCMEC and IWF referrals; a red-team of direct "
+            "messaging and livestreaming.",
+            review="Reported to the trust and safety board; reviewed every 12 months and before "
+            "any significant change to messaging or recommendations.",
+        )
+        factors = {f.code: f for f in m.RiskFactor.objects.all()}
+        for entry in illegal.entries.select_related("harm_kind"):
+            likelihood, impact = DEMO_RATINGS.get(entry.harm_kind.code, ("low", "medium"))
+            services.rate_entry(
+                actor=casey,
+                entry=entry,
+                likelihood=likelihood,
+                impact=impact,
+                rationale=f"{entry.harm_kind.label}: {likelihood} likelihood given our reports "
+                f"and risk factors; {impact} impact for the users affected.",
+                risk_factors=[factors[c] for c in DEMO_FACTORS if c in factors],
+            )
+        child = social.obligations.get(duty__code="U2U-CHILD-RA").current_cycle
+        assert child is not None
+        children = services.start_assessment(actor=casey, cycle=child, source=source)
+        for entry in children.entries.select_related("harm_kind")[:8]:
+            services.rate_entry(
+                actor=casey,
+                entry=entry,
+                likelihood="medium",
+                impact="high",
+                rationale="Draft: rated from the illegal content findings; age-group data due.",
+            )
+        self._measures(social, casey)
+
+    def _measures(self, social: m.Service, casey: Any) -> None:
+        safety = social.obligations.get(duty__code="U2U-ILLEGAL-SAFETY").current_cycle
+        assert safety is not None
+        link = services.add_evidence_link(
+            actor=casey,
+            cycle=safety,
+            url="https://docs.northwind.example/policy/moderation-operations.pdf",
+            title="Moderation operations manual",
+            source=m.EventSource.COMMAND,
+        )
+        decisions: tuple[tuple[str, str, str, list[m.Evidence]], ...] = (
+            ("ICU C1", m.MeasureDecisionKind.ADOPTED, "Review queue staffed 24/7.", [link]),
+            ("ICU C2", m.MeasureDecisionKind.ADOPTED, "Takedown within our published SLA.", [link]),
+            (
+                "ICU G3",
+                m.MeasureDecisionKind.ALTERNATIVE,
+                "Terms are published as an in-app walkthrough rather than one page; user testing "
+                "shows the same findability and reading age, meeting the duty as s.23(4) records.",
+                [],
+            ),
+            (
+                "ICU J3",
+                m.MeasureDecisionKind.NOT_APPLICABLE,
+                "No notable-user verification or paid labelling scheme runs on the service.",
+                [],
+            ),
+        )
+        for code, decision, detail, evidence in decisions:
+            services.decide_measure(
+                actor=casey,
+                service=social,
+                measure=m.CodeMeasure.objects.get(code=code),
+                decision=decision,
+                detail=detail,
+                evidence=evidence,
+            )
 
     def _other_organisation(self, system: Any) -> None:
         org, _ = m.Organisation.objects.get_or_create(name="Elsewhere Games Ltd")

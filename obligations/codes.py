@@ -1,0 +1,191 @@
+"""Ofcom's Codes measures and risk levels, as pure functions over catalogue data.
+
+Which measures a service is recommended depends on its profile (size, features, register
+category, whether children are likely to access it) and on the risk levels of its latest
+risk assessments. A measure triggered by risk is *undetermined* (None) until the assessment
+that would decide it has levels: the register says so rather than guessing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# Which Code a family of measures belongs to, and which assessments set its risk levels.
+FAMILY_OF_CODE = {"ICU": "illegal", "ICS": "illegal", "PCU": "children", "PCS": "children"}
+
+
+def level_for(likelihood: str, impact: str, params: Mapping[str, Any]) -> str:
+    """The risk level the catalogue's matrix gives a likelihood and an impact."""
+    return str(params["matrix"][likelihood][impact])
+
+
+def rank_of(level: str, params: Mapping[str, Any]) -> int:
+    return next(int(item["rank"]) for item in params["levels"] if item["code"] == level)
+
+
+@dataclass(frozen=True)
+class Facts:
+    """What a service's recommended measures depend on."""
+
+    users: int
+    features: frozenset[str]
+    categories: frozenset[str]
+    children_likely: bool
+    # family ("illegal", "children") -> harm code -> highest level rank; a family missing
+    # from the mapping has no assessment with levels yet.
+    levels: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    measure: Mapping[str, Any]
+    recommended: bool | None  # None: depends on a risk assessment not yet made
+    why: str
+
+    @property
+    def code(self) -> str:
+        return str(self.measure["code"])
+
+
+def _fmt(n: int) -> str:
+    return f"{n:,}"
+
+
+class _Evaluator:
+    def __init__(
+        self,
+        facts: Facts,
+        family: str,
+        params: Mapping[str, Any],
+        harms: Mapping[str, Mapping[str, Any]],
+    ) -> None:
+        self.facts, self.family, self.params, self.harms = facts, family, params, harms
+        self.levels = facts.levels.get(family)
+
+    def named(self, harms: Any) -> list[str]:
+        if harms == "any":
+            return [c for c, h in self.harms.items() if h["family"].startswith(self.family)]
+        if harms == "children_pc":
+            return [c for c, h in self.harms.items() if h["family"] == "children_pc"]
+        return list(harms)
+
+    def multi_risk(self) -> tuple[bool | None, str]:
+        if self.levels is None:
+            return None, f"no {self.family} risk assessment with levels yet"
+        rule = self.params["multi_risk"]
+        floor = rank_of(rule["at_least"], self.params)
+        groups = sorted(
+            {self.harms[c]["group"] for c, rank in self.levels.items() if rank >= floor}
+        )
+        label = f"{rule['at_least']} or higher risk for {len(groups)} kind(s)"
+        if groups:
+            label += f" ({', '.join(groups)})"
+        return len(groups) >= int(rule["kinds"]), label
+
+    def risk(self, spec: Mapping[str, Any]) -> tuple[bool | None, str]:
+        if self.levels is None:
+            return None, f"no {self.family} risk assessment with levels yet"
+        floor = rank_of(spec["at_least"], self.params)
+        hit = [c for c in self.named(spec["harms"]) if self.levels.get(c, 0) >= floor]
+        if hit:
+            return True, f"{spec['at_least']} or higher risk of {', '.join(hit)}"
+        return False, ""
+
+    def evaluate(self, rule: Mapping[str, Any]) -> tuple[bool | None, list[str]]:
+        """All of the rule's conditions: False if one fails, None if one cannot be known."""
+        results: list[tuple[bool | None, str]] = []
+        facts, large = self.facts, int(self.params["large_users"])
+        if "large" in rule:
+            is_large = facts.users > large
+            results.append(
+                (
+                    is_large == rule["large"],
+                    f"{'large' if is_large else 'not large'}: {_fmt(facts.users)} monthly UK "
+                    f"users ({'more than' if is_large else 'at most'} {_fmt(large)})",
+                )
+            )
+        if "multi_risk" in rule:
+            multi, why = self.multi_risk()
+            results.append((None if multi is None else multi == rule["multi_risk"], why))
+        if "risk" in rule:
+            results.append(self.risk(rule["risk"]))
+        if "users_over" in rule:
+            results.append(
+                (
+                    facts.users > rule["users_over"],
+                    f"{_fmt(facts.users)} monthly UK users (more than {_fmt(rule['users_over'])})",
+                )
+            )
+        if "features_any" in rule:
+            hit = [f for f in rule["features_any"] if f in facts.features]
+            results.append((bool(hit), f"has {', '.join(hit)}"))
+        if "categories_any" in rule:
+            hit = [c for c in rule["categories_any"] if c in facts.categories]
+            results.append((bool(hit), f"Category {', '.join(hit)}"))
+        if "children_likely" in rule:
+            results.append(
+                (
+                    facts.children_likely == rule["children_likely"],
+                    "children likely to access it"
+                    if facts.children_likely
+                    else "children not likely to access it",
+                )
+            )
+        if "any" in rule:
+            results.append(self.any(rule["any"]))
+        if any(ok is False for ok, _ in results):
+            return False, []
+        reasons = [why for _, why in results if why]
+        if any(ok is None for ok, _ in results):
+            return None, [why for ok, why in results if ok is None]
+        return True, reasons
+
+    def any(self, alternatives: Iterable[Mapping[str, Any]]) -> tuple[bool | None, str]:
+        unknown = []
+        for alternative in alternatives:
+            ok, reasons = self.evaluate(alternative)
+            if ok:
+                return True, "; ".join(reasons)
+            if ok is None:
+                unknown += reasons
+        if unknown:
+            return None, "; ".join(dict.fromkeys(unknown))
+        return False, ""
+
+
+def recommend(
+    measures: Iterable[Mapping[str, Any]],
+    facts: Facts,
+    *,
+    code_families: Iterable[str],
+    params: Mapping[str, Any],
+    harms: Mapping[str, Mapping[str, Any]],
+    today: dt.date,
+) -> list[Recommendation]:
+    """Every measure of the Codes that apply to the service, with whether it is recommended
+    and why. Measures not yet in force are listed as not recommended, saying when."""
+    families = set(code_families)
+    result = []
+    for measure in measures:
+        if measure["code_family"] not in families:
+            continue
+        starts = dt.date.fromisoformat(measure["effective_from"])
+        if measure["status"] != "in_force":
+            result.append(Recommendation(measure, False, f"{measure['status']}, not in force"))
+            continue
+        if starts > today:
+            result.append(Recommendation(measure, False, f"in force from {starts:%-d %b %Y}"))
+            continue
+        evaluator = _Evaluator(facts, FAMILY_OF_CODE[measure["code_family"]], params, harms)
+        ok, reasons = evaluator.evaluate(measure["recommended_for"])
+        if ok is None:
+            why = "Depends on the risk assessment: " + "; ".join(dict.fromkeys(reasons))
+        elif ok:
+            why = "; ".join(reasons) or "recommended for every service the Code covers"
+        else:
+            why = "its conditions are not met"
+        result.append(Recommendation(measure, ok, why))
+    return result

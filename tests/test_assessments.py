@@ -1,0 +1,554 @@
+"""Risk assessments and Ofcom's Codes measures: harm kinds as data, rated row by row; the
+measures a service is recommended; decisions that gate the safety duties; regulatory change
+opening cycles on exactly the affected services; printable records."""
+
+import copy
+import datetime as dt
+import hashlib
+import io
+import json
+
+import pytest
+import time_machine
+from django.core.management import call_command
+from django.urls import reverse
+
+from obligations import models as m
+from obligations import selectors, services
+from obligations.catalogue import CatalogueError, parse_catalogue
+from tests.conftest import LONDON, TODAY
+from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.helpers import admin_form_data
+
+ADMIN = m.EventSource.ADMIN
+
+
+@pytest.fixture
+def team(catalogue):  # type: ignore[no-untyped-def]
+    org = OrganisationFactory(name="Acme Group")
+    return {
+        "org": org,
+        "assessor": member(org, username="casey"),
+        "reviewer": member(org, username="robin"),
+        "provider": ProviderFactory(organisation=org, name="Acme"),
+    }
+
+
+def cycle_of(service, code):  # type: ignore[no-untyped-def]
+    return service.obligations.get(duty__code=code).current_cycle
+
+
+def rate_all(assessment, actor, ratings=None, skip=()):  # type: ignore[no-untyped-def]
+    """Rate every row (low/low unless `ratings` gives a harm's (likelihood, impact))."""
+    for entry in assessment.entries.select_related("harm_kind"):
+        if entry.harm_kind.code in skip:
+            continue
+        likelihood, impact = (ratings or {}).get(entry.harm_kind.code, ("low", "low"))
+        services.rate_entry(
+            actor=actor,
+            entry=entry,
+            likelihood=likelihood,
+            impact=impact,
+            rationale=f"Reasoned rating of {entry.harm_kind.code}.",
+        )
+
+
+def to_review(cycle, actor):  # type: ignore[no-untyped-def]
+    services.add_evidence_link(
+        actor=actor, cycle=cycle, url="https://example.test/doc", title="Doc", source=ADMIN
+    )
+    cycle = services.do_start(actor=actor, cycle=cycle, source=ADMIN)
+    return services.do_submit_for_review(actor=actor, cycle=cycle, source=ADMIN)
+
+
+# --- Harm kinds and assessments --------------------------------------------
+
+
+def test_an_illegal_content_assessment_rates_every_kind_in_force(team):
+    service = applied_service(provider=team["provider"])
+    assessment = services.start_assessment(
+        actor=team["assessor"], cycle=cycle_of(service, "U2U-ILLEGAL-RA"), source=ADMIN
+    )
+    codes = set(assessment.entries.values_list("harm_kind__code", flat=True))
+    # 18 kinds after 8 Jan 2026, CSEA rated in three parts; "suicide" became
+    # "suicide and self-harm" and cyberflashing was added.
+    assert len(codes) == 20
+    assert {"suicide_self_harm", "cyberflashing", "csea_grooming"} <= codes
+    assert "suicide" not in codes
+    groups = set(m.HarmKind.objects.filter(code__in=codes).values_list("group", flat=True))
+    assert len(groups) == 18
+
+
+def test_an_assessment_started_before_the_2026_change_rates_the_17_kinds(team):
+    service = applied_service(provider=team["provider"])
+    cycle = cycle_of(service, "U2U-ILLEGAL-RA")
+    with time_machine.travel(dt.datetime(2025, 12, 1, 10, tzinfo=LONDON), tick=False):
+        assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    codes = set(assessment.entries.values_list("harm_kind__code", flat=True))
+    assert "suicide" in codes and "suicide_self_harm" not in codes
+    assert "cyberflashing" not in codes
+    groups = set(m.HarmKind.objects.filter(code__in=codes).values_list("group", flat=True))
+    assert len(groups) == 17
+
+
+def test_a_childrens_assessment_has_a_row_per_harm_and_age_group(team):
+    service = applied_service(provider=team["provider"], children_likely_to_access=True)
+    assessment = services.start_assessment(
+        actor=team["assessor"], cycle=cycle_of(service, "U2U-CHILD-RA"), source=ADMIN
+    )
+    rows = assessment.entries.select_related("harm_kind")
+    families = {e.harm_kind.family for e in rows}
+    assert families == {"children_ppc", "children_pc", "children_ndc"}
+    assert rows.count() == 14 * 5
+    assert set(rows.values_list("age_group", flat=True)) == {
+        "0-5",
+        "6-9",
+        "10-12",
+        "13-15",
+        "16-17",
+    }
+
+
+def test_the_level_comes_from_the_matrix_and_bad_ratings_are_refused(team):
+    service = applied_service(provider=team["provider"])
+    assessment = services.start_assessment(
+        actor=team["assessor"], cycle=cycle_of(service, "U2U-ILLEGAL-RA"), source=ADMIN
+    )
+    entry = assessment.entries.get(harm_kind__code="terrorism")
+    entry = services.rate_entry(
+        actor=team["assessor"], entry=entry, likelihood="high", impact="medium", rationale="x"
+    )
+    assert entry.level == "high"
+    with pytest.raises(services.AssessmentError, match="Likelihood must be one of low, medium"):
+        services.rate_entry(
+            actor=team["assessor"], entry=entry, likelihood="huge", impact="low", rationale="x"
+        )
+    stranger = applied_service(provider=ProviderFactory(organisation=OrganisationFactory()))
+    theirs = services.add_evidence_link(
+        actor=team["assessor"],
+        cycle=cycle_of(stranger, "U2U-RECORDS"),
+        url="https://example.test/theirs",
+        title="Theirs",
+        source=ADMIN,
+    )
+    with pytest.raises(services.AssessmentError, match="this service's own"):
+        services.rate_entry(
+            actor=team["assessor"],
+            entry=entry,
+            likelihood="low",
+            impact="low",
+            rationale="x",
+            evidence=[theirs],
+        )
+
+
+def test_an_incomplete_assessment_is_refused_naming_what_is_missing(team):
+    service = applied_service(provider=team["provider"])
+    cycle = cycle_of(service, "U2U-ILLEGAL-RA")
+    cycle = to_review(cycle, team["assessor"])
+    with pytest.raises(services.TransitionError, match="without its risk assessment"):
+        services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    rate_all(assessment, team["assessor"], skip=("cyberflashing", "fraud"))
+    with pytest.raises(services.TransitionError) as refused:
+        services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    message = str(refused.value)
+    assert "Missing: Cyberflashing; Fraud and financial offences." in message
+    # A level without a rationale is still missing.
+    entry = assessment.entries.get(harm_kind__code="fraud")
+    services.rate_entry(
+        actor=team["assessor"], entry=entry, likelihood="low", impact="low", rationale=" "
+    )
+    with pytest.raises(services.TransitionError, match="Fraud and financial offences"):
+        services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+
+
+def test_a_complete_assessment_meets_its_cycle_with_four_eyes(team):
+    service = applied_service(provider=team["provider"])
+    cycle = to_review(cycle_of(service, "U2U-ILLEGAL-RA"), team["reviewer"])
+    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    rate_all(assessment, team["assessor"])
+    with pytest.raises(services.TransitionError, match="the assessor cannot approve"):
+        services.do_approve(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    third = member(team["org"], username="sam")
+    cycle = services.do_approve(actor=third, cycle=cycle, source=ADMIN)
+    assert cycle.status == m.CycleStatus.MET
+    assessment.refresh_from_db()
+    assert assessment.approver == third and assessment.approved_at is not None
+    # The record of a met cycle is frozen.
+    with pytest.raises(services.AssessmentError, match="is a record now"):
+        services.rate_entry(
+            actor=team["assessor"],
+            entry=assessment.entries.first(),
+            likelihood="high",
+            impact="high",
+            rationale="later",
+        )
+
+
+# --- Recommended measures ---------------------------------------------------
+
+
+def levels_for(service, actor, ratings):  # type: ignore[no-untyped-def]
+    assessment = services.start_assessment(
+        actor=actor, cycle=cycle_of(service, "U2U-ILLEGAL-RA"), source=ADMIN
+    )
+    rate_all(assessment, actor, ratings)
+    return {r.code: r for r in selectors.recommended_measures(service, TODAY)}
+
+
+def test_recommended_measures_differ_between_small_single_risk_and_large_multi_risk(team):
+    small = applied_service(provider=team["provider"], name="Small", uk_monthly_users=50_000)
+    large = applied_service(
+        provider=team["provider"],
+        name="Large",
+        uk_monthly_users=9_000_000,
+        features=["file_sharing"],
+    )
+    before = {r.code: r for r in selectors.recommended_measures(small, TODAY)}
+    assert before["ICU C1"].recommended is True  # every service
+    assert before["ICU C3"].recommended is None  # large or multi-risk: not assessed yet
+    assert "Depends on the risk assessment" in before["ICU C3"].why
+    small_recs = levels_for(small, team["assessor"], {"hate": ("high", "high")})
+    large_recs = levels_for(
+        large,
+        team["assessor"],
+        {"hate": ("high", "high"), "fraud": ("medium", "high"), "csea_image": ("high", "medium")},
+    )
+    recommended = {code for code, r in small_recs.items() if r.recommended}
+    large_recommended = {code for code, r in large_recs.items() if r.recommended}
+    # Small, single-risk: the all-services measures and D9 (neither large nor multi-risk).
+    assert {"ICU A2", "ICU C1", "ICU C2", "ICU D9", "ICU D4"} <= recommended
+    assert not {"ICU A1", "ICU C3", "ICU D8", "ICU C9", "ICU D14"} & recommended
+    # Large and multi-risk: governance, moderation policy, fuller appeals, hash matching.
+    assert {"ICU A1", "ICU A4", "ICU C3", "ICU D8", "ICU C9", "ICU D14"} <= large_recommended
+    assert "ICU D9" not in large_recommended
+    assert "large: 9,000,000 monthly UK users" in large_recs["ICU A1"].why
+    assert "high or higher risk of csea_image" in large_recs["ICU C9"].why
+    # Laid, not yet in force: listed, not recommended, saying so.
+    assert large_recs["ICU C15"].recommended is False
+    assert large_recs["ICU C15"].why == "laid, not in force"
+
+
+# --- Decisions gate the safety duties ---------------------------------------
+
+
+def decide_all(service, actor, duty_code, evidence):  # type: ignore[no-untyped-def]
+    for code in selectors.undecided_measures(service, m.Duty.objects.get(code=duty_code)):
+        services.decide_measure(
+            actor=actor,
+            service=service,
+            measure=m.CodeMeasure.objects.get(code=code),
+            decision=m.MeasureDecisionKind.ADOPTED,
+            detail="",
+            evidence=[evidence],
+        )
+
+
+def test_a_safety_duty_cycle_waits_for_a_decision_on_every_recommended_measure(team):
+    service = applied_service(provider=team["provider"], uk_monthly_users=50_000)
+    cycle = to_review(cycle_of(service, "U2U-ILLEGAL-SAFETY"), team["assessor"])
+    with pytest.raises(services.TransitionError) as refused:
+        services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    assert "no decision: ICU A2, ICU C1, ICU C2" in str(refused.value)
+    evidence = cycle.evidence.get()
+    decide_all(service, team["assessor"], "U2U-ILLEGAL-SAFETY", evidence)
+    cycle = services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    assert cycle.status == m.CycleStatus.MET
+
+
+def test_each_kind_of_decision_needs_what_the_act_asks(team):
+    service = applied_service(provider=team["provider"])
+    measure = m.CodeMeasure.objects.get(code="ICU G3")
+    decide = services.decide_measure
+    with pytest.raises(services.AssessmentError, match="adopted measure needs evidence"):
+        decide(
+            actor=team["assessor"], service=service, measure=measure, decision="adopted", detail=""
+        )
+    with pytest.raises(services.AssessmentError, match="how it meets the duty"):
+        decide(
+            actor=team["assessor"],
+            service=service,
+            measure=measure,
+            decision="alternative",
+            detail="",
+        )
+    with pytest.raises(services.AssessmentError, match="needs the reason"):
+        decide(
+            actor=team["assessor"],
+            service=service,
+            measure=measure,
+            decision="not_applicable",
+            detail=" ",
+        )
+    first = decide(
+        actor=team["assessor"],
+        service=service,
+        measure=measure,
+        decision="alternative",
+        detail="An in-app walkthrough instead of one page.",
+    )
+    decide(
+        actor=team["reviewer"],
+        service=service,
+        measure=measure,
+        decision="not_applicable",
+        detail="The terms moved to the provider's site.",
+    )
+    first.refresh_from_db()
+    assert first.decision == "not_applicable"
+    assert [h.decision for h in first.history.all()] == ["not_applicable", "alternative"]  # type: ignore[attr-defined]
+
+
+# --- Regulatory change ------------------------------------------------------
+
+
+def changed_catalogue(catalogue_file, change):  # type: ignore[no-untyped-def]
+    data = copy.deepcopy(
+        {
+            k: getattr(catalogue_file, k)
+            for k in (
+                "features",
+                "categories",
+                "exemptions",
+                "duties",
+                "parameters",
+                "notice_powers",
+                "harm_kinds",
+                "risk_factors",
+                "measures",
+            )
+        }
+    )
+    data["version"] = "2027.01.1"
+    data["published"] = "2027-01-10"
+    change(data)
+    raw = json.dumps(data, sort_keys=True).encode()
+    return parse_catalogue(data, sha256=hashlib.sha256(raw).hexdigest())
+
+
+def test_adding_a_harm_kind_opens_cycles_on_exactly_the_affected_services(team, catalogue_file):
+    u2u = applied_service(provider=team["provider"], name="Chat")
+    search = applied_service(
+        provider=team["provider"], name="Finder", user_to_user=False, search=True
+    )
+    exempt = applied_service(
+        provider=team["provider"],
+        name="Intranet",
+        exemption=m.Exemption.objects.get(code="internal_business"),
+    )
+    met = cycle_of(u2u, "U2U-ILLEGAL-RA")
+    assessment = services.start_assessment(actor=team["assessor"], cycle=met, source=ADMIN)
+    rate_all(assessment, team["assessor"])
+    met = to_review(met, team["reviewer"])
+    services.do_approve(actor=member(team["org"], username="sam"), cycle=met, source=ADMIN)
+
+    def add_kind(data):  # type: ignore[no-untyped-def]
+        data["harm_kinds"].append(
+            {
+                **data["harm_kinds"][0],
+                "code": "new_offence",
+                "label": "A new priority offence",
+                "group": "new_offence",
+                "assessments": ["illegal_u2u"],
+                "effective_from": "2027-01-01",
+                "assess_by": "2027-03-31",
+                "source": "SI 2026/9999",
+            }
+        )
+
+    diff = services.load_catalogue(
+        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind)
+    )
+    assert diff.harms_added == ["new_offence"]
+    chat = u2u.obligations.get(duty__code="U2U-ILLEGAL-RA")
+    new = chat.current_cycle
+    assert new.pk != met.pk and new.trigger == m.CycleTrigger.REGULATORY_CHANGE
+    assert new.due_date == dt.date(2027, 3, 31)
+    assert "adds the harm kind “A new priority offence” (SI 2026/9999)" in new.trigger_note
+    # The search service's assessment does not rate it; the exempt service owes none.
+    finder = search.obligations.get(duty__code="SEARCH-ILLEGAL-RA").current_cycle
+    assert finder.trigger == m.CycleTrigger.INITIAL
+    assert not exempt.obligations.filter(duty__code="U2U-ILLEGAL-RA", applicable=True).exists()
+    opened = m.ObligationCycle.objects.filter(trigger=m.CycleTrigger.REGULATORY_CHANGE)
+    assert list(opened.values_list("obligation__service__name", flat=True)) == ["Chat"]
+    # Loading the same version again changes nothing.
+    services.load_catalogue(
+        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind)
+    )
+    assert opened.count() == 1
+
+
+def test_an_open_assessment_gains_the_new_kind_and_its_cycle_is_brought_forward(
+    team, catalogue_file
+):
+    service = applied_service(provider=team["provider"])
+    cycle = cycle_of(service, "U2U-ILLEGAL-RA")
+    services.set_due_date(
+        actor=team["assessor"], cycle=cycle, due=dt.date(2027, 9, 1), reason="", source=ADMIN
+    )
+    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+
+    def add_kind(data):  # type: ignore[no-untyped-def]
+        data["harm_kinds"].append(
+            {
+                **data["harm_kinds"][0],
+                "code": "new_offence",
+                "label": "New",
+                "group": "new_offence",
+                "effective_from": "2026-11-01",
+                "assessments": ["illegal_u2u"],
+            }
+        )
+
+    services.load_catalogue(
+        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind)
+    )
+    cycle.refresh_from_db()
+    assert cycle.due_date == TODAY + dt.timedelta(days=90)  # house policy, from the catalogue
+    assert assessment.entries.filter(harm_kind__code="new_offence").exists()
+
+
+def test_a_changed_measure_needs_deciding_again_where_it_is_recommended(team, catalogue_file):
+    service = applied_service(provider=team["provider"], uk_monthly_users=50_000)
+    services.decide_measure(
+        actor=team["assessor"],
+        service=service,
+        measure=m.CodeMeasure.objects.get(code="ICU G3"),
+        decision="alternative",
+        detail="An in-app walkthrough.",
+    )
+
+    applied_service(provider=team["provider"], name="Finder", user_to_user=False, search=True)
+
+    def change(data):  # type: ignore[no-untyped-def]
+        measure = next(x for x in data["measures"] if x["code"] == "ICU G3")
+        measure["summary"] = "The terms are clear, accessible and tested with users"
+
+    diff = services.load_catalogue(
+        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, change)
+    )
+    assert diff.measures_changed == ["ICU G3"]
+    assert "ICU G3" in selectors.undecided_measures(
+        service, m.Duty.objects.get(code="U2U-ILLEGAL-SAFETY")
+    )
+    # Its open safety cycle (already overdue) keeps its date, and the change is on record;
+    # a service the measure is not recommended for is left alone.
+    safety = cycle_of(service, "U2U-ILLEGAL-SAFETY")
+    assert safety.events.filter(reason__contains="changes Ofcom's measure ICU G3").exists()
+    assert list(
+        m.Event.objects.filter(reason__contains="ICU G3")
+        .values_list("obligation__service", flat=True)
+        .distinct()
+    ) == [service.pk]
+
+
+# --- Records, the admin, the demo -------------------------------------------
+
+
+def test_the_printable_records_render_for_the_team_and_404_for_others(client, team):
+    service = applied_service(provider=team["provider"], name="Chat")
+    assessment = services.start_assessment(
+        actor=team["assessor"], cycle=cycle_of(service, "U2U-ILLEGAL-RA"), source=ADMIN
+    )
+    rate_all(assessment, team["assessor"], skip=("fraud",))
+    client.force_login(team["reviewer"])
+    record = client.get(reverse("assessment-record", args=[assessment.pk]))
+    body = record.content.decode()
+    assert record.status_code == 200
+    assert "Illegal content (user-to-user, s.9) risk assessment" in body
+    assert "Incomplete:</strong> 1 row without a level and a rationale: Fraud" in body
+    assert "@media print" in body and "Reasoned rating of terrorism." in body
+    register = client.get(reverse("measures-record", args=[service.pk])).content.decode()
+    assert "Measures register: Chat" in register and "ICU C1" in register
+    client.force_login(member(OrganisationFactory(), username="stranger"))
+    assert client.get(reverse("assessment-record", args=[assessment.pk])).status_code == 404
+    assert client.get(reverse("measures-record", args=[service.pk])).status_code == 404
+
+
+def test_rating_rows_and_deciding_measures_in_the_admin(client, team):
+    service = applied_service(provider=team["provider"])
+    obligation = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
+    client.force_login(team["assessor"])
+    page = client.get(reverse("admin:obligations_obligation_change", args=[obligation.pk]))
+    assert "Start the risk assessment" in page.content.decode()
+    started = client.post(
+        reverse("admin:obligations_obligation_start_assessment", args=[obligation.pk])
+    )
+    assessment = m.RiskAssessment.objects.get()
+    url = reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
+    assert started["Location"] == url
+    data = admin_form_data(client.get(url))
+    entry = assessment.entries.get(harm_kind__code="hate")
+    index = list(assessment.entries.values_list("pk", flat=True)).index(entry.pk)
+    data.update(
+        {
+            f"entries-{index}-likelihood": "high",
+            f"entries-{index}-impact": "medium",
+            f"entries-{index}-rationale": "Hate reports are a fifth of all reports.",
+            "understand_notes": "Reports, moderation data, Ofcom's Register of Risks.",
+        }
+    )
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    entry.refresh_from_db()
+    assessment.refresh_from_db()
+    assert (entry.level, entry.updated_by) == ("high", team["assessor"])
+    assert assessment.understand_notes.startswith("Reports")
+    # Half a rating is refused, with the reason, and nothing is saved.
+    data[f"entries-{index}-impact"] = ""
+    refused = client.post(url, data)
+    assert (
+        refused.status_code == 200
+        and "Rate both the likelihood and the impact" in refused.content.decode()
+    )
+
+    register = reverse("admin:obligations_service_measures", args=[service.pk])
+    assert "ICU C1" in client.get(register).content.decode()
+    measure = m.CodeMeasure.objects.get(code="ICU J3")
+    client.post(
+        register, {"measure": measure.pk, "decision": "not_applicable", "detail": "No such scheme."}
+    )
+    assert m.MeasureDecision.objects.get().detail == "No such scheme."
+    response = client.post(
+        register, {"measure": measure.pk, "decision": "adopted", "detail": ""}, follow=True
+    )
+    assert "Not recorded: An adopted measure needs evidence" in response.content.decode()
+
+
+def test_the_demo_has_a_complete_and_an_in_progress_assessment_and_every_decision(catalogue):
+    call_command("load_demo", stdout=io.StringIO())
+    assessments = {a.kind: a for a in m.RiskAssessment.objects.all()}
+    assert selectors.unrated_entries(assessments["illegal_u2u"]) == []
+    assert selectors.unrated_entries(assessments["children_u2u"])
+    decisions = set(m.MeasureDecision.objects.values_list("decision", flat=True))
+    assert decisions == {"adopted", "alternative", "not_applicable"}
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["measures"][0].update(recommended_for={"large": "yes"}),
+            "large is true or false",
+        ),
+        (
+            lambda d: d["measures"][0].update(
+                recommended_for={"risk": {"harms": ["nope"], "at_least": "high"}}
+            ),
+            "unknown harm kinds",
+        ),
+        (lambda d: d["measures"][0].update(duties=["NOPE"]), "serves unknown duties"),
+        (
+            lambda d: d["harm_kinds"][0].update(assessments=["illegal_u3u"]),
+            "unknown assessment kind",
+        ),
+        (
+            lambda d: d["parameters"]["assessment"]["matrix"]["low"].pop("high"),
+            "no level for low x high",
+        ),
+    ],
+)
+def test_a_malformed_codes_catalogue_is_refused_naming_the_entry(catalogue_file, change, message):
+    with pytest.raises(CatalogueError, match=message):
+        changed_catalogue(catalogue_file, change)
