@@ -28,6 +28,7 @@ serve-prepare: install
 run: serve-prepare
 	@echo ""
 	@echo "  OSA tracker: http://127.0.0.1:$(PORT)/admin/"
+	@echo "  API: http://127.0.0.1:$(PORT)/api/v1/  (docs: http://127.0.0.1:$(PORT)/api/docs/)"
 	@echo "  Demo logins (password demo-osa-2026): compliance, reviewer, manager, auditor;"
 	@echo "  'elsewhere' belongs to a second organisation and sees none of the first's data."
 	@echo "  Reminder e-mails are written to var/mail/; the Celery worker and beat run alongside."

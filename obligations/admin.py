@@ -9,13 +9,14 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -34,6 +35,7 @@ from obligations import models as m
 from obligations import penalties, selectors, services
 from obligations.admin_import import ImportRegisterAdminMixin
 from obligations.catalogue import Profile, applicable_duties, likely_categories, notice_powers
+from obligations.dashboard import queries as dashboard_queries
 from obligations.uploads import EvidenceRefused
 
 STATUS_COLOURS = {
@@ -421,20 +423,7 @@ CHILDREN_WIDGET = forms.Select(
 class ServiceForm(forms.ModelForm):
     class Meta:
         model = m.Service
-        fields: tuple[str, ...] = (
-            "provider",
-            "name",
-            "user_to_user",
-            "search",
-            "provider_pornography",
-            "categories",
-            "uk_monthly_users",
-            "children_likely_to_access",
-            "children_access_assessed_on",
-            "features",
-            "launch_date",
-            "exemption",
-        )
+        fields: tuple[str, ...] = m.SERVICE_PROFILE_FIELDS
         widgets = {
             "categories": forms.CheckboxSelectMultiple,
             "features": forms.CheckboxSelectMultiple,
@@ -807,6 +796,35 @@ class OverdueFilter(admin.SimpleListFilter):
         return queryset
 
 
+class StateFilter(admin.SimpleListFilter):
+    """The dashboard's four states, so that a figure's link lists exactly what it counted."""
+
+    title = "state (as on the dashboard)"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [
+            ("met", "Met"),
+            ("overdue", "Overdue"),
+            ("in_progress", "In progress, on time"),
+            ("not_started", "Not started, on time"),
+        ]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        today = timezone.localdate()
+        wanted = dashboard_queries.buckets(today).get(value)
+        if wanted is None:
+            raise IncorrectLookupParameters(f"Unknown state {value!r}.")
+        return queryset.filter(
+            pk__in=selectors.register(queryset.model.objects.all(), today=today)
+            .filter(wanted & Q(r_applicable=True))
+            .values("pk")
+        )
+
+
 class CycleInline(ReadOnlyInline):
     model = m.ObligationCycle
     fields = (
@@ -896,6 +914,7 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
     )
     list_filter = (
         OverdueFilter,
+        StateFilter,
         ("provider__organisation", admin.RelatedOnlyFieldListFilter),
         ("provider", admin.RelatedOnlyFieldListFilter),
         ("service", admin.RelatedOnlyFieldListFilter),
@@ -1583,5 +1602,6 @@ class ReminderAdmin(ReadOnlyAdmin):
         return format_html('<a href="{}">{}</a>', url, obj.cycle.obligation.duty.code)
 
 
-# The risk assessment and Codes measures screens build on the classes above.
-from obligations import admin_assessments  # noqa: E402
+# Screens kept in their own modules build on the classes above: risk assessments and Codes
+# measures; API tokens; calendar feeds.
+from obligations import admin_api, admin_assessments, admin_feeds  # noqa: E402,F401

@@ -408,6 +408,23 @@ class Service(models.Model):
         return self.name
 
 
+# What a service's profile is made of: the fields the admin's form and the API both edit.
+SERVICE_PROFILE_FIELDS = (
+    "provider",
+    "name",
+    "user_to_user",
+    "search",
+    "provider_pornography",
+    "categories",
+    "uk_monthly_users",
+    "children_likely_to_access",
+    "children_access_assessed_on",
+    "features",
+    "launch_date",
+    "exemption",
+)
+
+
 class SignificantChange(models.Model):
     """A planned or past significant change to a service's design or operation."""
 
@@ -886,10 +903,17 @@ class Event(models.Model):
     evidence = models.ForeignKey(
         "Evidence", on_delete=models.PROTECT, null=True, blank=True, related_name="events"
     )
+    # The cycle's due date after a cycle opened or its date moved: with to_status, what the
+    # register looked like on any past date can be rebuilt from events alone.
+    due_date = models.DateField(null=True, blank=True)
 
     class Meta:
         ordering = ["-at", "-id"]
-        indexes = [models.Index(fields=["obligation", "at"]), models.Index(fields=["at"])]
+        indexes = [
+            models.Index(fields=["obligation", "at"]),
+            models.Index(fields=["at"]),
+            models.Index(fields=["cycle", "kind", "at"]),
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} by {self.actor} at {self.at:%Y-%m-%d %H:%M}"
@@ -1284,3 +1308,111 @@ class MeasureDecision(models.Model):
 
     def __str__(self) -> str:
         return f"{self.measure.code} for {self.service}: {self.get_decision_display()}"
+
+
+# --- API tokens and calendar feeds -----------------------------------------
+
+
+class ApiToken(models.Model):
+    """A key for scripts. Only its SHA-256 is stored: the key is shown once, when made."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100, help_text="What it is for, e.g. 'nightly export'.")
+    prefix = models.CharField(
+        max_length=8, help_text="The key's first characters, to tell it apart."
+    )
+    key_hash = models.CharField(max_length=64, unique=True)
+    read_only = models.BooleanField(default=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "API token"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+
+class CalendarFeed(models.Model):
+    """A secret iCalendar address for one user's deadlines or one service's. Only the secret's
+    hash is stored; revoking it ends the address for good."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="calendar_feeds"
+    )
+    service = models.ForeignKey(
+        Service,
+        on_delete=models.CASCADE,
+        null=True,
+        blank=True,
+        related_name="calendar_feeds",
+        help_text="Empty: the user's own deadlines.",
+    )
+    secret_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Deadlines of {self.service or self.user}"
+
+
+# --- Dashboard counts ---------------------------------------------------------
+
+
+class ComplianceCount(models.Model):
+    """How many applicable obligations of one service (or one provider's provider-wide ones)
+    were met at the end of a past day, read from the events. Events are append-only and
+    dated when written, so a past day's count never changes: the dashboard's 12-month trend
+    reads these rows instead of replaying the whole record on every load (Zulip's analytics
+    keeps RealmCount the same way)."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="+")
+    service = models.ForeignKey(
+        Service, on_delete=models.CASCADE, null=True, blank=True, related_name="+"
+    )
+    day = models.DateField()
+    met = models.PositiveIntegerField()
+    applicable = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["service", "day"],
+                condition=Q(service__isnull=False),
+                name="compliance_count_unique_per_service",
+            ),
+            models.UniqueConstraint(
+                fields=["provider", "day"],
+                condition=Q(service__isnull=True),
+                name="compliance_count_unique_provider_wide",
+            ),
+            models.CheckConstraint(
+                condition=Q(met__lte=F("applicable")), name="compliance_count_met_within"
+            ),
+        ]
+        indexes = [models.Index(fields=["day", "provider"])]
+
+    def __str__(self) -> str:
+        return f"{self.service or self.provider} on {self.day}: {self.met}/{self.applicable} met"
+
+
+class ComplianceFill(models.Model):
+    """A day for which every ComplianceCount has been written (so no rows means zero)."""
+
+    day = models.DateField(unique=True)
+    filled_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"Counts for {self.day}"

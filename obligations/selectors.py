@@ -10,8 +10,19 @@ import datetime as dt
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, IntegerField, Model, OuterRef, Prefetch, Q, QuerySet, Subquery
+from django.db.models import (
+    Count,
+    F,
+    IntegerField,
+    Model,
+    OuterRef,
+    Prefetch,
+    Q,
+    QuerySet,
+    Subquery,
+)
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
@@ -38,6 +49,7 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
     m.AssessmentEntry: "assessment__service__provider__organisation",
     m.MeasureDecision: "service__provider__organisation",
     m.Reminder: "cycle__obligation__provider__organisation",
+    m.ComplianceCount: "provider__organisation",
 }
 
 User = AbstractBaseUser | AnonymousUser
@@ -146,22 +158,50 @@ def obligations_for_list(user: User) -> QuerySet[m.Obligation]:
 
 
 def service_profile(service: m.Service, *, today: dt.date | None = None) -> Profile:
-    """The engine's view of a saved service (two queries for its M2M fields)."""
+    """The engine's view of a saved service (three queries: revenue and its M2M fields)."""
     revenue = (
         m.RevenuePeriod.objects.filter(provider_id=service.provider_id, complete=True)
         .order_by("-end")
         .values_list("amount_gbp", flat=True)
         .first()
     )
+    return _profile(service, service.categories.all(), service.features.all(), revenue)
+
+
+def service_profiles(service_ids: list[int]) -> dict[int, Profile]:
+    """Profiles of many services in a fixed number of queries (prefetched M2M and revenue)."""
+    complete = m.RevenuePeriod.objects.filter(complete=True).order_by("-end")
+    services = (
+        m.Service.objects.filter(pk__in=service_ids)
+        .select_related("exemption", "provider")
+        .prefetch_related(
+            "categories",
+            "features",
+            Prefetch("provider__revenue_periods", queryset=complete, to_attr="complete_revenue"),
+        )
+    )
+    profiles = {}
+    for service in services:
+        periods = service.provider.complete_revenue  # type: ignore[attr-defined]
+        revenue = periods[0].amount_gbp if periods else None
+        profiles[service.pk] = _profile(
+            service, service.categories.all(), service.features.all(), revenue
+        )
+    return profiles
+
+
+def _profile(
+    service: m.Service, categories: Any, features: Any, revenue: Decimal | None
+) -> Profile:
     return Profile(
         name=service.name,
         user_to_user=service.user_to_user,
         search=service.search,
         provider_pornography=service.provider_pornography,
-        categories=frozenset(service.categories.values_list("code", flat=True)),
+        categories=frozenset(c.code for c in categories),
         uk_monthly_users=service.uk_monthly_users,
         children_likely_to_access=service.children_likely_to_access,
-        features=frozenset(service.features.values_list("code", flat=True)),
+        features=frozenset(f.code for f in features),
         launch_date=service.launch_date,
         exemption=service.exemption.code if service.exemption_id else None,  # type: ignore[union-attr]
         qualifying_worldwide_revenue=Decimal(revenue) if revenue is not None else None,
@@ -403,19 +443,25 @@ def service_of_evidence(evidence: m.Evidence) -> int | None:
 
 
 def latest_levels(service: m.Service) -> dict[str, dict[str, int]]:
-    """family -> harm code -> highest level rank, from the service's latest assessment of
-    each family that has every row rated (an assessment half done decides nothing yet)."""
+    return latest_levels_of([service.pk]).get(service.pk, {})
+
+
+def latest_levels_of(service_ids: list[int]) -> dict[int, dict[str, dict[str, int]]]:
+    """service -> family -> harm code -> highest level rank, from each service's latest
+    assessment of each family that has every row rated (one half done decides nothing yet).
+    Two queries however many services."""
     params = catalogue_parameters()["assessment"]
     ranks = {level["code"]: int(level["rank"]) for level in params["levels"]}
     assessments = (
-        m.RiskAssessment.objects.filter(service=service)
+        m.RiskAssessment.objects.filter(service_id__in=service_ids)
         .order_by("-started_on", "-pk")
         .prefetch_related(
             Prefetch("entries", queryset=m.AssessmentEntry.objects.select_related("harm_kind"))
         )
     )
-    levels: dict[str, dict[str, int]] = {}
+    by_service: dict[int, dict[str, dict[str, int]]] = {}
     for assessment in assessments:
+        levels = by_service.setdefault(assessment.service_id, {})
         family = params["kinds"][assessment.kind]["family"]
         entries = list(assessment.entries.all())
         if family in levels or not entries or any(not e.level for e in entries):
@@ -425,25 +471,27 @@ def latest_levels(service: m.Service) -> dict[str, dict[str, int]]:
             code = entry.harm_kind.code
             found[code] = max(found.get(code, 0), ranks[entry.level])
         levels[family] = found
-    return levels
+    return by_service
 
 
 def recommended_measures(service: m.Service, today: dt.date) -> list[codes.Recommendation]:
     """The measures of the Codes that apply to the service (by the risk assessments it owes),
     each with whether it is recommended and why."""
+    return recommended_measures_of([service.pk], today).get(service.pk, [])
+
+
+def recommended_measures_of(
+    service_ids: list[int], today: dt.date
+) -> dict[int, list[codes.Recommendation]]:
+    """`recommended_measures` for many services in a fixed number of queries."""
     params = catalogue_parameters()["assessment"]
-    kinds = m.Obligation.objects.filter(
-        service=service, applicable=True, duty__assessment_kind__gt=""
-    ).values_list("duty__assessment_kind", flat=True)
-    families = {code for kind in kinds for code in params["kinds"][kind]["codes"]}
-    profile = service_profile(service)
-    facts = codes.Facts(
-        users=profile.uk_monthly_users,
-        features=loaded_catalogue().implied_features(profile.features),
-        categories=profile.categories,
-        children_likely=profile.children_likely_to_access is not False,
-        levels=latest_levels(service),
-    )
+    families: dict[int, set[str]] = {sid: set() for sid in service_ids}
+    for sid, kind in m.Obligation.objects.filter(
+        service_id__in=service_ids, applicable=True, duty__assessment_kind__gt=""
+    ).values_list("service_id", "duty__assessment_kind"):
+        families[sid] |= set(params["kinds"][kind]["codes"])
+    levels = latest_levels_of(service_ids)
+    catalogue = loaded_catalogue()
     harms = {
         h.code: {"family": h.family, "group": h.group}
         for h in m.HarmKind.objects.filter(retired_at__isnull=True)
@@ -459,18 +507,34 @@ def recommended_measures(service: m.Service, today: dt.date) -> list[codes.Recom
         }
         for x in m.CodeMeasure.objects.filter(retired_at__isnull=True).order_by("code")
     ]
-    return codes.recommend(
-        measures, facts, code_families=families, params=params, harms=harms, today=today
-    )
+    result = {}
+    for sid, profile in service_profiles(service_ids).items():
+        facts = codes.Facts(
+            users=profile.uk_monthly_users,
+            features=catalogue.implied_features(profile.features),
+            categories=profile.categories,
+            children_likely=profile.children_likely_to_access is not False,
+            levels=levels.get(sid, {}),
+        )
+        result[sid] = codes.recommend(
+            measures, facts, code_families=families[sid], params=params, harms=harms, today=today
+        )
+    return result
 
 
 def current_decisions(service: m.Service) -> dict[int, m.MeasureDecision]:
     """The service's decisions by measure, leaving out any made before the measure last
     changed (a changed measure needs deciding again)."""
-    decisions = m.MeasureDecision.objects.filter(service=service).select_related(
-        "measure", "decided_by"
+    decisions = current_decisions_of([service.pk]).select_related("measure", "decided_by")
+    return {d.measure_id: d for d in decisions}
+
+
+def current_decisions_of(service_ids: list[int]) -> QuerySet[m.MeasureDecision]:
+    """Decisions made against the measure as it now stands (both empty: never changed)."""
+    return m.MeasureDecision.objects.filter(service_id__in=service_ids).filter(
+        Q(decided_against=F("measure__changed_in"))
+        | Q(decided_against__isnull=True, measure__changed_in__isnull=True)
     )
-    return {d.measure_id: d for d in decisions if d.decided_against_id == d.measure.changed_in_id}
 
 
 def undecided_measures(service: m.Service, duty: m.Duty) -> list[str]:
@@ -520,3 +584,95 @@ def measures_register(service: m.Service, today: dt.date) -> list[dict[str, Any]
             }
         )
     return rows
+
+
+# --- The register as it stands, or as it stood ----------------------------
+
+
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The first instant after `day` in Europe/London (deadlines are London dates)."""
+    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+
+
+def register(
+    qs: QuerySet[m.Obligation], *, today: dt.date, as_of: dt.date | None = None
+) -> QuerySet[m.Obligation]:
+    """Obligations annotated with the register's columns (r_status, r_due, r_owner, ...),
+    either as they stand, or as they stood at the end of `as_of`.
+
+    The past is rebuilt from the append-only record: an obligation's status and due date
+    from its events (each status change and each due-date change is an event carrying the
+    new value), its owner and applicability from its field history. Every column is a
+    correlated subquery, so a page of the past register still costs one query.
+    """
+    if as_of is None:
+        evidence = current_evidence_of(OuterRef("current_cycle"), today)
+        return qs.annotate(
+            r_applicable=F("applicable"),
+            r_cycle=F("current_cycle_id"),
+            r_status=F("current_cycle__status"),
+            r_due=F("current_cycle__due_date"),
+            r_owner=F("owner__username"),
+            r_owner_id=F("owner_id"),
+            r_evidence_count=count_of(evidence, "cycle"),
+            r_last_change=Subquery(
+                m.Event.objects.filter(obligation=OuterRef("pk"))
+                .order_by("-at", "-id")
+                .values("at")[:1]
+            ),
+        )
+    end = end_of_day(as_of)
+    events = m.Event.objects.filter(obligation=OuterRef("pk"), at__lt=end).order_by("-at", "-id")
+    past = m.Obligation.history.model.objects.filter(  # type: ignore[attr-defined]
+        id=OuterRef("pk"), history_date__lt=end
+    ).order_by("-history_date", "-history_id")
+    evidence = (
+        m.Evidence.objects.filter(cycle=OuterRef("r_cycle"), uploaded_at__lt=end)
+        .filter(Q(purged_at__isnull=True) | Q(purged_at__gte=end))
+        .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=as_of))
+        .exclude(superseded_by__uploaded_at__lt=end)
+    )
+    return qs.filter(created_at__lt=end).annotate(
+        r_applicable=Subquery(past.values("applicable")[:1]),
+        r_cycle=Subquery(events.filter(kind=m.EventKind.CYCLE_OPENED).values("cycle")[:1]),
+        r_status=Subquery(events.exclude(to_status="").values("to_status")[:1]),
+        r_due=Subquery(
+            events.filter(kind__in=(m.EventKind.CYCLE_OPENED, m.EventKind.DUE_CHANGED)).values(
+                "due_date"
+            )[:1]
+        ),
+        r_owner=Subquery(past.values("owner__username")[:1]),
+        r_owner_id=Subquery(past.values("owner_id")[:1]),
+        r_evidence_count=count_of(evidence, "cycle"),
+        r_last_change=Subquery(events.values("at")[:1]),
+    )
+
+
+def current_evidence_of(cycle: Any, today: dt.date) -> QuerySet[m.Evidence]:
+    """Evidence that counts for `cycle` (an id or an OuterRef): not purged, not superseded,
+    not expired."""
+    return m.Evidence.objects.filter(
+        Q(expires_on__isnull=True) | Q(expires_on__gte=today),
+        cycle=cycle,
+        purged_at__isnull=True,
+        superseded_by__isnull=True,
+    )
+
+
+def register_overdue(today: dt.date) -> Q:
+    """The register's rows that are overdue on `today` (a filter on `register`'s columns)."""
+    return Q(r_applicable=True, r_due__lt=today) & ~Q(r_status__in=m.CLOSED_STATUSES)
+
+
+def token_holders(user: User) -> QuerySet[Any]:
+    """Users whose API tokens `user` may create and revoke: themselves, and the members of
+    organisations they administer (operators: everyone)."""
+    users = get_user_model().objects.filter(is_active=True)
+    if getattr(user, "is_superuser", False):
+        return users
+    administered = active_memberships(user, (m.Role.ADMIN,)).values("organisation_id")
+    return users.filter(Q(pk=user.pk) | Q(memberships__organisation__in=administered)).distinct()
+
+
+def api_tokens_for(user: User) -> QuerySet[m.ApiToken]:
+    return m.ApiToken.objects.filter(user__in=token_holders(user).values("pk"))

@@ -7,16 +7,20 @@ it; nothing is ever deleted.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from django.conf import settings
+from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, QuerySet
 from django.utils import timezone
 
 from obligations import codes, penalties, reminders, selectors, tasks
@@ -59,8 +63,10 @@ def _event(
     to_status: str = "",
     reason: str = "",
     evidence: m.Evidence | None = None,
+    due_date: dt.date | None = None,
 ) -> m.Event:
     return m.Event.objects.create(
+        due_date=due_date,
         evidence=evidence,
         obligation=obligation,
         cycle=cycle,
@@ -318,6 +324,7 @@ def _open_cycle(
         to_status=cycle.status,
         source=source,
         reason=note or cycle.get_trigger_display(),
+        due_date=due,
     )
     return cycle
 
@@ -455,6 +462,27 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
         actor=actor, provider=service.provider, source=source, catalogue=catalogue
     )
     return result
+
+
+@transaction.atomic
+def save_service(
+    *,
+    actor: User,
+    service: m.Service,
+    source: str,
+    categories: Iterable[m.RegisterCategory] | None = None,
+    features: Iterable[m.Feature] | None = None,
+) -> ApplyResult:
+    """Create or change a service's profile (None leaves a M2M field as it is), then bring
+    its register in line with the profile, as saving it in the admin does."""
+    service._history_user = actor  # type: ignore[attr-defined]
+    service.full_clean(exclude=["categories", "features"], validate_unique=True)
+    service.save()
+    if categories is not None:
+        service.categories.set(categories)
+    if features is not None:
+        service.features.set(features)
+    return apply_catalogue(actor=actor, service=service, source=source)
 
 
 @transaction.atomic
@@ -763,6 +791,7 @@ def set_due_date(
         kind=m.EventKind.DUE_CHANGED,
         source=source,
         reason=f"Due date moved from {old or 'none'} to {due or 'none'}. {reason}",
+        due_date=due,
     )
 
 
@@ -815,11 +844,7 @@ class TransitionError(ValueError):
 
 def current_evidence(cycle: m.ObligationCycle) -> QuerySet[m.Evidence]:
     """Evidence that counts: not purged, not superseded by a newer version, not expired."""
-    return cycle.evidence.filter(
-        Q(expires_on__isnull=True) | Q(expires_on__gte=london_today()),
-        purged_at__isnull=True,
-        superseded_by__isnull=True,
-    )
+    return selectors.current_evidence_of(cycle, london_today())
 
 
 def _check_can_be_met(actor: User, cycle: m.ObligationCycle) -> None:
@@ -1577,6 +1602,7 @@ def _regulatory_cycle(
             kind=m.EventKind.DUE_CHANGED,
             source=source,
             reason=f"Due date kept at {cycle.due_date}, already before {due}. {note}",
+            due_date=cycle.due_date,
         )
     assessment = m.RiskAssessment.objects.filter(cycle=cycle).first()
     if assessment is not None:
@@ -1831,3 +1857,130 @@ def decide_measure(
     ):
         _watch(cycle)
     return record
+
+
+# --- Calendar feeds -------------------------------------------------------
+
+
+def secret_hash(secret: str) -> str:
+    """What is stored instead of an API key or a feed's secret: a copy of the database opens
+    nothing. A fast hash is enough for a random 256-bit secret nobody chose."""
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def create_calendar_feed(
+    *, actor: User, user: User, service: m.Service | None = None
+) -> tuple[m.CalendarFeed, str]:
+    """A new secret calendar address for the user's own deadlines, or for one service's.
+
+    Returns the feed and its secret; the secret is not stored, so this is the only time
+    anyone can see it.
+    """
+    if actor.pk != user.pk:
+        raise PermissionDenied("A calendar feed can only be made by the person who will use it.")
+    if (
+        service is not None
+        and not selectors.scope(m.Service.objects.filter(pk=service.pk), user).exists()
+    ):
+        raise PermissionDenied(
+            f"{user} is not a member of the organisation that runs {service}, "
+            "so cannot have a calendar feed of its deadlines."
+        )
+    secret = secrets.token_urlsafe(32)
+    feed = m.CalendarFeed.objects.create(
+        user=user, service=service, secret_hash=secret_hash(secret)
+    )
+    return feed, secret
+
+
+@transaction.atomic
+def revoke_calendar_feed(*, actor: User, feed: m.CalendarFeed) -> bool:
+    """End a feed's address for good; True if this call revoked it (False: it already was).
+
+    The owner or an operator may revoke; the admin log records who did.
+    """
+    if actor.pk != feed.user_id and not actor.is_superuser:
+        raise PermissionDenied("Only the feed's owner or an operator can revoke it.")
+    return _revoke(actor=actor, obj=feed, message="Revoked the calendar feed.")
+
+
+def _revoke(*, actor: User, obj: m.CalendarFeed | m.ApiToken, message: str) -> bool:
+    """Set revoked_at once. Conditional, so two revocations at once keep the first time and
+    the admin log records who revoked it, once."""
+    now = timezone.now()
+    if not type(obj).objects.filter(pk=obj.pk, revoked_at__isnull=True).update(revoked_at=now):
+        return False
+    obj.revoked_at = now
+    LogEntry.objects.log_actions(actor.pk, [obj], CHANGE, message)
+    return True
+
+
+# --- API tokens -------------------------------------------------------------
+
+
+def create_api_token(
+    *,
+    actor: User,
+    user: User,
+    name: str,
+    read_only: bool = True,
+    expires_at: dt.datetime | None = None,
+) -> tuple[m.ApiToken, str]:
+    """A new key for `user`; the key itself is returned once and never stored."""
+    _check_token_holder(actor, user)
+    key = "osa_" + secrets.token_urlsafe(32)
+    token = m.ApiToken.objects.create(
+        user=user,
+        name=name,
+        prefix=key[:8],
+        key_hash=secret_hash(key),
+        read_only=read_only,
+        expires_at=expires_at,
+        created_by=actor,
+    )
+    return token, key
+
+
+def _check_token_holder(actor: User, user: User) -> None:
+    if not selectors.token_holders(actor).filter(pk=user.pk).exists():
+        raise PermissionDenied(
+            "Only the user, an admin of one of their organisations, or an operator can "
+            "make or revoke their API tokens."
+        )
+
+
+@transaction.atomic
+def revoke_api_token(*, actor: User, token: m.ApiToken) -> bool:
+    """Revoking is final: the key stops working at once. True if this call revoked it."""
+    _check_token_holder(actor, token.user)
+    return _revoke(actor=actor, obj=token, message="Revoked the API token.")
+
+
+# --- Dashboard counts -----------------------------------------------------------
+
+
+def fill_compliance_counts(days: list[dt.date]) -> None:
+    """Write ComplianceCount rows for the past days that have none yet, from the events (one
+    query for all of them). Idempotent and safe to run twice at once: a past day's counts
+    never change, and the unique constraints keep the first writer's rows."""
+    from obligations.dashboard.queries import states_at  # the dashboard's own arithmetic
+
+    today = london_today()
+    filled = set(m.ComplianceFill.objects.filter(day__in=days).values_list("day", flat=True))
+    missing = sorted(d for d in days if d not in filled and d < today)
+    if not missing:
+        return
+    counts = states_at(missing, m.Obligation.objects.all(), by_service=True)
+    with transaction.atomic():
+        rows = []
+        for (provider, service, day), (met, total) in counts.items():
+            if total and provider is not None:
+                rows.append(
+                    m.ComplianceCount(
+                        provider_id=provider, service_id=service, day=day, met=met, applicable=total
+                    )
+                )
+        m.ComplianceCount.objects.bulk_create(rows, ignore_conflicts=True, batch_size=2000)
+        m.ComplianceFill.objects.bulk_create(
+            [m.ComplianceFill(day=day) for day in missing], ignore_conflicts=True
+        )

@@ -17,6 +17,11 @@ from obligations import selectors
 def download_evidence(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Another organisation's evidence is a 404; a purged file is 410 with its tombstone."""
     evidence = get_object_or_404(selectors.scope(m.Evidence.objects.all(), request.user), pk=pk)
+    return evidence_file_response(evidence)
+
+
+def evidence_file_response(evidence: m.Evidence) -> HttpResponseBase:
+    """The file as an attachment that no browser will run; a link is 404, a purged file 410."""
     if evidence.kind != m.EvidenceKind.FILE:
         raise Http404("This evidence is a link, not a file.")
     if evidence.purged_at is not None:

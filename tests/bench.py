@@ -34,6 +34,8 @@ MEASURES: dict[str, Callable[[int], dict[str, Any]]] = {}  # filled by @measure 
 # Targets from the issues, for the report (name -> (metric, limit, unit)).
 TARGETS: dict[str, tuple[str, float, str]] = {
     "reminders": ("seconds", 10.0, "s at 100k"),
+    "api_page": ("seconds", 0.15, "s per page of 100"),
+    "dashboard": ("p95_seconds", 0.3, "s p95 at 100k"),
 }
 
 
@@ -153,6 +155,108 @@ def reminders_sweep(size: int) -> dict[str, Any]:
     }
 
 
+def _api_client() -> Any:
+    """A test client with a read-only token of a member who sees the whole register."""
+    from django.contrib.auth.models import User
+    from django.test import Client
+
+    from obligations import services
+
+    manager = User.objects.get(username="manager")
+    _, key = services.create_api_token(actor=manager, user=manager, name="bench")
+    return Client(HTTP_AUTHORIZATION=f"Token {key}")
+
+
+def _timed_get(client: Any, url: str, repeat: int = 5) -> tuple[float, int, Any]:
+    """Median seconds and query count of a GET (after one warm-up request)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    response = client.get(url)
+    assert response.status_code == 200, response.content[:300]
+    times = []
+    for _ in range(repeat):
+        with CaptureQueriesContext(connection) as ctx:
+            started = time.perf_counter()
+            response = client.get(url)
+            if response.streaming:
+                for _chunk in response.streaming_content:
+                    pass
+            times.append(time.perf_counter() - started)
+    return statistics.median(times), len(ctx.captured_queries), response
+
+
+@measure("api_page")
+def api_page(size: int) -> dict[str, Any]:
+    """A page of 100 obligations from the API, first page and a page deep in the cursor."""
+    _django()
+    client = _api_client()
+    first, queries, response = _timed_get(client, "/api/v1/obligations/?page_size=100")
+    deep_url = response.json()["next"]
+    for _ in range(min(20, size // 100 - 1)):
+        deep_url = client.get(deep_url).json()["next"] or deep_url
+    deep, _, _ = _timed_get(client, deep_url)
+    filtered, _, _ = _timed_get(client, "/api/v1/obligations/?overdue=true&status=in_progress")
+    return {
+        "seconds": round(first, 4),
+        "queries": queries,
+        "deep_page_seconds": round(deep, 4),
+        "filtered_seconds": round(filtered, 4),
+    }
+
+
+@measure("dashboard")
+def dashboard(size: int) -> dict[str, Any]:
+    """The managers' dashboard page (and its API twin): median and p95 of 20 loads."""
+    _django()
+    from django.contrib.auth.models import User
+    from django.db import connection
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    client = Client()
+    client.force_login(User.objects.get(username="manager"))
+    results: dict[str, Any] = {}
+    for name, url in (("page", "/dashboard/"), ("api", "/api/v1/dashboard/")):
+        assert client.get(url).status_code == 200
+        times = []
+        for _ in range(20):
+            with CaptureQueriesContext(connection) as ctx:
+                started = time.perf_counter()
+                client.get(url)
+                times.append(time.perf_counter() - started)
+        times.sort()
+        results[f"{name}_median_seconds"] = round(statistics.median(times), 4)
+        results[f"{name}_p95_seconds"] = round(times[int(len(times) * 0.95) - 1], 4)
+        results[f"{name}_queries"] = len(ctx.captured_queries)
+    return {
+        "seconds": results["page_median_seconds"],
+        "p95_seconds": results["page_p95_seconds"],
+        "queries": results["page_queries"],
+        **results,
+    }
+
+
+@measure("csv_export")
+def csv_export(size: int) -> dict[str, Any]:
+    """The whole register as CSV, streamed: time, and peak memory in a run of its own."""
+    _django()
+    client = _api_client()
+    seconds, queries, _ = _timed_get(client, "/api/v1/obligations/export/csv/", repeat=1)
+    tracemalloc.start()
+    response = client.get("/api/v1/obligations/export/csv/")
+    rows = sum(chunk.count(b"\n") for chunk in response.streaming_content) - 1
+    traced = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    return {
+        "seconds": round(seconds, 3),
+        "queries": queries,
+        "rows": rows,
+        "python_peak_mb": round(traced / 2**20, 1),
+        "process_peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
+
+
 def child(args: argparse.Namespace) -> None:
     fn = prepare if args.what == "prepare" else MEASURES[args.what]
     print(json.dumps(fn(args.size)))
@@ -234,6 +338,21 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
+NOTE_KEYS = (
+    "reminders",
+    "digests",
+    "cycles",
+    "first_run_seconds",
+    "rolled_forward",
+    "p95_seconds",
+    "api_median_seconds",
+    "api_p95_seconds",
+    "deep_page_seconds",
+    "filtered_seconds",
+    "rows",
+)
+
+
 def table(results: dict[str, Any]) -> str:
     lines = [
         "| database | size | measure | seconds | queries | Python peak MB | process peak MB "
@@ -242,10 +361,13 @@ def table(results: dict[str, Any]) -> str:
     ]
     for row in results["runs"]:
         notes = row.get("error") or ", ".join(
-            f"{k.replace('_', ' ')} {row[k]}"
-            for k in ("reminders", "digests", "cycles", "first_run_seconds", "rolled_forward")
-            if k in row
+            f"{k.replace('_', ' ')} {row[k]}" for k in NOTE_KEYS if k in row
         )
+        target = TARGETS.get(row["measure"])
+        if target and target[0] in row:
+            metric, limit, unit = target
+            verdict = "met" if row[metric] < limit else "missed"
+            notes += f"; target {metric.replace('_', ' ')} < {limit} {unit}: {verdict}"
         lines.append(
             f"| {row['database']} | {row['size']:,} | {row['measure']} | {row.get('seconds', '-')} "
             f"| {row.get('queries', '-')} | {row.get('python_peak_mb', '-')} "

@@ -150,3 +150,23 @@ def _events(obligations: list[m.Obligation], per: int, now: Any) -> None:
         ],
         batch_size=2000,
     )
+
+
+def grower(
+    organisation: m.Organisation, owners: list[User], *, events_per_obligation: int = 2
+) -> Any:
+    """A `grow(n)` for `assert_constant_queries`: tops the organisation's register up to n."""
+    made = [0]
+
+    def grow(n: int) -> None:
+        make_register(
+            organisation=organisation,
+            obligations=n - made[0],
+            today=dt.date(2026, 11, 24),
+            owners=owners,
+            events_per_obligation=events_per_obligation,
+            name_prefix=f"Size{n}",
+        )
+        made[0] = n
+
+    return grow

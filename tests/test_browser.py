@@ -5,6 +5,7 @@ test-artifacts/browser/ as the run's record.
 """
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -154,3 +155,38 @@ def test_the_printable_assessment_record_renders_and_prints(live_server, browser
     register.goto(f"{live_server.url}/admin/obligations/service/{assessment.service_id}/measures/")
     assert "Adopted" in register.inner_text("#measures")
     register.screenshot(path=SHOTS / "11-measures-register.png", full_page=True)
+
+
+def test_the_manager_dashboard_fits_drills_down_and_prints(live_server, browser):
+    call_command("load_catalogue", verbosity=0)
+    call_command("load_demo", verbosity=0)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    sign_in(page, live_server.url, "manager")
+    page.click("#user-tools a:has-text('Dashboard')")
+    page.wait_for_load_state()
+    assert "Compliance dashboard" in page.inner_text("h1")
+    # A laptop screen: the page itself never scrolls sideways.
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    notices = page.locator("section", has_text="Open Ofcom notices")
+    assert "In its representations window" in notices.locator("tr.window").inner_text()
+    page.screenshot(path=SHOTS / "dashboard.png", full_page=True)
+
+    shown = int(page.inner_text("#total-overdue .figure"))
+    assert shown > 0
+    page.click("#total-overdue")
+    page.wait_for_load_state()
+    # The admin list counts what it lists ("16 obligations"): the dashboard's figure.
+    listed = re.search(r"(\d+) obligations?", page.inner_text(".paginator"))
+    assert listed is not None
+    assert int(listed.group(1)) == shown
+    assert page.locator("#result_list tbody tr").count() == shown
+    page.screenshot(path=SHOTS / "dashboard-overdue-list.png", full_page=True)
+
+    page.go_back()
+    page.wait_for_load_state()
+    page.emulate_media(media="print")
+    assert page.locator("form.filters").is_hidden()
+    assert page.locator("nav.site").is_hidden()
+    page.screenshot(path=SHOTS / "dashboard-print.png", full_page=True)
+    pdf = page.pdf(path=str(SHOTS / "dashboard.pdf"), format="A4", landscape=True)
+    assert pdf.startswith(b"%PDF")

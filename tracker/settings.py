@@ -55,6 +55,10 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "simple_history",
     "django_celery_beat",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "obligations",
 ]
 
@@ -218,6 +222,45 @@ REMINDER_SWEEP_AT = os.environ.get("REMINDER_SWEEP_AT", "07:00")
 # A digest lists this many items per section and counts the rest (all are in the admin).
 REMINDER_DIGEST_MAX_ITEMS = int(os.environ.get("REMINDER_DIGEST_MAX_ITEMS", "100"))
 
+# The REST API: session auth for the browsable API, hashed tokens for scripts; every list
+# filtered strictly (an unknown parameter is a 400), paginated by cursor (no OFFSET scans).
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "obligations.api.auth.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["obligations.api.auth.TrackerAccess"],
+    "DEFAULT_FILTER_BACKENDS": ["obligations.api.filters.StrictFilterBackend"],
+    "DEFAULT_PAGINATION_CLASS": "obligations.api.pagination.Cursor",
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "obligations.api.errors.handle",
+    "DEFAULT_RENDERER_CLASSES": [
+        "rest_framework.renderers.JSONRenderer",
+        "rest_framework.renderers.BrowsableAPIRenderer",
+    ],
+    "DATETIME_FORMAT": "iso-8601",
+    "COERCE_DECIMAL_TO_STRING": True,
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "OSA obligations tracker API",
+    "DESCRIPTION": "The Online Safety Act 2023 register: services, obligations, evidence, "
+    "Ofcom notices, risk assessments and Codes measures. Send `Authorization: Token <key>`.",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI from the sidecar package: served locally, no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+# Audit packs are signed with an Ed25519 private key (PEM, PKCS8): the key itself, or the path
+# of a file holding it. With neither, development makes one in VAR_DIR on first use; production
+# refuses to sign (checked when a pack is made, so that `check --deploy` needs no key).
+AUDIT_PACK_SIGNING_KEY = os.environ.get("AUDIT_PACK_SIGNING_KEY", "")
+AUDIT_PACK_SIGNING_KEY_FILE = os.environ.get("AUDIT_PACK_SIGNING_KEY_FILE", "")
+
 # The catalogue the tracker loads by default.
 CATALOGUE_PATH = BASE_DIR / "fixtures" / "osa-catalogue.json"
 # The named user that tasks and commands act as.
@@ -229,6 +272,10 @@ if PRODUCTION:
     SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(60 * 60 * 24 * 365)))
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+    if not SECURE_HSTS_PRELOAD:
+        # Preloading commits the whole domain to HTTPS for browsers for months: the operator
+        # opts in with SECURE_HSTS_PRELOAD=1, so its absence is a decision, not an oversight.
+        SILENCED_SYSTEM_CHECKS = ["security.W021"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 

@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import path
+from django.urls import include, path
 from django.views.generic import RedirectView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from obligations import views
+from obligations import feeds, views
 
 admin.site.site_header = "Online Safety Act obligations tracker"
 admin.site.site_title = "OSA tracker"
@@ -11,7 +12,12 @@ admin.site.index_title = "Compliance register"
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     path("admin/", admin.site.urls),
+    path("api/v1/", include(("obligations.api.urls", "api"))),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("evidence/<int:pk>/download/", views.download_evidence, name="evidence-download"),
     path("records/assessments/<int:pk>/", views.assessment_record, name="assessment-record"),
     path("records/services/<int:pk>/measures/", views.measures_record, name="measures-record"),
+    path("calendar/<str:secret>.ics", feeds.calendar_feed, name="calendar-feed"),
+    path("dashboard/", include("obligations.dashboard.urls")),
 ]

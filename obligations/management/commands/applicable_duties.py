@@ -1,23 +1,21 @@
 """What applies to my service? Answers from the catalogue file, saving nothing."""
 
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from obligations import applicability
 from obligations.catalogue import (
     CatalogueError,
     ProfileError,
-    applicable_duties,
-    likely_categories,
-    notice_powers,
     parse_profile,
-    profile_fee_paying,
     read_catalogue,
 )
-from obligations.penalties import money, penalty_cap_for_profile
+from obligations.penalties import money
 
 
 class Command(BaseCommand):
@@ -47,67 +45,31 @@ class Command(BaseCommand):
             profile = parse_profile(data, catalogue)
         except ProfileError as exc:
             raise CommandError(f"profile: {exc}") from None
-        duties = applicable_duties(catalogue, profile)
-        likely = likely_categories(catalogue, profile)
-        powers = notice_powers(catalogue, profile)
-        cap = penalty_cap_for_profile(
-            profile.qualifying_worldwide_revenue,
-            months=profile.accounting_period_months,
-            no_accounting_period=profile.no_accounting_period,
-            params=catalogue.parameters["penalty"],
-        )
-        # At or above the threshold, a provider notifies for its first fee-paying year (s.83(1)).
-        fee_paying, fees_why = profile_fee_paying(profile, catalogue.parameters)
+        report = applicability.report(catalogue, profile)
         if options["json"]:
-            self.stdout.write(
-                json.dumps(
-                    {
-                        "name": profile.name,
-                        "catalogue_version": catalogue.version,
-                        "declared_categories": sorted(profile.categories),
-                        "likely_categories": [{"code": c, "why": why} for c, why in likely],
-                        "duties": [
-                            {
-                                "code": d.code,
-                                "section": d.section,
-                                "title": d.title,
-                                "why": d.why,
-                                "due": d.due.isoformat() if d.due else None,
-                                "due_rule": d.due_rule,
-                                "due_rule_text": d.due_rule_text,
-                            }
-                            for d in duties
-                        ],
-                        "max_penalty_gbp": str(cap.amount) if cap.amount is not None else None,
-                        "penalty_rule": cap.rule,
-                        "penalty_explanation": cap.explanation
-                        + (f" {cap.missing}" if cap.missing else ""),
-                        "fees_notification_required": fee_paying,
-                        "fees_why": fees_why,
-                        "notice_powers": powers,
-                    },
-                    indent=2,
-                )
-            )
+            self.stdout.write(json.dumps(report, indent=2))
             return
-        declared = ", ".join(sorted(profile.categories)) or "none"
-        computed = ", ".join(c for c, _ in likely) or "none"
+        duties, likely = report["duties"], report["likely_categories"]
+        declared = ", ".join(report["declared_categories"]) or "none"
+        computed = ", ".join(c["code"] for c in likely) or "none"
         self.stdout.write(
             f"{profile.name}: {len(duties)} duties apply (catalogue {catalogue.version})"
         )
         self.stdout.write(
             f"Register category declared: {declared}; likely from thresholds: {computed}"
         )
-        for code, why in likely:
-            self.stdout.write(f"  likely Category {code}: {why}")
-        if cap.amount is not None:
-            self.stdout.write(f"Maximum penalty: {money(cap.amount)} ({cap.rule})")
+        for category in likely:
+            self.stdout.write(f"  likely Category {category['code']}: {category['why']}")
+        if report["max_penalty_gbp"] is not None:
+            amount = money(Decimal(report["max_penalty_gbp"]))
+            self.stdout.write(f"Maximum penalty: {amount} ({report['penalty_rule']})")
         else:
-            self.stdout.write(f"Maximum penalty: not computed. {cap.missing}")
+            self.stdout.write(f"Maximum penalty: not computed. {report['penalty_explanation']}")
+        fee_paying = report["fees_notification_required"]
         required = {True: "required", False: "not required", None: "unknown"}[fee_paying]
-        self.stdout.write(f"Fees notification (s.83): {required}: {fees_why}")
+        self.stdout.write(f"Fees notification (s.83): {required}: {report['fees_why']}")
         self.stdout.write("Ofcom notice powers that could reach it:")
-        for power in powers:
+        for power in report["notice_powers"]:
             self.stdout.write(f"  {power['section']} {power['title']}")
         self.stdout.write("")
         widths = (24, 12, 11, 11)
@@ -116,9 +78,9 @@ class Command(BaseCommand):
             "  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True)) + "  TITLE"
         )
         for d in duties:
-            row = (d.code, d.section, d.due.isoformat() if d.due else "-", d.due_rule)
+            row = (d["code"], d["section"], d["due"] or "-", d["due_rule"])
             self.stdout.write(
                 "  ".join(str(v).ljust(w) for v, w in zip(row, widths, strict=True))
-                + f"  {d.title}"
+                + f"  {d['title']}"
             )
-            self.stdout.write(f"{'':>26}why: {d.why}")
+            self.stdout.write(f"{'':>26}why: {d['why']}")

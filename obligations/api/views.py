@@ -1,0 +1,559 @@
+"""The API's endpoints: thin views over `selectors` (reads) and `services` (writes).
+
+Every queryset starts from `selectors.scope`, so another organisation's record is a 404;
+every write checks the caller's role in the record's organisation and then calls the same
+service function the admin calls, so the workflow's rules and four-eyes check hold here too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db.models import Prefetch, QuerySet
+from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
+from django.shortcuts import get_object_or_404
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.permissions import AllowAny, IsAuthenticated
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from obligations import auditpack, exports, selectors, services
+from obligations import models as m
+from obligations.api import filters
+from obligations.api import serializers as s
+from obligations.api.pagination import is_digits
+from obligations.applicability import report
+from obligations.catalogue import ProfileError, parse_profile
+from obligations.dashboard import queries as dashboard
+from obligations.uploads import EvidenceRefused
+from obligations.views import evidence_file_response
+
+API = m.EventSource.API
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+AS_OF = OpenApiParameter(
+    "as_of",
+    OpenApiTypes.DATE,
+    description="The register as it stood at the end of this date (Europe/London), "
+    "rebuilt from events and history.",
+)
+
+
+def require_edit(request: Request, obj: Any) -> None:
+    """Reading is not changing: auditors and managers may look, not touch."""
+    if not selectors.can_edit(request.user, selectors.organisation_of(obj)):
+        raise PermissionDenied(
+            "Your role in this organisation can read the register but not change it."
+        )
+
+
+class Scoped:
+    """A list of one tenant-owned model, scoped to the caller's organisations."""
+
+    model: type[Any]
+    request: Request
+
+    def base_queryset(self) -> QuerySet[Any]:
+        return self.model.objects.all()
+
+    def get_queryset(self) -> QuerySet[Any]:
+        return selectors.scope(self.base_queryset(), self.request.user)
+
+
+class ReadOnly(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    pass
+
+
+class OrganisationViewSet(ReadOnly):
+    model = m.Organisation
+    serializer_class = s.OrganisationSerializer
+
+
+class ProviderViewSet(ReadOnly):
+    """Providers with their revenue periods, penalty cap (Sch.13 para 4) and exposure."""
+
+    model = m.Provider
+    serializer_class = s.ProviderSerializer
+    filterset_class = filters.ProviderFilter
+
+    def base_queryset(self) -> QuerySet[m.Provider]:
+        return selectors.providers_with_exposure(m.Provider.objects.all(), services.london_today())
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "parameters": selectors.catalogue_parameters()}
+
+
+class ServiceViewSet(
+    Scoped,
+    mixins.CreateModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.ReadOnlyModelViewSet,  # type: ignore[type-arg]
+):
+    """Services and their profiles. Creating or changing one applies the catalogue: the
+    response's `register` says which obligations were created or changed."""
+
+    model = m.Service
+    serializer_class = s.ServiceSerializer
+    filterset_class = filters.ServiceFilter
+
+    def base_queryset(self) -> QuerySet[m.Service]:
+        return m.Service.objects.select_related("exemption").prefetch_related(
+            "categories", "features"
+        )
+
+    def _save(self, serializer: s.ServiceSerializer, status_code: int) -> Response:
+        data = dict(serializer.validated_data)
+        categories, features = data.pop("categories", None), data.pop("features", None)
+        service = serializer.instance or m.Service()
+        for name, value in data.items():
+            setattr(service, name, value)
+        require_edit(self.request, service.provider)
+        result = services.save_service(
+            actor=self.request.user,
+            service=service,
+            categories=categories,
+            features=features,
+            source=API,
+        )
+        body = dict(s.ServiceSerializer(service, context=self.get_serializer_context()).data)
+        body["register"] = {
+            "created": result.created,
+            "applies_again": result.reapplied,
+            "no_longer_applies": result.not_applicable,
+        }
+        return Response(body, status=status_code)
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        return self._save(serializer, status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        instance = self.get_object()
+        serializer = self.get_serializer(
+            instance, data=request.data, partial=kwargs.get("partial", False)
+        )
+        serializer.is_valid(raise_exception=True)
+        return self._save(serializer, status.HTTP_200_OK)
+
+
+class DutyViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """The catalogue of the Act's duties (read-only: it changes by loading a new version)."""
+
+    queryset = m.Duty.objects.all()
+    serializer_class = s.DutySerializer
+    filterset_class = filters.DutyFilter
+
+
+@extend_schema(parameters=[AS_OF])
+class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
+    """The register: one row per obligation, the same columns as the exports. With `as_of`,
+    the register as it stood on that date."""
+
+    model = m.Obligation
+    serializer_class = s.RegisterSerializer
+    filterset_class = filters.ObligationFilter
+    parser_classes = [JSONParser, MultiPartParser, FormParser]
+
+    def get_queryset(self) -> QuerySet[m.Obligation]:
+        day, as_of = filters.register_day(self.request)
+        return selectors.register(super().get_queryset(), today=day, as_of=as_of)
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        day, _ = filters.register_day(self.request)
+        return {**super().get_serializer_context(), "today": day}
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        rows = self.filter_queryset(self.get_queryset()).values(*s.API_REGISTER_VALUES)
+        page = self.paginate_queryset(rows)
+        assert page is not None  # always paginated
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        obligation = self.get_object()
+        row = self.get_queryset().filter(pk=obligation.pk).values(*s.API_REGISTER_VALUES).get()
+        body = dict(self.get_serializer(row).data)
+        body.update(
+            why=obligation.why,
+            notes=obligation.notes,
+            not_applicable_reason=obligation.not_applicable_reason,
+            external_ref=obligation.external_ref,
+            technology_notice=obligation.technology_notice_id,
+            ofcom_notice=obligation.ofcom_notice_id,
+            cycles=s.CycleSerializer(obligation.cycles.all(), many=True).data,
+        )
+        return Response(body)
+
+    def _open_cycle(self) -> tuple[m.Obligation, m.ObligationCycle]:
+        obligation = self.get_object()
+        require_edit(self.request, obligation)
+        cycle = obligation.current_cycle
+        if cycle is None:
+            raise ValidationError("This obligation has no cycle to work on.")
+        return obligation, cycle
+
+    def _row(self, obligation: m.Obligation, status_code: int = 200) -> Response:
+        fresh = selectors.register(
+            m.Obligation.objects.filter(pk=obligation.pk), today=services.london_today()
+        )
+        row = fresh.values(*s.API_REGISTER_VALUES).get()
+        return Response(self.get_serializer(row).data, status=status_code)
+
+    @extend_schema(request=s.TransitionSerializer, responses=s.RegisterSerializer)
+    @action(detail=True, methods=["post"])
+    def transition(self, request: Request, pk: str | None = None) -> Response:
+        """Move the current cycle to `to`, by the workflow's one table of transitions."""
+        obligation, cycle = self._open_cycle()
+        data = self._valid(s.TransitionSerializer)
+        services.transition_to(
+            actor=request.user, cycle=cycle, to=data["to"], reason=data["reason"], source=API
+        )
+        return self._row(obligation)
+
+    @extend_schema(request=s.OwnerSerializer, responses=s.RegisterSerializer)
+    @action(detail=True, methods=["post"])
+    def owner(self, request: Request, pk: str | None = None) -> Response:
+        """Give the obligation to a member of its organisation (or to nobody: null)."""
+        obligation = self.get_object()
+        require_edit(request, obligation)
+        owner = self._valid(s.OwnerSerializer)["owner"]
+        organisation = selectors.organisation_of(obligation)
+        if (
+            owner is not None
+            and not selectors.active_memberships_of(organisation).filter(user=owner).exists()
+        ):
+            raise ValidationError({"owner": ["Not a member of this obligation's organisation."]})
+        services.assign_owner(actor=request.user, obligation=obligation, owner=owner, source=API)
+        return self._row(obligation)
+
+    @extend_schema(request=s.DueDateSerializer, responses=s.RegisterSerializer)
+    @action(detail=True, methods=["post"], url_path="due-date")
+    def due_date(self, request: Request, pk: str | None = None) -> Response:
+        """Move the open cycle's due date, saying why."""
+        obligation, cycle = self._open_cycle()
+        data = self._valid(s.DueDateSerializer)
+        try:
+            services.set_due_date(
+                actor=request.user,
+                cycle=cycle,
+                due=data["due_date"],
+                reason=data["reason"],
+                source=API,
+            )
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+        return self._row(obligation)
+
+    @extend_schema(
+        request={"multipart/form-data": s.EvidenceUploadSerializer},
+        responses={201: s.EvidenceSerializer},
+    )
+    @action(detail=True, methods=["post"])
+    def evidence(self, request: Request, pk: str | None = None) -> Response:
+        """Attach a file (multipart, hashed as it streams in) or a link to the open cycle."""
+        _, cycle = self._open_cycle()
+        request.data  # noqa: B018 (parsing the upload is what sets evidence_too_large)
+        if getattr(request._request, "evidence_too_large", False):
+            raise EvidenceRefused(
+                f"The file is larger than the {settings.EVIDENCE_MAX_BYTES:,}-byte limit; "
+                "nothing was stored.",
+                status=413,
+            )
+        data = self._valid(s.EvidenceUploadSerializer)
+        if cycle.is_closed:
+            raise ValidationError("This cycle is closed; evidence goes on an open cycle.")
+        common = {
+            "actor": request.user,
+            "cycle": cycle,
+            "title": data["title"],
+            "expires_on": data["expires_on"],
+            "source": API,
+        }
+        if data.get("file"):
+            evidence = services.add_evidence_file(uploaded=data["file"], **common)
+        else:
+            evidence = services.add_evidence_link(url=data["url"], **common)
+        body = s.EvidenceSerializer(evidence, context=self.get_serializer_context()).data
+        return Response(body, status=status.HTTP_201_CREATED)
+
+    @extend_schema(responses=s.HistorySerializer(many=True))
+    @action(detail=True, methods=["get"], pagination_class=None)  # one list, not pages
+    def history(self, request: Request, pk: str | None = None) -> Response:
+        """Every saved version of the obligation's own fields: who, when, why, what changed."""
+        obligation = self.get_object()
+        records = list(
+            obligation.history.select_related("history_user").order_by("history_date", "pk")
+        )
+        rows = []
+        previous = None
+        for record in records:
+            changes: list[dict[str, Any]] = (
+                [
+                    {"field": c.field, "old": c.old, "new": c.new}
+                    for c in record.diff_against(previous).changes
+                ]
+                if previous is not None
+                else []
+            )
+            rows.append(
+                {
+                    "at": record.history_date,
+                    "by": record.history_user.get_username() if record.history_user else None,
+                    "type": record.get_history_type_display(),
+                    "reason": record.history_change_reason or "",
+                    "changes": changes,
+                }
+            )
+            previous = record
+        return Response(s.HistorySerializer(rows, many=True).data)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", str, OpenApiParameter.PATH, enum=["csv", "json", "xlsx"])
+        ],
+        responses={
+            (200, "text/csv"): OpenApiTypes.BINARY,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+            (200, XLSX): OpenApiTypes.BINARY,
+        },
+    )
+    @action(detail=False, methods=["get"], url_path=r"export/(?P<kind>csv|json|xlsx)")
+    def export(self, request: Request, kind: str) -> HttpResponseBase:
+        """The filtered register as a file; CSV and JSON stream a row at a time."""
+        day, as_of = filters.register_day(request)
+        rows = exports.register_rows(self.filter_queryset(self.get_queryset()), day)
+        name = f"obligations-{(as_of or day).isoformat()}.{kind}"
+        response: HttpResponseBase
+        if kind == "csv":
+            response = StreamingHttpResponse(
+                exports.stream_csv(rows), content_type="text/csv; charset=utf-8"
+            )
+        elif kind == "json":
+            meta = {
+                "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+                "as_of": as_of.isoformat() if as_of else None,
+                "filters": {k: v for k, v in request.query_params.items()},
+            }
+            response = StreamingHttpResponse(
+                exports.stream_json(rows, meta), content_type="application/json"
+            )
+        else:
+            response = FileResponse(
+                exports.xlsx_file(rows),
+                content_type=XLSX,
+            )
+        response["Content-Disposition"] = f'attachment; filename="{name}"'
+        return response
+
+    def _valid(self, serializer_class: type[Any]) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data)
+        serializer.is_valid(raise_exception=True)
+        return dict(serializer.validated_data)
+
+
+class EventViewSet(ReadOnly):
+    """The append-only record of every change to every obligation: who, when, why, from where."""
+
+    model = m.Event
+    serializer_class = s.EventSerializer
+    filterset_class = filters.EventFilter
+
+    def base_queryset(self) -> QuerySet[m.Event]:
+        return m.Event.objects.select_related("actor")
+
+
+class EvidenceViewSet(ReadOnly):
+    model = m.Evidence
+    serializer_class = s.EvidenceSerializer
+    filterset_class = filters.EvidenceFilter
+
+    def base_queryset(self) -> QuerySet[m.Evidence]:
+        return m.Evidence.objects.select_related("uploaded_by", "cycle")
+
+    @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})  # the type it was stored as
+    @action(detail=True, methods=["get"])
+    def download(self, request: Request, pk: str | None = None) -> HttpResponseBase:
+        """The file, as stored; `X-Evidence-SHA256` carries the hash recorded at upload."""
+        return evidence_file_response(self.get_object())
+
+
+class TechnologyNoticeViewSet(ReadOnly):
+    model = m.TechnologyNotice
+    serializer_class = s.TechnologyNoticeSerializer
+    filterset_class = filters.TechnologyNoticeFilter
+
+
+class OfcomNoticeViewSet(ReadOnly):
+    model = m.OfcomNotice
+    serializer_class = s.OfcomNoticeSerializer
+    filterset_class = filters.OfcomNoticeFilter
+
+
+class ReminderViewSet(ReadOnly):
+    """Every reminder the tracker decided to send: to whom, about what, why, and whether sent."""
+
+    model = m.Reminder
+    serializer_class = s.ReminderSerializer
+    filterset_class = filters.ReminderFilter
+
+    def base_queryset(self) -> QuerySet[m.Reminder]:
+        return m.Reminder.objects.select_related("recipient", "cycle")
+
+
+class RiskAssessmentViewSet(ReadOnly):
+    model = m.RiskAssessment
+    serializer_class = s.RiskAssessmentSerializer
+    filterset_class = filters.AssessmentFilter
+
+    def base_queryset(self) -> QuerySet[m.RiskAssessment]:
+        entries = m.AssessmentEntry.objects.select_related("harm_kind").prefetch_related(
+            "risk_factors", "evidence"
+        )
+        return m.RiskAssessment.objects.select_related("assessor", "approver").prefetch_related(
+            Prefetch("entries", queryset=entries)
+        )
+
+
+class MeasureDecisionViewSet(ReadOnly):
+    model = m.MeasureDecision
+    serializer_class = s.MeasureDecisionSerializer
+    filterset_class = filters.MeasureDecisionFilter
+
+    def base_queryset(self) -> QuerySet[m.MeasureDecision]:
+        return m.MeasureDecision.objects.select_related("measure", "decided_by").prefetch_related(
+            "evidence"
+        )
+
+
+class ApplicabilityView(APIView):
+    """What applies to a service profile, saving nothing (like `manage.py applicable_duties`)."""
+
+    permission_classes = [IsAuthenticated]  # a question, not a change: read-only tokens too
+
+    @extend_schema(
+        request=OpenApiTypes.OBJECT,
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "The applicable duties, each why")},
+    )
+    def post(self, request: Request) -> Response:
+        catalogue = selectors.loaded_catalogue()
+        try:
+            profile = parse_profile(request.data, catalogue)
+        except ProfileError as exc:
+            raise ValidationError(f"profile: {exc}") from None
+        return Response(report(catalogue, profile))
+
+
+class AuditPackView(APIView):
+    """One signed ZIP for a service or a provider: the register (CSV and JSON), every evidence
+    file, each obligation's events and field history, and a manifest of SHA-256 hashes signed
+    with the installation's Ed25519 key (`manage.py verify_audit_pack` checks it)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("service", int, description="A service's ID (or give provider)."),
+            OpenApiParameter("provider", int, description="A provider's ID (or give service)."),
+            AS_OF,
+        ],
+        responses={(200, "application/zip"): OpenApiTypes.BINARY},
+    )
+    def get(self, request: Request) -> HttpResponseBase:
+        filters.refuse_unknown(request, {"service", "provider", "as_of"})
+        day, as_of = filters.register_day(request)
+        chosen = {
+            k: request.query_params[k] for k in ("service", "provider") if k in request.query_params
+        }
+        if len(chosen) != 1 or not is_digits(next(iter(chosen.values()))):
+            raise ValidationError("Give one of service=<id> or provider=<id>.")
+        ((kind, raw_id),) = chosen.items()
+        model = m.Service if kind == "service" else m.Provider
+        subject = get_object_or_404(selectors.scope(model.objects.all(), request.user), pk=raw_id)
+        obligations = selectors.scope(m.Obligation.objects.all(), request.user).filter(
+            **{kind: subject}
+        )
+        out = tempfile.SpooledTemporaryFile(max_size=20 * 1024 * 1024)  # noqa: SIM115
+        try:
+            summary = auditpack.write_pack(
+                obligations=obligations,
+                title=f"{kind.capitalize()}: {subject} (built by {request.user.get_username()})",
+                today=services.london_today(),
+                out=out,
+                as_of=as_of,
+            )
+        except ImproperlyConfigured as exc:
+            out.close()
+            raise ServiceUnavailable(str(exc)) from None
+        out.seek(0)
+        name = f"audit-pack-{kind}-{subject.pk}-{(as_of or day).isoformat()}.zip"
+        response = FileResponse(
+            out, as_attachment=True, filename=name, content_type="application/zip"
+        )
+        response["X-Manifest-SHA256"] = summary.manifest_sha256
+        return response
+
+
+class ServiceUnavailable(APIException):
+    status_code = 503
+    default_detail = "Audit packs cannot be signed: no signing key is configured."
+
+
+class PublicKeyView(APIView):
+    """The Ed25519 public key that audit pack manifests are signed with (public: anyone
+    holding a pack may check it)."""
+
+    permission_classes = [AllowAny]
+
+    @extend_schema(responses={200: s.PublicKeySerializer})
+    def get(self, request: Request) -> Response:
+        try:
+            pem = auditpack.public_key_pem()
+        except ImproperlyConfigured as exc:
+            raise ServiceUnavailable(str(exc)) from None
+        return Response({"algorithm": "Ed25519", "public_key_pem": pem})
+
+
+def _plain(value: Any) -> Any:
+    """Figures as JSON: money and percentages as exact strings, dates as ISO dates."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+class DashboardView(APIView):
+    """The managers' dashboard as data: the same figures, from the same queries, as
+    `/dashboard/` (`obligations.dashboard.queries.summary`)."""
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("organisation", int),
+            OpenApiParameter("provider", int),
+            OpenApiParameter("service", int),
+            OpenApiParameter("owner", int, description="Only obligations this user owns."),
+            AS_OF,
+        ],
+        responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "Every figure of the dashboard")},
+    )
+    def get(self, request: Request) -> Response:
+        try:
+            chosen = dashboard.Filters.from_query(
+                request.query_params.dict(), today=services.london_today()
+            )
+        except dashboard.FilterError as exc:
+            raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None
+        figures = dashboard.summary(request.user, chosen, today=services.london_today())
+        return Response(_plain(figures))

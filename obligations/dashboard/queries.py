@@ -1,0 +1,449 @@
+"""Every figure on the managers' dashboard, from a fixed number of aggregate queries.
+
+The page and `GET /api/v1/dashboard/` both call `summary`, so the two never disagree. Each
+figure is computed over `selectors.register`, which makes "as of a past date" work the same
+way as today. Lists are capped (the worst first) and say how many there are in all, so the
+cost of the page does not grow with the register.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+from django.db import connection
+from django.db.models import Count, F, Min, Q, QuerySet, Sum
+
+from obligations import models as m
+from obligations import selectors, services
+
+# Rows shown in a list before "and N more".
+SHOWN = 25
+UPCOMING_DAYS = 90
+EXPIRING_DAYS = 30
+TREND_MONTHS = 12
+OPEN_STATUSES = tuple(s for s in m.CycleStatus.values if s not in m.CLOSED_STATUSES)
+WORKING = (m.CycleStatus.IN_PROGRESS, m.CycleStatus.READY_FOR_REVIEW, m.CycleStatus.SENT_BACK)
+
+
+@dataclass(frozen=True)
+class Filters:
+    organisation: int | None = None
+    provider: int | None = None
+    service: int | None = None
+    owner: int | None = None
+    as_of: dt.date | None = None
+
+    def as_params(self) -> dict[str, str]:
+        return {k: str(v) for k, v in self.__dict__.items() if v is not None}
+
+    @classmethod
+    def from_query(cls, query: Mapping[str, str], *, today: dt.date) -> Filters:
+        """Filters from a query string; FilterError names each bad or unknown parameter."""
+        errors: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        for name in sorted(set(query) - FILTER_NAMES):
+            errors[name] = f"Unknown parameter (known: {', '.join(sorted(FILTER_NAMES))})."
+        for name in ("organisation", "provider", "service", "owner"):
+            raw = query.get(name, "")
+            if raw == "":
+                continue
+            if not (raw.isascii() and raw.isdigit()) or int(raw) > MAX_ID:
+                errors[name] = "An ID: a whole number."
+            else:
+                values[name] = int(raw)
+        raw = query.get("as_of", "")
+        if raw:
+            try:
+                as_of = dt.date.fromisoformat(raw) if len(raw) == 10 else None
+            except ValueError:
+                as_of = None
+            if as_of is None:
+                errors["as_of"] = f"{raw!r} is not a date: use YYYY-MM-DD."
+            elif as_of > today:
+                errors["as_of"] = "The register's past, not its future."
+            elif as_of < EARLIEST:
+                errors["as_of"] = f"From {EARLIEST:%-d %B %Y} on: the Act is from 2023."
+            else:
+                values["as_of"] = as_of
+        if errors:
+            raise FilterError(errors)
+        return cls(**values)
+
+
+class FilterError(ValueError):
+    def __init__(self, errors: dict[str, str]) -> None:
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = errors
+
+
+FILTER_NAMES = frozenset({"organisation", "provider", "service", "owner", "as_of"})
+MAX_ID = 2**63 - 1
+# The earliest as_of: long before the Act (2023), and far enough from year 1 that the
+# 12-month trend can step back from it.
+EARLIEST = dt.date(2000, 1, 1)
+
+
+def percent(part: int, whole: int) -> Decimal | None:
+    if not whole:
+        return None
+    return (Decimal(100 * part) / whole).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+
+
+def buckets(day: dt.date) -> dict[str, Q]:
+    """The four exclusive states of an applicable obligation on `day`: met; overdue (open and
+    past its due date); in progress (open, on time, being worked); not started."""
+    overdue = Q(r_due__lt=day) & Q(r_status__in=OPEN_STATUSES)
+    # Spelt out rather than ~overdue: with no due date, SQL's NULL would put a continuous
+    # duty in none of the four states.
+    on_time = Q(r_due__isnull=True) | Q(r_due__gte=day)
+    return {
+        "met": Q(r_status=m.CycleStatus.MET),
+        "overdue": overdue,
+        "in_progress": Q(r_status__in=WORKING) & on_time,
+        "not_started": Q(r_status=m.CycleStatus.NOT_STARTED) & on_time,
+    }
+
+
+def _counts(day: dt.date) -> dict[str, Count]:
+    counts = {name: Count("pk", filter=q) for name, q in buckets(day).items()}
+    counts["applicable"] = Count("pk")
+    return counts
+
+
+def _with_percent(row: dict[str, Any]) -> dict[str, Any]:
+    row["percent_met"] = percent(row["met"], row["applicable"])
+    return row
+
+
+def narrow(qs: QuerySet[Any], f: Filters, *, to: str = "") -> QuerySet[Any]:
+    """`qs` limited by the organisation, provider and service filters; `to` is the path from
+    the model to its obligation-like owner ("" for obligations, "service__" for notices)."""
+    paths = {
+        f"{to}provider__organisation_id": f.organisation,
+        f"{to}provider_id": f.provider,
+        f"{to}service_id": f.service,
+    }
+    return qs.filter(**{path: value for path, value in paths.items() if value})
+
+
+def scoped(user: selectors.User, f: Filters) -> QuerySet[m.Obligation]:
+    return narrow(selectors.scope(m.Obligation.objects.all(), user), f)
+
+
+def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, Any]:
+    day = f.as_of or today
+    register = selectors.register(scoped(user, f), today=day, as_of=f.as_of)
+    if f.owner:
+        register = register.filter(Q(r_owner_id=f.owner))
+    live: QuerySet[Any] = register.filter(
+        Q(r_applicable=True) & ~Q(r_status__in=("", m.CycleStatus.NOT_APPLICABLE))
+    )
+    # One grouped query gives every service's counts (provider-wide duties group under no
+    # service); the totals are their sums, so the headline and the bars always agree.
+    groups = list(
+        live.values("service_id", name=F("service__name"), provider_name=F("provider__name"))
+        .annotate(**_counts(day))
+        .order_by()
+    )
+    totals = _with_percent(
+        {key: sum(g[key] for g in groups) for key in (*buckets(day), "applicable")}
+    )
+    per_service = sorted(
+        (g for g in groups if g["service_id"] is not None),
+        key=lambda g: (-g["overdue"], g["name"], g["service_id"]),
+    )
+    service_count = len(per_service)
+    shown_services = [_with_percent(row) for row in per_service[:SHOWN]]
+    service_ids = [row["service_id"] for row in shown_services]
+
+    overdue_q = buckets(day)["overdue"]
+    row_values = (
+        "id",
+        "r_due",
+        "r_status",
+        "r_owner",
+        "duty__code",
+        "duty__title",
+        "service__name",
+        "provider__name",
+    )
+    overdue = list(live.filter(overdue_q).order_by("r_due", "id").values(*row_values)[:SHOWN])
+    for row in overdue:
+        row["days_overdue"] = (day - row["r_due"]).days
+    upcoming = list(
+        live.filter(
+            Q(
+                r_status__in=OPEN_STATUSES,
+                r_due__gte=day,
+                r_due__lte=day + dt.timedelta(days=UPCOMING_DAYS),
+            )
+        )
+        .order_by("r_due", "id")
+        .values(*row_values)[: SHOWN * 2]
+    )
+    heat = list(
+        live.filter(service_id__in=service_ids).values(
+            "service_id", "duty__code", "r_status", "r_due"
+        )
+    )
+    return {
+        "day": day,
+        "as_of": f.as_of,
+        "filters": f.as_params(),
+        "totals": totals,
+        "services": shown_services,
+        "services_total": service_count,
+        "overdue": overdue,
+        "upcoming": upcoming,
+        "upcoming_days": UPCOMING_DAYS,
+        "heatmap": _heatmap(heat, shown_services, day),
+        "notices": notices(user, f, day),
+        "providers": exposure(user, f, day),
+        "risks": risk_levels(service_ids),
+        "undecided": undecided_measures(service_ids, day),
+        "expiring": expiring_evidence(user, f, day),
+        "trend": trend(user, f, day, totals),
+    }
+
+
+def _heatmap(rows: list[dict[str, Any]], services: list[dict[str, Any]], day: dt.date) -> Any:
+    cells: dict[int, dict[str, str]] = {s["service_id"]: {} for s in services}
+    for row in rows:
+        state = row["r_status"]
+        if state in OPEN_STATUSES and row["r_due"] and row["r_due"] < day:
+            state = "overdue"
+        cells[row["service_id"]][row["duty__code"]] = state
+    duties = sorted({code for by_duty in cells.values() for code in by_duty})
+    return {
+        "duties": duties,
+        "rows": [
+            {"service_id": s["service_id"], "name": s["name"], "cells": cells[s["service_id"]]}
+            for s in services
+        ],
+    }
+
+
+def notices(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, Any]]:
+    """Open Ofcom notices with their next date: the earliest open date of the obligations the
+    notice created. A Technology Notice in its representations window comes first."""
+    open_links = Q(obligations__current_cycle__status__in=OPEN_STATUSES)
+    rows: list[dict[str, Any]] = []
+    technology = _notice_scope(m.TechnologyNotice.objects.all(), user, f).filter(
+        stage__in=selectors.OPEN_TECHNOLOGY_STAGES
+    )
+    for notice in technology.select_related("service").annotate(
+        next_date=Min("obligations__current_cycle__due_date", filter=open_links)
+    ):
+        window = (
+            notice.stage == m.NoticeStage.WARNING
+            and notice.representations_due is not None
+            and notice.representations_due >= day
+        )
+        rows.append(
+            {
+                "kind": "technology",
+                "label": f"Technology Notice (s.121): {notice.get_stage_display()}",
+                "id": notice.pk,
+                "service": notice.service.name,
+                "reference": notice.ofcom_reference,
+                "next_date": notice.next_date,
+                "representations_window": window,
+            }
+        )
+    ofcom = _notice_scope(m.OfcomNotice.objects.all(), user, f).filter(closed_on__isnull=True)
+    for other in ofcom.select_related("service").annotate(
+        next_date=Min("obligations__current_cycle__due_date", filter=open_links)
+    ):
+        rows.append(
+            {
+                "kind": "ofcom",
+                "label": other.get_kind_display(),
+                "id": other.pk,
+                "service": other.service.name,
+                "reference": other.ofcom_reference,
+                "next_date": other.next_date,
+                "representations_window": False,
+            }
+        )
+    rows.sort(key=lambda r: (not r["representations_window"], r["next_date"] or dt.date.max))
+    return rows
+
+
+def _notice_scope(qs: QuerySet[Any], user: selectors.User, f: Filters) -> QuerySet[Any]:
+    # A notice belongs to a service: filter it as its service's obligations would be.
+    qs = selectors.scope(qs, user)
+    if f.service:
+        qs = qs.filter(service_id=f.service)
+    return narrow(qs, Filters(organisation=f.organisation, provider=f.provider), to="service__")
+
+
+def exposure(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, Any]]:
+    qs = selectors.scope(m.Provider.objects.all(), user)
+    if f.organisation:
+        qs = qs.filter(organisation_id=f.organisation)
+    if f.provider:
+        qs = qs.filter(pk=f.provider)
+    if f.service:
+        qs = qs.filter(services=f.service)
+    parameters = selectors.catalogue_parameters()
+    rows = []
+    for provider in selectors.providers_with_exposure(qs, day).order_by("name"):
+        cap = selectors.provider_penalty_cap(provider, parameters)
+        reasons = selectors.exposure_reasons(provider)
+        rows.append(
+            {
+                "id": provider.pk,
+                "name": provider.name,
+                "cap_gbp": cap.amount,
+                "rule": cap.rule,
+                "missing": cap.missing,
+                "at_risk": bool(reasons),
+                "reasons": reasons,
+            }
+        )
+    return rows
+
+
+def risk_levels(service_ids: list[int]) -> list[dict[str, Any]]:
+    """Each shown service's risk level per harm kind, from its latest complete assessments."""
+    levels = selectors.latest_levels_of(service_ids)
+    names = dict(m.Service.objects.filter(pk__in=service_ids).values_list("pk", "name"))
+    return [
+        {"service_id": sid, "service": names[sid], "family": family, "levels": by_harm}
+        for sid in service_ids
+        for family, by_harm in sorted(levels.get(sid, {}).items())
+    ]
+
+
+def undecided_measures(service_ids: list[int], day: dt.date) -> list[dict[str, Any]]:
+    """Recommended Codes measures with no current decision, per shown service."""
+    recommended = selectors.recommended_measures_of(service_ids, day)
+    decided = set(
+        selectors.current_decisions_of(service_ids).values_list("service_id", "measure_id")
+    )
+    names = dict(m.Service.objects.filter(pk__in=service_ids).values_list("pk", "name"))
+    rows = []
+    for sid in service_ids:
+        missing = [
+            r.code
+            for r in recommended.get(sid, [])
+            if r.recommended and (sid, r.measure["pk"]) not in decided
+        ]
+        if missing:
+            rows.append(
+                {"service_id": sid, "service": names[sid], "count": len(missing), "codes": missing}
+            )
+    return rows
+
+
+def expiring_evidence(user: selectors.User, f: Filters, day: dt.date) -> dict[str, Any]:
+    qs = selectors.scope(m.Evidence.objects.all(), user).filter(
+        purged_at__isnull=True,
+        superseded_by__isnull=True,
+        expires_on__gte=day,
+        expires_on__lte=day + dt.timedelta(days=EXPIRING_DAYS),
+        cycle__obligation__current_cycle=F("cycle"),
+    )
+    qs = narrow(qs, f, to="cycle__obligation__")
+    rows = list(
+        qs.order_by("expires_on", "id").values(
+            "id",
+            "title",
+            "expires_on",
+            obligation=F("cycle__obligation_id"),
+            duty_code=F("cycle__obligation__duty__code"),
+            service=F("cycle__obligation__service__name"),
+        )[: SHOWN + 1]
+    )
+    return {"rows": rows[:SHOWN], "more": len(rows) > SHOWN, "days": EXPIRING_DAYS}
+
+
+def month_ends(day: dt.date, months: int = TREND_MONTHS) -> list[dt.date]:
+    """The last day of each of the `months` months up to and including `day`'s month (the
+    current month ends on `day`)."""
+    ends = [day]
+    first = day.replace(day=1)
+    for _ in range(months - 1):
+        end = first - dt.timedelta(days=1)
+        ends.append(end)
+        first = end.replace(day=1)
+    return ends[::-1]
+
+
+def trend(
+    user: selectors.User, f: Filters, day: dt.date, totals: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Percentage met at each of the last 12 month ends; the last point is `day` itself,
+    from the headline totals. Past month ends come from ComplianceCount rows (filled once,
+    from the events, the first time a month end is asked for); an owner filter has no
+    stored counts, so it replays the events of that owner's obligations."""
+    ends = month_ends(day)
+    past = ends[:-1]
+    if f.owner:
+        scope = scoped(user, f).filter(owner_id=f.owner)
+        counts = {end: states_at([end], scope)[(None, None, end)] for end in past}
+    else:
+        services.fill_compliance_counts(past)
+        rows = (
+            narrow(selectors.scope(m.ComplianceCount.objects.filter(day__in=past), user), f)
+            .values("day")
+            .annotate(met=Sum("met"), applicable=Sum("applicable"))
+        )
+        counts = {row["day"]: (row["met"], row["applicable"]) for row in rows}
+    points = []
+    for end in past:
+        met, applicable = counts.get(end, (0, 0))
+        points.append(_point(end, met, applicable))
+    points.append(_point(day, totals["met"], totals["applicable"]))
+    return points
+
+
+def _point(end: dt.date, met: int, applicable: int) -> dict[str, Any]:
+    return {
+        "month_end": end,
+        "met": met,
+        "applicable": applicable,
+        "percent": percent(met, applicable),
+    }
+
+
+def states_at(
+    days: list[dt.date], obligations: QuerySet[m.Obligation], *, by_service: bool = False
+) -> dict[tuple[int | None, int | None, dt.date], tuple[int, int]]:
+    """(met, applicable) at the end of each day, from the events alone, in one query:
+    each status event is in force from its time until the obligation's next status event
+    (a window function), so an obligation's status at a moment is the event then in force.
+    Keyed by (provider, service, day), or (None, None, day) unless `by_service`."""
+    adapt = connection.ops.adapt_datetimefield_value
+    cuts = [adapt(selectors.end_of_day(day)) for day in days]
+    scope_sql, scope_params = obligations.values("pk").query.sql_with_params()
+    columns = ", ".join(
+        "SUM(CASE WHEN at < %s AND (next_at IS NULL OR next_at >= %s) "
+        "AND to_status = 'met' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN at < %s AND (next_at IS NULL OR next_at >= %s) "
+        "AND to_status <> 'not_applicable' THEN 1 ELSE 0 END)"
+        for _ in cuts
+    )
+    group = "provider_id, service_id" if by_service else "NULL, NULL"
+    params: list[Any] = [value for cut in cuts for value in (cut, cut, cut, cut)]
+    sql = (
+        f"SELECT {group}, {columns} FROM ("
+        " SELECT e.to_status, e.at, o.provider_id, o.service_id,"
+        " LEAD(e.at) OVER (PARTITION BY e.obligation_id ORDER BY e.at, e.id) AS next_at"
+        f" FROM {m.Event._meta.db_table} e"
+        f" JOIN {m.Obligation._meta.db_table} o ON o.id = e.obligation_id"
+        f" WHERE e.to_status <> '' AND e.at < %s AND e.obligation_id IN ({scope_sql})"
+        ") AS states" + (" GROUP BY provider_id, service_id" if by_service else "")
+    )
+    result: dict[tuple[int | None, int | None, dt.date], tuple[int, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, adapt(selectors.end_of_day(max(days))), *scope_params])
+        for row in cursor.fetchall():
+            for i, day in enumerate(days):
+                met, applicable = int(row[2 + 2 * i] or 0), int(row[3 + 2 * i] or 0)
+                result[(row[0], row[1], day)] = (met, applicable)
+    return result

@@ -1,0 +1,153 @@
+"""The managers' dashboards: the organisation's, and one service's.
+
+Every figure comes from `queries.summary` (the API's dashboard calls the same function, so
+the two agree); this module reads the filters, checks them against what the user may see,
+and hands the figures to the template with their drill-down links and charts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from typing import Any
+
+from django.contrib.auth.decorators import login_required
+from django.db.models import QuerySet
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from obligations import models as m
+from obligations import penalties, selectors
+from obligations.admin import colleagues
+from obligations.dashboard import charts, queries
+
+TEMPLATE = "obligations/dashboard/dashboard.html"
+REFUSED = "obligations/dashboard/refused.html"
+
+
+@require_GET
+@login_required
+def organisation_dashboard(request: HttpRequest) -> HttpResponse:
+    return dashboard(request, service_pk=None)
+
+
+@require_GET
+@login_required
+def service_dashboard(request: HttpRequest, pk: int) -> HttpResponse:
+    return dashboard(request, service_pk=pk)
+
+
+def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
+    """The figures for all the user can see, or for one service of theirs. A user who belongs
+    nowhere is refused before any service is looked up, so another organisation's service is
+    a 404 like one that does not exist."""
+    if not _belongs(request):
+        return _refuse(request, 403, {"access": "You are not a member of any organisation."})
+    service = None
+    if service_pk is not None:
+        service = get_object_or_404(
+            selectors.scope(m.Service.objects.select_related("provider"), request.user),
+            pk=service_pk,
+        )
+    today = timezone.localdate()
+    try:
+        filters = queries.Filters.from_query(request.GET, today=today)
+    except queries.FilterError as exc:
+        return _refuse(request, 400, exc.errors)
+    if service is not None:
+        filters = dataclasses.replace(filters, service=service.pk)
+    choices = _choices(request)
+    unknown = {
+        name: f"No {name} {value} among those you can see."
+        for name, value in dataclasses.asdict(filters).items()
+        if name in choices and value is not None and value not in choices[name]
+    }
+    if unknown:
+        return _refuse(request, 400, unknown)
+
+    figures = queries.summary(request.user, filters, today=today)
+    levels = selectors.catalogue_parameters()["assessment"]["levels"]
+    harm_labels = dict(m.HarmKind.objects.values_list("code", "label"))
+    links = charts.state_links(filters)
+    context = {
+        "service": service,
+        "s": figures,
+        "today": today,
+        "form": _form(choices, filters, service),
+        "links": links,
+        "totals": charts.figures(figures["totals"], links),
+        "legend": [(charts.BUCKETS[key], charts.swatch(key)) for key in charts.BUCKETS],
+        "services": [_service_row(row, filters) for row in figures["services"]],
+        "upcoming_link": charts.admin_link(
+            **charts.filter_params(filters, applicable__exact=1, due=figures["upcoming_days"])
+        ),
+        "timeline": charts.timeline(figures["upcoming"], figures["day"], figures["upcoming_days"]),
+        "providers": [
+            {**p, "cap": penalties.money(p["cap_gbp"]) if p["cap_gbp"] is not None else None}
+            for p in figures["providers"]
+        ],
+        "heatmap": charts.heatmap_grid(figures["heatmap"]),
+        "heatmap_legend": charts.heatmap_legend(),
+        "risk_tables": charts.risk_tables(figures["risks"], levels, harm_labels),
+        "levels": levels,
+        "trend": charts.trend_chart(figures["trend"]),
+        "generated": timezone.localtime(),
+    }
+    return render(request, TEMPLATE, context)
+
+
+def _belongs(request: HttpRequest) -> bool:
+    """Any member of an organisation may look (managers above all); operators see all."""
+    user = request.user
+    return bool(user.is_superuser) or selectors.active_memberships(user).exists()
+
+
+def _refuse(request: HttpRequest, status: int, errors: Mapping[str, str]) -> HttpResponse:
+    """A 4xx page that says what was wrong with the request, in words."""
+    return render(request, REFUSED, {"status": status, "errors": errors}, status=status)
+
+
+def _choices(request: HttpRequest) -> dict[str, dict[int, str]]:
+    """What each filter may name: only what the user can see."""
+    user = request.user
+    providers: QuerySet[m.Provider] = selectors.scope(m.Provider.objects.all(), user)
+    services: QuerySet[m.Service] = selectors.scope(m.Service.objects.all(), user)
+    return {
+        "organisation": dict(
+            selectors.visible_organisations(user).order_by("name").values_list("pk", "name")
+        ),
+        "provider": dict(providers.order_by("name").values_list("pk", "name")),
+        "service": dict(services.order_by("name").values_list("pk", "name")),
+        "owner": dict(colleagues(request).values_list("pk", "username")),
+    }
+
+
+def _form(
+    choices: Mapping[str, Mapping[int, str]],
+    filters: queries.Filters,
+    service: m.Service | None,
+) -> list[dict[str, Any]]:
+    """The filter selects, each option marked if chosen; a service's page fixes the service
+    (and with it the organisation and provider), so it offers only the owner."""
+    names = ("owner",) if service is not None else ("organisation", "provider", "service", "owner")
+    return [
+        {
+            "name": name,
+            "options": [
+                (pk, label, pk == getattr(filters, name)) for pk, label in choices[name].items()
+            ],
+        }
+        for name in names
+    ]
+
+
+def _service_row(row: Mapping[str, Any], filters: queries.Filters) -> dict[str, Any]:
+    links = charts.state_links(filters, service__id__exact=row["service_id"])
+    return {
+        **row,
+        "figures": charts.figures(row, links),
+        "applicable_link": links["applicable"],
+        "bar": charts.stacked_bar(row),
+    }

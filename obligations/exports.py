@@ -1,0 +1,154 @@
+"""The obligations register as files. CSV and JSON stream row by row so that memory stays
+flat however many rows there are; XLSX is written by openpyxl in write-only mode to a
+temporary file. One list of columns serves all three, the API's list and the audit pack."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import tempfile
+from collections.abc import Iterable, Iterator
+from typing import IO, Any
+
+from django.db.models import QuerySet
+from openpyxl import Workbook
+
+from obligations import models as m
+
+# (key, heading): the register's columns, in order.
+COLUMNS: tuple[tuple[str, str], ...] = (
+    ("id", "Obligation ID"),
+    ("organisation", "Organisation"),
+    ("provider", "Provider"),
+    ("service", "Service"),
+    ("duty_code", "Duty code"),
+    ("section", "Section"),
+    ("title", "Duty"),
+    ("applicable", "Applicable"),
+    ("status", "Status"),
+    ("owner", "Owner"),
+    ("due", "Due"),
+    ("overdue", "Overdue"),
+    ("evidence_count", "Evidence count"),
+    ("last_change", "Last change"),
+)
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP's list).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+STATUS_LABELS = dict(m.CycleStatus.choices)
+# Rows fetched from the database at a time while streaming.
+CHUNK = 2000
+
+
+def register_row(values: dict[str, Any], today: dt.date) -> dict[str, Any]:
+    """One obligation of a `selectors.register` queryset as plain values."""
+    due = values["r_due"]
+    status = values["r_status"] or ""
+    last_change = values["r_last_change"]
+    return {
+        "id": values["id"],
+        "organisation": values["provider__organisation__name"],
+        "provider": values["provider__name"],
+        "service": values["service__name"] or "",
+        "duty_code": values["duty__code"],
+        "section": values["duty__section"],
+        "title": values["duty__title"],
+        "applicable": bool(values["r_applicable"]),
+        "status": status,
+        "owner": values["r_owner"] or "",
+        "due": due.isoformat() if due else None,
+        "overdue": bool(
+            values["r_applicable"]
+            and due is not None
+            and due < today
+            and status not in m.CLOSED_STATUSES
+        ),
+        "evidence_count": values["r_evidence_count"],
+        "last_change": last_change.isoformat() if last_change else None,
+    }
+
+
+REGISTER_VALUES = (
+    "id",
+    "provider__organisation__name",
+    "provider__name",
+    "service__name",
+    "duty__code",
+    "duty__section",
+    "duty__title",
+    "r_applicable",
+    "r_status",
+    "r_owner",
+    "r_due",
+    "r_evidence_count",
+    "r_last_change",
+)
+
+
+def register_rows(qs: QuerySet[m.Obligation], today: dt.date) -> Iterator[dict[str, Any]]:
+    """Rows of an annotated register queryset, read in chunks (a server-side cursor on
+    PostgreSQL), so that 100,000 rows never sit in memory at once."""
+    for values in qs.values(*REGISTER_VALUES).iterator(chunk_size=CHUNK):
+        yield register_row(values, today)
+
+
+def safe_cell(value: Any) -> Any:
+    """A cell value that a spreadsheet shows as text rather than running as a formula."""
+    if isinstance(value, str) and value.startswith(FORMULA_START):
+        return "'" + value
+    return value
+
+
+def csv_cells(row: dict[str, Any]) -> list[Any]:
+    cells = []
+    for key, _ in COLUMNS:
+        value = row[key]
+        if key == "status":
+            value = STATUS_LABELS.get(value, value)
+        elif isinstance(value, bool):
+            value = "yes" if value else "no"
+        elif value is None:
+            value = ""
+        cells.append(safe_cell(value))
+    return cells
+
+
+class _Line:
+    """A file-like object whose write returns what was written (csv writes one row)."""
+
+    def write(self, value: str) -> str:
+        return value
+
+
+def stream_csv(rows: Iterable[dict[str, Any]]) -> Iterator[str]:
+    writer = csv.writer(_Line())
+    yield "\ufeff"  # so that Excel reads the file as UTF-8
+    yield writer.writerow([heading for _, heading in COLUMNS])
+    for row in rows:
+        yield writer.writerow(csv_cells(row))
+
+
+def stream_json(rows: Iterable[dict[str, Any]], meta: dict[str, Any]) -> Iterator[str]:
+    """One JSON object, `meta` then "obligations": [...], written a row at a time."""
+    head = json.dumps(meta)[:-1]
+    yield head + (', "obligations": [' if meta else '"obligations": [')
+    for i, row in enumerate(rows):
+        yield ("," if i else "") + "\n" + json.dumps(row)
+    yield "\n]}\n"
+
+
+def write_xlsx(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> None:
+    workbook = Workbook(write_only=True)
+    sheet = workbook.create_sheet("Obligations")
+    sheet.append([heading for _, heading in COLUMNS])
+    for row in rows:
+        sheet.append(csv_cells(row))
+    workbook.save(out)
+
+
+def xlsx_file(rows: Iterable[dict[str, Any]]) -> IO[bytes]:
+    """The workbook in a temporary file (spilled to disk past 10 MB), rewound for reading."""
+    out = tempfile.SpooledTemporaryFile(max_size=10 * 1024 * 1024)  # noqa: SIM115
+    write_xlsx(rows, out)
+    out.seek(0)
+    return out

@@ -1,0 +1,150 @@
+"""Exports an auditor can trust: CSV, JSON and XLSX with the same filters as the list, safe to
+open in a spreadsheet, streamed; and the register as it stood on a past date."""
+
+import csv
+import datetime as dt
+import io
+import json
+
+import pytest
+from openpyxl import load_workbook
+
+from obligations import models as m
+from obligations import services
+from tests.conftest import NOW, TODAY
+from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.test_api import client_for
+
+SYSTEM = m.EventSource.ADMIN
+EVIL = '=HYPERLINK("http://evil.test","click")'
+
+
+@pytest.fixture
+def team(catalogue):  # type: ignore[no-untyped-def]
+    org = OrganisationFactory(name="Ours")
+    provider = ProviderFactory(organisation=org, name="+Northwind")
+    return {
+        "service": applied_service(provider=provider, name=EVIL),
+        "provider": provider,
+        "casey": member(org, username="@casey"),
+        "rita": member(org, username="rita"),
+        "audrey": member(org, role=m.Role.AUDITOR, username="audrey"),
+        "other": applied_service(provider=ProviderFactory(organisation=OrganisationFactory())),
+    }
+
+
+def csv_rows(response):  # type: ignore[no-untyped-def]
+    assert response.streaming
+    text = b"".join(response.streaming_content).decode("utf-8-sig")
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_the_csv_export_streams_the_filtered_register_with_formulas_escaped(team):
+    ob = team["service"].obligations.get(duty__code="U2U-RECORDS")
+    services.assign_owner(actor=team["casey"], obligation=ob, owner=team["casey"], source=SYSTEM)
+    client = client_for(team["audrey"], read_only=True)
+    response = client.get("/api/v1/obligations/export/csv/")
+    assert response.status_code == 200
+    assert response["Content-Type"] == "text/csv; charset=utf-8"
+    assert 'filename="obligations-2026-11-24.csv"' in response["Content-Disposition"]
+    rows = csv_rows(response)
+    ours = m.Obligation.objects.filter(provider=team["provider"]).count()
+    assert len(rows) == ours  # not the other organisation's
+    row = next(r for r in rows if r["Duty code"] == "U2U-RECORDS")
+    assert row["Service"] == "'" + EVIL
+    assert row["Provider"] == "'+Northwind"
+    assert row["Owner"] == "'@casey"
+    assert row["Status"] == "Not started"
+    filtered = csv_rows(client.get("/api/v1/obligations/export/csv/", {"owner": team["casey"].pk}))
+    assert [r["Obligation ID"] for r in filtered] == [str(ob.pk)]
+
+
+def test_the_json_export_is_one_document_with_the_same_rows_as_the_list(team):
+    client = client_for(team["audrey"], read_only=True)
+    response = client.get("/api/v1/obligations/export/json/", {"status": "not_started"})
+    assert response.streaming
+    body = json.loads(b"".join(response.streaming_content))
+    assert body["as_of"] is None
+    assert body["filters"] == {"status": "not_started"}
+    listed = client.get("/api/v1/obligations/", {"status": "not_started", "page_size": 500})
+    list_rows = [
+        {k: v for k, v in row.items() if not k.endswith("_id")} for row in listed.json()["results"]
+    ]
+    assert sorted(body["obligations"], key=lambda r: r["id"]) == list_rows
+
+
+def test_the_xlsx_export_opens_with_text_not_formulas(team):
+    response = client_for(team["audrey"]).get("/api/v1/obligations/export/xlsx/")
+    assert response.status_code == 200
+    workbook = load_workbook(io.BytesIO(b"".join(response.streaming_content)))
+    sheet = workbook["Obligations"]
+    header = [c.value for c in sheet[1]]
+    assert header[:5] == ["Obligation ID", "Organisation", "Provider", "Service", "Duty code"]
+    service_cell = next(c for c in sheet["D"][1:] if c.value)
+    assert service_cell.data_type != "f"  # text, never a formula
+    assert service_cell.value == "'" + EVIL
+    assert sheet.max_row == 1 + m.Obligation.objects.filter(provider=team["provider"]).count()
+
+
+def test_an_export_with_a_bad_filter_is_a_400_not_a_file(team):
+    response = client_for(team["audrey"]).get("/api/v1/obligations/export/csv/", {"ovrdue": "1"})
+    assert response.status_code == 400
+    assert "ovrdue" in response.json()["fields"]
+    assert client_for(team["audrey"]).get("/api/v1/obligations/export/pdf/").status_code == 404
+
+
+def test_the_register_as_it_stood_on_a_past_date(team, clock):
+    casey, rita = team["casey"], team["rita"]
+    ob = team["service"].obligations.get(duty__code="U2U-RECORDS")
+    first_due = ob.current_cycle.due_date
+    # 24 Nov: as created. 26 Nov: owned and started. 28 Nov: due date moved and submitted.
+    # 30 Nov: approved by someone else (met).
+    clock.move_to(NOW + dt.timedelta(days=2))
+    services.assign_owner(actor=casey, obligation=ob, owner=casey, source=SYSTEM)
+    cycle = services.do_start(actor=casey, cycle=ob.current_cycle, source=SYSTEM)
+    clock.move_to(NOW + dt.timedelta(days=4))
+    new_due = TODAY + dt.timedelta(days=90)
+    services.set_due_date(actor=casey, cycle=cycle, due=new_due, reason="Ofcom", source=SYSTEM)
+    services.add_evidence_link(
+        actor=casey, cycle=cycle, url="https://wiki.test/r", title="Records", source=SYSTEM
+    )
+    cycle = services.do_submit_for_review(actor=casey, cycle=cycle, source=SYSTEM)
+    clock.move_to(NOW + dt.timedelta(days=6))
+    services.do_approve(actor=rita, cycle=cycle, source=SYSTEM)
+    clock.move_to(NOW + dt.timedelta(days=7))
+    client = client_for(team["audrey"], read_only=True)
+
+    def row_on(day):  # type: ignore[no-untyped-def]
+        response = client.get(f"/api/v1/obligations/{ob.pk}/", {"as_of": day.isoformat()})
+        assert response.status_code == 200, response.json()
+        return response.json()
+
+    day = TODAY
+    assert (row_on(day)["status"], row_on(day)["owner"], row_on(day)["due"]) == (
+        "not_started",
+        "",
+        first_due.isoformat() if first_due else None,
+    )
+    assert row_on(day)["evidence_count"] == 0
+    day = TODAY + dt.timedelta(days=2)
+    assert (row_on(day)["status"], row_on(day)["owner"]) == ("in_progress", "@casey")
+    day = TODAY + dt.timedelta(days=4)
+    assert (row_on(day)["status"], row_on(day)["due"]) == (
+        "ready_for_review",
+        new_due.isoformat(),
+    )
+    assert row_on(day)["evidence_count"] == 1
+    assert row_on(TODAY + dt.timedelta(days=6))["status"] == "met"
+    # A filter applies to the past register, not today's.
+    past = client.get(
+        "/api/v1/obligations/",
+        {"as_of": (TODAY + dt.timedelta(days=2)).isoformat(), "status": "in_progress"},
+    ).json()["results"]
+    assert [r["id"] for r in past] == [ob.pk]
+    # The export of a past date says so and holds the same row.
+    exported = csv_rows(client.get("/api/v1/obligations/export/csv/", {"as_of": TODAY.isoformat()}))
+    mine = next(r for r in exported if r["Obligation ID"] == str(ob.pk))
+    assert mine["Status"] == "Not started"
+    # Before the obligation existed, it is not in the register at all.
+    before = client.get("/api/v1/obligations/", {"as_of": "2026-01-01"}).json()["results"]
+    assert before == []

@@ -1,0 +1,198 @@
+"""The dashboard's figures, pinned against numbers worked out by hand on fixed data, and the
+cost of computing them, which must not grow with the register."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+
+from obligations import models as m
+from obligations import services
+from obligations.dashboard import queries
+from tests.bulk import grower
+from tests.conftest import LONDON, NOW, TODAY
+from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.helpers import assert_constant_queries
+from tests.test_api import client_for
+
+SYSTEM = m.EventSource.ADMIN
+KEEP = ("U2U-RECORDS", "U2U-FOE-PRIVACY", "TOS-RIGHT-TO-SUE", "U2U-REPORTING", "U2U-COMPLAINTS")
+
+
+def at(day: dt.date, hour: int = 10) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=LONDON)
+
+
+@pytest.fixture
+def fixed(catalogue, clock):  # type: ignore[no-untyped-def]
+    """Five live obligations, worked out by hand:
+
+    A met on 15 Sep; B in progress, due in 10 days; C not started, due in 40 days;
+    D in progress, 5 days overdue; E not started, 20 days overdue. Everything else does not
+    apply. The service was set up on 10 Sep 2026.
+    """
+    clock.move_to(at(dt.date(2026, 9, 10)))
+    org = OrganisationFactory(name="Ours")
+    casey = member(org, username="casey")
+    rita = member(org, username="rita")
+    manager = member(org, role=m.Role.MANAGER, username="mo")
+    service = applied_service(provider=ProviderFactory(organisation=org), name="Chat")
+    obligations = {
+        ob.duty.code: ob for ob in m.Obligation.objects.filter(provider__organisation=org)
+    }
+    assert set(KEEP) <= set(obligations)
+    for code, ob in obligations.items():
+        if code not in KEEP:
+            services.do_mark_not_applicable(
+                actor=casey, cycle=ob.current_cycle, source=SYSTEM, reason="Out of scope."
+            )
+    a, b, c, d, e = (obligations[code] for code in KEEP)
+    for ob, due in ((b, 10), (c, 40), (d, -5), (e, -20)):
+        services.set_due_date(
+            actor=casey,
+            cycle=ob.current_cycle,
+            due=TODAY + dt.timedelta(days=due),
+            reason="Planned.",
+            source=SYSTEM,
+        )
+    clock.move_to(at(dt.date(2026, 9, 15)))
+    cycle = services.do_start(actor=casey, cycle=a.current_cycle, source=SYSTEM)
+    services.add_evidence_link(
+        actor=casey, cycle=cycle, url="https://wiki.test/records", title="Records", source=SYSTEM
+    )
+    cycle = services.do_submit_for_review(actor=casey, cycle=cycle, source=SYSTEM)
+    services.do_approve(actor=rita, cycle=cycle, source=SYSTEM)
+    clock.move_to(NOW)
+    for ob in (b, d):
+        services.do_start(actor=casey, cycle=ob.current_cycle, source=SYSTEM)
+    services.assign_owner(actor=casey, obligation=e, owner=rita, source=SYSTEM)
+    return {
+        "org": org,
+        "service": service,
+        "manager": manager,
+        "ids": [x.pk for x in (a, b, c, d, e)],
+    }
+
+
+def test_the_figures_are_the_ones_worked_out_by_hand(fixed):
+    figures = queries.summary(fixed["manager"], queries.Filters(), today=TODAY)
+    _, b, c, d, e = fixed["ids"]
+    assert {
+        k: figures["totals"][k]
+        for k in ("applicable", "met", "in_progress", "not_started", "overdue")
+    } == {
+        "applicable": 5,
+        "met": 1,
+        "in_progress": 1,
+        "not_started": 1,
+        "overdue": 2,
+    }
+    assert figures["totals"]["percent_met"] == Decimal("20.0")
+    [chat] = figures["services"]
+    assert (chat["name"], chat["met"], chat["overdue"], chat["percent_met"]) == (
+        "Chat",
+        1,
+        2,
+        Decimal("20.0"),
+    )
+    assert [(r["id"], r["days_overdue"], r["r_owner"]) for r in figures["overdue"]] == [
+        (e, 20, "rita"),
+        (d, 5, None),
+    ]
+    assert [r["id"] for r in figures["upcoming"]] == [b, c]
+    cells = figures["heatmap"]["rows"][0]["cells"]
+    assert [cells[code] for code in KEEP] == [
+        "met",
+        "in_progress",
+        "not_started",
+        "overdue",
+        "overdue",
+    ]
+    trend = {p["month_end"]: (p["met"], p["applicable"], p["percent"]) for p in figures["trend"]}
+    assert len(trend) == 12
+    assert trend[dt.date(2026, 8, 31)] == (0, 0, None)  # before the service existed
+    assert trend[dt.date(2026, 9, 30)] == (1, 5, Decimal("20.0"))
+    assert trend[TODAY] == (1, 5, Decimal("20.0"))
+
+
+def test_as_of_a_past_date_the_figures_are_as_they_were(fixed):
+    figures = queries.summary(
+        fixed["manager"], queries.Filters(as_of=dt.date(2026, 9, 12)), today=TODAY
+    )
+    totals = figures["totals"]
+    # On 12 Sep nothing was met or started; A, still on the due date the catalogue gave it
+    # (long past), was the one overdue; B to E had been given dates still to come.
+    a = m.Obligation.objects.get(pk=fixed["ids"][0])
+    first_due = a.cycles.order_by("period_start").values_list("due_date", flat=True)[0]
+    assert first_due is not None and first_due < dt.date(2026, 9, 12)
+    assert (totals["applicable"], totals["met"], totals["not_started"], totals["overdue"]) == (
+        5,
+        0,
+        4,
+        1,
+    )
+    assert figures["trend"][-1]["month_end"] == dt.date(2026, 9, 12)
+
+
+def test_filters_by_owner_and_another_organisation_sees_nothing(fixed):
+    rita = m.Obligation.objects.get(pk=fixed["ids"][4]).owner
+    mine = queries.summary(fixed["manager"], queries.Filters(owner=rita.pk), today=TODAY)
+    assert mine["totals"]["applicable"] == 1
+    outsider = member(OrganisationFactory(), role=m.Role.MANAGER)
+    theirs = queries.summary(outsider, queries.Filters(), today=TODAY)
+    assert theirs["totals"]["applicable"] == 0
+    assert theirs["services"] == theirs["providers"] == []
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ({"as_of": "24/11/2026"}, "as_of"),
+        ({"as_of": "2027-01-01"}, "as_of"),
+        ({"service": "x"}, "service"),
+        ({"colour": "red"}, "colour"),
+    ],
+)
+def test_bad_filters_say_which(query, field):
+    with pytest.raises(queries.FilterError) as caught:
+        queries.Filters.from_query(query, today=TODAY)
+    assert field in caught.value.errors
+
+
+def test_the_api_reports_the_same_figures(fixed):
+    client = client_for(fixed["manager"], read_only=True)
+    body = client.get("/api/v1/dashboard/").json()
+    assert body["totals"]["overdue"] == 2
+    assert body["totals"]["percent_met"] == "20.0"
+    assert body["overdue"][0]["r_due"] == (TODAY - dt.timedelta(days=20)).isoformat()
+    bad = client.get("/api/v1/dashboard/", {"as_of": "yesterday"})
+    assert bad.status_code == 400
+    assert "as_of" in bad.json()["fields"]
+
+
+def test_a_state_link_in_the_admin_lists_what_the_figure_counted(fixed):
+    client = Client()
+    client.force_login(fixed["manager"])
+    response = client.get(
+        "/admin/obligations/obligation/", {"state": "overdue", "applicable__exact": "1"}
+    )
+    assert response.status_code == 200
+    assert response.context["cl"].result_count == 2
+    assert client.get("/admin/obligations/obligation/", {"state": "bogus"}).status_code in (
+        200,
+        302,
+    )
+
+
+@pytest.mark.parametrize(
+    ("as_of", "sizes"), [(None, (10, 2000)), (TODAY - dt.timedelta(days=3), (10, 500))]
+)
+def test_the_dashboard_costs_the_same_queries_however_big(catalogue, as_of, sizes):
+    org = OrganisationFactory(name="Big")
+    manager = member(org, role=m.Role.MANAGER, username="boss")
+    owners = [member(org, username=f"owner{i}") for i in range(3)]
+    grow = grower(org, owners)
+
+    chosen = queries.Filters(as_of=as_of)
+    assert_constant_queries(grow, lambda: queries.summary(manager, chosen, today=TODAY), sizes)

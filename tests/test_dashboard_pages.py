@@ -1,0 +1,371 @@
+"""The dashboard pages: the figures a manager sees on a small register worked out by hand,
+the links behind them listing exactly what they count, and the refusals (bad filters 400,
+another organisation's service 404, no membership 403)."""
+
+import datetime as dt
+import re
+from decimal import Decimal
+from html.parser import HTMLParser
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+from django.test import Client
+
+from obligations import models as m
+from obligations import services
+from tests.bulk import grower
+from tests.conftest import LONDON, NOW, TODAY
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    UserFactory,
+    applied_service,
+    member,
+)
+from tests.helpers import assert_constant_queries
+
+SOURCE = m.EventSource.ADMIN
+CHANGELIST = "/admin/obligations/obligation/"
+# Duties with no risk assessment or Codes measure in the way of being met.
+KEEP = ("U2U-RECORDS", "U2U-FOE-PRIVACY", "TOS-RIGHT-TO-SUE", "U2U-REPORTING", "U2U-COMPLAINTS")
+
+
+def at(day: dt.date) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, 10, tzinfo=LONDON)
+
+
+def keep_only(service, codes, actor):  # type: ignore[no-untyped-def]
+    """Close every other obligation of the service as not applicable; return the kept ones."""
+    kept = {}
+    for ob in service.obligations.select_related("duty", "current_cycle"):
+        if ob.duty.code in codes:
+            kept[ob.duty.code] = ob
+        else:
+            services.do_mark_not_applicable(
+                actor=actor, cycle=ob.current_cycle, source=SOURCE, reason="Out of scope."
+            )
+    return [kept[code] for code in codes]
+
+
+def due_in(ob, days, actor):  # type: ignore[no-untyped-def]
+    services.set_due_date(
+        actor=actor,
+        cycle=ob.current_cycle,
+        due=TODAY + dt.timedelta(days=days),
+        reason="Planned.",
+        source=SOURCE,
+    )
+
+
+@pytest.fixture
+def register(catalogue, clock):  # type: ignore[no-untyped-def]
+    """Two services of one organisation, set up on 10 Sep 2026; by hand, today (24 Nov):
+
+    Chat: A met (on 15 Sep); B in progress, due in 10 days; C not started, due in 40 days;
+          D in progress, 5 days overdue; E not started, 20 days overdue, owned by rita.
+    Forum: F not started, 3 days overdue.
+    Totals: 6 applicable, 1 met, 1 in progress, 1 not started, 3 overdue; 16.7% met.
+    Provider-wide obligations and every other duty are closed as not applicable.
+    """
+    clock.move_to(at(dt.date(2026, 9, 10)))
+    org = OrganisationFactory(name="Ours")
+    casey = member(org, username="casey")
+    rita = member(org, username="rita")
+    manager = member(org, role=m.Role.MANAGER, username="mo")
+    provider = ProviderFactory(organisation=org, name="Ours Ltd")
+    chat = applied_service(provider=provider, name="Chat")
+    forum = applied_service(provider=provider, name="Forum")
+    for ob in m.Obligation.objects.filter(provider=provider, service__isnull=True):
+        services.do_mark_not_applicable(
+            actor=casey, cycle=ob.current_cycle, source=SOURCE, reason="Out of scope."
+        )
+    a, b, c, d, e = keep_only(chat, KEEP, casey)
+    [f] = keep_only(forum, KEEP[:1], casey)
+    for ob, days in ((b, 10), (c, 40), (d, -5), (e, -20), (f, -3)):
+        due_in(ob, days, casey)
+    clock.move_to(at(dt.date(2026, 9, 15)))
+    cycle = services.do_start(actor=casey, cycle=a.current_cycle, source=SOURCE)
+    services.add_evidence_link(
+        actor=casey, cycle=cycle, url="https://wiki.test/records", title="Records", source=SOURCE
+    )
+    cycle = services.do_submit_for_review(actor=casey, cycle=cycle, source=SOURCE)
+    services.do_approve(actor=rita, cycle=cycle, source=SOURCE)
+    clock.move_to(NOW)
+    for ob in (b, d):
+        services.do_start(actor=casey, cycle=ob.current_cycle, source=SOURCE)
+    services.assign_owner(actor=casey, obligation=e, owner=rita, source=SOURCE)
+    client = Client()
+    client.force_login(manager)
+    return {
+        "org": org,
+        "provider": provider,
+        "chat": chat,
+        "forum": forum,
+        "manager": manager,
+        "rita": rita,
+        "casey": casey,
+        "client": client,
+        "obligations": {"a": a, "b": b, "c": c, "d": d, "e": e, "f": f},
+    }
+
+
+class Anchors(HTMLParser):
+    """Every link of a page: (id, href, text)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[tuple[str, str, str]] = []
+        self._open: list[list[str]] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "a":
+            values = dict(attrs)
+            self._open.append([values.get("id") or "", values.get("href") or "", ""])
+
+    def handle_data(self, data: str) -> None:
+        for anchor in self._open:
+            anchor[2] += data
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "a" and self._open:
+            ident, href, text = self._open.pop()
+            self.found.append((ident, href, " ".join(text.split())))
+
+
+def anchors(response) -> list[tuple[str, str, str]]:  # type: ignore[no-untyped-def]
+    parser = Anchors()
+    parser.feed(response.content.decode())
+    return parser.found
+
+
+def figure_links(response) -> dict[str, tuple[int, dict[str, list[str]]]]:  # type: ignore[no-untyped-def]
+    """The headline figures by id: (the number shown, the link's query)."""
+    return {
+        ident.removeprefix("total-"): (int(text.split()[0]), parse_qs(urlsplit(href).query))
+        for ident, href, text in anchors(response)
+        if ident.startswith("total-")
+    }
+
+
+def counted_links(response) -> list[tuple[int, str]]:  # type: ignore[no-untyped-def]
+    """Every link to the admin obligations list whose text starts with a number."""
+    found = []
+    for _, href, text in anchors(response):
+        number = re.match(r"\d+", text)
+        if href.startswith(CHANGELIST + "?") and number:
+            found.append((int(number.group()), href))
+    return found
+
+
+def listed(client, href: str) -> int:  # type: ignore[no-untyped-def]
+    response = client.get(href)
+    assert response.status_code == 200, href
+    return int(response.context["cl"].result_count)
+
+
+def test_the_manager_sees_the_figures_worked_out_by_hand(register):
+    response = register["client"].get("/dashboard/")
+    assert response.status_code == 200
+    figures = figure_links(response)
+    assert {k: n for k, (n, _) in figures.items()} == {
+        "met": 1,
+        "in_progress": 1,
+        "not_started": 1,
+        "overdue": 3,
+        "applicable": 6,
+    }
+    assert response.context["s"]["totals"]["percent_met"] == Decimal("16.7")
+    assert "16.7%" in response.content.decode()
+    _, overdue_query = figures["overdue"]
+    assert overdue_query == {"state": ["overdue"], "applicable__exact": ["1"]}
+    # Per service: the links carry the service and the state.
+    chat, forum = register["chat"].pk, register["forum"].pk
+    links = set(counted_links(response))
+    assert (2, f"{CHANGELIST}?applicable__exact=1&service__id__exact={chat}&state=overdue") in links
+    assert (
+        1,
+        f"{CHANGELIST}?applicable__exact=1&service__id__exact={forum}&state=overdue",
+    ) in links
+    assert (1, f"{CHANGELIST}?applicable__exact=1&service__id__exact={chat}&state=met") in links
+    # The overdue list: oldest first, with the owner and the days overdue.
+    overdue = response.context["s"]["overdue"]
+    ob = register["obligations"]
+    assert [(r["id"], r["days_overdue"], r["r_owner"]) for r in overdue] == [
+        (ob["e"].pk, 20, "rita"),
+        (ob["d"].pk, 5, None),
+        (ob["f"].pk, 3, None),
+    ]
+
+
+def test_every_counted_link_lists_as_many_obligations_as_it_says(register):
+    client = register["client"]
+    response = client.get("/dashboard/")
+    links = counted_links(response)
+    # 5 headline figures, and 5 per service for two services; the overdue heading repeats one.
+    assert len(links) >= 15
+    for number, href in links:
+        assert listed(client, href) == number, href
+
+
+def test_filters_narrow_the_figures_and_their_links(register):
+    client, rita = register["client"], register["rita"]
+    response = client.get("/dashboard/", {"owner": rita.pk})
+    assert response.status_code == 200
+    figures = figure_links(response)
+    count, query = figures["overdue"]
+    assert count == 1
+    assert query["owner__id__exact"] == [str(rita.pk)]
+    assert listed(client, response.context["links"]["overdue"]) == 1
+    provider = register["provider"]
+    response = client.get("/dashboard/", {"provider": provider.pk})
+    assert figure_links(response)["applicable"][1]["provider__id__exact"] == [str(provider.pk)]
+
+
+def test_a_service_page_shows_that_service_alone(register):
+    client, forum = register["client"], register["forum"]
+    response = client.get(f"/dashboard/services/{forum.pk}/")
+    assert response.status_code == 200
+    figures = figure_links(response)
+    assert figures["overdue"][0] == 1
+    assert figures["applicable"][0] == 1
+    assert figures["overdue"][1]["service__id__exact"] == [str(forum.pk)]
+    for number, href in counted_links(response):
+        assert listed(client, href) == number, href
+
+
+def test_the_page_as_of_a_past_date_says_its_links_show_today(register):
+    response = register["client"].get("/dashboard/", {"as_of": "2026-09-12"})
+    assert response.status_code == 200
+    figures = figure_links(response)
+    # On 12 Sep A was not yet met (15 Sep) and nothing was in progress.
+    assert figures["met"][0] == 0
+    assert figures["in_progress"][0] == 0
+    assert figures["applicable"][0] == 6
+    assert "the lists they link to show today's register" in response.content.decode()
+    assert "show today's register" not in register["client"].get("/dashboard/").content.decode()
+
+
+def test_every_chart_is_an_image_with_a_title_and_a_description(register):
+    html = register["client"].get("/dashboard/").content.decode()
+    svgs = re.findall(r"<svg[^>]*>.*?</svg>", html, flags=re.S)
+    charts = [svg for svg in svgs if 'role="img"' in svg]
+    # Two service bars, the timeline, the trend.
+    assert len(charts) == 4
+    for svg in charts:
+        assert re.search(r'<svg[^>]*role="img"[^>]*><title>[^<]+</title><desc>[^<]+</desc>', svg)
+    # The rest are legend samples, hidden from assistive technology (the words say it all).
+    assert all('aria-hidden="true"' in svg for svg in svgs if svg not in charts)
+    # Colour is never alone: the states are named in words in the heatmap's cells.
+    assert '<span class="sr">Overdue</span>' in html
+    assert '<span class="sr">Met</span>' in html
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ({"as_of": "24/11/2026"}, "is not a date: use YYYY-MM-DD"),
+        ({"as_of": "2026-02-30"}, "is not a date: use YYYY-MM-DD"),
+        ({"as_of": "2026-11-25"}, "as_of"),
+        ({"owner": "x"}, "owner"),
+        ({"service": "999999"}, "No service 999999 among those you can see."),
+    ],
+)
+def test_bad_filters_are_a_400_that_says_why(register, query, message):
+    response = register["client"].get("/dashboard/", query)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+
+
+def test_another_organisations_ids_are_refused(register):
+    theirs = applied_service(name="Theirs")
+    client = register["client"]
+    assert client.get(f"/dashboard/services/{theirs.pk}/").status_code == 404
+    assert client.get("/dashboard/services/999999/").status_code == 404
+    response = client.get("/dashboard/", {"service": theirs.pk})
+    assert response.status_code == 400
+    response = client.get("/dashboard/", {"organisation": theirs.provider.organisation_id})
+    assert response.status_code == 400
+
+
+def test_a_user_with_no_membership_is_refused_and_a_stranger_must_sign_in(register):
+    client = Client()
+    client.force_login(UserFactory(username="nobody"))
+    assert client.get("/dashboard/").status_code == 403
+    assert client.get(f"/dashboard/services/{register['chat'].pk}/").status_code == 403
+    anonymous = Client().get("/dashboard/")
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/admin/login/")
+
+
+def test_notices_and_exposure_are_spelled_out(register):
+    chat, casey = register["chat"], register["casey"]
+    m.RevenuePeriod.objects.create(
+        provider=register["provider"],
+        kind=m.RevenueKind.ACCOUNTING,
+        start=dt.date(2025, 1, 1),
+        end=dt.date(2025, 12, 31),
+        amount_gbp=Decimal("260000000.00"),
+        basis=m.RevenueBasis.AUDITED,
+    )
+    notice = services.record_notice(
+        actor=casey,
+        notice=m.TechnologyNotice(
+            service=chat,
+            ofcom_reference="TN/1",
+            csea_public=True,
+            requirement=m.TechnologyRequirement.USE,
+            accredited_technology="hash matching",
+            skilled_report_on=TODAY - dt.timedelta(days=40),
+            warning_given_on=TODAY - dt.timedelta(days=10),
+            representations_due=TODAY + dt.timedelta(days=18),
+        ),
+        source=SOURCE,
+    )
+    services.move_technology_notice(
+        actor=casey,
+        notice=notice,
+        to=m.NoticeStage.WARNING,
+        on=TODAY - dt.timedelta(days=10),
+        source=SOURCE,
+    )
+    html = register["client"].get("/dashboard/").content.decode()
+    assert 'class="window"' in html
+    assert "In its representations window" in html
+    assert "£26,000,000.00" in html  # 10% of £260m, above the £18m floor
+    assert "At risk:" in html
+    assert "3 overdue obligation(s)" in html
+
+
+def test_the_admin_links_to_the_dashboards(register):
+    client = register["client"]
+    assert 'href="/dashboard/"' in client.get("/admin/").content.decode()
+    chat = register["chat"]
+    change = client.get(f"/admin/obligations/service/{chat.pk}/change/").content.decode()
+    assert f'href="/dashboard/services/{chat.pk}/"' in change
+
+
+def test_the_page_costs_the_same_queries_however_big_the_register(catalogue):
+    org = OrganisationFactory(name="Big")
+    manager = member(org, role=m.Role.MANAGER, username="boss")
+    owners = [member(org, username=f"owner{i}") for i in range(3)]
+    client = Client()
+    client.force_login(manager)
+    grow = grower(org, owners)
+
+    def page() -> None:
+        assert client.get("/dashboard/").status_code == 200
+
+    assert_constant_queries(grow, page, (10, 600))
+
+
+def test_an_obligation_with_no_due_date_is_counted_in_a_state(register):
+    services.set_due_date(
+        actor=register["casey"],
+        cycle=register["obligations"]["c"].current_cycle,
+        due=None,
+        reason="No fixed date.",
+        source=SOURCE,
+    )
+    figures = figure_links(register["client"].get("/dashboard/"))
+    assert figures["applicable"][0] == 6
+    assert figures["not_started"][0] == 1

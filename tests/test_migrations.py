@@ -1,0 +1,85 @@
+"""Data migrations keep the record true: events written before a field existed get it back."""
+
+import datetime as dt
+
+import pytest
+from django.db import connection
+from django.db.migrations.executor import MigrationExecutor
+from django.utils import timezone
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+BEFORE = [("obligations", "0007_assessments_and_measures")]
+AFTER = [("obligations", "0008_api_tokens_feeds_point_in_time")]
+
+
+def migrate(targets):  # type: ignore[no-untyped-def]
+    executor = MigrationExecutor(connection)
+    executor.loader.build_graph()
+    executor.migrate(targets)
+    return executor.loader.project_state(targets).apps
+
+
+def test_old_events_get_the_due_dates_their_reasons_recorded():
+    apps = migrate(BEFORE)
+    User = apps.get_model("auth", "User")
+    Organisation = apps.get_model("obligations", "Organisation")
+    Provider = apps.get_model("obligations", "Provider")
+    Duty = apps.get_model("obligations", "Duty")
+    CatalogueVersion = apps.get_model("obligations", "CatalogueVersion")
+    Obligation = apps.get_model("obligations", "Obligation")
+    Cycle = apps.get_model("obligations", "ObligationCycle")
+    Event = apps.get_model("obligations", "Event")
+    actor = User.objects.create(username="old-actor")
+    provider = Provider.objects.create(
+        organisation=Organisation.objects.create(name="Old"), name="Old provider"
+    )
+    version = CatalogueVersion.objects.create(
+        version="old", published=dt.date(2025, 1, 1), sha256="0" * 64, parameters={}
+    )
+    duty = Duty.objects.create(
+        code="OLD-DUTY",
+        section="s.1",
+        part="3",
+        title="Old",
+        instrument="Online Safety Act 2023",
+        summary="Old",
+        status="in_force",
+        applies={},
+        deadline={},
+        source_url="https://www.legislation.gov.uk/ukpga/2023/50",
+        catalogue_version=version,
+    )
+    obligation = Obligation.objects.create(provider=provider, duty=duty, why="old")
+    cycle = Cycle.objects.create(
+        obligation=obligation,
+        period_start=dt.date(2026, 1, 1),
+        due_date=dt.date(2026, 3, 1),
+        trigger="initial",
+    )
+    now = timezone.now()
+
+    def event(kind, reason, minutes):  # type: ignore[no-untyped-def]
+        return Event.objects.create(
+            obligation=obligation,
+            cycle=cycle,
+            kind=kind,
+            actor=actor,
+            at=now + dt.timedelta(minutes=minutes),
+            reason=reason,
+            source="admin",
+        ).pk
+
+    opened = event("cycle_opened", "First cycle", 0)
+    moved = event("due_changed", "Due date moved from 2026-01-31 to 2026-02-15. Ofcom.", 1)
+    kept = event("due_changed", "Due date kept at 2026-02-15, already before 2026-04-01.", 2)
+    again = event("due_changed", "Due date moved from 2026-02-15 to 2026-03-01. Agreed.", 3)
+
+    apps = migrate(AFTER)
+    Event = apps.get_model("obligations", "Event")
+    due = dict(Event.objects.values_list("pk", "due_date"))
+    assert due[opened] == dt.date(2026, 1, 31)  # what it was before the first move
+    assert due[moved] == dt.date(2026, 2, 15)
+    assert due[kept] == dt.date(2026, 2, 15)
+    assert due[again] == dt.date(2026, 3, 1)
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
