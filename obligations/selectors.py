@@ -12,6 +12,7 @@ from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db import connection
 from django.db.models import (
     Count,
     F,
@@ -676,3 +677,41 @@ def token_holders(user: User) -> QuerySet[Any]:
 
 def api_tokens_for(user: User) -> QuerySet[m.ApiToken]:
     return m.ApiToken.objects.filter(user__in=token_holders(user).values("pk"))
+
+
+def states_at(
+    days: list[dt.date], obligations: QuerySet[m.Obligation], *, by_service: bool = False
+) -> dict[tuple[int | None, int | None, dt.date], tuple[int, int]]:
+    """(met, applicable) at the end of each day, from the events alone, in one query:
+    each status event is in force from its time until the obligation's next status event
+    (a window function), so an obligation's status at a moment is the event then in force.
+    Keyed by (provider, service, day), or (None, None, day) unless `by_service`."""
+    adapt = connection.ops.adapt_datetimefield_value
+    cuts = [adapt(end_of_day(day)) for day in days]
+    scope_sql, scope_params = obligations.values("pk").query.sql_with_params()
+    columns = ", ".join(
+        "SUM(CASE WHEN at < %s AND (next_at IS NULL OR next_at >= %s) "
+        "AND to_status = 'met' THEN 1 ELSE 0 END), "
+        "SUM(CASE WHEN at < %s AND (next_at IS NULL OR next_at >= %s) "
+        "AND to_status <> 'not_applicable' THEN 1 ELSE 0 END)"
+        for _ in cuts
+    )
+    group = "provider_id, service_id" if by_service else "NULL, NULL"
+    params: list[Any] = [value for cut in cuts for value in (cut, cut, cut, cut)]
+    sql = (
+        f"SELECT {group}, {columns} FROM ("
+        " SELECT e.to_status, e.at, o.provider_id, o.service_id,"
+        " LEAD(e.at) OVER (PARTITION BY e.obligation_id ORDER BY e.at, e.id) AS next_at"
+        f" FROM {m.Event._meta.db_table} e"
+        f" JOIN {m.Obligation._meta.db_table} o ON o.id = e.obligation_id"
+        f" WHERE e.to_status <> '' AND e.at < %s AND e.obligation_id IN ({scope_sql})"
+        ") AS states" + (" GROUP BY provider_id, service_id" if by_service else "")
+    )
+    result: dict[tuple[int | None, int | None, dt.date], tuple[int, int]] = {}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*params, adapt(end_of_day(max(days))), *scope_params])
+        for row in cursor.fetchall():
+            for i, day in enumerate(days):
+                met, applicable = int(row[2 + 2 * i] or 0), int(row[3 + 2 * i] or 0)
+                result[(row[0], row[1], day)] = (met, applicable)
+    return result

@@ -1963,14 +1963,12 @@ def fill_compliance_counts(days: list[dt.date]) -> None:
     """Write ComplianceCount rows for the past days that have none yet, from the events (one
     query for all of them). Idempotent and safe to run twice at once: a past day's counts
     never change, and the unique constraints keep the first writer's rows."""
-    from obligations.dashboard.queries import states_at  # the dashboard's own arithmetic
-
     today = london_today()
     filled = set(m.ComplianceFill.objects.filter(day__in=days).values_list("day", flat=True))
     missing = sorted(d for d in days if d not in filled and d < today)
     if not missing:
         return
-    counts = states_at(missing, m.Obligation.objects.all(), by_service=True)
+    counts = selectors.states_at(missing, m.Obligation.objects.all(), by_service=True)
     with transaction.atomic():
         rows = []
         for (provider, service, day), (met, total) in counts.items():

@@ -1,3 +1,6 @@
+import datetime as dt
+import zoneinfo
+
 import factory
 from django.contrib.auth import get_user_model
 
@@ -68,3 +71,52 @@ def applied_service(**kwargs):  # type: ignore[no-untyped-def]
         actor=services.get_system_user(), service=service, source=m.EventSource.ADMIN
     )
     return service
+
+
+# --- Small scenarios the dashboard and register tests build from -----------------
+
+SOURCE = m.EventSource.ADMIN
+LONDON = zoneinfo.ZoneInfo("Europe/London")
+# Duties with no risk assessment or Codes measure in the way of being met.
+UNGATED = ("U2U-RECORDS", "U2U-FOE-PRIVACY", "TOS-RIGHT-TO-SUE", "U2U-REPORTING", "U2U-COMPLAINTS")
+
+
+def at(day: dt.date, hour: int = 10) -> dt.datetime:
+    """A moment on `day` in London, for moving the clock."""
+    return dt.datetime(
+        day.year, day.month, day.day, hour, tzinfo=zoneinfo.ZoneInfo("Europe/London")
+    )
+
+
+def keep_only(obligations, codes, actor):  # type: ignore[no-untyped-def]
+    """Close every other obligation as not applicable; return the kept ones, in `codes` order."""
+    kept = {}
+    for ob in obligations.select_related("duty", "current_cycle"):
+        if ob.duty.code in codes:
+            kept[ob.duty.code] = ob
+        else:
+            services.do_mark_not_applicable(
+                actor=actor, cycle=ob.current_cycle, source=SOURCE, reason="Out of scope."
+            )
+    return [kept[code] for code in codes]
+
+
+def due_in(ob, days, actor, today):  # type: ignore[no-untyped-def]
+    services.set_due_date(
+        actor=actor,
+        cycle=ob.current_cycle,
+        due=today + dt.timedelta(days=days),
+        reason="Planned.",
+        source=SOURCE,
+    )
+
+
+def meet(ob, doer, reviewer):  # type: ignore[no-untyped-def]
+    """Work the obligation's cycle to met the only way the workflow allows: started, a link
+    as evidence, submitted, and approved by someone else."""
+    cycle = services.do_start(actor=doer, cycle=ob.current_cycle, source=SOURCE)
+    services.add_evidence_link(
+        actor=doer, cycle=cycle, url="https://wiki.test/records", title="Records", source=SOURCE
+    )
+    cycle = services.do_submit_for_review(actor=doer, cycle=cycle, source=SOURCE)
+    return services.do_approve(actor=reviewer, cycle=cycle, source=SOURCE)

@@ -14,47 +14,24 @@ from django.test import Client
 from obligations import models as m
 from obligations import services
 from tests.bulk import grower
-from tests.conftest import LONDON, NOW, TODAY
+from tests.conftest import NOW, TODAY
 from tests.factories import (
+    SOURCE,
+    UNGATED,
     OrganisationFactory,
     ProviderFactory,
     UserFactory,
     applied_service,
+    at,
+    due_in,
+    keep_only,
+    meet,
     member,
 )
 from tests.helpers import assert_constant_queries
 
-SOURCE = m.EventSource.ADMIN
 CHANGELIST = "/admin/obligations/obligation/"
-# Duties with no risk assessment or Codes measure in the way of being met.
-KEEP = ("U2U-RECORDS", "U2U-FOE-PRIVACY", "TOS-RIGHT-TO-SUE", "U2U-REPORTING", "U2U-COMPLAINTS")
-
-
-def at(day: dt.date) -> dt.datetime:
-    return dt.datetime(day.year, day.month, day.day, 10, tzinfo=LONDON)
-
-
-def keep_only(service, codes, actor):  # type: ignore[no-untyped-def]
-    """Close every other obligation of the service as not applicable; return the kept ones."""
-    kept = {}
-    for ob in service.obligations.select_related("duty", "current_cycle"):
-        if ob.duty.code in codes:
-            kept[ob.duty.code] = ob
-        else:
-            services.do_mark_not_applicable(
-                actor=actor, cycle=ob.current_cycle, source=SOURCE, reason="Out of scope."
-            )
-    return [kept[code] for code in codes]
-
-
-def due_in(ob, days, actor):  # type: ignore[no-untyped-def]
-    services.set_due_date(
-        actor=actor,
-        cycle=ob.current_cycle,
-        due=TODAY + dt.timedelta(days=days),
-        reason="Planned.",
-        source=SOURCE,
-    )
+KEEP = UNGATED
 
 
 @pytest.fixture
@@ -79,17 +56,12 @@ def register(catalogue, clock):  # type: ignore[no-untyped-def]
         services.do_mark_not_applicable(
             actor=casey, cycle=ob.current_cycle, source=SOURCE, reason="Out of scope."
         )
-    a, b, c, d, e = keep_only(chat, KEEP, casey)
-    [f] = keep_only(forum, KEEP[:1], casey)
+    a, b, c, d, e = keep_only(chat.obligations, KEEP, casey)
+    [f] = keep_only(forum.obligations, KEEP[:1], casey)
     for ob, days in ((b, 10), (c, 40), (d, -5), (e, -20), (f, -3)):
-        due_in(ob, days, casey)
+        due_in(ob, days, casey, TODAY)
     clock.move_to(at(dt.date(2026, 9, 15)))
-    cycle = services.do_start(actor=casey, cycle=a.current_cycle, source=SOURCE)
-    services.add_evidence_link(
-        actor=casey, cycle=cycle, url="https://wiki.test/records", title="Records", source=SOURCE
-    )
-    cycle = services.do_submit_for_review(actor=casey, cycle=cycle, source=SOURCE)
-    services.do_approve(actor=rita, cycle=cycle, source=SOURCE)
+    meet(a, casey, rita)
     clock.move_to(NOW)
     for ob in (b, d):
         services.do_start(actor=casey, cycle=ob.current_cycle, source=SOURCE)
