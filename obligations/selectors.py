@@ -373,16 +373,15 @@ def overdue_obligations(today: dt.date) -> QuerySet[m.Obligation]:
     )
 
 
-def providers_with_exposure(qs: QuerySet[m.Provider], today: dt.date) -> QuerySet[m.Provider]:
+def providers_with_exposure(
+    qs: QuerySet[m.Provider], today: dt.date, *, count_overdue: bool = True
+) -> QuerySet[m.Provider]:
     """Providers with what their exposure needs: revenue prefetched, and counts of overdue
-    obligations and open Ofcom notices as annotations (a constant number of queries)."""
-    return qs.prefetch_related(
-        Prefetch("revenue_periods", queryset=m.RevenuePeriod.objects.order_by("-end"))
-    ).annotate(
-        overdue_count=count_of(
-            overdue_obligations(today).filter(provider=OuterRef("pk")), "provider"
-        ),
-        open_enforcement=count_of(
+    obligations and open Ofcom notices as annotations (a constant number of queries).
+    `count_overdue=False` leaves the overdue count to a caller that already has it (the
+    dashboard counts overdue obligations for its own figures)."""
+    counts = {
+        "open_enforcement": count_of(
             m.OfcomNotice.objects.filter(
                 service__provider=OuterRef("pk"),
                 kind__in=m.ENFORCEMENT_KINDS,
@@ -390,20 +389,29 @@ def providers_with_exposure(qs: QuerySet[m.Provider], today: dt.date) -> QuerySe
             ),
             "service__provider",
         ),
-        open_technology=count_of(
+        "open_technology": count_of(
             m.TechnologyNotice.objects.filter(
                 service__provider=OuterRef("pk"), stage__in=OPEN_TECHNOLOGY_STAGES
             ),
             "service__provider",
         ),
-    )
+    }
+    if count_overdue:
+        counts["overdue_count"] = count_of(
+            overdue_obligations(today).filter(provider=OuterRef("pk")), "provider"
+        )
+    return qs.prefetch_related(
+        Prefetch("revenue_periods", queryset=m.RevenuePeriod.objects.order_by("-end"))
+    ).annotate(**counts)
 
 
-def exposure_reasons(provider: Any) -> list[str]:
-    """Why an annotated provider's exposure is at risk; empty when it is not."""
+def exposure_reasons(provider: Any, overdue_count: int | None = None) -> list[str]:
+    """Why an annotated provider's exposure is at risk; empty when it is not. The overdue
+    count is the annotation's unless the caller counted it."""
+    overdue = provider.overdue_count if overdue_count is None else overdue_count
     reasons = []
-    if provider.overdue_count:
-        reasons.append(f"{provider.overdue_count} overdue obligation(s)")
+    if overdue:
+        reasons.append(f"{overdue} overdue obligation(s)")
     if provider.open_enforcement:
         reasons.append(f"{provider.open_enforcement} open enforcement notice(s)")
     if provider.open_technology:

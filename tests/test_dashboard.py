@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 
 from obligations import models as m
-from obligations import services
+from obligations import selectors, services
 from obligations.dashboard import queries
 from tests.bulk import grower
 from tests.conftest import NOW, TODAY
@@ -119,6 +119,30 @@ def test_as_of_a_past_date_the_figures_are_as_they_were(fixed):
         1,
     )
     assert figures["trend"][-1]["month_end"] == dt.date(2026, 9, 12)
+
+
+def test_exposure_counts_all_the_providers_overdue_work_whatever_the_page_shows(fixed):
+    """A provider's penalty exposure is the provider's: narrowing the page to one service or
+    one owner must not make it look safer than it is."""
+    provider = fixed["service"].provider
+    forum = applied_service(provider=provider, name="Forum")
+    rita = m.Obligation.objects.get(pk=fixed["ids"][4]).owner
+    # The same count as the API's and the admin's: every overdue obligation of the provider.
+    expected = selectors.overdue_obligations(TODAY).filter(provider=provider).count()
+    assert expected > 2  # Chat's two, and Forum's own missed catalogue dates
+    for filters in (
+        queries.Filters(),
+        queries.Filters(service=fixed["service"].pk),
+        queries.Filters(service=forum.pk),
+        queries.Filters(owner=rita.pk),
+    ):
+        [row] = queries.summary(fixed["manager"], filters, today=TODAY)["providers"]
+        assert row["at_risk"], filters
+        assert row["reasons"][0] == f"{expected} overdue obligation(s)", filters
+    chat = queries.summary(
+        fixed["manager"], queries.Filters(service=fixed["service"].pk), today=TODAY
+    )
+    assert chat["totals"]["overdue"] == 2
 
 
 def test_filters_by_owner_and_another_organisation_sees_nothing(fixed):

@@ -429,7 +429,20 @@ def risk_tables(
                 "rows": [
                     {
                         "harm": harm_labels.get(code, code),
-                        "cells": [by_rank.get(row["levels"].get(code, 0)) for row in rows],
+                        # Built here, as the heatmap's are: harms by services is hundreds of
+                        # cells, too many for a template loop on every page load.
+                        "cells": format_html_join(
+                            "",
+                            "<td{}>{}</td>",
+                            (
+                                (format_html(' class="level-{}"', level["code"]), level["label"])
+                                if level
+                                else ("", "Not rated")
+                                for level in (
+                                    by_rank.get(row["levels"].get(code, 0)) for row in rows
+                                )
+                            ),
+                        ),
                     }
                     for code in harms
                 ],

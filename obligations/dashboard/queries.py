@@ -133,26 +133,29 @@ def scoped(user: selectors.User, f: Filters) -> QuerySet[m.Obligation]:
     return narrow(selectors.scope(m.Obligation.objects.all(), user), f)
 
 
+def _live(register: QuerySet[Any]) -> QuerySet[Any]:
+    """The register's rows that count: applicable, and not marked not applicable."""
+    return register.filter(
+        Q(r_applicable=True) & ~Q(r_status__in=("", m.CycleStatus.NOT_APPLICABLE))
+    )
+
+
 def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, Any]:
     day = f.as_of or today
     register = selectors.register(scoped(user, f), today=day, as_of=f.as_of)
     if f.owner:
         register = register.filter(Q(r_owner_id=f.owner))
-    live: QuerySet[Any] = register.filter(
-        Q(r_applicable=True) & ~Q(r_status__in=("", m.CycleStatus.NOT_APPLICABLE))
-    )
+    live = _live(register)
     # One grouped query gives every service's counts (provider-wide duties group under no
     # service); the totals are their sums, so the headline and the bars always agree.
-    groups = list(
-        live.values("service_id", name=F("service__name"), provider_name=F("provider__name"))
-        .annotate(**_counts(day))
-        .order_by()
-    )
+    # Grouped by ids alone: joining names onto every row cost more than looking them up.
+    groups = list(live.values("provider_id", "service_id").annotate(**_counts(day)).order_by())
     totals = _with_percent(
         {key: sum(g[key] for g in groups) for key in (*buckets(day), "applicable")}
     )
+    names = _service_names(user, f)
     per_service = sorted(
-        (g for g in groups if g["service_id"] is not None),
+        ({**g, "name": names[g["service_id"]]} for g in groups if g["service_id"] is not None),
         key=lambda g: (-g["overdue"], g["name"], g["service_id"]),
     )
     service_count = len(per_service)
@@ -201,9 +204,9 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
         "upcoming_days": UPCOMING_DAYS,
         "heatmap": _heatmap(heat, shown_services, day),
         "notices": notices(user, f, day),
-        "providers": exposure(user, f, day),
-        "risks": risk_levels(service_ids),
-        "undecided": undecided_measures(service_ids, day),
+        "providers": exposure(user, f, day, _overdue_by_provider(user, f, day, groups)),
+        "risks": risk_levels(service_ids, names),
+        "undecided": undecided_measures(service_ids, names, day),
         "expiring": expiring_evidence(user, f, day),
         "trend": trend(user, f, day, totals),
     }
@@ -280,7 +283,46 @@ def _notice_scope(qs: QuerySet[Any], user: selectors.User, f: Filters) -> QueryS
     return narrow(qs, Filters(organisation=f.organisation, provider=f.provider), to="service__")
 
 
-def exposure(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, Any]]:
+def _service_names(user: selectors.User, f: Filters) -> dict[int, str]:
+    services = selectors.scope(m.Service.objects.all(), user)
+    if f.organisation:
+        services = services.filter(provider__organisation_id=f.organisation)
+    if f.provider:
+        services = services.filter(provider_id=f.provider)
+    if f.service:
+        services = services.filter(pk=f.service)
+    return dict(services.values_list("pk", "name"))
+
+
+def _overdue_by_provider(
+    user: selectors.User, f: Filters, day: dt.date, groups: list[dict[str, Any]]
+) -> dict[int, int]:
+    """Each provider's overdue obligations, all of them: exposure is the provider's whatever
+    the page shows. Unless the page is narrowed to a service or an owner, its groups already
+    hold every obligation of each provider shown, so their sums are the answer."""
+    if not (f.service or f.owner):
+        by_provider: dict[int, int] = {}
+        for g in groups:
+            by_provider[g["provider_id"]] = by_provider.get(g["provider_id"], 0) + g["overdue"]
+        return by_provider
+    everything = Filters(organisation=f.organisation, provider=f.provider)
+    register = selectors.register(scoped(user, everything), today=day, as_of=f.as_of)
+    if f.service:
+        providers = m.Service.objects.filter(pk=f.service).values("provider_id")
+        register = register.filter(provider_id__in=providers)
+    rows = (
+        _live(register)
+        .filter(buckets(day)["overdue"])
+        .values("provider_id")
+        .annotate(n=Count("pk"))
+        .order_by()
+    )
+    return {row["provider_id"]: row["n"] for row in rows}
+
+
+def exposure(
+    user: selectors.User, f: Filters, day: dt.date, overdue: dict[int, int]
+) -> list[dict[str, Any]]:
     qs = selectors.scope(m.Provider.objects.all(), user)
     if f.organisation:
         qs = qs.filter(organisation_id=f.organisation)
@@ -290,9 +332,10 @@ def exposure(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, A
         qs = qs.filter(services=f.service)
     parameters = selectors.catalogue_parameters()
     rows = []
-    for provider in selectors.providers_with_exposure(qs, day).order_by("name"):
+    providers = selectors.providers_with_exposure(qs, day, count_overdue=False)
+    for provider in providers.order_by("name"):
         cap = selectors.provider_penalty_cap(provider, parameters)
-        reasons = selectors.exposure_reasons(provider)
+        reasons = selectors.exposure_reasons(provider, overdue.get(provider.pk, 0))
         rows.append(
             {
                 "id": provider.pk,
@@ -307,10 +350,9 @@ def exposure(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, A
     return rows
 
 
-def risk_levels(service_ids: list[int]) -> list[dict[str, Any]]:
+def risk_levels(service_ids: list[int], names: Mapping[int, str]) -> list[dict[str, Any]]:
     """Each shown service's risk level per harm kind, from its latest complete assessments."""
     levels = selectors.latest_levels_of(service_ids)
-    names = dict(m.Service.objects.filter(pk__in=service_ids).values_list("pk", "name"))
     return [
         {"service_id": sid, "service": names[sid], "family": family, "levels": by_harm}
         for sid in service_ids
@@ -318,13 +360,14 @@ def risk_levels(service_ids: list[int]) -> list[dict[str, Any]]:
     ]
 
 
-def undecided_measures(service_ids: list[int], day: dt.date) -> list[dict[str, Any]]:
+def undecided_measures(
+    service_ids: list[int], names: Mapping[int, str], day: dt.date
+) -> list[dict[str, Any]]:
     """Recommended Codes measures with no current decision, per shown service."""
     recommended = selectors.recommended_measures_of(service_ids, day)
     decided = set(
         selectors.current_decisions_of(service_ids).values_list("service_id", "measure_id")
     )
-    names = dict(m.Service.objects.filter(pk__in=service_ids).values_list("pk", "name"))
     rows = []
     for sid in service_ids:
         missing = [
