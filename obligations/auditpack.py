@@ -34,6 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 )
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
@@ -232,7 +233,7 @@ def write_pack(
     created_at = timezone.now()
     end = selectors.end_of_day(as_of) if as_of else None
     ids = obligations.order_by().values("pk")
-    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+    with snapshot(), zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         pack = _Pack(zf)
         count = _write_register(pack, obligations, title=title, today=today, as_of=as_of)
         evidence = _write_evidence(pack, ids, end)
@@ -272,6 +273,23 @@ def write_pack(
         missing=tuple(evidence.missing),
         manifest_sha256=hashlib.sha256(data).hexdigest(),
     )
+
+
+@contextlib.contextmanager
+def snapshot() -> Iterator[None]:
+    """Every query of a pack reads one snapshot of the database, so that a change committed
+    while the pack is written cannot make its files disagree (the register without an event
+    that events.csv holds). PostgreSQL's READ COMMITTED takes a new snapshot per query; a
+    REPEATABLE READ transaction keeps the first. SQLite's read transaction is a snapshot
+    already. Inside a transaction the caller opened, the pack reads in that one."""
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            with connection.cursor() as cursor:
+                cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+        yield
 
 
 def _write_register(

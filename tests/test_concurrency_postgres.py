@@ -1,14 +1,22 @@
-"""Two people clicking at once: on PostgreSQL, exactly one transition wins and one event is
-written. (SQLite serialises writers, so the race cannot happen there.)"""
+"""Two people at once on PostgreSQL: exactly one of two concurrent transitions wins and one
+event is written; an audit pack written while someone works is one consistent snapshot.
+(SQLite serialises writers, so these races cannot happen there.)"""
 
+import csv
+import io
+import json
 import threading
+import zipfile
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
 
+from obligations import auditpack, services
 from obligations import models as m
-from obligations import services
+from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.test_audit_pack import private_pem
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 
@@ -71,3 +79,43 @@ def test_two_concurrent_transitions_from_the_same_state_have_one_winner(catalogu
     )
     assert events.count() == 1
     assert events.get().to_status == cycle.status
+
+
+def test_a_pack_is_one_snapshot_though_work_is_committed_while_it_is_written(
+    catalogue, monkeypatch, settings
+):
+    """Someone starts an obligation after the pack's register is written and before its
+    history is: neither file may show the change, or the two would disagree."""
+    settings.AUDIT_PACK_SIGNING_KEY = private_pem(Ed25519PrivateKey.generate())
+    settings.AUDIT_PACK_SIGNING_KEY_FILE = ""
+    org = OrganisationFactory()
+    service = applied_service(provider=ProviderFactory(organisation=org))
+    alice = member(org, username="alice")
+    cycle = service.obligations.get(duty__code="U2U-RECORDS").current_cycle
+    real_write_evidence = auditpack._write_evidence
+
+    def work_committed_meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
+        def start() -> None:
+            try:
+                services.do_start(actor=alice, cycle=cycle, source=m.EventSource.ADMIN)
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=start)
+        thread.start()
+        thread.join(20)
+        return real_write_evidence(*args, **kwargs)
+
+    monkeypatch.setattr(auditpack, "_write_evidence", work_committed_meanwhile)
+    out = io.BytesIO()
+    auditpack.write_pack(
+        obligations=service.obligations.all(), title="Snapshot", today=TODAY, out=out
+    )
+    assert m.Event.objects.filter(cycle=cycle, to_status=m.CycleStatus.IN_PROGRESS).exists()
+    with zipfile.ZipFile(out) as zf:
+        register = json.loads(zf.read("register.json"))["obligations"]
+        events = csv.DictReader(io.StringIO(zf.read("history/events.csv").decode("utf-8-sig")))
+        statuses = {row["to_status"] for row in events if row["cycle"] == str(cycle.pk)}
+    [row] = [r for r in register if r["duty_code"] == "U2U-RECORDS"]
+    assert row["status"] == m.CycleStatus.NOT_STARTED
+    assert m.CycleStatus.IN_PROGRESS not in statuses
