@@ -118,13 +118,22 @@ def _with_percent(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def narrow(qs: QuerySet[Any], f: Filters, *, to: str = "") -> QuerySet[Any]:
+def narrow(
+    qs: QuerySet[Any],
+    f: Filters,
+    *,
+    to: str = "",
+    organisation: str | None = None,
+    provider: str | None = None,
+    service: str | None = None,
+) -> QuerySet[Any]:
     """`qs` limited by the organisation, provider and service filters; `to` is the path from
-    the model to its obligation-like owner ("" for obligations, "service__" for notices)."""
+    the model to its obligation-like owner ("" for obligations, "cycle__obligation__" for
+    evidence), and a model shaped otherwise names its own paths (a service is "pk")."""
     paths = {
-        f"{to}provider__organisation_id": f.organisation,
-        f"{to}provider_id": f.provider,
-        f"{to}service_id": f.service,
+        organisation or f"{to}provider__organisation_id": f.organisation,
+        provider or f"{to}provider_id": f.provider,
+        service or f"{to}service_id": f.service,
     }
     return qs.filter(**{path: value for path, value in paths.items() if value})
 
@@ -277,20 +286,11 @@ def notices(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, An
 
 def _notice_scope(qs: QuerySet[Any], user: selectors.User, f: Filters) -> QuerySet[Any]:
     # A notice belongs to a service: filter it as its service's obligations would be.
-    qs = selectors.scope(qs, user)
-    if f.service:
-        qs = qs.filter(service_id=f.service)
-    return narrow(qs, Filters(organisation=f.organisation, provider=f.provider), to="service__")
+    return narrow(selectors.scope(qs, user), f, to="service__", service="service_id")
 
 
 def _service_names(user: selectors.User, f: Filters) -> dict[int, str]:
-    services = selectors.scope(m.Service.objects.all(), user)
-    if f.organisation:
-        services = services.filter(provider__organisation_id=f.organisation)
-    if f.provider:
-        services = services.filter(provider_id=f.provider)
-    if f.service:
-        services = services.filter(pk=f.service)
+    services = narrow(selectors.scope(m.Service.objects.all(), user), f, service="pk")
     return dict(services.values_list("pk", "name"))
 
 
@@ -323,13 +323,13 @@ def _overdue_by_provider(
 def exposure(
     user: selectors.User, f: Filters, day: dt.date, overdue: dict[int, int]
 ) -> list[dict[str, Any]]:
-    qs = selectors.scope(m.Provider.objects.all(), user)
-    if f.organisation:
-        qs = qs.filter(organisation_id=f.organisation)
-    if f.provider:
-        qs = qs.filter(pk=f.provider)
-    if f.service:
-        qs = qs.filter(services=f.service)
+    qs = narrow(
+        selectors.scope(m.Provider.objects.all(), user),
+        f,
+        organisation="organisation_id",
+        provider="pk",
+        service="services",
+    )
     parameters = selectors.catalogue_parameters()
     rows = []
     providers = selectors.providers_with_exposure(qs, day, count_overdue=False)
