@@ -74,9 +74,13 @@ test: install system-test-deps browser-deps lint
 	echo "== PostgreSQL exit $$pg, SQLite exit $$sqlite"; \
 	test $$pg -eq 0 && test $$sqlite -eq 0
 
-# Speed and memory at 1k, 10k and 100k obligations, on SQLite and a throwaway PostgreSQL.
-# Results: var/bench/results.json and a table on stdout. Narrow it with BENCH_ARGS, e.g.
-#   make bench BENCH_ARGS="--sizes 10000 --only reminders"
+# Speed and memory at 1k, 10k and 100k obligations, on SQLite and a throwaway PostgreSQL:
+# query counts, median and p95, peak memory, and each endpoint's ratio to its floor (its
+# SQL replayed raw plus a trivial view). Prints the machine first; results in
+# var/bench/results.json and a table on stdout (`python -m tests.bench --markdown
+# var/bench/results.json` prints it again, for the README). Generated data is cached in
+# var/bench/cache/ until the migrations or tests/bulk.py change. Narrow it with BENCH_ARGS, e.g.
+#   make bench BENCH_ARGS="--sizes 1000,10000 --only api,dashboard --databases sqlite"
 BENCH_ARGS ?=
 bench: install system-test-deps
 	$(BIN)/python -m tests.servers postgres -- $(BIN)/python -m tests.bench $(BENCH_ARGS)

@@ -59,9 +59,19 @@ def make_register(
     due_spread: tuple[int, int] = (-400, 400),
     events_per_obligation: int = 0,
     name_prefix: str = "Bulk",
+    past_cycles: int = 0,
+    evidence_per_cycle: int = 0,
+    field_history: bool = False,
 ) -> Register:
     """About `obligations` obligations over as many services as the catalogue's duties need,
-    each with a current cycle due somewhere in `due_spread` days from today."""
+    each with a current cycle due somewhere in `due_spread` days from today.
+
+    For a register with years behind it (`make bench`): `past_cycles` gives obligations up to
+    that many closed yearly cycles before the current one (0 to `past_cycles`, in turn), each
+    opened and met in the events; `evidence_per_cycle` gives cycles up to that many evidence
+    rows (files, links, a few purged tombstones, some expiring); `field_history` writes the
+    django-simple-history rows the services would have (created, then changed, for
+    obligations; created for evidence)."""
     duties = service_duties()
     per_service = len(duties)
     n_services = max(1, -(-obligations // per_service))
@@ -97,6 +107,7 @@ def make_register(
                     duty=duty,
                     owner=owners[(s_index + d_index) % len(owners)] if owners else None,
                     why="Generated for a large register.",
+                    notes=CHANGED_NOTES if field_history and len(rows) % 2 == 0 else "",
                 )
             )
     created = m.Obligation.objects.bulk_create(rows, batch_size=2000)
@@ -119,6 +130,8 @@ def make_register(
             )
         )
     m.ObligationCycle.objects.bulk_create(cycles, batch_size=2000)
+    if past_cycles:
+        cycles += _past_cycles(created, past_cycles, today)
     m.Obligation.objects.filter(service__in=services).update(
         current_cycle=Subquery(
             m.ObligationCycle.objects.filter(obligation=OuterRef("pk")).values("pk")[:1]
@@ -126,7 +139,194 @@ def make_register(
     )
     if events_per_obligation:
         _events(created, events_per_obligation, now)
+    if evidence_per_cycle:
+        _evidence(cycles, evidence_per_cycle, owners or [], today, history=field_history)
+    if field_history:
+        _field_history(created, now)
     return Register(organisation, providers, services, len(created))
+
+
+def _past_cycles(
+    obligations: list[m.Obligation], most: int, today: dt.date
+) -> list[m.ObligationCycle]:
+    """Closed yearly cycles before the current one, with the events that opened and met them."""
+    from obligations.services import get_system_user
+
+    actor = get_system_user()
+    past = []
+    for i, obligation in enumerate(obligations):
+        for year in range(1, i % (most + 1) + 1):
+            start = today - dt.timedelta(days=30 + 365 * year)
+            closed = dt.datetime.combine(start + dt.timedelta(days=300), dt.time(10), tzinfo=dt.UTC)
+            past.append(
+                m.ObligationCycle(
+                    obligation=obligation,
+                    period_start=start,
+                    due_date=start + dt.timedelta(days=335),
+                    status=m.CycleStatus.MET,
+                    trigger=m.CycleTrigger.RECURRENCE if year < most else m.CycleTrigger.INITIAL,
+                    closed_at=closed,
+                    next_reminder_at=None,
+                )
+            )
+    m.ObligationCycle.objects.bulk_create(past, batch_size=2000)
+    events = []
+    for cycle in past:
+        opened = dt.datetime.combine(cycle.period_start, dt.time(9), tzinfo=dt.UTC)
+        common = {"obligation_id": cycle.obligation_id, "cycle": cycle, "actor": actor}
+        events.append(
+            m.Event(
+                **common,
+                kind=m.EventKind.CYCLE_OPENED,
+                to_status=m.CycleStatus.NOT_STARTED,
+                due_date=cycle.due_date,
+                at=opened,
+                reason="Generated history.",
+                source=m.EventSource.TASK,
+            )
+        )
+        events.append(
+            m.Event(
+                **common,
+                kind=m.EventKind.STATUS,
+                from_status=m.CycleStatus.READY_FOR_REVIEW,
+                to_status=m.CycleStatus.MET,
+                at=cycle.closed_at,
+                reason="Reviewed and met.",
+                source=m.EventSource.ADMIN,
+            )
+        )
+    m.Event.objects.bulk_create(events, batch_size=2000)
+    return past
+
+
+CHANGED_NOTES = "Owner agreed at the quarterly review."
+# A few stored files that many evidence rows share (storage names are content hashes, so
+# equal content is one file), from 2 KB to 128 KB.
+EVIDENCE_BLOBS = 8
+
+
+def _blobs() -> list[tuple[str, int, str]]:
+    """(storage name, size, SHA-256) of the shared evidence files, written if absent."""
+    import hashlib
+
+    from django.core.files.base import ContentFile
+    from django.core.files.storage import default_storage
+
+    made = []
+    for k in range(EVIDENCE_BLOBS):
+        size = 2048 << (k % 7)
+        data = (f"Evidence document {k}\n".encode() * (size // 16 + 1))[:size]
+        sha = hashlib.sha256(data).hexdigest()
+        name = f"evidence/{sha[:2]}/{sha}"
+        if not default_storage.exists(name):
+            default_storage.save(name, ContentFile(data))
+        made.append((name, size, sha))
+    return made
+
+
+def _evidence(
+    cycles: list[m.ObligationCycle],
+    most: int,
+    owners: list[User],
+    today: dt.date,
+    *,
+    history: bool,
+) -> None:
+    """Up to `most` evidence rows per cycle (0 to `most`, in turn): mostly files, some links,
+    one in twenty purged, some expiring soon; with the events that added them."""
+    from obligations.services import get_system_user
+
+    actor = get_system_user()
+    people = owners or [actor]
+    blobs = _blobs()
+    rows = []
+    for i, cycle in enumerate(cycles):
+        for k in range((i + 1) % (most + 1)):
+            n = i * most + k
+            uploaded = dt.datetime.combine(
+                cycle.period_start + dt.timedelta(days=7 + k), dt.time(11), tzinfo=dt.UTC
+            )
+            common: dict[str, Any] = {
+                "cycle": cycle,
+                "title": f"Evidence {n}",
+                "uploaded_by": people[n % len(people)],
+                "uploaded_at": uploaded,
+                "expires_on": today + dt.timedelta(days=n % 120) if n % 5 == 0 else None,
+            }
+            if n % 20 == 7:
+                name, size, sha = blobs[n % len(blobs)]
+                rows.append(
+                    m.Evidence(
+                        **common,
+                        kind=m.EvidenceKind.FILE,
+                        original_name=f"policy-{n}.pdf",
+                        content_type="application/pdf",
+                        size=size,
+                        sha256=sha,
+                        purged_at=uploaded + dt.timedelta(days=30),
+                        purged_by=actor,
+                        purge_reason="Held personal data.",
+                    )
+                )
+            elif n % 3 == 2:
+                rows.append(
+                    m.Evidence(**common, kind=m.EvidenceKind.LINK, url=f"https://docs.example/{n}")
+                )
+            else:
+                name, size, sha = blobs[n % len(blobs)]
+                rows.append(
+                    m.Evidence(
+                        **common,
+                        kind=m.EvidenceKind.FILE,
+                        file=name,
+                        original_name=f"evidence-{n}.pdf",
+                        content_type="application/pdf",
+                        size=size,
+                        sha256=sha,
+                    )
+                )
+    m.Evidence.objects.bulk_create(rows, batch_size=2000)
+    m.Event.objects.bulk_create(
+        [
+            m.Event(
+                obligation_id=e.cycle.obligation_id,
+                cycle=e.cycle,
+                kind=m.EventKind.EVIDENCE_ADDED,
+                actor=e.uploaded_by,
+                at=e.uploaded_at,
+                evidence=e,
+                source=m.EventSource.ADMIN,
+            )
+            for e in rows
+        ],
+        batch_size=2000,
+    )
+    if history:
+        m.Evidence.history.bulk_history_create(  # type: ignore[attr-defined]
+            rows, batch_size=2000, default_user=actor, default_change_reason="Uploaded."
+        )
+
+
+def _field_history(obligations: list[m.Obligation], now: Any) -> None:
+    """Each obligation's history row from when it was made, and for every other one (whose
+    notes were written later) a row from that change."""
+    from obligations.services import get_system_user
+
+    actor = get_system_user()
+    changed = [o for o in obligations if o.notes]
+    for o in obligations:
+        o._history_date = now - dt.timedelta(days=400)  # type: ignore[attr-defined]
+        o.notes = ""
+    m.Obligation.history.bulk_history_create(  # type: ignore[attr-defined]
+        obligations, batch_size=2000, default_user=actor, default_change_reason="Created."
+    )
+    for o in changed:
+        o._history_date = now - dt.timedelta(days=100)  # type: ignore[attr-defined]
+        o.notes = CHANGED_NOTES
+    m.Obligation.history.bulk_history_create(  # type: ignore[attr-defined]
+        changed, batch_size=2000, update=True, default_user=actor, default_change_reason="Notes."
+    )
 
 
 def _events(obligations: list[m.Obligation], per: int, now: Any) -> None:
