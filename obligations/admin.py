@@ -16,6 +16,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.admin import UserAdmin
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.db import models
 from django.db.models import Model, Q, QuerySet
 from django.http import (
     Http404,
@@ -70,16 +71,15 @@ def status_badge(cycle: m.ObligationCycle | None, today: dt.date) -> str:
     )
 
 
-class ScopedAdmin(admin.ModelAdmin):
-    """Organisation scoping and role rights for every tenant-owned model.
+# Django 6 makes https the scheme a bare address gets; the register's links are https already.
+HTTPS_URLS: dict[type[Any], dict[str, Any]] = {models.URLField: {"assume_scheme": "https"}}
 
-    Another organisation's object is a 404, never a redirect that confirms it exists.
-    """
 
-    editable_roles = (m.Role.ADMIN, m.Role.COMPLIANCE)
+class NotFoundAdmin(admin.ModelAdmin):
+    """An object the user cannot see is a 404 on every page, never a redirect or a 403 that
+    tells it apart from one that does not exist."""
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return selectors.scope(super().get_queryset(request), request.user)
+    formfield_overrides = HTTPS_URLS
 
     def _get_obj_does_not_exist_redirect(
         self, request: HttpRequest, opts: Any, object_id: str
@@ -94,6 +94,15 @@ class ScopedAdmin(admin.ModelAdmin):
         if self.get_object(request, unquote(object_id)) is None:
             raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r}.")
         return super().delete_view(request, object_id, extra_context)
+
+
+class ScopedAdmin(NotFoundAdmin):
+    """Organisation scoping and role rights for every tenant-owned model."""
+
+    editable_roles = (m.Role.ADMIN, m.Role.COMPLIANCE)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return selectors.scope(super().get_queryset(request), request.user)
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or selectors.has_role(request.user)
@@ -141,6 +150,10 @@ class ScopedHistoryAdmin(ScopedAdmin, SimpleHistoryAdmin):
         version_id: str,
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
+        # Simple-history saves a POSTed old version whatever SIMPLE_HISTORY_REVERT_DISABLED
+        # says (it only hides the button), bypassing the services and the role checks.
+        if request.method != "GET":
+            return HttpResponseNotAllowed(["GET"])
         if self.get_object(request, unquote(object_id)) is None:
             raise Http404(f"No {self.opts.verbose_name} with ID {object_id!r}.")
         return super().history_form_view(request, object_id, version_id, extra_context)
@@ -248,6 +261,22 @@ class OrganisationAdminInline(admin.TabularInline):
 class MembershipInline(OrganisationAdminInline):
     model = m.Membership
     fields = ("user", "role", "expires_at")
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        if db_field.name == "user" and not request.user.is_superuser:
+            # Colleagues, and accounts an operator made that belong to no organisation yet:
+            # never the people of other organisations.
+            kwargs["queryset"] = (
+                get_user_model()
+                .objects.filter(is_active=True)
+                .filter(
+                    Q(pk__in=colleagues(request).values("pk"))
+                    | Q(memberships__isnull=True, is_superuser=False)
+                )
+                .distinct()
+                .order_by("username")
+            )
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
 class LeadTimeInline(OrganisationAdminInline):
@@ -680,6 +709,8 @@ class ReadOnlyAdmin(admin.ModelAdmin):
     """Rows written only by the system (a catalogue load, the reminder sweep): viewable by
     whoever has_module_permission lets in, changed by nobody here."""
 
+    formfield_overrides = HTTPS_URLS
+
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self.has_module_permission(request)
 
@@ -1033,10 +1064,14 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
             *super().get_urls(),
         ]
 
-    def _editable_obligation(self, request: HttpRequest, object_id: str) -> m.Obligation:
+    def _visible_obligation(self, request: HttpRequest, object_id: str) -> m.Obligation:
         obligation = self.get_object(request, unquote(object_id))
         if obligation is None:
             raise Http404("No such obligation.")
+        return obligation
+
+    def _editable_obligation(self, request: HttpRequest, object_id: str) -> m.Obligation:
+        obligation = self._visible_obligation(request, object_id)
         if not self.has_change_permission(request, obligation):
             raise PermissionDenied
         return obligation
@@ -1049,8 +1084,12 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
     def transition_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         if request.method != "POST":
             return HttpResponseNotAllowed(["POST"])
-        obligation = self._editable_obligation(request, object_id)
+        obligation = self._visible_obligation(request, object_id)
         target = request.POST.get("to", "")
+        if not selectors.may_transition(
+            request.user, selectors.organisation_of(obligation), target
+        ):
+            raise PermissionDenied
         form = ReasonForm(request.POST)
         form.is_valid()
         try:
@@ -1173,10 +1212,13 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
         extra: dict[str, Any] = dict(extra_context or {})
         if obligation is not None:
             cycle = obligation.current_cycle
+            organisation = selectors.organisation_of(obligation)
             allowed = []
             if cycle is not None:
                 for target, (sources, needs_reason) in services.TRANSITIONS.items():
-                    if cycle.status in sources:
+                    if cycle.status in sources and selectors.may_transition(
+                        request.user, organisation, target
+                    ):
                         allowed.append(
                             {
                                 "to": target,
@@ -1189,9 +1231,7 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
                 badge=status_badge(cycle, timezone.localdate()),
                 transitions=allowed,
                 can_edit=self.has_change_permission(request, obligation),
-                is_org_admin=selectors.has_role(
-                    request.user, (m.Role.ADMIN,), selectors.organisation_of(obligation)
-                ),
+                is_org_admin=selectors.has_role(request.user, (m.Role.ADMIN,), organisation),
                 evidence=selectors.evidence_for(obligation),
                 evidence_form=EvidenceForm(),
                 max_upload=settings.EVIDENCE_MAX_BYTES,
@@ -1201,6 +1241,9 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
         return super().change_view(request, object_id, form_url, extra)
 
     def start_assessment_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if request.method != "POST":
+            # It writes: a GET (a link, an image in an e-mail) must never start an assessment.
+            return HttpResponseNotAllowed(["POST"])
         obligation = self._editable_obligation(request, object_id)
         try:
             if obligation.current_cycle is None:
@@ -1278,6 +1321,11 @@ class ColleagueAdmin(UserAdmin):
         if request.user.is_superuser:
             return super().get_queryset(request)
         return colleagues(request)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        # People are deactivated, never deleted: events, field history and the access log
+        # name them (on PostgreSQL the history tables refuse the update a deletion makes).
+        return False
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser
@@ -1566,7 +1614,7 @@ class OfcomNoticeAdmin(NoticeAdmin):
 
 
 @admin.register(m.Reminder)
-class ReminderAdmin(ReadOnlyAdmin):
+class ReminderAdmin(ReadOnlyAdmin, NotFoundAdmin):
     """Each user's notifications; an organisation's managers and admins see every reminder
     sent in it, to whom, and why. Read-only: the sweep writes them."""
 
@@ -1590,11 +1638,6 @@ class ReminderAdmin(ReadOnlyAdmin):
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or selectors.has_role(request.user)
 
-    def _get_obj_does_not_exist_redirect(
-        self, request: HttpRequest, opts: Any, object_id: str
-    ) -> HttpResponse:
-        raise Http404(f"No notification with ID {object_id!r}.")
-
     @admin.display(description="obligation")
     def obligation(self, obj: m.Reminder) -> str:
         obligation_id = obj.cycle.obligation_id
@@ -1604,4 +1647,4 @@ class ReminderAdmin(ReadOnlyAdmin):
 
 # Screens kept in their own modules build on the classes above: risk assessments and Codes
 # measures; API tokens; calendar feeds.
-from obligations import admin_api, admin_assessments, admin_feeds  # noqa: E402,F401
+from obligations import admin_access, admin_api, admin_assessments, admin_feeds  # noqa: E402,F401

@@ -8,19 +8,19 @@ from typing import Any
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from obligations import models as m
 from obligations import selectors, services
-from obligations.admin import acting_user
+from obligations.admin import NotFoundAdmin, acting_user
 
 SHOWN_FIELDS = ("user", "service", "created_at", "last_used_at", "revoked_at")
 
 
 @admin.register(m.CalendarFeed)
-class CalendarFeedAdmin(admin.ModelAdmin):
+class CalendarFeedAdmin(NotFoundAdmin):
     list_display = ("__str__", "user", "service", "created_at", "last_used_at", "revoked_at")
     list_select_related = ("user", "service")
     actions = ["revoke"]
@@ -40,11 +40,6 @@ class CalendarFeedAdmin(admin.ModelAdmin):
         if db_field.name == "service":
             kwargs["queryset"] = selectors.scope(m.Service.objects.all(), request.user)
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
-    def _get_obj_does_not_exist_redirect(
-        self, request: HttpRequest, opts: Any, object_id: str
-    ) -> HttpResponse:
-        raise Http404(f"No calendar feed with ID {object_id!r}.")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or selectors.has_role(request.user)

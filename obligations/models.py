@@ -1416,3 +1416,60 @@ class ComplianceFill(models.Model):
 
     def __str__(self) -> str:
         return f"Counts for {self.day}"
+
+
+# --- Access log -------------------------------------------------------------------
+
+
+class AccessAction(models.TextChoices):
+    SIGN_IN = "sign_in", "Signed in"
+    SIGN_IN_FAILED = "sign_in_failed", "Sign-in failed"
+    SIGN_IN_THROTTLED = "sign_in_throttled", "Sign-in refused: too many failures"
+    TOKEN_FAILED = "token_failed", "API token refused"
+    EXPORT = "export", "Register exported"
+    AUDIT_PACK = "audit_pack", "Audit pack downloaded"
+    EVIDENCE_DOWNLOAD = "evidence_download", "Evidence downloaded"
+
+
+class AccessLog(models.Model):
+    """Append-only record of sign-ins and of data leaving the tracker (exports, audit packs,
+    evidence files). Written only by `services.record_access`; never changed or deleted (on
+    PostgreSQL a trigger refuses it)."""
+
+    at = models.DateTimeField()
+    action = models.CharField(max_length=20, choices=AccessAction.choices)
+    # PROTECT: a user or organisation with a record of access is deactivated, not deleted.
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    # The name as typed, so that failures for unknown names are on record too.
+    username = models.CharField(max_length=150, blank=True)
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    description = models.CharField(max_length=500, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    user_agent = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-id"]
+        verbose_name = "access log entry"
+        verbose_name_plural = "access log"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(action__in=AccessAction.values), name="access_log_action_valid"
+            )
+        ]
+        indexes = [
+            models.Index(fields=["organisation", "at"]),
+            models.Index(fields=["user", "at"]),
+            # The sign-in throttle counts recent failures from one address.
+            models.Index(fields=["action", "ip_address", "at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()}: {self.username or '-'} at {self.at:%Y-%m-%d %H:%M}"

@@ -54,8 +54,10 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
 }
 
 User = AbstractBaseUser | AnonymousUser
-# Who may approve an obligation's cycle (four eyes still applies to each of them).
-REVIEWER_ROLES = (m.Role.ADMIN, m.Role.COMPLIANCE)
+# Who may approve an obligation's cycle (four eyes still applies to each of them). Managers
+# review without editing: they approve or send back, and change nothing else.
+REVIEWER_ROLES = (m.Role.ADMIN, m.Role.COMPLIANCE, m.Role.MANAGER)
+REVIEW_TARGETS = (m.CycleStatus.MET, m.CycleStatus.SENT_BACK)
 M = TypeVar("M", bound=Model)
 
 
@@ -136,6 +138,21 @@ def can_edit(user: User, organisation_id: int | None = None) -> bool:
     if getattr(user, "is_superuser", False):
         return True
     return has_role(user, (m.Role.ADMIN, m.Role.COMPLIANCE), organisation_id)
+
+
+def can_review(user: User, organisation_id: int | None = None) -> bool:
+    """Whether the user may decide a cycle that is ready for review (approve or send back)."""
+    if getattr(user, "is_superuser", False):
+        return True
+    return has_role(user, REVIEWER_ROLES, organisation_id)
+
+
+def may_transition(user: User, organisation_id: int, to: str) -> bool:
+    """Editors make any transition the workflow allows; reviewers who are not editors (the
+    managers) only the review's two."""
+    return can_edit(user, organisation_id) or (
+        to in REVIEW_TARGETS and can_review(user, organisation_id)
+    )
 
 
 def organisation_of(obj: Model) -> int:

@@ -9,19 +9,25 @@ from django.utils import timezone
 from django.views.decorators.http import require_GET
 
 from obligations import models as m
-from obligations import selectors
+from obligations import selectors, services
 
 
 @require_GET
 @login_required
 def download_evidence(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Another organisation's evidence is a 404; a purged file is 410 with its tombstone."""
-    evidence = get_object_or_404(selectors.scope(m.Evidence.objects.all(), request.user), pk=pk)
-    return evidence_file_response(evidence)
+    evidence = get_object_or_404(
+        selectors.scope(
+            m.Evidence.objects.select_related("cycle__obligation__provider"), request.user
+        ),
+        pk=pk,
+    )
+    return evidence_file_response(evidence, request)
 
 
-def evidence_file_response(evidence: m.Evidence) -> HttpResponseBase:
-    """The file as an attachment that no browser will run; a link is 404, a purged file 410."""
+def evidence_file_response(evidence: m.Evidence, request: HttpRequest) -> HttpResponseBase:
+    """The file as an attachment that no browser will run; a link is 404, a purged file 410.
+    Each file served is on the access log."""
     if evidence.kind != m.EvidenceKind.FILE:
         raise Http404("This evidence is a link, not a file.")
     if evidence.purged_at is not None:
@@ -31,6 +37,13 @@ def evidence_file_response(evidence: m.Evidence) -> HttpResponseBase:
             status=410,
             content_type="text/plain; charset=utf-8",
         )
+    services.record_access(
+        user=request.user,
+        action=m.AccessAction.EVIDENCE_DOWNLOAD,
+        request=request,
+        organisation_ids=[selectors.organisation_of(evidence)],
+        description=f"Evidence {evidence.pk}: {evidence.title} (SHA-256 {evidence.sha256})",
+    )
     response = FileResponse(
         evidence.file.open("rb"),
         as_attachment=True,

@@ -71,21 +71,19 @@ def test_the_web_enqueues_and_a_separate_worker_delivers_over_the_filesystem_bro
         url = reverse("admin:obligations_obligation_transition", args=[ob.pk])
         response = client.post(url, {"to": m.CycleStatus.READY_FOR_REVIEW})
         assert response.status_code == 302
-        row = m.Reminder.objects.get(kind=m.ReminderKind.REVIEW_REQUESTED)
+        rows = m.Reminder.objects.filter(kind=m.ReminderKind.REVIEW_REQUESTED)
+        assert rows.count() == 2  # the reviewer and the manager
 
         def delivered() -> bool:
-            row.refresh_from_db()
-            return row.status == m.ReminderStatus.SENT
+            return not rows.exclude(status=m.ReminderStatus.SENT).exists()
 
         wait_for(delivered, "the worker to deliver the review request", log)
     assert "obligations.deliver_reminders" in log.read_text()
-    assert mailed_items(tmp_path) == [
-        (
-            team["reviewer"].email,
-            "olive submitted U2U-ILLEGAL-RA Illegal content risk assessment for Worker Chat "
-            "for review.",
-        )
-    ]
+    asked = "olive submitted U2U-ILLEGAL-RA Illegal content risk assessment for Worker Chat "
+    asked += "for review."
+    assert sorted(mailed_items(tmp_path)) == sorted(
+        [(team["reviewer"].email, asked), (team["manager"].email, asked)]
+    )
 
 
 @pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="make test runs this with a Redis")

@@ -13,6 +13,7 @@ from obligations.admin import OverdueFilter
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.helpers import assert_constant_queries
+from tests.test_api import client_for
 
 S = m.CycleStatus
 ALL = list(S.values)
@@ -377,3 +378,42 @@ def test_my_work_and_the_obligation_page_cost_the_same_queries_at_two_sizes(clie
         assert client.get(page).status_code == 200
 
     assert_constant_queries(grow, measure, sizes=(10, 60))
+
+
+def test_a_manager_reviews_in_the_admin_and_the_api_and_does_nothing_else(client, team):
+    """Managers approve as reviewers (four eyes still applies) without being editors: the
+    review's two moves are open to them, every other move is refused."""
+    manager = member(team["org"], role=m.Role.MANAGER, username="morgan")
+    auditor = member(team["org"], role=m.Role.AUDITOR, username="audrey")
+    cycle = walk_to_review(team)
+    api_url = reverse("api:obligation-transition", args=[team["obligation"].pk])
+    api = client_for(manager)
+    refused = api.post(api_url, {"to": S.NOT_APPLICABLE, "reason": "x"}, format="json")
+    assert refused.status_code == 403
+    assert "approve (met) or send back" in refused.json()["error"]
+    sent_back = api.post(api_url, {"to": S.SENT_BACK, "reason": "No sign-off"}, format="json")
+    assert sent_back.status_code == 200, sent_back.content
+    assert sent_back.json()["status"] == S.SENT_BACK
+    assert client_for(auditor).post(api_url, {"to": S.MET}, format="json").status_code == 403
+
+    cycle = services.do_start(actor=team["owner"], cycle=cycle, source="admin")
+    cycle = services.do_submit_for_review(actor=team["owner"], cycle=cycle, source="admin")
+    client.force_login(manager)
+    page = client.get(
+        reverse("admin:obligations_obligation_change", args=[team["obligation"].pk])
+    ).content.decode()
+    assert 'value="met"' in page and 'value="sent_back"' in page
+    assert 'value="not_applicable"' not in page  # an editor's move
+    transition = reverse("admin:obligations_obligation_transition", args=[team["obligation"].pk])
+    assert client.post(transition, {"to": S.NOT_APPLICABLE, "reason": "x"}).status_code == 403
+    response = client.post(transition, {"to": S.MET}, follow=True)
+    assert "Now met" in response.content.decode()
+    cycle.refresh_from_db()
+    assert (cycle.status, cycle.reviewer) == (S.MET, manager)
+
+
+def test_managers_are_asked_to_review(team):
+    manager = member(team["org"], role=m.Role.MANAGER, username="morgan")
+    auditor = member(team["org"], role=m.Role.AUDITOR, username="audrey")
+    reviewers = services.reviewers_for(team["obligation"], team["owner"])
+    assert manager.pk in reviewers and auditor.pk not in reviewers

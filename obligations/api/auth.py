@@ -33,9 +33,13 @@ class TokenAuthentication(authentication.BaseAuthentication):
                 "Send the header as 'Authorization: Token <key>'."
             )
         try:
+            services.check_token_attempt_allowed(request=request._request)
+        except services.TooManyFailures as exc:
+            raise exceptions.Throttled(detail=str(exc)) from None
+        try:
             key = parts[1].decode()
         except UnicodeError:
-            raise exceptions.AuthenticationFailed("The token is not valid.") from None
+            key = ""
         now = timezone.now()
         token = (
             m.ApiToken.objects.select_related("user")
@@ -44,6 +48,14 @@ class TokenAuthentication(authentication.BaseAuthentication):
             .first()
         )
         if token is None or not token.user.is_active:
+            # Guessing keys is throttled by address, like guessing passwords.
+            services.record_access(
+                user=None,
+                action=m.AccessAction.TOKEN_FAILED,
+                request=request._request,
+                username=token.user.get_username() if token else "",
+                description=f"Key starting {key[:8]!r}" if key.startswith("osa_") else "",
+            )
             raise exceptions.AuthenticationFailed("The token is not valid, or was revoked.")
         # At most one write a minute per token, so busy scripts do not write on every call.
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:

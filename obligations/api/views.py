@@ -49,12 +49,14 @@ AS_OF = OpenApiParameter(
 )
 
 
+READ_ONLY_ROLE = "Your role in this organisation can read the register but not change it."
+REVIEW_ONLY = "Your role in this organisation reviews: approve (met) or send back, nothing else."
+
+
 def require_edit(request: Request, obj: Any) -> None:
     """Reading is not changing: auditors and managers may look, not touch."""
     if not selectors.can_edit(request.user, selectors.organisation_of(obj)):
-        raise PermissionDenied(
-            "Your role in this organisation can read the register but not change it."
-        )
+        raise PermissionDenied(READ_ONLY_ROLE)
 
 
 class Scoped:
@@ -134,12 +136,16 @@ class ServiceViewSet(
         return Response(body, status=status_code)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        if not selectors.can_edit(request.user):
+            # Refused before the body is read: a reader learns nothing from validation.
+            raise PermissionDenied(READ_ONLY_ROLE)
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         return self._save(serializer, status.HTTP_201_CREATED)
 
     def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         instance = self.get_object()
+        require_edit(request, instance.provider)
         serializer = self.get_serializer(
             instance, data=request.data, partial=kwargs.get("partial", False)
         )
@@ -212,9 +218,18 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
     @extend_schema(request=s.TransitionSerializer, responses=s.RegisterSerializer)
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, pk: str | None = None) -> Response:
-        """Move the current cycle to `to`, by the workflow's one table of transitions."""
-        obligation, cycle = self._open_cycle()
+        """Move the current cycle to `to`, by the workflow's one table of transitions.
+        Managers review: they may approve or send back, and make no other move."""
+        obligation = self.get_object()
+        organisation = selectors.organisation_of(obligation)
+        if not selectors.can_review(request.user, organisation):
+            raise PermissionDenied(READ_ONLY_ROLE)
         data = self._valid(s.TransitionSerializer)
+        if not selectors.may_transition(request.user, organisation, data["to"]):
+            raise PermissionDenied(REVIEW_ONLY)
+        cycle = obligation.current_cycle
+        if cycle is None:
+            raise ValidationError("This obligation has no cycle to work on.")
         services.transition_to(
             actor=request.user, cycle=cycle, to=data["to"], reason=data["reason"], source=API
         )
@@ -353,6 +368,16 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
                 content_type=XLSX,
             )
         response["Content-Disposition"] = f'attachment; filename="{name}"'
+        services.record_access(
+            user=request.user,
+            action=m.AccessAction.EXPORT,
+            request=request,
+            # On the log of each organisation whose rows the export could hold.
+            organisation_ids=selectors.visible_organisations(request.user).values_list(
+                "pk", flat=True
+            ),
+            description=f"{name}; filters: {request.query_params.urlencode() or 'none'}",
+        )
         return response
 
     def _valid(self, serializer_class: type[Any]) -> dict[str, Any]:
@@ -384,7 +409,7 @@ class EvidenceViewSet(ReadOnly):
     @action(detail=True, methods=["get"])
     def download(self, request: Request, pk: str | None = None) -> HttpResponseBase:
         """The file, as stored; `X-Evidence-SHA256` carries the hash recorded at upload."""
-        return evidence_file_response(self.get_object())
+        return evidence_file_response(self.get_object(), request)
 
 
 class TechnologyNoticeViewSet(ReadOnly):
@@ -494,6 +519,13 @@ class AuditPackView(APIView):
             raise ServiceUnavailable(str(exc)) from None
         out.seek(0)
         name = f"audit-pack-{kind}-{subject.pk}-{(as_of or day).isoformat()}.zip"
+        services.record_access(
+            user=request.user,
+            action=m.AccessAction.AUDIT_PACK,
+            request=request,
+            organisation_ids=[selectors.organisation_of(subject)],
+            description=f"{name} ({kind}: {subject}); manifest SHA-256 {summary.manifest_sha256}",
+        )
         response = FileResponse(
             out, as_attachment=True, filename=name, content_type="application/zip"
         )

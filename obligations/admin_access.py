@@ -1,0 +1,119 @@
+"""The access log in the admin (read-only), the throttled sign-in form, and the two signal
+receivers that put sign-ins on the log.
+
+The receivers live here because the admin is the tracker's only sign-in page, and Django
+imports every admin module at start-up (admin autodiscovery).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model, user_logged_in, user_login_failed
+from django.core.exceptions import ValidationError
+from django.db.models import Q, QuerySet
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from obligations import models as m
+from obligations import selectors, services
+from obligations.admin import NotFoundAdmin
+
+
+class ThrottledLoginForm(AdminAuthenticationForm):
+    """The admin's sign-in form, refusing (before any password is checked) while the name or
+    the address has failed too often (services.check_sign_in_allowed)."""
+
+    def clean(self) -> dict[str, Any]:
+        if self.request is not None:
+            try:
+                services.check_sign_in_allowed(
+                    username=self.cleaned_data.get("username") or "", request=self.request
+                )
+            except services.TooManyFailures as exc:
+                raise ValidationError(str(exc), code="throttled") from None
+        return super().clean()
+
+
+admin.site.login_form = ThrottledLoginForm
+
+
+@receiver(user_logged_in, dispatch_uid="obligations.access_log.signed_in")
+def signed_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    services.record_access(user=user, action=m.AccessAction.SIGN_IN, request=request)
+
+
+@receiver(user_login_failed, dispatch_uid="obligations.access_log.sign_in_failed")
+def sign_in_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    username = str(credentials.get("username") or "")
+    # The account's user, when the name exists, so that its organisations' admins see it.
+    user = get_user_model().objects.filter(username=username).first()
+    services.record_access(
+        user=None,
+        action=m.AccessAction.SIGN_IN_FAILED,
+        request=request,
+        username=username,
+        description=f"Sign-in failed for {username!r}"
+        + (f" (user {user.pk})" if user is not None else " (no such user)"),
+    )
+
+
+def access_log_for(user: Any) -> QuerySet[m.AccessLog]:
+    """Operators see every row; an organisation's admins see its rows, and the rows about its
+    members that belong to no organisation (sign-ins)."""
+    rows = m.AccessLog.objects.select_related("user", "organisation")
+    if user.is_superuser:
+        return rows
+    administered = selectors.active_memberships(user, (m.Role.ADMIN,)).values("organisation_id")
+    members = m.Membership.objects.filter(organisation__in=administered).values("user_id")
+    names = get_user_model().objects.filter(pk__in=members).values("username")
+    return rows.filter(
+        Q(organisation__in=administered)
+        | Q(organisation__isnull=True, user__in=members)
+        | Q(organisation__isnull=True, user__isnull=True, username__in=names)
+    )
+
+
+@admin.register(m.AccessLog)
+class AccessLogAdmin(NotFoundAdmin):
+    """Who signed in, who failed to, and what data left the tracker: read-only, for operators
+    and organisation admins."""
+
+    list_display = ("at", "action", "username", "organisation", "description", "ip_address")
+    list_filter = ("action", ("organisation", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("username", "description", "ip_address")
+    date_hierarchy = "at"
+    list_per_page = 100
+    fields = (
+        "at",
+        "action",
+        "user",
+        "username",
+        "organisation",
+        "description",
+        "ip_address",
+        "user_agent",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[m.AccessLog]:
+        return access_log_for(request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or selectors.has_role(request.user, (m.Role.ADMIN,))
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self.has_module_permission(request)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
