@@ -170,6 +170,27 @@ def colleagues(request: HttpRequest) -> QuerySet[Any]:
     )
 
 
+class ScopedRelatedFilter(admin.RelatedFieldListFilter):
+    """A related-object filter whose choices are the related rows the user may see: their
+    organisations' providers and services, their colleagues, the catalogue's duties. Django's
+    RelatedOnlyFieldListFilter asks for the distinct values of the whole changelist instead,
+    a scan of every obligation for each filter (300 ms apiece at 100,000 on SQLite)."""
+
+    def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
+        related = field.remote_field.model
+        if related is get_user_model():
+            visible = colleagues(request)
+        elif related in selectors.ORGANISATION_PATHS:
+            visible = selectors.scope(related._default_manager.all(), request.user)
+        else:  # the catalogue, the same for everyone
+            visible = related._default_manager.all()
+        return field.get_choices(
+            include_blank=False,
+            limit_choices_to={"pk__in": visible.values("pk")},
+            ordering=self.field_admin_ordering(field, request, model_admin),
+        )
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
@@ -946,13 +967,13 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
     list_filter = (
         OverdueFilter,
         StateFilter,
-        ("provider__organisation", admin.RelatedOnlyFieldListFilter),
-        ("provider", admin.RelatedOnlyFieldListFilter),
-        ("service", admin.RelatedOnlyFieldListFilter),
-        ("duty", admin.RelatedOnlyFieldListFilter),
+        ("provider__organisation", ScopedRelatedFilter),
+        ("provider", ScopedRelatedFilter),
+        ("service", ScopedRelatedFilter),
+        ("duty", ScopedRelatedFilter),
         "current_cycle__status",
         "applicable",
-        ("owner", admin.RelatedOnlyFieldListFilter),
+        ("owner", ScopedRelatedFilter),
         "duty__section",
         "duty__verified",
     )
@@ -1622,7 +1643,7 @@ class ReminderAdmin(ReadOnlyAdmin, NotFoundAdmin):
     list_filter = (
         "kind",
         "status",
-        ("recipient", admin.RelatedOnlyFieldListFilter),
+        ("recipient", ScopedRelatedFilter),
         ("deadline", admin.DateFieldListFilter),
     )
     list_select_related = ("recipient", "cycle__obligation__duty")

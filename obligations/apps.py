@@ -5,3 +5,10 @@ class ObligationsConfig(AppConfig):
     name = "obligations"
     verbose_name = "Online Safety Act register"
     default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from django.db.models import IntegerField
+
+        from obligations.bulk import AnyOf
+
+        IntegerField.register_lookup(AnyOf)

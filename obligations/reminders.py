@@ -217,7 +217,7 @@ class _Context:
             staff[organisation][role].append(user)
         evidence: dict[int, list[tuple[int, str, dt.date | None]]] = defaultdict(list)
         current = m.Evidence.objects.filter(
-            cycle_id__in=bulk.json_ids(r.pk for r in rows),
+            cycle__id__any=[r.pk for r in rows],
             purged_at__isnull=True,
             superseded_by__isnull=True,
         ).values_list("cycle_id", "pk", "title", "expires_on")
@@ -442,7 +442,7 @@ def _record(owed: list[Owed], token: str, now: dt.datetime) -> None:
 def _already_recorded(owed: list[Owed]) -> set[tuple[int, str, int, dt.date, int]]:
     cycles = {o.cycle_id for o in owed}
     return set(
-        m.Reminder.objects.filter(cycle_id__in=bulk.json_ids(cycles)).values_list(
+        m.Reminder.objects.filter(cycle__id__any=cycles).values_list(
             "cycle_id", "kind", "step", "deadline", "recipient_id"
         )
     )
@@ -550,9 +550,7 @@ def _still_relevant(row: PendingRow) -> bool:
 
 def _held(ids: list[int], token: str) -> QuerySet[m.Reminder]:
     """This run's pending rows among `ids` (one JSON parameter however many)."""
-    return m.Reminder.objects.filter(
-        claim=token, status=m.ReminderStatus.PENDING, pk__in=bulk.json_ids(ids)
-    )
+    return m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING, pk__any=ids)
 
 
 def _settle(ids: list[int], token: str, status: str) -> int:

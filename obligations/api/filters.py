@@ -104,7 +104,12 @@ class ObligationFilter(df.FilterSet):
     """Filters on the register's columns (`selectors.register`), so that the same filters
     work on the register as it stands and as it stood on a past date (`as_of`)."""
 
-    status = df.MultipleChoiceFilter(field_name="r_status", choices=m.CycleStatus.choices)
+    # distinct=False: the status is the current cycle's, one per obligation, so there is
+    # nothing to de-duplicate; DISTINCT made the database compute every matching row's
+    # columns before the page's LIMIT (830 ms at 100k on SQLite).
+    status = df.MultipleChoiceFilter(
+        field_name="r_status", choices=m.CycleStatus.choices, distinct=False
+    )
     overdue = yes_no("filter_overdue", "Overdue (true/false)")
     applicable = yes_no("filter_applicable", "Applicable (true/false)")
     due_before = IsoDateFilter(field_name="r_due", lookup_expr="lte", label="Due on or before")

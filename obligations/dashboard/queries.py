@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from django.db.models import Count, F, Min, Q, QuerySet, Sum
+from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet, Sum
 
 from obligations import models as m
 from obligations import selectors, services
@@ -383,23 +383,33 @@ def undecided_measures(
 
 
 def expiring_evidence(user: selectors.User, f: Filters, day: dt.date) -> dict[str, Any]:
-    qs = selectors.scope(m.Evidence.objects.all(), user).filter(
-        purged_at__isnull=True,
-        superseded_by__isnull=True,
-        expires_on__gte=day,
-        expires_on__lte=day + dt.timedelta(days=EXPIRING_DAYS),
-        cycle__obligation__current_cycle=F("cycle"),
+    # The rows first, by id, and their details after: PostgreSQL misjudged the joins (a
+    # cycle back to its obligation's current cycle; evidence not superseded) as one row each
+    # and looped over every cycle or every service (170 ms to 1.5 s at 100,000). EXISTS on
+    # the obligations' current cycles and NOT EXISTS are planned from the expiry index.
+    in_view = scoped(user, f).filter(current_cycle_id=OuterRef("cycle_id"))
+    soonest = (
+        m.Evidence.objects.filter(
+            Exists(in_view),
+            purged_at__isnull=True,
+            expires_on__gte=day,
+            expires_on__lte=day + dt.timedelta(days=EXPIRING_DAYS),
+        )
+        .exclude(Exists(m.Evidence.objects.filter(supersedes=OuterRef("pk"))))
+        .order_by("expires_on", "id")
+        .values("pk")[: SHOWN + 1]
     )
-    qs = narrow(qs, f, to="cycle__obligation__")
     rows = list(
-        qs.order_by("expires_on", "id").values(
+        m.Evidence.objects.filter(pk__in=soonest)
+        .order_by("expires_on", "id")
+        .values(
             "id",
             "title",
             "expires_on",
             obligation=F("cycle__obligation_id"),
             duty_code=F("cycle__obligation__duty__code"),
             service=F("cycle__obligation__service__name"),
-        )[: SHOWN + 1]
+        )
     )
     return {"rows": rows[:SHOWN], "more": len(rows) > SHOWN, "days": EXPIRING_DAYS}
 
