@@ -5,6 +5,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
 from obligations import models as m
@@ -210,3 +212,44 @@ def test_the_dashboard_costs_the_same_queries_however_big(catalogue, as_of, size
 
     chosen = queries.Filters(as_of=as_of)
     assert_constant_queries(grow, lambda: queries.summary(manager, chosen, today=TODAY), sizes)
+
+
+def test_expiring_evidence_is_the_current_evidence_of_the_obligations_in_view(fixed):
+    """Within 30 days, soonest first; never evidence that a newer item replaced, a purged
+    file, or another organisation's."""
+    _, b, c, d, _ = (m.Obligation.objects.get(pk=pk) for pk in fixed["ids"])
+    actor = User.objects.get(username="casey")
+
+    def link(ob, title, days, **kwargs):  # type: ignore[no-untyped-def]
+        return services.add_evidence_link(
+            actor=actor,
+            cycle=ob.current_cycle,
+            url=f"https://example.com/{title.replace(' ', '-')}",
+            title=title,
+            source=SYSTEM,
+            expires_on=TODAY + dt.timedelta(days=days),
+            **kwargs,
+        )
+
+    link(b, "Soon", 5)
+    link(c, "Later", 29)
+    link(d, "Too late", 31)
+    old = link(d, "Replaced", 3)
+    link(d, "Replacement", 20, supersedes=old)
+    gone = services.add_evidence_file(
+        actor=actor,
+        cycle=b.current_cycle,
+        uploaded=SimpleUploadedFile("x.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf"),
+        title="Purged",
+        source=SYSTEM,
+        expires_on=TODAY + dt.timedelta(days=1),
+    )
+    org_admin = member(fixed["org"], role=m.Role.ADMIN, username="ada")
+    services.purge_evidence(actor=org_admin, evidence=gone, reason="Wrong file", source=SYSTEM)
+    elsewhere = applied_service(provider=ProviderFactory(organisation=OrganisationFactory()))
+    theirs = elsewhere.obligations.filter(applicable=True).first()
+    link(theirs, "Theirs", 2)
+
+    expiring = queries.summary(fixed["manager"], queries.Filters(), today=TODAY)["expiring"]
+    assert [row["title"] for row in expiring["rows"]] == ["Soon", "Replacement", "Later"]
+    assert expiring["rows"][0]["obligation"] == b.pk and not expiring["more"]
