@@ -19,7 +19,7 @@ from django.http import HttpRequest
 
 from obligations import models as m
 from obligations import selectors, services
-from obligations.admin import NotFoundAdmin
+from obligations.admin import NotFoundAdmin, ReadOnlyAdmin
 
 
 class ThrottledLoginForm(AdminAuthenticationForm):
@@ -79,7 +79,7 @@ def access_log_for(user: Any) -> QuerySet[m.AccessLog]:
 
 
 @admin.register(m.AccessLog)
-class AccessLogAdmin(NotFoundAdmin):
+class AccessLogAdmin(ReadOnlyAdmin, NotFoundAdmin):
     """Who signed in, who failed to, and what data left the tracker: read-only, for operators
     and organisation admins."""
 
@@ -105,15 +105,3 @@ class AccessLogAdmin(NotFoundAdmin):
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return request.user.is_superuser or selectors.has_role(request.user, (m.Role.ADMIN,))
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return self.has_module_permission(request)
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
