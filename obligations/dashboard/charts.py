@@ -11,12 +11,13 @@ colour-blind-safe palette.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
@@ -74,7 +75,13 @@ ADMIN_FILTERS = {
 def admin_link(**params: object) -> str:
     """The admin obligations list filtered by `params` (None left out), in a stable order."""
     query = urlencode(sorted((k, str(v)) for k, v in params.items() if v is not None))
-    return f"{reverse('admin:obligations_obligation_changelist')}?{query}"
+    return f"{_changelist(get_script_prefix())}?{query}"
+
+
+@functools.lru_cache(maxsize=8)
+def _changelist(prefix: str) -> str:
+    # A page holds a few hundred of these links; the path only changes with the prefix.
+    return reverse("admin:obligations_obligation_changelist")
 
 
 def filter_params(filters: queries.Filters, **overrides: object) -> dict[str, object]:

@@ -164,11 +164,13 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
     )
     names = _service_names(user, f)
     per_service = sorted(
-        ({**g, "name": names[g["service_id"]]} for g in groups if g["service_id"] is not None),
-        key=lambda g: (-g["overdue"], g["name"], g["service_id"]),
+        (g for g in groups if g["service_id"] is not None),
+        key=lambda g: (-g["overdue"], names[g["service_id"]], g["service_id"]),
     )
     service_count = len(per_service)
-    shown_services = [_with_percent(row) for row in per_service[:SHOWN]]
+    shown_services = [
+        _with_percent({**row, "name": names[row["service_id"]]}) for row in per_service[:SHOWN]
+    ]
     service_ids = [row["service_id"] for row in shown_services]
 
     overdue_q = buckets(day)["overdue"]
