@@ -367,6 +367,14 @@ class ProviderChangeList(ChangeList):
             provider.cap = selectors.provider_penalty_cap(provider, params)
 
 
+class RegisterChangeList(ChangeList):
+    """The obligations list, without the long text no column shows (the change form, which
+    shares the admin's queryset, still loads it)."""
+
+    def get_queryset(self, request: HttpRequest, exclude_parameters: Any = None) -> QuerySet[Any]:
+        return super().get_queryset(request, exclude_parameters).defer(*selectors.LIST_DEFERRED)
+
+
 @admin.register(m.Provider)
 class ProviderAdmin(ScopedHistoryAdmin):
     list_display = ("name", "organisation", "penalty_cap", "exposure", "country")
@@ -1017,6 +1025,9 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
         return selectors.obligations_for_list(request.user)
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
+        return RegisterChangeList
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False  # obligations come from applying the catalogue to a service
