@@ -525,16 +525,20 @@ def recommended_measures(service: m.Service, today: dt.date) -> list[codes.Recom
 
 
 def recommended_measures_of(
-    service_ids: list[int], today: dt.date
+    service_ids: list[int],
+    today: dt.date,
+    levels: dict[int, dict[str, dict[str, int]]] | None = None,
 ) -> dict[int, list[codes.Recommendation]]:
-    """`recommended_measures` for many services in a fixed number of queries."""
+    """`recommended_measures` for many services in a fixed number of queries; `levels` is
+    `latest_levels_of(service_ids)` when the caller has it already."""
     params = catalogue_parameters()["assessment"]
     families: dict[int, set[str]] = {sid: set() for sid in service_ids}
     for sid, kind in m.Obligation.objects.filter(
         service_id__in=service_ids, applicable=True, duty__assessment_kind__gt=""
     ).values_list("service_id", "duty__assessment_kind"):
         families[sid] |= set(params["kinds"][kind]["codes"])
-    levels = latest_levels_of(service_ids)
+    if levels is None:
+        levels = latest_levels_of(service_ids)
     catalogue = loaded_catalogue()
     harms = {
         h.code: {"family": h.family, "group": h.group}

@@ -198,6 +198,8 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
         .order_by("r_due", "id")
         .values(*row_values)[: SHOWN * 2]
     )
+    # Both the risk table and the undecided measures read the latest risk levels.
+    levels = selectors.latest_levels_of(service_ids)
     heat = list(
         live.filter(service_id__in=service_ids).values(
             "service_id", "duty__code", "r_status", "r_due"
@@ -216,8 +218,8 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
         "heatmap": _heatmap(heat, shown_services, day),
         "notices": notices(user, f, day),
         "providers": exposure(user, f, day, _overdue_by_provider(user, f, day, groups)),
-        "risks": risk_levels(service_ids, names),
-        "undecided": undecided_measures(service_ids, names, day),
+        "risks": risk_levels(service_ids, names, levels),
+        "undecided": undecided_measures(service_ids, names, day, levels),
         "expiring": expiring_evidence(user, f, day),
         "trend": trend(user, f, day, totals),
     }
@@ -352,9 +354,13 @@ def exposure(
     return rows
 
 
-def risk_levels(service_ids: list[int], names: Mapping[int, str]) -> list[dict[str, Any]]:
+Levels = dict[int, dict[str, dict[str, int]]]
+
+
+def risk_levels(
+    service_ids: list[int], names: Mapping[int, str], levels: Levels
+) -> list[dict[str, Any]]:
     """Each shown service's risk level per harm kind, from its latest complete assessments."""
-    levels = selectors.latest_levels_of(service_ids)
     return [
         {"service_id": sid, "service": names[sid], "family": family, "levels": by_harm}
         for sid in service_ids
@@ -363,10 +369,10 @@ def risk_levels(service_ids: list[int], names: Mapping[int, str]) -> list[dict[s
 
 
 def undecided_measures(
-    service_ids: list[int], names: Mapping[int, str], day: dt.date
+    service_ids: list[int], names: Mapping[int, str], day: dt.date, levels: Levels
 ) -> list[dict[str, Any]]:
     """Recommended Codes measures with no current decision, per shown service."""
-    recommended = selectors.recommended_measures_of(service_ids, day)
+    recommended = selectors.recommended_measures_of(service_ids, day, levels)
     decided = set(
         selectors.current_decisions_of(service_ids).values_list("service_id", "measure_id")
     )
