@@ -3,6 +3,7 @@ import zoneinfo
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from obligations import models as m
 from obligations import services
@@ -120,3 +121,18 @@ def meet(ob, doer, reviewer):  # type: ignore[no-untyped-def]
     )
     cycle = services.do_submit_for_review(actor=doer, cycle=cycle, source=SOURCE)
     return services.do_approve(actor=reviewer, cycle=cycle, source=SOURCE)
+
+
+def due_soon_reminder(
+    cycle: m.ObligationCycle, recipient: object, today: dt.date, reason: str = "Due in a week."
+) -> m.Reminder:
+    """A reminder row as the sweep records one, a week before the cycle's deadline."""
+    return m.Reminder.objects.create(
+        cycle=cycle,
+        kind=m.ReminderKind.DUE_SOON,
+        step=7,
+        deadline=today + dt.timedelta(days=7),
+        recipient=recipient,
+        reason=reason,
+        created_at=timezone.now(),
+    )

@@ -39,7 +39,13 @@ from django_celery_beat import models as beat
 from obligations import models as m
 from obligations import services
 from tests.conftest import TODAY
-from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    applied_service,
+    due_soon_reminder,
+    member,
+)
 
 MARK = {"A": "Zanzibar7A", "B": "Quokka9B"}
 ADMIN = m.EventSource.ADMIN
@@ -109,14 +115,8 @@ def organisation_world(side: str) -> dict[str, Any]:
         source=ADMIN,
     )
     reminders = {
-        user.pk: m.Reminder.objects.create(
-            cycle=obligation.current_cycle,
-            kind=m.ReminderKind.DUE_SOON,
-            step=7,
-            deadline=TODAY + dt.timedelta(days=7),
-            recipient=user,
-            reason=f"Due in a week ({mark}).",
-            created_at=timezone.now(),
+        user.pk: due_soon_reminder(
+            obligation.current_cycle, user, TODAY, reason=f"Due in a week ({mark})."
         )
         for user in people.values()
     }
@@ -194,14 +194,8 @@ def world(db, catalogue, settings) -> dict[str, Any]:  # type: ignore[no-untyped
         actor=lapsed, user=lapsed, service=data["A"]["service"]
     )
     services.create_api_token(actor=lapsed, user=lapsed, name="Lapsed")
-    data["A"]["reminders"][lapsed.pk] = m.Reminder.objects.create(
-        cycle=data["A"]["obligation"].current_cycle,
-        kind=m.ReminderKind.DUE_SOON,
-        step=7,
-        deadline=TODAY + dt.timedelta(days=7),
-        recipient=lapsed,
-        reason="Due in a week.",
-        created_at=timezone.now(),
+    data["A"]["reminders"][lapsed.pk] = due_soon_reminder(
+        data["A"]["obligation"].current_cycle, lapsed, TODAY
     )
     m.Membership.objects.filter(user=lapsed).update(
         expires_at=timezone.now() - dt.timedelta(days=1)
@@ -459,6 +453,15 @@ def api_object(basename: str, kind: str, writes: tuple[str, ...] = ()) -> dict[s
             writes=writes,
         ),
     }
+
+
+def object_page(name: str, kind: str, expect: Expect | None = None) -> Route:
+    """A page outside the admin about one object of each organisation."""
+    return Route(
+        lambda w, s, side: reverse(name, args=[w[SIDES[side]][kind].pk]),
+        expect or tenant(roleless=404),
+        per_side=True,
+    )
 
 
 # Managers may review (approve or send back), so the move they try is one only editors make.
@@ -763,26 +766,10 @@ ROUTES: dict[str, Route] = {
     "dashboard:organisation": Route(
         lambda w, s, side: reverse("dashboard:organisation"), by_role()
     ),
-    "dashboard:service": Route(
-        lambda w, s, side: reverse("dashboard:service", args=[w[SIDES[side]]["service"].pk]),
-        tenant(),
-        per_side=True,
-    ),
-    "assessment-record": Route(
-        lambda w, s, side: reverse("assessment-record", args=[w[SIDES[side]]["riskassessment"].pk]),
-        tenant(roleless=404),
-        per_side=True,
-    ),
-    "measures-record": Route(
-        lambda w, s, side: reverse("measures-record", args=[w[SIDES[side]]["service"].pk]),
-        tenant(roleless=404),
-        per_side=True,
-    ),
-    "evidence-download": Route(
-        lambda w, s, side: reverse("evidence-download", args=[w[SIDES[side]]["evidence"].pk]),
-        tenant(roleless=404),
-        per_side=True,
-    ),
+    "dashboard:service": object_page("dashboard:service", "service", tenant()),
+    "assessment-record": object_page("assessment-record", "riskassessment"),
+    "measures-record": object_page("measures-record", "service"),
+    "evidence-download": object_page("evidence-download", "evidence"),
     # The address is the credential: whoever holds it reads that feed, and only that feed.
     "calendar-feed": Route(
         lambda w, s, side: reverse("calendar-feed", args=[w[SIDES[side]]["feed_secret"]]),

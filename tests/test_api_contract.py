@@ -15,7 +15,6 @@ from django.contrib.auth.models import User
 from django.contrib.staticfiles import finders
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import call_command
-from django.utils import timezone
 from drf_spectacular.drainage import GENERATOR_STATS
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
@@ -29,7 +28,13 @@ from obligations import models as m
 from obligations import services
 from obligations.api import urls as api_urls
 from tests.conftest import TODAY
-from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    applied_service,
+    due_soon_reminder,
+    member,
+)
 
 PDF = b"%PDF-1.4\n" + b"policy " * 50 + b"\n%%EOF\n"
 ADMIN = m.EventSource.ADMIN
@@ -117,15 +122,7 @@ def world() -> dict[str, object]:
         ),
         source=ADMIN,
     )
-    m.Reminder.objects.create(
-        cycle=cycle,
-        kind=m.ReminderKind.DUE_SOON,
-        step=7,
-        deadline=TODAY + dt.timedelta(days=7),
-        recipient=casey,
-        reason="Due in a week.",
-        created_at=timezone.now(),
-    )
+    due_soon_reminder(cycle, casey, TODAY)
     assessment_cycle = service.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle
     services.start_assessment(actor=casey, cycle=assessment_cycle, source=ADMIN)
     services.decide_measure(
