@@ -211,7 +211,7 @@ class ReadOnlyInline(admin.TabularInline):
 
 class ObligationInline(ReadOnlyInline):
     model = m.Obligation
-    fields = ("duty_code", "section", "title", "status", "due", "applicable_text", "owner")
+    fields = ("duty_code", "section", "title", "cycle_status", "due", "applicable_text", "owner")
     readonly_fields = fields
     verbose_name_plural = "obligations (the register for this service)"
 
@@ -231,7 +231,7 @@ class ObligationInline(ReadOnlyInline):
         return obj.duty.title
 
     @admin.display(description="status")
-    def status(self, obj: m.Obligation) -> str:
+    def cycle_status(self, obj: m.Obligation) -> str:
         return status_badge(obj.current_cycle, timezone.localdate())
 
     @admin.display(description="due")
@@ -847,12 +847,12 @@ class OverdueFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         today = timezone.localdate()
-        open_ = queryset.exclude(current_cycle__status__in=m.CLOSED_STATUSES)
+        open_ = queryset.exclude(status__in=m.CLOSED_STATUSES)
         if self.value() == "overdue":
-            return open_.filter(current_cycle__due_date__lt=today)
+            return open_.filter(due_date__lt=today)
         if self.value() in {"7", "30", "90"}:
             horizon = today + dt.timedelta(days=int(self.value() or 0))
-            return open_.filter(current_cycle__due_date__range=(today, horizon))
+            return open_.filter(due_date__range=(today, horizon))
         return queryset
 
 
@@ -967,7 +967,7 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
         "section",
         "duty_title",
         "service_or_provider",
-        "status",
+        "cycle_status",
         "due",
         "owner",
         "applicable",
@@ -979,7 +979,7 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
         ("provider", ScopedRelatedFilter),
         ("service", ScopedRelatedFilter),
         ("duty", ScopedRelatedFilter),
-        "current_cycle__status",
+        "status",
         "applicable",
         ("owner", ScopedRelatedFilter),
         "duty__section",
@@ -1310,11 +1310,11 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
             return f"{obj.provider} (all its services)"
         return str(obj.service)
 
-    @admin.display(description="status", ordering="current_cycle__status")
-    def status(self, obj: m.Obligation) -> str:
+    @admin.display(description="status", ordering="status")
+    def cycle_status(self, obj: m.Obligation) -> str:
         return status_badge(obj.current_cycle, timezone.localdate())
 
-    @admin.display(description="due", ordering="current_cycle__due_date")
+    @admin.display(description="due", ordering="due_date")
     def due(self, obj: m.Obligation) -> Any:
         return obj.current_cycle.due_date if obj.current_cycle else None
 

@@ -765,9 +765,18 @@ class Obligation(models.Model):
         blank=True,
         related_name="+",
     )
+    # The current cycle's status and due date, copied here by every service that changes
+    # them, in the same transaction: counting the register then reads one table, not a join
+    # with every cycle (the dashboard's per-service count at 100k: 121 to 152 ms with the
+    # join, 31 to 70 without). Empty status: no cycle yet.
+    status = models.CharField(max_length=20, choices=CycleStatus.choices, blank=True, default="")
+    due_date = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords(excluded_fields=["current_cycle", "updated_at"])
+    # Status and due date have their own record: the events.
+    history = HistoricalRecords(
+        excluded_fields=["current_cycle", "status", "due_date", "updated_at"]
+    )
 
     class Meta:
         ordering = ["provider", "service", "duty__code"]
@@ -814,11 +823,18 @@ class Obligation(models.Model):
                 condition=Q(applicable=True) | ~Q(not_applicable_reason=""),
                 name="obligation_na_has_reason",
             ),
+            models.CheckConstraint(
+                condition=Q(current_cycle__isnull=True, status="", due_date__isnull=True)
+                | Q(current_cycle__isnull=False, status__in=CycleStatus.values),
+                name="obligation_status_is_its_cycles",
+            ),
         ]
         indexes = [
             models.Index(fields=["applicable", "service"]),
             models.Index(fields=["owner", "applicable"]),
             models.Index(fields=["updated_at"]),
+            models.Index(fields=["status", "due_date"]),
+            models.Index(fields=["due_date"]),
         ]
 
     def __str__(self) -> str:

@@ -295,24 +295,20 @@ def evidence_for(obligation: m.Obligation) -> QuerySet[m.Evidence]:
 
 def my_work(user: User, today: dt.date) -> list[tuple[str, QuerySet[m.Obligation]]]:
     """The morning view: mine overdue, mine due in 30 days, mine open, awaiting my review."""
-    base = (
-        obligations_for_list(user)
-        .filter(applicable=True)
-        .exclude(current_cycle__status__in=m.CLOSED_STATUSES)
-    )
+    base = obligations_for_list(user).filter(applicable=True).exclude(status__in=m.CLOSED_STATUSES)
     mine = base.filter(owner_id=user.pk)
     horizon = today + dt.timedelta(days=30)
     review = (
-        base.filter(current_cycle__status=m.CycleStatus.READY_FOR_REVIEW)
+        base.filter(status=m.CycleStatus.READY_FOR_REVIEW)
         .exclude(owner_id=user.pk)
         .exclude(current_cycle__submitted_by_id=user.pk)
     )
-    order = ("current_cycle__due_date", "pk")
+    order = ("due_date", "pk")
     return [
-        ("Overdue", mine.filter(current_cycle__due_date__lt=today).order_by(*order)),
+        ("Overdue", mine.filter(due_date__lt=today).order_by(*order)),
         (
             "Due in the next 30 days",
-            mine.filter(current_cycle__due_date__range=(today, horizon)).order_by(*order),
+            mine.filter(due_date__range=(today, horizon)).order_by(*order),
         ),
         ("Waiting for my review", review.order_by(*order)),
         ("All my open obligations", mine.order_by(*order)),
@@ -403,8 +399,8 @@ def count_of(qs: QuerySet[Any], link: str) -> Coalesce:
 
 def overdue_obligations(today: dt.date) -> QuerySet[m.Obligation]:
     """Applicable obligations whose open cycle's due date has passed ("overdue" is derived)."""
-    return m.Obligation.objects.filter(applicable=True, current_cycle__due_date__lt=today).exclude(
-        current_cycle__status__in=m.CLOSED_STATUSES
+    return m.Obligation.objects.filter(applicable=True, due_date__lt=today).exclude(
+        status__in=m.CLOSED_STATUSES
     )
 
 
@@ -658,8 +654,8 @@ def register(
         return qs.annotate(
             r_applicable=F("applicable"),
             r_cycle=F("current_cycle_id"),
-            r_status=F("current_cycle__status"),
-            r_due=F("current_cycle__due_date"),
+            r_status=F("status"),
+            r_due=F("due_date"),
             r_owner=F("owner__username"),
             r_owner_id=F("owner_id"),
             r_evidence_count=count_of(evidence, "cycle"),

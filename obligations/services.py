@@ -317,7 +317,8 @@ def _open_cycle(
         # Only the current cycle is watched by the reminder sweep.
         m.ObligationCycle.objects.filter(pk=previous.pk).update(next_reminder_at=None)
     obligation.current_cycle = cycle
-    obligation.save(update_fields=["current_cycle", "updated_at"])
+    obligation.status, obligation.due_date = cycle.status, cycle.due_date
+    obligation.save(update_fields=["current_cycle", "status", "due_date", "updated_at"])
     _event(
         actor=actor,
         obligation=obligation,
@@ -338,14 +339,15 @@ def _close_cycle_not_applicable(
     if cycle is None or cycle.is_closed:
         return
     # Conditional on the status we read, so a concurrent transition cannot be overwritten.
-    updated = m.ObligationCycle.objects.filter(pk=cycle.pk, status=cycle.status).update(
+    if _update_cycle(
+        cycle,
+        only_if=cycle.status,
         status=m.CycleStatus.NOT_APPLICABLE,
         status_reason=reason,
         closed_at=timezone.now(),
         updated_at=timezone.now(),
         next_reminder_at=None,
-    )
-    if updated:
+    ):
         _event(
             actor=actor,
             obligation=obligation,
@@ -751,9 +753,12 @@ def assign_owner(
         reason=f"Owner changed from {before or 'nobody'} to {owner or 'nobody'}.",
     )
     # A new owner during review could otherwise approve work they now own: back to in progress.
-    if cycle is not None and m.ObligationCycle.objects.filter(
-        pk=cycle.pk, status=m.CycleStatus.READY_FOR_REVIEW
-    ).update(status=m.CycleStatus.IN_PROGRESS, updated_at=timezone.now()):
+    if cycle is not None and _update_cycle(
+        cycle,
+        only_if=m.CycleStatus.READY_FOR_REVIEW,
+        status=m.CycleStatus.IN_PROGRESS,
+        updated_at=timezone.now(),
+    ):
         _event(
             actor=actor,
             obligation=obligation,
@@ -782,9 +787,7 @@ def set_due_date(
         return
     old = cycle.due_date
     now = timezone.now()
-    m.ObligationCycle.objects.filter(pk=cycle.pk).update(
-        due_date=due, updated_at=now, next_reminder_at=now
-    )
+    _update_cycle(cycle, due_date=due, updated_at=now, next_reminder_at=now)
     cycle.due_date = due
     _event(
         actor=actor,
@@ -903,7 +906,7 @@ def _transition(
         if needs_reason:
             changes["status_reason"] = reason
         # Conditional on the status we read: of two people clicking at once, one wins.
-        if not m.ObligationCycle.objects.filter(pk=cycle.pk, status=current).update(**changes):
+        if not _update_cycle(cycle, only_if=current, **changes):
             raise TransitionError("Someone else changed this obligation first; reload it.")
         event = _event(
             actor=actor,
@@ -951,6 +954,21 @@ def _watch(cycle: m.ObligationCycle | None) -> None:
     """Something about the cycle changed: the next reminder sweep works out its dates again."""
     if cycle is not None:
         m.ObligationCycle.objects.filter(pk=cycle.pk).update(next_reminder_at=timezone.now())
+
+
+def _update_cycle(cycle: m.ObligationCycle, *, only_if: str | None = None, **changes: Any) -> bool:
+    """Change a cycle (only while its status is still `only_if`, when given, so of two people
+    acting at once one wins) and copy its new status or due date onto its obligation, which
+    keeps them while the cycle is current. The caller holds the transaction."""
+    cycles = m.ObligationCycle.objects.filter(pk=cycle.pk)
+    if only_if is not None:
+        cycles = cycles.filter(status=only_if)
+    if not cycles.update(**changes):
+        return False
+    mirrored = {k: v for k, v in changes.items() if k in ("status", "due_date")}
+    if mirrored:
+        m.Obligation.objects.filter(current_cycle=cycle.pk).update(**mirrored)
+    return True
 
 
 @transaction.atomic

@@ -132,10 +132,12 @@ def make_register(
     m.ObligationCycle.objects.bulk_create(cycles, batch_size=2000)
     if past_cycles:
         cycles += _past_cycles(created, past_cycles, today)
+    # Ordered by period alone: the default ordering joins obligations inside the subquery.
+    latest = m.ObligationCycle.objects.filter(obligation=OuterRef("pk")).order_by("-period_start")
     m.Obligation.objects.filter(service__in=services).update(
-        current_cycle=Subquery(
-            m.ObligationCycle.objects.filter(obligation=OuterRef("pk")).values("pk")[:1]
-        )
+        current_cycle=Subquery(latest.values("pk")[:1]),
+        status=Subquery(latest.values("status")[:1]),
+        due_date=Subquery(latest.values("due_date")[:1]),
     )
     if events_per_obligation:
         _events(created, events_per_obligation, now)

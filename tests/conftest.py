@@ -8,6 +8,7 @@ from django.conf import settings
 
 from obligations import services
 from obligations.catalogue import Catalogue, read_catalogue
+from obligations.models import Obligation
 
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=LONDON)
@@ -19,6 +20,24 @@ def clock() -> Iterator[object]:
     """Every test runs on a fixed clock: 24 Nov 2026, 10:00 in London."""
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture(autouse=True)
+def register_in_step(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After every test that used the database, each obligation's copy of its current
+    cycle's status and due date still agrees with the cycle: whatever path a test took, the
+    services kept the two in step."""
+    uses_db = "_django_db_helper" in request.fixturenames
+    if uses_db or request.node.get_closest_marker("django_db"):
+        # Set up the database first, so that it is still there when this checks it.
+        request.getfixturevalue("_django_db_helper")
+        uses_db = True
+    yield
+    if uses_db:
+        rows = Obligation.objects.filter(current_cycle__isnull=False).values_list(
+            "pk", "status", "due_date", "current_cycle__status", "current_cycle__due_date"
+        )
+        assert [row for row in rows if row[1:3] != row[3:5]] == []
 
 
 @pytest.fixture(scope="session")

@@ -136,3 +136,12 @@ def due_soon_reminder(
         reason=reason,
         created_at=timezone.now(),
     )
+
+
+def put_in(cycle, status, **changes):  # type: ignore[no-untyped-def]
+    """Test set-up: place the cycle in a state directly, skipping the services (which are
+    not what the test is about), with the copy on its obligation kept in step as they would."""
+    m.ObligationCycle.objects.filter(pk=cycle.pk).update(status=status, **changes)
+    m.Obligation.objects.filter(current_cycle=cycle.pk).update(status=status)
+    cycle.refresh_from_db()
+    return cycle

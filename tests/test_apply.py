@@ -5,7 +5,7 @@ import datetime as dt
 from obligations import models as m
 from obligations import services
 from tests.conftest import TODAY
-from tests.factories import UserFactory, applied_service
+from tests.factories import UserFactory, applied_service, put_in
 
 SYSTEM = m.EventSource.ADMIN
 
@@ -100,9 +100,7 @@ def test_a_significant_change_opens_cycles_and_leaves_met_cycles_alone(catalogue
     service = applied_service(children_likely_to_access=True)
     actor = UserFactory()
     met = service.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle
-    m.ObligationCycle.objects.filter(pk=met.pk).update(
-        status=m.CycleStatus.MET, closed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC)
-    )
+    put_in(met, m.CycleStatus.MET, closed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC))
     change_day = TODAY + dt.timedelta(days=60)
     services.record_significant_change(
         actor=actor,

@@ -15,7 +15,13 @@ from icalendar import Calendar
 from obligations import feeds, services
 from obligations import models as m
 from tests.conftest import TODAY
-from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    applied_service,
+    member,
+    put_in,
+)
 from tests.helpers import assert_constant_queries
 
 
@@ -64,7 +70,7 @@ def world(catalogue):  # type: ignore[no-untyped-def]
         source=m.EventSource.ADMIN,
     )
     # Meeting a duty needs evidence and a second reviewer, beside the point here.
-    m.ObligationCycle.objects.filter(pk=met.current_cycle_id).update(status=m.CycleStatus.MET)
+    put_in(met.current_cycle, m.CycleStatus.MET)
     # Owned by casey but in another organisation: not casey's to see.
     m.Obligation.objects.filter(service=other).update(owner=casey)
     return {

@@ -20,24 +20,20 @@ def migrate(targets):  # type: ignore[no-untyped-def]
     return executor.loader.project_state(targets).apps
 
 
-def test_old_events_get_the_due_dates_their_reasons_recorded():
-    apps = migrate(BEFORE)
+def old_obligation(apps, cycle_status="not_started"):  # type: ignore[no-untyped-def]
+    """An obligation as an older schema stored it, with its first cycle: (actor, obligation,
+    cycle)."""
     User = apps.get_model("auth", "User")
-    Organisation = apps.get_model("obligations", "Organisation")
     Provider = apps.get_model("obligations", "Provider")
-    Duty = apps.get_model("obligations", "Duty")
-    CatalogueVersion = apps.get_model("obligations", "CatalogueVersion")
-    Obligation = apps.get_model("obligations", "Obligation")
-    Cycle = apps.get_model("obligations", "ObligationCycle")
-    Event = apps.get_model("obligations", "Event")
     actor = User.objects.create(username="old-actor")
     provider = Provider.objects.create(
-        organisation=Organisation.objects.create(name="Old"), name="Old provider"
+        organisation=apps.get_model("obligations", "Organisation").objects.create(name="Old"),
+        name="Old provider",
     )
-    version = CatalogueVersion.objects.create(
+    version = apps.get_model("obligations", "CatalogueVersion").objects.create(
         version="old", published=dt.date(2025, 1, 1), sha256="0" * 64, parameters={}
     )
-    duty = Duty.objects.create(
+    duty = apps.get_model("obligations", "Duty").objects.create(
         code="OLD-DUTY",
         section="s.1",
         part="3",
@@ -50,13 +46,23 @@ def test_old_events_get_the_due_dates_their_reasons_recorded():
         source_url="https://www.legislation.gov.uk/ukpga/2023/50",
         catalogue_version=version,
     )
-    obligation = Obligation.objects.create(provider=provider, duty=duty, why="old")
-    cycle = Cycle.objects.create(
+    obligation = apps.get_model("obligations", "Obligation").objects.create(
+        provider=provider, duty=duty, why="old"
+    )
+    cycle = apps.get_model("obligations", "ObligationCycle").objects.create(
         obligation=obligation,
         period_start=dt.date(2026, 1, 1),
         due_date=dt.date(2026, 3, 1),
         trigger="initial",
+        status=cycle_status,
     )
+    return actor, obligation, cycle
+
+
+def test_old_events_get_the_due_dates_their_reasons_recorded():
+    apps = migrate(BEFORE)
+    Event = apps.get_model("obligations", "Event")
+    actor, obligation, cycle = old_obligation(apps)
     now = timezone.now()
 
     def event(kind, reason, minutes):  # type: ignore[no-untyped-def]
@@ -82,4 +88,39 @@ def test_old_events_get_the_due_dates_their_reasons_recorded():
     assert due[moved] == dt.date(2026, 2, 15)
     assert due[kept] == dt.date(2026, 2, 15)
     assert due[again] == dt.date(2026, 3, 1)
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_obligations_take_their_current_cycles_status_and_due_date():
+    apps = migrate([("obligations", "0010_access_log_and_append_only")])
+    _, first, cycle = old_obligation(apps, cycle_status="in_progress")
+    Obligation = apps.get_model("obligations", "Obligation")
+    Cycle = apps.get_model("obligations", "ObligationCycle")
+    duty = first.duty
+
+    def another(code):  # type: ignore[no-untyped-def]
+        duty.pk, duty.code = None, code
+        duty.save()
+        return Obligation.objects.create(provider_id=first.provider_id, duty=duty, why="old")
+
+    second = another("OLD-DUTY-2")
+    met = Cycle.objects.create(
+        obligation=second, period_start=dt.date(2025, 1, 1), trigger="initial", status="met"
+    )
+    Obligation.objects.filter(pk=first.pk).update(current_cycle=cycle)
+    Obligation.objects.filter(pk=second.pk).update(current_cycle=met)
+    # One created but not yet given its cycle (as the services do, in one transaction).
+    cycleless = another("OLD-DUTY-3")
+
+    apps = migrate([("obligations", "0011_obligation_current_status")])
+    Obligation = apps.get_model("obligations", "Obligation")
+    copied = {
+        pk: (status, due)
+        for pk, status, due in Obligation.objects.values_list("pk", "status", "due_date")
+    }
+    assert copied == {
+        first.pk: ("in_progress", dt.date(2026, 3, 1)),
+        second.pk: ("met", None),
+        cycleless.pk: ("", None),
+    }
     migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

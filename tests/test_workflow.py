@@ -10,6 +10,7 @@ from django.urls import reverse
 from obligations import models as m
 from obligations import services
 from obligations.admin import OverdueFilter
+from tests import factories
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.helpers import assert_constant_queries
@@ -55,12 +56,7 @@ def add_pdf(cycle, actor, **kwargs):  # type: ignore[no-untyped-def]
 
 
 def put_in(cycle, status, submitted_by=None):  # type: ignore[no-untyped-def]
-    """Test set-up: place the cycle in a state directly (the services are under test)."""
-    m.ObligationCycle.objects.filter(pk=cycle.pk).update(
-        status=status, status_reason="set up", submitted_by=submitted_by
-    )
-    cycle.refresh_from_db()
-    return cycle
+    return factories.put_in(cycle, status, status_reason="set up", submitted_by=submitted_by)
 
 
 def status_events(obligation):  # type: ignore[no-untyped-def]

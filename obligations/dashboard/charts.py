@@ -103,7 +103,7 @@ def state_links(filters: queries.Filters, **overrides: object) -> dict[str, str]
     """A link per state, and one for all applicable, to exactly what each figure counts."""
     base = filter_params(filters, applicable__exact=1, **overrides)
     links = {state: admin_link(**base, state=state) for state in BUCKETS}
-    links["applicable"] = admin_link(**base, current_cycle__status__in=LIVE_STATUSES)
+    links["applicable"] = admin_link(**base, status__in=LIVE_STATUSES)
     return links
 
 

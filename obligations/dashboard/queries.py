@@ -245,13 +245,13 @@ def _heatmap(rows: list[dict[str, Any]], services: list[dict[str, Any]], day: dt
 def notices(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, Any]]:
     """Open Ofcom notices with their next date: the earliest open date of the obligations the
     notice created. A Technology Notice in its representations window comes first."""
-    open_links = Q(obligations__current_cycle__status__in=OPEN_STATUSES)
+    open_links = Q(obligations__status__in=OPEN_STATUSES)
     rows: list[dict[str, Any]] = []
     technology = _notice_scope(m.TechnologyNotice.objects.all(), user, f).filter(
         stage__in=selectors.OPEN_TECHNOLOGY_STAGES
     )
     for notice in technology.select_related("service").annotate(
-        next_date=Min("obligations__current_cycle__due_date", filter=open_links)
+        next_date=Min("obligations__due_date", filter=open_links)
     ):
         window = (
             notice.stage == m.NoticeStage.WARNING
@@ -271,7 +271,7 @@ def notices(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, An
         )
     ofcom = _notice_scope(m.OfcomNotice.objects.all(), user, f).filter(closed_on__isnull=True)
     for other in ofcom.select_related("service").annotate(
-        next_date=Min("obligations__current_cycle__due_date", filter=open_links)
+        next_date=Min("obligations__due_date", filter=open_links)
     ):
         rows.append(
             {
