@@ -11,7 +11,7 @@ from django.http import HttpRequest
 
 from obligations import models as m
 from obligations import selectors, services
-from obligations.admin import acting_user
+from obligations.admin import NotFoundAdmin, acting_user
 
 
 class ApiTokenForm(forms.ModelForm):  # type: ignore[type-arg]
@@ -25,7 +25,7 @@ class ApiTokenForm(forms.ModelForm):  # type: ignore[type-arg]
 
 
 @admin.register(m.ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+class ApiTokenAdmin(NotFoundAdmin):
     form = ApiTokenForm
     list_display = (
         "name",

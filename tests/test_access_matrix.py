@@ -637,16 +637,12 @@ ROUTES: dict[str, Route] = {
         "apitoken",
         own_or_other(lambda org, user: org["tokens"].get(user.pk) or user.api_tokens.get()),
         listing=same(200),
-        # Plain ModelAdmin pages: a token that is not yours is "not found" by a redirect to
-        # the index (whether or not it exists), and no one may delete one.
-        view=lambda subject, side: (
-            302 if side == "other" else personal(roleless=200)(subject, side)
-        ),
+        # Any staff user has tokens of their own; another's is not found, and no one may
+        # delete one (they are revoked).
+        view=personal(roleless=200),
         add=same(200),
-        history=lambda subject, side: (
-            302 if side == "other" else personal(roleless=200)(subject, side)
-        ),
-        delete=same(403),
+        history=personal(roleless=200),
+        delete=personal(403, roleless=403, found_first=True),
         action=None,
     ),
     **admin_model(
