@@ -879,7 +879,7 @@ class StateFilter(admin.SimpleListFilter):
         if wanted is None:
             raise IncorrectLookupParameters(f"Unknown state {value!r}.")
         return queryset.filter(
-            pk__in=selectors.register(queryset.model.objects.all(), today=today)
+            pk__in=selectors.register_state(queryset.model.objects.all(), today=today)
             .filter(wanted & Q(r_applicable=True))
             .values("pk")
         )

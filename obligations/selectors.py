@@ -638,6 +638,32 @@ def end_of_day(day: dt.date) -> dt.datetime:
     return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
 
 
+def register_state(
+    qs: QuerySet[m.Obligation], *, today: dt.date, as_of: dt.date | None = None
+) -> QuerySet[m.Obligation]:
+    """Obligations annotated with the register's state alone (r_applicable, r_status, r_due,
+    r_owner_id), as `register` rebuilds it, and with no join: what counting needs. (A join
+    that is never read still costs SQLite a lookup per row.)"""
+    if as_of is None:
+        return qs.annotate(
+            r_applicable=F("applicable"),
+            r_status=F("status"),
+            r_due=F("due_date"),
+            r_owner_id=F("owner_id"),
+        )
+    end, events, past = _past_records(as_of)
+    return qs.filter(created_at__lt=end).annotate(
+        r_applicable=Subquery(past.values("applicable")[:1]),
+        r_status=Subquery(events.exclude(to_status="").values("to_status")[:1]),
+        r_due=Subquery(
+            events.filter(kind__in=(m.EventKind.CYCLE_OPENED, m.EventKind.DUE_CHANGED)).values(
+                "due_date"
+            )[:1]
+        ),
+        r_owner_id=Subquery(past.values("owner_id")[:1]),
+    )
+
+
 def register(
     qs: QuerySet[m.Obligation], *, today: dt.date, as_of: dt.date | None = None
 ) -> QuerySet[m.Obligation]:
@@ -649,15 +675,12 @@ def register(
     new value), its owner and applicability from its field history. Every column is a
     correlated subquery, so a page of the past register still costs one query.
     """
+    state = register_state(qs, today=today, as_of=as_of)
     if as_of is None:
         evidence = current_evidence_of(OuterRef("current_cycle"), today)
-        return qs.annotate(
-            r_applicable=F("applicable"),
+        return state.annotate(
             r_cycle=F("current_cycle_id"),
-            r_status=F("status"),
-            r_due=F("due_date"),
             r_owner=F("owner__username"),
-            r_owner_id=F("owner_id"),
             r_evidence_count=count_of(evidence, "cycle"),
             r_last_change=Subquery(
                 m.Event.objects.filter(obligation=OuterRef("pk"))
@@ -665,31 +688,30 @@ def register(
                 .values("at")[:1]
             ),
         )
-    end = end_of_day(as_of)
-    events = m.Event.objects.filter(obligation=OuterRef("pk"), at__lt=end).order_by("-at", "-id")
-    past = m.Obligation.history.model.objects.filter(  # type: ignore[attr-defined]
-        id=OuterRef("pk"), history_date__lt=end
-    ).order_by("-history_date", "-history_id")
+    end, events, past = _past_records(as_of)
     evidence = (
         m.Evidence.objects.filter(cycle=OuterRef("r_cycle"), uploaded_at__lt=end)
         .filter(Q(purged_at__isnull=True) | Q(purged_at__gte=end))
         .filter(Q(expires_on__isnull=True) | Q(expires_on__gte=as_of))
         .exclude(superseded_by__uploaded_at__lt=end)
     )
-    return qs.filter(created_at__lt=end).annotate(
-        r_applicable=Subquery(past.values("applicable")[:1]),
+    return state.annotate(
         r_cycle=Subquery(events.filter(kind=m.EventKind.CYCLE_OPENED).values("cycle")[:1]),
-        r_status=Subquery(events.exclude(to_status="").values("to_status")[:1]),
-        r_due=Subquery(
-            events.filter(kind__in=(m.EventKind.CYCLE_OPENED, m.EventKind.DUE_CHANGED)).values(
-                "due_date"
-            )[:1]
-        ),
         r_owner=Subquery(past.values("owner__username")[:1]),
-        r_owner_id=Subquery(past.values("owner_id")[:1]),
         r_evidence_count=count_of(evidence, "cycle"),
         r_last_change=Subquery(events.values("at")[:1]),
     )
+
+
+def _past_records(as_of: dt.date) -> tuple[dt.datetime, QuerySet[m.Event], QuerySet[Any]]:
+    """The end of `as_of`, and each obligation's events and field history before it, newest
+    first (for correlated subqueries on the obligation)."""
+    end = end_of_day(as_of)
+    events = m.Event.objects.filter(obligation=OuterRef("pk"), at__lt=end).order_by("-at", "-id")
+    past = m.Obligation.history.model.objects.filter(  # type: ignore[attr-defined]
+        id=OuterRef("pk"), history_date__lt=end
+    ).order_by("-history_date", "-history_id")
+    return end, events, past
 
 
 def current_evidence_of(cycle: Any, today: dt.date) -> QuerySet[m.Evidence]:

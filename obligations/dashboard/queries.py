@@ -151,14 +151,17 @@ def _live(register: QuerySet[Any]) -> QuerySet[Any]:
 
 def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, Any]:
     day = f.as_of or today
-    register = selectors.register(scoped(user, f), today=day, as_of=f.as_of)
-    if f.owner:
-        register = register.filter(Q(r_owner_id=f.owner))
-    live = _live(register)
+
+    def rows(annotated: Any) -> QuerySet[Any]:
+        qs = _live(annotated(scoped(user, f), today=day, as_of=f.as_of))
+        return qs.filter(r_owner_id=f.owner) if f.owner else qs
+
+    # Counted from the state alone; the lists read the whole register.
+    state, live = rows(selectors.register_state), rows(selectors.register)
     # One grouped query gives every service's counts (provider-wide duties group under no
     # service); the totals are their sums, so the headline and the bars always agree.
     # Grouped by ids alone: joining names onto every row cost more than looking them up.
-    groups = list(live.values("provider_id", "service_id").annotate(**_counts(day)).order_by())
+    groups = list(state.values("provider_id", "service_id").annotate(**_counts(day)).order_by())
     totals = _with_percent(
         {key: sum(g[key] for g in groups) for key in (*buckets(day), "applicable")}
     )
@@ -201,7 +204,7 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
     # Both the risk table and the undecided measures read the latest risk levels.
     levels = selectors.latest_levels_of(service_ids)
     heat = list(
-        live.filter(service_id__in=service_ids).values(
+        state.filter(service_id__in=service_ids).values(
             "service_id", "duty__code", "r_status", "r_due"
         )
     )
@@ -310,7 +313,7 @@ def _overdue_by_provider(
             by_provider[g["provider_id"]] = by_provider.get(g["provider_id"], 0) + g["overdue"]
         return by_provider
     everything = Filters(organisation=f.organisation, provider=f.provider)
-    register = selectors.register(scoped(user, everything), today=day, as_of=f.as_of)
+    register = selectors.register_state(scoped(user, everything), today=day, as_of=f.as_of)
     if f.service:
         providers = m.Service.objects.filter(pk=f.service).values("provider_id")
         register = register.filter(provider_id__in=providers)

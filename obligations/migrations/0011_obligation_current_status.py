@@ -40,11 +40,11 @@ class Migration(migrations.Migration):
         migrations.RunPython(copy_current_cycle, migrations.RunPython.noop),
         migrations.AddIndex(
             model_name='obligation',
-            index=models.Index(fields=['status', 'due_date'], name='obligations_status_95b60e_idx'),
+            index=models.Index(fields=['due_date'], name='obligations_due_dat_abfefb_idx'),
         ),
         migrations.AddIndex(
             model_name='obligation',
-            index=models.Index(fields=['due_date'], name='obligations_due_dat_abfefb_idx'),
+            index=models.Index(condition=models.Q(('applicable', True)), fields=['provider', 'service', 'status', 'due_date'], name='obligation_register_counts'),
         ),
         migrations.AddConstraint(
             model_name='obligation',
