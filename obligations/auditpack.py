@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import csv
 import datetime as dt
 import hashlib
 import json
@@ -38,7 +37,7 @@ from django.db import connection, transaction
 from django.db.models import Model, QuerySet
 from django.utils import timezone
 
-from obligations import exports, selectors
+from obligations import exports, selectors, uploads
 from obligations import models as m
 
 FORMAT = "osa-tracker-audit-pack/1"
@@ -51,6 +50,10 @@ CHUNK = 1024 * 1024
 SPOOL = 1024 * 1024
 # What the index says of a stored file, checked against the SHA-256 recorded at upload.
 OK, MISMATCH, MISSING = "OK", "MISMATCH", "MISSING"
+# Evidence of these types is compressed already (intake checked that each starts as its type
+# does): deflating it again would cost more time than anything else in a pack and save next
+# to nothing, so it goes in as it is (ZIP_STORED). Everything else is deflated.
+PRECOMPRESSED = frozenset({"application/pdf", "image/png", "image/jpeg", *uploads.ZIP_BASED})
 
 
 # --- The signing key --------------------------------------------------------
@@ -202,9 +205,11 @@ class _Pack:
         self.files: dict[str, dict[str, Any]] = {}
 
     @contextlib.contextmanager
-    def entry(self, name: str) -> Iterator[_Sink]:
+    def entry(self, name: str, *, deflate: bool = True) -> Iterator[_Sink]:
+        info = zipfile.ZipInfo(name)
+        info.compress_type = zipfile.ZIP_DEFLATED if deflate else zipfile.ZIP_STORED
         # ZIP64 because a streamed entry's size is not known before it is written.
-        with self.zf.open(name, "w", force_zip64=True) as raw:
+        with self.zf.open(info, "w", force_zip64=True) as raw:
             sink = _Sink(raw)
             yield sink
         self.files[name] = {"sha256": sink.sha256.hexdigest(), "size": sink.size}
@@ -338,11 +343,9 @@ def _iso(value: dt.date | dt.datetime | None) -> str | None:
 
 def _write_evidence(pack: _Pack, ids: QuerySet[Any], end: dt.datetime | None) -> _EvidenceTally:
     """Every evidence file, re-hashed as it is copied, then the index of every evidence row
-    (one query)."""
-    evidence = (
-        m.Evidence.objects.filter(cycle__obligation__in=ids)
-        .select_related("cycle", "uploaded_by", "purged_by")
-        .order_by("cycle__obligation_id", "pk")
+    (one query, read as values: a pack of a provider reads thousands of rows)."""
+    evidence = m.Evidence.objects.filter(cycle__obligation__in=ids).order_by(
+        "cycle__obligation_id", "pk"
     )
     if end is not None:
         evidence = evidence.filter(uploaded_at__lt=end)
@@ -351,20 +354,20 @@ def _write_evidence(pack: _Pack, ids: QuerySet[Any], end: dt.datetime | None) ->
     # waits in a temporary file rather than in memory.
     with tempfile.SpooledTemporaryFile(max_size=SPOOL) as index:
         index.write(b'{"format": "' + FORMAT.encode() + b'", "evidence": [')
-        for item in evidence.iterator(chunk_size=exports.CHUNK):
+        for item in evidence.values(*EVIDENCE_VALUES).iterator(chunk_size=exports.CHUNK):
             row = _evidence_row(item)
-            if item.file:
+            if item["file"]:
                 row["path"] = (
-                    f"evidence/{item.cycle.obligation_id}/{item.pk}-{safe_name(item.original_name)}"
+                    f"evidence/{row['obligation']}/{row['id']}-{safe_name(item['original_name'])}"
                 )
                 row["integrity"], row["stored_sha256"] = _copy(pack, item, row["path"])
                 if row["integrity"] == MISSING:
                     row["path"] = None
-                    tally.missing.append(item.pk)
+                    tally.missing.append(row["id"])
                 else:
                     tally.files += 1
                     if row["integrity"] == MISMATCH:
-                        tally.mismatched.append(item.pk)
+                        tally.mismatched.append(row["id"])
             index.write(b"," * bool(tally.rows) + b"\n" + json.dumps(row).encode())
             tally.rows += 1
         index.write(b"\n]}\n")
@@ -375,42 +378,66 @@ def _write_evidence(pack: _Pack, ids: QuerySet[Any], end: dt.datetime | None) ->
     return tally
 
 
-def _evidence_row(item: m.Evidence) -> dict[str, Any]:
+EVIDENCE_VALUES = (
+    "id",
+    "cycle__obligation_id",
+    "cycle_id",
+    "kind",
+    "title",
+    "url",
+    "original_name",
+    "content_type",
+    "sha256",
+    "size",
+    "uploaded_by__username",
+    "uploaded_at",
+    "expires_on",
+    "supersedes_id",
+    "purged_at",
+    "purged_by__username",
+    "purge_reason",
+    "file",
+)
+
+
+def _evidence_row(item: dict[str, Any]) -> dict[str, Any]:
+    """An evidence row of the index, from its EVIDENCE_VALUES."""
     return {
-        "id": item.pk,
-        "obligation": item.cycle.obligation_id,
-        "cycle": item.cycle_id,
-        "kind": item.kind,
-        "title": item.title,
-        "url": item.url or None,
-        "original_name": item.original_name,
-        "content_type": item.content_type,
-        "sha256": item.sha256 or None,  # as recorded at upload
-        "size": item.size,
-        "uploaded_by": item.uploaded_by.get_username(),
-        "uploaded_at": _iso(item.uploaded_at),
-        "expires_on": _iso(item.expires_on),
-        "supersedes": item.supersedes_id,
-        "purged_at": _iso(item.purged_at),
-        "purged_by": item.purged_by.get_username() if item.purged_by else None,
-        "purge_reason": item.purge_reason,
+        "id": item["id"],
+        "obligation": item["cycle__obligation_id"],
+        "cycle": item["cycle_id"],
+        "kind": item["kind"],
+        "title": item["title"],
+        "url": item["url"] or None,
+        "original_name": item["original_name"],
+        "content_type": item["content_type"],
+        "sha256": item["sha256"] or None,  # as recorded at upload
+        "size": item["size"],
+        "uploaded_by": item["uploaded_by__username"],
+        "uploaded_at": _iso(item["uploaded_at"]),
+        "expires_on": _iso(item["expires_on"]),
+        "supersedes": item["supersedes_id"],
+        "purged_at": _iso(item["purged_at"]),
+        "purged_by": item["purged_by__username"],
+        "purge_reason": item["purge_reason"],
         "path": None,
         "integrity": None,
         "stored_sha256": None,
     }
 
 
-def _copy(pack: _Pack, item: m.Evidence, path: str) -> tuple[str, str | None]:
+def _copy(pack: _Pack, item: dict[str, Any], path: str) -> tuple[str, str | None]:
     """Stream a stored file into the pack: (integrity, the SHA-256 of what was packed)."""
+    storage = m.Evidence._meta.get_field("file").storage
     try:
-        stored = item.file.open("rb")
+        stored = storage.open(item["file"], "rb")
     except OSError:
         return MISSING, None
-    with stored, pack.entry(path) as sink:
+    with stored, pack.entry(path, deflate=item["content_type"] not in PRECOMPRESSED) as sink:
         for chunk in stored.chunks(CHUNK):
             sink.write(chunk)
     packed = str(pack.files[path]["sha256"])
-    return (OK if packed == item.sha256 else MISMATCH), packed
+    return (OK if packed == item["sha256"] else MISMATCH), packed
 
 
 # (heading, lookup) of each history file's columns.
@@ -490,26 +517,20 @@ def _write_history(pack: _Pack, ids: QuerySet[Any], end: dt.datetime | None) -> 
         ("history/obligation-history.csv", obligation_history, OBLIGATION_HISTORY_COLUMNS),
         ("history/evidence-history.csv", evidence_history, EVIDENCE_HISTORY_COLUMNS),
     ):
+        header = [heading for heading, _ in columns]
         rows = qs.values_list(*(lookup for _, lookup in columns)).iterator(chunk_size=exports.CHUNK)
-        pack.text(name, _csv_lines([heading for heading, _ in columns], rows))
-
-
-class _Echo:
-    """A file-like object whose write returns what was written (csv writes one row)."""
-
-    def write(self, value: str) -> str:
-        return value
+        pack.text(name, exports.csv_pieces(header, _history_cells(header, rows)))
 
 
 # simple_history's codes, in words: "+" and "-" would read as formulas in a spreadsheet.
 HISTORY_TYPES = {"+": "created", "~": "changed", "-": "deleted"}
 
 
-def _cell(heading: str, value: Any) -> Any:
+def _cell(value: Any) -> Any:
     if value is None:
         return ""
-    if heading == "history_type":
-        return HISTORY_TYPES.get(value, value)
+    if value.__class__ is str:  # most cells, so first
+        return exports.safe_text(value)
     if isinstance(value, bool):
         return "yes" if value else "no"
     if isinstance(value, dt.date):
@@ -517,12 +538,14 @@ def _cell(heading: str, value: Any) -> Any:
     return exports.safe_cell(value)
 
 
-def _csv_lines(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield "\ufeff"  # so that Excel reads the file as UTF-8
-    yield writer.writerow(header)
+def _history_cells(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> Iterator[list[Any]]:
+    """Each row's values as cells; a history type in words."""
+    kind = header.index("history_type") if "history_type" in header else None
     for row in rows:
-        yield writer.writerow([_cell(h, v) for h, v in zip(header, row, strict=True)])
+        cells = [_cell(value) for value in row]
+        if kind is not None and row[kind] is not None:
+            cells[kind] = HISTORY_TYPES.get(row[kind], row[kind])
+        yield cells
 
 
 def readme(

@@ -9,8 +9,8 @@ import json
 import pytest
 from openpyxl import load_workbook
 
+from obligations import exports, services
 from obligations import models as m
-from obligations import services
 from tests.conftest import NOW, TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.test_api import client_for
@@ -57,6 +57,14 @@ def test_the_csv_export_streams_the_filtered_register_with_formulas_escaped(team
     assert row["Status"] == "Not started"
     filtered = csv_rows(client.get("/api/v1/obligations/export/csv/", {"owner": team["casey"].pk}))
     assert [r["Obligation ID"] for r in filtered] == [str(ob.pk)]
+
+
+def test_a_long_csv_streams_in_pieces_that_join_into_every_row():
+    rows = [[n, f"row {n}"] for n in range(2 * exports.PIECE_ROWS + 1)]
+    pieces = list(exports.csv_pieces(["n", "text"], rows))
+    assert len(pieces) == 3  # memory holds a piece, never the whole file
+    written = list(csv.reader(io.StringIO("".join(pieces).removeprefix("\ufeff"))))
+    assert written == [["n", "text"], *([str(n), text] for n, text in rows)]
 
 
 def test_the_json_export_is_one_document_with_the_same_rows_as_the_list(team):

@@ -251,6 +251,19 @@ def test_the_manifest_lists_every_other_file_with_its_hash_and_size(setup):
     auditpack.load_public_key(installation_key()).verify(signature, manifest_bytes)
 
 
+def test_evidence_compressed_already_is_stored_and_the_rest_deflated(setup):
+    pack, _ = build(setup["service"])
+    pdf_path = f"evidence/{setup['ra'].pk}/{setup['pdf'].pk}-Illegal_content_RA_v2_.pdf"
+    notes_path = f"evidence/{setup['other'].pk}/{setup['notes'].pk}-minutes.txt"
+    with zipfile.ZipFile(io.BytesIO(pack)) as zf:
+        kinds = {info.filename: info.compress_type for info in zf.infolist()}
+    assert kinds[pdf_path] == zipfile.ZIP_STORED
+    assert {kinds[notes_path], kinds["register.csv"], kinds["evidence/index.json"]} == {
+        zipfile.ZIP_DEFLATED
+    }
+    assert auditpack.verify(io.BytesIO(pack), installation_key()).ok
+
+
 def test_the_register_has_one_row_per_obligation(setup):
     pack, _ = build(setup["service"])
     expected = set(setup["service"].obligations.values_list("pk", flat=True))
