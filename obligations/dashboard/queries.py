@@ -107,10 +107,16 @@ def buckets(day: dt.date) -> dict[str, Q]:
     }
 
 
-def _counts(day: dt.date) -> dict[str, Count]:
-    counts = {name: Count("pk", filter=q) for name, q in buckets(day).items()}
-    counts["applicable"] = Count("pk")
-    return counts
+def _grouped_counts(live: QuerySet[Any], day: dt.date, *by: str) -> list[dict[str, Any]]:
+    """`live` rows counted by state per `by`. The four states are exclusive and cover every
+    live row, so "in progress" is what the others leave: one filter fewer to test on every
+    row (a fifth of the dashboard's largest query)."""
+    states = buckets(day)
+    counts = {name: Count("pk", filter=states[name]) for name in ("met", "overdue", "not_started")}
+    groups = list(live.values(*by).annotate(applicable=Count("*"), **counts).order_by())
+    for g in groups:
+        g["in_progress"] = g["applicable"] - g["met"] - g["overdue"] - g["not_started"]
+    return groups
 
 
 def _with_percent(row: dict[str, Any]) -> dict[str, Any]:
@@ -161,7 +167,7 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
     # One grouped query gives every service's counts (provider-wide duties group under no
     # service); the totals are their sums, so the headline and the bars always agree.
     # Grouped by ids alone: joining names onto every row cost more than looking them up.
-    groups = list(state.values("provider_id", "service_id").annotate(**_counts(day)).order_by())
+    groups = _grouped_counts(state, day, "provider_id", "service_id")
     totals = _with_percent(
         {key: sum(g[key] for g in groups) for key in (*buckets(day), "applicable")}
     )
