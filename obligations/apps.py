@@ -7,8 +7,9 @@ class ObligationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models import IntegerField
+        from django.db.models import CharField, IntegerField
 
-        from obligations.bulk import AnyOf
+        from obligations.bulk import AnyOf, Unsearched
 
         IntegerField.register_lookup(AnyOf)
+        CharField.register_lookup(Unsearched)

@@ -21,6 +21,7 @@ twice (tests/test_reminders.py shows each).
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import smtplib
 import uuid
@@ -46,8 +47,9 @@ from obligations.catalogue import add_months
 
 log = logging.getLogger(__name__)
 
-# Cycles decided per transaction; the sweep's query count is constant up to this many.
-SWEEP_BATCH = 5000
+# Cycles decided per transaction; the sweep's query count is constant up to this many. At
+# 5,000, a sweep of 100,000 spent a second more on reads and commits (its memory: 40 MB).
+SWEEP_BATCH = 20_000
 # A delivery run's claim on pending rows lapses after this, for the next run to take over.
 CLAIM_LEASE = dt.timedelta(minutes=15)
 EVIDENCE_WARNING_DAYS = 30
@@ -65,6 +67,7 @@ def london_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
 
 
+@functools.lru_cache(maxsize=1024)  # a sweep formats the same few dates 100,000 times
 def fmt(day: dt.date) -> str:
     return f"{day:%-d %b %Y}"
 
@@ -119,8 +122,10 @@ class SweepResult:
 # --- Step 1: decide -------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class Owed:
+class Owed(NamedTuple):
+    """A reminder owed: the fields of its outbox row, in OUTBOX_FIELDS order (a tuple is built
+    faster than a frozen dataclass, and a sweep builds 80,000)."""
+
     cycle_id: int
     kind: str
     step: int
@@ -198,6 +203,7 @@ class _Context:
     duty_leads: dict[tuple[int, int], list[int]]
     staff: dict[int, dict[str, list[int]]]  # organisation -> role -> user ids
     evidence: dict[int, list[tuple[int, str, dt.date | None]]]  # cycle -> (pk, title, expiry)
+    _leads: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
     @classmethod
     def load(cls, rows: list[CycleRow], today: dt.date, duties: dict[int, Duty]) -> _Context:
@@ -242,8 +248,12 @@ class _Context:
         )
 
     def leads(self, row: CycleRow) -> list[int]:
-        days = self.duty_leads.get((row.organisation_id, row.duty_id))
-        return sorted(set(days or self.org_leads.get(row.organisation_id) or m.default_lead_days()))
+        key = (row.organisation_id, row.duty_id)
+        leads = self._leads.get(key)
+        if leads is None:  # worked out once per organisation and duty, not per cycle
+            days = self.duty_leads.get(key) or self.org_leads.get(row.organisation_id)
+            leads = self._leads[key] = sorted(set(days or m.default_lead_days()))
+        return leads
 
     def owners(self, row: CycleRow) -> list[int]:
         """The owner; unowned work goes to the organisation's admins, or with none to its
@@ -373,9 +383,11 @@ def _decide_met(
 
 def _decide(
     rows: list[CycleRow], ctx: _Context, result: SweepResult, dry_run: bool
-) -> tuple[list[Owed], list[dict[str, Any]]]:
+) -> tuple[list[Owed], list[tuple[int, dt.datetime | None]]]:
+    """What each cycle is owed today, and (pk, next_reminder_at) for each."""
     owed: list[Owed] = []
-    schedule: list[dict[str, Any]] = []
+    schedule: list[tuple[int, dt.datetime | None]] = []
+    midnights: dict[dt.date, dt.datetime] = {}
     for row in rows:
         later: list[dt.date] = []
         if row.current_cycle_id != row.pk or not row.applicable:
@@ -389,53 +401,44 @@ def _decide(
             found, later = _decide_met(row, ctx, result, dry_run)
             owed += found
         upcoming = [d for d in later if d > ctx.today]
-        next_at = london_midnight(min(upcoming)) if upcoming else None
-        schedule.append({"pk": row.pk, "next_reminder_at": next_at})
+        next_at = None
+        if upcoming:
+            day = min(upcoming)
+            next_at = midnights.get(day) or midnights.setdefault(day, london_midnight(day))
+        schedule.append((row.pk, next_at))
     return owed, schedule
 
 
 def _candidates(horizon: dt.datetime, after: int) -> list[CycleRow]:
+    # The batch is chosen from the cycles alone, then joined: with the joins under the LIMIT,
+    # PostgreSQL joined every cycle still due, at every batch, then kept the first ones.
+    batch = (
+        m.ObligationCycle.objects.filter(next_reminder_at__lt=horizon, pk__gt=after)
+        .order_by("pk")
+        .values("pk")[:SWEEP_BATCH]
+    )
     return [
         CycleRow(*values)
-        for values in m.ObligationCycle.objects.filter(next_reminder_at__lt=horizon, pk__gt=after)
+        for values in m.ObligationCycle.objects.filter(pk__any=batch)
         .order_by("pk")
-        .values_list(*CYCLE_FIELDS)[:SWEEP_BATCH]
+        .values_list(*CYCLE_FIELDS)
     ]
 
 
-OUTBOX_FIELDS = (
-    "cycle",
-    "kind",
-    "step",
-    "deadline",
-    "recipient",
-    "reason",
-    "status",
-    "created_at",
-    "claim",
-    "claimed_at",
-)
+OUTBOX_FIELDS = ("cycle", "kind", "step", "deadline", "recipient", "reason")
 
 
 def _record(owed: list[Owed], token: str, now: dt.datetime) -> None:
     bulk.insert_ignoring_conflicts(
         m.Reminder,
         OUTBOX_FIELDS,
-        [
-            {
-                "cycle": o.cycle_id,
-                "kind": o.kind,
-                "step": o.step,
-                "deadline": o.deadline,
-                "recipient": o.recipient_id,
-                "reason": o.reason,
-                "status": m.ReminderStatus.PENDING,
-                "created_at": now,
-                "claim": token,
-                "claimed_at": now,
-            }
-            for o in owed
-        ],
+        owed,
+        same={
+            "status": m.ReminderStatus.PENDING,
+            "created_at": now,
+            "claim": token,
+            "claimed_at": now,
+        },
     )
 
 
@@ -549,8 +552,10 @@ def _still_relevant(row: PendingRow) -> bool:
 
 
 def _held(ids: list[int], token: str) -> QuerySet[m.Reminder]:
-    """This run's pending rows among `ids` (one JSON parameter however many)."""
-    return m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING, pk__any=ids)
+    """This run's pending rows among `ids` (one parameter however many), found by their ids."""
+    return m.Reminder.objects.filter(
+        pk__any=ids, claim__unsearched=token, status__unsearched=m.ReminderStatus.PENDING
+    )
 
 
 def _settle(ids: list[int], token: str, status: str) -> int:
@@ -580,17 +585,16 @@ def digest_message(recipient: User, rows: list[PendingRow]) -> EmailMultiAlterna
     """
     site = settings.SITE_URL.rstrip("/")
     limit = settings.REMINDER_DIGEST_MAX_ITEMS
+    # Reversed once, not per item (13,000 reverses took a twentieth of a 100,000-cycle sweep).
+    change = reverse("admin:obligations_obligation_change", args=["__id__"])
+    before, _, after = change.partition("__id__")
     sections = []
     for kind, label in SECTIONS:
         entries = [r for r in rows if r.kind == kind]
         if not entries:
             continue
         shown = [
-            {
-                "reason": r.reason,
-                "url": site
-                + reverse("admin:obligations_obligation_change", args=[r.obligation_id]),
-            }
+            {"reason": r.reason, "url": f"{site}{before}{r.obligation_id}{after}"}
             for r in entries[:limit]
         ]
         sections.append(
@@ -690,8 +694,13 @@ def _deliver_one(
     result: SweepResult,
     failures: list[Exception],
 ) -> None:
-    relevant = [r for r in rows if _still_relevant(r)]
-    stale = [r.pk for r in rows if not _still_relevant(r)]
+    relevant: list[PendingRow] = []
+    stale: list[int] = []
+    for r in rows:
+        if _still_relevant(r):
+            relevant.append(r)
+        else:
+            stale.append(r.pk)
     result.cancelled += _settle(stale, token, m.ReminderStatus.CANCELLED)
     if not relevant:
         return
