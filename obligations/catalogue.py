@@ -140,11 +140,15 @@ class Catalogue:
 
     def implied_features(self, features: Iterable[str]) -> frozenset[str]:
         """Features plus those they imply (e2ee messaging is direct messaging)."""
-        implies = {f["code"]: f.get("implies", []) for f in self.features}
-        result = set(features)
-        for code in list(result):
-            result.update(implies.get(code, []))
-        return frozenset(result)
+        return implied(features, {f["code"]: f.get("implies", []) for f in self.features})
+
+
+def implied(features: Iterable[str], implies: Mapping[str, Iterable[str]]) -> frozenset[str]:
+    """Features plus those they imply, by `implies` (feature code -> the codes it implies)."""
+    result = set(features)
+    for code in list(result):
+        result.update(implies.get(code, ()))
+    return frozenset(result)
 
 
 # --- Loading and validation ----------------------------------------------

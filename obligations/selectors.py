@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from obligations import codes, penalties
 from obligations import models as m
-from obligations.catalogue import Catalogue, Profile
+from obligations.catalogue import Catalogue, Profile, implied
 
 # How each tenant-owned model reaches its organisation.
 ORGANISATION_PATHS: dict[type[Model], str] = {
@@ -535,7 +535,8 @@ def recommended_measures_of(
         families[sid] |= set(params["kinds"][kind]["codes"])
     if levels is None:
         levels = latest_levels_of(service_ids)
-    catalogue = loaded_catalogue()
+    # The features' implications are all of the catalogue this needs.
+    implies = dict(m.Feature.objects.filter(retired_at__isnull=True).values_list("code", "implies"))
     harms = {
         h.code: {"family": h.family, "group": h.group}
         for h in m.HarmKind.objects.filter(retired_at__isnull=True)
@@ -555,7 +556,7 @@ def recommended_measures_of(
     for sid, profile in service_profiles(service_ids).items():
         facts = codes.Facts(
             users=profile.uk_monthly_users,
-            features=catalogue.implied_features(profile.features),
+            features=implied(profile.features, implies),
             categories=profile.categories,
             children_likely=profile.children_likely_to_access is not False,
             levels=levels.get(sid, {}),

@@ -10,9 +10,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client
+from django.urls import reverse, set_script_prefix
 
 from obligations import models as m
 from obligations import services
+from obligations.links import object_url
 from tests.bulk import grower
 from tests.conftest import NOW, TODAY
 from tests.factories import (
@@ -341,3 +343,22 @@ def test_an_obligation_with_no_due_date_is_counted_in_a_state(register):
     figures = figure_links(register["client"].get("/dashboard/"))
     assert figures["applicable"][0] == 6
     assert figures["not_started"][0] == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "admin:obligations_obligation_change",
+        "dashboard:service",
+        "admin:obligations_service_measures",
+    ],
+)
+def test_links_reversed_once_are_the_links_reverse_gives(name):
+    for prefix in ("/", "/tracker/"):
+        set_script_prefix(prefix)
+        try:
+            assert [object_url(name, pk) for pk in (1, 42, 10**12)] == [
+                reverse(name, args=[pk]) for pk in (1, 42, 10**12)
+            ]
+        finally:
+            set_script_prefix("/")
