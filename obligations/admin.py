@@ -176,18 +176,26 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
     RelatedOnlyFieldListFilter asks for the distinct values of the whole changelist instead,
     a scan of every obligation for each filter (300 ms apiece at 100,000 on SQLite)."""
 
+    # Models shown by their name (their __str__): choices read the name alone, not a model
+    # instance per row (2,858 services took 30 to 40 ms on PostgreSQL).
+    NAMED = (m.Organisation, m.Provider, m.Service)
+
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
         related = field.remote_field.model
+        ordering = self.field_admin_ordering(field, request, model_admin)
         if related is get_user_model():
             visible = colleagues(request)
         elif related in selectors.ORGANISATION_PATHS:
             visible = selectors.scope(related._default_manager.all(), request.user)
+            if related in self.NAMED:
+                ordered = visible.order_by(*ordering) if ordering else visible
+                return list(ordered.values_list("pk", "name"))
         else:  # the catalogue, the same for everyone
             visible = related._default_manager.all()
         return field.get_choices(
             include_blank=False,
             limit_choices_to={"pk__in": visible.values("pk")},
-            ordering=self.field_admin_ordering(field, request, model_admin),
+            ordering=ordering,
         )
 
 

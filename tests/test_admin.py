@@ -5,9 +5,12 @@ import datetime as dt
 
 import pytest
 from django.contrib.admin.sites import site
+from django.contrib.admin.utils import get_fields_from_path
 from django.urls import reverse
 
 from obligations import models as m
+from obligations import selectors
+from obligations.admin import ScopedRelatedFilter
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.helpers import assert_constant_queries
@@ -93,6 +96,21 @@ def test_changelists_and_autocomplete_show_only_our_organisation(client, two_org
     # The service form offers only our providers.
     body = client.get(reverse("admin:obligations_service_add")).content.decode()
     assert "Our provider" in body and "Their provider" not in body
+
+
+def test_filters_by_name_offer_what_the_objects_themselves_would(rf, two_orgs):
+    applied_service(provider=two_orgs["mine"].provider, name="Another of ours")
+    request = rf.get("/")
+    request.user = two_orgs["user"]
+    model_admin = site._registry[m.Obligation]
+    for path in ("provider__organisation", "provider", "service"):
+        field = get_fields_from_path(m.Obligation, path)[-1]
+        spec = ScopedRelatedFilter(field, request, {}, m.Obligation, model_admin, path)
+        related = field.remote_field.model
+        ordering = spec.field_admin_ordering(field, request, model_admin) or ["name"]
+        visible = selectors.scope(related.objects.all(), request.user).order_by(*ordering)
+        assert spec.lookup_choices == [(obj.pk, str(obj)) for obj in visible], path
+        assert "Their" not in str(spec.lookup_choices)
 
 
 def test_an_auditor_reads_but_cannot_change(client, two_orgs):
