@@ -55,13 +55,15 @@ def acting_user(request: HttpRequest) -> User:
     return request.user
 
 
-def status_badge(cycle: m.ObligationCycle | None, today: dt.date) -> str:
-    """A coloured badge that also says the status in words (colour is never the only signal)."""
-    if cycle is None:
+def status_badge(obligation: m.Obligation, today: dt.date) -> str:
+    """A coloured badge of the obligation's status that also says it in words (colour is never
+    the only signal). From the obligation's copy of its cycle's status: no join per row."""
+    if not obligation.status:
         return "-"
-    label = cycle.get_status_display()
-    colour = STATUS_COLOURS[m.CycleStatus(cycle.status)]
-    if not cycle.is_closed and cycle.due_date and cycle.due_date < today:
+    status = m.CycleStatus(obligation.status)
+    label, colour = status.label, STATUS_COLOURS[status]
+    due = obligation.due_date
+    if status not in m.CLOSED_STATUSES and due and due < today:
         label, colour = f"{label} · overdue", "#b91c1c"
     return format_html(
         '<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px;'
@@ -217,14 +219,26 @@ class ReadOnlyInline(admin.TabularInline):
         return selectors.scope(super().get_queryset(request), request.user)
 
 
-class ObligationInline(ReadOnlyInline):
+class RegisterColumns:
+    """The status and due columns of a list of obligations."""
+
+    @admin.display(description="status", ordering="status")
+    def cycle_status(self, obj: m.Obligation) -> str:
+        return status_badge(obj, timezone.localdate())
+
+    @admin.display(description="due", ordering="due_date")
+    def due(self, obj: m.Obligation) -> Any:
+        return obj.due_date
+
+
+class ObligationInline(RegisterColumns, ReadOnlyInline):
     model = m.Obligation
     fields = ("duty_code", "section", "title", "cycle_status", "due", "applicable_text", "owner")
     readonly_fields = fields
     verbose_name_plural = "obligations (the register for this service)"
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return super().get_queryset(request).select_related("duty", "owner", "current_cycle")
+        return super().get_queryset(request).select_related("duty", "owner")
 
     @admin.display(description="duty")
     def duty_code(self, obj: m.Obligation) -> str:
@@ -237,14 +251,6 @@ class ObligationInline(ReadOnlyInline):
     @admin.display(description="title")
     def title(self, obj: m.Obligation) -> str:
         return obj.duty.title
-
-    @admin.display(description="status")
-    def cycle_status(self, obj: m.Obligation) -> str:
-        return status_badge(obj.current_cycle, timezone.localdate())
-
-    @admin.display(description="due")
-    def due(self, obj: m.Obligation) -> Any:
-        return obj.current_cycle.due_date if obj.current_cycle else None
 
     @admin.display(description="applies")
     def applicable_text(self, obj: m.Obligation) -> str:
@@ -969,7 +975,7 @@ def _bulk(target: str, label: str) -> Any:
 
 
 @admin.register(m.Obligation)
-class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
+class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAdmin):
     list_display = (
         "duty_code",
         "section",
@@ -1268,7 +1274,7 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
                         )
             extra.update(
                 cycle=cycle,
-                badge=status_badge(cycle, timezone.localdate()),
+                badge=status_badge(obligation, timezone.localdate()),
                 transitions=allowed,
                 can_edit=self.has_change_permission(request, obligation),
                 is_org_admin=selectors.has_role(request.user, (m.Role.ADMIN,), organisation),
@@ -1317,14 +1323,6 @@ class ObligationAdmin(ImportRegisterAdminMixin, ScopedHistoryAdmin):
         if obj.service_id is None:
             return f"{obj.provider} (all its services)"
         return str(obj.service)
-
-    @admin.display(description="status", ordering="status")
-    def cycle_status(self, obj: m.Obligation) -> str:
-        return status_badge(obj.current_cycle, timezone.localdate())
-
-    @admin.display(description="due", ordering="due_date")
-    def due(self, obj: m.Obligation) -> Any:
-        return obj.current_cycle.due_date if obj.current_cycle else None
 
     @admin.display(description="duty")
     def duty_summary(self, obj: m.Obligation) -> str:

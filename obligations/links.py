@@ -18,7 +18,18 @@ def object_url(name: str, pk: object) -> str:
     return f"{before}{pk}{after}"
 
 
+def page_url(name: str) -> str:
+    """reverse(name), for a page that takes no id."""
+    return _page(get_script_prefix(), name)
+
+
+# Keyed by the script prefix too: the paths only change with it.
 @functools.lru_cache(maxsize=64)
 def _around_id(prefix: str, name: str) -> tuple[str, str]:
     before, _, after = reverse(name, args=[_PLACEHOLDER]).partition(_PLACEHOLDER)
     return before, after
+
+
+@functools.lru_cache(maxsize=64)
+def _page(prefix: str, name: str) -> str:
+    return reverse(name)

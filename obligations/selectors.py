@@ -171,7 +171,7 @@ def organisation_of(obj: Model) -> int:
 def obligations_for_list(user: User) -> QuerySet[m.Obligation]:
     """The obligations changelist: one query however many rows."""
     return scope(m.Obligation.objects.all(), user).select_related(
-        "provider", "service", "duty", "owner", "current_cycle"
+        "provider", "service", "duty", "owner"
     )
 
 
@@ -188,8 +188,6 @@ LIST_DEFERRED = (
     "duty__unverified_note",
     "duty__source_url",
     "owner__password",
-    "current_cycle__trigger_note",
-    "current_cycle__status_reason",
 )
 
 

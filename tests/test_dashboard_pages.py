@@ -14,7 +14,7 @@ from django.urls import reverse, set_script_prefix
 
 from obligations import models as m
 from obligations import services
-from obligations.links import object_url
+from obligations.links import object_url, page_url
 from tests.bulk import grower
 from tests.conftest import NOW, TODAY
 from tests.factories import (
@@ -360,5 +360,7 @@ def test_links_reversed_once_are_the_links_reverse_gives(name):
             assert [object_url(name, pk) for pk in (1, 42, 10**12)] == [
                 reverse(name, args=[pk]) for pk in (1, 42, 10**12)
             ]
+            changelist = "admin:obligations_obligation_changelist"
+            assert page_url(changelist) == reverse(changelist)
         finally:
             set_script_prefix("/")

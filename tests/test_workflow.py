@@ -413,3 +413,22 @@ def test_managers_are_asked_to_review(team):
     auditor = member(team["org"], role=m.Role.AUDITOR, username="audrey")
     reviewers = services.reviewers_for(team["obligation"], team["owner"])
     assert manager.pk in reviewers and auditor.pk not in reviewers
+
+
+def test_the_register_list_marks_open_work_past_its_date_overdue(client, team):
+    services.set_due_date(
+        actor=team["owner"],
+        cycle=team["cycle"],
+        due=TODAY - dt.timedelta(days=2),
+        reason="",
+        source="admin",
+    )
+    client.force_login(team["owner"])
+    url = reverse("admin:obligations_obligation_changelist")
+    search = {"q": "U2U-RECORDS"}
+    page = client.get(url, search).content.decode()
+    assert "Not started · overdue" in page
+    assert ">22 Nov 2026<" in page  # the due column, from the same copy
+    put_in(team["cycle"], S.MET)
+    page = client.get(url, search).content.decode()
+    assert ">Met</span>" in page and "· overdue" not in page

@@ -11,18 +11,17 @@ colour-blind-safe palette.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlencode
 
-from django.urls import get_script_prefix, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from obligations import models as m
 from obligations.dashboard import queries
+from obligations.links import object_url, page_url
 
 
 @dataclass(frozen=True)
@@ -75,13 +74,7 @@ ADMIN_FILTERS = {
 def admin_link(**params: object) -> str:
     """The admin obligations list filtered by `params` (None left out), in a stable order."""
     query = urlencode(sorted((k, str(v)) for k, v in params.items() if v is not None))
-    return f"{_changelist(get_script_prefix())}?{query}"
-
-
-@functools.lru_cache(maxsize=8)
-def _changelist(prefix: str) -> str:
-    # A page holds a few hundred of these links; the path only changes with the prefix.
-    return reverse("admin:obligations_obligation_changelist")
+    return f"{page_url('admin:obligations_obligation_changelist')}?{query}"
 
 
 def filter_params(filters: queries.Filters, **overrides: object) -> dict[str, object]:
@@ -258,7 +251,7 @@ def timeline(rows: Sequence[Mapping[str, Any]], day: dt.date, days: int) -> Safe
             format_html(
                 '<a href="{}"><circle cx="{}" cy="{}" r="5.5" fill="#0072B2" '
                 'stroke="#000"><title>{} · {} · due {}</title></circle></a>',
-                reverse("admin:obligations_obligation_change", args=[row["id"]]),
+                object_url("admin:obligations_obligation_change", row["id"]),
                 round(MARGIN + span * (due - day).days / days, 1),
                 axis - 10 - STEP * level,
                 row["duty__code"],
