@@ -849,7 +849,10 @@ class Obligation(models.Model):
 class ObligationCycle(models.Model):
     """One period of an obligation. A closed cycle is never reopened."""
 
-    obligation = models.ForeignKey(Obligation, on_delete=models.PROTECT, related_name="cycles")
+    # Its index is the unique constraint's, which leads with the obligation.
+    obligation = models.ForeignKey(
+        Obligation, on_delete=models.PROTECT, related_name="cycles", db_index=False
+    )
     period_start = models.DateField()
     due_date = models.DateField(null=True, blank=True, help_text="Empty for continuous duties.")
     status = models.CharField(
@@ -864,6 +867,7 @@ class ObligationCycle(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     reviewer = models.ForeignKey(
         settings.AUTH_USER_MODEL,
@@ -871,6 +875,7 @@ class ObligationCycle(models.Model):
         null=True,
         blank=True,
         related_name="+",
+        db_index=False,
     )
     closed_at = models.DateTimeField(null=True, blank=True)
     # When the reminder sweep must next look at this cycle; any change sets it to now, and the
@@ -893,10 +898,19 @@ class ObligationCycle(models.Model):
                 name="cycle_na_has_reason",
             ),
         ]
+        # Few: the daily sweep rewrites every watched cycle's next_reminder_at, and each
+        # index the row is in costs that update a write. Status and due date are searched on
+        # the obligation's copy; users (for deletion) only where they are set.
         indexes = [
-            models.Index(fields=["status", "due_date"]),
-            models.Index(fields=["due_date"]),
             models.Index(fields=["next_reminder_at"]),
+            models.Index(
+                fields=["submitted_by"],
+                condition=Q(submitted_by__isnull=False),
+                name="cycle_submitted_by",
+            ),
+            models.Index(
+                fields=["reviewer"], condition=Q(reviewer__isnull=False), name="cycle_reviewer"
+            ),
         ]
 
     def __str__(self) -> str:
@@ -1044,14 +1058,20 @@ class Reminder(models.Model):
     it, then marked sent. The unique constraint is what makes a second run, a retry or a
     second worker send nothing twice; the rows are also each user's notifications."""
 
-    cycle = models.ForeignKey(ObligationCycle, on_delete=models.PROTECT, related_name="reminders")
+    # Both foreign keys are indexed as the first column of a wider index below.
+    cycle = models.ForeignKey(
+        ObligationCycle, on_delete=models.PROTECT, related_name="reminders", db_index=False
+    )
     kind = models.CharField(max_length=20, choices=ReminderKind.choices)
     # Which reminder of its kind: the lead in days, the week of escalation, the evidence id,
     # or the submission event's id.
     step = models.PositiveBigIntegerField(default=0)
     deadline = models.DateField(help_text="The date the reminder is about.")
     recipient = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="reminders"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="reminders",
+        db_index=False,
     )
     reason = models.TextField()
     status = models.CharField(
@@ -1081,10 +1101,20 @@ class Reminder(models.Model):
                 name="reminder_sent_has_time",
             ),
         ]
+        # Delivery searches pending rows alone; once sent, a row leaves both partial
+        # indexes, so the sweep's insert and its mark-sent each write fewer index entries.
         indexes = [
-            models.Index(fields=["status", "claimed_at"]),
             models.Index(fields=["recipient", "created_at"]),
-            models.Index(fields=["claim"]),
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status=ReminderStatus.PENDING),
+                name="reminder_pending_claimed",
+            ),
+            models.Index(
+                fields=["claim"],
+                condition=Q(status=ReminderStatus.PENDING),
+                name="reminder_pending_claim",
+            ),
         ]
 
     def __str__(self) -> str:

@@ -481,7 +481,9 @@ def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
     if dry_run:
         _count_dry_run(would_send, owed_total, result)
         return result
-    result.already_sent = owed_total - m.Reminder.objects.filter(claim=token).count()
+    # The rows this run recorded: pending under its claim (the partial index on claims).
+    recorded = m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING).count()
+    result.already_sent = owed_total - recorded
     deliver(token=token, result=result)
     return result
 
