@@ -364,3 +364,47 @@ def test_links_reversed_once_are_the_links_reverse_gives(name):
             assert page_url(changelist) == reverse(changelist)
         finally:
             set_script_prefix("/")
+
+
+def heatmap_cells(response) -> dict[str, list[str]]:  # type: ignore[no-untyped-def]
+    """The heatmap's rows: duty code -> each service's cell, by its title."""
+    table = re.search(r'<table class="heatmap">.*?</table>', response.content.decode(), re.S)
+    assert table
+    return {
+        duty: re.findall(r'<td class="tint-[0-9a-f]{6}" title="([^"]+)">', cells)
+        for duty, cells in re.findall(
+            r'<th scope="row">([^<]+)</th>(.*?)</tr>', table.group(), flags=re.S
+        )
+    }
+
+
+def test_the_heatmap_shows_each_services_state_of_each_duty(register):
+    obs = register["obligations"]
+    cells = heatmap_cells(register["client"].get("/dashboard/"))
+    # Services across, Chat then Forum; Forum keeps only the first duty (F, 3 days overdue).
+    assert {duty: cells[duty] for duty in cells if cells[duty]} == {
+        obs["a"].duty.code: ["Met", "Overdue"],
+        obs["b"].duty.code: ["In progress", "Does not apply"],
+        obs["c"].duty.code: ["Not started", "Does not apply"],
+        obs["d"].duty.code: ["Overdue", "Does not apply"],
+        obs["e"].duty.code: ["Overdue", "Does not apply"],
+    }
+
+
+def test_risk_tables_show_each_level_in_words_and_unrated_harms_as_such():
+    from obligations.dashboard import charts
+
+    levels = [
+        {"rank": 1, "code": "low", "label": "Low"},
+        {"rank": 3, "code": "high", "label": "High"},
+    ]
+    risks = [
+        {"service": "Chat", "family": "illegal", "levels": {"grooming": 3, "fraud": 1}},
+        {"service": "Forum <b>", "family": "illegal", "levels": {"fraud": 3}},
+    ]
+    [table] = charts.risk_tables(risks, levels, {"grooming": "Grooming", "fraud": "Fraud"})
+    assert table["services"] == ["Chat", "Forum <b>"]
+    assert [(row["harm"], str(row["cells"])) for row in table["rows"]] == [
+        ("Fraud", '<td class="level-low">Low</td><td class="level-high">High</td>'),
+        ("Grooming", '<td class="level-high">High</td><td>Not rated</td>'),
+    ]

@@ -17,7 +17,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
 
 from obligations import models as m
 from obligations.dashboard import queries
@@ -379,23 +379,25 @@ def heatmap_grid(heatmap: Mapping[str, Any]) -> dict[str, Any]:
     """Duties down, services across (duty codes are long, services few), each cell the look
     of its state."""
     services = heatmap["rows"]
+    # Each state's cell is written once and repeated: at 25 services by 50 duties, building
+    # the cells in a template loop (or escaping each one) cost more than the page's queries.
+    # A class per colour (the template styles them), not a style attribute, which the
+    # Content Security Policy would refuse.
+    cell = (
+        '<td class="tint-{}" title="{}"><span aria-hidden="true">{}</span>'
+        '<span class="sr">{}</span></td>'
+    )
+    shown = {
+        state: format_html(cell, look.tint[1:], look.label, look.symbol, look.label)
+        for state, look in [*CELLS.items(), ("", NO_CELL)]
+    }
     return {
         "services": services,
         "rows": [
             {
                 "duty": code,
-                # Built here rather than in a template loop: at 25 services by 50 duties the
-                # template engine spent more time on these cells than the queries took.
-                "cells": format_html_join(
-                    "",
-                    # A class per colour (the template styles them), not a style attribute,
-                    # which the Content Security Policy would refuse.
-                    '<td class="tint-{}" title="{}"><span aria-hidden="true">{}</span>'
-                    '<span class="sr">{}</span></td>',
-                    (
-                        (look.tint[1:], look.label, look.symbol, look.label)
-                        for look in (CELLS.get(s["cells"].get(code, ""), NO_CELL) for s in services)
-                    ),
+                "cells": mark_safe(
+                    "".join(shown.get(s["cells"].get(code, ""), shown[""]) for s in services)
                 ),
             }
             for code in heatmap["duties"]
@@ -414,7 +416,15 @@ def risk_tables(
 ) -> list[dict[str, Any]]:
     """One table per family of harm: harm kinds down, services across, each cell the level's
     label (from the catalogue's vocabulary) and code (for its colour)."""
-    by_rank = {int(level["rank"]): level for level in levels}
+    # Each level's cell is written once (as the heatmap's are): harms by services is
+    # hundreds of cells on every page load.
+    cells = {
+        int(level["rank"]): format_html(
+            '<td class="level-{}">{}</td>', level["code"], level["label"]
+        )
+        for level in levels
+    }
+    unrated = format_html("<td>{}</td>", "Not rated")
     families: dict[str, list[Mapping[str, Any]]] = {}
     for row in risks:
         families.setdefault(row["family"], []).append(row)
@@ -431,19 +441,8 @@ def risk_tables(
                 "rows": [
                     {
                         "harm": harm_labels.get(code, code),
-                        # Built here, as the heatmap's are: harms by services is hundreds of
-                        # cells, too many for a template loop on every page load.
-                        "cells": format_html_join(
-                            "",
-                            "<td{}>{}</td>",
-                            (
-                                (format_html(' class="level-{}"', level["code"]), level["label"])
-                                if level
-                                else ("", "Not rated")
-                                for level in (
-                                    by_rank.get(row["levels"].get(code, 0)) for row in rows
-                                )
-                            ),
+                        "cells": mark_safe(
+                            "".join(cells.get(row["levels"].get(code, 0), unrated) for row in rows)
                         ),
                     }
                     for code in harms
