@@ -1010,7 +1010,12 @@ class Evidence(models.Model):
                 name="evidence_purge_is_a_tombstone",
             ),
         ]
-        indexes = [models.Index(fields=["cycle", "purged_at"]), models.Index(fields=["expires_on"])]
+        indexes = [
+            models.Index(fields=["cycle", "purged_at"]),
+            # With the id, the index is in the order the dashboard lists expiring evidence,
+            # so PostgreSQL reads the first rows and stops instead of sorting a month's worth.
+            models.Index(fields=["expires_on", "id"], name="evidence_expiry"),
+        ]
 
     def __str__(self) -> str:
         return self.title
