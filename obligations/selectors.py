@@ -316,6 +316,10 @@ def my_work(user: User, today: dt.date) -> list[tuple[str, QuerySet[m.Obligation
 # --- Money: the penalty cap and exposure ----------------------------------
 
 
+# Where `providers_with_exposure` puts each provider's revenue periods.
+REVENUE_HISTORY = "revenue_history"
+
+
 def catalogue_parameters() -> dict[str, Any]:
     """The figures of the loaded catalogue (penalty cap, fees), with their sources."""
     latest = m.CatalogueVersion.objects.order_by("-loaded_at", "-pk").values("parameters").first()
@@ -339,8 +343,12 @@ def as_revenue(period: m.RevenuePeriod) -> penalties.Revenue:
 
 
 def provider_revenue(provider: m.Provider) -> list[penalties.Revenue]:
-    """The provider's recorded revenue periods (uses a prefetched list when there is one)."""
-    return [as_revenue(p) for p in provider.revenue_periods.all()]
+    """The provider's recorded revenue periods, newest first (the list
+    `providers_with_exposure` prefetched, when it did)."""
+    periods = getattr(provider, REVENUE_HISTORY, None)
+    if periods is None:
+        periods = provider.revenue_periods.all()
+    return [as_revenue(p) for p in periods]
 
 
 def provider_penalty_cap(
@@ -429,9 +437,14 @@ def providers_with_exposure(
         counts["overdue_count"] = count_of(
             overdue_obligations(today).filter(provider=OuterRef("pk")), "provider"
         )
-    return qs.prefetch_related(
-        Prefetch("revenue_periods", queryset=m.RevenuePeriod.objects.order_by("-end"))
-    ).annotate(**counts)
+    # Prefetched into a plain list: through the related manager, Django cloned a queryset
+    # for every provider (a third of the dashboard's exposure table at 143 providers).
+    history = Prefetch(
+        "revenue_periods",
+        queryset=m.RevenuePeriod.objects.order_by("-end"),
+        to_attr=REVENUE_HISTORY,
+    )
+    return qs.prefetch_related(history).annotate(**counts)
 
 
 def exposure_reasons(provider: Any, overdue_count: int | None = None) -> list[str]:
@@ -484,11 +497,13 @@ def latest_levels(service: m.Service) -> dict[str, dict[str, int]]:
     return latest_levels_of([service.pk]).get(service.pk, {})
 
 
-def latest_levels_of(service_ids: list[int]) -> dict[int, dict[str, dict[str, int]]]:
+def latest_levels_of(
+    service_ids: list[int], parameters: dict[str, Any] | None = None
+) -> dict[int, dict[str, dict[str, int]]]:
     """service -> family -> harm code -> highest level rank, from each service's latest
     assessment of each family that has every row rated (one half done decides nothing yet).
-    Two queries however many services."""
-    params = catalogue_parameters()["assessment"]
+    Two queries however many services (three without the catalogue's `parameters`)."""
+    params = (parameters or catalogue_parameters())["assessment"]
     ranks = {level["code"]: int(level["rank"]) for level in params["levels"]}
     assessments = (
         m.RiskAssessment.objects.filter(service_id__in=service_ids)
@@ -522,17 +537,20 @@ def recommended_measures_of(
     service_ids: list[int],
     today: dt.date,
     levels: dict[int, dict[str, dict[str, int]]] | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> dict[int, list[codes.Recommendation]]:
     """`recommended_measures` for many services in a fixed number of queries; `levels` is
-    `latest_levels_of(service_ids)` when the caller has it already."""
-    params = catalogue_parameters()["assessment"]
+    `latest_levels_of(service_ids)` and `parameters` the catalogue's, when the caller has
+    them already."""
+    parameters = parameters or catalogue_parameters()
+    params = parameters["assessment"]
     families: dict[int, set[str]] = {sid: set() for sid in service_ids}
     for sid, kind in m.Obligation.objects.filter(
         service_id__in=service_ids, applicable=True, duty__assessment_kind__gt=""
     ).values_list("service_id", "duty__assessment_kind"):
         families[sid] |= set(params["kinds"][kind]["codes"])
     if levels is None:
-        levels = latest_levels_of(service_ids)
+        levels = latest_levels_of(service_ids, parameters)
     # The features' implications are all of the catalogue this needs.
     implies = dict(m.Feature.objects.filter(retired_at__isnull=True).values_list("code", "implies"))
     harms = {

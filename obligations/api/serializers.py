@@ -59,7 +59,10 @@ class ProviderSerializer(serializers.ModelSerializer[m.Provider]):
         help_text="Sch.13 para 4: the greater of £18m and 10% of qualifying worldwide revenue."
     )
     exposure = serializers.SerializerMethodField()
-    revenue_periods = RevenuePeriodSerializer(many=True, read_only=True)
+    # The viewset's queryset (selectors.providers_with_exposure) prefetches them there.
+    revenue_periods = RevenuePeriodSerializer(
+        source=selectors.REVENUE_HISTORY, many=True, read_only=True
+    )
 
     class Meta:
         model = m.Provider

@@ -155,7 +155,15 @@ def _live(register: QuerySet[Any]) -> QuerySet[Any]:
     )
 
 
-def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, Any]:
+def summary(
+    user: selectors.User,
+    f: Filters,
+    *,
+    today: dt.date,
+    service_names: Mapping[int, str] | None = None,
+) -> dict[str, Any]:
+    """Every figure of the dashboard. `service_names`: the names of at least the services
+    in view, when the caller has read them already (the page has, for its service filter)."""
     day = f.as_of or today
 
     def rows(annotated: Any) -> QuerySet[Any]:
@@ -171,7 +179,7 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
     totals = _with_percent(
         {key: sum(g[key] for g in groups) for key in (*buckets(day), "applicable")}
     )
-    names = _service_names(user, f)
+    names = _service_names(user, f) if service_names is None else service_names
     per_service = sorted(
         (g for g in groups if g["service_id"] is not None),
         key=lambda g: (-g["overdue"], names[g["service_id"]], g["service_id"]),
@@ -208,7 +216,9 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
         .values(*row_values)[: SHOWN * 2]
     )
     # Both the risk table and the undecided measures read the latest risk levels.
-    levels = selectors.latest_levels_of(service_ids)
+    # The catalogue's figures, read once for the three parts that need them.
+    parameters = selectors.catalogue_parameters()
+    levels = selectors.latest_levels_of(service_ids, parameters)
     heat = list(
         state.filter(service_id__in=service_ids).values(
             "service_id", "duty__code", "r_status", "r_due"
@@ -226,9 +236,9 @@ def summary(user: selectors.User, f: Filters, *, today: dt.date) -> dict[str, An
         "upcoming_days": UPCOMING_DAYS,
         "heatmap": _heatmap(heat, shown_services, day),
         "notices": notices(user, f, day),
-        "providers": exposure(user, f, day, _overdue_by_provider(user, f, day, groups)),
+        "providers": exposure(user, f, day, _overdue_by_provider(user, f, day, groups), parameters),
         "risks": risk_levels(service_ids, names, levels),
-        "undecided": undecided_measures(service_ids, names, day, levels),
+        "undecided": undecided_measures(service_ids, names, day, levels, parameters),
         "expiring": expiring_evidence(user, f, day),
         "trend": trend(user, f, day, totals),
     }
@@ -334,7 +344,11 @@ def _overdue_by_provider(
 
 
 def exposure(
-    user: selectors.User, f: Filters, day: dt.date, overdue: dict[int, int]
+    user: selectors.User,
+    f: Filters,
+    day: dt.date,
+    overdue: dict[int, int],
+    parameters: dict[str, Any],
 ) -> list[dict[str, Any]]:
     qs = narrow(
         selectors.scope(m.Provider.objects.all(), user),
@@ -343,7 +357,6 @@ def exposure(
         provider="pk",
         service="services",
     )
-    parameters = selectors.catalogue_parameters()
     rows = []
     providers = selectors.providers_with_exposure(qs, day, count_overdue=False)
     for provider in providers.order_by("name"):
@@ -378,10 +391,14 @@ def risk_levels(
 
 
 def undecided_measures(
-    service_ids: list[int], names: Mapping[int, str], day: dt.date, levels: Levels
+    service_ids: list[int],
+    names: Mapping[int, str],
+    day: dt.date,
+    levels: Levels,
+    parameters: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Recommended Codes measures with no current decision, per shown service."""
-    recommended = selectors.recommended_measures_of(service_ids, day, levels)
+    recommended = selectors.recommended_measures_of(service_ids, day, levels, parameters)
     decided = set(
         selectors.current_decisions_of(service_ids).values_list("service_id", "measure_id")
     )

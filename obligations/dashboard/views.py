@@ -69,7 +69,9 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
     if unknown:
         return _refuse(request, 400, unknown)
 
-    figures = queries.summary(request.user, filters, today=today)
+    # The service filter's choices are every service the user may see: the names the
+    # figures need, read once.
+    figures = queries.summary(request.user, filters, today=today, service_names=choices["service"])
     levels = selectors.catalogue_parameters()["assessment"]["levels"]
     harm_labels = dict(m.HarmKind.objects.values_list("code", "label"))
     links = charts.state_links(filters)
