@@ -40,6 +40,18 @@ class CycleStatus(models.TextChoices):
 
 
 CLOSED_STATUSES = (CycleStatus.MET, CycleStatus.NOT_APPLICABLE)
+# An obligation in one of these is not counted: no cycle yet, or marked not applicable.
+UNCOUNTED_STATUSES = ("", CycleStatus.NOT_APPLICABLE)
+
+
+def counted(status: str = "status") -> Q:
+    """The `status` is not one of UNCOUNTED_STATUSES, written as one inequality each: SQLite
+    matches a query to a partial index's condition with bound parameters in equalities, but
+    not in an IN list."""
+    condition = Q()
+    for uncounted in UNCOUNTED_STATUSES:
+        condition &= ~Q(**{status: uncounted})
+    return condition
 
 
 class CycleTrigger(models.TextChoices):
@@ -834,11 +846,13 @@ class Obligation(models.Model):
             models.Index(fields=["owner", "applicable"]),
             models.Index(fields=["updated_at"]),
             models.Index(fields=["due_date"]),
-            # The dashboard's per-service counts, read from the index alone on SQLite.
+            # The dashboard's per-service counts, read from the index alone. Its condition is
+            # the counted rows' own ("live": applicable, not marked not applicable), so that
+            # PostgreSQL has no row to filter out and prefers it to the table.
             models.Index(
                 fields=["provider", "service", "status", "due_date"],
-                condition=Q(applicable=True),
-                name="obligation_register_counts",
+                condition=Q(applicable=True) & counted(),
+                name="obligation_live_counts",
             ),
         ]
 
