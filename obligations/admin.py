@@ -62,8 +62,7 @@ def status_badge(obligation: m.Obligation, today: dt.date) -> str:
         return "-"
     status = m.CycleStatus(obligation.status)
     label, colour = status.label, STATUS_COLOURS[status]
-    due = obligation.due_date
-    if status not in m.CLOSED_STATUSES and due and due < today:
+    if m.is_overdue(status, obligation.due_date, today):
         label, colour = f"{label} · overdue", "#b91c1c"
     return format_html(
         '<span style="background:{};color:#fff;padding:2px 6px;border-radius:3px;'
@@ -893,7 +892,7 @@ class StateFilter(admin.SimpleListFilter):
         if wanted is None:
             raise IncorrectLookupParameters(f"Unknown state {value!r}.")
         return queryset.filter(
-            pk__in=selectors.register_state(queryset.model.objects.all(), today=today)
+            pk__in=selectors.register_state(queryset.model.objects.all())
             .filter(wanted & Q(r_applicable=True))
             .values("pk")
         )

@@ -62,12 +62,7 @@ def register_row(values: dict[str, Any], today: dt.date) -> dict[str, Any]:
         "status": status,
         "owner": values["r_owner"] or "",
         "due": due.isoformat() if due else None,
-        "overdue": bool(
-            values["r_applicable"]
-            and due is not None
-            and due < today
-            and status not in m.CLOSED_STATUSES
-        ),
+        "overdue": bool(values["r_applicable"]) and m.is_overdue(status, due, today),
         "evidence_count": values["r_evidence_count"],
         "last_change": last_change.isoformat() if last_change else None,
     }

@@ -6,6 +6,8 @@ Nothing here has business logic in save() or signals.
 
 from __future__ import annotations
 
+import datetime as dt
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -40,6 +42,14 @@ class CycleStatus(models.TextChoices):
 
 
 CLOSED_STATUSES = (CycleStatus.MET, CycleStatus.NOT_APPLICABLE)
+OPEN_STATUSES = tuple(s for s in CycleStatus.values if s not in CLOSED_STATUSES)
+
+
+def is_overdue(status: str, due: dt.date | None, today: dt.date) -> bool:
+    """Open work past its due date; a continuous duty (no due date) never is."""
+    return due is not None and due < today and status in OPEN_STATUSES
+
+
 # An obligation in one of these is not counted: no cycle yet, or marked not applicable.
 UNCOUNTED_STATUSES = ("", CycleStatus.NOT_APPLICABLE)
 

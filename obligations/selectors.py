@@ -656,7 +656,7 @@ def end_of_day(day: dt.date) -> dt.datetime:
 
 
 def register_state(
-    qs: QuerySet[m.Obligation], *, today: dt.date, as_of: dt.date | None = None
+    qs: QuerySet[m.Obligation], *, as_of: dt.date | None = None
 ) -> QuerySet[m.Obligation]:
     """Obligations annotated with the register's state alone (r_applicable, r_status, r_due,
     r_owner_id), as `register` rebuilds it, and with no join: what counting needs. (A join
@@ -692,7 +692,7 @@ def register(
     new value), its owner and applicability from its field history. Every column is a
     correlated subquery, so a page of the past register still costs one query.
     """
-    state = register_state(qs, today=today, as_of=as_of)
+    state = register_state(qs, as_of=as_of)
     if as_of is None:
         evidence = current_evidence_of(OuterRef("current_cycle"), today)
         return state.annotate(

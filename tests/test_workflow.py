@@ -12,7 +12,13 @@ from obligations import services
 from obligations.admin import OverdueFilter
 from tests import factories
 from tests.conftest import TODAY
-from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    applied_service,
+    due_in,
+    member,
+)
 from tests.helpers import assert_constant_queries
 from tests.test_api import client_for
 
@@ -238,13 +244,7 @@ def test_only_the_current_cycle_changes_status(team):
 
 def test_overdue_is_derived_from_the_due_date(team, rf):
     cycle = team["cycle"]
-    services.set_due_date(
-        actor=team["owner"],
-        cycle=cycle,
-        due=TODAY - dt.timedelta(days=1),
-        reason="",
-        source="admin",
-    )
+    due_in(team["obligation"], -1, team["owner"], TODAY)
     obligations = m.Obligation.objects.filter(pk=team["obligation"].pk)
 
     def overdue():  # type: ignore[no-untyped-def]
@@ -337,13 +337,7 @@ def test_bulk_assign_owner_goes_through_the_service(client, team):
 
 
 def test_my_work_shows_mine_and_what_waits_for_my_review(client, team):
-    services.set_due_date(
-        actor=team["owner"],
-        cycle=team["cycle"],
-        due=TODAY - dt.timedelta(days=2),
-        reason="",
-        source="admin",
-    )
+    due_in(team["obligation"], -2, team["owner"], TODAY)
     walk_to_review(team)
     url = reverse("admin:obligations_obligation_my_work")
     client.force_login(team["owner"])
@@ -416,13 +410,7 @@ def test_managers_are_asked_to_review(team):
 
 
 def test_the_register_list_marks_open_work_past_its_date_overdue(client, team):
-    services.set_due_date(
-        actor=team["owner"],
-        cycle=team["cycle"],
-        due=TODAY - dt.timedelta(days=2),
-        reason="",
-        source="admin",
-    )
+    due_in(team["obligation"], -2, team["owner"], TODAY)
     client.force_login(team["owner"])
     url = reverse("admin:obligations_obligation_changelist")
     search = {"q": "U2U-RECORDS"}

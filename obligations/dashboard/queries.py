@@ -24,7 +24,6 @@ SHOWN = 25
 UPCOMING_DAYS = 90
 EXPIRING_DAYS = 30
 TREND_MONTHS = 12
-OPEN_STATUSES = tuple(s for s in m.CycleStatus.values if s not in m.CLOSED_STATUSES)
 WORKING = (m.CycleStatus.IN_PROGRESS, m.CycleStatus.READY_FOR_REVIEW, m.CycleStatus.SENT_BACK)
 
 
@@ -95,7 +94,7 @@ def percent(part: int, whole: int) -> Decimal | None:
 def buckets(day: dt.date) -> dict[str, Q]:
     """The four exclusive states of an applicable obligation on `day`: met; overdue (open and
     past its due date); in progress (open, on time, being worked); not started."""
-    overdue = Q(r_due__lt=day) & Q(r_status__in=OPEN_STATUSES)
+    overdue = Q(r_due__lt=day) & Q(r_status__in=m.OPEN_STATUSES)
     # Spelt out rather than ~overdue: with no due date, SQL's NULL would put a continuous
     # duty in none of the four states.
     on_time = Q(r_due__isnull=True) | Q(r_due__gte=day)
@@ -168,12 +167,13 @@ def summary(
     in view, when the caller has read them already (the page has, for its service filter)."""
     day = f.as_of or today
 
-    def rows(annotated: Any) -> QuerySet[Any]:
-        qs = _live(annotated(scoped(user, f), today=day, as_of=f.as_of))
+    def rows(register: QuerySet[Any]) -> QuerySet[Any]:
+        qs = _live(register)
         return qs.filter(r_owner_id=f.owner) if f.owner else qs
 
     # Counted from the state alone; the lists read the whole register.
-    state, live = rows(selectors.register_state), rows(selectors.register)
+    state = rows(selectors.register_state(scoped(user, f), as_of=f.as_of))
+    live = rows(selectors.register(scoped(user, f), today=day, as_of=f.as_of))
     # One grouped query gives every service's counts (provider-wide duties group under no
     # service); the totals are their sums, so the headline and the bars always agree.
     # Grouped by ids alone: joining names onto every row cost more than looking them up.
@@ -209,7 +209,7 @@ def summary(
     upcoming = list(
         live.filter(
             Q(
-                r_status__in=OPEN_STATUSES,
+                r_status__in=m.OPEN_STATUSES,
                 r_due__gte=day,
                 r_due__lte=day + dt.timedelta(days=UPCOMING_DAYS),
             )
@@ -249,9 +249,7 @@ def summary(
 def _heatmap(rows: list[dict[str, Any]], services: list[dict[str, Any]], day: dt.date) -> Any:
     cells: dict[int, dict[str, str]] = {s["service_id"]: {} for s in services}
     for row in rows:
-        state = row["r_status"]
-        if state in OPEN_STATUSES and row["r_due"] and row["r_due"] < day:
-            state = "overdue"
+        state = "overdue" if m.is_overdue(row["r_status"], row["r_due"], day) else row["r_status"]
         cells[row["service_id"]][row["duty__code"]] = state
     duties = sorted({code for by_duty in cells.values() for code in by_duty})
     return {
@@ -266,7 +264,7 @@ def _heatmap(rows: list[dict[str, Any]], services: list[dict[str, Any]], day: dt
 def notices(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, Any]]:
     """Open Ofcom notices with their next date: the earliest open date of the obligations the
     notice created. A Technology Notice in its representations window comes first."""
-    open_links = Q(obligations__status__in=OPEN_STATUSES)
+    open_links = Q(obligations__status__in=m.OPEN_STATUSES)
     rows: list[dict[str, Any]] = []
     technology = _notice_scope(m.TechnologyNotice.objects.all(), user, f).filter(
         stage__in=selectors.OPEN_TECHNOLOGY_STAGES
@@ -331,7 +329,7 @@ def _overdue_by_provider(
             by_provider[g["provider_id"]] = by_provider.get(g["provider_id"], 0) + g["overdue"]
         return by_provider
     everything = Filters(organisation=f.organisation, provider=f.provider)
-    register = selectors.register_state(scoped(user, everything), today=day, as_of=f.as_of)
+    register = selectors.register_state(scoped(user, everything), as_of=f.as_of)
     if f.service:
         providers = m.Service.objects.filter(pk=f.service).values("provider_id")
         register = register.filter(provider_id__in=providers)
