@@ -4,6 +4,7 @@ is a 400 that says which: never silently ignored."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import django_filters as df
@@ -22,7 +23,7 @@ COMMON_PARAMS = frozenset({"ordering", "cursor", "page_size", "as_of", "format"}
 YES_NO = (("true", "true"), ("false", "false"))
 
 
-def refuse_unknown(request: Any, known: set[str]) -> None:
+def refuse_unknown(request: Any, known: AbstractSet[str]) -> None:
     unknown = sorted(set(request.query_params) - known)
     if unknown:
         raise exceptions.ValidationError(
@@ -36,10 +37,12 @@ def refuse_unknown(request: Any, known: set[str]) -> None:
 class StrictFilterBackend(DjangoFilterBackend):
     def filter_queryset(self, request: Any, queryset: QuerySet[Any], view: Any) -> QuerySet[Any]:
         filterset_class = self.get_filterset_class(view, queryset)
-        known = set(COMMON_PARAMS)
-        if filterset_class is not None:
-            known |= set(filterset_class.base_filters)
-        refuse_unknown(request, known)
+        filters = set(filterset_class.base_filters) if filterset_class is not None else set()
+        refuse_unknown(request, COMMON_PARAMS | filters)
+        if filters.isdisjoint(request.query_params):
+            # No filter asked for: building the FilterSet and its form (deep copies of every
+            # filter and field) would only hand back the same queryset.
+            return queryset
         return super().filter_queryset(request, queryset, view)
 
 
