@@ -162,9 +162,11 @@ def summary(
     *,
     today: dt.date,
     service_names: Mapping[int, str] | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Every figure of the dashboard. `service_names`: the names of at least the services
-    in view, when the caller has read them already (the page has, for its service filter)."""
+    in view, and `parameters` the catalogue's, when the caller has read them already (the
+    page has, for its service filter and its risk levels' words)."""
     day = f.as_of or today
 
     def rows(register: QuerySet[Any]) -> QuerySet[Any]:
@@ -219,7 +221,7 @@ def summary(
     )
     # Both the risk table and the undecided measures read the latest risk levels.
     # The catalogue's figures, read once for the three parts that need them.
-    parameters = selectors.catalogue_parameters()
+    parameters = parameters or selectors.catalogue_parameters()
     levels = selectors.latest_levels_of(service_ids, parameters)
     heat = list(
         state.filter(service_id__in=service_ids).values(

@@ -70,9 +70,16 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
         return _refuse(request, 400, unknown)
 
     # The service filter's choices are every service the user may see: the names the
-    # figures need, read once.
-    figures = queries.summary(request.user, filters, today=today, service_names=choices["service"])
-    levels = selectors.catalogue_parameters()["assessment"]["levels"]
+    # figures need, read once; so are the catalogue's figures.
+    parameters = selectors.catalogue_parameters()
+    figures = queries.summary(
+        request.user,
+        filters,
+        today=today,
+        service_names=choices["service"],
+        parameters=parameters,
+    )
+    levels = parameters["assessment"]["levels"]
     harm_labels = dict(m.HarmKind.objects.values_list("code", "label"))
     links = charts.state_links(filters)
     context = {
