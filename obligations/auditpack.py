@@ -13,6 +13,7 @@ import base64
 import contextlib
 import datetime as dt
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -219,6 +220,14 @@ class _Pack:
             for chunk in chunks:
                 sink.write(chunk.encode())
 
+    def spooled(self, name: str, spool: IO[bytes]) -> None:
+        """An entry of what was written to `spool` meanwhile: a ZIP takes one entry at a
+        time, so an entry made alongside another waits in a temporary file."""
+        spool.seek(0)
+        with self.entry(name) as sink:
+            while chunk := spool.read(CHUNK):
+                sink.write(chunk)
+
 
 def write_pack(
     *,
@@ -305,7 +314,8 @@ def _write_register(
     today: dt.date,
     as_of: dt.date | None,
 ) -> int:
-    """register.csv and register.json (one query each); the number of obligations."""
+    """register.csv and register.json, from one read of the register (for a provider of
+    100,000 obligations, the largest query of the pack); the number of obligations."""
     rows = selectors.register(obligations, today=today, as_of=as_of)
     day = as_of or today
     count = 0
@@ -316,10 +326,23 @@ def _write_register(
             count += 1
             yield row
 
-    pack.text("register.csv", exports.stream_csv(counted()))
     as_of_iso = as_of.isoformat() if as_of else None
     meta = {"title": title, "as_of": as_of_iso, "overdue_judged_on": day.isoformat()}
-    pack.text("register.json", exports.stream_json(exports.register_rows(rows, day), meta))
+    for_csv, for_json = itertools.tee(counted())
+    json_pieces = exports.stream_json(for_json, meta)
+    with tempfile.SpooledTemporaryFile(max_size=SPOOL) as spool:
+
+        def csv_and_json() -> Iterator[str]:
+            for piece in exports.stream_csv(for_csv):
+                yield piece
+                # The JSON kept a piece behind the CSV, so that the rows between them (all
+                # the tee holds) are two pieces at most, however long the register.
+                spool.write(next(json_pieces, "").encode())
+
+        pack.text("register.csv", csv_and_json())
+        for piece in json_pieces:
+            spool.write(piece.encode())
+        pack.spooled("register.json", spool)
     return count
 
 
@@ -350,8 +373,7 @@ def _write_evidence(pack: _Pack, ids: QuerySet[Any], end: dt.datetime | None) ->
     if end is not None:
         evidence = evidence.filter(uploaded_at__lt=end)
     tally = _EvidenceTally()
-    # The index can only be written after the files (a ZIP takes one entry at a time), so it
-    # waits in a temporary file rather than in memory.
+    # The index can only be written after the files, so it waits in a temporary file.
     with tempfile.SpooledTemporaryFile(max_size=SPOOL) as index:
         index.write(b'{"format": "' + FORMAT.encode() + b'", "evidence": [')
         for item in evidence.values(*EVIDENCE_VALUES).iterator(chunk_size=exports.CHUNK):
@@ -371,10 +393,7 @@ def _write_evidence(pack: _Pack, ids: QuerySet[Any], end: dt.datetime | None) ->
             index.write(b"," * bool(tally.rows) + b"\n" + json.dumps(row).encode())
             tally.rows += 1
         index.write(b"\n]}\n")
-        index.seek(0)
-        with pack.entry(EVIDENCE_INDEX) as sink:
-            while chunk := index.read(CHUNK):
-                sink.write(chunk)
+        pack.spooled(EVIDENCE_INDEX, index)
     return tally
 
 
