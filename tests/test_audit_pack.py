@@ -19,7 +19,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from obligations import auditpack, services
+from obligations import auditpack, exports, services
 from obligations import models as m
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
@@ -273,6 +273,20 @@ def test_the_register_has_one_row_per_obligation(setup):
     assert (ra_row["Duty code"], ra_row["Evidence count"]) == ("U2U-ILLEGAL-RA", "2")
     register = json.loads(read(pack, "register.json"))
     assert {row["id"] for row in register["obligations"]} == expected
+
+
+def test_a_register_of_many_pieces_is_whole_in_both_files(setup, monkeypatch):
+    """register.json is written from the CSV's read of the register, a piece behind it:
+    with pieces of two rows, both files are still every row, as with one piece."""
+    whole, _ = build(setup["service"])
+    monkeypatch.setattr(exports, "PIECE_ROWS", 2)
+    pieces, _ = build(setup["service"])
+    assert setup["service"].obligations.count() > 2 * 2  # more pieces than the JSON lags
+    for name in ("register.csv", "register.json"):
+        assert read(pieces, name) == read(whole, name)
+    assert len(json.loads(read(pieces, "register.json"))["obligations"]) == len(
+        csv_rows(pieces, "register.csv")
+    )
 
 
 def test_the_history_files_hold_every_event_and_field_change(setup):
