@@ -230,6 +230,23 @@ def test_recommended_measures_differ_between_small_single_risk_and_large_multi_r
     assert large_recs["ICU C15"].why == "laid, not in force"
 
 
+def test_a_feature_or_a_register_category_brings_its_measures(team):
+    """ICU E1 is for services with a recommender system and ICU G2 for Category 1 ones:
+    recommended by what the service declares, whatever its size and risks."""
+    plain = applied_service(provider=team["provider"], name="Plain", uk_monthly_users=50_000)
+    declared = applied_service(
+        provider=team["provider"],
+        name="Declared",
+        uk_monthly_users=50_000,
+        features=["recommender"],
+        categories=["1"],
+    )
+    found = selectors.recommended_measures_of([plain.pk, declared.pk], TODAY)
+    verdicts = {sid: {r.code: r.recommended for r in found[sid]} for sid in found}
+    assert (verdicts[plain.pk]["ICU E1"], verdicts[plain.pk]["ICU G2"]) == (False, False)
+    assert (verdicts[declared.pk]["ICU E1"], verdicts[declared.pk]["ICU G2"]) == (True, True)
+
+
 # --- Decisions gate the safety duties ---------------------------------------
 
 
