@@ -202,28 +202,6 @@ def service_profile(service: m.Service, *, today: dt.date | None = None) -> Prof
     return _profile(service, service.categories.all(), service.features.all(), revenue)
 
 
-def service_profiles(service_ids: list[int]) -> dict[int, Profile]:
-    """Profiles of many services in a fixed number of queries (prefetched M2M and revenue)."""
-    complete = m.RevenuePeriod.objects.filter(complete=True).order_by("-end")
-    services = (
-        m.Service.objects.filter(pk__in=service_ids)
-        .select_related("exemption", "provider")
-        .prefetch_related(
-            "categories",
-            "features",
-            Prefetch("provider__revenue_periods", queryset=complete, to_attr="complete_revenue"),
-        )
-    )
-    profiles = {}
-    for service in services:
-        periods = service.provider.complete_revenue  # type: ignore[attr-defined]
-        revenue = periods[0].amount_gbp if periods else None
-        profiles[service.pk] = _profile(
-            service, service.categories.all(), service.features.all(), revenue
-        )
-    return profiles
-
-
 def _profile(
     service: m.Service, categories: Any, features: Any, revenue: Decimal | None
 ) -> Profile:
@@ -569,18 +547,42 @@ def recommended_measures_of(
         for x in m.CodeMeasure.objects.filter(retired_at__isnull=True).order_by("code")
     ]
     result = {}
-    for sid, profile in service_profiles(service_ids).items():
-        facts = codes.Facts(
-            users=profile.uk_monthly_users,
-            features=implied(profile.features, implies),
-            categories=profile.categories,
-            children_likely=profile.children_likely_to_access is not False,
-            levels=levels.get(sid, {}),
-        )
+    for sid, facts in _facts_of(service_ids, levels, implies).items():
         result[sid] = codes.recommend(
             measures, facts, code_families=families[sid], params=params, harms=harms, today=today
         )
     return result
+
+
+def _facts_of(
+    service_ids: list[int],
+    levels: dict[int, dict[str, dict[str, int]]],
+    implies: dict[str, list[str]],
+) -> dict[int, codes.Facts]:
+    """What the services' recommended measures depend on, in three queries of plain values:
+    not their whole profiles (revenue, exemption and the rest, and a model instance per
+    category and feature), which the dashboard paid for on every load."""
+    categories: dict[int, set[str]] = {}
+    features: dict[int, set[str]] = {}
+    for through, code, found in (
+        (m.Service.categories.through, "registercategory__code", categories),
+        (m.Service.features.through, "feature__code", features),
+    ):
+        rows = through.objects.filter(service_id__in=service_ids).values_list("service_id", code)
+        for sid, value in rows:
+            found.setdefault(sid, set()).add(value)
+    return {
+        sid: codes.Facts(
+            users=users,
+            features=implied(features.get(sid, ()), implies),
+            categories=frozenset(categories.get(sid, ())),
+            children_likely=likely is not False,
+            levels=levels.get(sid, {}),
+        )
+        for sid, users, likely in m.Service.objects.filter(pk__in=service_ids).values_list(
+            "pk", "uk_monthly_users", "children_likely_to_access"
+        )
+    }
 
 
 def current_decisions(service: m.Service) -> dict[int, m.MeasureDecision]:
