@@ -197,14 +197,14 @@ def levels_for(service, actor, ratings):  # type: ignore[no-untyped-def]
     return {r.code: r for r in selectors.recommended_measures(service, TODAY)}
 
 
+def team_service(team, name: str, users: int, **declared):  # type: ignore[no-untyped-def]
+    """A service of the team's provider with `users` monthly UK users, catalogue applied."""
+    return applied_service(provider=team["provider"], name=name, uk_monthly_users=users, **declared)
+
+
 def test_recommended_measures_differ_between_small_single_risk_and_large_multi_risk(team):
-    small = applied_service(provider=team["provider"], name="Small", uk_monthly_users=50_000)
-    large = applied_service(
-        provider=team["provider"],
-        name="Large",
-        uk_monthly_users=9_000_000,
-        features=["file_sharing"],
-    )
+    small = team_service(team, "Small", 50_000)
+    large = team_service(team, "Large", 9_000_000, features=["file_sharing"])
     before = {r.code: r for r in selectors.recommended_measures(small, TODAY)}
     assert before["ICU C1"].recommended is True  # every service
     assert before["ICU C3"].recommended is None  # large or multi-risk: not assessed yet
@@ -233,14 +233,8 @@ def test_recommended_measures_differ_between_small_single_risk_and_large_multi_r
 def test_a_feature_or_a_register_category_brings_its_measures(team):
     """ICU E1 is for services with a recommender system and ICU G2 for Category 1 ones:
     recommended by what the service declares, whatever its size and risks."""
-    plain = applied_service(provider=team["provider"], name="Plain", uk_monthly_users=50_000)
-    declared = applied_service(
-        provider=team["provider"],
-        name="Declared",
-        uk_monthly_users=50_000,
-        features=["recommender"],
-        categories=["1"],
-    )
+    plain = team_service(team, "Plain", 50_000)
+    declared = team_service(team, "Declared", 50_000, features=["recommender"], categories=["1"])
     found = selectors.recommended_measures_of([plain.pk, declared.pk], TODAY)
     verdicts = {sid: {r.code: r.recommended for r in found[sid]} for sid in found}
     assert (verdicts[plain.pk]["ICU E1"], verdicts[plain.pk]["ICU G2"]) == (False, False)
