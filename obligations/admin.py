@@ -860,12 +860,13 @@ class OverdueFilter(admin.SimpleListFilter):
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         today = timezone.localdate()
-        open_ = queryset.exclude(status__in=m.CLOSED_STATUSES)
         if self.value() == "overdue":
-            return open_.filter(due_date__lt=today)
+            return queryset.filter(m.overdue(today))
         if self.value() in {"7", "30", "90"}:
             horizon = today + dt.timedelta(days=int(self.value() or 0))
-            return open_.filter(due_date__range=(today, horizon))
+            return queryset.exclude(status__in=m.CLOSED_STATUSES).filter(
+                due_date__range=(today, horizon)
+            )
         return queryset
 
 

@@ -50,6 +50,12 @@ def is_overdue(status: str, due: dt.date | None, today: dt.date) -> bool:
     return due is not None and due < today and status in OPEN_STATUSES
 
 
+def overdue(today: dt.date, *, status: str = "status", due: str = "due_date") -> Q:
+    """`is_overdue` as a filter, on the `status` and `due` columns (SQL's NULL < today is
+    not true, so a continuous duty is left out here too)."""
+    return Q(**{f"{due}__lt": today, f"{status}__in": OPEN_STATUSES})
+
+
 # An obligation in one of these is not counted: no cycle yet, or marked not applicable.
 UNCOUNTED_STATUSES = ("", CycleStatus.NOT_APPLICABLE)
 

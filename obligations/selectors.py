@@ -383,9 +383,7 @@ def count_of(qs: QuerySet[Any], link: str) -> Coalesce:
 
 def overdue_obligations(today: dt.date) -> QuerySet[m.Obligation]:
     """Applicable obligations whose open cycle's due date has passed ("overdue" is derived)."""
-    return m.Obligation.objects.filter(applicable=True, due_date__lt=today).exclude(
-        status__in=m.CLOSED_STATUSES
-    )
+    return m.Obligation.objects.filter(m.overdue(today), applicable=True)
 
 
 def providers_with_exposure(
@@ -746,7 +744,7 @@ def current_evidence_of(cycle: Any, today: dt.date) -> QuerySet[m.Evidence]:
 
 def register_overdue(today: dt.date) -> Q:
     """The register's rows that are overdue on `today` (a filter on `register`'s columns)."""
-    return Q(r_applicable=True, r_due__lt=today) & ~Q(r_status__in=m.CLOSED_STATUSES)
+    return Q(r_applicable=True) & m.overdue(today, status="r_status", due="r_due")
 
 
 def token_holders(user: User) -> QuerySet[Any]:

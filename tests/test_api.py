@@ -12,7 +12,14 @@ from rest_framework.test import APIClient
 from obligations import models as m
 from obligations import services
 from tests.conftest import TODAY
-from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    applied_service,
+    due_in,
+    member,
+    put_in,
+)
 
 PDF = b"%PDF-1.4\n" + b"policy " * 200 + b"\n%%EOF\n"
 SYSTEM = m.EventSource.ADMIN
@@ -115,6 +122,10 @@ def test_filters_narrow_the_register(team, clock):
         source=SYSTEM,
     )
     services.do_start(actor=team["casey"], cycle=ob.current_cycle, source=SYSTEM)
+    # Met, and its date past: done, not overdue.
+    done = team["service"].obligations.filter(applicable=True).exclude(pk=ob.pk).first()
+    due_in(done, -3, team["casey"], TODAY)
+    put_in(done.current_cycle, m.CycleStatus.MET)
     client = client_for(team["audrey"], read_only=True)
 
     def ids(**params):  # type: ignore[no-untyped-def]
@@ -124,6 +135,12 @@ def test_filters_narrow_the_register(team, clock):
     assert ids(owner=team["casey"].pk) == {ob.pk}
     assert ob.pk in ids(overdue="true")
     assert ob.pk not in ids(overdue="false")
+    assert done.pk in ids(overdue="false")
+    # The filter and the rows' own "overdue" column follow one rule.
+    rows = client.get("/api/v1/obligations/", {"page_size": 500}).json()["results"]
+    overdue = {row["id"] for row in rows if row["overdue"]}
+    assert overdue == ids(overdue="true")
+    assert ob.pk in overdue and done.pk not in overdue
     assert ids(status="in_progress") == {ob.pk}
     assert ob.pk in ids(due_before=(TODAY - dt.timedelta(days=1)).isoformat())
     assert ob.pk not in ids(due_after=TODAY.isoformat())

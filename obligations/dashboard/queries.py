@@ -94,13 +94,12 @@ def percent(part: int, whole: int) -> Decimal | None:
 def buckets(day: dt.date) -> dict[str, Q]:
     """The four exclusive states of an applicable obligation on `day`: met; overdue (open and
     past its due date); in progress (open, on time, being worked); not started."""
-    overdue = Q(r_due__lt=day) & Q(r_status__in=m.OPEN_STATUSES)
     # Spelt out rather than ~overdue: with no due date, SQL's NULL would put a continuous
     # duty in none of the four states.
     on_time = Q(r_due__isnull=True) | Q(r_due__gte=day)
     return {
         "met": Q(r_status=m.CycleStatus.MET),
-        "overdue": overdue,
+        "overdue": m.overdue(day, status="r_status", due="r_due"),
         "in_progress": Q(r_status__in=WORKING) & on_time,
         "not_started": Q(r_status=m.CycleStatus.NOT_STARTED) & on_time,
     }
