@@ -220,6 +220,26 @@ def test_obligation_changelist_costs_the_same_queries_at_20_and_400(client, cata
     assert_constant_queries(grow, measure, sizes=(20, 400))
 
 
+@pytest.mark.parametrize(
+    "params", [{}, {"o": "-6.3"}, {"q": "Alpha"}], ids=["its order", "sorted", "searched"]
+)
+def test_obligation_changelist_pages_follow_the_lists_order(client, catalogue, params, monkeypatch):
+    org = OrganisationFactory()
+    for name in ("Zeta", "Alpha", "Mu"):  # created out of the list's alphabetical order
+        applied_service(provider=ProviderFactory(organisation=org, name=name), name=f"{name} app")
+    client.force_login(member(org))
+    monkeypatch.setattr(site._registry[m.Obligation], "list_per_page", 3)
+    url = reverse("admin:obligations_obligation_changelist")
+    cl = client.get(url, params).context["cl"]
+    in_order = list(cl.queryset.values_list("pk", flat=True))
+    assert cl.paginator.num_pages > 1
+    if not params:
+        assert in_order != sorted(in_order)
+    for number in range(1, cl.paginator.num_pages + 1):
+        page = client.get(url, {**params, "p": number}).context["cl"].result_list
+        assert [o.pk for o in page] == in_order[(number - 1) * 3 : number * 3]
+
+
 def test_service_changelist_costs_the_same_queries_at_two_sizes(client, catalogue):
     org = OrganisationFactory()
     user = member(org)
