@@ -334,6 +334,57 @@ def test_check_deploy_is_clean_with_production_settings(tmp_path):
     assert "no issues" in result.stdout
 
 
+def database_options(tmp_path, **env):  # type: ignore[no-untyped-def]
+    """The database OPTIONS the settings module makes of a PostgreSQL DATABASE_URL."""
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS'))",
+        ],
+        cwd=Path(settings.BASE_DIR),
+        env={
+            **os.environ,
+            "DJANGO_SETTINGS_MODULE": "tracker.settings",
+            "TRACKER_VAR_DIR": str(tmp_path),
+            "DATABASE_URL": "postgres://osa@db.example/osa",
+            **env,
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_postgres_sessions_turn_jit_off_unless_told(tmp_path):
+    assert database_options(tmp_path) == "{'options': '-c jit=off'}"
+    assert database_options(tmp_path, DATABASE_JIT="true") == "None"
+    assert (
+        "must be true or false"
+        in subprocess.run(
+            [sys.executable, "-c", "import tracker.settings"],
+            cwd=Path(settings.BASE_DIR),
+            env={
+                **os.environ,
+                "DATABASE_URL": "postgres://osa@db.example/osa",
+                "DATABASE_JIT": "x",
+            },
+            capture_output=True,
+            text=True,
+            timeout=60,
+        ).stderr
+    )
+
+
+@pytest.mark.postgres
+def test_the_postgres_session_runs_without_jit(db):
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW jit")
+        assert cursor.fetchone() == ("off",)
+
+
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     env = {**os.environ, "TRACKER_ENV": "production", "TRACKER_VAR_DIR": str(tmp_path)}
     env.pop("SECRET_KEY", None)
