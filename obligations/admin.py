@@ -31,6 +31,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.text import smart_split, unescape_string_literal
 from simple_history.admin import SimpleHistoryAdmin
 
 from obligations import models as m
@@ -1062,6 +1063,17 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return RegisterChangeList
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
+    ) -> tuple[QuerySet[Any], bool]:
+        # The search_fields above, searched through the small tables (words split as Django's
+        # admin splits them: a quoted phrase is one term).
+        terms = [
+            unescape_string_literal(bit) if bit[:1] in "\"'" and bit[0] == bit[-1] else bit
+            for bit in smart_split(search_term)
+        ]
+        return selectors.search_register(queryset, terms), False
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return False  # obligations come from applying the catalogue to a service

@@ -7,6 +7,7 @@ the user's active memberships, never a Python list of ids.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -173,6 +174,25 @@ def obligations_for_list(user: User) -> QuerySet[m.Obligation]:
     return scope(m.Obligation.objects.all(), user).select_related(
         "provider", "service", "duty", "owner"
     )
+
+
+def search_register(qs: QuerySet[m.Obligation], terms: Iterable[str]) -> QuerySet[m.Obligation]:
+    """Obligations whose duty (code, title or section), service or provider matches every term.
+
+    Each term is looked for in the duties, services and providers (small tables), and the
+    obligations are then chosen by those ids: not five LIKEs on every joined row of the
+    register, which took 145 ms for a page and as long again for its count at 100,000.
+    """
+    for term in terms:
+        duties = m.Duty.objects.filter(
+            Q(code__icontains=term) | Q(title__icontains=term) | Q(section__icontains=term)
+        )
+        qs = qs.filter(
+            Q(duty__in=duties.values("pk"))
+            | Q(service__in=m.Service.objects.filter(name__icontains=term).values("pk"))
+            | Q(provider__in=m.Provider.objects.filter(name__icontains=term).values("pk"))
+        )
+    return qs
 
 
 # Long text no list shows: carried through the joins and the sort of a page of the register,

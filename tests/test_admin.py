@@ -4,6 +4,7 @@ and constant query counts."""
 import datetime as dt
 
 import pytest
+from django.contrib import admin
 from django.contrib.admin.sites import site
 from django.contrib.admin.utils import get_fields_from_path
 from django.urls import reverse
@@ -96,6 +97,41 @@ def test_changelists_and_autocomplete_show_only_our_organisation(client, two_org
     # The service form offers only our providers.
     body = client.get(reverse("admin:obligations_service_add")).content.decode()
     assert "Our provider" in body and "Their provider" not in body
+
+
+SEARCHES = ["records", "U2U-RECORDS", "s.", "our provider", '"chat rooms"', "chat assessment"]
+
+
+@pytest.mark.parametrize("term", [*SEARCHES, "secret", "zzz"])
+def test_obligation_search_finds_what_djangos_own_search_would(rf, client, two_orgs, term):
+    applied_service(provider=two_orgs["mine"].provider, name="Chat rooms")
+    user = two_orgs["user"]
+    client.force_login(user)
+    response = client.get(reverse("admin:obligations_obligation_changelist"), {"q": term})
+    found = set(response.context["cl"].queryset.values_list("pk", flat=True))
+    # Django's search over the same search_fields, as the reference.
+    model_admin = site._registry[m.Obligation]
+    request = rf.get("/")
+    request.user = user
+    stock, _ = admin.ModelAdmin.get_search_results(
+        model_admin, request, model_admin.get_queryset(request), term
+    )
+    assert found == set(stock.values_list("pk", flat=True))
+    if term in SEARCHES:
+        assert found
+
+
+def test_obligation_search_matches_each_word_within_our_organisation(client, two_orgs):
+    chat = applied_service(provider=two_orgs["mine"].provider, name="Chat rooms")
+    client.force_login(two_orgs["user"])
+    url = reverse("admin:obligations_obligation_changelist")
+
+    def found(term):  # type: ignore[no-untyped-def]
+        return set(client.get(url, {"q": term}).context["cl"].queryset)
+
+    assert found("chat") == set(chat.obligations.all())
+    assert found("chat U2U-RECORDS") == set(chat.obligations.filter(duty__code="U2U-RECORDS"))
+    assert found("secret") == set()  # their service's name; none of their obligations
 
 
 def test_filters_by_name_offer_what_the_objects_themselves_would(rf, two_orgs):
