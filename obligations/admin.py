@@ -919,6 +919,26 @@ class StateFilter(admin.SimpleListFilter):
         )
 
 
+class MyWorkFilter(admin.SimpleListFilter):
+    """The sections of "My work", so that each lists all of its obligations here."""
+
+    title = "my work"
+    parameter_name = "mine"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        sections = selectors.my_work_filters(request.user, timezone.localdate())
+        return [(key, title) for key, (title, _) in sections.items()]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value()
+        if value is None:
+            return queryset
+        section = selectors.my_work_filters(request.user, timezone.localdate()).get(value)
+        if section is None:
+            raise IncorrectLookupParameters(f"Unknown section of my work {value!r}.")
+        return queryset.filter(section[1])
+
+
 class CycleInline(ReadOnlyInline):
     model = m.ObligationCycle
     fields = (
@@ -1007,6 +1027,7 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
         "applicable",
     )
     list_filter = (
+        MyWorkFilter,
         OverdueFilter,
         StateFilter,
         ("provider__organisation", ScopedRelatedFilter),

@@ -289,26 +289,46 @@ def evidence_for(obligation: m.Obligation) -> QuerySet[m.Evidence]:
     )
 
 
-def my_work(user: User, today: dt.date) -> list[tuple[str, QuerySet[m.Obligation]]]:
-    """The morning view: mine overdue, mine due in 30 days, mine open, awaiting my review."""
-    base = obligations_for_list(user).filter(applicable=True).exclude(status__in=m.CLOSED_STATUSES)
-    mine = base.filter(owner_id=user.pk)
+# Rows each section of the morning view shows; the register lists all of them.
+MY_WORK_SHOWN = 25
+
+
+def my_work_filters(user: User, today: dt.date) -> dict[str, tuple[str, Q]]:
+    """The morning view's sections as filters on the register (key -> title, filter): mine
+    overdue, mine due in 30 days, awaiting my review, all mine open."""
+    live = Q(applicable=True) & ~Q(status__in=m.CLOSED_STATUSES)
+    mine = live & Q(owner_id=user.pk)
     horizon = today + dt.timedelta(days=30)
-    review = (
-        base.filter(status=m.CycleStatus.READY_FOR_REVIEW)
-        .exclude(owner_id=user.pk)
-        .exclude(current_cycle__submitted_by_id=user.pk)
-    )
-    order = ("due_date", "pk")
-    return [
-        ("Overdue", mine.filter(due_date__lt=today).order_by(*order)),
-        (
-            "Due in the next 30 days",
-            mine.filter(due_date__range=(today, horizon)).order_by(*order),
+    return {
+        "overdue": ("Overdue", mine & Q(due_date__lt=today)),
+        "30": ("Due in the next 30 days", mine & Q(due_date__range=(today, horizon))),
+        "review": (
+            "Waiting for my review",
+            live
+            & Q(status=m.CycleStatus.READY_FOR_REVIEW)
+            & ~Q(owner_id=user.pk)
+            & ~Q(current_cycle__submitted_by_id=user.pk),
         ),
-        ("Waiting for my review", review.order_by(*order)),
-        ("All my open obligations", mine.order_by(*order)),
-    ]
+        "open": ("All my open obligations", mine),
+    }
+
+
+def my_work(user: User, today: dt.date) -> list[dict[str, Any]]:
+    """Each section of the morning view: its key, title, size and most urgent rows (two
+    queries each, however much work there is; the register lists the rest)."""
+    listed = obligations_for_list(user)
+    sections = []
+    for key, (title, wanted) in my_work_filters(user, today).items():
+        rows = listed.filter(wanted)
+        sections.append(
+            {
+                "key": key,
+                "title": title,
+                "count": rows.count(),
+                "rows": list(rows.order_by("due_date", "pk")[:MY_WORK_SHOWN]),
+            }
+        )
+    return sections
 
 
 # --- Money: the penalty cap and exposure ----------------------------------

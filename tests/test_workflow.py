@@ -8,7 +8,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from obligations import models as m
-from obligations import services
+from obligations import selectors, services
 from obligations.admin import OverdueFilter
 from tests import factories
 from tests.conftest import TODAY
@@ -347,6 +347,37 @@ def test_my_work_shows_mine_and_what_waits_for_my_review(client, team):
     body = client.get(url).content.decode()
     review_part = body.split("Waiting for my review", 1)[1].split("All my open obligations", 1)[0]
     assert "U2U-RECORDS" in review_part
+
+
+def test_my_work_shows_the_most_urgent_and_lists_each_section_whole_in_the_register(
+    client, team, monkeypatch
+):
+    monkeypatch.setattr(selectors, "MY_WORK_SHOWN", 2)
+    owner = team["owner"]
+    others = team["obligation"].service.obligations.exclude(pk=team["obligation"].pk)
+    for days, obligation in zip((-3, -9, -1, 5, 20), others.order_by("-pk")[:5], strict=True):
+        services.assign_owner(actor=owner, obligation=obligation, owner=owner, source="admin")
+        due_in(obligation, days, owner, TODAY)
+    due_in(team["obligation"], 40, owner, TODAY)
+    walk_to_review(team)  # U2U-RECORDS waits for a review by someone else
+    client.force_login(owner)
+    page = client.get(reverse("admin:obligations_obligation_my_work"))
+    sections = {s["key"]: s for s in page.context["sections"]}
+    overdue = sections["overdue"]
+    assert overdue["count"] == 3
+    assert [o.due_date for o in overdue["rows"]] == [TODAY - dt.timedelta(days=d) for d in (9, 3)]
+    assert "The 2 due soonest of 3." in page.content.decode()
+    register = reverse("admin:obligations_obligation_changelist")
+    for user in (owner, team["reviewer"]):
+        client.force_login(user)
+        sections = client.get(reverse("admin:obligations_obligation_my_work")).context["sections"]
+        for section in sections:
+            listed = client.get(register, {"mine": section["key"]}).context["cl"].queryset
+            in_order = list(listed.order_by("due_date", "pk"))
+            assert len(in_order) == section["count"], (user, section["key"])
+            assert in_order[:2] == section["rows"], (user, section["key"])
+    assert sections[2]["key"] == "review" and sections[2]["count"] == 1
+    assert client.get(register, {"mine": "everything"}).url.endswith("?e=1")
 
 
 def test_my_work_and_the_obligation_page_cost_the_same_queries_at_two_sizes(client, team):
