@@ -19,6 +19,7 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Page, Paginator
 from django.db import models
 from django.db.models import Model, Q, QuerySet
+from django.forms.models import BaseInlineFormSet
 from django.http import (
     Http404,
     HttpRequest,
@@ -202,10 +203,21 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
         )
 
 
+class ParentKnownFormSet(BaseInlineFormSet):
+    """Each row knows its parent, the object of the page: the admin titles every row with
+    its name, which for a cycle, an event or an obligation names the parent, and read it
+    again from the database for each row."""
+
+    def add_fields(self, form: Any, index: int | None) -> None:
+        super().add_fields(form, index)
+        setattr(form.instance, self.fk.name, self.instance)
+
+
 class ReadOnlyInline(admin.TabularInline):
     extra = 0
     can_delete = False
     show_change_link = True
+    formset = ParentKnownFormSet
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return request.user.is_superuser or selectors.has_role(request.user)

@@ -7,13 +7,15 @@ import pytest
 from django.contrib import admin
 from django.contrib.admin.sites import site
 from django.contrib.admin.utils import get_fields_from_path
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from obligations import models as m
-from obligations import selectors
+from obligations import selectors, services
 from obligations.admin import ScopedRelatedFilter
 from tests.conftest import TODAY
-from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.factories import OrganisationFactory, ProviderFactory, applied_service, meet, member
 from tests.helpers import assert_constant_queries
 
 
@@ -274,6 +276,46 @@ def test_obligation_changelist_pages_follow_the_lists_order(client, catalogue, p
     for number in range(1, cl.paginator.num_pages + 1):
         page = client.get(url, {**params, "p": number}).context["cl"].result_list
         assert [o.pk for o in page] == in_order[(number - 1) * 3 : number * 3]
+
+
+def test_a_service_page_costs_the_same_queries_however_many_obligations(client, catalogue):
+    org = OrganisationFactory()
+    client.force_login(member(org))
+    provider = ProviderFactory(organisation=org)
+    small = applied_service(provider=provider, user_to_user=False, search=True)
+    large = applied_service(provider=provider, categories=["1"], children_likely_to_access=True)
+    assert large.obligations.count() > small.obligations.count() + 10
+    counts = []
+    for service in (small, large):
+        url = reverse("admin:obligations_service_change", args=[service.pk])
+        with CaptureQueriesContext(connection) as queries:
+            assert client.get(url).status_code == 200
+        counts.append(len(queries))
+    assert counts[0] == counts[1]
+
+
+def test_an_obligation_page_costs_the_same_queries_however_long_its_history(client, catalogue):
+    org = OrganisationFactory()
+    alice, bob = member(org, username="alice"), member(org, username="bob")
+    client.force_login(alice)
+    service = applied_service(provider=ProviderFactory(organisation=org))
+    obligation = service.obligations.get(duty__code="U2U-RECORDS")
+    url = reverse("admin:obligations_obligation_change", args=[obligation.pk])
+
+    def grow(size):  # type: ignore[no-untyped-def]
+        while obligation.cycles.count() < size:
+            obligation.refresh_from_db()
+            meet(obligation, alice, bob)  # each cycle met, then the next one opened
+            services.open_next_cycle(
+                actor=alice,
+                cycle=obligation.cycles.latest("pk"),
+                due=TODAY + dt.timedelta(days=365),
+                trigger=m.CycleTrigger.RECURRENCE,
+                note="Yearly review.",
+                source=m.EventSource.ADMIN,
+            )
+
+    assert_constant_queries(grow, lambda: client.get(url), sizes=(2, 6))
 
 
 def test_service_changelist_costs_the_same_queries_at_two_sizes(client, catalogue):
