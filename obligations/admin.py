@@ -1722,16 +1722,19 @@ class ReminderAdmin(ReadOnlyAdmin, NotFoundAdmin):
     sent in it, to whom, and why. Read-only: the sweep writes them."""
 
     list_display = ("created_at", "kind", "reason", "recipient", "status", "sent_at", "obligation")
+    # When a reminder was made is a filter, not a date hierarchy: the hierarchy reads the
+    # first and last dates and every day of all of a user's reminders on each page.
     list_filter = (
         "kind",
         "status",
         ("recipient", ScopedRelatedFilter),
+        ("created_at", admin.DateFieldListFilter),
         ("deadline", admin.DateFieldListFilter),
     )
     list_select_related = ("recipient", "cycle__obligation__duty")
     search_fields = ("reason",)
-    date_hierarchy = "created_at"
     list_per_page = 100
+    paginator = SortKeysFirstPaginator
     fields = ("created_at", "kind", "reason", "deadline", "recipient", "status", "sent_at")
     readonly_fields = fields
 
