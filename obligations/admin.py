@@ -204,9 +204,9 @@ class ScopedRelatedFilter(admin.RelatedFieldListFilter):
 
 
 class ParentKnownFormSet(BaseInlineFormSet):
-    """Each row knows its parent, the object of the page: the admin titles every row with
-    its name, which for a cycle, an event or an obligation names the parent, and read it
-    again from the database for each row."""
+    """Each row knows its parent, the object of the page. The admin titles every row with
+    its name, and the names of a cycle, an obligation and a significant change name their
+    parent, which each row read again from the database."""
 
     def add_fields(self, form: Any, index: int | None) -> None:
         super().add_fields(form, index)
@@ -395,7 +395,7 @@ class ProviderChangeList(ChangeList):
 
 
 class SortKeysFirstPaginator(Paginator):
-    """A page of the register in one query, whose subquery picks the page's ids by the sort
+    """A page of a long list in one query, whose subquery picks the page's ids by the sort
     keys alone.
 
     Sorting the whole register for a page carried every listed column of every row through
