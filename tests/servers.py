@@ -16,6 +16,7 @@ import glob
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -182,10 +183,17 @@ def redis() -> Iterator[str]:
 SERVERS = {"postgres": (postgres, "DATABASE_URL"), "redis": (redis, "REDIS_URL")}
 
 
+def _terminated(signum: int, frame: object) -> None:
+    # SIGTERM ends Python without unwinding; as an exit, the servers stop with the runner
+    # (and subprocess.run kills the command) instead of outliving it.
+    raise SystemExit(128 + signum)
+
+
 def main(argv: list[str]) -> int:
     if "--" not in argv or argv.index("--") == 0:
         print(__doc__)
         return 2
+    signal.signal(signal.SIGTERM, _terminated)
     split = argv.index("--")
     names, command = argv[:split], argv[split + 1 :]
     env = dict(os.environ)
