@@ -895,10 +895,7 @@ class OverdueFilter(admin.SimpleListFilter):
         if self.value() == "overdue":
             return queryset.filter(m.overdue(today))
         if self.value() in {"7", "30", "90"}:
-            horizon = today + dt.timedelta(days=int(self.value() or 0))
-            return queryset.exclude(status__in=m.CLOSED_STATUSES).filter(
-                due_date__range=(today, horizon)
-            )
+            return queryset.filter(m.due_within(today, int(self.value() or 0)))
         return queryset
 
 

@@ -56,6 +56,11 @@ def overdue(today: dt.date, *, status: str = "status", due: str = "due_date") ->
     return Q(**{f"{due}__lt": today, f"{status}__in": OPEN_STATUSES})
 
 
+def due_within(today: dt.date, days: int) -> Q:
+    """Open work due between `today` and `days` from it, both included: not overdue yet."""
+    return Q(due_date__range=(today, today + dt.timedelta(days=days)), status__in=OPEN_STATUSES)
+
+
 # An obligation in one of these is not counted: no cycle yet, or marked not applicable.
 UNCOUNTED_STATUSES = ("", CycleStatus.NOT_APPLICABLE)
 

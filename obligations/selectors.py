@@ -298,10 +298,9 @@ def my_work_filters(user: User, today: dt.date) -> dict[str, tuple[str, Q]]:
     overdue, mine due in 30 days, awaiting my review, all mine open."""
     live = Q(applicable=True) & ~Q(status__in=m.CLOSED_STATUSES)
     mine = live & Q(owner_id=user.pk)
-    horizon = today + dt.timedelta(days=30)
     return {
-        "overdue": ("Overdue", mine & Q(due_date__lt=today)),
-        "30": ("Due in the next 30 days", mine & Q(due_date__range=(today, horizon))),
+        "overdue": ("Overdue", mine & m.overdue(today)),
+        "30": ("Due in the next 30 days", mine & m.due_within(today, 30)),
         "review": (
             "Waiting for my review",
             live

@@ -259,6 +259,25 @@ def test_overdue_is_derived_from_the_due_date(team, rf):
     assert overdue() == []
 
 
+def test_the_deadline_filter_lists_open_work_due_within_its_window(team, rf):
+    others = team["obligation"].service.obligations.exclude(pk=team["obligation"].pk)
+    due = dict(zip((-1, 0, 7, 8, 30, 31), others.order_by("pk")[:6], strict=True))
+    for days, obligation in due.items():
+        due_in(obligation, days, team["owner"], TODAY)
+    met = due[7]
+    factories.put_in(met.current_cycle, S.MET)  # due within the week, but done
+
+    def listed(value):  # type: ignore[no-untyped-def]
+        request = rf.get("/", {"due": value})
+        flt = OverdueFilter(request, {"due": [value]}, m.Obligation, None)  # type: ignore[dict-item]
+        found = set(flt.queryset(request, m.Obligation.objects.all()))
+        return {days for days, obligation in due.items() if obligation in found}
+
+    assert listed("overdue") == {-1}
+    assert listed("7") == {0}
+    assert listed("30") == {0, 8, 30}
+
+
 # --- Each path leaves exactly one event with the right actor and source ----
 
 
@@ -367,6 +386,7 @@ def test_my_work_shows_the_most_urgent_and_lists_each_section_whole_in_the_regis
     assert overdue["count"] == 3
     assert [o.due_date for o in overdue["rows"]] == [TODAY - dt.timedelta(days=d) for d in (9, 3)]
     assert "The 2 due soonest of 3." in page.content.decode()
+    assert sections["30"]["count"] == 2  # due in 5 and 20 days; not the review due in 40
     register = reverse("admin:obligations_obligation_changelist")
     for user in (owner, team["reviewer"]):
         client.force_login(user)
