@@ -313,69 +313,50 @@ def test_on_postgresql_a_trigger_refuses_update_and_delete_of_the_record(team):
 # --- Production settings -----------------------------------------------------------------
 
 
-def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    env = {
-        **os.environ,
-        "TRACKER_ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "example.org",
-        "TRACKER_VAR_DIR": str(tmp_path),
-        "DEBUG": "",
-    }
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+def python(tmp_path: Path, *args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
+    """Python run in the project with its own settings and var directory; `env` sets (or,
+    with None, removes) environment variables."""
+    environment = {**os.environ, "TRACKER_VAR_DIR": str(tmp_path)}
+    for name, value in env.items():
+        if value is None:
+            environment.pop(name, None)
+        else:
+            environment[name] = value
+    return subprocess.run(
+        [sys.executable, *args],
         cwd=Path(settings.BASE_DIR),
-        env=env,
+        env=environment,
         capture_output=True,
         text=True,
         timeout=120,
+    )
+
+
+def test_check_deploy_is_clean_with_production_settings(tmp_path):
+    result = python(
+        tmp_path,
+        *("manage.py", "check", "--deploy", "--fail-level", "WARNING"),
+        TRACKER_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="example.org",
+        DEBUG="",
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
 
 
-def database_options(tmp_path, **env):  # type: ignore[no-untyped-def]
-    """The database OPTIONS the settings module makes of a PostgreSQL DATABASE_URL."""
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS'))",
-        ],
-        cwd=Path(settings.BASE_DIR),
-        env={
-            **os.environ,
-            "DJANGO_SETTINGS_MODULE": "tracker.settings",
-            "TRACKER_VAR_DIR": str(tmp_path),
-            "DATABASE_URL": "postgres://osa@db.example/osa",
-            **env,
-        },
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode == 0, result.stderr
-    return result.stdout.strip()
+POSTGRES = "postgres://osa@db.example/osa"
+OPTIONS = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS'))"
 
 
 def test_postgres_sessions_turn_jit_off_unless_told(tmp_path):
-    assert database_options(tmp_path) == "{'options': '-c jit=off'}"
-    assert database_options(tmp_path, DATABASE_JIT="true") == "None"
-    assert (
-        "must be true or false"
-        in subprocess.run(
-            [sys.executable, "-c", "import tracker.settings"],
-            cwd=Path(settings.BASE_DIR),
-            env={
-                **os.environ,
-                "DATABASE_URL": "postgres://osa@db.example/osa",
-                "DATABASE_JIT": "x",
-            },
-            capture_output=True,
-            text=True,
-            timeout=60,
-        ).stderr
-    )
+    env = {"DJANGO_SETTINGS_MODULE": "tracker.settings", "DATABASE_URL": POSTGRES}
+    off = python(tmp_path, "-c", OPTIONS, **env)
+    assert off.stdout.strip() == "{'options': '-c jit=off'}", off.stderr
+    server = python(tmp_path, "-c", OPTIONS, **env, DATABASE_JIT="true")
+    assert server.stdout.strip() == "None", server.stderr
+    refused = python(tmp_path, "-c", OPTIONS, **env, DATABASE_JIT="x")
+    assert refused.returncode != 0 and "DATABASE_JIT must be true or false" in refused.stderr
 
 
 @pytest.mark.postgres
@@ -386,16 +367,7 @@ def test_the_postgres_session_runs_without_jit(db):
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
-    env = {**os.environ, "TRACKER_ENV": "production", "TRACKER_VAR_DIR": str(tmp_path)}
-    env.pop("SECRET_KEY", None)
-    result = subprocess.run(
-        [sys.executable, "manage.py", "check"],
-        cwd=Path(settings.BASE_DIR),
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    result = python(tmp_path, "manage.py", "check", TRACKER_ENV="production", SECRET_KEY=None)
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
