@@ -9,7 +9,8 @@ that would decide it has levels: the register says so rather than guessing.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable, Mapping
+import functools
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,10 +21,6 @@ FAMILY_OF_CODE = {"ICU": "illegal", "ICS": "illegal", "PCU": "children", "PCS": 
 def level_for(likelihood: str, impact: str, params: Mapping[str, Any]) -> str:
     """The risk level the catalogue's matrix gives a likelihood and an impact."""
     return str(params["matrix"][likelihood][impact])
-
-
-def rank_of(level: str, params: Mapping[str, Any]) -> int:
-    return next(int(item["rank"]) for item in params["levels"] if item["code"] == level)
 
 
 @dataclass(frozen=True)
@@ -64,19 +61,34 @@ class _Evaluator:
     ) -> None:
         self.facts, self.family, self.params, self.harms = facts, family, params, harms
         self.levels = facts.levels.get(family)
+        # A service's measures ask the same few questions dozens of times: answered once.
+        self.ranks = {item["code"]: int(item["rank"]) for item in params["levels"]}
+        self.by_name = {
+            "any": [c for c, h in harms.items() if h["family"].startswith(family)],
+            "children_pc": [c for c, h in harms.items() if h["family"] == "children_pc"],
+        }
 
     def named(self, harms: Any) -> list[str]:
-        if harms == "any":
-            return [c for c, h in self.harms.items() if h["family"].startswith(self.family)]
-        if harms == "children_pc":
-            return [c for c, h in self.harms.items() if h["family"] == "children_pc"]
+        if isinstance(harms, str):
+            return self.by_name[harms]
         return list(harms)
 
+    @functools.cached_property
+    def large(self) -> tuple[bool, str]:
+        """Whether the service is large, and why: the same for every measure that asks."""
+        users, large = self.facts.users, int(self.params["large_users"])
+        is_large = users > large
+        return is_large, (
+            f"{'large' if is_large else 'not large'}: {_fmt(users)} monthly UK "
+            f"users ({'more than' if is_large else 'at most'} {_fmt(large)})"
+        )
+
+    @functools.cached_property
     def multi_risk(self) -> tuple[bool | None, str]:
         if self.levels is None:
             return None, f"no {self.family} risk assessment with levels yet"
         rule = self.params["multi_risk"]
-        floor = rank_of(rule["at_least"], self.params)
+        floor = self.ranks[rule["at_least"]]
         groups = sorted(
             {self.harms[c]["group"] for c, rank in self.levels.items() if rank >= floor}
         )
@@ -88,7 +100,7 @@ class _Evaluator:
     def risk(self, spec: Mapping[str, Any]) -> tuple[bool | None, str]:
         if self.levels is None:
             return None, f"no {self.family} risk assessment with levels yet"
-        floor = rank_of(spec["at_least"], self.params)
+        floor = self.ranks[spec["at_least"]]
         hit = [c for c in self.named(spec["harms"]) if self.levels.get(c, 0) >= floor]
         if hit:
             return True, f"{spec['at_least']} or higher risk of {', '.join(hit)}"
@@ -96,52 +108,46 @@ class _Evaluator:
 
     def evaluate(self, rule: Mapping[str, Any]) -> tuple[bool | None, list[str]]:
         """All of the rule's conditions: False if one fails, None if one cannot be known."""
-        results: list[tuple[bool | None, str]] = []
-        facts, large = self.facts, int(self.params["large_users"])
+        results = []
+        for ok, why in self._conditions(rule):
+            if ok is False:  # the rest need not be worked out (nor their reasons written)
+                return False, []
+            results.append((ok, why))
+        if any(ok is None for ok, _ in results):
+            return None, [why for ok, why in results if ok is None]
+        return True, [why for _, why in results if why]
+
+    def _conditions(self, rule: Mapping[str, Any]) -> Iterator[tuple[bool | None, str]]:
+        """Each of the rule's conditions, in a fixed order: whether it holds, and why."""
+        facts = self.facts
         if "large" in rule:
-            is_large = facts.users > large
-            results.append(
-                (
-                    is_large == rule["large"],
-                    f"{'large' if is_large else 'not large'}: {_fmt(facts.users)} monthly UK "
-                    f"users ({'more than' if is_large else 'at most'} {_fmt(large)})",
-                )
-            )
+            is_large, why = self.large
+            yield is_large == rule["large"], why
         if "multi_risk" in rule:
-            multi, why = self.multi_risk()
-            results.append((None if multi is None else multi == rule["multi_risk"], why))
+            multi, why = self.multi_risk
+            yield None if multi is None else multi == rule["multi_risk"], why
         if "risk" in rule:
-            results.append(self.risk(rule["risk"]))
+            yield self.risk(rule["risk"])
         if "users_over" in rule:
-            results.append(
-                (
-                    facts.users > rule["users_over"],
-                    f"{_fmt(facts.users)} monthly UK users (more than {_fmt(rule['users_over'])})",
-                )
+            yield (
+                facts.users > rule["users_over"],
+                f"{_fmt(facts.users)} monthly UK users (more than {_fmt(rule['users_over'])})",
             )
         if "features_any" in rule:
             hit = [f for f in rule["features_any"] if f in facts.features]
-            results.append((bool(hit), f"has {', '.join(hit)}"))
+            yield bool(hit), f"has {', '.join(hit)}"
         if "categories_any" in rule:
             hit = [c for c in rule["categories_any"] if c in facts.categories]
-            results.append((bool(hit), f"Category {', '.join(hit)}"))
+            yield bool(hit), f"Category {', '.join(hit)}"
         if "children_likely" in rule:
-            results.append(
-                (
-                    facts.children_likely == rule["children_likely"],
-                    "children likely to access it"
-                    if facts.children_likely
-                    else "children not likely to access it",
-                )
+            yield (
+                facts.children_likely == rule["children_likely"],
+                "children likely to access it"
+                if facts.children_likely
+                else "children not likely to access it",
             )
         if "any" in rule:
-            results.append(self.any(rule["any"]))
-        if any(ok is False for ok, _ in results):
-            return False, []
-        reasons = [why for _, why in results if why]
-        if any(ok is None for ok, _ in results):
-            return None, [why for ok, why in results if ok is None]
-        return True, reasons
+            yield self.any(rule["any"])
 
     def any(self, alternatives: Iterable[Mapping[str, Any]]) -> tuple[bool | None, str]:
         unknown = []
@@ -168,19 +174,22 @@ def recommend(
     """Every measure of the Codes that apply to the service, with whether it is recommended
     and why. Measures not yet in force are listed as not recommended, saying when."""
     families = set(code_families)
+    evaluators: dict[str, _Evaluator] = {}
     result = []
     for measure in measures:
         if measure["code_family"] not in families:
             continue
-        starts = dt.date.fromisoformat(measure["effective_from"])
+        starts: dt.date = measure["effective_from"]
         if measure["status"] != "in_force":
             result.append(Recommendation(measure, False, f"{measure['status']}, not in force"))
             continue
         if starts > today:
             result.append(Recommendation(measure, False, f"in force from {starts:%-d %b %Y}"))
             continue
-        evaluator = _Evaluator(facts, FAMILY_OF_CODE[measure["code_family"]], params, harms)
-        ok, reasons = evaluator.evaluate(measure["recommended_for"])
+        family = FAMILY_OF_CODE[measure["code_family"]]
+        if family not in evaluators:
+            evaluators[family] = _Evaluator(facts, family, params, harms)
+        ok, reasons = evaluators[family].evaluate(measure["recommended_for"])
         if ok is None:
             why = "Depends on the risk assessment: " + "; ".join(dict.fromkeys(reasons))
         elif ok:

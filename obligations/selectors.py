@@ -581,7 +581,7 @@ def recommended_measures_of(
             "code_family": x.code_family,
             "recommended_for": x.recommended_for,
             "status": x.status,
-            "effective_from": x.effective_from.isoformat(),
+            "effective_from": x.effective_from,
             "pk": x.pk,
         }
         for x in m.CodeMeasure.objects.filter(retired_at__isnull=True).order_by("code")
