@@ -9,7 +9,6 @@ that would decide it has levels: the register says so rather than guessing.
 from __future__ import annotations
 
 import datetime as dt
-import functools
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -73,17 +72,6 @@ class _Evaluator:
             return self.by_name[harms]
         return list(harms)
 
-    @functools.cached_property
-    def large(self) -> tuple[bool, str]:
-        """Whether the service is large, and why: the same for every measure that asks."""
-        users, large = self.facts.users, int(self.params["large_users"])
-        is_large = users > large
-        return is_large, (
-            f"{'large' if is_large else 'not large'}: {_fmt(users)} monthly UK "
-            f"users ({'more than' if is_large else 'at most'} {_fmt(large)})"
-        )
-
-    @functools.cached_property
     def multi_risk(self) -> tuple[bool | None, str]:
         if self.levels is None:
             return None, f"no {self.family} risk assessment with levels yet"
@@ -119,12 +107,16 @@ class _Evaluator:
 
     def _conditions(self, rule: Mapping[str, Any]) -> Iterator[tuple[bool | None, str]]:
         """Each of the rule's conditions, in a fixed order: whether it holds, and why."""
-        facts = self.facts
+        facts, large = self.facts, int(self.params["large_users"])
         if "large" in rule:
-            is_large, why = self.large
-            yield is_large == rule["large"], why
+            is_large = facts.users > large
+            yield (
+                is_large == rule["large"],
+                f"{'large' if is_large else 'not large'}: {_fmt(facts.users)} monthly UK "
+                f"users ({'more than' if is_large else 'at most'} {_fmt(large)})",
+            )
         if "multi_risk" in rule:
-            multi, why = self.multi_risk
+            multi, why = self.multi_risk()
             yield None if multi is None else multi == rule["multi_risk"], why
         if "risk" in rule:
             yield self.risk(rule["risk"])
