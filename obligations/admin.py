@@ -1097,9 +1097,12 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:
-        # Words split as Django's admin splits them: a quoted phrase is one term.
+        # Words split as ModelAdmin.get_search_results splits them, condition for condition:
+        # a quoted phrase is one term.
         terms = [
-            unescape_string_literal(bit) if bit[:1] in "\"'" and bit[0] == bit[-1] else bit
+            unescape_string_literal(bit)
+            if bit.startswith(('"', "'")) and bit[0] == bit[-1]
+            else bit
             for bit in smart_split(search_term)
         ]
         return selectors.search_related(queryset, self.get_search_fields(request), terms), False

@@ -102,7 +102,7 @@ def test_changelists_and_autocomplete_show_only_our_organisation(client, two_org
 SEARCHES = ["records", "U2U-RECORDS", "s.", "our provider", '"chat rooms"', "chat assessment"]
 
 
-@pytest.mark.parametrize("term", [*SEARCHES, "secret", "zzz"])
+@pytest.mark.parametrize("term", [*SEARCHES, "secret", "zzz", '"', '"chat', "chat'"])
 def test_obligation_search_finds_what_djangos_own_search_would(rf, client, two_orgs, term):
     applied_service(provider=two_orgs["mine"].provider, name="Chat rooms")
     user = two_orgs["user"]
