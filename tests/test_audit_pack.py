@@ -15,6 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
@@ -310,6 +311,38 @@ def test_the_history_files_hold_every_event_and_field_change(setup):
         ("created", ""),
         ("changed", "ada"),
     ]
+
+
+def test_history_cells_are_iso_dates_words_and_text_that_cannot_run_as_a_formula(setup):
+    formula = '=HYPERLINK("https://evil.test")'
+    doomed = add_file(setup["user"], setup["ra"].current_cycle, "x.pdf", PDF + b"x", "X")
+    services.purge_evidence(
+        actor=get_user_model().objects.get(username="ada"),
+        evidence=doomed,
+        reason=formula,
+        source=SOURCE,
+    )
+    pack, _ = build(setup["service"])
+    events = csv_rows(pack, "history/events.csv")
+    purge = next(
+        e for e in events if e["evidence"] == str(doomed.pk) and e["kind"] == "evidence_purged"
+    )
+    assert purge["reason"].startswith("'" + formula)
+    stored = m.Event.objects.get(pk=purge["id"])
+    assert dt.datetime.fromisoformat(purge["at"]) == stored.at  # ISO 8601, with its offset
+    assert "T" in purge["at"] and purge["at"].endswith("+00:00")
+    assert purge["due_date"] == "" and purge["from_status"] == ""
+    dated = next(e for e in events if e["due_date"])
+    assert dt.date.fromisoformat(dated["due_date"])
+    rows = csv_rows(pack, "history/evidence-history.csv")
+    changed = next(r for r in rows if r["id"] == str(doomed.pk) and r["purge_reason"])
+    assert (changed["history_type"], changed["purge_reason"]) == ("changed", "'" + formula)
+    assert changed["size"] == str(len(PDF) + 1) and changed["expires_on"] == ""
+
+
+def test_a_history_column_of_a_type_without_a_cell_format_is_refused():
+    with pytest.raises(TypeError, match="no cell format for amount_gbp"):
+        auditpack._converter(m.RevenuePeriod, "amount_gbp")
 
 
 def test_an_evidence_file_changed_inside_the_pack_fails(setup):
