@@ -33,6 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 from django.conf import settings
+from django.contrib.admin.utils import get_fields_from_path
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection, transaction
 from django.db.models import (
@@ -578,13 +579,10 @@ def _converter(model: type[Model], lookup: str) -> Callable[[Any], Any] | None:
     once per column by the field's type rather than per value (a provider's pack has about
     100,000 history cells). None where the csv module already writes the value as a cell:
     a number, a date (str() is ISO), or no value (empty)."""
-    *path, name = lookup.split("__")
-    for part in path:
-        model = model._meta.get_field(part).related_model  # type: ignore[assignment]
-    column = model._meta.get_field(name)
+    column = get_fields_from_path(model, lookup)[-1]
     if isinstance(column, ForeignObject):  # an id: as its target's column
         column = column.target_field
-    if name == "history_type":
+    if column.name == "history_type":
         return _history_type
     if isinstance(column, BooleanField):
         return _yes_no

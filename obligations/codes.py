@@ -107,8 +107,9 @@ class _Evaluator:
 
     def _conditions(self, rule: Mapping[str, Any]) -> Iterator[tuple[bool | None, str]]:
         """Each of the rule's conditions, in a fixed order: whether it holds, and why."""
-        facts, large = self.facts, int(self.params["large_users"])
+        facts = self.facts
         if "large" in rule:
+            large = int(self.params["large_users"])
             is_large = facts.users > large
             yield (
                 is_large == rule["large"],
