@@ -558,10 +558,6 @@ def _write_history(pack: _Pack, ids: QuerySet[Any], end: dt.datetime | None) -> 
 HISTORY_TYPES = {"+": "created", "~": "changed", "-": "deleted"}
 
 
-def _text(value: str | None) -> str:
-    return "" if value is None else exports.safe_text(value)
-
-
 def _yes_no(value: bool | None) -> str:
     return "" if value is None else "yes" if value else "no"
 
@@ -570,8 +566,8 @@ def _moment(value: dt.datetime | None) -> str:
     return "" if value is None else value.isoformat()
 
 
-def _history_type(value: str | None) -> str:
-    return _text(HISTORY_TYPES.get(value, value) if value else value)
+def _history_type(value: str | None) -> str | None:
+    return exports.safe_cell(HISTORY_TYPES.get(value, value) if value else value)
 
 
 def _converter(model: type[Model], lookup: str) -> Callable[[Any], Any] | None:
@@ -591,7 +587,7 @@ def _converter(model: type[Model], lookup: str) -> Callable[[Any], Any] | None:
     if isinstance(column, (DateField, IntegerField)):
         return None
     if isinstance(column, (CharField, TextField, FileField)):
-        return _text
+        return exports.safe_cell
     raise TypeError(f"no cell format for {lookup} ({type(column).__name__})")
 
 
