@@ -16,13 +16,14 @@ process, so that settings, caches and peak memory belong to that group alone.
 Every endpoint is requested through Django's test client: after a warm-up request, one run
 records its SQL (the query count), then repeated runs give the median and p95 wall time
 (nearest rank: below 20 runs, the p95 is the slowest run). Interleaved with those runs, two
-floors are timed as often: the endpoint's own SELECTs replayed as raw SQL through
-connection.cursor() (less those a trivial view also makes), and a trivial view through the
-same middleware (tests/bench_urls.py, the ROOT_URLCONF of the bench's children only). The
-ratio is the endpoint's median over the sum of the two floors' medians. Exports and scans
-also report peak memory: Python's (tracemalloc, in a run of its own) and the process's peak
-RSS. Results go to var/bench/results.json and a table on stdout. Targets are reported, not
-asserted: timing belongs here, not in the tests.
+floors are timed as often: the endpoint's own SELECTs replayed as raw SQL through Django's
+cursor, each the way it ran (a read streamed through a server-side cursor is streamed again,
+reads made in a transaction are replayed in one), less those a trivial view also makes; and a
+trivial view through the same middleware (tests/bench_urls.py, the ROOT_URLCONF of the bench's
+children only). The ratio is the endpoint's median over the sum of the two floors' medians.
+Exports and scans also report peak memory: Python's (tracemalloc, in a run of its own) and the
+process's peak RSS. Results go to var/bench/results.json and a table on stdout. Targets are
+reported, not asserted: timing belongs here, not in the tests.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import datetime as dt
 import gc
 import hashlib
 import inspect
+import itertools
 import json
 import math
 import os
@@ -45,9 +47,9 @@ import sys
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "var" / "bench"
@@ -190,18 +192,31 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000, 1)
 
 
+class Statement(NamedTuple):
+    """A statement as it ran: streamed if through a server-side cursor (PostgreSQL's named
+    cursor, as `QuerySet.iterator()` reads), atomic if inside a transaction block."""
+
+    sql: str
+    params: Any
+    streamed: bool
+    atomic: bool
+
+
 @contextmanager
 def _recorded(
     timings: list[tuple[float, str]] | None = None,
-) -> Iterator[list[tuple[str, Any]]]:
-    """Every statement run on the default connection meanwhile: (sql, params); and with
-    `timings`, (seconds, sql) of each as it ran."""
+) -> Iterator[list[Statement]]:
+    """Every statement run on the default connection meanwhile; and with `timings`,
+    (seconds, sql) of each as it ran."""
     from django.db import connection
 
-    statements: list[tuple[str, Any]] = []
+    statements: list[Statement] = []
 
     def record(execute: Any, sql: str, params: Any, many: bool, context: Any) -> Any:
-        statements.append((sql, None if many else params))
+        streamed = getattr(context["cursor"].cursor, "name", None) is not None
+        statements.append(
+            Statement(sql, None if many else params, streamed, connection.in_atomic_block)
+        )
         started = time.perf_counter()
         try:
             return execute(sql, params, many, context)
@@ -217,18 +232,25 @@ def _is_read(sql: str) -> bool:
     return sql.lstrip().split(None, 1)[0].upper() in {"SELECT", "WITH"}
 
 
-def _replay(statements: list[tuple[str, Any]]) -> list[float]:
-    """Each read statement run once more as raw SQL, every row fetched: seconds each."""
-    from django.db import connection
+def _replay(statements: list[Statement]) -> list[float]:
+    """Each read statement run once more as raw SQL, every row fetched, the way it ran: a
+    streamed read through a server-side cursor in the register's chunks (streaming is what
+    keeps an export's memory flat, so its raw equivalent streams too), and reads made inside
+    a transaction inside one again. Seconds each."""
+    from django.db import connection, transaction
+
+    from obligations.exports import CHUNK
 
     times = []
-    with connection.cursor() as cursor:
-        for sql, params in statements:
-            started = time.perf_counter()
-            cursor.execute(sql, params)
-            while cursor.fetchmany(2000):
-                pass
-            times.append(time.perf_counter() - started)
+    for atomic, run in itertools.groupby(statements, key=lambda s: s.atomic):
+        with transaction.atomic() if atomic else nullcontext():
+            for sql, params, streamed, _ in run:
+                started = time.perf_counter()
+                with connection.chunked_cursor() if streamed else connection.cursor() as cursor:
+                    cursor.execute(sql, params)
+                    while cursor.fetchmany(CHUNK):
+                        pass
+                times.append(time.perf_counter() - started)
     return times
 
 
@@ -279,8 +301,8 @@ def _endpoint(
     with _recorded() as view_statements:
         _consume(client.get(trivial))
     # What the trivial view also runs (the session, user or token lookups) is in its floor.
-    view_sql = {sql for sql, _ in view_statements}
-    own = [(sql, params) for sql, params in statements if _is_read(sql) and sql not in view_sql]
+    view_sql = {s.sql for s in view_statements}
+    own = [s for s in statements if _is_read(s.sql) and s.sql not in view_sql]
     # As many runs as the budget allows at a warm request's pace (the first, cold one, is
     # slower), and at least 20: of 15 runs, the p95 (nearest rank) was simply the slowest.
     warm = _get(client, url)
@@ -308,7 +330,7 @@ def _endpoint(
     )
     # Where the SQL time goes: the slowest statements, for a profile of a missed target.
     each = sorted(
-        ((statistics.median(r[i] for r in replays), own[i][0]) for i in range(len(own))),
+        ((statistics.median(r[i] for r in replays), own[i].sql) for i in range(len(own))),
         reverse=True,
     )
     if each:
@@ -495,7 +517,7 @@ def reminders_sweep(size: int) -> list[Row]:
     first_seconds = time.perf_counter() - started
     peak = _peak_rss_mb()
     times, result = [], None
-    statements: list[tuple[str, Any]] = []
+    statements: list[Statement] = []
     timings: list[tuple[float, str]] = []
     for i in range(3):
         reset()
@@ -507,7 +529,7 @@ def reminders_sweep(size: int) -> list[Row]:
             result = reminders.run_sweep(today=TODAY)
         times.append(time.perf_counter() - started)
     # Its reads replayed raw (its writes cannot be: they depend on what the reads found).
-    reads = [(sql, params) for sql, params in statements if _is_read(sql)]
+    reads = [s for s in statements if _is_read(s.sql)]
     floor = statistics.median(sum(_replay(reads)) for _ in range(2))
     # Memory in a run of its own: tracemalloc slows Python down, so it is not timed.
     reset()
