@@ -22,8 +22,10 @@ reads made in a transaction are replayed in one), less those a trivial view also
 trivial view through the same middleware (tests/bench_urls.py, the ROOT_URLCONF of the bench's
 children only). The ratio is the endpoint's median over the sum of the two floors' medians.
 Exports and scans also report peak memory: Python's (tracemalloc, in a run of its own) and the
-process's peak RSS. Results go to var/bench/results.json and a table on stdout. Targets are
-reported, not asserted: timing belongs here, not in the tests.
+process's peak RSS. A fixed piece of Django work with no database (the calibration) is timed at
+the start and at the end, so that a run on a machine whose speed changed says so. Results go
+to var/bench/results.json and a table on stdout. Targets are reported, not asserted: timing
+belongs here, not in the tests.
 """
 
 from __future__ import annotations
@@ -565,9 +567,53 @@ def reminders_sweep(size: int) -> list[Row]:
     ]
 
 
+# The calibration's work: rows of a template and of JSON, about as much as an admin page holds.
+CALIBRATION_ROWS = 500
+# Past this ratio between the calibration at the start and at the end, the report says so.
+CALIBRATION_DRIFT = 1.2
+CALIBRATION_TEMPLATE = """<table>{% for r in rows %}<tr class="{% cycle 'a' 'b' %}">
+<td><a href="/o/{{ r.code|urlencode }}/">{{ r.code }}</a></td>
+<td>{{ r.title|truncatechars:40 }}</td><td>{{ r.due|date:"j M Y" }}</td>
+<td>{% if r.open %}{{ r.status|title }}{% else %}met{% endif %}</td></tr>{% endfor %}</table>"""
+
+
+def calibrate(size: int) -> list[Row]:
+    """The median time of a fixed piece of Django's own work, no database: a template of 500
+    rows rendered and the rows written as JSON. Timed at the start and at the end of a run,
+    it shows whether the machine held its speed: on a shared machine the same code's times
+    have moved by half within twenty minutes (issue 11's notes)."""
+    _django()
+    from django.template import engines
+
+    template = engines["django"].from_string(CALIBRATION_TEMPLATE)
+    rows = [
+        {
+            "code": f"OSA-{i}",
+            "title": f"Duty <{i}> & its section, a title long enough to be cut",
+            "due": TODAY + dt.timedelta(days=i % 400),
+            "status": "in_progress",
+            "open": i % 3 != 0,
+        }
+        for i in range(CALIBRATION_ROWS)
+    ]
+
+    def once() -> float:
+        started = time.perf_counter()
+        template.render({"rows": rows})
+        json.dumps(rows, default=str)
+        return time.perf_counter() - started
+
+    for _ in range(3):
+        once()
+    # About three seconds: the machine's speed was seen to change from one second to the next.
+    return [{"calibration_ms": _ms(statistics.median(once() for _ in range(100)))}]
+
+
 def child(args: argparse.Namespace) -> None:
     if args.what == "prepare":
         print(json.dumps(prepare(args.size)))
+    elif args.what == "calibrate":
+        print(json.dumps(calibrate(args.size)))
     else:
         print(json.dumps(GROUPS[args.what](args.size)))
 
@@ -628,7 +674,25 @@ def describe(info: Row) -> str:
     load = info.get("load_average_at_start")
     if load:
         parts.append(f"load average at start {load[0]}")
+    calibration = info.get("calibration_ms") or {}
+    if calibration.get("start") is not None:
+        text = f"calibration {calibration['start']} ms at start"
+        if calibration.get("end") is not None:
+            text += f", {calibration['end']} ms at end"
+        parts.append(text)
     return ", ".join(parts)
+
+
+def drift(info: Row) -> str:
+    """A warning when the calibration moved by more than CALIBRATION_DRIFT during the run."""
+    calibration = info.get("calibration_ms") or {}
+    start, end = calibration.get("start"), calibration.get("end")
+    if not start or not end or max(start, end) / min(start, end) <= CALIBRATION_DRIFT:
+        return ""
+    return (
+        f" The calibration moved by {abs(end - start) / start:.0%} between the start and the "
+        "end: the machine's speed changed during the run, so compare its figures with care."
+    )
 
 
 def _databases(selected: list[str]) -> dict[str, str]:
@@ -763,6 +827,7 @@ def main(args: argparse.Namespace) -> int:
         return 2
     databases = _databases(args.databases.split(","))
     info = machine(databases.get("postgres"))
+    info["calibration_ms"] = {"start": _calibration()}
     print(f"Machine: {describe(info)}", flush=True)
     key = data_key()
     results: Row = {"machine": info, "data_key": key, "data": [], "runs": []}
@@ -786,6 +851,8 @@ def main(args: argparse.Namespace) -> int:
                     f"[{kind} {size:>7}] ({name}: {time.perf_counter() - started:.0f} s)",
                     flush=True,
                 )
+    info["calibration_ms"]["end"] = _calibration()
+    print(f"Calibration at the end: {info['calibration_ms']['end']} ms", flush=True)
     results["wall_seconds"] = round(time.perf_counter() - began)
     path = OUT / "results.json"
     path.write_text(json.dumps(results, indent=2) + "\n")
@@ -793,6 +860,12 @@ def main(args: argparse.Namespace) -> int:
     print(markdown(results))
     print(f"\nResults: {path} (wall time {results['wall_seconds']} s)")
     return 0
+
+
+def _calibration() -> float | None:
+    """The calibration's median in ms, in a child of its own (None if it failed)."""
+    rows = _run("calibrate", 0, "")
+    return None if isinstance(rows, dict) else rows[0]["calibration_ms"]
 
 
 def _line(row: Row) -> str:
@@ -851,6 +924,7 @@ def markdown(results: Row) -> str:
     lines = [f"Machine: {describe(results['machine'])}; run {results['machine']['when']}."]
     if "wall_seconds" in results:
         lines[0] += f" Whole run: {results['wall_seconds'] / 60:.1f} min."
+    lines[0] += drift(results["machine"])
     lines += [
         "",
         "| database | size | measure | queries | median ms | p95 ms "

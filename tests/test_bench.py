@@ -1,7 +1,10 @@
-"""The bench's own instruments: what it records of a request's SQL, and how it replays that
-SQL as the floor. (Its timings are never asserted: they belong to `make bench`.)"""
+"""The bench's own instruments: what it records of a request's SQL, how it replays that SQL
+as the floor, and how it reports a machine whose speed changed during a run. (Its timings
+are never asserted: they belong to `make bench`.)"""
 
 from __future__ import annotations
+
+from typing import Any
 
 import pytest
 from django.contrib.auth.models import User
@@ -34,3 +37,26 @@ def test_the_floor_replays_each_read_the_way_it_ran() -> None:
         (s.sql, s.streamed, s.atomic) for s in statements
     ]
     assert connection.get_autocommit()  # the replay's transaction is over
+
+
+def _machine(**calibration: float) -> dict[str, Any]:
+    return {
+        "cpus": 2,
+        "python": "3.11.7",
+        "sqlite": "3.40.1",
+        "when": "2026-12-04T18:00:00+00:00",
+        "calibration_ms": calibration,
+    }
+
+
+def test_a_run_whose_machine_changed_speed_says_so() -> None:
+    slowed = _machine(start=30.0, end=45.0)
+    assert "calibration 30.0 ms at start, 45.0 ms at end" in bench.describe(slowed)
+    first_line = bench.markdown({"machine": slowed, "runs": []}).splitlines()[0]
+    assert "moved by 50% between the start and the end" in first_line
+
+    sped_up = bench.drift(_machine(start=45.0, end=30.0))
+    assert "moved by 33%" in sped_up
+    assert bench.drift(_machine(start=30.0, end=33.0)) == ""  # within the machine's noise
+    assert bench.drift(_machine(start=30.0)) == ""  # a run still going
+    assert "at end" not in bench.describe(_machine(start=30.0))
