@@ -64,6 +64,12 @@ SIZES = "1000,10000,100000"
 # event; field history for obligations and evidence. About 35 obligations per service (one
 # per applicable duty in the catalogue), 20 services per provider.
 SHAPE = {"events_per_obligation": 3, "past_cycles": 2, "evidence_per_cycle": 2}
+# A second organisation beside the large one, the same at every size: one service's duties.
+TENANT_OBLIGATIONS = 35
+# Within this ratio between its slowest and fastest size, a small tenant's median counts as
+# flat: the same page read from a larger database (deeper indexes, a colder cache) and this
+# shared machine's noise between runs move it that much.
+TENANT_GROWTH = 1.5
 
 Row = dict[str, Any]
 GROUPS: dict[str, Callable[[int], list[Row]]] = {}  # filled by @group below
@@ -79,6 +85,9 @@ TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     "api_deep_page": [("p95_ms", "<", 150, "p95 < 150 ms")],
     "api_filtered": [("p95_ms", "<", 150, "p95 < 150 ms")],
     "dashboard": [("p95_ms", "<", 300, "p95 < 300 ms")],
+    "tenant_admin_changelist": [("p95_ms", "<", 400, "p95 < 400 ms")],
+    "tenant_api_page": [("p95_ms", "<", 150, "p95 < 150 ms")],
+    "tenant_dashboard": [("p95_ms", "<", 300, "p95 < 300 ms")],
     "dashboard_api": [("p95_ms", "<", 300, "p95 < 300 ms")],
     "csv_export": [
         ("rows_per_s", ">", 20_000, "> 20,000 rows/s"),
@@ -154,6 +163,24 @@ def prepare(size: int) -> Row:
             obligations=size,
             today=TODAY,
             owners=owners,
+            field_history=True,
+            **SHAPE,
+        )
+        # A second organisation on the same installation, one service's worth, as a
+        # consultancy hosting many would have: its pages must cost what its own register
+        # does, whatever the size of the rest.
+        small = m.Organisation.objects.create(name="Small Tenant Ltd")
+        members = {}
+        for username, role in (("tenant", m.Role.MANAGER), ("tenant-owner", m.Role.COMPLIANCE)):
+            members[role] = User.objects.create(
+                username=username, email=f"{username}@tenant.example", is_staff=True
+            )
+            services.add_member(actor=system, organisation=small, user=members[role], role=role)
+        make_register(
+            organisation=small,
+            obligations=TENANT_OBLIGATIONS,
+            today=TODAY,
+            owners=[members[m.Role.COMPLIANCE]],
             field_history=True,
             **SHAPE,
         )
@@ -349,28 +376,30 @@ def group(name: str) -> Callable[[Callable[[int], list[Row]]], Callable[[int], l
     return register
 
 
-def _manager() -> Any:
+def _user(username: str) -> Any:
     from django.contrib.auth.models import User
 
-    return User.objects.get(username="manager")
+    return User.objects.get(username=username)
 
 
-def _session_client() -> Any:
-    """The test client signed in as a manager: a member who sees the whole register."""
+def _session_client(username: str = "manager") -> Any:
+    """The test client signed in as a manager: by default the large organisation's, who sees
+    the whole of its register."""
     from django.test import Client
 
     client = Client()
-    client.force_login(_manager())
+    client.force_login(_user(username))
     return client
 
 
-def _api_client() -> Any:
-    """A test client with a read-only token of a member who sees the whole register."""
+def _api_client(username: str = "manager") -> Any:
+    """A test client with a read-only token of a manager (by default the large
+    organisation's)."""
     from django.test import Client
 
     from obligations import services
 
-    manager = _manager()
+    manager = _user(username)
     _, key = services.create_api_token(actor=manager, user=manager, name="bench")
     return Client(HTTP_AUTHORIZATION=f"Token {key}")
 
@@ -434,6 +463,24 @@ def dashboard(size: int) -> list[Row]:
     return [
         _endpoint("dashboard", client, "/dashboard/", trivial="/bench/trivial/"),
         _endpoint("dashboard_api", client, "/api/v1/dashboard/", trivial="/bench/trivial/"),
+    ]
+
+
+@group("tenant")
+def tenant(size: int) -> list[Row]:
+    """The small organisation's manager: its register in the admin, a page of the API and its
+    dashboard. Its register is the same at every size, so should its times be."""
+    _django()
+    client, api = _session_client("tenant"), _api_client("tenant")
+    return [
+        _endpoint(
+            "tenant_admin_changelist",
+            client,
+            "/admin/obligations/obligation/",
+            trivial="/bench/trivial/",
+        ),
+        _endpoint("tenant_api_page", api, "/api/v1/obligations/", trivial="/bench/trivial-api/"),
+        _endpoint("tenant_dashboard", client, "/dashboard/", trivial="/bench/trivial/"),
     ]
 
 
@@ -919,6 +966,35 @@ def _number(value: Any) -> str:
     return str(value)
 
 
+def _tenant_table(runs: list[Row], sizes: list[int]) -> list[str]:
+    """The small organisation's medians at each size, and whether they held flat."""
+    medians: dict[tuple[str, str], dict[int, float]] = {}
+    for row in runs:
+        if row["measure"].startswith("tenant_") and "median_ms" in row:
+            medians.setdefault((row["database"], row["measure"]), {})[row["size"]] = row[
+                "median_ms"
+            ]
+    if not medians:
+        return []
+    lines = [
+        "",
+        f"A small organisation's pages ({TENANT_OBLIGATIONS} obligations) beside the large one, "
+        f"median ms (the promise: they do not grow with the others' data; flat within "
+        f"{TENANT_GROWTH}x).",
+        "",
+        "| database | measure | " + " | ".join(f"{s:,}" for s in sizes) + " | verdict |",
+        "| --- | --- | " + " | ".join("---:" for _ in sizes) + " | --- |",
+    ]
+    for (database, measure), by_size in medians.items():
+        growth = max(by_size.values()) / min(by_size.values())
+        verdict = "flat" if growth <= TENANT_GROWTH else f"grows: {growth:.1f}x"
+        if len(by_size) < 2:
+            verdict = "incomplete"
+        cells = " | ".join(_number(by_size.get(s)) for s in sizes)
+        lines.append(f"| {database} | {measure} | {cells} | {verdict} |")
+    return lines
+
+
 def markdown(results: Row) -> str:
     """The tables for stdout and the README: every run, then query counts across sizes."""
     lines = [f"Machine: {describe(results['machine'])}; run {results['machine']['when']}."]
@@ -983,6 +1059,7 @@ def markdown(results: Row) -> str:
         )
         cells = " | ".join(_number(counts.get(s)) for s in sizes)
         lines.append(f"| {database} | {measure} | {cells} | {verdict} |")
+    lines += _tenant_table(results["runs"], sizes)
     if results.get("data"):
         lines += ["", "Data (per database and size):", ""]
         for made in results["data"]:

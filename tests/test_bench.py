@@ -60,3 +60,24 @@ def test_a_run_whose_machine_changed_speed_says_so() -> None:
     assert bench.drift(_machine(start=30.0, end=33.0)) == ""  # within the machine's noise
     assert bench.drift(_machine(start=30.0)) == ""  # a run still going
     assert "at end" not in bench.describe(_machine(start=30.0))
+
+
+def test_a_small_tenants_page_that_grows_with_the_others_data_is_called_out() -> None:
+    def run(measure: str, size: int, median: float) -> dict[str, Any]:
+        return {"database": "postgres", "measure": measure, "size": size, "median_ms": median}
+
+    table = bench._tenant_table(
+        [
+            run("tenant_api_page", 1000, 8.0),
+            run("tenant_api_page", 100_000, 57.0),
+            run("tenant_dashboard", 1000, 30.0),
+            run("tenant_dashboard", 100_000, 33.0),
+            run("api_page", 100_000, 20.0),  # the large organisation's: not in this table
+        ],
+        [1000, 100_000],
+    )
+    assert table[-2:] == [
+        "| postgres | tenant_api_page | 8.0 | 57.0 | grows: 7.1x |",
+        "| postgres | tenant_dashboard | 30.0 | 33.0 | flat |",
+    ]
+    assert bench._tenant_table([run("api_page", 1000, 8.0)], [1000]) == []
