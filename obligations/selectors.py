@@ -1,7 +1,8 @@
 """Every read that lists, counts or scopes. Admin, commands and (later) the API share these.
 
-`scope` is the one place that decides which rows a user may see: a subquery on
-the user's active memberships, never a Python list of ids.
+`scope` is the one place that decides which rows a user may see: by the organisations of
+the user's active memberships (`held_organisations`), never by a Python list of the rows'
+ids.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 from django.db.models import (
     Count,
     F,
@@ -88,8 +89,32 @@ def scope(qs: QuerySet[M], user: User, roles: tuple[str, ...] | None = None) -> 
     path = ORGANISATION_PATHS[qs.model]
     if getattr(user, "is_superuser", False) and user.is_active:
         return qs
-    organisations = active_memberships(user, roles).values("organisation_id")
-    return qs.filter(**{f"{path}__in": organisations})
+    return qs.filter(**{f"{path}__in": held_organisations(user, roles, using=qs.db)})
+
+
+def held_organisations(
+    user: User, roles: tuple[str, ...] | None = None, using: str = DEFAULT_DB_ALIAS
+) -> list[int] | QuerySet[m.Membership, Any]:
+    """The organisations where `user` holds one of `roles` (any role if None), to filter by:
+    in the form the database `using` plans best.
+
+    PostgreSQL gets them as values, read once per user object with the user's roles
+    (`roles_by_organisation`; a user holds a handful, so the list stays short however large
+    the register grows). Only for values does it estimate a tenant's share of a table from
+    the column's statistics. Given a subquery on the memberships, it took every tenant to be
+    of average size and walked a large tenant's 100,000 obligations to find a small tenant's
+    35: 85 ms for an API page that now takes 15, 178 ms for a dashboard that takes 44. With
+    the values, the large tenant's pages are a tenth to a fifth faster too.
+
+    SQLite keeps the subquery. It has no statistics per value (Python's sqlite3 is built
+    without STAT4), so it plans any one tenant as an average one; given a value, it drove
+    even a lone organisation's API page from its providers and sorted the whole register
+    (10 ms became 44 ms at 100,000).
+    """
+    if connections[using].vendor != "postgresql":
+        return active_memberships(user, roles).values("organisation_id")
+    held = roles_by_organisation(user)
+    return sorted(o for o, role in held.items() if roles is None or role in roles)
 
 
 def visible_organisations(
@@ -103,7 +128,7 @@ def notifications_for(user: User) -> QuerySet[m.Reminder]:
     visible = scope(m.Reminder.objects.all(), user)
     if getattr(user, "is_superuser", False):
         return visible
-    overseen = active_memberships(user, (m.Role.ADMIN, m.Role.MANAGER)).values("organisation_id")
+    overseen = held_organisations(user, (m.Role.ADMIN, m.Role.MANAGER), using=visible.db)
     return visible.filter(
         Q(recipient_id=user.pk) | Q(cycle__obligation__provider__organisation__in=overseen)
     )
