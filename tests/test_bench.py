@@ -60,11 +60,21 @@ def test_a_run_whose_machine_changed_speed_says_so() -> None:
     assert bench.drift(_machine(start=30.0, end=33.0)) == ""  # within the machine's noise
     assert bench.drift(_machine(start=30.0)) == ""  # a run still going
     assert "at end" not in bench.describe(_machine(start=30.0))
+    # A calibration that failed is said to be missing, and warns of nothing.
+    failed = _machine(start=None, end=31.0)  # type: ignore[arg-type]
+    assert "calibration - ms at start, 31.0 ms at end" in bench.describe(failed)
+    assert bench.drift(failed) == ""
 
 
 def test_a_small_tenants_page_that_grows_with_the_others_data_is_called_out() -> None:
-    def run(measure: str, size: int, median: float) -> dict[str, Any]:
-        return {"database": "postgres", "measure": measure, "size": size, "median_ms": median}
+    def run(measure: str, size: int, median: float, view: float = 2.0) -> dict[str, Any]:
+        return {
+            "database": "postgres",
+            "measure": measure,
+            "size": size,
+            "median_ms": median,
+            "floor_view_ms": view,
+        }
 
     table = bench._tenant_table(
         [
