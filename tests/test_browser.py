@@ -137,8 +137,10 @@ def test_the_printable_assessment_record_renders_and_prints(live_server, browser
     sign_in(page, live_server.url, "manager")
     page.goto(f"{live_server.url}/admin/obligations/riskassessment/{assessment.pk}/change/")
     assert "20 of 20 rows rated" in page.inner_text("body")
-    page.click("text=Open to print")
-    record = page.context.wait_for_event("page")
+    # Listen before clicking: the tab can open before a later wait would start.
+    with page.context.expect_page() as opened:
+        page.click("text=Open to print")
+    record = opened.value
     record.wait_for_load_state()
     assert "Illegal content (user-to-user, s.9) risk assessment" in record.inner_text("h1")
     rows = record.locator("table tbody tr")
