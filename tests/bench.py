@@ -66,12 +66,15 @@ SIZES = "1000,10000,100000"
 SHAPE = {"events_per_obligation": 3, "past_cycles": 2, "evidence_per_cycle": 2}
 # A second organisation beside the large one, the same at every size: one service's duties.
 TENANT_OBLIGATIONS = 35
-# The small organisation's pages, each named after the large one's measure it repeats: its
-# URL and the trivial view beside it (an API page is read with a token, the rest signed in).
-TENANT_PAGES = {
-    "admin_changelist": ("/admin/obligations/obligation/", "/bench/trivial/"),
-    "api_page": ("/api/v1/obligations/", "/bench/trivial-api/"),
-    "dashboard": ("/dashboard/", "/bench/trivial/"),
+# The trivial view beside an endpoint is read the way the endpoint is: signed in to a session,
+# or with an API token (tests/bench_urls.py).
+TRIVIAL = {"session": "/bench/trivial/", "token": "/bench/trivial-api/"}
+# The pages measured for both organisations' managers (the small one's as `tenant_<name>`):
+# each one's URL and how it is read.
+PAGES = {
+    "admin_changelist": ("/admin/obligations/obligation/", "session"),
+    "api_page": ("/api/v1/obligations/", "token"),
+    "dashboard": ("/dashboard/", "session"),
 }
 # Within this ratio between its slowest and fastest size (each in multiples of the trivial
 # view timed beside it), a small tenant's page counts as flat: the same page read from a
@@ -101,7 +104,7 @@ TARGETS: dict[str, list[tuple[str, str, float, str]]] = {
     "reminders": [("median_ms", "<", 10_000, "< 10 s")],
 }
 # The small organisation's pages are held to the large one's targets.
-TARGETS.update({f"tenant_{name}": TARGETS[name] for name in TENANT_PAGES})
+TARGETS.update({f"tenant_{name}": TARGETS[name] for name in PAGES})
 # No ratio target: the reminder scan, not an endpoint (its writes cannot be replayed as a
 # floor, as they depend on what its reads found; its floor is its reads only); and
 # admin_stock, a reference held to no target at all (what Django's own page costs).
@@ -414,6 +417,12 @@ def _api_client(username: str = "manager") -> Any:
     return Client(HTTP_AUTHORIZATION=f"Token {key}")
 
 
+def _page(name: str, clients: dict[str, Any], measure: str | None = None) -> Row:
+    """One of PAGES, through the client of the way it is read, beside its trivial view."""
+    url, how = PAGES[name]
+    return _endpoint(measure or name, clients[how], url, trivial=TRIVIAL[how])
+
+
 @group("admin")
 def admin(size: int) -> list[Row]:
     """The admin's obligations changelist, 100 to a page, with its filters in the sidebar;
@@ -421,18 +430,13 @@ def admin(size: int) -> list[Row]:
     _django()
     client = _session_client()
     return [
-        _endpoint(
-            "admin_changelist",
-            client,
-            "/admin/obligations/obligation/",
-            trivial="/bench/trivial/",
-        ),
+        _page("admin_changelist", {"session": client}),
         {
             **_endpoint(
                 "admin_stock",
                 client,
                 "/bench/stock-admin/obligations/obligation/",
-                trivial="/bench/trivial/",
+                trivial=TRIVIAL["session"],
             ),
             "reference": "Django's stock changelist, no target",
         },
@@ -452,9 +456,9 @@ def api(size: int) -> list[Row]:
     # id): what following `next` about (size / 100) times would reach.
     ids = list(m.Obligation.objects.order_by("id").values_list("id", flat=True))
     cursor = base64.b64encode(f"p={ids[int(len(ids) * 0.9)]}".encode()).decode()
-    api = "/bench/trivial-api/"
+    api = TRIVIAL["token"]
     return [
-        _endpoint("api_page", client, "/api/v1/obligations/", trivial=api),
+        _page("api_page", {"token": client}),
         _endpoint("api_deep_page", client, f"/api/v1/obligations/?cursor={cursor}", trivial=api),
         _endpoint(
             "api_filtered",
@@ -471,8 +475,8 @@ def dashboard(size: int) -> list[Row]:
     _django()
     client = _session_client()
     return [
-        _endpoint("dashboard", client, "/dashboard/", trivial="/bench/trivial/"),
-        _endpoint("dashboard_api", client, "/api/v1/dashboard/", trivial="/bench/trivial/"),
+        _page("dashboard", {"session": client}),
+        _endpoint("dashboard_api", client, "/api/v1/dashboard/", trivial=TRIVIAL["session"]),
     ]
 
 
@@ -481,16 +485,8 @@ def tenant(size: int) -> list[Row]:
     """The small organisation's manager: its register in the admin, a page of the API and its
     dashboard. Its register is the same at every size, so should its times be."""
     _django()
-    session, api = _session_client("tenant"), _api_client("tenant")
-    return [
-        _endpoint(
-            f"tenant_{name}",
-            api if url.startswith("/api/") else session,
-            url,
-            trivial=trivial,
-        )
-        for name, (url, trivial) in TENANT_PAGES.items()
-    ]
+    clients = {"session": _session_client("tenant"), "token": _api_client("tenant")}
+    return [_page(name, clients, measure=f"tenant_{name}") for name in PAGES]
 
 
 @group("csv_export")
@@ -502,7 +498,7 @@ def csv_export(size: int) -> list[Row]:
         "csv_export",
         client,
         "/api/v1/obligations/export/csv/",
-        trivial="/bench/trivial-api/",
+        trivial=TRIVIAL["token"],
         runs=(3, 10),
         budget=15.0,
         memory=True,
@@ -533,7 +529,7 @@ def audit_pack(size: int) -> list[Row]:
         assert subject is not None
         kind = model.__name__.lower()
         url = f"/api/v1/audit-packs/?{kind}={subject.pk}"
-        row = _endpoint(name, client, url, trivial="/bench/trivial-api/", runs=runs, memory=True)
+        row = _endpoint(name, client, url, trivial=TRIVIAL["token"], runs=runs, memory=True)
         row["pack_kb"] = round(sum(len(c) for c in client.get(url).streaming_content) / 1024)
         mine = m.Obligation.objects.filter(**{kind: subject})
         row["obligations"] = mine.count()
