@@ -40,6 +40,7 @@ from obligations import penalties, selectors, services
 from obligations.admin_import import ImportRegisterAdminMixin
 from obligations.catalogue import Profile, applicable_duties, likely_categories, notice_powers
 from obligations.dashboard import queries as dashboard_queries
+from obligations.dates import validate_plausible_date
 from obligations.uploads import EvidenceRefused
 
 STATUS_COLOURS = {
@@ -56,6 +57,17 @@ def acting_user(request: HttpRequest) -> User:
     """The admin only serves signed-in staff, so the actor is always a real user."""
     assert isinstance(request.user, User)
     return request.user
+
+
+def form_errors_text(form: forms.Form) -> str:
+    """A refused form's errors in one line, each under its field's label, for a message."""
+    return "; ".join(
+        f"{form.fields[name].label or name.replace('_', ' ').capitalize()}: {error}"
+        if name in form.fields
+        else str(error)
+        for name, errors in form.errors.items()
+        for error in errors
+    )
 
 
 def status_badge(obligation: m.Obligation, today: dt.date) -> str:
@@ -588,7 +600,7 @@ class SignificantChangeInline(ReadOnlyInline):
 
 class SignificantChangeForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
-    planned_for = forms.DateField(help_text="YYYY-MM-DD")
+    planned_for = forms.DateField(help_text="YYYY-MM-DD", validators=[validate_plausible_date])
 
     def clean_planned_for(self) -> dt.date:
         day: dt.date = self.cleaned_data["planned_for"]
@@ -979,7 +991,9 @@ class EvidenceForm(forms.Form):
     title = forms.CharField(max_length=200, required=False)
     file = forms.FileField(required=False)
     url = forms.URLField(required=False, label="or a link", assume_scheme="https")
-    expires_on = forms.DateField(required=False, help_text="YYYY-MM-DD; optional")
+    expires_on = forms.DateField(
+        required=False, help_text="YYYY-MM-DD; optional", validators=[validate_plausible_date]
+    )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -1239,8 +1253,9 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
                 request, "Evidence belongs to an open cycle; this one is closed.", messages.ERROR
             )
         elif not form.is_valid():
-            errors = "; ".join(str(e) for errs in form.errors.values() for e in errs)
-            self.message_user(request, f"Evidence not added: {errors}", messages.ERROR)
+            self.message_user(
+                request, f"Evidence not added: {form_errors_text(form)}", messages.ERROR
+            )
         else:
             data = form.cleaned_data
             try:
@@ -1474,7 +1489,7 @@ class NoticeObligationInline(ObligationInline):
 
 class NoticeStageForm(forms.Form):
     to = forms.ChoiceField(choices=m.NoticeStage.choices)
-    on = forms.DateField(help_text="YYYY-MM-DD")
+    on = forms.DateField(help_text="YYYY-MM-DD", validators=[validate_plausible_date])
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
@@ -1491,7 +1506,7 @@ class NoticeDatedEventForm(forms.Form):
             )
         ]
     )
-    on = forms.DateField(help_text="YYYY-MM-DD")
+    on = forms.DateField(help_text="YYYY-MM-DD", validators=[validate_plausible_date])
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
 
 
@@ -1605,8 +1620,7 @@ class TechnologyNoticeAdmin(NoticeAdmin):
         )
 
     def _refuse(self, request: HttpRequest, form: forms.Form) -> None:
-        errors = "; ".join(f"{k}: {e}" for k, errs in form.errors.items() for e in errs)
-        self.message_user(request, f"Nothing recorded: {errors}", messages.ERROR)
+        self.message_user(request, f"Nothing recorded: {form_errors_text(form)}", messages.ERROR)
 
     def stage_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         notice = self._editable(request, object_id)

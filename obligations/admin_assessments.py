@@ -23,6 +23,7 @@ from obligations.admin import (
     ScopedHistoryAdmin,
     ServiceAdmin,
     acting_user,
+    form_errors_text,
 )
 
 
@@ -320,8 +321,9 @@ def measures_register_view(
             except services.AssessmentError as exc:
                 model_admin.message_user(request, f"Not recorded: {exc}", messages.ERROR)
         else:
-            errors = "; ".join(f"{k}: {e}" for k, errs in form.errors.items() for e in errs)
-            model_admin.message_user(request, f"Not recorded: {errors}", messages.ERROR)
+            model_admin.message_user(
+                request, f"Not recorded: {form_errors_text(form)}", messages.ERROR
+            )
         return HttpResponseRedirect(request.path)
     rows = selectors.measures_register(service, timezone.localdate())
     for row in rows:

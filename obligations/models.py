@@ -15,6 +15,7 @@ from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
 from obligations.catalogue import add_months
+from obligations.dates import EARLIEST, LATEST, validate_plausible_date
 
 # --- Vocabularies ---------------------------------------------------------
 
@@ -175,7 +176,10 @@ class Membership(models.Model):
     )
     role = models.CharField(max_length=20, choices=Role.choices)
     expires_at = models.DateTimeField(
-        null=True, blank=True, help_text="Access ends at this time (e.g. an external auditor)."
+        null=True,
+        blank=True,
+        help_text="Access ends at this time (e.g. an external auditor).",
+        validators=[validate_plausible_date],
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -345,8 +349,8 @@ class RevenuePeriod(models.Model):
     kind = models.CharField(
         max_length=20, choices=RevenueKind.choices, default=RevenueKind.ACCOUNTING
     )
-    start = models.DateField()
-    end = models.DateField()
+    start = models.DateField(validators=[validate_plausible_date])
+    end = models.DateField(validators=[validate_plausible_date])
     amount_gbp = models.DecimalField(
         "qualifying worldwide revenue (£)", max_digits=16, decimal_places=2
     )
@@ -410,9 +414,11 @@ class Service(models.Model):
         help_text="The conclusion of the latest children's access assessment. "
         "Unknown (no assessment recorded) is treated as likely (s.37(4)-(5)).",
     )
-    children_access_assessed_on = models.DateField(null=True, blank=True)
+    children_access_assessed_on = models.DateField(
+        null=True, blank=True, validators=[validate_plausible_date]
+    )
     features = models.ManyToManyField(Feature, blank=True, related_name="services")
-    launch_date = models.DateField(null=True, blank=True)
+    launch_date = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
     exemption = models.ForeignKey(
         Exemption,
         on_delete=models.PROTECT,
@@ -463,7 +469,7 @@ class SignificantChange(models.Model):
 
     service = models.ForeignKey(Service, on_delete=models.CASCADE, related_name="changes")
     description = models.TextField()
-    planned_for = models.DateField()
+    planned_for = models.DateField(validators=[validate_plausible_date])
     status = models.CharField(max_length=20, choices=ChangeStatus.choices)
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
@@ -538,37 +544,53 @@ class TechnologyNotice(models.Model):
         max_length=10, choices=TechnologyRequirement.choices, default=TechnologyRequirement.USE
     )
     accredited_technology = models.CharField(max_length=200, blank=True)
-    skilled_report_on = models.DateField("skilled person's report dated", null=True, blank=True)
-    warning_given_on = models.DateField("warning notice given on", null=True, blank=True)
+    skilled_report_on = models.DateField(
+        "skilled person's report dated", null=True, blank=True, validators=[validate_plausible_date]
+    )
+    warning_given_on = models.DateField(
+        "warning notice given on", null=True, blank=True, validators=[validate_plausible_date]
+    )
     representations_due = models.DateField(
         "representations due by",
         null=True,
         blank=True,
         help_text="The window the warning notice states (s.123).",
+        validators=[validate_plausible_date],
     )
-    representations_submitted_on = models.DateField(null=True, blank=True)
-    given_on = models.DateField("notice given on", null=True, blank=True)
+    representations_submitted_on = models.DateField(
+        null=True, blank=True, validators=[validate_plausible_date]
+    )
+    given_on = models.DateField(
+        "notice given on", null=True, blank=True, validators=[validate_plausible_date]
+    )
     appeal_by = models.DateField(
         "decide on an appeal by",
         null=True,
         blank=True,
         help_text="Unverified: the reference gives no time limit for an s.168 appeal; take the "
         "date from the notice or the Upper Tribunal's rules.",
+        validators=[validate_plausible_date],
     )
     compliance_by = models.DateField(
-        "end of the compliance period", null=True, blank=True, help_text="s.125(6)(e)."
+        "end of the compliance period",
+        null=True,
+        blank=True,
+        help_text="s.125(6)(e).",
+        validators=[validate_plausible_date],
     )
     runs_until = models.DateField(
         "requirements run until",
         null=True,
         blank=True,
         help_text="At most 36 months from the last day of the compliance period (s.125(7)).",
+        validators=[validate_plausible_date],
     )
     report_by = models.DateField(
         "next report to Ofcom by",
         null=True,
         blank=True,
         help_text="As the notice requires (s.125).",
+        validators=[validate_plausible_date],
     )
     closed_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -649,7 +671,7 @@ class OfcomNotice(models.Model):
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="ofcom_notices")
     kind = models.CharField(max_length=20, choices=NoticeKind.choices)
     ofcom_reference = models.CharField(max_length=100, blank=True)
-    given_on = models.DateField()
+    given_on = models.DateField(validators=[validate_plausible_date])
     respond_by = models.DateField(
         "respond or make representations by",
         null=True,
@@ -657,28 +679,38 @@ class OfcomNotice(models.Model):
         help_text="The response deadline (s.102), the date to submit a transparency report "
         "(s.77(3)(c)), or the representations period the notice specifies (s.130(8): the Act "
         "sets none).",
+        validators=[validate_plausible_date],
     )
     publish_by = models.DateField(
         "publish the transparency report by",
         null=True,
         blank=True,
         help_text="s.77(3)(d).",
+        validators=[validate_plausible_date],
     )
     steps_required = models.TextField(blank=True, help_text="Steps required (s.133).")
-    steps_by = models.DateField(null=True, blank=True)
+    steps_by = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
     requires_caa = models.BooleanField(
         "requires a children's access assessment",
         default=False,
         help_text="Due within 3 months of the confirmation decision unless Ofcom extends it "
         "(s.135).",
     )
-    caa_by = models.DateField("children's access assessment by", null=True, blank=True)
+    caa_by = models.DateField(
+        "children's access assessment by",
+        null=True,
+        blank=True,
+        validators=[validate_plausible_date],
+    )
     single_penalty_gbp = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     daily_penalty_gbp = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
     pay_by = models.DateField(
-        null=True, blank=True, help_text="At least 28 days after the notice (s.137(6))."
+        null=True,
+        blank=True,
+        help_text="At least 28 days after the notice (s.137(6)).",
+        validators=[validate_plausible_date],
     )
-    closed_on = models.DateField(null=True, blank=True)
+    closed_on = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
     closed_reason = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
@@ -725,7 +757,9 @@ class NoticeEvent(models.Model):
     kind = models.CharField(max_length=20, choices=NoticeEventKind.choices)
     from_stage = models.CharField(max_length=20, choices=NoticeStage.choices, blank=True)
     to_stage = models.CharField(max_length=20, choices=NoticeStage.choices, blank=True)
-    on = models.DateField(help_text="The date it happened (or takes effect).")
+    on = models.DateField(
+        help_text="The date it happened (or takes effect).", validators=[validate_plausible_date]
+    )
     note = models.TextField(blank=True)
     changes = models.JSONField(default=dict, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
@@ -803,7 +837,7 @@ class Obligation(models.Model):
     # with every cycle (the dashboard's per-service count at 100k: 121 to 152 ms with the
     # join, 31 to 70 without). Empty status: no cycle yet.
     status = models.CharField(max_length=20, choices=CycleStatus.choices, blank=True, default="")
-    due_date = models.DateField(null=True, blank=True)
+    due_date = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     # Status and due date have their own record: the events.
@@ -889,7 +923,12 @@ class ObligationCycle(models.Model):
         Obligation, on_delete=models.PROTECT, related_name="cycles", db_index=False
     )
     period_start = models.DateField()
-    due_date = models.DateField(null=True, blank=True, help_text="Empty for continuous duties.")
+    due_date = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Empty for continuous duties.",
+        validators=[validate_plausible_date],
+    )
     status = models.CharField(
         max_length=20, choices=CycleStatus.choices, default=CycleStatus.NOT_STARTED
     )
@@ -931,6 +970,11 @@ class ObligationCycle(models.Model):
             models.CheckConstraint(
                 condition=~Q(status=CycleStatus.NOT_APPLICABLE) | ~Q(status_reason=""),
                 name="cycle_na_has_reason",
+            ),
+            # The reminder sweep computes with it: no row can carry a date it cannot add to.
+            models.CheckConstraint(
+                condition=Q(due_date__isnull=True) | Q(due_date__range=(EARLIEST, LATEST)),
+                name="cycle_due_date_plausible",
             ),
         ]
         # Few: the daily sweep rewrites every watched cycle's next_reminder_at, and each
@@ -1016,7 +1060,7 @@ class Evidence(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     uploaded_at = models.DateTimeField()
-    expires_on = models.DateField(null=True, blank=True)
+    expires_on = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
     supersedes = models.OneToOneField(
         "self", on_delete=models.PROTECT, null=True, blank=True, related_name="superseded_by"
     )
@@ -1043,6 +1087,10 @@ class Evidence(models.Model):
             models.CheckConstraint(
                 condition=Q(purged_at__isnull=True) | (~Q(purge_reason="") & Q(file="")),
                 name="evidence_purge_is_a_tombstone",
+            ),
+            models.CheckConstraint(
+                condition=Q(expires_on__isnull=True) | Q(expires_on__range=(EARLIEST, LATEST)),
+                name="evidence_expiry_plausible",
             ),
         ]
         indexes = [
@@ -1420,7 +1468,7 @@ class ApiToken(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
-    expires_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True, validators=[validate_plausible_date])
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
 

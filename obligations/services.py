@@ -35,6 +35,7 @@ from obligations.catalogue import (
     evaluate,
     not_applicable_reason,
 )
+from obligations.dates import check_plausible_dates
 from obligations.uploads import check_and_hash
 
 # --- Actors ---------------------------------------------------------------
@@ -645,6 +646,7 @@ def record_significant_change(
     A closed cycle is left as it was and a new cycle opens; an open cycle is brought forward
     instead, so the team has one piece of work, not two.
     """
+    check_plausible_dates(planned_for=planned_for)
     change = m.SignificantChange.objects.create(
         service=service,
         description=description,
@@ -783,6 +785,7 @@ def set_due_date(
     """Move an open cycle's due date, saying why. A closed cycle keeps its dates."""
     if cycle.is_closed:
         raise ValueError("A closed cycle keeps its dates; open a new cycle instead.")
+    check_plausible_dates(due_date=due)
     if cycle.due_date == due:
         return
     old = cycle.due_date
@@ -1062,6 +1065,7 @@ def add_evidence_file(
     supersedes: m.Evidence | None = None,
 ) -> m.Evidence:
     """Store a file as evidence; refused (EvidenceRefused) before anything is written."""
+    check_plausible_dates(expires_on=expires_on)
     sha256, content_type, size = check_and_hash(uploaded)
     evidence = m.Evidence(
         cycle=cycle,
@@ -1107,6 +1111,7 @@ def add_evidence_link(
     supersedes: m.Evidence | None = None,
 ) -> m.Evidence:
     URLValidator(schemes=["http", "https"])(url)
+    check_plausible_dates(expires_on=expires_on)
     evidence = m.Evidence.objects.create(
         cycle=cycle,
         kind=m.EvidenceKind.LINK,

@@ -13,6 +13,7 @@ from rest_framework import serializers
 
 from obligations import exports, selectors
 from obligations import models as m
+from obligations.dates import validate_plausible_date
 
 
 class CycleStatusField(serializers.ChoiceField):
@@ -282,7 +283,9 @@ class EvidenceUploadSerializer(serializers.Serializer[Any]):
     file = serializers.FileField(required=False, use_url=False)
     url = serializers.URLField(required=False, max_length=1000)
     title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
-    expires_on = serializers.DateField(required=False, allow_null=True, default=None)
+    expires_on = serializers.DateField(
+        required=False, allow_null=True, default=None, validators=[validate_plausible_date]
+    )
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         if bool(attrs.get("file")) == bool(attrs.get("url")):
@@ -304,7 +307,7 @@ class OwnerSerializer(serializers.Serializer[Any]):
 
 
 class DueDateSerializer(serializers.Serializer[Any]):
-    due_date = serializers.DateField(allow_null=True)
+    due_date = serializers.DateField(allow_null=True, validators=[validate_plausible_date])
     reason = serializers.CharField(min_length=3)
 
 

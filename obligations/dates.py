@@ -1,0 +1,46 @@
+"""Dates people type: the one range the register accepts.
+
+A due date or expiry of 9999-12-31 is no one's real deadline, and date arithmetic on it
+(`+ 1 day`) overflows: one such row once stopped every organisation's reminders. Every
+user-entered date (forms, API, import, commands) is checked against this one range, and the
+two dates the reminder sweep computes with are held to it by database constraints too.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.core.exceptions import ValidationError
+
+EARLIEST = dt.date(1990, 1, 1)
+LATEST = dt.date(2100, 12, 31)
+RANGE_TEXT = f"{EARLIEST:%-d %b %Y} to {LATEST:%-d %b %Y}"
+
+
+def is_plausible(value: dt.date | dt.datetime | None) -> bool:
+    if value is None:
+        return True
+    day = value.date() if isinstance(value, dt.datetime) else value
+    return EARLIEST <= day <= LATEST
+
+
+def validate_plausible_date(value: dt.date | dt.datetime | None) -> None:
+    """A field validator (models, forms and serializers run it): the date is in range."""
+    if not is_plausible(value):
+        raise ValidationError(
+            "Enter a date from %(range)s.",
+            code="date_out_of_range",
+            params={"range": RANGE_TEXT},
+        )
+
+
+def check_plausible_dates(**named: dt.date | dt.datetime | None) -> None:
+    """For writes called with dates that no form checked (import, commands, tasks): every
+    date out of range is refused at once, each under its own field name."""
+    errors = {
+        name: [f"Enter a date from {RANGE_TEXT}."]
+        for name, value in named.items()
+        if not is_plausible(value)
+    }
+    if errors:
+        raise ValidationError(errors)
