@@ -1,0 +1,743 @@
+"""Who did what is true: every write path names the person who acted, and no one else.
+
+The write paths are found from the running project: the admin's registered models (their add
+and change forms, actions and extra views), the API's routes that accept writes, and the
+management commands. Each must be walked in WRITE_PATHS below, or listed in NOT_WRITES with
+the reason; a new path with neither fails `test_every_write_path_is_walked`.
+
+Walking a path snapshots every column that records an actor (events, field history, the admin
+log, uploads, decisions, approvals...), makes the write as one person, and asserts that every
+actor the write recorded is that person.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.admin.models import LogEntry
+from django.contrib.auth import get_user_model
+from django.core.management import call_command
+from django.db import models
+from django.test import Client
+from django.urls import URLPattern, URLResolver, reverse
+from rest_framework.test import APIClient
+
+from obligations import models as m
+from obligations import services
+from obligations.api import urls as api_urls
+from tests.conftest import TODAY
+from tests.factories import OrganisationFactory, ProviderFactory, UserFactory, applied_service
+from tests.factories import member as add_member
+from tests.helpers import admin_form_data
+
+User = get_user_model()
+SOURCE = m.EventSource.ADMIN
+PASSWORD = "pw-for-tests-only"
+
+# --- Which columns record who acted -----------------------------------------
+
+# Foreign keys to a user that name someone other than the actor: whom the row is about.
+SUBJECTS = {
+    ("obligations", "obligation", "owner"),
+    ("obligations", "membership", "user"),
+    ("obligations", "reminder", "recipient"),
+}
+
+
+def actor_columns() -> list[tuple[type[models.Model], str]]:
+    """Every foreign key to a user in the tracker's tables and the admin log, except the
+    SUBJECTS; on a history table only `history_user` (its other columns copy the row's)."""
+    found = []
+    for model in [*apps.get_app_config("obligations").get_models(), LogEntry]:
+        historical = model.__name__.startswith("Historical")
+        for field in model._meta.concrete_fields:
+            if not (field.is_relation and field.related_model is User):
+                continue
+            if historical and field.name != "history_user":
+                continue
+            key = (model._meta.app_label, model._meta.model_name, field.name)
+            if key not in SUBJECTS:
+                found.append((model, field.attname))
+    return found
+
+
+def snapshot() -> dict[tuple[str, str], dict[int, Any]]:
+    return {
+        (model._meta.label, column): dict(
+            model._base_manager.exclude(**{column: None}).values_list("pk", column)
+        )
+        for model, column in actor_columns()
+    }
+
+
+def recorded_actors(before: dict[tuple[str, str], dict[int, Any]]) -> dict[str, set[int]]:
+    """Each column's actors that the write set (new rows, or a value that changed)."""
+    after = snapshot()
+    recorded: dict[str, set[int]] = {}
+    for key, rows in after.items():
+        was = before.get(key, {})
+        new = {value for pk, value in rows.items() if was.get(pk) != value}
+        if new:
+            recorded[".".join(key)] = new
+    return recorded
+
+
+def test_the_actor_columns_are_the_ones_we_know():
+    """A new foreign key to a user is either an actor column (checked on every path below)
+    or named in SUBJECTS: deciding which is part of adding it."""
+    names = {f"{model._meta.label}.{column}" for model, column in actor_columns()}
+    assert {
+        "obligations.Event.actor_id",
+        "obligations.NoticeEvent.actor_id",
+        "obligations.Evidence.uploaded_by_id",
+        "obligations.ObligationCycle.reviewer_id",
+        "obligations.HistoricalService.history_user_id",
+        "admin.LogEntry.user_id",
+    } <= names
+    assert not {n for n in names if n.endswith(("owner_id", "recipient_id"))}
+
+
+# --- The world the paths act in --------------------------------------------
+
+
+@dataclass
+class World:
+    org: m.Organisation
+    provider: m.Provider
+    service: m.Service
+    people: dict[str, Any]
+
+    def obligation(self, code: str = "U2U-RECORDS") -> m.Obligation:
+        return self.service.obligations.select_related("current_cycle").get(duty__code=code)
+
+    def started(self, code: str = "U2U-RECORDS") -> m.Obligation:
+        ob = self.obligation(code)
+        services.do_start(actor=self.people["casey"], cycle=ob.current_cycle, source=SOURCE)
+        return self.obligation(code)
+
+    def submitted(self, code: str = "U2U-RECORDS") -> m.Obligation:
+        """Worked by casey up to review, so that anyone else may approve."""
+        ob = self.started(code)
+        services.add_evidence_link(
+            actor=self.people["casey"],
+            cycle=ob.current_cycle,
+            url="https://wiki.test/records",
+            title="Records",
+            source=SOURCE,
+        )
+        services.do_submit_for_review(
+            actor=self.people["casey"], cycle=ob.current_cycle, source=SOURCE
+        )
+        return self.obligation(code)
+
+    def technology_notice(self) -> m.TechnologyNotice:
+        return services.record_notice(
+            actor=self.people["casey"],
+            notice=m.TechnologyNotice(
+                service=self.service,
+                ofcom_reference="TN-1",
+                skilled_report_on=TODAY - dt.timedelta(days=20),
+                stage=m.NoticeStage.SKILLED_PERSON_REPORT,
+                csea_private=True,
+            ),
+            source=SOURCE,
+        )
+
+
+@pytest.fixture
+def world(catalogue) -> World:  # type: ignore[no-untyped-def]
+    org = OrganisationFactory(name="Ours")
+    provider = ProviderFactory(organisation=org, name="Northwind")
+    service = applied_service(provider=provider, name="Chat")
+    people = {
+        "ada": add_member(org, m.Role.ADMIN, username="ada"),
+        "casey": add_member(org, username="casey"),
+        "rita": add_member(org, username="rita"),
+        "mona": add_member(org, m.Role.MANAGER, username="mona"),
+        "root": UserFactory(username="root", is_superuser=True),
+    }
+    return World(org, provider, service, people)
+
+
+def browser(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def api(user: Any, how: str) -> APIClient:
+    client = APIClient()
+    if how == "token":
+        _, key = services.create_api_token(actor=user, user=user, name="script", read_only=False)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    else:
+        client.force_login(user)
+    return client
+
+
+def posted(response: Any, *codes: int) -> None:
+    assert response.status_code in codes, response.content.decode()[:2000]
+
+
+def changed_form(client: Client, url: str, **changes: Any) -> dict[str, Any]:
+    """The change form's data as rendered, with `changes` applied."""
+    page = client.get(url)
+    assert page.status_code == 200
+    data = admin_form_data(page)
+    data.update(changes)
+    return data
+
+
+# --- The paths -------------------------------------------------------------
+# Each takes the world, prepares what it needs (as others), and returns (actor, act): the
+# person and the write itself, which runs with the snapshot taken.
+
+Act = Callable[[], None]
+Path_ = Callable[[World], tuple[Any, Act]]
+
+
+def admin_service_add(w: World) -> tuple[Any, Act]:
+    def act() -> None:
+        data = {
+            "provider": w.provider.pk,
+            "name": "New app",
+            "user_to_user": "on",
+            "uk_monthly_users": "120000",
+            "children_likely_to_access": "false",
+            "obligations-TOTAL_FORMS": "0",
+            "obligations-INITIAL_FORMS": "0",
+            "changes-TOTAL_FORMS": "0",
+            "changes-INITIAL_FORMS": "0",
+        }
+        posted(browser(w.people["casey"]).post(reverse("admin:obligations_service_add"), data), 302)
+
+    return w.people["casey"], act
+
+
+def admin_service_change(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["casey"])
+    url = reverse("admin:obligations_service_change", args=[w.service.pk])
+    data = changed_form(client, url, children_likely_to_access="true")
+    return w.people["casey"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_provider_add(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["casey"])
+    url = reverse("admin:obligations_provider_add")
+    data = {
+        "organisation": w.org.pk,
+        "name": "Southwind",
+        "revenue_periods-TOTAL_FORMS": "0",
+        "revenue_periods-INITIAL_FORMS": "0",
+        "obligations-TOTAL_FORMS": "0",
+        "obligations-INITIAL_FORMS": "0",
+    }
+    return w.people["casey"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_provider_change(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["casey"])
+    url = reverse("admin:obligations_provider_change", args=[w.provider.pk])
+    data = changed_form(client, url, name="Northwind Ltd")
+    return w.people["casey"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_organisation_change(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["ada"])
+    url = reverse("admin:obligations_organisation_change", args=[w.org.pk])
+    data = changed_form(client, url, reminder_lead_days="[14, 2]")
+    return w.people["ada"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_organisation_add(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["root"])
+    url = reverse("admin:obligations_organisation_add")
+    data = {"name": "Theirs", "reminder_lead_days": "[30, 7, 1]"}
+    for prefix in ("memberships", "lead_times"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    return w.people["root"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_obligation_change(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["casey"])
+    ob = w.obligation()
+    url = reverse("admin:obligations_obligation_change", args=[ob.pk])
+    data = changed_form(client, url, owner=w.people["rita"].pk)
+    return w.people["casey"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_technologynotice_add(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["casey"])
+    data = {
+        "service": w.service.pk,
+        "ofcom_reference": "TN-9",
+        "requirement": m.TechnologyRequirement.USE,
+        "skilled_report_on": str(TODAY),
+        "csea_private": "on",
+        "obligations-TOTAL_FORMS": "0",
+        "obligations-INITIAL_FORMS": "0",
+    }
+    url = reverse("admin:obligations_technologynotice_add")
+    return w.people["casey"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_technologynotice_change(w: World) -> tuple[Any, Act]:
+    notice = w.technology_notice()
+    client = browser(w.people["rita"])
+    url = reverse("admin:obligations_technologynotice_change", args=[notice.pk])
+    data = changed_form(client, url, ofcom_reference="TN-1/rev")
+    return w.people["rita"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_ofcomnotice_add(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["casey"])
+    data = {
+        "service": w.service.pk,
+        "kind": m.NoticeKind.INFORMATION,
+        "given_on": str(TODAY),
+        "respond_by": str(TODAY + dt.timedelta(days=28)),
+        "obligations-TOTAL_FORMS": "0",
+        "obligations-INITIAL_FORMS": "0",
+    }
+    url = reverse("admin:obligations_ofcomnotice_add")
+    return w.people["casey"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_ofcomnotice_change(w: World) -> tuple[Any, Act]:
+    notice = services.record_notice(
+        actor=w.people["casey"],
+        notice=m.OfcomNotice(
+            service=w.service,
+            kind=m.NoticeKind.INFORMATION,
+            given_on=TODAY,
+            respond_by=TODAY + dt.timedelta(days=28),
+        ),
+        source=SOURCE,
+    )
+    client = browser(w.people["rita"])
+    url = reverse("admin:obligations_ofcomnotice_change", args=[notice.pk])
+    data = changed_form(client, url, respond_by=str(TODAY + dt.timedelta(days=35)))
+    return w.people["rita"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_riskassessment_change(w: World) -> tuple[Any, Act]:
+    ob = w.started("U2U-ILLEGAL-RA")
+    assessment = services.start_assessment(
+        actor=w.people["casey"], cycle=ob.current_cycle, source=SOURCE
+    )
+    client = browser(w.people["rita"])
+    url = reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
+    data = changed_form(client, url, understand_notes="We read Ofcom's register of risks.")
+    first = assessment.entries.order_by("pk").first()
+    prefix = next(k for k, v in data.items() if k.endswith("-id") and str(v) == str(first.pk))[:-3]
+    data.update(
+        {f"{prefix}-likelihood": "low", f"{prefix}-impact": "low", f"{prefix}-rationale": "Rare."}
+    )
+    return w.people["rita"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_apitoken_add(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["casey"])
+    url = reverse("admin:obligations_apitoken_add")
+    data = {"name": "nightly export", "read_only": "on"}
+    if "user" in client.get(url).context["adminform"].form.fields:
+        data["user"] = w.people["casey"].pk
+    return w.people["casey"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_calendarfeed_add(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["casey"])
+    url = reverse("admin:obligations_calendarfeed_add")
+    data = admin_form_data(client.get(url))
+    return w.people["casey"], lambda: posted(client.post(url, data), 200, 302)
+
+
+def admin_user_add(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["root"])
+    url = reverse("admin:auth_user_add")
+    data = {
+        "username": "newcomer",
+        "password1": "a-long-passphrase-2026",
+        "password2": "a-long-passphrase-2026",
+        "usable_password": "true",
+    }
+    return w.people["root"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_user_change(w: World) -> tuple[Any, Act]:
+    client = browser(w.people["root"])
+    url = reverse("admin:auth_user_change", args=[w.people["casey"].pk])
+    data = changed_form(client, url, first_name="Casey")
+    return w.people["root"], lambda: posted(client.post(url, data), 302)
+
+
+def admin_action(model: str, action: str, actor: str, prepare: Callable[[World], list[int]]):  # type: ignore[no-untyped-def]
+    def path(w: World) -> tuple[Any, Act]:
+        ids = prepare(w)
+        client = browser(w.people[actor])
+        url = reverse(f"admin:obligations_{model}_changelist")
+        data: dict[str, Any] = {"action": action, "_selected_action": ids}
+        if action == "bulk_assign_owner":
+            data.update({"apply": "1", "owner": w.people["rita"].pk})
+        return w.people[actor], lambda: posted(client.post(url, data), 302)
+
+    return path
+
+
+def _obligations(w: World) -> list[int]:
+    return [w.obligation().pk, w.obligation("U2U-REPORTING").pk]
+
+
+def _started(w: World) -> list[int]:
+    ob = w.started()
+    services.add_evidence_link(
+        actor=w.people["casey"], cycle=ob.current_cycle, url="https://wiki.test/x", title="x",
+        source=SOURCE,
+    )  # fmt: skip
+    return [ob.pk]
+
+
+def _own_token(w: World) -> list[int]:
+    token, _ = services.create_api_token(actor=w.people["casey"], user=w.people["casey"], name="t")
+    return [token.pk]
+
+
+def _own_feed(w: World) -> list[int]:
+    feed, _ = services.create_calendar_feed(actor=w.people["casey"], user=w.people["casey"])
+    return [feed.pk]
+
+
+def admin_view(name: str, actor: str, prepare: Callable[[World], tuple[list[Any], dict[str, Any]]]):  # type: ignore[no-untyped-def]
+    def path(w: World) -> tuple[Any, Act]:
+        args, data = prepare(w)
+        client = browser(w.people[actor])
+        url = reverse(f"admin:{name}", args=args)
+        return w.people[actor], lambda: posted(client.post(url, data), 200, 302, 303)
+
+    return path
+
+
+def _approve(w: World) -> tuple[list[Any], dict[str, Any]]:
+    return [w.submitted().pk], {"to": m.CycleStatus.MET}
+
+
+def _evidence(w: World) -> tuple[list[Any], dict[str, Any]]:
+    return [w.started().pk], {"url": "https://wiki.test/policy", "title": "Policy"}
+
+
+def _purge(w: World) -> tuple[list[Any], dict[str, Any]]:
+    ob = w.started()
+    evidence = services.add_evidence_link(
+        actor=w.people["casey"], cycle=ob.current_cycle, url="https://wiki.test/x", title="x",
+        source=SOURCE,
+    )  # fmt: skip
+    return [evidence.pk], {"reason": "Posted in error."}
+
+
+def _assessment(w: World) -> tuple[list[Any], dict[str, Any]]:
+    return [w.started("U2U-ILLEGAL-RA").pk], {}
+
+
+def _measure(w: World) -> tuple[list[Any], dict[str, Any]]:
+    measure = m.CodeMeasure.objects.filter(duties__code="U2U-ILLEGAL-SAFETY").first()
+    return [w.service.pk], {"measure": measure.pk, "decision": "not_applicable", "detail": "No."}
+
+
+def _plan(w: World) -> tuple[list[Any], dict[str, Any]]:
+    later = TODAY + dt.timedelta(days=60)
+    return [w.service.pk], {"description": "Add livestreaming", "planned_for": str(later)}
+
+
+def _stage(w: World) -> tuple[list[Any], dict[str, Any]]:
+    notice = w.technology_notice()
+    services.change_notice(
+        actor=w.people["casey"],
+        notice=notice,
+        changes={
+            "warning_given_on": TODAY,
+            "representations_due": TODAY + dt.timedelta(days=30),
+        },
+        source=SOURCE,
+    )
+    return [notice.pk], {"to": m.NoticeStage.WARNING, "on": str(TODAY)}
+
+
+def _notice_event(w: World) -> tuple[list[Any], dict[str, Any]]:
+    notice = w.technology_notice()
+    return [notice.pk], {"kind": m.NoticeEventKind.REVIEWED, "on": str(TODAY), "note": "Read."}
+
+
+def _import_file(w: World) -> bytes:
+    """A register row that asks for met, naming rita as the approver."""
+    ob = w.submitted()
+    return (
+        "External reference,Service,Duty code,Status,Evidence link,Approver e-mail\n"
+        f"REG-1,Chat,{ob.duty.code},Met,https://wiki.test/signed,{w.people['rita'].email}\n"
+    ).encode()
+
+
+def admin_import(w: World) -> tuple[Any, Act]:
+    data = _import_file(w)
+    client = browser(w.people["casey"])
+    url = reverse("admin:obligations_obligation_import")
+
+    def act() -> None:
+        upload = io.BytesIO(data)
+        upload.name = "register.csv"
+        form = {"organisation": w.org.pk, "file": upload, "import_good_rows": "on"}
+        posted(client.post(url, form), 200)
+
+    return w.people["casey"], act
+
+
+def command_import(w: World, tmp: Path) -> tuple[Any, Act]:
+    path = tmp / "register.csv"
+    path.write_bytes(_import_file(w))
+    return services.get_system_user(), lambda: call_command(
+        "import_register", str(path), "--organisation", "Ours", stdout=io.StringIO()
+    )
+
+
+def api_path(route: str, actor: str, prepare: Callable[[World], tuple[str, dict[str, Any]]]):  # type: ignore[no-untyped-def]
+    def path(w: World, how: str) -> tuple[Any, Act]:
+        url, body = prepare(w)
+        client = api(w.people[actor], how)
+        method = "patch" if route == "service-detail" else "post"
+        return w.people[actor], lambda: posted(
+            getattr(client, method)(url, body, format="json"), 200, 201
+        )
+
+    return path
+
+
+def _api_service(w: World) -> tuple[str, dict[str, Any]]:
+    return "/api/v1/services/", {
+        "provider": w.provider.pk,
+        "name": "Search box",
+        "search": True,
+        "uk_monthly_users": 5000,
+    }
+
+
+def _api_service_detail(w: World) -> tuple[str, dict[str, Any]]:
+    return f"/api/v1/services/{w.service.pk}/", {"uk_monthly_users": 250_000}
+
+
+def _api_transition(w: World) -> tuple[str, dict[str, Any]]:
+    return f"/api/v1/obligations/{w.submitted().pk}/transition/", {"to": "met"}
+
+
+def _api_owner(w: World) -> tuple[str, dict[str, Any]]:
+    return f"/api/v1/obligations/{w.obligation().pk}/owner/", {"owner": w.people["rita"].pk}
+
+
+def _api_due(w: World) -> tuple[str, dict[str, Any]]:
+    due = str(TODAY + dt.timedelta(days=90))
+    return f"/api/v1/obligations/{w.started().pk}/due-date/", {"due_date": due, "reason": "Agreed"}
+
+
+def _api_evidence(w: World) -> tuple[str, dict[str, Any]]:
+    return f"/api/v1/obligations/{w.started().pk}/evidence/", {"url": "https://wiki.test/e"}
+
+
+ADMIN_PATHS: dict[str, Path_] = {
+    "add obligations.service": admin_service_add,
+    "change obligations.service": admin_service_change,
+    "add obligations.provider": admin_provider_add,
+    "change obligations.provider": admin_provider_change,
+    "add obligations.organisation": admin_organisation_add,
+    "change obligations.organisation": admin_organisation_change,
+    "change obligations.obligation": admin_obligation_change,
+    "add obligations.technologynotice": admin_technologynotice_add,
+    "change obligations.technologynotice": admin_technologynotice_change,
+    "add obligations.ofcomnotice": admin_ofcomnotice_add,
+    "change obligations.ofcomnotice": admin_ofcomnotice_change,
+    "change obligations.riskassessment": admin_riskassessment_change,
+    "add obligations.apitoken": admin_apitoken_add,
+    "add obligations.calendarfeed": admin_calendarfeed_add,
+    "add auth.user": admin_user_add,
+    "change auth.user": admin_user_change,
+    "action obligations.obligation bulk_assign_owner": admin_action(
+        "obligation", "bulk_assign_owner", "casey", _obligations
+    ),
+    "action obligations.obligation bulk_in_progress": admin_action(
+        "obligation", "bulk_in_progress", "rita", _obligations
+    ),
+    "action obligations.obligation bulk_ready_for_review": admin_action(
+        "obligation", "bulk_ready_for_review", "casey", _started
+    ),
+    "action obligations.apitoken revoke": admin_action("apitoken", "revoke", "casey", _own_token),
+    "action obligations.calendarfeed revoke": admin_action(
+        "calendarfeed", "revoke", "casey", _own_feed
+    ),
+    "view obligations_obligation_transition": admin_view(
+        "obligations_obligation_transition", "rita", _approve
+    ),
+    "view obligations_obligation_evidence": admin_view(
+        "obligations_obligation_evidence", "casey", _evidence
+    ),
+    "view obligations_evidence_purge": admin_view("obligations_evidence_purge", "ada", _purge),
+    "view obligations_obligation_start_assessment": admin_view(
+        "obligations_obligation_start_assessment", "casey", _assessment
+    ),
+    "view obligations_service_measures": admin_view(
+        "obligations_service_measures", "rita", _measure
+    ),
+    "view obligations_service_change_plan": admin_view(
+        "obligations_service_change_plan", "rita", _plan
+    ),
+    "view obligations_technologynotice_stage": admin_view(
+        "obligations_technologynotice_stage", "rita", _stage
+    ),
+    "view obligations_technologynotice_event": admin_view(
+        "obligations_technologynotice_event", "rita", _notice_event
+    ),
+    "view obligations_obligation_import": admin_import,
+}
+
+API_PATHS = {
+    "POST service-list": api_path("service-list", "casey", _api_service),
+    "PATCH service-detail": api_path("service-detail", "casey", _api_service_detail),
+    "POST obligation-transition": api_path("obligation-transition", "rita", _api_transition),
+    "POST obligation-owner": api_path("obligation-owner", "casey", _api_owner),
+    "POST obligation-due-date": api_path("obligation-due-date", "casey", _api_due),
+    "POST obligation-evidence": api_path("obligation-evidence", "casey", _api_evidence),
+}
+
+COMMAND_PATHS = {"command import_register": command_import}
+
+# Entry points that write nothing a person did, each with the reason.
+NOT_WRITES = {
+    "view obligations_obligation_my_work": "a list: reads only",
+    "view obligations_service_preview": "answers what would apply; saves nothing",
+    "POST applicability": "computes what would apply; saves nothing",
+    "PUT service-detail": "the same write as PATCH, walked there",
+    "command applicable_duties": "prints what would apply; saves nothing",
+    "command audit_pack_public_key": "prints the public key",
+    "command build_audit_pack": "writes a file for the operator; no register row",
+    "command verify_audit_pack": "reads a pack",
+    "command send_reminders": "acts as the named system user (test_reminders.py)",
+    "command load_catalogue": "acts as the named system user (test_catalogue.py)",
+    "command load_demo": "demo data, as the named system user",
+}
+# Models whose admin offers no writes to the tracker's users: read-only registers and the
+# catalogue, and the operator-only pages of Django's and django-celery-beat's own apps.
+READ_ONLY_ADMINS = {
+    "obligations.duty",
+    "obligations.feature",
+    "obligations.registercategory",
+    "obligations.exemption",
+    "obligations.catalogueversion",
+    "obligations.reminder",
+    "obligations.accesslog",
+    "obligations.harmkind",
+    "obligations.riskfactor",
+    "obligations.codemeasure",
+    "obligations.measuredecision",
+}
+OPERATOR_APPS = {"auth.group", "django_celery_beat"}
+
+
+def _operators_only(label: str) -> bool:
+    return label in OPERATOR_APPS or label.split(".")[0] in OPERATOR_APPS
+
+
+# --- Finding the entry points ----------------------------------------------
+
+
+def admin_entry_points() -> set[str]:
+    found = set()
+    superuser = User(is_superuser=True, is_staff=True, is_active=True)
+    for model, model_admin in admin.site._registry.items():
+        label = model._meta.label_lower
+        if label in READ_ONLY_ADMINS or _operators_only(label):
+            continue
+        request = type("Request", (), {"user": superuser, "GET": {}, "POST": {}})()
+        if model_admin.has_add_permission(request):
+            found.add(f"add {label}")
+        if model_admin.has_change_permission(request, None):
+            found.add(f"change {label}")
+        for name in model_admin.get_action_choices(request, default_choices=[]):
+            found.add(f"action {label} {name[0]}")
+        standard = ("_changelist", "_add", "_history", "_delete", "_change", "_autocomplete")
+        for pattern in model_admin.get_urls():
+            if isinstance(pattern, URLPattern) and pattern.name:
+                if not pattern.name.endswith(standard):
+                    found.add(f"view {pattern.name}")
+    return found
+
+
+def api_entry_points() -> set[str]:
+    def walk(patterns: list[Any]) -> Any:
+        for p in patterns:
+            if isinstance(p, URLResolver):
+                yield from walk(p.url_patterns)
+            else:
+                yield p
+
+    found = set()
+    for pattern in walk(api_urls.urlpatterns):
+        callback = pattern.callback
+        actions = getattr(callback, "actions", None)
+        view = getattr(callback, "cls", None)
+        if actions:
+            methods = [verb for verb in actions if verb in ("post", "put", "patch", "delete")]
+        else:
+            methods = [v for v in ("post", "put", "patch", "delete") if hasattr(view, v)]
+        found |= {f"{method.upper()} {pattern.name}" for method in methods}
+    return found
+
+
+def command_entry_points() -> set[str]:
+    folder = Path(__file__).resolve().parent.parent / "obligations" / "management" / "commands"
+    return {f"command {p.stem}" for p in folder.glob("*.py") if p.stem != "__init__"}
+
+
+def test_every_write_path_is_walked():
+    walked = set(ADMIN_PATHS) | set(API_PATHS) | set(COMMAND_PATHS) | set(NOT_WRITES)
+    found = admin_entry_points() | api_entry_points() | command_entry_points()
+    assert sorted(found - walked) == [], "a write path with no actor test"
+    assert sorted(walked - found) == [], "a walked path that no longer exists"
+
+
+# --- Walking them -----------------------------------------------------------
+
+
+def assert_only(actor: Any, recorded: dict[str, set[int]]) -> None:
+    assert recorded, "the write recorded no actor at all"
+    others = {column: ids - {actor.pk} for column, ids in recorded.items() if ids - {actor.pk}}
+    names = dict(User.objects.values_list("pk", "username"))
+    assert {c: sorted(names[i] for i in ids) for c, ids in others.items()} == {}
+
+
+@pytest.mark.parametrize("name", sorted(ADMIN_PATHS))
+def test_an_admin_write_names_the_person_who_made_it(world, name):
+    actor, act = ADMIN_PATHS[name](world)
+    before = snapshot()
+    act()
+    assert_only(actor, recorded_actors(before))
+
+
+@pytest.mark.parametrize("how", ["session", "token"])
+@pytest.mark.parametrize("name", sorted(API_PATHS))
+def test_an_api_write_names_the_person_who_made_it(world, name, how):
+    actor, act = API_PATHS[name](world, how)
+    before = snapshot()
+    act()
+    assert_only(actor, recorded_actors(before))
+
+
+@pytest.mark.parametrize("name", sorted(COMMAND_PATHS))
+def test_a_command_acts_as_the_named_system_user(world, name, tmp_path):
+    actor, act = COMMAND_PATHS[name](world, tmp_path)
+    before = snapshot()
+    act()
+    assert_only(actor, recorded_actors(before))
