@@ -1,7 +1,9 @@
 """Loading a catalogue file: one schema checks all of it first, every problem is named at its
-place in the file. A refused file writes nothing."""
+place in the file, a version only goes forward, and a load cannot quietly retire many duties.
+A refused file writes nothing."""
 
 import copy
+import hashlib
 import io
 import json
 import os
@@ -123,6 +125,44 @@ def test_unknown_fields_are_refused_each_by_name(register, tmp_path):
     assert register_state() == register
 
 
+def test_a_version_loaded_before_with_other_content_is_refused(register, tmp_path):
+    path = new_version(
+        tmp_path,
+        lambda d: d["duties"][0].update(title="Renamed"),
+        version=FILE["version"],
+        published=FILE["published"],
+    )
+    loaded = m.CatalogueVersion.objects.get().sha256
+    this = hashlib.sha256(path.read_bytes()).hexdigest()
+    assert refused(path) == [
+        f"version: 2026.11.4 was loaded on 24 Nov 2026 with other content (sha256 "
+        f"{loaded[:12]}..., this file {this[:12]}...): give the changed catalogue a new version"
+    ]
+    assert register_state() == register
+
+
+def test_an_older_version_is_refused(register, tmp_path):
+    path = new_version(tmp_path, lambda d: None, version="2026.11.3", published="2026-11-20")
+    assert refused(path) == [
+        "version: 2026.11.3 does not come after the loaded version 2026.11.4: a catalogue "
+        "only goes forward",
+        "published: 2026-11-20 is before 2026-11-25, when the loaded version 2026.11.4 was "
+        "published: a catalogue only goes forward",
+    ]
+    assert register_state() == register
+
+
+def test_going_back_to_a_version_loaded_before_is_refused(register, tmp_path):
+    # Versions are ordered number by number: 2026.11.10 comes after 2026.11.4.
+    load(new_version(tmp_path, lambda d: d["duties"][0].update(title="Renamed"), "2026.11.10"))
+    after = register_state()
+    assert refused(settings.CATALOGUE_PATH) == [
+        "version: 2026.11.4 is older than the loaded version 2026.11.10: a catalogue only "
+        "goes forward"
+    ]
+    assert register_state() == after
+
+
 def test_reloading_the_same_file_changes_nothing(register):
     assert "add 0, change 0, retire 0" in load(settings.CATALOGUE_PATH)
     assert register_state() == register
@@ -132,6 +172,43 @@ def test_a_catalogue_without_duties_is_refused_and_retires_nothing(register, tmp
     path = new_version(tmp_path, lambda d: d.update(duties=[], measures=[]))
     assert refused(path) == ["duties: must not be empty"]
     assert register_state() == register
+
+
+# Duties no Codes measure serves, so that the file stays consistent without them.
+SIX = [
+    "CAA",
+    "TOS-RIGHT-TO-SUE",
+    "TR-PUBLISH",
+    "TR-SUBMIT",
+    "U2U-DEMOCRATIC",
+    "U2U-NEWS",
+]
+
+
+def without(codes: list[str]) -> Callable[[dict[str, Any]], None]:
+    def change(data: dict[str, Any]) -> None:
+        data["duties"] = [d for d in data["duties"] if d["code"] not in codes]
+
+    return change
+
+
+def test_retiring_more_than_a_tenth_of_the_duties_needs_saying_so(register, tmp_path):
+    path = new_version(tmp_path, without(SIX))
+    problem = [
+        f"duties: loading would retire 6 of the 51 duties in force (more than 10%): "
+        f"{', '.join(SIX)}; if that is meant, load with --allow-retire"
+    ]
+    assert refused(path) == problem
+    assert refused(path, "--dry-run") == problem
+    assert register_state() == register
+
+    assert "did add 0, change 0, retire 6." in load(path, "--allow-retire")
+    retired = m.Duty.objects.filter(retired_at__isnull=False)
+    assert sorted(retired.values_list("code", flat=True)) == SIX
+
+
+def test_retiring_a_tenth_or_less_needs_no_flag(register, tmp_path):
+    assert "retire 5." in load(new_version(tmp_path, without(SIX[:5])))
 
 
 # --- One schema, every problem at its place ---------------------------------------------

@@ -18,17 +18,25 @@ class Command(BaseCommand):
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", nargs="?", default=str(settings.CATALOGUE_PATH))
         parser.add_argument("--dry-run", action="store_true", help="Write nothing.")
+        parser.add_argument(
+            "--allow-retire",
+            action="store_true",
+            help=f"Load even if it retires more than {services.MAX_RETIRE_SHARE:.0%} of the "
+            f"duties in force.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
-        path = options["path"]
+        path, allow_retire = options["path"], options["allow_retire"]
         try:
             catalogue = read_catalogue(path)
             if options["dry_run"]:
-                diff = services.diff_catalogue(catalogue)
+                diff = services.diff_catalogue(catalogue, allow_retire=allow_retire)
                 verb = "would"
             else:
                 diff = services.load_catalogue(
-                    actor=services.get_system_user(), catalogue=catalogue
+                    actor=services.get_system_user(),
+                    catalogue=catalogue,
+                    allow_retire=allow_retire,
                 )
                 verb = "did"
         except OSError as exc:
