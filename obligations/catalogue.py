@@ -21,6 +21,9 @@ A duty's `scope` is "service" (the default: one obligation per service) or "prov
 obligation for the provider, e.g. the fees notification that lists all its services).
 The catalogue's `parameters` hold the figures the Act's money rules use (penalty cap, fees),
 and `notice_powers` the Ofcom powers that could reach a service, as rules in the same language.
+
+What a file may hold, this language included, is defined once, by its schema
+(fixtures/osa-catalogue.schema.json, checked by obligations.catalogue_schema).
 """
 
 from __future__ import annotations
@@ -29,55 +32,34 @@ import calendar
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
+
+from obligations import catalogue_schema
 
 KINDS = {
     "user_to_user": "user-to-user service",
     "search": "search service",
     "provider_pornography": "publishes provider pornographic content (Part 5)",
 }
-RULE_KEYS = {
-    "kinds_any",
-    "categories_any",
-    "children_likely_to_access",
-    "features_all",
-    "features_any",
-    "features_none",
-    "users_over",
-    "regulated",
-    "fees",
-    "any",
-    "notice",
-}
-# Duties whose obligations an Ofcom notice creates (rule {"notice": kind}); never from a profile.
-NOTICE_RULE_KINDS = {
-    "technology",
-    "information",
-    "skilled_person",
-    "provisional",
-    "confirmation",
-    "penalty_proposal",
-    "penalty",
-    "transparency",
-}
-FEES_RULES = {"notify", "pay"}
-SCOPES = {"service", "provider"}
-DEADLINE_KINDS = {"fixed", "launch", "continuous", "per_notice", "per_report", "on_change", "fees"}
 BASES = {
     "act": "the Act",
     "regulations": "regulations",
     "ofcom": "Ofcom guidance",
     "house_policy": "house policy",
 }
-DUTY_STATUSES = {"in_force", "not_yet_in_force", "proposed"}
 
 
 class CatalogueError(ValueError):
-    """The catalogue file is malformed; the message names the entry and field."""
+    """The catalogue cannot be loaded: `problems` gives every reason, one line each, naming its
+    place in the file (`duties[12].verified: ...`)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
 
 
 @dataclass(frozen=True)
@@ -158,345 +140,31 @@ def read_catalogue(path: Path | str) -> Catalogue:
     raw = Path(path).read_bytes()
     try:
         data = json.loads(raw)
-    except json.JSONDecodeError as exc:
-        raise CatalogueError(f"{path}: not valid JSON ({exc})") from exc
+    except (ValueError, RecursionError) as exc:  # not JSON, not UTF-8, or nested past reason
+        raise CatalogueError([f"{path}: not valid JSON ({exc})"]) from exc
     return parse_catalogue(data, sha256=hashlib.sha256(raw).hexdigest())
 
 
-def parse_catalogue(data: Mapping[str, Any], *, sha256: str) -> Catalogue:
-    keys = ("version", "published", "features", "categories", "exemptions", "duties")
-    more = ("parameters", "notice_powers", "harm_kinds", "risk_factors", "measures")
-    for key in (*keys, *more):
-        if key not in data:
-            raise CatalogueError(f"catalogue: missing top-level key {key!r}")
-    catalogue = Catalogue(
-        version=str(data["version"]),
-        published=_date(data["published"], "catalogue.published"),
+def parse_catalogue(data: Any, *, sha256: str) -> Catalogue:
+    """The catalogue in `data`, once the schema finds no problem with it (else CatalogueError,
+    listing every problem)."""
+    problems = catalogue_schema.problems(data)
+    if problems:
+        raise CatalogueError(problems)
+    return Catalogue(
+        version=data["version"],
+        published=dt.date.fromisoformat(data["published"]),
         sha256=sha256,
-        features=list(data["features"]),
-        categories=list(data["categories"]),
-        exemptions=list(data["exemptions"]),
-        duties=list(data["duties"]),
-        parameters=dict(data["parameters"]),
-        notice_powers=list(data["notice_powers"]),
-        harm_kinds=list(data["harm_kinds"]),
-        risk_factors=list(data["risk_factors"]),
-        measures=list(data["measures"]),
+        features=data["features"],
+        categories=data["categories"],
+        exemptions=data["exemptions"],
+        duties=data["duties"],
+        parameters=data["parameters"],
+        notice_powers=data["notice_powers"],
+        harm_kinds=data["harm_kinds"],
+        risk_factors=data["risk_factors"],
+        measures=data["measures"],
     )
-    _validate(catalogue)
-    return catalogue
-
-
-def _date(value: Any, where: str) -> dt.date:
-    try:
-        return dt.date.fromisoformat(value)
-    except (TypeError, ValueError) as exc:
-        raise CatalogueError(f"{where}: {value!r} is not a YYYY-MM-DD date") from exc
-
-
-def _require(entry: Mapping[str, Any], keys: Sequence[str], where: str) -> None:
-    missing = [key for key in keys if entry.get(key) in (None, "")]
-    if missing:
-        raise CatalogueError(f"{where}: missing {', '.join(missing)}")
-
-
-def _validate(catalogue: Catalogue) -> None:
-    for feature in catalogue.features:
-        _require(feature, ["code", "label"], f"feature {feature.get('code')!r}")
-    for feature in catalogue.features:
-        for implied in feature.get("implies", []):
-            if implied not in catalogue.feature_codes:
-                raise CatalogueError(f"feature {feature['code']}: implies unknown {implied!r}")
-    for category in catalogue.categories:
-        where = f"category {category.get('code')!r}"
-        _require(
-            category, ["code", "label", "threshold", "likely_if", "source", "source_url"], where
-        )
-        validate_rule(category["likely_if"], catalogue, where)
-    for exemption in catalogue.exemptions:
-        _require(
-            exemption,
-            ["code", "label", "paragraph", "source_url"],
-            f"exemption {exemption.get('code')!r}",
-        )
-    seen: set[str] = set()
-    for duty in catalogue.duties:
-        where = f"duty {duty.get('code')!r}"
-        _require(
-            duty,
-            [
-                "code",
-                "title",
-                "section",
-                "part",
-                "instrument",
-                "summary",
-                "status",
-                "applies",
-                "deadline",
-                "source_url",
-            ],
-            where,
-        )
-        if duty["code"] in seen:
-            raise CatalogueError(f"{where}: code appears twice")
-        seen.add(duty["code"])
-        if duty["status"] not in DUTY_STATUSES:
-            raise CatalogueError(
-                f"{where}: status {duty['status']!r} is not one of {sorted(DUTY_STATUSES)}"
-            )
-        if duty.get("in_force_from"):
-            _date(duty["in_force_from"], f"{where}.in_force_from")
-        if not duty.get("verified", True) and not duty.get("unverified_note"):
-            raise CatalogueError(f"{where}: an unverified duty must say what is unverified")
-        validate_rule(duty["applies"], catalogue, where)
-        _validate_deadline(duty["deadline"], where)
-        if duty.get("scope", "service") not in SCOPES:
-            raise CatalogueError(f"{where}: scope is one of {sorted(SCOPES)}")
-        if (duty.get("scope") == "provider") != ("fees" in duty["applies"]):
-            raise CatalogueError(f"{where}: provider-wide duties are the fees duties (rule 'fees')")
-        if (duty["deadline"]["kind"] == "fees") != ("fees" in duty["applies"]):
-            raise CatalogueError(f"{where}: a 'fees' deadline goes with a 'fees' rule")
-    _validate_parameters(catalogue.parameters)
-    _validate_assessments(catalogue)
-    for power in catalogue.notice_powers:
-        where = f"notice power {power.get('code')!r}"
-        _require(power, ["code", "section", "title", "applies", "why", "source_url"], where)
-        validate_rule(power["applies"], catalogue, where)
-
-
-MEASURE_RULE_KEYS = {
-    "large",
-    "multi_risk",
-    "risk",
-    "users_over",
-    "features_any",
-    "categories_any",
-    "children_likely",
-    "any",
-}
-# Besides harm codes, a measure's risk rule may name a whole set of kinds.
-HARM_SETS = {"any", "children_pc"}
-MEASURE_STATUSES = {"in_force", "laid", "proposed"}
-BASES_OF_FACT = {"O", "S", "U"}
-
-
-def _validate_assessments(catalogue: Catalogue) -> None:
-    params = catalogue.parameters.get("assessment")
-    if not isinstance(params, dict):
-        raise CatalogueError("parameters.assessment is a JSON object")
-    _require(
-        params,
-        ["kinds", "levels", "likelihood", "impact", "matrix", "age_groups", "large_users"],
-        "parameters.assessment",
-    )
-    levels = {level["code"] for level in params["levels"]}
-    for likelihood in params["likelihood"]:
-        for impact in params["impact"]:
-            if params["matrix"].get(likelihood, {}).get(impact) not in levels:
-                raise CatalogueError(
-                    f"parameters.assessment.matrix: no level for {likelihood} x {impact}"
-                )
-    kinds = set(params["kinds"])
-    duty_kinds = {d["assessment_kind"] for d in catalogue.duties if d.get("assessment_kind")}
-    if duty_kinds - kinds:
-        raise CatalogueError(f"duties name unknown assessment kinds {sorted(duty_kinds - kinds)}")
-    harm_codes: set[str] = set()
-    for harm in catalogue.harm_kinds:
-        where = f"harm kind {harm.get('code')!r}"
-        _require(
-            harm,
-            ["code", "label", "family", "group", "assessments", "effective_from", "source_url"],
-            where,
-        )
-        if harm["code"] in harm_codes:
-            raise CatalogueError(f"{where}: code appears twice")
-        harm_codes.add(harm["code"])
-        if set(harm["assessments"]) - kinds:
-            raise CatalogueError(f"{where}: unknown assessment kind in {harm['assessments']}")
-        _date(harm["effective_from"], f"{where}.effective_from")
-        if harm.get("effective_until"):
-            _date(harm["effective_until"], f"{where}.effective_until")
-        if harm.get("assess_by"):
-            _date(harm["assess_by"], f"{where}.assess_by")
-        if not harm.get("verified", True) and not harm.get("unverified_note"):
-            raise CatalogueError(f"{where}: an unverified entry must say what is unverified")
-    for factor in catalogue.risk_factors:
-        where = f"risk factor {factor.get('code')!r}"
-        _require(factor, ["code", "label", "group", "assessments", "source_url"], where)
-        if set(factor["assessments"]) - kinds:
-            raise CatalogueError(f"{where}: unknown assessment kind in {factor['assessments']}")
-    duty_codes = {d["code"] for d in catalogue.duties}
-    seen: set[str] = set()
-    for measure in catalogue.measures:
-        where = f"measure {measure.get('code')!r}"
-        _require(
-            measure,
-            ["code", "code_family", "area", "summary", "duties", "status", "effective_from"],
-            where,
-        )
-        _require(measure, ["source_url", "basis"], where)
-        if measure["code"] in seen:
-            raise CatalogueError(f"{where}: code appears twice")
-        seen.add(measure["code"])
-        if set(measure["duties"]) - duty_codes:
-            raise CatalogueError(f"{where}: serves unknown duties {measure['duties']}")
-        if measure["status"] not in MEASURE_STATUSES:
-            raise CatalogueError(f"{where}: status is one of {sorted(MEASURE_STATUSES)}")
-        if measure["basis"] not in BASES_OF_FACT:
-            raise CatalogueError(f"{where}: basis is O, S or U")
-        if measure["basis"] != "O" and not measure.get("unverified_note"):
-            raise CatalogueError(f"{where}: a measure not seen on an Ofcom page says why")
-        _date(measure["effective_from"], f"{where}.effective_from")
-        _validate_measure_rule(measure["recommended_for"], catalogue, harm_codes, levels, where)
-
-
-def _validate_measure_rule(
-    rule: Any, catalogue: Catalogue, harms: set[str], levels: set[str], where: str
-) -> None:
-    if not isinstance(rule, dict):
-        raise CatalogueError(f"{where}: recommended_for is a JSON object ({{}} for every service)")
-    unknown = set(rule) - MEASURE_RULE_KEYS
-    if unknown:
-        raise CatalogueError(f"{where}: unknown rule key(s) {sorted(unknown)}")
-    for key in ("large", "multi_risk", "children_likely"):
-        if key in rule and not isinstance(rule[key], bool):
-            raise CatalogueError(f"{where}: {key} is true or false")
-    if "users_over" in rule and not isinstance(rule["users_over"], int):
-        raise CatalogueError(f"{where}: users_over is a whole number")
-    if "features_any" in rule and set(rule["features_any"]) - catalogue.feature_codes:
-        raise CatalogueError(f"{where}: unknown features in {rule['features_any']}")
-    if "categories_any" in rule and set(rule["categories_any"]) - catalogue.category_codes:
-        raise CatalogueError(f"{where}: unknown categories in {rule['categories_any']}")
-    if "risk" in rule:
-        risk = rule["risk"]
-        named = risk.get("harms")
-        if not (
-            (isinstance(named, str) and named in HARM_SETS)
-            or (isinstance(named, list) and set(named) <= harms)
-        ):
-            raise CatalogueError(f"{where}: risk.harms names unknown harm kinds ({named})")
-        if risk.get("at_least") not in levels:
-            raise CatalogueError(f"{where}: risk.at_least is one of {sorted(levels)}")
-    for alternative in rule.get("any", []):
-        _validate_measure_rule(alternative, catalogue, harms, levels, where)
-
-
-def _decimal(value: Any, where: str) -> Decimal:
-    try:
-        result = Decimal(value) if isinstance(value, str) else None
-    except InvalidOperation:
-        result = None
-    if result is None or not result.is_finite() or result < 0:
-        raise CatalogueError(f"{where}: a non-negative decimal string, not {value!r}")
-    return result
-
-
-def _validate_parameters(parameters: Mapping[str, Any]) -> None:
-    penalty, fees = parameters.get("penalty"), parameters.get("fees")
-    if not isinstance(penalty, dict) or not isinstance(fees, dict):
-        raise CatalogueError("parameters: 'penalty' and 'fees' are JSON objects")
-    _require(penalty, ["fixed_gbp", "revenue_percent", "source_url"], "parameters.penalty")
-    _decimal(penalty["fixed_gbp"], "parameters.penalty.fixed_gbp")
-    _decimal(penalty["revenue_percent"], "parameters.penalty.revenue_percent")
-    _require(
-        fees,
-        [
-            "threshold_gbp",
-            "charging_year_start",
-            "qualifying_period_years_before",
-            "first_charging_year",
-            "first_notification_by",
-            "notification_months_before",
-            "exemption",
-            "source_url",
-        ],
-        "parameters.fees",
-    )
-    _decimal(fees["threshold_gbp"], "parameters.fees.threshold_gbp")
-    _date(f"2000-{fees['charging_year_start']}", "parameters.fees.charging_year_start")
-    _date(fees["first_notification_by"], "parameters.fees.first_notification_by")
-    for key in (
-        "qualifying_period_years_before",
-        "first_charging_year",
-        "notification_months_before",
-    ):
-        if not isinstance(fees[key], int) or fees[key] < 0:
-            raise CatalogueError(f"parameters.fees.{key} is a whole number")
-    _require(fees["exemption"], ["uk_referable_below_gbp", "note"], "parameters.fees.exemption")
-    _decimal(fees["exemption"]["uk_referable_below_gbp"], "parameters.fees.exemption")
-    for name, block in (("penalty", penalty), ("fees", fees)):
-        if not block.get("verified", True) and not block.get("unverified_note"):
-            raise CatalogueError(
-                f"parameters.{name}: unverified figures must say what is unverified"
-            )
-
-
-def validate_rule(rule: Any, catalogue: Catalogue, where: str) -> None:
-    if not isinstance(rule, dict) or not rule:
-        raise CatalogueError(f"{where}: a rule is a non-empty JSON object")
-    unknown = set(rule) - RULE_KEYS
-    if unknown:
-        raise CatalogueError(f"{where}: unknown rule key(s) {sorted(unknown)}")
-    vocabularies = {
-        "kinds_any": set(KINDS),
-        "categories_any": catalogue.category_codes,
-        "features_all": catalogue.feature_codes,
-        "features_any": catalogue.feature_codes,
-        "features_none": catalogue.feature_codes,
-    }
-    for key, vocabulary in vocabularies.items():
-        if key in rule:
-            values = rule[key]
-            if not isinstance(values, list) or not values:
-                raise CatalogueError(f"{where}: {key} is a non-empty list")
-            bad = [v for v in values if v not in vocabulary]
-            if bad:
-                raise CatalogueError(f"{where}: {key} has unknown value(s) {bad}")
-    if "notice" in rule and (rule["notice"] not in NOTICE_RULE_KINDS or len(rule) > 1):
-        raise CatalogueError(
-            f"{where}: notice is one of {sorted(NOTICE_RULE_KINDS)}, and stands alone"
-        )
-    for key in ("children_likely_to_access", "regulated"):
-        if key in rule and not isinstance(rule[key], bool):
-            raise CatalogueError(f"{where}: {key} is true or false")
-    if "users_over" in rule and (not isinstance(rule["users_over"], int) or rule["users_over"] < 0):
-        raise CatalogueError(f"{where}: users_over is a whole number")
-    if "fees" in rule and rule["fees"] not in FEES_RULES:
-        raise CatalogueError(f"{where}: fees is one of {sorted(FEES_RULES)}")
-    if "any" in rule:
-        if not isinstance(rule["any"], list) or not rule["any"]:
-            raise CatalogueError(f"{where}: any is a non-empty list of rules")
-        for alternative in rule["any"]:
-            validate_rule(alternative, catalogue, where)
-
-
-def _validate_deadline(deadline: Any, where: str) -> None:
-    if not isinstance(deadline, dict):
-        raise CatalogueError(f"{where}: deadline is a JSON object")
-    kind = deadline.get("kind")
-    if kind not in DEADLINE_KINDS:
-        raise CatalogueError(
-            f"{where}: deadline kind {kind!r} is not one of {sorted(DEADLINE_KINDS)}"
-        )
-    if deadline.get("basis") not in BASES:
-        raise CatalogueError(f"{where}: deadline basis must be one of {sorted(BASES)}")
-    if kind == "fixed":
-        _date(deadline.get("date"), f"{where}.deadline.date")
-    if kind == "launch" and not isinstance(deadline.get("offset_days"), int):
-        raise CatalogueError(f"{where}: a launch deadline needs offset_days")
-    recurrence = deadline.get("recurrence")
-    if recurrence is not None:
-        if not isinstance(recurrence.get("months"), int) or recurrence["months"] < 1:
-            raise CatalogueError(f"{where}: recurrence.months is a positive whole number")
-        if recurrence.get("basis") not in BASES:
-            raise CatalogueError(f"{where}: recurrence basis must be one of {sorted(BASES)}")
-    new_service = deadline.get("new_service")
-    if new_service is not None:
-        if not isinstance(new_service.get("offset_days"), int):
-            raise CatalogueError(f"{where}: new_service.offset_days is a whole number")
-        if new_service.get("basis") not in BASES:
-            raise CatalogueError(f"{where}: new_service basis must be one of {sorted(BASES)}")
 
 
 # --- Evaluation -----------------------------------------------------------

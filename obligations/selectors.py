@@ -268,9 +268,14 @@ def _profile(
     )
 
 
+def latest_catalogue_version() -> m.CatalogueVersion | None:
+    """The catalogue version loaded last: the one in force."""
+    return m.CatalogueVersion.objects.order_by("-loaded_at", "-pk").first()
+
+
 def loaded_catalogue() -> Catalogue:
     """The catalogue as loaded in the database (retired entries left out)."""
-    latest = m.CatalogueVersion.objects.order_by("-loaded_at", "-pk").first()
+    latest = latest_catalogue_version()
     if latest is None:
         raise m.CatalogueVersion.DoesNotExist(
             "No catalogue is loaded: run `python manage.py load_catalogue`."

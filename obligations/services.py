@@ -29,6 +29,7 @@ from obligations import codes, penalties, reminders, selectors, tasks
 from obligations import models as m
 from obligations.catalogue import (
     Catalogue,
+    CatalogueError,
     add_months,
     applicable_duties,
     describe_rule,
@@ -150,8 +151,9 @@ def _duty_values(entry: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def diff_catalogue(catalogue: Catalogue) -> CatalogueDiff:
-    """What loading `catalogue` would add, change and retire (reads only)."""
+def diff_catalogue(catalogue: Catalogue, *, allow_retire: bool = False) -> CatalogueDiff:
+    """What loading `catalogue` would add, change and retire (reads only); CatalogueError,
+    giving every reason, when the load would be refused (`check_catalogue_load`)."""
     diff = CatalogueDiff(version=catalogue.version)
     existing = {d.code: d for d in m.Duty.objects.all()}
     new_codes = set()
@@ -195,21 +197,87 @@ def diff_catalogue(catalogue: Catalogue) -> CatalogueDiff:
         },
         {e.code: (e.label, e.paragraph, e.verified) for e in m.Exemption.objects.all()},
     )
-    latest = m.CatalogueVersion.objects.order_by("-loaded_at", "-pk").first()
+    latest = selectors.latest_catalogue_version()
     rules_now = (catalogue.parameters, catalogue.notice_powers)
     rules_db = (latest.parameters, latest.notice_powers) if latest else None
     diff.vocabulary_changed = vocab_now != vocab_db or rules_now != rules_db
     _diff_codes(catalogue, diff)
+    check_catalogue_load(catalogue, diff, latest=latest, allow_retire=allow_retire)
     return diff
 
 
+# A load that would retire more than this share of the duties in force is refused unless the
+# loader says it is meant (--allow-retire): a truncated or wrong file must not empty the register.
+MAX_RETIRE_SHARE = 0.10
+
+
+def _version_key(version: str) -> tuple[int, ...] | None:
+    """A version's place in the order, number by number (2026.11.10 comes after 2026.11.9);
+    None for a version loaded before the schema required numbers."""
+    parts = version.split(".")
+    return tuple(map(int, parts)) if all(p.isascii() and p.isdigit() for p in parts) else None
+
+
+def check_catalogue_load(
+    catalogue: Catalogue,
+    diff: CatalogueDiff,
+    *,
+    latest: m.CatalogueVersion | None,
+    allow_retire: bool,
+) -> None:
+    """Refuse (CatalogueError, every reason) a load that would go back or retire too much.
+
+    A catalogue only goes forward: its version must come after the loaded one's, number by
+    number, and its published date must not be earlier. A version string names one content:
+    loading it again with other content (another sha256) is refused, the same file is a no-op.
+    """
+    problems = []
+    same = m.CatalogueVersion.objects.filter(version=catalogue.version).first()
+    if same is not None and same.sha256 != catalogue.sha256:
+        problems.append(
+            f"version: {catalogue.version} was loaded on "
+            f"{timezone.localtime(same.loaded_at):%-d %b %Y} with other "
+            f"content (sha256 {same.sha256[:12]}..., this file {catalogue.sha256[:12]}...): "
+            f"give the changed catalogue a new version"
+        )
+    elif latest is not None and same is not None and same != latest:
+        problems.append(
+            f"version: {catalogue.version} is older than the loaded version {latest.version}: "
+            f"a catalogue only goes forward"
+        )
+    elif latest is not None and same is None:
+        new_key, latest_key = _version_key(catalogue.version), _version_key(latest.version)
+        if new_key is not None and latest_key is not None and new_key <= latest_key:
+            problems.append(
+                f"version: {catalogue.version} does not come after the loaded version "
+                f"{latest.version}: a catalogue only goes forward"
+            )
+        if catalogue.published < latest.published:
+            problems.append(
+                f"published: {catalogue.published} is before {latest.published}, when the "
+                f"loaded version {latest.version} was published: a catalogue only goes forward"
+            )
+    in_force = m.Duty.objects.filter(retired_at__isnull=True).count()
+    if not allow_retire and len(diff.retired) > MAX_RETIRE_SHARE * in_force:
+        problems.append(
+            f"duties: loading would retire {len(diff.retired)} of the {in_force} duties in force "
+            f"(more than {MAX_RETIRE_SHARE:.0%}): {', '.join(diff.retired)}; if that is meant, "
+            f"load with --allow-retire"
+        )
+    if problems:
+        raise CatalogueError(problems)
+
+
 @transaction.atomic
-def load_catalogue(*, actor: User, catalogue: Catalogue) -> CatalogueDiff:
-    """Load a catalogue version: idempotent; retires, never deletes.
+def load_catalogue(
+    *, actor: User, catalogue: Catalogue, allow_retire: bool = False
+) -> CatalogueDiff:
+    """Load a catalogue version: idempotent; retires, never deletes; refused, with nothing
+    written, when it would go back or retire too much (`check_catalogue_load`).
 
     After a change every service is re-applied, so new duties reach the register.
     """
-    diff = diff_catalogue(catalogue)
+    diff = diff_catalogue(catalogue, allow_retire=allow_retire)
     if diff.empty and m.CatalogueVersion.objects.filter(sha256=catalogue.sha256).exists():
         return diff
     now = timezone.now()

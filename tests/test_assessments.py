@@ -541,22 +541,22 @@ def test_the_demo_has_a_complete_and_an_in_progress_assessment_and_every_decisio
     [
         (
             lambda d: d["measures"][0].update(recommended_for={"large": "yes"}),
-            "large is true or false",
+            "recommended_for.large: must be true or false",
         ),
         (
             lambda d: d["measures"][0].update(
                 recommended_for={"risk": {"harms": ["nope"], "at_least": "high"}}
             ),
-            "unknown harm kinds",
+            "must name a harm kind in harm_kinds",
         ),
-        (lambda d: d["measures"][0].update(duties=["NOPE"]), "serves unknown duties"),
+        (lambda d: d["measures"][0].update(duties=["NOPE"]), "must name a duty in duties"),
         (
             lambda d: d["harm_kinds"][0].update(assessments=["illegal_u3u"]),
-            "unknown assessment kind",
+            'not "illegal_u3u"',
         ),
         (
             lambda d: d["parameters"]["assessment"]["matrix"]["low"].pop("high"),
-            "no level for low x high",
+            "matrix.low.high: the matrix needs a level for every impact",
         ),
     ],
 )

@@ -10,23 +10,44 @@ from obligations.catalogue import CatalogueError, read_catalogue
 
 
 class Command(BaseCommand):
-    help = "Load the OSA duty catalogue; --dry-run prints what it would add, change and retire."
+    help = (
+        "Load the OSA duty catalogue; --dry-run prints what it would add, change and retire. "
+        "A file with problems is refused whole, each problem on its own line."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", nargs="?", default=str(settings.CATALOGUE_PATH))
-        parser.add_argument("--dry-run", action="store_true")
+        parser.add_argument("--dry-run", action="store_true", help="Write nothing.")
+        parser.add_argument(
+            "--allow-retire",
+            action="store_true",
+            help=f"Load even if it retires more than {services.MAX_RETIRE_SHARE:.0%} of the "
+            f"duties in force.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
+        path, allow_retire = options["path"], options["allow_retire"]
         try:
-            catalogue = read_catalogue(options["path"])
-        except (OSError, CatalogueError) as exc:
+            catalogue = read_catalogue(path)
+            if options["dry_run"]:
+                diff = services.diff_catalogue(catalogue, allow_retire=allow_retire)
+                verb = "would"
+            else:
+                diff = services.load_catalogue(
+                    actor=services.get_system_user(),
+                    catalogue=catalogue,
+                    allow_retire=allow_retire,
+                )
+                verb = "did"
+        except OSError as exc:
             raise CommandError(str(exc)) from None
-        if options["dry_run"]:
-            diff = services.diff_catalogue(catalogue)
-            verb = "would"
-        else:
-            diff = services.load_catalogue(actor=services.get_system_user(), catalogue=catalogue)
-            verb = "did"
+        except CatalogueError as exc:
+            for problem in exc.problems:
+                self.stderr.write(problem)
+            count = len(exc.problems)
+            raise CommandError(
+                f"{path}: {count} problem{'s' if count > 1 else ''}; nothing was loaded."
+            ) from None
         self.stdout.write(
             f"Catalogue {catalogue.version} ({len(catalogue.duties)} duties): "
             f"{verb} add {len(diff.added)}, change {len(diff.changed)}, "
