@@ -55,7 +55,7 @@ SUBJECTS = {
 def actor_columns() -> list[tuple[type[models.Model], str]]:
     """Every foreign key to a user in the tracker's tables and the admin log, except the
     SUBJECTS; on a history table only `history_user` (its other columns copy the row's)."""
-    found = []
+    found: list[tuple[type[models.Model], str]] = []
     for model in [*apps.get_app_config("obligations").get_models(), LogEntry]:
         historical = model.__name__.startswith("Historical")
         for field in model._meta.concrete_fields:
@@ -501,9 +501,11 @@ def admin_import(w: World) -> tuple[Any, Act]:
 def command_import(w: World, tmp: Path) -> tuple[Any, Act]:
     path = tmp / "register.csv"
     path.write_bytes(_import_file(w))
-    return services.get_system_user(), lambda: call_command(
-        "import_register", str(path), "--organisation", "Ours", stdout=io.StringIO()
-    )
+
+    def act() -> None:
+        call_command("import_register", str(path), "--organisation", "Ours", stdout=io.StringIO())
+
+    return services.get_system_user(), act
 
 
 def api_path(route: str, actor: str, prepare: Callable[[World], tuple[str, dict[str, Any]]]):  # type: ignore[no-untyped-def]
@@ -665,13 +667,11 @@ def admin_entry_points() -> set[str]:
             found.add(f"add {label}")
         if model_admin.has_change_permission(request, None):
             found.add(f"change {label}")
-        for name in model_admin.get_action_choices(request, default_choices=[]):
-            found.add(f"action {label} {name[0]}")
+        for choice in model_admin.get_action_choices(request, default_choices=[]):
+            found.add(f"action {label} {choice[0]}")
         standard = ("_changelist", "_add", "_history", "_delete", "_change", "_autocomplete")
-        for pattern in model_admin.get_urls():
-            if isinstance(pattern, URLPattern) and pattern.name:
-                if not pattern.name.endswith(standard):
-                    found.add(f"view {pattern.name}")
+        views = [p.name for p in model_admin.get_urls() if isinstance(p, URLPattern) and p.name]
+        found |= {f"view {name}" for name in views if not name.endswith(standard)}
     return found
 
 
