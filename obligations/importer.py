@@ -28,8 +28,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from obligations import dates, selectors, services
 from obligations import models as m
-from obligations import selectors, services
 
 S = m.CycleStatus
 MAX_ROWS = 5_000
@@ -499,6 +499,9 @@ def _check_fields(
         due = _date(due_cell)
         if due is None:
             errors.append(f"due date “{_text(due_cell)}” is not a date (YYYY-MM-DD or DD/MM/YYYY)")
+        elif not dates.is_plausible(due):
+            errors.append(f"due date “{_text(due_cell)}” is out of range: use {dates.RANGE_TEXT}")
+            due = None
     url = values.get("evidence", "")
     if url:
         try:

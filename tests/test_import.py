@@ -235,6 +235,36 @@ def test_import_good_rows_writes_only_the_good_rows(ours, tmp_path):
     assert reason.endswith("Imported from register.csv row 4")
 
 
+def test_a_due_date_outside_the_registers_range_is_refused_on_its_row(ours, tmp_path):
+    """9999-12-31 once stopped every organisation's reminders: a dry run refuses it by row."""
+    path = write_csv(
+        tmp_path,
+        [
+            row("A", "CAA", due="31/12/9999"),
+            row("B", "U2U-RECORDS", due="1989-12-31"),
+            row("C", "U2U-REPORTING", due="31/12/2100"),
+        ],
+    )
+    before = counts()
+    output, error = refused_import(path, "--dry-run")
+    assert counts() == before
+    assert "2 refused" in error
+    lines = {int(line.split()[1]): line for line in output.splitlines() if line.startswith("row ")}
+    assert (
+        "refused: due date “31/12/9999” is out of range: use 1 Jan 1990 to 31 Dec 2100" in lines[2]
+    )
+    assert "refused: due date “1989-12-31” is out of range" in lines[3]
+    assert "would update" in lines[4] and "due none → 2100-12-31" in lines[4]
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Reference", "Service", "Duty", "Due"])
+    workbook.active.append(["A", "Chat", "CAA", dt.datetime(9999, 12, 31)])
+    workbook.save(tmp_path / "register.xlsx")
+    output, _ = refused_import(tmp_path / "register.xlsx")
+    assert "refused: due date “9999-12-31” is out of range" in output
+    assert obligation("CAA").current_cycle.due_date != dt.date(9999, 12, 31)
+
+
 def test_an_xlsx_workbook_imports_with_date_cells_and_header_aliases(ours, tmp_path):
     workbook = openpyxl.Workbook()
     sheet = workbook.active
