@@ -69,12 +69,40 @@ def row(ref: str, duty: str, status: str = "", **cells: str) -> list[str]:
     ]
 
 
-def counts() -> tuple[int, int, int]:
+def counts() -> tuple[int, int, int, int]:
     return (
         m.Event.objects.count(),
         m.Evidence.objects.count(),
         m.Obligation.history.count(),  # type: ignore[attr-defined]
+        m.Reminder.objects.count(),
     )
+
+
+def last_ids() -> tuple[int, int, int]:
+    """Where the event, notice event and field history tables end, to see what an import adds."""
+    return (
+        m.Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+        m.NoticeEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+        m.Obligation.history.order_by("-pk").values_list("pk", flat=True).first() or 0,  # type: ignore[attr-defined]
+    )
+
+
+def actors_since(marks: tuple[int, int, int]) -> set[int]:
+    """Everyone named as having acted in the event rows and field history written since."""
+    event, notice, history = marks
+    return (
+        set(m.Event.objects.filter(pk__gt=event).values_list("actor", flat=True))
+        | set(m.NoticeEvent.objects.filter(pk__gt=notice).values_list("actor", flat=True))
+        | set(
+            m.Obligation.history.filter(pk__gt=history).values_list("history_user", flat=True)  # type: ignore[attr-defined]
+        )
+    )
+
+
+def review_requests(cycle: m.ObligationCycle) -> set[str]:
+    """Who was asked to review the cycle (the outbox rows the submission wrote)."""
+    asked = m.Reminder.objects.filter(cycle=cycle, kind=m.ReminderKind.REVIEW_REQUESTED)
+    return set(asked.values_list("recipient__username", flat=True))
 
 
 @pytest.fixture(autouse=True)
@@ -116,36 +144,53 @@ def obligation(ref_or_code: str) -> m.Obligation:
 def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
     system = services.get_system_user()
     before = counts()
-    output = import_file(SAMPLE, "--dry-run")
+    dry_run = import_file(SAMPLE, "--dry-run")
     assert counts() == before
-    assert output.count(": would update") == 11 and "Nothing was written" in output
+    assert dry_run.count(": would update") == 11 and "Nothing was written" in dry_run
 
-    last_before = m.Event.objects.order_by("-pk").values_list("pk", flat=True).first()
+    marks = last_ids()
     output = import_file(SAMPLE)
     assert "11 row(s) updated, 0 unchanged, 0 refused" in output
     assert "Ignored columns: Last reviewed" in output
+    # The dry run said what the import then did, row by row.
+    assert dry_run.replace("would update", "updated").splitlines()[:-1] == output.splitlines()[:-1]
 
+    # The command acts as the system user, who approves nothing: "met" with an approver
+    # lands at ready for review, and the approver is asked to review it in the tracker.
     met = obligation("REG-001")
-    assert met.current_cycle.status == m.CycleStatus.MET
-    assert met.current_cycle.submitted_by == system
-    assert met.current_cycle.reviewer.email == "reviewer@northwind.example"
-    # "Met" without an approver lands at ready for review, and the report says why.
+    assert met.current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert met.current_cycle.submitted_by == system and met.current_cycle.reviewer is None
+    assert "reviewer" in review_requests(met.current_cycle)
+    assert (
+        "row 2 REG-001 (Northwind Social / U2U-ILLEGAL-RA): updated: external reference none → "
+        "REG-001; notes updated; evidence link added; status not started → in progress → ready "
+        "for review; lands at ready for review: waiting for reviewer@northwind.example to "
+        "approve in the tracker"
+    ) in output
+    # "Met" without an approver waits for any reviewer.
     assert obligation("REG-005").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
-    assert "row 6 REG-005" in output and "lands at ready for review" in output
-    # REG-001 was met on the demo's complete assessment; Northwind Forum has none recorded.
+    assert (
+        "row 6 REG-005 (Northwind Chat / U2U-ILLEGAL-RA): updated: external reference none → "
+        "REG-005; notes updated; owner compliance → reviewer; evidence link added; status not "
+        "started → in progress → ready for review; lands at ready for review: waiting for a "
+        "reviewer to approve in the tracker"
+    ) in output
+    # Northwind Forum has no assessment recorded: the report says the approver cannot yet.
     assert obligation("REG-009").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
-    assert "row 10 REG-009" in output and "a risk assessment is met on its rated rows" in output
+    assert (
+        "waiting for a reviewer to approve in the tracker; reviewer@northwind.example cannot "
+        "approve it: It cannot be met without its risk assessment"
+    ) in output
     caa = obligation("REG-003")
     assert caa.owner.email == "reviewer@northwind.example"
     assert caa.current_cycle.due_date == dt.date(2026, 12, 15)  # given as 15/12/2026
     assert caa.notes.startswith("Children's access assessment")
 
-    events = m.Event.objects.filter(pk__gt=last_before)
+    events = m.Event.objects.filter(pk__gt=marks[0])
     assert events.count() > 20
     assert set(events.values_list("source", flat=True)) == {m.EventSource.IMPORT}
-    approvals = events.filter(to_status=m.CycleStatus.MET)
-    assert {e.actor.username for e in approvals} == {"reviewer"}
-    assert set(events.exclude(pk__in=approvals).values_list("actor", flat=True)) == {system.pk}
+    assert actors_since(marks) == {system.pk}
+    assert not events.filter(to_status=m.CycleStatus.MET).exists()
     history = met.history.first()  # type: ignore[attr-defined]
     assert history.history_user == system
     assert history.history_change_reason.startswith("Imported from sample-register.csv row 2")
@@ -205,7 +250,8 @@ def test_bad_rows_are_reported_by_row_number_and_nothing_is_written(ours, tmp_pa
         13: "“not applicable” needs a reason",
         14: "due date “31/02/2027” is not a date",
         15: "row 2 already imports Chat / U2U-ILLEGAL-RA",
-        16: "only organisation admins and compliance staff approve",
+        16: "has the role auditor; only these roles approve: organisation admin, compliance, "
+        "manager",
     }
     lines = {int(line.split()[1]): line for line in output.splitlines() if line.startswith("row ")}
     assert "would update" in lines[2]
@@ -286,7 +332,10 @@ def test_an_xlsx_workbook_imports_with_date_cells_and_header_aliases(ours, tmp_p
     assert imported.current_cycle.due_date == dt.date(2027, 3, 1)
 
 
-def test_met_needs_evidence_and_an_approver_other_than_the_owner(ours, tmp_path):
+def test_met_from_the_command_waits_for_the_approver_and_says_what_stops_them(ours, tmp_path):
+    """The command acts as the system user, which approves nothing: a "met" lands at ready
+    for review, and the report names who it waits for, or why the file's approver cannot
+    approve it yet (the workflow's own rules, in its own words)."""
     path = write_csv(
         tmp_path,
         [
@@ -315,23 +364,37 @@ def test_met_needs_evidence_and_an_approver_other_than_the_owner(ours, tmp_path)
             ),
         ],
     )
+    marks = last_ids()
     output = import_file(path, organisation="Ours")
-    ready = m.CycleStatus.READY_FOR_REVIEW
-    assert obligation("A").current_cycle.status == ready
-    assert "“met” needs an approver e-mail" in output
-    assert obligation("B").current_cycle.status == ready
-    assert "“met” needs an evidence link" in output
-    assert obligation("C").current_cycle.status == ready
-    assert "four eyes: the approver is the owner" in output
-    approved = obligation("D").current_cycle
-    assert approved.status == m.CycleStatus.MET and approved.reviewer == ours["reviewer"]
-    assert obligation("E").current_cycle.status == ready
-    assert "a risk assessment is met on its rated rows, recorded in the tracker" in output
-    assert obligation("F").current_cycle.status == ready
-    assert "recommended Codes measures have no decision yet (ICU A2, ICU C1" in output
+    lines = {line.split()[2]: line for line in output.splitlines() if line.startswith("row ")}
+    for ref in "ABCDEF":
+        assert obligation(ref).current_cycle.status == m.CycleStatus.READY_FOR_REVIEW, ref
+    waiting = "lands at ready for review: waiting for {} to approve in the tracker"
+    assert lines["A"].endswith(waiting.format("a reviewer"))
+    assert lines["B"].endswith(
+        f"{waiting.format('a reviewer')}; robin@example.test cannot approve it: It cannot be "
+        "met without at least one current evidence item."
+    )
+    assert lines["C"].endswith(
+        f"{waiting.format('a reviewer')}; robin@example.test cannot approve it: Four eyes: the "
+        "obligation's owner cannot approve it."
+    )
+    assert lines["D"].endswith(waiting.format("robin@example.test"))
+    assert "cannot approve it: It cannot be met without its risk assessment" in lines["E"]
+    assert "a recommended Codes measure has no decision: ICU A2, ICU C1" in lines["F"]
+    assert actors_since(marks) == {services.get_system_user().pk}
+    # Each submission asked the reviewers; robin owns C, so is not asked to review it.
+    assert "robin" in review_requests(obligation("D").current_cycle)
+    assert "robin" not in review_requests(obligation("C").current_cycle)
+
+    # Robin approves D in the tracker: the approval is robin's own act.
+    cycle = services.do_approve(
+        actor=ours["reviewer"], cycle=obligation("D").current_cycle, source=m.EventSource.ADMIN
+    )
+    assert cycle.status == m.CycleStatus.MET and cycle.reviewer == ours["reviewer"]
 
 
-def test_four_eyes_refused_by_the_service_leaves_the_row_at_ready_for_review(ours, tmp_path):
+def test_the_file_cannot_get_an_approval_past_four_eyes(ours, tmp_path):
     cycle = obligation("U2U-RECORDS").current_cycle
     services.add_evidence_link(
         actor=ours["reviewer"], cycle=cycle, url=DOC + "old", title="", source="admin"
@@ -344,8 +407,11 @@ def test_four_eyes_refused_by_the_service_leaves_the_row_at_ready_for_review(our
     cycle.refresh_from_db()
     assert cycle.status == m.CycleStatus.READY_FOR_REVIEW
     assert "status not started → in progress → ready for review;" in output
-    assert "left at ready for review: Four eyes: the uploader" in output
-    # Importing again tries the approval again and writes nothing.
+    assert (
+        "robin@example.test cannot approve it: Four eyes: the uploader of its current evidence "
+        "cannot approve it."
+    ) in output
+    # Importing again changes nothing and writes nothing.
     before = counts()
     assert ": unchanged: left at ready for review" in import_file(path, organisation="Ours")
     assert counts() == before
@@ -442,30 +508,92 @@ def test_the_admin_page_is_for_editors_only(client, ours):
     assert url.encode() not in client.get(changelist).content
 
 
-def test_an_admin_dry_run_shows_the_report_and_writes_nothing(client, ours):
+def test_an_admin_dry_run_shows_the_report_and_writes_nothing(
+    client, ours, django_capture_on_commit_callbacks
+):
     client.force_login(ours["owner"])
     before = counts()
-    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS), dry_run=True)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS), dry_run=True)
     assert response.status_code == 200
-    assert counts() == before
+    # Nothing kept, no review request queued and no worker asked to deliver one.
+    assert counts() == before and not callbacks
     content = response.content.decode()
     assert "Dry run of register.csv: 2 row(s) to update, 0 unchanged, 0 refused" in content
     assert content.count("Would update") == 2
+    assert "waiting for robin@example.test to approve in the tracker" in content
 
 
-def test_an_admin_import_writes_as_the_signed_in_user(client, ours):
+def test_an_admin_import_acts_only_as_the_signed_in_user(client, ours):
+    """The file's approver is asked to approve, never recorded as having approved."""
     client.force_login(ours["owner"])
-    last_before = m.Event.objects.order_by("-pk").values_list("pk", flat=True).first()
+    marks = last_ids()
     response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS))
     assert response.status_code == 200
-    assert "Imported register.csv into Ours: 2 row(s) updated" in response.content.decode()
-    assert obligation("B").current_cycle.status == m.CycleStatus.MET
-    events = m.Event.objects.filter(pk__gt=last_before)
+    content = response.content.decode()
+    assert "Imported register.csv into Ours: 2 row(s) updated" in content
+    assert "waiting for robin@example.test to approve in the tracker" in content
+    cycle = obligation("B").current_cycle
+    assert cycle.status == m.CycleStatus.READY_FOR_REVIEW and cycle.reviewer is None
+    assert cycle.submitted_by == ours["owner"]
+    assert "robin" in review_requests(cycle)
+    events = m.Event.objects.filter(pk__gt=marks[0])
     assert set(events.values_list("source", flat=True)) == {m.EventSource.IMPORT}
-    approval = events.get(to_status=m.CycleStatus.MET)
-    assert approval.actor == ours["reviewer"]
-    assert set(events.exclude(pk=approval.pk).values_list("actor", flat=True)) == {ours["owner"].pk}
+    assert not events.filter(to_status=m.CycleStatus.MET).exists()
+    assert actors_since(marks) == {ours["owner"].pk}
     assert obligation("A").history.first().history_user == ours["owner"]  # type: ignore[attr-defined]
+
+
+def submitted(user, code: str) -> m.ObligationCycle:  # type: ignore[no-untyped-def]
+    """`user` adds evidence to the obligation and submits it for review, in the tracker."""
+    cycle = obligation(code).current_cycle
+    services.add_evidence_link(actor=user, cycle=cycle, url=DOC + code, title="", source="admin")
+    cycle = services.do_start(actor=user, cycle=cycle, source="admin")
+    return services.do_submit_for_review(actor=user, cycle=cycle, source="admin")
+
+
+def test_a_reviewer_importing_met_approves_only_someone_elses_submission(client, ours):
+    casey, robin = ours["owner"], ours["reviewer"]
+    member(ours["org"], role=m.Role.MANAGER, username="lee")
+    for code in ("CAA", "U2U-FOE-PRIVACY", "U2U-RECORDS", "U2U-COMPLAINTS"):
+        submitted(casey, code)
+    rows = [
+        # Casey's submissions: robin approves when the file names robin, or nobody.
+        row("A", "CAA", "met"),
+        row("B", "U2U-FOE-PRIVACY", "met", approver="robin@example.test"),
+        # ...but not when it names someone else, who is left to approve it.
+        row("C", "U2U-RECORDS", "met", approver="lee@example.test"),
+        # ...nor when the row adds evidence as robin (who then uploaded it).
+        row("D", "U2U-COMPLAINTS", "met", evidence=DOC + "d"),
+        # Robin's own submission, made by this import: someone else approves it.
+        row("E", "TOS-RIGHT-TO-SUE", "met", evidence=DOC + "e", approver="robin@example.test"),
+    ]
+    client.force_login(robin)
+    marks = last_ids()
+    response = post_import(client, ours["org"], csv_bytes(rows))
+    assert response.status_code == 200
+    assert "5 row(s) updated, 0 unchanged, 0 refused" in response.content.decode()
+    report = {r.external_ref: r.details for r in response.context["report"].rows}
+    for ref in "AB":
+        cycle = obligation(ref).current_cycle
+        assert cycle.status == m.CycleStatus.MET and cycle.reviewer == robin, ref
+        assert report[ref].endswith("status ready for review → met (approved by robin)"), ref
+    for ref in "CDE":
+        assert obligation(ref).current_cycle.status == m.CycleStatus.READY_FOR_REVIEW, ref
+    assert report["C"].endswith(
+        "left at ready for review: waiting for lee@example.test to approve in the tracker"
+    )
+    assert report["D"].endswith(
+        "left at ready for review: waiting for a reviewer to approve in the tracker; robin "
+        "cannot approve it: Four eyes: the uploader of its current evidence cannot approve it."
+    )
+    assert report["E"].endswith(
+        "status not started → in progress → ready for review; lands at ready for review: "
+        "waiting for a reviewer to approve in the tracker; robin cannot approve it: Four eyes: "
+        "the person who submitted it for review cannot approve it."
+    )
+    assert actors_since(marks) == {robin.pk}
+    assert {"casey", "lee"} <= review_requests(obligation("E").current_cycle)
 
 
 @pytest.mark.parametrize(
