@@ -16,24 +16,32 @@ import csv
 import datetime as dt
 import io
 import re
+import zipfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
 import openpyxl
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from openpyxl.utils import get_column_letter
 
 from obligations import dates, selectors, services
 from obligations import models as m
 
 S = m.CycleStatus
+# What one import may hold; the byte limit is settings.IMPORT_MAX_BYTES (README, "Importing").
 MAX_ROWS = 5_000
+MAX_COLUMNS = 50
+MAX_CELL_CHARS = 10_000
+UNPACKED_FACTOR = 10  # a workbook is a zip: it may unpack to this many times the byte limit
 SOURCE = m.EventSource.IMPORT
 
 # Each column and the header names it is known by, compared after `_normalise`.
@@ -98,10 +106,25 @@ class Table:
     rows: list[tuple[int, list[Cell]]]
 
 
+def too_large() -> ImportFileError:
+    """The refusal of a file over the size limit, wherever it is noticed."""
+    return ImportFileError(
+        f"The file is larger than {settings.IMPORT_MAX_BYTES:,} bytes, the limit for an "
+        "import; split it into smaller files."
+    )
+
+
 def read_table(filename: str, data: bytes) -> Table:
-    """The file's table, or ImportFileError saying what is wrong with the file as a whole."""
+    """The file's table, or ImportFileError saying what is wrong with the file as a whole.
+
+    Each limit (bytes, rows, columns, cell length) is checked while the file is read, and
+    reading stops at the first one passed: a few kilobytes of workbook can declare millions
+    of rows, so blank rows count too.
+    """
     if not data:
         raise ImportFileError("The file is empty.")
+    if len(data) > settings.IMPORT_MAX_BYTES:
+        raise too_large()
     suffix = PurePath(filename).suffix.lower()
     if suffix == ".csv":
         lines = _csv_lines(data)
@@ -109,53 +132,106 @@ def read_table(filename: str, data: bytes) -> Table:
         lines = _xlsx_lines(data)
     else:
         raise ImportFileError("Upload a .csv or .xlsx file (save an .xls or .ods file as .xlsx).")
-    header = next(lines, None)
-    if header is None:
-        raise ImportFileError("The file is empty.")
-    columns, ignored = _map_columns([_text(h) for h in header])
-    rows: list[tuple[int, list[Cell]]] = []
-    for number, cells in enumerate(lines, start=2):
-        if not any(cells):
-            continue
-        if len(rows) == MAX_ROWS:
-            raise ImportFileError(
-                f"The file has more than {MAX_ROWS:,} rows; split it into files of at most "
-                f"{MAX_ROWS:,} rows."
-            )
-        rows.append((number, cells))
+    with closing(lines):
+        header = next(lines, None)
+        if header is None:
+            raise ImportFileError("The file is empty.")
+        columns, ignored = _map_columns([_text(h) for h in _within_cell_limit(1, header)])
+        rows: list[tuple[int, list[Cell]]] = []
+        for number, cells in enumerate(lines, start=2):
+            if number > MAX_ROWS + 1:
+                raise ImportFileError(
+                    f"The file has more than {MAX_ROWS:,} rows below its header (blank rows "
+                    f"count too); split it into files of at most {MAX_ROWS:,} rows."
+                )
+            if any(_within_cell_limit(number, cells)):
+                rows.append((number, cells))
     if not rows:
         raise ImportFileError("The file has a header row but no rows to import.")
     return Table(columns=columns, ignored_columns=ignored, rows=rows)
 
 
-def _csv_lines(data: bytes) -> Iterator[list[Cell]]:
+def _within_cell_limit(number: int, cells: list[Cell]) -> list[Cell]:
+    for position, cell in enumerate(cells, start=1):
+        if isinstance(cell, str) and len(cell) > MAX_CELL_CHARS:
+            raise _cell_too_long(f"row {number}, column {get_column_letter(position)}")
+    return cells
+
+
+def _cell_too_long(where: str) -> ImportFileError:
+    return ImportFileError(
+        f"The cell at {where} is longer than {MAX_CELL_CHARS:,} characters, the limit for a cell."
+    )
+
+
+def _too_wide(number: int) -> ImportFileError:
+    return ImportFileError(
+        f"Row {number} has cells beyond column {get_column_letter(MAX_COLUMNS)}: the file may "
+        f"have at most {MAX_COLUMNS} columns."
+    )
+
+
+def _csv_lines(data: bytes) -> Generator[list[Cell]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportFileError(
             "The file is not UTF-8 text: save it as “CSV UTF-8” or as an .xlsx workbook."
         ) from None
+    number = 0
     try:
-        for record in csv.reader(io.StringIO(text, newline="")):
-            yield [value.strip() for value in record]
+        for number, record in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            cells: list[Cell] = [value.strip() for value in record]
+            if any(cells[MAX_COLUMNS:]):
+                raise _too_wide(number)
+            yield cells[:MAX_COLUMNS]
     except csv.Error as exc:
+        # The csv module's own cap on a field (131,072 characters) is past ours: the same fault.
+        if "field larger than field limit" in str(exc):
+            raise _cell_too_long(f"row {number + 1}") from None
         raise ImportFileError(f"The file is not a readable CSV file ({exc}).") from None
 
 
-def _xlsx_lines(data: bytes) -> Iterator[list[Cell]]:
+def _xlsx_lines(data: bytes) -> Generator[list[Cell]]:
+    _check_unpacked_size(data)
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
-            for values in workbook.worksheets[0].iter_rows(values_only=True):
-                yield [_xlsx_cell(value) for value in values]
+            sheet = workbook.worksheets[0]
+            # Rows as written, not padded to the size the sheet declares (which can be huge).
+            sheet.reset_dimensions()  # type: ignore[union-attr]
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+                beyond = values[MAX_COLUMNS:]
+                if beyond.count(None) != len(beyond):  # counted in C: rows can be wide
+                    raise _too_wide(number)
+                yield [_xlsx_cell(value) for value in values[:MAX_COLUMNS]]
         finally:
             workbook.close()
+    except ImportFileError:
+        raise
     # A malformed workbook surfaces from the zip, XML and openpyxl layers as many exception
     # types; to the person uploading it they all mean the same thing.
     except Exception as exc:
         raise ImportFileError(
             "The file is not a readable .xlsx workbook (the first sheet is imported)."
         ) from exc
+
+
+def _check_unpacked_size(data: bytes) -> None:
+    """A workbook is a zip, and openpyxl reads its shared strings whole: refuse one that
+    unpacks past a multiple of the file limit before anything is unpacked (zipfile stops
+    each part at its declared size)."""
+    limit = settings.IMPORT_MAX_BYTES * UNPACKED_FACTOR
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(part.file_size for part in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return  # openpyxl says it is not a workbook
+    if unpacked > limit:
+        raise ImportFileError(
+            f"The workbook unpacks to {unpacked:,} bytes; the limit is {limit:,} bytes "
+            f"({UNPACKED_FACTOR} times the {settings.IMPORT_MAX_BYTES:,}-byte file limit)."
+        )
 
 
 def _xlsx_cell(value: object) -> Cell:

@@ -4,6 +4,8 @@ idempotent re-imports, writes through the services with source "import"."""
 import csv
 import datetime as dt
 import io
+import re
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -11,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.urls import reverse
 
 from obligations import importer, services
@@ -475,6 +478,137 @@ def test_the_row_limit():
         importer.read_table("big.csv", too_many)
 
 
+# --- Limits: a file cannot tie up a worker ----------------------------------------------------
+
+
+def workbook_bytes(*rows: list[object], at: dict[str, object] | None = None) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for values in rows:
+        sheet.append(values)
+    for cell, value in (at or {}).items():
+        sheet[cell] = value
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def rewrite_sheet(data: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+    """The workbook with its first sheet's XML passed through `change`."""
+    source, result = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(result, "w", zipfile.ZIP_DEFLATED) as target:
+        for part in source.infolist():
+            content = source.read(part)
+            if part.filename == "xl/worksheets/sheet1.xml":
+                content = change(content.decode()).encode()
+            target.writestr(part, content)
+    return result.getvalue()
+
+
+GOOD_ROW = ["A", "Chat", "CAA"]
+SHORT_HEADER = ["Reference", "Service", "Duty"]
+
+
+def refusal(name: str, data: bytes) -> str:
+    with pytest.raises(importer.ImportFileError) as raised:
+        importer.read_table(name, data)
+    return str(raised.value)
+
+
+def test_blank_rows_count_toward_the_row_limit_and_reading_stops_there():
+    # A few kilobytes that once kept a worker busy for minutes: a cell a million rows down.
+    blank_rows = workbook_bytes(SHORT_HEADER, GOOD_ROW, at={"A1048576": "x"})
+    assert len(blank_rows) < 10_000
+    assert refusal("register.xlsx", blank_rows) == (
+        "The file has more than 5,000 rows below its header (blank rows count too); split it "
+        "into files of at most 5,000 rows."
+    )
+    assert "more than 5,000 rows" in refusal("register.csv", b"Ref,Service,Duty\n" + b",,\n" * 5001)
+    # 5,000 rows, blank or not, are within the limit.
+    table = importer.read_table("register.csv", csv_bytes([GOOD_ROW, *[[""]] * 4999], SHORT_HEADER))
+    assert [number for number, _ in table.rows] == [2]
+
+
+def test_a_workbook_is_read_as_written_not_as_large_as_it_declares():
+    declared = rewrite_sheet(
+        workbook_bytes(SHORT_HEADER, GOOD_ROW),
+        lambda xml: re.sub(r'<dimension ref="[^"]*"', '<dimension ref="A1:XFD1048576"', xml),
+    )
+    table = importer.read_table("register.xlsx", declared)
+    assert table.rows == [(2, GOOD_ROW)]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("register.csv", csv_bytes([[*GOOD_ROW, *[""] * 47, "x"]], SHORT_HEADER)),
+        ("register.xlsx", workbook_bytes(SHORT_HEADER, GOOD_ROW, at={"XFD2": "x"})),
+    ],
+)
+def test_the_column_limit(name, data):
+    assert refusal(name, data) == (
+        "Row 2 has cells beyond column AX: the file may have at most 50 columns."
+    )
+
+
+def test_blank_cells_beyond_the_column_limit_are_no_fault():
+    trailing = csv_bytes([[*GOOD_ROW, *[""] * 100]], SHORT_HEADER)
+    [(number, cells)] = importer.read_table("register.csv", trailing).rows
+    assert number == 2 and cells[:3] == GOOD_ROW and not any(cells[3:])
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "where"),
+    [
+        ("register.csv", csv_bytes([["A", "Chat", "x" * 10_001]], SHORT_HEADER), "row 2, column C"),
+        # Past the csv module's own field limit, the same refusal.
+        ("register.csv", csv_bytes([["A", "x" * 200_000, "CAA"]], SHORT_HEADER), "row 2"),
+        ("register.xlsx", workbook_bytes(SHORT_HEADER, ["A", "x" * 10_001]), "row 2, column B"),
+    ],
+)
+def test_the_cell_length_limit(name, data, where):
+    assert refusal(name, data) == (
+        f"The cell at {where} is longer than 10,000 characters, the limit for a cell."
+    )
+    # At the limit, a cell is read.
+    importer.read_table("register.csv", csv_bytes([["A", "Chat", "x" * 10_000]], SHORT_HEADER))
+
+
+def test_the_byte_limit_and_a_workbook_that_unpacks_past_it(settings):
+    settings.IMPORT_MAX_BYTES = 50_000
+    at_limit = csv_bytes([GOOD_ROW], SHORT_HEADER)
+    at_limit += b" " * (50_000 - len(at_limit))  # one blank row
+    assert importer.read_table("register.csv", at_limit).rows == [(2, GOOD_ROW)]
+    assert refusal("register.csv", at_limit + b" ") == (
+        "The file is larger than 50,000 bytes, the limit for an import; split it into smaller "
+        "files."
+    )
+    # Two megabytes of text packs into a few kilobytes of workbook.
+    big_cell = f'<row r="2"><c r="A2" t="inlineStr"><is><t>{"x" * 2_000_000}</t></is></c></row>'
+    bomb = rewrite_sheet(
+        workbook_bytes(SHORT_HEADER),
+        lambda xml: xml.replace("</sheetData>", f"{big_cell}</sheetData>"),
+    )
+    assert len(bomb) < 50_000
+    assert re.fullmatch(
+        r"The workbook unpacks to [\d,]+ bytes; the limit is 500,000 bytes \(10 times the "
+        r"50,000-byte file limit\)\.",
+        refusal("register.xlsx", bomb),
+    )
+
+
+def test_the_command_reads_no_further_than_the_byte_limit(ours, tmp_path, settings):
+    settings.IMPORT_MAX_BYTES = 1_000
+    path = tmp_path / "register.csv"
+    path.write_bytes(csv_bytes([row("A", "CAA")]) + b" " * 2_000)
+    output, error = refused_import(path)
+    assert error == (
+        "register.csv: The file is larger than 1,000 bytes, the limit for an import; split it "
+        "into smaller files."
+    )
+    assert output == ""
+
+
 # --- The admin page -----------------------------------------------------------------------
 
 
@@ -633,3 +767,42 @@ def test_a_user_of_another_organisation_cannot_import_into_ours(client, ours):
     assert "Nothing was written" in response.content.decode()
     assert response.content.decode().count("unknown service") == 2
     assert counts() == before
+
+
+def test_an_upload_over_the_byte_limit_is_not_received(client, ours, settings):
+    settings.IMPORT_MAX_BYTES = 1_000
+    client.force_login(ours["owner"])
+    before = counts()
+    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS) + b" " * 2_000)
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "file": [
+            "The file is larger than 1,000 bytes, the limit for an import; split it into "
+            "smaller files."
+        ]
+    }
+    # The import's upload handler stopped at the limit: the file never reached the view.
+    assert not response.wsgi_request.FILES
+    assert counts() == before
+    # Within the limit, the same page imports.
+    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS), dry_run=True)
+    assert "2 row(s) to update" in response.content.decode()
+
+
+def test_the_import_page_still_checks_csrf(ours):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ours["owner"])
+    before = counts()
+    assert post_import(client, ours["org"], csv_bytes(ADMIN_ROWS)).status_code == 403
+    assert counts() == before
+    page = client.get(reverse("admin:obligations_obligation_import"))
+    token = page.context["csrf_token"]
+    response = client.post(
+        reverse("admin:obligations_obligation_import"),
+        {
+            "organisation": ours["org"].pk,
+            "file": upload(csv_bytes(ADMIN_ROWS)),
+            "csrfmiddlewaretoken": token,
+        },
+    )
+    assert "Imported register.csv into Ours: 2 row(s) updated" in response.content.decode()
