@@ -9,19 +9,36 @@ from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
+from django.core.files.uploadedfile import UploadedFile
+from django.core.files.uploadhandler import StopUpload, TemporaryFileUploadHandler
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.urls import path
+from django.views.decorators.csrf import csrf_exempt, csrf_protect
 
 from obligations import importer, selectors
 from obligations import models as m
 
 
+class ImportUploadHandler(TemporaryFileUploadHandler):
+    """Receives an import to a temporary file and stops at the import's byte limit, so an
+    oversized upload is never read whole (the evidence handler allows far more)."""
+
+    def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
+        if start + len(raw_data) > settings.IMPORT_MAX_BYTES:
+            self.request.import_too_large = True  # type: ignore[union-attr]
+            raise StopUpload(connection_reset=False)
+        return super().receive_data_chunk(raw_data, start)
+
+
 class ImportRegisterForm(forms.Form):
     file = forms.FileField(
-        help_text="A .csv file (UTF-8) or an .xlsx workbook (its first sheet), "
-        f"at most {importer.MAX_ROWS:,} rows; the first row names the columns."
+        help_text="A .csv file (UTF-8) or an .xlsx workbook (its first sheet), at most "
+        f"{settings.IMPORT_MAX_BYTES:,} bytes, {importer.MAX_ROWS:,} rows and "
+        f"{importer.MAX_COLUMNS} columns; the first row names the columns.",
+        # Checked in clean_file, so that a file stopped at the size limit says so.
+        required=False,
     )
     organisation = forms.ModelChoiceField(queryset=m.Organisation.objects.none(), empty_label=None)
     dry_run = forms.BooleanField(
@@ -34,9 +51,16 @@ class ImportRegisterForm(forms.Form):
         label="Import the good rows even if some rows are refused",
     )
 
-    def __init__(self, *args: Any, organisations: QuerySet[m.Organisation], **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        organisations: QuerySet[m.Organisation],
+        too_large: bool = False,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.filename = ""
+        self.too_large = too_large
         field = self.fields["organisation"]
         field.queryset = organisations  # type: ignore[attr-defined]
         if len(organisations) == 1:
@@ -44,10 +68,15 @@ class ImportRegisterForm(forms.Form):
             field.widget = forms.HiddenInput()
 
     def clean_file(self) -> importer.Table:
-        uploaded = self.cleaned_data["file"]
-        self.filename = uploaded.name or ""
+        uploaded: UploadedFile | None = self.cleaned_data["file"]
         try:
-            return importer.read_table(self.filename, uploaded.read())
+            if self.too_large:
+                raise importer.too_large()
+            if uploaded is None:
+                raise forms.ValidationError(self.fields["file"].error_messages["required"])
+            self.filename = uploaded.name or ""
+            # One byte past the limit is enough for read_table to refuse it.
+            return importer.read_table(self.filename, uploaded.read(settings.IMPORT_MAX_BYTES + 1))
         except importer.ImportFileError as exc:
             raise forms.ValidationError(str(exc)) from None
 
@@ -59,7 +88,7 @@ class ImportRegisterAdminMixin(admin.ModelAdmin):
         return [
             path(
                 "import/",
-                self.admin_site.admin_view(self.import_view),
+                self.admin_site.admin_view(csrf_exempt(self.receive_import)),
                 name=f"{self.opts.app_label}_{self.opts.model_name}_import",
             ),
             *super().get_urls(),
@@ -70,6 +99,12 @@ class ImportRegisterAdminMixin(admin.ModelAdmin):
     ) -> HttpResponse:
         extra = {**(extra_context or {}), "can_import": selectors.can_edit(request.user)}
         return super().changelist_view(request, extra)
+
+    def receive_import(self, request: HttpRequest) -> HttpResponse:
+        """The import's own upload handler has to be in place before anything reads the body,
+        the CSRF check included; so that check runs here, after it."""
+        request.upload_handlers = [ImportUploadHandler(request)]
+        return csrf_protect(self.import_view)(request)
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
         if not selectors.can_edit(request.user):
@@ -82,6 +117,7 @@ class ImportRegisterAdminMixin(admin.ModelAdmin):
             request.POST if posted else None,
             request.FILES if posted else None,
             organisations=organisations,
+            too_large=getattr(request, "import_too_large", False),
         )
         report = None
         if posted and form.is_valid():
@@ -96,11 +132,6 @@ class ImportRegisterAdminMixin(admin.ModelAdmin):
                 import_good_rows=data["import_good_rows"],
             )
             self.message_user(request, report.summary(), _level(report))
-        elif posted and getattr(request, "evidence_too_large", False):
-            # The upload handler stopped reading at the evidence size limit.
-            form.add_error(
-                "file", f"The file is larger than {settings.EVIDENCE_MAX_BYTES:,} bytes."
-            )
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,

@@ -1,8 +1,9 @@
 """Import an existing register from a spreadsheet (CSV or XLSX).
 
-Reading, validating and planning only read the database and return a report of what each
-row does. Writing goes through the service functions alone, with source "import", so every
-change has its event (or field history) like a change made by hand.
+Reading, validating and planning only read the database. Writing goes through the service
+functions alone, as the person importing and with source "import", so every change has its
+event (or field history) like a change made by hand, in the name of whoever made it. A dry
+run makes the same calls and rolls them back, so it reports what an import would do.
 
 A row never creates an obligation: it finds the obligation by (service, duty code) and
 brings it in line with the row. Blank cells leave the register as it is, and a row that
@@ -15,24 +16,32 @@ import csv
 import datetime as dt
 import io
 import re
+import zipfile
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import PurePath
 
 import openpyxl
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
+from openpyxl.utils import get_column_letter
 
+from obligations import dates, selectors, services
 from obligations import models as m
-from obligations import selectors, services
 
 S = m.CycleStatus
+# What one import may hold; the byte limit is settings.IMPORT_MAX_BYTES (README, "Importing").
 MAX_ROWS = 5_000
+MAX_COLUMNS = 50
+MAX_CELL_CHARS = 10_000
+UNPACKED_FACTOR = 10  # a workbook is a zip: it may unpack to this many times the byte limit
 SOURCE = m.EventSource.IMPORT
 
 # Each column and the header names it is known by, compared after `_normalise`.
@@ -61,7 +70,6 @@ COLUMN_LABELS = {
 REQUIRED = ("service", "duty", "external_ref")
 # Statuses a file may ask for go forward along the workflow; sending back is a reviewer's act.
 FORWARD: tuple[str, ...] = (S.IN_PROGRESS, S.READY_FOR_REVIEW, S.MET)
-APPROVER_ROLES = (m.Role.ADMIN, m.Role.COMPLIANCE)
 ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 UK_DATE = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
 
@@ -98,10 +106,25 @@ class Table:
     rows: list[tuple[int, list[Cell]]]
 
 
+def too_large() -> ImportFileError:
+    """The refusal of a file over the size limit, wherever it is noticed."""
+    return ImportFileError(
+        f"The file is larger than {settings.IMPORT_MAX_BYTES:,} bytes, the limit for an "
+        "import; split it into smaller files."
+    )
+
+
 def read_table(filename: str, data: bytes) -> Table:
-    """The file's table, or ImportFileError saying what is wrong with the file as a whole."""
+    """The file's table, or ImportFileError saying what is wrong with the file as a whole.
+
+    Each limit (bytes, rows, columns, cell length) is checked while the file is read, and
+    reading stops at the first one passed: a few kilobytes of workbook can declare millions
+    of rows, so blank rows count too.
+    """
     if not data:
         raise ImportFileError("The file is empty.")
+    if len(data) > settings.IMPORT_MAX_BYTES:
+        raise too_large()
     suffix = PurePath(filename).suffix.lower()
     if suffix == ".csv":
         lines = _csv_lines(data)
@@ -109,53 +132,106 @@ def read_table(filename: str, data: bytes) -> Table:
         lines = _xlsx_lines(data)
     else:
         raise ImportFileError("Upload a .csv or .xlsx file (save an .xls or .ods file as .xlsx).")
-    header = next(lines, None)
-    if header is None:
-        raise ImportFileError("The file is empty.")
-    columns, ignored = _map_columns([_text(h) for h in header])
-    rows: list[tuple[int, list[Cell]]] = []
-    for number, cells in enumerate(lines, start=2):
-        if not any(cells):
-            continue
-        if len(rows) == MAX_ROWS:
-            raise ImportFileError(
-                f"The file has more than {MAX_ROWS:,} rows; split it into files of at most "
-                f"{MAX_ROWS:,} rows."
-            )
-        rows.append((number, cells))
+    with closing(lines):
+        header = next(lines, None)
+        if header is None:
+            raise ImportFileError("The file is empty.")
+        columns, ignored = _map_columns([_text(h) for h in _within_cell_limit(1, header)])
+        rows: list[tuple[int, list[Cell]]] = []
+        for number, cells in enumerate(lines, start=2):
+            if number > MAX_ROWS + 1:
+                raise ImportFileError(
+                    f"The file has more than {MAX_ROWS:,} rows below its header (blank rows "
+                    f"count too); split it into files of at most {MAX_ROWS:,} rows."
+                )
+            if any(_within_cell_limit(number, cells)):
+                rows.append((number, cells))
     if not rows:
         raise ImportFileError("The file has a header row but no rows to import.")
     return Table(columns=columns, ignored_columns=ignored, rows=rows)
 
 
-def _csv_lines(data: bytes) -> Iterator[list[Cell]]:
+def _within_cell_limit(number: int, cells: list[Cell]) -> list[Cell]:
+    for position, cell in enumerate(cells, start=1):
+        if isinstance(cell, str) and len(cell) > MAX_CELL_CHARS:
+            raise _cell_too_long(f"row {number}, column {get_column_letter(position)}")
+    return cells
+
+
+def _cell_too_long(where: str) -> ImportFileError:
+    return ImportFileError(
+        f"The cell at {where} is longer than {MAX_CELL_CHARS:,} characters, the limit for a cell."
+    )
+
+
+def _too_wide(number: int) -> ImportFileError:
+    return ImportFileError(
+        f"Row {number} has cells beyond column {get_column_letter(MAX_COLUMNS)}: the file may "
+        f"have at most {MAX_COLUMNS} columns."
+    )
+
+
+def _csv_lines(data: bytes) -> Generator[list[Cell]]:
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
         raise ImportFileError(
             "The file is not UTF-8 text: save it as “CSV UTF-8” or as an .xlsx workbook."
         ) from None
+    number = 0
     try:
-        for record in csv.reader(io.StringIO(text, newline="")):
-            yield [value.strip() for value in record]
+        for number, record in enumerate(csv.reader(io.StringIO(text, newline="")), start=1):
+            cells: list[Cell] = [value.strip() for value in record]
+            if any(cells[MAX_COLUMNS:]):
+                raise _too_wide(number)
+            yield cells[:MAX_COLUMNS]
     except csv.Error as exc:
+        # The csv module's own cap on a field (131,072 characters) is past ours: the same fault.
+        if "field larger than field limit" in str(exc):
+            raise _cell_too_long(f"row {number + 1}") from None
         raise ImportFileError(f"The file is not a readable CSV file ({exc}).") from None
 
 
-def _xlsx_lines(data: bytes) -> Iterator[list[Cell]]:
+def _xlsx_lines(data: bytes) -> Generator[list[Cell]]:
+    _check_unpacked_size(data)
     try:
         workbook = openpyxl.load_workbook(io.BytesIO(data), read_only=True, data_only=True)
         try:
-            for values in workbook.worksheets[0].iter_rows(values_only=True):
-                yield [_xlsx_cell(value) for value in values]
+            sheet = workbook.worksheets[0]
+            # Rows as written, not padded to the size the sheet declares (which can be huge).
+            sheet.reset_dimensions()  # type: ignore[union-attr]
+            for number, values in enumerate(sheet.iter_rows(values_only=True), start=1):
+                beyond = values[MAX_COLUMNS:]
+                if beyond.count(None) != len(beyond):  # counted in C: rows can be wide
+                    raise _too_wide(number)
+                yield [_xlsx_cell(value) for value in values[:MAX_COLUMNS]]
         finally:
             workbook.close()
+    except ImportFileError:
+        raise
     # A malformed workbook surfaces from the zip, XML and openpyxl layers as many exception
     # types; to the person uploading it they all mean the same thing.
     except Exception as exc:
         raise ImportFileError(
             "The file is not a readable .xlsx workbook (the first sheet is imported)."
         ) from exc
+
+
+def _check_unpacked_size(data: bytes) -> None:
+    """A workbook is a zip, and openpyxl reads its shared strings whole: refuse one that
+    unpacks past a multiple of the file limit before anything is unpacked (zipfile stops
+    each part at its declared size)."""
+    limit = settings.IMPORT_MAX_BYTES * UNPACKED_FACTOR
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            unpacked = sum(part.file_size for part in archive.infolist())
+    except (zipfile.BadZipFile, ValueError):
+        return  # openpyxl says it is not a workbook
+    if unpacked > limit:
+        raise ImportFileError(
+            f"The workbook unpacks to {unpacked:,} bytes; the limit is {limit:,} bytes "
+            f"({UNPACKED_FACTOR} times the {settings.IMPORT_MAX_BYTES:,}-byte file limit)."
+        )
 
 
 def _xlsx_cell(value: object) -> Cell:
@@ -289,12 +365,14 @@ class RowPlan:
     due: dt.date | None = None
     evidence_url: str | None = None
     path: list[str] = field(default_factory=list)
+    # Who the file says should approve a "met": asked to, never approving in the import.
     approver: User | None = None
     not_applicable_reason: str = ""
 
 
 @dataclass
 class ImportPlan:
+    organisation: m.Organisation
     report: ImportReport
     rows: list[tuple[RowOutcome, RowPlan]]
 
@@ -361,7 +439,7 @@ class _Register:
 
 
 def plan_import(
-    table: Table, *, organisation: m.Organisation, actor: User, filename: str, dry_run: bool
+    table: Table, *, organisation: m.Organisation, filename: str, dry_run: bool
 ) -> ImportPlan:
     """Validate every row against the register and work out the writes it needs (reads only)."""
     register = _Register.load(organisation)
@@ -392,10 +470,10 @@ def plan_import(
         if obligation is None or outcome.errors:
             continue
         provenance = f"Imported from {filename} row {number}"
-        plan = _plan_row(register, obligation, fields, outcome, actor, provenance)
+        plan = _plan_row(register, obligation, fields, outcome, provenance)
         if plan is not None:
             plans.append((outcome, plan))
-    return ImportPlan(report=report, rows=plans)
+    return ImportPlan(organisation=organisation, report=report, rows=plans)
 
 
 def _find_obligation(
@@ -475,11 +553,11 @@ def _check_fields(
         owner = membership.user if membership else None
     if values.get("approver"):
         membership = register.member(values["approver"], "approver", errors)
-        if membership is not None and membership.role not in APPROVER_ROLES:
+        if membership is not None and membership.role not in selectors.REVIEWER_ROLES:
+            roles = ", ".join(str(m.Role(role).label).lower() for role in selectors.REVIEWER_ROLES)
             errors.append(
                 f"the approver {values['approver']} has the role "
-                f"{membership.get_role_display().lower()}; only organisation admins and "
-                "compliance staff approve"
+                f"{membership.get_role_display().lower()}; only these roles approve: {roles}"
             )
         elif membership is not None:
             approver = membership.user
@@ -499,6 +577,9 @@ def _check_fields(
         due = _date(due_cell)
         if due is None:
             errors.append(f"due date “{_text(due_cell)}” is not a date (YYYY-MM-DD or DD/MM/YYYY)")
+        elif not dates.is_plausible(due):
+            errors.append(f"due date “{_text(due_cell)}” is out of range: use {dates.RANGE_TEXT}")
+            due = None
     url = values.get("evidence", "")
     if url:
         try:
@@ -529,7 +610,6 @@ def _plan_row(
     obligation: m.Obligation,
     fields: _Fields,
     outcome: RowOutcome,
-    actor: User,
     provenance: str,
 ) -> RowPlan | None:
     cycle = obligation.current_cycle
@@ -546,10 +626,9 @@ def _plan_row(
     if fields.notes and fields.notes != obligation.notes:
         plan.notes = fields.notes
         changes.append("notes updated")
-    owner = obligation.owner
     if fields.owner is not None and fields.owner.pk != obligation.owner_id:
-        plan.owner = owner = fields.owner
-        changes.append(f"owner {obligation.owner or 'nobody'} → {owner}")
+        plan.owner = fields.owner
+        changes.append(f"owner {obligation.owner or 'nobody'} → {fields.owner}")
         if plan.start == S.READY_FOR_REVIEW:
             # assign_owner sends work under review back to in progress (four eyes).
             plan.start = S.IN_PROGRESS
@@ -568,13 +647,11 @@ def _plan_row(
             plan.evidence_url = url
             changes.append("evidence link added")
     if fields.status is not None:
-        _plan_status(plan, fields, outcome, owner, actor)
-    return plan if outcome.changes else None
+        _plan_status(plan, fields, outcome)
+    return plan if outcome.changes or plan.path else None
 
 
-def _plan_status(
-    plan: RowPlan, fields: _Fields, outcome: RowOutcome, owner: User | None, actor: User
-) -> None:
+def _plan_status(plan: RowPlan, fields: _Fields, outcome: RowOutcome) -> None:
     assert fields.status is not None
     path = _path(plan.start, fields.status)
     if path is None:
@@ -583,19 +660,10 @@ def _plan_status(
             f"left at {_label(plan.start)}: the file says {_label(fields.status)}, and {why}"
         )
         return
-    if path and path[-1] == S.MET:
-        why_not = _why_not_approved(plan.obligation, plan.cycle, fields, owner, actor)
-        if why_not:
-            path.pop()
-            where = "lands" if path else "left"
-            outcome.warnings.append(f"{where} at ready for review: {why_not}")
-        else:
-            plan.approver = fields.approver
-    if path:
-        plan.path = path
-        if fields.status == S.NOT_APPLICABLE:
-            plan.not_applicable_reason = fields.notes
-        outcome.changes.append(_status_change(plan.start, path, plan.approver))
+    plan.path = path
+    plan.approver = fields.approver
+    if fields.status == S.NOT_APPLICABLE:
+        plan.not_applicable_reason = fields.notes
 
 
 def _path(current: str, target: str) -> list[str] | None:
@@ -616,57 +684,25 @@ def _path(current: str, target: str) -> list[str] | None:
     return paths.get(target)
 
 
-def _why_not_approved(
-    obligation: m.Obligation,
-    cycle: m.ObligationCycle,
-    fields: _Fields,
-    owner: User | None,
-    actor: User,
-) -> str:
-    """Why an imported "met" cannot be approved, as far as the file and the register show;
-    the service function checks four eyes in full when it approves."""
-    if obligation.duty.assessment_kind:
-        assessment = m.RiskAssessment.objects.filter(cycle=cycle).first()
-        if assessment is None or selectors.unrated_entries(assessment):
-            return (
-                "a risk assessment is met on its rated rows, recorded in the tracker, not on a "
-                "spreadsheet cell: record the assessment, then approve it"
-            )
-    if obligation.service is not None and obligation.duty.measures.exists():
-        undecided = selectors.undecided_measures(obligation.service, obligation.duty)
-        if undecided:
-            return f"recommended Codes measures have no decision yet ({', '.join(undecided)})"
-    approver = fields.approver
-    if not fields.evidence_url:
-        return "“met” needs an evidence link"
-    if approver is None:
-        return "“met” needs an approver e-mail (not the owner)"
-    if owner is not None and approver.pk == owner.pk:
-        return "four eyes: the approver is the owner"
-    if approver.pk == actor.pk:
-        return "four eyes: the approver is the person importing, who submits it for review"
-    return ""
-
-
-def _status_change(start: str, path: list[str], approver: User | None) -> str:
+def _status_change(start: str, path: list[str], actor: User) -> str:
     text = " → ".join(_label(status) for status in [start, *path])
     if path and path[-1] == S.MET:
-        text += f" (approved by {approver})"
+        text += f" (approved by {actor.get_username()})"
     return f"status {text}"
 
 
-# --- Writing: service functions only --------------------------------------
+# --- Writing: service functions only, as the person importing --------------
 
 
-def write(plan: ImportPlan, *, actor: User) -> None:
-    """Carry out the plan: the importer acts, except that the approver approves."""
+def _write(plan: ImportPlan, *, actor: User) -> None:
+    """Carry out the plan. Every call acts as `actor`: an import never writes in anyone
+    else's name, so a "met" is approved only when the importer may approve it themself."""
+    may_approve = selectors.may_transition(actor, plan.organisation.pk, S.MET)
     for outcome, row in plan.rows:
-        _write_row(outcome, row, actor)
-        outcome.written = True
-    plan.report.written = True
+        _write_row(outcome, row, actor, may_approve)
 
 
-def _write_row(outcome: RowOutcome, row: RowPlan, actor: User) -> None:
+def _write_row(outcome: RowOutcome, row: RowPlan, actor: User, may_approve: bool) -> None:
     obligation, cycle = row.obligation, row.cycle
     if row.external_ref is not None or row.notes is not None:
         services.update_obligation_details(
@@ -694,25 +730,48 @@ def _write_row(outcome: RowOutcome, row: RowPlan, actor: User) -> None:
         )
     moved: list[str] = []
     for status in row.path:
+        # The file's approver is who should approve; the importer approves only when the
+        # file names them (or nobody) and the workflow lets them.
+        if status == S.MET and not (may_approve and row.approver in (None, actor)):
+            outcome.warnings.append(_waiting(row, bool(moved), ""))
+            break
         try:
             cycle = services.transition_to(
-                actor=(row.approver or actor) if status == S.MET else actor,
+                actor=actor,
                 cycle=cycle,
                 to=status,
                 source=SOURCE,
                 reason=row.not_applicable_reason if status == S.NOT_APPLICABLE else row.provenance,
             )
         except services.TransitionError as exc:
-            # Four eyes (or someone else's change) stops the walk; the row keeps what it did.
-            cycle.refresh_from_db(fields=["status"])
-            planned = outcome.changes.index(_status_change(row.start, row.path, row.approver))
-            if moved:
-                outcome.changes[planned] = _status_change(row.start, moved, None)
-            else:
-                del outcome.changes[planned]
-            outcome.warnings.append(f"left at {_label(cycle.status)}: {exc}")
-            return
+            if status == S.MET:
+                why = f"{actor.get_username()} cannot approve it: {exc}"
+                outcome.warnings.append(_waiting(row, bool(moved), why))
+            else:  # someone else's change since the plan was made
+                cycle.refresh_from_db(fields=["status"])
+                outcome.warnings.append(f"left at {_label(cycle.status)}: {exc}")
+            break
         moved.append(status)
+    if moved:
+        outcome.changes.append(_status_change(row.start, moved, actor))
+
+
+def _waiting(row: RowPlan, moved: bool, why: str) -> str:
+    """Where a "met" the importer did not approve is left, and whose approval it waits for:
+    the file's approver, when the workflow would let them approve it as it now stands."""
+    who, reasons = "a reviewer", [why] if why else []
+    if row.approver is not None and not why:
+        cycle = m.ObligationCycle.objects.select_related("obligation").get(pk=row.cycle.pk)
+        try:
+            services.check_can_be_met(row.approver, cycle)
+        except services.TransitionError as exc:
+            reasons.append(f"{row.approver.email} cannot approve it: {exc}")
+        else:
+            who = row.approver.email
+    where = "lands" if moved else "left"
+    return "; ".join(
+        [f"{where} at ready for review: waiting for {who} to approve in the tracker", *reasons]
+    )
 
 
 def run_import(
@@ -724,16 +783,16 @@ def run_import(
     dry_run: bool,
     import_good_rows: bool,
 ) -> ImportReport:
-    """Plan every row, then write in one transaction: all rows, or (when asked) the good
-    ones; nothing for a dry run, nor for a file with refused rows unless asked."""
-    if dry_run:
-        return plan_import(
-            table, organisation=organisation, actor=actor, filename=filename, dry_run=True
-        ).report
+    """Plan every row and write in one transaction: all rows, or (when asked) the good ones.
+    A dry run, or a file with refused rows, makes the very same service calls and rolls them
+    back, so its report is what the workflow's own rules would do, and nothing is kept."""
     with transaction.atomic():
-        plan = plan_import(
-            table, organisation=organisation, actor=actor, filename=filename, dry_run=False
-        )
-        if import_good_rows or not plan.report.refused:
-            write(plan, actor=actor)
+        plan = plan_import(table, organisation=organisation, filename=filename, dry_run=dry_run)
+        _write(plan, actor=actor)
+        if dry_run or (plan.report.refused and not import_good_rows):
+            transaction.set_rollback(True)
+        else:
+            plan.report.written = True
+            for outcome, _ in plan.rows:
+                outcome.written = True
     return plan.report

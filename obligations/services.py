@@ -923,7 +923,9 @@ def current_evidence(cycle: m.ObligationCycle) -> QuerySet[m.Evidence]:
     return selectors.current_evidence_of(cycle, london_today())
 
 
-def _check_can_be_met(actor: User, cycle: m.ObligationCycle) -> None:
+def check_can_be_met(actor: User, cycle: m.ObligationCycle) -> None:
+    """TransitionError saying why `actor` may not approve the cycle as it stands (four eyes,
+    evidence, the assessment, the measures); the import asks it of the approver it names."""
     _check_four_eyes(actor, cycle)
     _check_assessment(actor, cycle)
     _check_measures(cycle)
@@ -965,7 +967,7 @@ def _transition(
         if needs_reason and not reason:
             raise TransitionError(f"Moving to {label.lower()} needs a reason.")
         if to == S.MET:
-            _check_can_be_met(actor, cycle)
+            check_can_be_met(actor, cycle)
         now = timezone.now()
         changes: dict[str, Any] = {"status": to, "updated_at": now, "next_reminder_at": now}
         if to == S.READY_FOR_REVIEW:

@@ -4,6 +4,8 @@ idempotent re-imports, writes through the services with source "import"."""
 import csv
 import datetime as dt
 import io
+import re
+import zipfile
 from pathlib import Path
 
 import openpyxl
@@ -11,6 +13,7 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
+from django.test import Client
 from django.urls import reverse
 
 from obligations import importer, services
@@ -69,12 +72,40 @@ def row(ref: str, duty: str, status: str = "", **cells: str) -> list[str]:
     ]
 
 
-def counts() -> tuple[int, int, int]:
+def counts() -> tuple[int, int, int, int]:
     return (
         m.Event.objects.count(),
         m.Evidence.objects.count(),
         m.Obligation.history.count(),  # type: ignore[attr-defined]
+        m.Reminder.objects.count(),
     )
+
+
+def last_ids() -> tuple[int, int, int]:
+    """Where the event, notice event and field history tables end, to see what an import adds."""
+    return (
+        m.Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+        m.NoticeEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+        m.Obligation.history.order_by("-pk").values_list("pk", flat=True).first() or 0,  # type: ignore[attr-defined]
+    )
+
+
+def actors_since(marks: tuple[int, int, int]) -> set[int]:
+    """Everyone named as having acted in the event rows and field history written since."""
+    event, notice, history = marks
+    return (
+        set(m.Event.objects.filter(pk__gt=event).values_list("actor", flat=True))
+        | set(m.NoticeEvent.objects.filter(pk__gt=notice).values_list("actor", flat=True))
+        | set(
+            m.Obligation.history.filter(pk__gt=history).values_list("history_user", flat=True)  # type: ignore[attr-defined]
+        )
+    )
+
+
+def review_requests(cycle: m.ObligationCycle) -> set[str]:
+    """Who was asked to review the cycle (the outbox rows the submission wrote)."""
+    asked = m.Reminder.objects.filter(cycle=cycle, kind=m.ReminderKind.REVIEW_REQUESTED)
+    return set(asked.values_list("recipient__username", flat=True))
 
 
 @pytest.fixture(autouse=True)
@@ -116,36 +147,53 @@ def obligation(ref_or_code: str) -> m.Obligation:
 def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
     system = services.get_system_user()
     before = counts()
-    output = import_file(SAMPLE, "--dry-run")
+    dry_run = import_file(SAMPLE, "--dry-run")
     assert counts() == before
-    assert output.count(": would update") == 11 and "Nothing was written" in output
+    assert dry_run.count(": would update") == 11 and "Nothing was written" in dry_run
 
-    last_before = m.Event.objects.order_by("-pk").values_list("pk", flat=True).first()
+    marks = last_ids()
     output = import_file(SAMPLE)
     assert "11 row(s) updated, 0 unchanged, 0 refused" in output
     assert "Ignored columns: Last reviewed" in output
+    # The dry run said what the import then did, row by row.
+    assert dry_run.replace("would update", "updated").splitlines()[:-1] == output.splitlines()[:-1]
 
+    # The command acts as the system user, who approves nothing: "met" with an approver
+    # lands at ready for review, and the approver is asked to review it in the tracker.
     met = obligation("REG-001")
-    assert met.current_cycle.status == m.CycleStatus.MET
-    assert met.current_cycle.submitted_by == system
-    assert met.current_cycle.reviewer.email == "reviewer@northwind.example"
-    # "Met" without an approver lands at ready for review, and the report says why.
+    assert met.current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert met.current_cycle.submitted_by == system and met.current_cycle.reviewer is None
+    assert "reviewer" in review_requests(met.current_cycle)
+    assert (
+        "row 2 REG-001 (Northwind Social / U2U-ILLEGAL-RA): updated: external reference none → "
+        "REG-001; notes updated; evidence link added; status not started → in progress → ready "
+        "for review; lands at ready for review: waiting for reviewer@northwind.example to "
+        "approve in the tracker"
+    ) in output
+    # "Met" without an approver waits for any reviewer.
     assert obligation("REG-005").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
-    assert "row 6 REG-005" in output and "lands at ready for review" in output
-    # REG-001 was met on the demo's complete assessment; Northwind Forum has none recorded.
+    assert (
+        "row 6 REG-005 (Northwind Chat / U2U-ILLEGAL-RA): updated: external reference none → "
+        "REG-005; notes updated; owner compliance → reviewer; evidence link added; status not "
+        "started → in progress → ready for review; lands at ready for review: waiting for a "
+        "reviewer to approve in the tracker"
+    ) in output
+    # Northwind Forum has no assessment recorded: the report says the approver cannot yet.
     assert obligation("REG-009").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
-    assert "row 10 REG-009" in output and "a risk assessment is met on its rated rows" in output
+    assert (
+        "waiting for a reviewer to approve in the tracker; reviewer@northwind.example cannot "
+        "approve it: It cannot be met without its risk assessment"
+    ) in output
     caa = obligation("REG-003")
     assert caa.owner.email == "reviewer@northwind.example"
     assert caa.current_cycle.due_date == dt.date(2026, 12, 15)  # given as 15/12/2026
     assert caa.notes.startswith("Children's access assessment")
 
-    events = m.Event.objects.filter(pk__gt=last_before)
+    events = m.Event.objects.filter(pk__gt=marks[0])
     assert events.count() > 20
     assert set(events.values_list("source", flat=True)) == {m.EventSource.IMPORT}
-    approvals = events.filter(to_status=m.CycleStatus.MET)
-    assert {e.actor.username for e in approvals} == {"reviewer"}
-    assert set(events.exclude(pk__in=approvals).values_list("actor", flat=True)) == {system.pk}
+    assert actors_since(marks) == {system.pk}
+    assert not events.filter(to_status=m.CycleStatus.MET).exists()
     history = met.history.first()  # type: ignore[attr-defined]
     assert history.history_user == system
     assert history.history_change_reason.startswith("Imported from sample-register.csv row 2")
@@ -205,7 +253,8 @@ def test_bad_rows_are_reported_by_row_number_and_nothing_is_written(ours, tmp_pa
         13: "“not applicable” needs a reason",
         14: "due date “31/02/2027” is not a date",
         15: "row 2 already imports Chat / U2U-ILLEGAL-RA",
-        16: "only organisation admins and compliance staff approve",
+        16: "has the role auditor; only these roles approve: organisation admin, compliance, "
+        "manager",
     }
     lines = {int(line.split()[1]): line for line in output.splitlines() if line.startswith("row ")}
     assert "would update" in lines[2]
@@ -235,6 +284,36 @@ def test_import_good_rows_writes_only_the_good_rows(ours, tmp_path):
     assert reason.endswith("Imported from register.csv row 4")
 
 
+def test_a_due_date_outside_the_registers_range_is_refused_on_its_row(ours, tmp_path):
+    """9999-12-31 once stopped every organisation's reminders: a dry run refuses it by row."""
+    path = write_csv(
+        tmp_path,
+        [
+            row("A", "CAA", due="31/12/9999"),
+            row("B", "U2U-RECORDS", due="1989-12-31"),
+            row("C", "U2U-REPORTING", due="31/12/2100"),
+        ],
+    )
+    before = counts()
+    output, error = refused_import(path, "--dry-run")
+    assert counts() == before
+    assert "2 refused" in error
+    lines = {int(line.split()[1]): line for line in output.splitlines() if line.startswith("row ")}
+    assert (
+        "refused: due date “31/12/9999” is out of range: use 1 Jan 1990 to 31 Dec 2100" in lines[2]
+    )
+    assert "refused: due date “1989-12-31” is out of range" in lines[3]
+    assert "would update" in lines[4] and "due none → 2100-12-31" in lines[4]
+
+    workbook = openpyxl.Workbook()
+    workbook.active.append(["Reference", "Service", "Duty", "Due"])
+    workbook.active.append(["A", "Chat", "CAA", dt.datetime(9999, 12, 31)])
+    workbook.save(tmp_path / "register.xlsx")
+    output, _ = refused_import(tmp_path / "register.xlsx")
+    assert "refused: due date “9999-12-31” is out of range" in output
+    assert obligation("CAA").current_cycle.due_date != dt.date(9999, 12, 31)
+
+
 def test_an_xlsx_workbook_imports_with_date_cells_and_header_aliases(ours, tmp_path):
     workbook = openpyxl.Workbook()
     sheet = workbook.active
@@ -256,7 +335,10 @@ def test_an_xlsx_workbook_imports_with_date_cells_and_header_aliases(ours, tmp_p
     assert imported.current_cycle.due_date == dt.date(2027, 3, 1)
 
 
-def test_met_needs_evidence_and_an_approver_other_than_the_owner(ours, tmp_path):
+def test_met_from_the_command_waits_for_the_approver_and_says_what_stops_them(ours, tmp_path):
+    """The command acts as the system user, which approves nothing: a "met" lands at ready
+    for review, and the report names who it waits for, or why the file's approver cannot
+    approve it yet (the workflow's own rules, in its own words)."""
     path = write_csv(
         tmp_path,
         [
@@ -285,23 +367,37 @@ def test_met_needs_evidence_and_an_approver_other_than_the_owner(ours, tmp_path)
             ),
         ],
     )
+    marks = last_ids()
     output = import_file(path, organisation="Ours")
-    ready = m.CycleStatus.READY_FOR_REVIEW
-    assert obligation("A").current_cycle.status == ready
-    assert "“met” needs an approver e-mail" in output
-    assert obligation("B").current_cycle.status == ready
-    assert "“met” needs an evidence link" in output
-    assert obligation("C").current_cycle.status == ready
-    assert "four eyes: the approver is the owner" in output
-    approved = obligation("D").current_cycle
-    assert approved.status == m.CycleStatus.MET and approved.reviewer == ours["reviewer"]
-    assert obligation("E").current_cycle.status == ready
-    assert "a risk assessment is met on its rated rows, recorded in the tracker" in output
-    assert obligation("F").current_cycle.status == ready
-    assert "recommended Codes measures have no decision yet (ICU A2, ICU C1" in output
+    lines = {line.split()[2]: line for line in output.splitlines() if line.startswith("row ")}
+    for ref in "ABCDEF":
+        assert obligation(ref).current_cycle.status == m.CycleStatus.READY_FOR_REVIEW, ref
+    waiting = "lands at ready for review: waiting for {} to approve in the tracker"
+    assert lines["A"].endswith(waiting.format("a reviewer"))
+    assert lines["B"].endswith(
+        f"{waiting.format('a reviewer')}; robin@example.test cannot approve it: It cannot be "
+        "met without at least one current evidence item."
+    )
+    assert lines["C"].endswith(
+        f"{waiting.format('a reviewer')}; robin@example.test cannot approve it: Four eyes: the "
+        "obligation's owner cannot approve it."
+    )
+    assert lines["D"].endswith(waiting.format("robin@example.test"))
+    assert "cannot approve it: It cannot be met without its risk assessment" in lines["E"]
+    assert "a recommended Codes measure has no decision: ICU A2, ICU C1" in lines["F"]
+    assert actors_since(marks) == {services.get_system_user().pk}
+    # Each submission asked the reviewers; robin owns C, so is not asked to review it.
+    assert "robin" in review_requests(obligation("D").current_cycle)
+    assert "robin" not in review_requests(obligation("C").current_cycle)
+
+    # Robin approves D in the tracker: the approval is robin's own act.
+    cycle = services.do_approve(
+        actor=ours["reviewer"], cycle=obligation("D").current_cycle, source=m.EventSource.ADMIN
+    )
+    assert cycle.status == m.CycleStatus.MET and cycle.reviewer == ours["reviewer"]
 
 
-def test_four_eyes_refused_by_the_service_leaves_the_row_at_ready_for_review(ours, tmp_path):
+def test_the_file_cannot_get_an_approval_past_four_eyes(ours, tmp_path):
     cycle = obligation("U2U-RECORDS").current_cycle
     services.add_evidence_link(
         actor=ours["reviewer"], cycle=cycle, url=DOC + "old", title="", source="admin"
@@ -314,8 +410,11 @@ def test_four_eyes_refused_by_the_service_leaves_the_row_at_ready_for_review(our
     cycle.refresh_from_db()
     assert cycle.status == m.CycleStatus.READY_FOR_REVIEW
     assert "status not started → in progress → ready for review;" in output
-    assert "left at ready for review: Four eyes: the uploader" in output
-    # Importing again tries the approval again and writes nothing.
+    assert (
+        "robin@example.test cannot approve it: Four eyes: the uploader of its current evidence "
+        "cannot approve it."
+    ) in output
+    # Importing again changes nothing and writes nothing.
     before = counts()
     assert ": unchanged: left at ready for review" in import_file(path, organisation="Ours")
     assert counts() == before
@@ -379,6 +478,137 @@ def test_the_row_limit():
         importer.read_table("big.csv", too_many)
 
 
+# --- Limits: a file cannot tie up a worker ----------------------------------------------------
+
+
+def workbook_bytes(*rows: list[object], at: dict[str, object] | None = None) -> bytes:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    for values in rows:
+        sheet.append(values)
+    for cell, value in (at or {}).items():
+        sheet[cell] = value
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def rewrite_sheet(data: bytes, change) -> bytes:  # type: ignore[no-untyped-def]
+    """The workbook with its first sheet's XML passed through `change`."""
+    source, result = zipfile.ZipFile(io.BytesIO(data)), io.BytesIO()
+    with zipfile.ZipFile(result, "w", zipfile.ZIP_DEFLATED) as target:
+        for part in source.infolist():
+            content = source.read(part)
+            if part.filename == "xl/worksheets/sheet1.xml":
+                content = change(content.decode()).encode()
+            target.writestr(part, content)
+    return result.getvalue()
+
+
+GOOD_ROW = ["A", "Chat", "CAA"]
+SHORT_HEADER = ["Reference", "Service", "Duty"]
+
+
+def refusal(name: str, data: bytes) -> str:
+    with pytest.raises(importer.ImportFileError) as raised:
+        importer.read_table(name, data)
+    return str(raised.value)
+
+
+def test_blank_rows_count_toward_the_row_limit_and_reading_stops_there():
+    # A few kilobytes that once kept a worker busy for minutes: a cell a million rows down.
+    blank_rows = workbook_bytes(SHORT_HEADER, GOOD_ROW, at={"A1048576": "x"})
+    assert len(blank_rows) < 10_000
+    assert refusal("register.xlsx", blank_rows) == (
+        "The file has more than 5,000 rows below its header (blank rows count too); split it "
+        "into files of at most 5,000 rows."
+    )
+    assert "more than 5,000 rows" in refusal("register.csv", b"Ref,Service,Duty\n" + b",,\n" * 5001)
+    # 5,000 rows, blank or not, are within the limit.
+    table = importer.read_table("register.csv", csv_bytes([GOOD_ROW, *[[""]] * 4999], SHORT_HEADER))
+    assert [number for number, _ in table.rows] == [2]
+
+
+def test_a_workbook_is_read_as_written_not_as_large_as_it_declares():
+    declared = rewrite_sheet(
+        workbook_bytes(SHORT_HEADER, GOOD_ROW),
+        lambda xml: re.sub(r'<dimension ref="[^"]*"', '<dimension ref="A1:XFD1048576"', xml),
+    )
+    table = importer.read_table("register.xlsx", declared)
+    assert table.rows == [(2, GOOD_ROW)]
+
+
+@pytest.mark.parametrize(
+    ("name", "data"),
+    [
+        ("register.csv", csv_bytes([[*GOOD_ROW, *[""] * 47, "x"]], SHORT_HEADER)),
+        ("register.xlsx", workbook_bytes(SHORT_HEADER, GOOD_ROW, at={"XFD2": "x"})),
+    ],
+)
+def test_the_column_limit(name, data):
+    assert refusal(name, data) == (
+        "Row 2 has cells beyond column AX: the file may have at most 50 columns."
+    )
+
+
+def test_blank_cells_beyond_the_column_limit_are_no_fault():
+    trailing = csv_bytes([[*GOOD_ROW, *[""] * 100]], SHORT_HEADER)
+    [(number, cells)] = importer.read_table("register.csv", trailing).rows
+    assert number == 2 and cells[:3] == GOOD_ROW and not any(cells[3:])
+
+
+@pytest.mark.parametrize(
+    ("name", "data", "where"),
+    [
+        ("register.csv", csv_bytes([["A", "Chat", "x" * 10_001]], SHORT_HEADER), "row 2, column C"),
+        # Past the csv module's own field limit, the same refusal.
+        ("register.csv", csv_bytes([["A", "x" * 200_000, "CAA"]], SHORT_HEADER), "row 2"),
+        ("register.xlsx", workbook_bytes(SHORT_HEADER, ["A", "x" * 10_001]), "row 2, column B"),
+    ],
+)
+def test_the_cell_length_limit(name, data, where):
+    assert refusal(name, data) == (
+        f"The cell at {where} is longer than 10,000 characters, the limit for a cell."
+    )
+    # At the limit, a cell is read.
+    importer.read_table("register.csv", csv_bytes([["A", "Chat", "x" * 10_000]], SHORT_HEADER))
+
+
+def test_the_byte_limit_and_a_workbook_that_unpacks_past_it(settings):
+    settings.IMPORT_MAX_BYTES = 50_000
+    at_limit = csv_bytes([GOOD_ROW], SHORT_HEADER)
+    at_limit += b" " * (50_000 - len(at_limit))  # one blank row
+    assert importer.read_table("register.csv", at_limit).rows == [(2, GOOD_ROW)]
+    assert refusal("register.csv", at_limit + b" ") == (
+        "The file is larger than 50,000 bytes, the limit for an import; split it into smaller "
+        "files."
+    )
+    # Two megabytes of text packs into a few kilobytes of workbook.
+    big_cell = f'<row r="2"><c r="A2" t="inlineStr"><is><t>{"x" * 2_000_000}</t></is></c></row>'
+    bomb = rewrite_sheet(
+        workbook_bytes(SHORT_HEADER),
+        lambda xml: xml.replace("</sheetData>", f"{big_cell}</sheetData>"),
+    )
+    assert len(bomb) < 50_000
+    assert re.fullmatch(
+        r"The workbook unpacks to [\d,]+ bytes; the limit is 500,000 bytes \(10 times the "
+        r"50,000-byte file limit\)\.",
+        refusal("register.xlsx", bomb),
+    )
+
+
+def test_the_command_reads_no_further_than_the_byte_limit(ours, tmp_path, settings):
+    settings.IMPORT_MAX_BYTES = 1_000
+    path = tmp_path / "register.csv"
+    path.write_bytes(csv_bytes([row("A", "CAA")]) + b" " * 2_000)
+    output, error = refused_import(path)
+    assert error == (
+        "register.csv: The file is larger than 1,000 bytes, the limit for an import; split it "
+        "into smaller files."
+    )
+    assert output == ""
+
+
 # --- The admin page -----------------------------------------------------------------------
 
 
@@ -412,30 +642,92 @@ def test_the_admin_page_is_for_editors_only(client, ours):
     assert url.encode() not in client.get(changelist).content
 
 
-def test_an_admin_dry_run_shows_the_report_and_writes_nothing(client, ours):
+def test_an_admin_dry_run_shows_the_report_and_writes_nothing(
+    client, ours, django_capture_on_commit_callbacks
+):
     client.force_login(ours["owner"])
     before = counts()
-    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS), dry_run=True)
+    with django_capture_on_commit_callbacks() as callbacks:
+        response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS), dry_run=True)
     assert response.status_code == 200
-    assert counts() == before
+    # Nothing kept, no review request queued and no worker asked to deliver one.
+    assert counts() == before and not callbacks
     content = response.content.decode()
     assert "Dry run of register.csv: 2 row(s) to update, 0 unchanged, 0 refused" in content
     assert content.count("Would update") == 2
+    assert "waiting for robin@example.test to approve in the tracker" in content
 
 
-def test_an_admin_import_writes_as_the_signed_in_user(client, ours):
+def test_an_admin_import_acts_only_as_the_signed_in_user(client, ours):
+    """The file's approver is asked to approve, never recorded as having approved."""
     client.force_login(ours["owner"])
-    last_before = m.Event.objects.order_by("-pk").values_list("pk", flat=True).first()
+    marks = last_ids()
     response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS))
     assert response.status_code == 200
-    assert "Imported register.csv into Ours: 2 row(s) updated" in response.content.decode()
-    assert obligation("B").current_cycle.status == m.CycleStatus.MET
-    events = m.Event.objects.filter(pk__gt=last_before)
+    content = response.content.decode()
+    assert "Imported register.csv into Ours: 2 row(s) updated" in content
+    assert "waiting for robin@example.test to approve in the tracker" in content
+    cycle = obligation("B").current_cycle
+    assert cycle.status == m.CycleStatus.READY_FOR_REVIEW and cycle.reviewer is None
+    assert cycle.submitted_by == ours["owner"]
+    assert "robin" in review_requests(cycle)
+    events = m.Event.objects.filter(pk__gt=marks[0])
     assert set(events.values_list("source", flat=True)) == {m.EventSource.IMPORT}
-    approval = events.get(to_status=m.CycleStatus.MET)
-    assert approval.actor == ours["reviewer"]
-    assert set(events.exclude(pk=approval.pk).values_list("actor", flat=True)) == {ours["owner"].pk}
+    assert not events.filter(to_status=m.CycleStatus.MET).exists()
+    assert actors_since(marks) == {ours["owner"].pk}
     assert obligation("A").history.first().history_user == ours["owner"]  # type: ignore[attr-defined]
+
+
+def submitted(user, code: str) -> m.ObligationCycle:  # type: ignore[no-untyped-def]
+    """`user` adds evidence to the obligation and submits it for review, in the tracker."""
+    cycle = obligation(code).current_cycle
+    services.add_evidence_link(actor=user, cycle=cycle, url=DOC + code, title="", source="admin")
+    cycle = services.do_start(actor=user, cycle=cycle, source="admin")
+    return services.do_submit_for_review(actor=user, cycle=cycle, source="admin")
+
+
+def test_a_reviewer_importing_met_approves_only_someone_elses_submission(client, ours):
+    casey, robin = ours["owner"], ours["reviewer"]
+    member(ours["org"], role=m.Role.MANAGER, username="lee")
+    for code in ("CAA", "U2U-FOE-PRIVACY", "U2U-RECORDS", "U2U-COMPLAINTS"):
+        submitted(casey, code)
+    rows = [
+        # Casey's submissions: robin approves when the file names robin, or nobody.
+        row("A", "CAA", "met"),
+        row("B", "U2U-FOE-PRIVACY", "met", approver="robin@example.test"),
+        # ...but not when it names someone else, who is left to approve it.
+        row("C", "U2U-RECORDS", "met", approver="lee@example.test"),
+        # ...nor when the row adds evidence as robin (who then uploaded it).
+        row("D", "U2U-COMPLAINTS", "met", evidence=DOC + "d"),
+        # Robin's own submission, made by this import: someone else approves it.
+        row("E", "TOS-RIGHT-TO-SUE", "met", evidence=DOC + "e", approver="robin@example.test"),
+    ]
+    client.force_login(robin)
+    marks = last_ids()
+    response = post_import(client, ours["org"], csv_bytes(rows))
+    assert response.status_code == 200
+    assert "5 row(s) updated, 0 unchanged, 0 refused" in response.content.decode()
+    report = {r.external_ref: r.details for r in response.context["report"].rows}
+    for ref in "AB":
+        cycle = obligation(ref).current_cycle
+        assert cycle.status == m.CycleStatus.MET and cycle.reviewer == robin, ref
+        assert report[ref].endswith("status ready for review → met (approved by robin)"), ref
+    for ref in "CDE":
+        assert obligation(ref).current_cycle.status == m.CycleStatus.READY_FOR_REVIEW, ref
+    assert report["C"].endswith(
+        "left at ready for review: waiting for lee@example.test to approve in the tracker"
+    )
+    assert report["D"].endswith(
+        "left at ready for review: waiting for a reviewer to approve in the tracker; robin "
+        "cannot approve it: Four eyes: the uploader of its current evidence cannot approve it."
+    )
+    assert report["E"].endswith(
+        "status not started → in progress → ready for review; lands at ready for review: "
+        "waiting for a reviewer to approve in the tracker; robin cannot approve it: Four eyes: "
+        "the person who submitted it for review cannot approve it."
+    )
+    assert actors_since(marks) == {robin.pk}
+    assert {"casey", "lee"} <= review_requests(obligation("E").current_cycle)
 
 
 @pytest.mark.parametrize(
@@ -475,3 +767,42 @@ def test_a_user_of_another_organisation_cannot_import_into_ours(client, ours):
     assert "Nothing was written" in response.content.decode()
     assert response.content.decode().count("unknown service") == 2
     assert counts() == before
+
+
+def test_an_upload_over_the_byte_limit_is_not_received(client, ours, settings):
+    settings.IMPORT_MAX_BYTES = 1_000
+    client.force_login(ours["owner"])
+    before = counts()
+    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS) + b" " * 2_000)
+    assert response.status_code == 200
+    assert response.context["form"].errors == {
+        "file": [
+            "The file is larger than 1,000 bytes, the limit for an import; split it into "
+            "smaller files."
+        ]
+    }
+    # The import's upload handler stopped at the limit: the file never reached the view.
+    assert not response.wsgi_request.FILES
+    assert counts() == before
+    # Within the limit, the same page imports.
+    response = post_import(client, ours["org"], csv_bytes(ADMIN_ROWS), dry_run=True)
+    assert "2 row(s) to update" in response.content.decode()
+
+
+def test_the_import_page_still_checks_csrf(ours):
+    client = Client(enforce_csrf_checks=True)
+    client.force_login(ours["owner"])
+    before = counts()
+    assert post_import(client, ours["org"], csv_bytes(ADMIN_ROWS)).status_code == 403
+    assert counts() == before
+    page = client.get(reverse("admin:obligations_obligation_import"))
+    token = page.context["csrf_token"]
+    response = client.post(
+        reverse("admin:obligations_obligation_import"),
+        {
+            "organisation": ours["org"].pk,
+            "file": upload(csv_bytes(ADMIN_ROWS)),
+            "csrfmiddlewaretoken": token,
+        },
+    )
+    assert "Imported register.csv into Ours: 2 row(s) updated" in response.content.decode()

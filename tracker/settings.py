@@ -187,6 +187,9 @@ EVIDENCE_CONTENT_TYPES = {
     "application/vnd.oasis.opendocument.spreadsheet",
 }
 FILE_UPLOAD_HANDLERS = ["obligations.uploads.HashingUploadHandler"]
+# The largest register file an import reads (admin upload or command), in bytes; the admin
+# stops receiving at this size. Rows, columns and cell length have fixed limits (importer.py).
+IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(5 * 1024 * 1024)))
 # Uploads beyond this are refused by the handler with a clear message, not a 400 page.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # History is a record, not an undo button.

@@ -3,6 +3,7 @@
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from obligations import importer, services
@@ -37,7 +38,9 @@ class Command(BaseCommand):
         organisation = self._organisation(options["organisation"])
         path = Path(options["file"])
         try:
-            data = path.read_bytes()
+            with path.open("rb") as file:
+                # One byte past the limit is enough for read_table to refuse it.
+                data = file.read(settings.IMPORT_MAX_BYTES + 1)
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
         try:
