@@ -9,9 +9,10 @@
 For each database and size it needs a register (bulk inserts, see tests/bulk.py): built once
 and cached under var/bench/cache/, keyed by a hash of the migrations, the generator and the
 catalogue (so it is rebuilt when they change; --rebuild forces it). SQLite runs on a copy of
-the cached file; PostgreSQL (when DATABASE_URL points at a server: `make bench` starts a
-throwaway one) restores a pg_dump of it. Each group of measurements runs in its own child
-process, so that settings, caches and peak memory belong to that group alone.
+the cached file; PostgreSQL (when DATABASE_SUPERUSER_URL or DATABASE_URL points at a server:
+`make bench` starts a throwaway one) restores a pg_dump of it. Each group of measurements
+runs in its own child process, so that settings, caches and peak memory belong to that group
+alone.
 
 Every endpoint is requested through Django's test client: after a warm-up request, one run
 records its SQL (the query count), then repeated runs give the median and p95 wall time
@@ -757,7 +758,9 @@ def _databases(selected: list[str]) -> dict[str, str]:
     if "sqlite" in selected:
         urls["sqlite"] = ""
     if "postgres" in selected:
-        base = os.environ.get("DATABASE_URL", "")
+        # The bench creates, restores, vacuums and empties its databases and checkpoints the
+        # server: not the app's role's work (README, "Database roles").
+        base = os.environ.get("DATABASE_SUPERUSER_URL") or os.environ.get("DATABASE_URL", "")
         if base.startswith("postgres"):
             urls["postgres"] = base
         else:
