@@ -9,9 +9,10 @@
 For each database and size it needs a register (bulk inserts, see tests/bulk.py): built once
 and cached under var/bench/cache/, keyed by a hash of the migrations, the generator and the
 catalogue (so it is rebuilt when they change; --rebuild forces it). SQLite runs on a copy of
-the cached file; PostgreSQL (when DATABASE_URL points at a server: `make bench` starts a
-throwaway one) restores a pg_dump of it. Each group of measurements runs in its own child
-process, so that settings, caches and peak memory belong to that group alone.
+the cached file; PostgreSQL (when DATABASE_SUPERUSER_URL or DATABASE_URL points at a server:
+`make bench` starts a throwaway one) restores a pg_dump of it. Each group of measurements
+runs in its own child process, so that settings, caches and peak memory belong to that group
+alone.
 
 Every endpoint is requested through Django's test client: after a warm-up request, one run
 records its SQL (the query count), then repeated runs give the median and p95 wall time
@@ -548,16 +549,19 @@ def reminders_sweep(size: int) -> list[Row]:
     from obligations import reminders
 
     def reset() -> None:
-        m.Reminder.objects.all().delete()
         m.ObligationCycle.objects.filter(
             pk__in=m.Obligation.objects.values("current_cycle")
         ).update(next_reminder_at=reminders.london_midnight(TODAY))
-        if connection.vendor == "postgresql":
-            # What autovacuum does between two daily sweeps. Without it, each reset leaves
-            # 80,000 dead reminders whose keys the next sweep inserts again, past their dead
-            # index entries: something no real sweep meets.
-            with connection.cursor() as cursor:
-                cursor.execute("VACUUM obligations_reminder, obligations_obligationcycle")
+        if connection.vendor != "postgresql":
+            m.Reminder.objects.all().delete()
+            return
+        with connection.cursor() as cursor:
+            # The outbox refuses DELETE (migration 0016): the bench, a superuser, empties it.
+            # (Deleting also left 80,000 dead reminders whose keys the next sweep inserted
+            # again, past their dead index entries: something no real sweep meets.)
+            cursor.execute("TRUNCATE obligations_reminder")
+            # What autovacuum does between two daily sweeps, after the update above.
+            cursor.execute("VACUUM obligations_obligationcycle")
 
     if connection.vendor == "postgresql" and os.environ.get("BENCH_TIMEOUT"):
         # So that the server stops too when the parent gives up on this child.
@@ -754,7 +758,9 @@ def _databases(selected: list[str]) -> dict[str, str]:
     if "sqlite" in selected:
         urls["sqlite"] = ""
     if "postgres" in selected:
-        base = os.environ.get("DATABASE_URL", "")
+        # The bench creates, restores, vacuums and empties its databases and checkpoints the
+        # server: not the app's role's work (README, "Database roles").
+        base = os.environ.get("DATABASE_SUPERUSER_URL") or os.environ.get("DATABASE_URL", "")
         if base.startswith("postgres"):
             urls["postgres"] = base
         else:

@@ -1,10 +1,15 @@
+import contextlib
 import datetime as dt
+import os
 import zoneinfo
 from collections.abc import Iterator
 
+import dj_database_url
 import pytest
 import time_machine
 from django.conf import settings
+from django.db import connection
+from django.test import TransactionTestCase
 
 from obligations import services
 from obligations.catalogue import Catalogue, read_catalogue
@@ -112,3 +117,72 @@ def switch_broker(test_broker):  # type: ignore[no-untyped-def]
     """For a test that points the app at another broker: put the test broker back after."""
     yield use_broker
     use_broker("filesystem://", filesystem_broker_options(test_broker))
+
+
+# --- Database roles -------------------------------------------------------------------------
+# On the PostgreSQL that tests.servers starts, the suite runs as production does (README,
+# "Database roles"): the owner creates, migrates and drops the test database, and the tests
+# (their threads, workers and commands too) log in as the app's role, which owns no table.
+# Emptying the database after a transactional test is a TRUNCATE (it fires no row trigger),
+# which the app's role may not do: the owner does that as well.
+OWNER_URL = (
+    os.environ.get("DATABASE_OWNER_URL", "")
+    if "postgres" in settings.DATABASES["default"]["ENGINE"]
+    else ""
+)
+
+
+def _log_in_as(url: str) -> None:
+    """Connections from now on log in as the role of `url` (the open one is closed)."""
+    role = dj_database_url.parse(url)
+    connection.close()
+    connection.settings_dict["USER"], connection.settings_dict["PASSWORD"] = (
+        role["USER"],
+        role["PASSWORD"],
+    )
+
+
+@contextlib.contextmanager
+def as_table_owner() -> Iterator[None]:
+    """Logged in as the tables' owner for a while (outside any transaction)."""
+    if not OWNER_URL:
+        yield
+        return
+    _log_in_as(OWNER_URL)
+    try:
+        yield
+    finally:
+        _log_in_as(os.environ["DATABASE_URL"])
+
+
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """The owner creates and migrates the test database."""
+    if OWNER_URL:
+        _log_in_as(OWNER_URL)
+
+
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup: None) -> Iterator[None]:
+    """Then the tests log in as the app's role; the owner flushes and, at the end, drops."""
+    if not OWNER_URL:
+        yield
+        return
+    _log_in_as(os.environ["DATABASE_URL"])
+    flush = TransactionTestCase._fixture_teardown
+
+    def flush_as_owner(self: TransactionTestCase) -> None:
+        with as_table_owner():
+            flush(self)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(TransactionTestCase, "_fixture_teardown", flush_as_owner)
+        yield
+    _log_in_as(OWNER_URL)
+
+
+@pytest.fixture
+def table_owner() -> Iterator[None]:
+    """A transactional test doing the owner's work (migrating, ANALYZE) logs in as it."""
+    with as_table_owner():
+        yield

@@ -7,6 +7,11 @@ system user when run as root: PostgreSQL refuses to run as root) and a Redis
 server with no persistence, runs the command with DATABASE_URL and REDIS_URL
 pointing at them, then stops the servers and removes their directories,
 whatever the command's outcome.
+
+PostgreSQL has the two roles production has (tracker/database-roles.sql):
+DATABASE_URL logs in as the app's role, which owns no table, and
+DATABASE_OWNER_URL as the owner, who creates and migrates databases;
+DATABASE_SUPERUSER_URL is for tools that manage the server (the bench).
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from pathlib import Path
+
+ROLES_SQL = Path(__file__).resolve().parent.parent / "tracker" / "database-roles.sql"
 
 
 def free_port() -> int:
@@ -49,8 +57,19 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return cmd
 
 
+def create_roles(server: str) -> None:
+    """The owner and the app's role, with the grants the README gives them, set in template1
+    so that every database created afterwards (the test database) carries them."""
+    import psycopg
+
+    with psycopg.connect(f"{server}/template1", autocommit=True) as conn:
+        conn.execute("CREATE ROLE osa_owner LOGIN CREATEDB")
+        conn.execute("CREATE ROLE osa_app LOGIN")
+        conn.execute(ROLES_SQL.read_text())
+
+
 @contextlib.contextmanager
-def postgres() -> Iterator[str]:
+def postgres() -> Iterator[dict[str, str]]:
     bindir = pg_bindir()
     root = tempfile.mkdtemp(prefix="osa-pg-")
     data, sockets = os.path.join(root, "data"), os.path.join(root, "sock")
@@ -115,7 +134,12 @@ def postgres() -> Iterator[str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("PostgreSQL did not start")
             time.sleep(0.2)
-        yield f"postgres://postgres@127.0.0.1:{port}/postgres"
+        create_roles(f"postgres://postgres@127.0.0.1:{port}")
+        yield {
+            "DATABASE_URL": f"postgres://osa_app@127.0.0.1:{port}/postgres",
+            "DATABASE_OWNER_URL": f"postgres://osa_owner@127.0.0.1:{port}/postgres",
+            "DATABASE_SUPERUSER_URL": f"postgres://postgres@127.0.0.1:{port}/postgres",
+        }
     finally:
         server.terminate()
         try:
@@ -135,7 +159,7 @@ def redis_server_binary() -> str:
 
 
 @contextlib.contextmanager
-def redis() -> Iterator[str]:
+def redis() -> Iterator[dict[str, str]]:
     root = tempfile.mkdtemp(prefix="osa-redis-")
     port = free_port()
     server = subprocess.Popen(
@@ -170,7 +194,7 @@ def redis() -> Iterator[str]:
             if server.poll() is not None or time.monotonic() > deadline:
                 raise SystemExit("Redis did not start")
             time.sleep(0.1)
-        yield f"redis://127.0.0.1:{port}/0"
+        yield {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
     finally:
         server.terminate()
         try:
@@ -180,7 +204,7 @@ def redis() -> Iterator[str]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-SERVERS = {"postgres": (postgres, "DATABASE_URL"), "redis": (redis, "REDIS_URL")}
+SERVERS = {"postgres": postgres, "redis": redis}
 
 
 def _terminated(signum: int, frame: object) -> None:
@@ -199,9 +223,9 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ)
     with contextlib.ExitStack() as stack:
         for name in names:
-            start, variable = SERVERS[name]
-            env[variable] = stack.enter_context(start())
-            print(f"[servers] {name} at {env[variable]}", flush=True)
+            for variable, url in stack.enter_context(SERVERS[name]()).items():
+                env[variable] = url
+                print(f"[servers] {name}: {variable}={url}", flush=True)
         return subprocess.run(command, env=env).returncode
 
 

@@ -7,7 +7,8 @@ from django.db import connection
 from django.db.migrations.executor import MigrationExecutor
 from django.utils import timezone
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Migrating is the tables' owner's work (on PostgreSQL the app's role owns nothing).
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("table_owner")]
 
 BEFORE = [("obligations", "0007_assessments_and_measures")]
 AFTER = [("obligations", "0008_api_tokens_feeds_point_in_time")]

@@ -21,7 +21,7 @@ def test_a_terminated_runner_stops_its_servers_and_its_command():
         text=True,
     )
     assert runner.stdout is not None
-    started = runner.stdout.readline()  # "[servers] redis at redis://127.0.0.1:<port>/0"
+    started = runner.stdout.readline()  # "[servers] redis: REDIS_URL=redis://127.0.0.1:<port>/0"
     port = int(started.rsplit(":", 1)[1].split("/")[0])
     command = int(runner.stdout.readline())  # the command runs: its process id
     socket.create_connection(("127.0.0.1", port), timeout=5).close()

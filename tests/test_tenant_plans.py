@@ -43,7 +43,9 @@ def _obligations_read(sql: str) -> int:
     return read(plan[0]["Plan"])
 
 
-@pytest.mark.django_db
+# ANALYZE is the tables' owner's (in production autovacuum's): committed rows, its login.
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("table_owner")
 def test_a_small_organisations_api_page_reads_its_own_obligations(catalogue) -> None:  # type: ignore[no-untyped-def]
     large, small = OrganisationFactory(name="Large"), OrganisationFactory(name="Small")
     # Providers in proportion to obligations, as tenants' registers grow: the planner sizes a

@@ -2,7 +2,9 @@
 
 With nothing set it runs locally: SQLite under var/, the file-system Celery
 broker, e-mail to files. Production sets TRACKER_ENV=production plus
-SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL.
+SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL. Its DATABASE_URL logs in
+as a role that owns no table; the migrate step alone is given the owner's
+(README, "Database roles").
 """
 
 import os

@@ -1,0 +1,129 @@
+"""The web and the workers log in to PostgreSQL as a role that owns no table (README,
+"Database roles"): it reads and writes rows, and cannot switch off, drop or get round the
+triggers that keep the record. tests.servers makes the README's two roles from
+tracker/database-roles.sql and the suite logs in as the app's, so every test on PostgreSQL
+(test_hardening's append-only trigger test among them) runs with exactly these grants."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+import pytest
+from django.conf import settings
+from django.db import DatabaseError, connection, transaction
+
+from obligations import models as m
+from obligations import services
+from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.factories import meet as work_to_met
+
+ROLES_SQL = Path(settings.BASE_DIR) / "tracker" / "database-roles.sql"
+ROW_PRIVILEGES = ("SELECT", "INSERT", "UPDATE", "DELETE")
+OTHER_PRIVILEGES = ("TRUNCATE", "REFERENCES", "TRIGGER")
+
+
+def test_the_readme_gives_the_grants_the_tests_use():
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text()
+    assert ROLES_SQL.read_text() in readme
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_app_logs_in_as_a_role_with_row_privileges_only():
+    def rows(sql: str) -> list[tuple]:  # type: ignore[type-arg]
+        with connection.cursor() as cursor:
+            cursor.execute(sql)
+            return cursor.fetchall()
+
+    (user,) = rows("SELECT current_user")[0]
+    assert user == dj_database_url.parse(os.environ["DATABASE_URL"])["USER"], (
+        "the suite logs in as DATABASE_URL's role, which tests.servers makes"
+    )
+    privileges = ", ".join(
+        f"has_table_privilege(oid, '{p}')" for p in (*ROW_PRIVILEGES, *OTHER_PRIVILEGES)
+    )
+    tables = {
+        name: tuple(held)
+        for name, *held in rows(
+            f"SELECT relname, {privileges} FROM pg_class "
+            "WHERE relnamespace = 'public'::regnamespace AND relkind IN ('r', 'p')"
+        )
+    }
+    assert {"obligations_event", "obligations_evidence", "auth_user"} <= set(tables)
+    granted = (True,) * len(ROW_PRIVILEGES) + (False,) * len(OTHER_PRIVILEGES)
+    assert {name: held for name, held in tables.items() if held != granted} == {}
+    # (Functions in the select list: a WHERE clause's conditions may run in any order.)
+    sequences = dict(
+        rows(
+            "SELECT relname, has_sequence_privilege(oid, 'USAGE') FROM pg_class "
+            "WHERE relnamespace = 'public'::regnamespace AND relkind = 'S'"
+        )
+    )
+    assert sequences and all(sequences.values())
+    owned = "pg_get_userbyid({}) = current_user"
+    assert (
+        rows(
+            "SELECT relname FROM pg_class WHERE relnamespace = 'public'::regnamespace "
+            f"AND {owned.format('relowner')} UNION ALL SELECT proname FROM pg_proc "
+            f"WHERE pronamespace = 'public'::regnamespace AND {owned.format('proowner')}"
+        )
+        == []
+    )
+
+
+# What the owner of the tables could do to the record, and the app's role cannot.
+GETTING_ROUND = [
+    "ALTER TABLE obligations_event DISABLE TRIGGER obligations_event_append_only",
+    "ALTER TABLE obligations_evidence DISABLE TRIGGER ALL",
+    "DROP TRIGGER obligations_event_append_only ON obligations_event",
+    "DROP TRIGGER obligations_evidence_never_deleted ON obligations_evidence",
+    "CREATE OR REPLACE FUNCTION obligations_refuse_rewrite() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+    "DROP FUNCTION obligations_keep_record() CASCADE",
+    "TRUNCATE obligations_event",
+    "TRUNCATE obligations_membership CASCADE",
+    "DROP TABLE obligations_accesslog",
+    "ALTER TABLE obligations_event OWNER TO CURRENT_USER",
+    "CREATE TRIGGER bypass BEFORE UPDATE ON obligations_reminder FOR EACH ROW "
+    "EXECUTE FUNCTION suppress_redundant_updates_trigger()",
+    "CREATE TABLE obligations_shadow (id integer)",
+    "SET session_replication_role = replica",
+]
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+@pytest.mark.parametrize("sql", GETTING_ROUND, ids=lambda sql: " ".join(sql.split()[:4]))
+def test_the_app_role_cannot_get_round_the_triggers(sql):
+    with (
+        pytest.raises(DatabaseError, match=r"must be owner|permission denied"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT tgname FROM pg_trigger WHERE tgname ~ %s AND tgenabled <> 'O'",
+            [r"_(append_only|never_deleted|keeps_record)$"],
+        )
+        assert cursor.fetchall() == []
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db
+def test_the_app_role_does_the_apps_work(catalogue):
+    """Its grants are enough: an obligation worked to met writes cycles, evidence, events,
+    the reminder outbox and field history."""
+    org = OrganisationFactory()
+    service = applied_service(provider=ProviderFactory(organisation=org))
+    doer, reviewer = member(org, username="doer"), member(org, username="reviewer")
+    cycle = work_to_met(service.obligations.get(duty__code="U2U-RECORDS"), doer, reviewer)
+    assert cycle.status == m.CycleStatus.MET
+    assert {m.EventKind.EVIDENCE_ADDED, m.EventKind.STATUS} <= set(
+        cycle.events.values_list("kind", flat=True)
+    )
+    assert cycle.evidence.get().history.count() == 1
+    assert cycle.reminders.filter(recipient=reviewer).exists()
+    services.record_access(user=reviewer, action=m.AccessAction.SIGN_IN, request=None)
