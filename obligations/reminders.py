@@ -8,10 +8,13 @@ Two steps, each safe to run twice, late, or in two workers at once:
    recipient), in the same transaction that moves `next_reminder_at` on to the next date that
    matters. A row that already exists is skipped by the database, so nothing is owed twice.
    Recurring duties whose cycle was met roll forward here, and a met cycle whose evidence has
-   all expired is no longer met.
+   all expired is no longer met. A cycle whose decision raises is logged (with its id and its
+   organisation's), skipped, and looked at again the next day; its write, if any, ran in a
+   savepoint, so the batch goes on and no organisation's reminders wait on another's row.
 2. **Deliver.** Pending rows are claimed by a conditional update (this run's token; a claim
    older than the lease is taken over, so a run that died is finished by the next), grouped
-   into one digest per recipient, sent, and marked sent per digest.
+   into one digest per recipient, sent, and marked sent per digest. A digest that cannot be
+   built or sent gives its rows back and the run goes on to the next recipient.
 
 The one duplicate is a digest the mail server accepted just before the process died, before
 its rows were marked sent: the next run sends it again. Every other failure sends nothing
@@ -87,6 +90,8 @@ class SweepResult:
     rolled_forward: int = 0
     no_longer_met: int = 0
     cycles_checked: int = 0
+    skipped: int = 0  # cycles whose decision raised (logged)
+    not_sent: int = 0  # digests that raised while built or sent (logged), their rows given back
     _recipients: set[int] = field(default_factory=set, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -117,7 +122,30 @@ class SweepResult:
             lines.append(f"  {self.rolled_forward} recurring obligation(s) rolled forward")
         if self.no_longer_met:
             lines.append(f"  {self.no_longer_met} no longer met: their evidence expired")
+        lines += [f"  {error}" for error in self.errors()]
         return "\n".join(lines)
+
+    def errors(self) -> list[str]:
+        errors = []
+        if self.skipped:
+            errors.append(f"{self.skipped} cycle(s) skipped after an error: see the log")
+        if self.not_sent:
+            errors.append(f"{self.not_sent} digest(s) not sent after an error: see the log")
+        return errors
+
+
+class SweepIncomplete(Exception):
+    """The run did everything else, but skipped cycles or digests after an unexpected error
+    (each logged with its ids). Not retried: the skipped cycles are looked at again the next
+    day, and the digests' rows are pending for the next delivery run."""
+
+    result: SweepResult  # what the run did (its message alone travels: Celery rebuilds it)
+
+    @classmethod
+    def of(cls, result: SweepResult) -> SweepIncomplete:
+        incomplete = cls("; ".join(result.errors()))
+        incomplete.result = result
+        return incomplete
 
 
 # --- Step 1: decide -------------------------------------------------------
@@ -363,22 +391,42 @@ def _decide_met(
             due = min(due, lapsed)
             note += f" Due early: the evidence it was met on expired on {fmt(lapsed)}."
         trigger = m.CycleTrigger.RECURRENCE
-        result.rolled_forward += 1
     else:
         assert lapsed is not None
         due, trigger = lapsed, m.CycleTrigger.EVIDENCE_EXPIRED
         note = f"No longer met: its evidence expired on {fmt(lapsed)}."
-        result.no_longer_met += 1
     if not dry_run:
-        # Rare, and a write with its events: done the way the services always do it.
-        services.open_next_cycle(
-            actor=services.get_system_user(),
-            cycle=m.ObligationCycle.objects.select_related("obligation").get(pk=row.pk),
-            due=due,
-            trigger=trigger,
-            note=note,
-            source=m.EventSource.TASK,
-        )
+        # Rare, and a write with its events: done the way the services always do it. In a
+        # savepoint: a write that fails (a due date past the range the database holds) is
+        # undone alone, and PostgreSQL goes on accepting the batch's other statements.
+        with transaction.atomic():
+            services.open_next_cycle(
+                actor=services.get_system_user(),
+                cycle=m.ObligationCycle.objects.select_related("obligation").get(pk=row.pk),
+                due=due,
+                trigger=trigger,
+                note=note,
+                source=m.EventSource.TASK,
+            )
+    if recurrence:
+        result.rolled_forward += 1
+    else:
+        result.no_longer_met += 1
+    return [], []
+
+
+def _decide_one(
+    row: CycleRow, ctx: _Context, result: SweepResult, dry_run: bool
+) -> tuple[list[Owed], list[dt.date]]:
+    """What one cycle is owed today, and the later dates on which more falls due."""
+    if row.current_cycle_id != row.pk or not row.applicable:
+        return [], []  # replaced or closed for good: nothing more to watch
+    if row.status in OPEN:
+        owed, later = _owed_for_open(row, ctx)
+        more, more_later = _owed_for_evidence(row, ctx)
+        return owed + more, later + more_later
+    if row.status == m.CycleStatus.MET:
+        return _decide_met(row, ctx, result, dry_run)
     return [], []
 
 
@@ -390,17 +438,19 @@ def _decide(
     schedule: list[tuple[int, dt.datetime | None]] = []
     midnights: dict[dt.date, dt.datetime] = {}
     for row in rows:
-        later: list[dt.date] = []
-        if row.current_cycle_id != row.pk or not row.applicable:
-            pass  # replaced or closed for good: nothing more to watch
-        elif row.status in OPEN:
-            found, dates = _owed_for_open(row, ctx)
-            more, more_dates = _owed_for_evidence(row, ctx)
-            owed += found + more
-            later = dates + more_dates
-        elif row.status == m.CycleStatus.MET:
-            found, later = _decide_met(row, ctx, result, dry_run)
-            owed += found
+        try:
+            found, later = _decide_one(row, ctx, result, dry_run)
+        except Exception:
+            # One bad row never stops the sweep for everyone: it is skipped, looked at again
+            # tomorrow (not re-read today), and the run reports it when it ends.
+            log.exception(
+                "reminder sweep: cycle %s of organisation %s skipped after an error",
+                row.pk,
+                row.organisation_id,
+            )
+            result.skipped += 1
+            found, later = [], [ctx.today + dt.timedelta(days=1)]
+        owed += found
         upcoming = [d for d in later if d > ctx.today]
         next_at = None
         if upcoming:
@@ -480,6 +530,8 @@ def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
             break
     if dry_run:
         _count_dry_run(would_send, owed_total, result)
+        if result.errors():
+            raise SweepIncomplete.of(result)
         return result
     # The rows this run recorded: pending under its claim (the partial index on claims).
     recorded = m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING).count()
@@ -646,7 +698,10 @@ class DeliveryFailed(Exception):
 
 
 def deliver(*, token: str | None = None, result: SweepResult | None = None) -> SweepResult:
-    """Send every pending reminder this run holds or can take over, one digest per recipient."""
+    """Send every pending reminder this run holds or can take over, one digest per recipient.
+
+    Raises DeliveryFailed if the mail server refused or could not be reached (worth a retry),
+    else SweepIncomplete if anything was skipped after an unexpected error (logged)."""
     token = token or uuid.uuid4().hex
     result = result or SweepResult(date=timezone.localdate())
     _claim(token, timezone.now())
@@ -662,6 +717,8 @@ def deliver(*, token: str | None = None, result: SweepResult | None = None) -> S
     if failures:
         first = failures[0]
         raise DeliveryFailed(f"{len(failures)} digest(s) not sent: {first!r}") from first
+    if result.errors():
+        raise SweepIncomplete.of(result)
     return result
 
 
@@ -710,14 +767,25 @@ def _deliver_one(
     if not recipient.email or not recipient.is_active:
         result.in_app_only += _settle(ids, token, m.ReminderStatus.IN_APP)
         return
-    message = digest_message(recipient, relevant)
     try:
-        accepted = mailer.send(message)
+        accepted = mailer.send(digest_message(recipient, relevant))
     except TRANSPORT_ERRORS as exc:  # the mail server refused or could not be reached
         log.warning("digest to %s not sent: %r", recipient.email, exc)
         mailer.close()  # the next digest opens a fresh connection
         _release(ids, token)
         failures.append(exc)
+        return
+    except Exception:
+        # A digest that cannot be built or sent (a bug, an address the mail library refuses)
+        # costs its recipient alone: the next recipients still get theirs.
+        log.exception(
+            "reminder delivery: digest to user %s (cycles %s) not sent after an error",
+            recipient.pk,
+            sorted({r.cycle_id for r in relevant}),
+        )
+        mailer.close()
+        _release(ids, token)
+        result.not_sent += 1
         return
     if not accepted:
         _release(ids, token)

@@ -1,7 +1,9 @@
 """Thin Celery tasks: each calls one function in reminders.py and is safe to run twice.
 
 Retries with backoff are for transport failures only (the mail server or the broker out of
-reach); a bug is not retried into a storm.
+reach); a bug is not retried into a storm. A run that skipped something after an unexpected
+error (SweepIncomplete: each logged with its ids) fails without a retry, for the operator to
+see: its skipped cycles come back the next day, its unsent digests at the next delivery.
 """
 
 from __future__ import annotations
@@ -38,7 +40,11 @@ RETRY = {
 def send_reminders(date: str | None = None) -> dict[str, Any]:
     """The daily sweep (beat runs it); `date` is YYYY-MM-DD, today in London when absent."""
     today = dt.date.fromisoformat(date) if date else reminders.timezone.localdate()
-    result = reminders.run_sweep(today=today)
+    try:
+        result = reminders.run_sweep(today=today)
+    except reminders.SweepIncomplete as incomplete:
+        log.error(incomplete.result.summary())
+        raise
     log.info(result.summary())
     return result.as_json()
 
