@@ -1,8 +1,11 @@
 """The reminder sweep under trouble: one organisation's bad row never stops another's
-reminders, and a digest that cannot be sent costs its recipient alone."""
+reminders, a digest that cannot be sent costs its recipient alone, a live run keeps its rows
+however long it takes, and one that stalls past its lease sends at most one digest twice.
+(tests/test_reminders.py kills a run at each point; tests/test_workers.py kills a worker.)"""
 
 import datetime as dt
 import io
+from collections import Counter
 
 import pytest
 from django.core import mail
@@ -113,3 +116,79 @@ def test_a_digest_that_cannot_be_sent_costs_its_recipient_alone(org, caplog):
     olive.email = "olive@example.test"
     olive.save()
     assert reminders.deliver().sent == 2
+
+
+# --- The lease --------------------------------------------------------------
+
+LEASE = 60  # seconds: a fixed, short lease, as the settings give it
+
+
+@pytest.fixture
+def lease(settings):  # type: ignore[no-untyped-def]
+    settings.REMINDER_CLAIM_LEASE_SECONDS = LEASE
+    return dt.timedelta(seconds=LEASE)
+
+
+def owners(org, n):  # type: ignore[no-untyped-def]
+    """n colleagues, each owning one obligation due in 7 days: n digests, one each."""
+    codes = ("U2U-ILLEGAL-RA", "CAA", "U2U-RECORDS", "U2U-COMPLAINTS", "U2U-CHILD-RA")
+    people = []
+    for i, code in enumerate(codes[:n]):
+        person = member(org["org"], username=f"owner{i}")
+        ob = obligation(org, code=code, due=day(7))
+        m.Obligation.objects.filter(pk=ob.pk).update(owner=person)
+        people.append(person)
+    return people
+
+
+def slow_mail(monkeypatch, clock, each, during=None):  # type: ignore[no-untyped-def]
+    """Each digest takes `each` to send; `during(n)` runs as the n-th is being sent."""
+    send, sent = reminders._Mailer.send, []
+
+    def slow(self, message):  # type: ignore[no-untyped-def]
+        accepted = send(self, message)
+        sent.append(message)
+        clock.shift(each)
+        if during:
+            during(len(sent))
+        return accepted
+
+    monkeypatch.setattr(reminders._Mailer, "send", slow)
+
+
+def test_a_run_longer_than_the_lease_keeps_its_rows_from_another_run(
+    org, monkeypatch, clock, lease
+):
+    people = owners(org, 5)
+    others: list[reminders.SweepResult] = []
+
+    def another_run(n):  # type: ignore[no-untyped-def]
+        if n == 4 and not others:  # 72 s into a run that holds its rows for 90 s
+            others.append(reminders.deliver())
+
+    slow_mail(monkeypatch, clock, lease * 0.3, another_run)
+    mail.outbox.clear()
+    assert reminders.run_sweep(today=TODAY).sent == 5
+    assert others[0].sent == 0
+    assert sorted(message.to[0] for message in mail.outbox) == sorted(p.email for p in people)
+
+
+def test_a_run_stalled_past_its_lease_sends_one_digest_twice_at_most_and_stops(
+    org, monkeypatch, clock, lease, caplog
+):
+    people = owners(org, 4)
+    others: list[reminders.SweepResult] = []
+
+    def another_run(n):  # type: ignore[no-untyped-def]
+        if n == 1:  # the first digest took longer than the lease
+            others.append(reminders.deliver())
+
+    slow_mail(monkeypatch, clock, lease + dt.timedelta(seconds=1), another_run)
+    mail.outbox.clear()
+    with caplog.at_level("WARNING"):
+        stalled = reminders.run_sweep(today=TODAY)
+    sent_to = Counter(message.to[0] for message in mail.outbox)
+    assert sent_to == {people[0].email: 2, **{p.email: 1 for p in people[1:]}}
+    assert (stalled.sent, others[0].sent) == (0, 4)  # its first digest was marked by the other
+    assert "stalled past its lease" in caplog.text
+    assert set(m.Reminder.objects.values_list("status", flat=True)) == {m.ReminderStatus.SENT}

@@ -206,6 +206,9 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "osa-tracker@localhost")
+# Each wait on the mail server ends within this, so that one reminder digest is sent well within
+# its delivery run's lease (obligations/reminders.py).
+EMAIL_TIMEOUT = 10
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's file-system transport,
 # so a laptop runs a real worker and beat with no server to install.
@@ -244,6 +247,9 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The first time of the daily reminder sweep (Europe/London); change it in the admin after.
 REMINDER_SWEEP_AT = os.environ.get("REMINDER_SWEEP_AT", "07:00")
+# A delivery run's claim on outbox rows lapses after this unless the run renews it, and the next
+# delivery run takes the rows over (obligations/reminders.py: the lease, the duplicate window).
+REMINDER_CLAIM_LEASE_SECONDS = int(os.environ.get("REMINDER_CLAIM_LEASE_SECONDS", "120"))
 # A digest lists this many items per section and counts the rest (all are in the admin).
 REMINDER_DIGEST_MAX_ITEMS = int(os.environ.get("REMINDER_DIGEST_MAX_ITEMS", "100"))
 
