@@ -4,12 +4,15 @@ however long it takes, and one that stalls past its lease sends at most one dige
 (tests/test_reminders.py kills a run at each point; tests/test_workers.py kills a worker.)"""
 
 import datetime as dt
+import importlib
 import io
 from collections import Counter
 
 import pytest
+from django.apps import apps
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django_celery_beat.models import PeriodicTask
 
 from obligations import models as m
 from obligations import reminders, tasks
@@ -192,3 +195,34 @@ def test_a_run_stalled_past_its_lease_sends_one_digest_twice_at_most_and_stops(
     assert (stalled.sent, others[0].sent) == (0, 4)  # its first digest was marked by the other
     assert "stalled past its lease" in caplog.text
     assert set(m.Reminder.objects.values_list("status", flat=True)) == {m.ReminderStatus.SENT}
+
+
+# --- Beat and the worker ---------------------------------------------------
+
+
+def test_beat_delivers_the_outbox_every_five_minutes_from_a_schedule_staff_can_edit(db):
+    from tracker.celery import app
+
+    task = PeriodicTask.objects.get(name="Reminder delivery")
+    assert task.task == "obligations.deliver_reminders" and task.enabled
+    assert task.task in app.tasks
+    assert (task.interval.every, task.interval.period) == (5, "minutes")
+    assert task.expire_seconds == 300  # a run still queued when the next is due is dropped
+    # Migrating again never overwrites what staff changed.
+    task.interval.every = 10
+    task.interval.save()
+    migration = importlib.import_module("obligations.migrations.0016_reminder_delivery_schedule")
+    migration.schedule_delivery(apps, None)
+    assert PeriodicTask.objects.get(name="Reminder delivery").interval.every == 10
+
+
+def test_reminder_tasks_are_acknowledged_when_they_end_and_requeued_if_their_worker_dies():
+    from django.conf import settings
+
+    for task in (tasks.send_reminders, tasks.deliver_reminders):
+        assert task.acks_late and task.reject_on_worker_lost
+    # Redis hands a task to another worker only once it can no longer be running.
+    visibility = settings.REDIS_VISIBILITY_TIMEOUT
+    assert settings.CELERY_REDIS_TRANSPORT_OPTIONS["visibility_timeout"] == visibility
+    longest = settings.TASK_RETRY_MAX_DELAY + tasks.send_reminders.app.conf.task_time_limit
+    assert longest < visibility <= 30 * 60  # and a killed worker's task runs within the half hour
