@@ -8,14 +8,29 @@ Two steps, each safe to run twice, late, or in two workers at once:
    recipient), in the same transaction that moves `next_reminder_at` on to the next date that
    matters. A row that already exists is skipped by the database, so nothing is owed twice.
    Recurring duties whose cycle was met roll forward here, and a met cycle whose evidence has
-   all expired is no longer met.
-2. **Deliver.** Pending rows are claimed by a conditional update (this run's token; a claim
-   older than the lease is taken over, so a run that died is finished by the next), grouped
-   into one digest per recipient, sent, and marked sent per digest.
+   all expired is no longer met. A cycle whose decision raises is logged (with its id and its
+   organisation's), skipped, and looked at again the next day; its write, if any, ran in a
+   savepoint, so the batch goes on and no organisation's reminders wait on another's row.
+2. **Deliver.** Pending rows are claimed by a conditional update (this run's token), grouped
+   into one digest per recipient, sent, and marked sent per digest. A digest that cannot be
+   built or sent gives its rows back and the run goes on to the next recipient.
 
-The one duplicate is a digest the mail server accepted just before the process died, before
-its rows were marked sent: the next run sends it again. Every other failure sends nothing
-twice (tests/test_reminders.py shows each).
+**The lease.** A claim lapses after settings.REMINDER_CLAIM_LEASE_SECONDS (2 minutes); then the
+next delivery run takes the rows over. Beat starts one every 5 minutes, so a run killed
+mid-delivery is finished within about 7 minutes. A live run keeps its rows however long it
+takes: before each digest it renews the claim on all of them once a quarter of the lease has
+passed (one UPDATE every 30 s, not one per digest), and it counts them: a renewal that finds
+fewer rows than the run should hold means it stalled past its lease and another run took some
+over, so it gives the rest back and stops.
+
+**The duplicate window**, exactly: at most one digest per run is sent twice, and only
+- when the mail server accepted it and the process died before marking its rows sent (the next
+  run sends it again), or
+- when building and sending that one digest took longer than three quarters of the lease
+  (90 s; settings.EMAIL_TIMEOUT bounds each wait on the mail server to 10 s, and the workers'
+  clocks must agree), so another run took its rows over meanwhile.
+Every other failure sends nothing twice (tests/test_reminders.py and
+tests/test_reminder_recovery.py show each; tests/test_workers.py kills a real worker).
 """
 
 from __future__ import annotations
@@ -51,8 +66,6 @@ log = logging.getLogger(__name__)
 # Cycles decided per transaction; the sweep's query count is constant up to this many. At
 # 5,000, a sweep of 100,000 spent a second more on reads and commits (its memory: 40 MB).
 SWEEP_BATCH = 20_000
-# A delivery run's claim on pending rows lapses after this, for the next run to take over.
-CLAIM_LEASE = dt.timedelta(minutes=15)
 EVIDENCE_WARNING_DAYS = 30
 ESCALATION_EVERY_DAYS = 7
 OPEN = (
@@ -87,6 +100,8 @@ class SweepResult:
     rolled_forward: int = 0
     no_longer_met: int = 0
     cycles_checked: int = 0
+    skipped: int = 0  # cycles whose decision raised (logged)
+    not_sent: int = 0  # digests that raised while built or sent (logged), their rows given back
     _recipients: set[int] = field(default_factory=set, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -117,7 +132,78 @@ class SweepResult:
             lines.append(f"  {self.rolled_forward} recurring obligation(s) rolled forward")
         if self.no_longer_met:
             lines.append(f"  {self.no_longer_met} no longer met: their evidence expired")
+        lines += [f"  {error}" for error in self.errors()]
         return "\n".join(lines)
+
+    def errors(self) -> list[str]:
+        errors = []
+        if self.skipped:
+            errors.append(f"{self.skipped} cycle(s) skipped after an error: see the log")
+        if self.not_sent:
+            errors.append(f"{self.not_sent} digest(s) not sent after an error: see the log")
+        return errors
+
+
+class SweepIncomplete(Exception):
+    """The run did everything else, but skipped cycles or digests after an unexpected error
+    (each logged with its ids). Not retried: the skipped cycles are looked at again the next
+    day, and the digests' rows are pending for the next delivery run."""
+
+    result: SweepResult  # what the run did (its message alone travels: Celery rebuilds it)
+
+    @classmethod
+    def of(cls, result: SweepResult) -> SweepIncomplete:
+        incomplete = cls("; ".join(result.errors()))
+        incomplete.result = result
+        return incomplete
+
+
+# --- A run's claim on its outbox rows -------------------------------------
+
+
+def claim_lease() -> dt.timedelta:
+    """How long a claim holds unless renewed (the module docstring: the lease)."""
+    return dt.timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS)
+
+
+class Claim:
+    """A run's claim on pending outbox rows: its token, when it last renewed them (each row it
+    holds was claimed since), and how many it should hold (rows it took or recorded, less those
+    it settled or gave back)."""
+
+    def __init__(self) -> None:
+        self.token = uuid.uuid4().hex
+        self.renewed_at = timezone.now()
+        self.held = 0
+
+    def rows(self) -> QuerySet[m.Reminder]:
+        # Found through the partial index on pending claims.
+        return m.Reminder.objects.filter(claim=self.token, status=m.ReminderStatus.PENDING)
+
+    def take_over(self) -> None:
+        """Claim pending rows nobody holds: new ones from the web, and those of a dead run."""
+        now = timezone.now()
+        self.held += (
+            m.Reminder.objects.filter(status=m.ReminderStatus.PENDING)
+            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_lease()))
+            .exclude(claim=self.token)
+            .update(claim=self.token, claimed_at=now)
+        )
+
+    def renew(self) -> bool:
+        """Renew the claim on every row the run holds once a quarter of the lease has passed.
+        False if some are no longer held: the run stalled past its lease and another took
+        them over."""
+        now = timezone.now()
+        if now - self.renewed_at < claim_lease() / 4:
+            return True
+        renewed = self.rows().update(claimed_at=now)
+        self.renewed_at = now
+        return renewed >= self.held
+
+    def give_back(self) -> None:
+        """Leave every row the run still holds to the next run, at once."""
+        self.held -= self.rows().update(claim="", claimed_at=None)
 
 
 # --- Step 1: decide -------------------------------------------------------
@@ -363,22 +449,42 @@ def _decide_met(
             due = min(due, lapsed)
             note += f" Due early: the evidence it was met on expired on {fmt(lapsed)}."
         trigger = m.CycleTrigger.RECURRENCE
-        result.rolled_forward += 1
     else:
         assert lapsed is not None
         due, trigger = lapsed, m.CycleTrigger.EVIDENCE_EXPIRED
         note = f"No longer met: its evidence expired on {fmt(lapsed)}."
-        result.no_longer_met += 1
     if not dry_run:
-        # Rare, and a write with its events: done the way the services always do it.
-        services.open_next_cycle(
-            actor=services.get_system_user(),
-            cycle=m.ObligationCycle.objects.select_related("obligation").get(pk=row.pk),
-            due=due,
-            trigger=trigger,
-            note=note,
-            source=m.EventSource.TASK,
-        )
+        # Rare, and a write with its events: done the way the services always do it. In a
+        # savepoint: a write that fails (a due date past the range the database holds) is
+        # undone alone, and PostgreSQL goes on accepting the batch's other statements.
+        with transaction.atomic():
+            services.open_next_cycle(
+                actor=services.get_system_user(),
+                cycle=m.ObligationCycle.objects.select_related("obligation").get(pk=row.pk),
+                due=due,
+                trigger=trigger,
+                note=note,
+                source=m.EventSource.TASK,
+            )
+    if recurrence:
+        result.rolled_forward += 1
+    else:
+        result.no_longer_met += 1
+    return [], []
+
+
+def _decide_one(
+    row: CycleRow, ctx: _Context, result: SweepResult, dry_run: bool
+) -> tuple[list[Owed], list[dt.date]]:
+    """What one cycle is owed today, and the later dates on which more falls due."""
+    if row.current_cycle_id != row.pk or not row.applicable:
+        return [], []  # replaced or closed for good: nothing more to watch
+    if row.status in OPEN:
+        owed, later = _owed_for_open(row, ctx)
+        more, more_later = _owed_for_evidence(row, ctx)
+        return owed + more, later + more_later
+    if row.status == m.CycleStatus.MET:
+        return _decide_met(row, ctx, result, dry_run)
     return [], []
 
 
@@ -390,17 +496,19 @@ def _decide(
     schedule: list[tuple[int, dt.datetime | None]] = []
     midnights: dict[dt.date, dt.datetime] = {}
     for row in rows:
-        later: list[dt.date] = []
-        if row.current_cycle_id != row.pk or not row.applicable:
-            pass  # replaced or closed for good: nothing more to watch
-        elif row.status in OPEN:
-            found, dates = _owed_for_open(row, ctx)
-            more, more_dates = _owed_for_evidence(row, ctx)
-            owed += found + more
-            later = dates + more_dates
-        elif row.status == m.CycleStatus.MET:
-            found, later = _decide_met(row, ctx, result, dry_run)
-            owed += found
+        try:
+            found, later = _decide_one(row, ctx, result, dry_run)
+        except Exception:
+            # One bad row never stops the sweep for everyone: it is skipped, looked at again
+            # tomorrow (not re-read today), and the run reports it when it ends.
+            log.exception(
+                "reminder sweep: cycle %s of organisation %s skipped after an error",
+                row.pk,
+                row.organisation_id,
+            )
+            result.skipped += 1
+            found, later = [], [ctx.today + dt.timedelta(days=1)]
+        owed += found
         upcoming = [d for d in later if d > ctx.today]
         next_at = None
         if upcoming:
@@ -455,7 +563,7 @@ def _already_recorded(owed: list[Owed]) -> set[tuple[int, str, int, dt.date, int
 def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
     """Decide and deliver today's reminders. Safe to run twice, late, or concurrently."""
     result = SweepResult(date=today, dry_run=dry_run)
-    token, now = uuid.uuid4().hex, timezone.now()
+    claim = Claim()
     horizon = london_midnight(today + dt.timedelta(days=1))
     duties = load_duties()
     owed_total, would_send = 0, []
@@ -474,17 +582,22 @@ def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
                 known = _already_recorded(owed)
                 would_send += [o for o in owed if o.key not in known]
             else:
-                _record(owed, token, now)
+                # Claimed now: after the claim's last renewal, as each row it holds must be.
+                _record(owed, claim.token, timezone.now())
                 bulk.update_by_pk(m.ObligationCycle, ["next_reminder_at"], schedule)
+        # A long sweep keeps what it recorded, to send each recipient one digest.
+        claim.renew()
         if len(rows) < SWEEP_BATCH:
             break
     if dry_run:
         _count_dry_run(would_send, owed_total, result)
+        if result.errors():
+            raise SweepIncomplete.of(result)
         return result
-    # The rows this run recorded: pending under its claim (the partial index on claims).
-    recorded = m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING).count()
-    result.already_sent = owed_total - recorded
-    deliver(token=token, result=result)
+    # The rows this run recorded and still holds.
+    claim.held = claim.rows().count()
+    result.already_sent = owed_total - claim.held
+    deliver(claim=claim, result=result)
     return result
 
 
@@ -503,13 +616,6 @@ def _count_dry_run(would_send: list[Owed], owed_total: int, result: SweepResult)
 
 
 # --- Step 2: deliver ------------------------------------------------------
-
-
-def _claim(token: str, now: dt.datetime) -> None:
-    """Take over pending rows nobody holds: new ones from the web, and those of a dead run."""
-    m.Reminder.objects.filter(status=m.ReminderStatus.PENDING).filter(
-        Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - CLAIM_LEASE)
-    ).exclude(claim=token).update(claim=token, claimed_at=now)
 
 
 class PendingRow(NamedTuple):
@@ -561,15 +667,17 @@ def _held(ids: list[int], token: str) -> QuerySet[m.Reminder]:
     )
 
 
-def _settle(ids: list[int], token: str, status: str) -> int:
+def _settle(ids: list[int], claim: Claim, status: str) -> int:
     if not ids:
         return 0
-    return _held(ids, token).update(status=status, sent_at=timezone.now())
+    settled = _held(ids, claim.token).update(status=status, sent_at=timezone.now())
+    claim.held -= settled
+    return settled
 
 
-def _release(ids: list[int], token: str) -> None:
+def _release(ids: list[int], claim: Claim) -> None:
     """Give rows back after a failed send, so a retry takes them at once."""
-    _held(ids, token).update(claim="", claimed_at=None)
+    claim.held -= _held(ids, claim.token).update(claim="", claimed_at=None)
 
 
 SECTIONS = (
@@ -627,9 +735,9 @@ def digest_message(recipient: User, rows: list[PendingRow]) -> EmailMultiAlterna
     return message
 
 
-def _pending(token: str) -> Iterator[PendingRow]:
+def _pending(claim: Claim) -> Iterator[PendingRow]:
     rows = (
-        m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING)
+        claim.rows()
         .order_by("recipient_id", "kind", "deadline", "pk")
         .values_list(*PENDING_FIELDS)
         .iterator(chunk_size=5000)
@@ -645,23 +753,34 @@ class DeliveryFailed(Exception):
     """Some digests could not be handed to the mail server; their rows stay pending."""
 
 
-def deliver(*, token: str | None = None, result: SweepResult | None = None) -> SweepResult:
-    """Send every pending reminder this run holds or can take over, one digest per recipient."""
-    token = token or uuid.uuid4().hex
+def deliver(*, claim: Claim | None = None, result: SweepResult | None = None) -> SweepResult:
+    """Send every pending reminder this run holds or can take over, one digest per recipient.
+
+    Raises DeliveryFailed if the mail server refused or could not be reached (worth a retry),
+    else SweepIncomplete if anything was skipped after an unexpected error (logged)."""
+    claim = claim or Claim()
     result = result or SweepResult(date=timezone.localdate())
-    _claim(token, timezone.now())
+    claim.take_over()
     failures: list[Exception] = []
-    held = m.Reminder.objects.filter(claim=token, status=m.ReminderStatus.PENDING)
-    recipients = {u.pk: u for u in User.objects.filter(pk__in=held.values("recipient_id"))}
+    recipients = {u.pk: u for u in User.objects.filter(pk__in=claim.rows().values("recipient_id"))}
     mailer = _Mailer()
     try:
-        for recipient_id, group in groupby(_pending(token), key=lambda r: r.recipient_id):
-            _deliver_one(mailer, recipients[recipient_id], list(group), token, result, failures)
+        for recipient_id, group in groupby(_pending(claim), key=lambda r: r.recipient_id):
+            if not claim.renew():
+                log.warning(
+                    "reminder delivery stalled past its lease and another run took over some of "
+                    "its rows: it leaves the rest to the next run and stops"
+                )
+                claim.give_back()
+                break
+            _deliver_one(mailer, recipients[recipient_id], list(group), claim, result, failures)
     finally:
         mailer.close()
     if failures:
         first = failures[0]
         raise DeliveryFailed(f"{len(failures)} digest(s) not sent: {first!r}") from first
+    if result.errors():
+        raise SweepIncomplete.of(result)
     return result
 
 
@@ -692,7 +811,7 @@ def _deliver_one(
     mailer: _Mailer,
     recipient: User,
     rows: list[PendingRow],
-    token: str,
+    claim: Claim,
     result: SweepResult,
     failures: list[Exception],
 ) -> None:
@@ -703,30 +822,41 @@ def _deliver_one(
             relevant.append(r)
         else:
             stale.append(r.pk)
-    result.cancelled += _settle(stale, token, m.ReminderStatus.CANCELLED)
+    result.cancelled += _settle(stale, claim, m.ReminderStatus.CANCELLED)
     if not relevant:
         return
     ids = [r.pk for r in relevant]
     if not recipient.email or not recipient.is_active:
-        result.in_app_only += _settle(ids, token, m.ReminderStatus.IN_APP)
+        result.in_app_only += _settle(ids, claim, m.ReminderStatus.IN_APP)
         return
-    message = digest_message(recipient, relevant)
     try:
-        accepted = mailer.send(message)
+        accepted = mailer.send(digest_message(recipient, relevant))
     except TRANSPORT_ERRORS as exc:  # the mail server refused or could not be reached
         log.warning("digest to %s not sent: %r", recipient.email, exc)
         mailer.close()  # the next digest opens a fresh connection
-        _release(ids, token)
+        _release(ids, claim)
         failures.append(exc)
         return
+    except Exception:
+        # A digest that cannot be built or sent (a bug, an address the mail library refuses)
+        # costs its recipient alone: the next recipients still get theirs.
+        log.exception(
+            "reminder delivery: digest to user %s (cycles %s) not sent after an error",
+            recipient.pk,
+            sorted({r.cycle_id for r in relevant}),
+        )
+        mailer.close()
+        _release(ids, claim)
+        result.not_sent += 1
+        return
     if not accepted:
-        _release(ids, token)
+        _release(ids, claim)
         failures.append(
             RuntimeError(f"the mail backend did not accept the digest to {recipient.email}")
         )
         return
     # The documented window: accepted by the mail server, not yet marked sent.
-    marked = mark_sent(ids, token)
+    marked = mark_sent(ids, claim)
     result.sent += marked
     result.escalations += sum(1 for r in relevant if r.kind == K.OVERDUE)
     result.digests += 1
@@ -735,15 +865,15 @@ def _deliver_one(
         result.recipients += 1
 
 
-def mark_sent(ids: list[int], token: str) -> int:
-    return _settle(ids, token, m.ReminderStatus.SENT)
+def mark_sent(ids: list[int], claim: Claim) -> int:
+    return _settle(ids, claim, m.ReminderStatus.SENT)
 
 
 def notify_review(
     *, cycle: m.ObligationCycle, submitted_by: User, event: m.Event, recipients: Iterable[int]
 ) -> None:
     """Outbox rows for the colleagues who can review a submission, in the caller's
-    transaction; a worker delivers them (and the nightly sweep, if the broker was down)."""
+    transaction; a worker delivers them (or beat's periodic delivery, if the broker was down)."""
     obligation = cycle.obligation
     service = obligation.service.name if obligation.service else None
     reason = (

@@ -83,11 +83,15 @@ def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def
 
 def use_broker(url: str, options: dict[str, object]) -> None:
     """Point this process's Celery app at another broker (its pools are rebuilt on next use)."""
+    from kombu import pools
+
     from tracker.celery import app
 
     if app._pool is not None:
         app._pool.force_close_all()
     app._pool = None
+    # kombu keeps producer pools by broker URL: a closed one must not serve the next test.
+    pools.reset()
     app.amqp._producer_pool = None
     app.conf.broker_url = url
     app.conf.broker_transport_options = options

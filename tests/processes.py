@@ -39,7 +39,9 @@ def environment(var_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def celery_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[bytes]]:
+def celery_worker(
+    env: dict[str, str], log: Path, app: str = "tracker"
+) -> Iterator[subprocess.Popen[bytes]]:
     """A worker process, as `make run` starts one; stopped (warm shutdown) afterwards."""
     with log.open("wb") as out:
         worker = subprocess.Popen(
@@ -48,7 +50,7 @@ def celery_worker(env: dict[str, str], log: Path) -> Iterator[subprocess.Popen[b
                 "-m",
                 "celery",
                 "-A",
-                "tracker",
+                app,
                 "worker",
                 "--pool=solo",
                 "--without-gossip",

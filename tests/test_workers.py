@@ -5,16 +5,22 @@
 - Against a real Redis (make test starts one for the PostgreSQL run), a worker runs the sweep
   end to end and writes the e-mails.
 - Two sweeps started at once against PostgreSQL send every reminder exactly once.
+- A worker killed outright in the middle of delivering (real Redis) leaves nothing undelivered:
+  the next delivery run after the lease, or the killed task itself given back by Redis, sends
+  the rest, and only the digest the mail server had just accepted goes twice.
 """
 
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 
 import pytest
+import redis
 from django.conf import settings
 from django.urls import reverse
 
@@ -160,3 +166,68 @@ def test_two_sweeps_at_once_against_postgres_send_each_reminder_once(team, tmp_p
     assert mailed == Counter((r.recipient.email, r.reason) for r in rows)
     assert max(mailed.values()) == 1
     assert sum(r["sent"] for r in results) == rows.count()
+
+
+LEASE = 2  # seconds: REMINDER_CLAIM_LEASE_SECONDS for the workers below
+
+
+@pytest.fixture
+def redis_broker(switch_broker):  # type: ignore[no-untyped-def]
+    """This process publishes to the test Redis, emptied before and after (a killed worker's
+    unacknowledged task must not reach the next test)."""
+    url = os.environ["REDIS_URL"]
+    switch_broker(url, settings.CELERY_REDIS_TRANSPORT_OPTIONS)
+    client = redis.Redis.from_url(url)
+    client.flushdb()
+    yield url, client
+    client.flushdb()
+
+
+@pytest.mark.skipif(not os.environ.get("REDIS_URL"), reason="make test runs this with a Redis")
+@pytest.mark.parametrize("next_run", ["beat's delivery", "the killed task, given back by Redis"])
+def test_a_worker_killed_mid_delivery_is_finished_by_the_next_run(
+    team, tmp_path, redis_broker, next_run
+):
+    from obligations.tasks import deliver_reminders, send_reminders
+
+    people = [team["owner"], *(member(team["org"], username=f"owner{i}") for i in range(3))]
+    codes = ("U2U-ILLEGAL-RA", "CAA", "U2U-RECORDS", "U2U-COMPLAINTS")
+    for person, code in zip(people, codes, strict=True):
+        ob = open_obligation(team, code, TODAY + dt.timedelta(days=7))
+        m.Obligation.objects.filter(pk=ob.pk).update(owner=person)
+    url, client = redis_broker
+    env = environment(tmp_path, REDIS_URL=url, REMINDER_CLAIM_LEASE_SECONDS=str(LEASE))
+    # One digest per owner, in the order of their ids: the worker dies just after the mail
+    # server accepted the second, before marking it sent.
+    dying = {**env, "EMAIL_BACKEND": "tests.dying_mail.EmailBackend", "DIE_AFTER_MESSAGES": "2"}
+    with celery_worker(dying, tmp_path / "killed.log") as killed:
+        send_reminders.apply_async(kwargs={"date": TODAY.isoformat()})
+        wait_for(lambda: killed.poll() is not None, "the worker to die", tmp_path / "killed.log")
+    assert killed.returncode == -signal.SIGKILL
+    rows = m.Reminder.objects.select_related("recipient")
+    pending = m.ReminderStatus.PENDING
+    assert [r.status for r in rows.order_by("recipient")] == ["sent"] + [pending] * 3
+    # Acknowledged late: the killed task is still Redis's, to be given back.
+    assert client.hlen("unacked") == 1
+
+    log = tmp_path / "next.log"
+    if next_run == "beat's delivery":
+        time.sleep(LEASE + 0.5)  # the dead run's claim lapses
+        with celery_worker(env, log):
+            deliver_reminders.apply_async()  # as beat does every five minutes
+            wait_for(lambda: not rows.filter(status=pending).exists(), "delivery", log)
+        assert client.hlen("unacked") == 1  # the sweep too would run again, in 20 minutes
+    else:
+        visibility = LEASE + 2
+        time.sleep(visibility + 0.5)
+        quick = {**env, "TEST_VISIBILITY_TIMEOUT": str(visibility)}
+        with celery_worker(quick, log, app="tests.quick_redelivery"):
+            wait_for(lambda: not rows.filter(status=pending).exists(), "the sweep again", log)
+        assert "obligations.send_reminders" in log.read_text()
+        assert client.hlen("unacked") == 0
+
+    # Every reminder owed was e-mailed; the one digest accepted as the worker died, twice.
+    owed = Counter((r.recipient.email, r.reason) for r in rows)
+    second = Counter(item for item in owed if item[0] == people[1].email)
+    assert Counter(mailed_items(tmp_path)) == owed + second
+    assert len(second) == 1

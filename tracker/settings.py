@@ -211,6 +211,9 @@ EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "osa-tracker@localhost")
+# Each wait on the mail server ends within this, so that one reminder digest is sent well within
+# its delivery run's lease (obligations/reminders.py).
+EMAIL_TIMEOUT = 10
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's file-system transport,
 # so a laptop runs a real worker and beat with no server to install.
@@ -220,16 +223,33 @@ CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 # Short timeouts: with the broker down, a web request that enqueues gives up in seconds
 # (and its save has already committed); it never hangs.
 CELERY_BROKER_CONNECTION_TIMEOUT = 3
+# Every task ends within this (the prefork pool, the worker's default, kills one that does not;
+# a --pool=solo worker cannot). The daily sweep over 100,000 cycles took 45 s at its slowest
+# (README, Benchmarks): a task that needs longer raises this and the visibility timeout.
+CELERY_TASK_TIME_LIMIT = 10 * 60
+# The longest a task waits before a retry (obligations/tasks.py): beyond that, beat's delivery
+# every 5 minutes has already done what the retry would.
+TASK_RETRY_MAX_DELAY = 5 * 60
+# Tasks are acknowledged when they end (tracker/celery.py). A worker killed outright (SIGKILL,
+# out of memory, a reboot) leaves its task unacknowledged, and Redis hands it to another worker
+# after this many seconds (kombu looks about every 100 s). It outlasts the longest a task stays
+# unacknowledged (a retry's wait, then the time limit), so a task still running is never started
+# twice. (A pool process that dies returns its task to the queue at once: reject on worker
+# lost.) The file-system broker of a laptop deletes a message as a worker takes it: there, a
+# task killed outright is lost, but not its outbox rows, which beat's delivery sends once their
+# lease lapses; cycles a killed sweep had not decided wait for the next day's sweep (or
+# `manage.py send_reminders`).
+REDIS_VISIBILITY_TIMEOUT = TASK_RETRY_MAX_DELAY + CELERY_TASK_TIME_LIMIT + 5 * 60
 CELERY_REDIS_TRANSPORT_OPTIONS: dict[str, object] = {
     "socket_timeout": 3,
     "socket_connect_timeout": 3,
-    # A publisher tries twice, then gives up (the caller logs it; the sweep catches up). The
-    # worker's own reconnection is governed by broker_connection_retry, not by these.
+    # A publisher tries twice, then gives up (the caller logs it; beat's delivery catches
+    # up). The worker's own reconnection is governed by broker_connection_retry, not by these.
     "max_retries": 1,
     "interval_start": 0,
     "interval_step": 0.5,
     "interval_max": 1,
-    "visibility_timeout": 60 * 60,
+    "visibility_timeout": REDIS_VISIBILITY_TIMEOUT,
 }
 CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object]
 if REDIS_URL:
@@ -249,6 +269,11 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The first time of the daily reminder sweep (Europe/London); change it in the admin after.
 REMINDER_SWEEP_AT = os.environ.get("REMINDER_SWEEP_AT", "07:00")
+# Beat delivers the outbox this often (set at the first migrate; change it in the admin after).
+REMINDER_DELIVERY_EVERY_MINUTES = 5
+# A delivery run's claim on outbox rows lapses after this unless the run renews it, and the next
+# delivery run takes the rows over (obligations/reminders.py: the lease, the duplicate window).
+REMINDER_CLAIM_LEASE_SECONDS = int(os.environ.get("REMINDER_CLAIM_LEASE_SECONDS", "120"))
 # A digest lists this many items per section and counts the rest (all are in the admin).
 REMINDER_DIGEST_MAX_ITEMS = int(os.environ.get("REMINDER_DIGEST_MAX_ITEMS", "100"))
 

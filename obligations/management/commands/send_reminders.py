@@ -34,11 +34,16 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         today = iso_date(options["date"]) if options["date"] else timezone.localdate()
+        incomplete = None
         try:
             result = reminders.run_sweep(today=today, dry_run=options["dry_run"])
         except reminders.DeliveryFailed as exc:
             raise CommandError(f"{exc} They stay pending; the next run sends them.") from None
+        except reminders.SweepIncomplete as exc:
+            incomplete, result = exc, exc.result  # the rest was done: reported, then the error
         if options["json"]:
             self.stdout.write(json.dumps(result.as_json()))
         else:
             self.stdout.write(result.summary())
+        if incomplete:
+            raise CommandError(str(incomplete))
