@@ -211,7 +211,7 @@ def test_beat_delivers_the_outbox_every_five_minutes_from_a_schedule_staff_can_e
     # Migrating again never overwrites what staff changed.
     task.interval.every = 10
     task.interval.save()
-    migration = importlib.import_module("obligations.migrations.0016_reminder_delivery_schedule")
+    migration = importlib.import_module("obligations.migrations.0017_reminder_delivery_schedule")
     migration.schedule_delivery(apps, None)
     assert PeriodicTask.objects.get(name="Reminder delivery").interval.every == 10
 

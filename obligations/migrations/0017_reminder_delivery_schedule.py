@@ -34,7 +34,7 @@ def unschedule_delivery(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("obligations", "0015_plausible_dates"),
+        ("obligations", "0016_protect_records"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 
