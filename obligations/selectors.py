@@ -814,9 +814,10 @@ def register_overdue(today: dt.date) -> Q:
     return Q(r_applicable=True) & m.overdue(today, status="r_status", due="r_due")
 
 
-def token_holders(user: User) -> QuerySet[Any]:
-    """Users whose API tokens `user` may create and revoke: themselves, and the members of
-    organisations they administer (operators: everyone)."""
+def overseen_token_holders(user: User) -> QuerySet[Any]:
+    """Users whose API tokens `user` may list and revoke (never make, nor see a key of:
+    services.create_api_token): themselves, and the members of organisations they
+    administer; operators, everyone."""
     users = get_user_model().objects.filter(is_active=True)
     if getattr(user, "is_superuser", False):
         return users
@@ -825,7 +826,7 @@ def token_holders(user: User) -> QuerySet[Any]:
 
 
 def api_tokens_for(user: User) -> QuerySet[m.ApiToken]:
-    return m.ApiToken.objects.filter(user__in=token_holders(user).values("pk"))
+    return m.ApiToken.objects.filter(user__in=overseen_token_holders(user).values("pk"))
 
 
 def states_at(

@@ -1951,8 +1951,14 @@ def create_api_token(
     read_only: bool = True,
     expires_at: dt.datetime | None = None,
 ) -> tuple[m.ApiToken, str]:
-    """A new key for `user`; the key itself is returned once and never stored."""
-    _check_token_holder(actor, user)
+    """A new key for `user`, made by `user`; the key itself is returned once, never stored.
+
+    Nobody makes a token for someone else, not an organisation admin, not an operator:
+    whoever holds another's key acts in their name (approving their own submission as
+    the other, four eyes defeated), and the events would name someone who did not act.
+    """
+    if actor.pk != user.pk:
+        raise PermissionDenied("An API token can only be made by the person who will use it.")
     key = "osa_" + secrets.token_urlsafe(32)
     token = m.ApiToken.objects.create(
         user=user,
@@ -1966,18 +1972,16 @@ def create_api_token(
     return token, key
 
 
-def _check_token_holder(actor: User, user: User) -> None:
-    if not selectors.token_holders(actor).filter(pk=user.pk).exists():
-        raise PermissionDenied(
-            "Only the user, an admin of one of their organisations, or an operator can "
-            "make or revoke their API tokens."
-        )
-
-
 @transaction.atomic
 def revoke_api_token(*, actor: User, token: m.ApiToken) -> bool:
-    """Revoking is final: the key stops working at once. True if this call revoked it."""
-    _check_token_holder(actor, token.user)
+    """Revoking is final: the key stops working at once. True if this call revoked it.
+
+    The holder, an admin of an organisation the holder is a member of, or an operator."""
+    if not selectors.overseen_token_holders(actor).filter(pk=token.user_id).exists():
+        raise PermissionDenied(
+            "Only the token's holder, an admin of one of their organisations, or an operator "
+            "can revoke it."
+        )
     return _revoke(actor=actor, obj=token, message="Revoked the API token.")
 
 
