@@ -26,7 +26,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 
 from obligations import models as m
 from obligations import selectors, services
@@ -325,8 +324,8 @@ class _Register:
             services_by_name.setdefault(service.name.casefold(), []).append(service)
         members: dict[str, list[m.Membership]] = {}
         memberships = (
-            m.Membership.objects.filter(organisation=organisation, user__is_active=True)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+            m.Membership.objects.active()
+            .filter(organisation=organisation, user__is_active=True)
             .exclude(user__email="")
             .select_related("user")
         )
