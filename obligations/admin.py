@@ -30,8 +30,9 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import timezone
+from django.utils import formats, timezone
 from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
 from simple_history.admin import SimpleHistoryAdmin
 
@@ -178,10 +179,10 @@ class ScopedHistoryAdmin(ScopedAdmin, SimpleHistoryAdmin):
 def colleagues(request: HttpRequest) -> QuerySet[Any]:
     """Users who are members of the organisations the requester can see."""
     organisations = selectors.visible_organisations(request.user)
+    members = m.Membership.objects.active().filter(organisation__in=organisations)
     return (
         get_user_model()
-        .objects.filter(memberships__organisation__in=organisations, is_active=True)
-        .distinct()
+        .objects.filter(pk__in=members.values("user_id"), is_active=True)
         .order_by("username")
     )
 
@@ -296,17 +297,23 @@ class ProviderObligationInline(ObligationInline):
 
 
 class OrganisationAdminInline(admin.TabularInline):
-    """Rows only the organisation's admins may change."""
+    """Rows only the organisation's admins may see and change."""
 
     extra = 0
+    formset = ParentKnownFormSet
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return selectors.scope(super().get_queryset(request), request.user)
+        return selectors.scope(super().get_queryset(request), request.user, (m.Role.ADMIN,))
 
     def _is_org_admin(self, request: HttpRequest, obj: Any) -> bool:
         if request.user.is_superuser:
             return True
-        return obj is not None and selectors.has_role(request.user, (m.Role.ADMIN,), obj.pk)
+        # Django asks without an object too (when it reads the rows, which the queryset
+        # scopes): then, whether the user administers any organisation.
+        return selectors.has_role(request.user, (m.Role.ADMIN,), obj.pk if obj else None)
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return self._is_org_admin(request, obj)
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return self._is_org_admin(request, obj)
@@ -318,25 +325,137 @@ class OrganisationAdminInline(admin.TabularInline):
         return self._is_org_admin(request, obj)
 
 
-class MembershipInline(OrganisationAdminInline):
-    model = m.Membership
-    fields = ("user", "role", "expires_at")
+def member_candidates(request: HttpRequest, organisation: m.Organisation | None) -> QuerySet[Any]:
+    """Whom an admin may add to `organisation`: colleagues, its former members, and accounts
+    an operator made that belong to no organisation yet; never the people of other
+    organisations. Operators: anyone."""
+    users = get_user_model().objects.filter(is_active=True).order_by("username")
+    if request.user.is_superuser:
+        return users
+    return users.filter(
+        Q(pk__in=colleagues(request).values("pk"))
+        | Q(pk__in=m.Membership.objects.filter(organisation=organisation).values("user_id"))
+        | (~Q(pk__in=m.Membership.objects.values("user_id")) & Q(is_superuser=False))
+    )
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "user" and not request.user.is_superuser:
-            # Colleagues, and accounts an operator made that belong to no organisation yet:
-            # never the people of other organisations.
-            kwargs["queryset"] = (
-                get_user_model()
-                .objects.filter(is_active=True)
-                .filter(
-                    Q(pk__in=colleagues(request).values("pk"))
-                    | Q(memberships__isnull=True, is_superuser=False)
-                )
-                .distinct()
-                .order_by("username")
+
+class FixedValue(forms.Widget):
+    """A value shown as text, on a row where it can no longer change."""
+
+    def render(self, name: str, value: Any, attrs: Any = None, renderer: Any = None) -> SafeString:
+        # A form's datetimes come here already in local time (DateTimeField.prepare_value).
+        return format_html("<p>{}</p>", formats.localize(value) if value else "-")
+
+
+class MembershipForm(forms.ModelForm):  # type: ignore[type-arg]
+    """One member's row. Who and until when are fixed once granted (a change of either is a
+    new membership, so the record keeps both); the role can change, and "end" ends it."""
+
+    user = forms.ModelChoiceField(queryset=get_user_model().objects.none())
+    end = forms.BooleanField(
+        required=False, label="end membership", help_text="Access ends on saving."
+    )
+
+    class Meta:
+        model = m.Membership
+        fields = ["role", "expires_at"]  # "user" and "end" are the form's own, never saved
+
+    def __init__(self, *args: Any, candidates: QuerySet[Any], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is None:
+            self.fields["user"].queryset = candidates  # type: ignore[attr-defined]
+            self.fields["end"].disabled = True
+        else:
+            self.fields["user"] = forms.CharField(disabled=True, widget=FixedValue)
+            self.initial["user"] = str(self.instance.user)
+            self.fields["expires_at"] = forms.DateTimeField(
+                disabled=True, required=False, widget=FixedValue
             )
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+
+class MembershipFormSet(ParentKnownFormSet):
+    """Asks the services' own checks before anything is saved, so that a refusal is shown
+    beside its row; OrganisationAdmin.save_memberships then makes each change through them."""
+
+    candidates: QuerySet[Any]
+
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        return {**super().get_form_kwargs(index), "candidates": self.candidates}
+
+    def clean(self) -> None:
+        super().clean()
+        for form in self.forms:
+            if form.errors or not form.has_changed():
+                continue
+            data = form.cleaned_data
+            try:
+                if form.instance.pk is None:
+                    services.check_new_member(
+                        organisation=self.instance,
+                        user=data["user"],
+                        role=data["role"],
+                        expires_at=data.get("expires_at"),
+                    )
+                elif data.get("end") or data["role"] != m.Role.ADMIN:
+                    services.check_keeps_an_admin(membership=form.instance)
+            except ValidationError as exc:
+                form.add_error(None, exc)
+
+
+class MembershipInline(OrganisationAdminInline):
+    """The organisation's open memberships (an expired one too, until an admin ends it);
+    ended ones stay on record, in the history below. Never deleted."""
+
+    model = m.Membership
+    form = MembershipForm
+    formset = MembershipFormSet
+    fields = ("user", "role", "expires_at", "created_at", "end")
+    readonly_fields = ("created_at",)
+    can_delete = False
+    verbose_name, verbose_name_plural = "member", "members"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        rows = super().get_queryset(request).filter(ended_at__isnull=True)
+        return rows.select_related("user").order_by("user__username")
+
+    def get_formset(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        kwargs["fields"] = MembershipForm.Meta.fields
+        formset: Any = super().get_formset(request, obj, **kwargs)
+        formset.candidates = member_candidates(request, obj)
+        return formset
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False  # a membership is ended, never deleted
+
+
+class MembershipEventInline(OrganisationAdminInline):
+    """Who gave whom which role, changed or ended it, and when: newest first, read-only."""
+
+    model = m.MembershipEvent
+    fields = ("at", "member", "kind", "from_role", "to_role", "actor")
+    readonly_fields = fields
+    can_delete = False
+    verbose_name_plural = "membership history"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("membership__user", "membership__organisation", "actor")
+        )
+
+    @admin.display(description="member")
+    def member(self, obj: m.MembershipEvent) -> Any:
+        return obj.membership.user
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 class LeadTimeInline(OrganisationAdminInline):
@@ -351,7 +470,7 @@ class OrganisationAdmin(ScopedAdmin):
     list_display = ("name", "reminder_lead_days", "created_at")
     search_fields = ("name",)
     fields = ("name", "reminder_lead_days")
-    inlines = [MembershipInline, LeadTimeInline]
+    inlines = [MembershipInline, LeadTimeInline, MembershipEventInline]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)
@@ -359,9 +478,46 @@ class OrganisationAdmin(ScopedAdmin):
             services.reschedule_organisation(obj)
 
     def save_formset(self, request: HttpRequest, form: Any, formset: Any, change: bool) -> None:
+        if formset.model is m.Membership:
+            self.save_memberships(request, formset)
+            return
         super().save_formset(request, form, formset, change)
         if formset.model is m.LeadTime and formset.has_changed():
             services.reschedule_organisation(form.instance)
+
+    def save_memberships(self, request: HttpRequest, formset: MembershipFormSet) -> None:
+        """Each changed row through its service (add_member, change_role, end_membership),
+        never the formset's own save: the services keep the rules and write the history."""
+        actor = acting_user(request)
+        # The admin's change message reads what formset.save() would have recorded.
+        formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
+        for row in formset.forms:
+            if not row.has_changed():
+                continue
+            data, membership = row.cleaned_data, row.instance
+            try:
+                if membership.pk is None:
+                    membership = services.add_member(
+                        actor=actor,
+                        organisation=formset.instance,
+                        user=data["user"],
+                        role=data["role"],
+                        expires_at=data["expires_at"],
+                    )
+                    formset.new_objects.append(membership)
+                elif data["end"]:
+                    services.end_membership(actor=actor, membership=membership)
+                    formset.changed_objects.append((membership, ["end"]))
+                elif "role" in row.changed_data:
+                    services.change_role(actor=actor, membership=membership, role=data["role"])
+                    formset.changed_objects.append((membership, ["role"]))
+            except (ValidationError, PermissionDenied) as exc:
+                # Checked when the form was validated; only a change made meanwhile (another
+                # admin's) lands here, and refuses this row alone.
+                said = exc.messages if isinstance(exc, ValidationError) else [str(exc)]
+                who = data.get("user") or membership.user
+                self.message_user(request, f"{who}: {' '.join(said)}", messages.ERROR)
+        selectors.forget_roles(actor)  # the actor's own role may have changed just now
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
         return request.user.is_superuser

@@ -69,7 +69,7 @@ def access_log_for(user: Any) -> QuerySet[m.AccessLog]:
     if user.is_superuser:
         return rows
     administered = selectors.active_memberships(user, (m.Role.ADMIN,)).values("organisation_id")
-    members = m.Membership.objects.filter(organisation__in=administered).values("user_id")
+    members = m.Membership.objects.active().filter(organisation__in=administered).values("user_id")
     names = get_user_model().objects.filter(pk__in=members).values("username")
     return rows.filter(
         Q(organisation__in=administered)

@@ -1,4 +1,5 @@
-"""API tokens in the admin: made here (the key is shown once), revoked here, never edited."""
+"""API tokens in the admin: each person makes their own here (the key is shown once, to
+them); they, their organisations' admins and operators revoke them here; never edited."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from obligations.admin import NotFoundAdmin, acting_user
 class ApiTokenForm(forms.ModelForm):  # type: ignore[type-arg]
     class Meta:
         model = m.ApiToken
-        fields = ["user", "name", "read_only", "expires_at"]
+        # No "user": the holder is whoever makes the token (services.create_api_token).
+        fields = ["name", "read_only", "expires_at"]
         help_texts = {
             "read_only": "A read-only token can list, filter and export, never change.",
             "expires_at": "Empty: until revoked.",
@@ -44,15 +46,9 @@ class ApiTokenAdmin(NotFoundAdmin):
     def get_queryset(self, request: HttpRequest) -> QuerySet[m.ApiToken]:
         return selectors.api_tokens_for(request.user).select_related("user")
 
-    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
-        if db_field.name == "user":
-            kwargs["queryset"] = selectors.token_holders(request.user).order_by("username")
-            kwargs["initial"] = request.user.pk
-        return super().formfield_for_foreignkey(db_field, request, **kwargs)
-
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
-            return ["user", "name", "read_only", "expires_at"]
+            return ApiTokenForm.Meta.fields
         return ["user", "name", "prefix", "read_only", *self.readonly_fields[1:], "expires_at"]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
@@ -78,7 +74,7 @@ class ApiTokenAdmin(NotFoundAdmin):
     def save_model(self, request: HttpRequest, obj: m.ApiToken, form: Any, change: bool) -> None:
         token, key = services.create_api_token(
             actor=acting_user(request),
-            user=form.cleaned_data["user"],
+            user=acting_user(request),
             name=form.cleaned_data["name"],
             read_only=form.cleaned_data["read_only"],
             expires_at=form.cleaned_data["expires_at"],

@@ -30,7 +30,6 @@ from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
 from django.db.models import Q
-from django.utils import timezone
 from openpyxl.utils import get_column_letter
 
 from obligations import dates, selectors, services
@@ -403,8 +402,8 @@ class _Register:
             services_by_name.setdefault(service.name.casefold(), []).append(service)
         members: dict[str, list[m.Membership]] = {}
         memberships = (
-            m.Membership.objects.filter(organisation=organisation, user__is_active=True)
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
+            m.Membership.objects.active()
+            .filter(organisation=organisation, user__is_active=True)
             .exclude(user__email="")
             .select_related("user")
         )

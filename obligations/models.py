@@ -12,6 +12,7 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import F, Q
+from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from obligations.catalogue import add_months
@@ -167,12 +168,29 @@ class Organisation(models.Model):
         return self.name
 
 
+class MembershipQuerySet(models.QuerySet["Membership"]):
+    def active(self) -> MembershipQuerySet:
+        """The one definition of a membership in force: not ended by anyone, and not past
+        its planned end. Every read of who belongs where goes through it."""
+        return self.filter(ended_at__isnull=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
+
+
 class Membership(models.Model):
+    """A user's role in an organisation, from `created_at` until it is ended (`ended_at`, by
+    `ended_by`) or its planned end passes (`expires_at`). Never deleted: an ended row stays
+    as it was, and adding the person again makes a new row. Every change is a
+    MembershipEvent; once made, only `role` (while open) and `ended_at`/`ended_by` (once)
+    are ever updated."""
+
+    # PROTECT, not CASCADE: people are deactivated and organisations kept, never deleted,
+    # and deleting either must not silently erase who had access to what.
     user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="memberships"
     )
     organisation = models.ForeignKey(
-        Organisation, on_delete=models.CASCADE, related_name="memberships"
+        Organisation, on_delete=models.PROTECT, related_name="memberships"
     )
     role = models.CharField(max_length=20, choices=Role.choices)
     expires_at = models.DateTimeField(
@@ -181,16 +199,81 @@ class Membership(models.Model):
         help_text="Access ends at this time (e.g. an external auditor).",
         validators=[validate_plausible_date],
     )
-    created_at = models.DateTimeField(auto_now_add=True)
+    created_at = models.DateTimeField("member since", auto_now_add=True)
+    ended_at = models.DateTimeField(
+        null=True, blank=True, help_text="When an admin ended the membership."
+    )
+    ended_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+
+    objects = MembershipQuerySet.as_manager()
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["user", "organisation"], name="membership_unique"),
+            # One open membership per person and organisation; ended ones are kept beside it.
+            models.UniqueConstraint(
+                fields=["user", "organisation"],
+                condition=Q(ended_at__isnull=True),
+                name="membership_unique_open",
+                violation_error_message="Already a member of this organisation.",
+            ),
             models.CheckConstraint(condition=Q(role__in=Role.values), name="membership_role_valid"),
+            # An ending says who ended it, and comes after the start.
+            models.CheckConstraint(
+                condition=Q(ended_at__isnull=True, ended_by__isnull=True)
+                | Q(ended_at__isnull=False, ended_by__isnull=False, ended_at__gte=F("created_at")),
+                name="membership_ended_by_someone",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organisation} ({self.get_role_display()})"
+
+
+class MembershipChange(models.TextChoices):
+    ADDED = "added", "Added"
+    ROLE_CHANGED = "role_changed", "Role changed"
+    ENDED = "ended", "Ended"
+
+
+class MembershipEvent(models.Model):
+    """Who gave whom which role, changed it or ended it, and when: append-only, so that who
+    had which role when stays answerable (a membership row shows only its present)."""
+
+    membership = models.ForeignKey(Membership, on_delete=models.PROTECT, related_name="events")
+    # The membership's organisation, so that its page lists the changes.
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="membership_events"
+    )
+    kind = models.CharField(max_length=20, choices=MembershipChange.choices)
+    from_role = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    to_role = models.CharField(max_length=20, choices=Role.choices, blank=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["organisation", "at"], name="membership_event_org_at")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind=MembershipChange.ADDED, from_role="", to_role__in=Role.values)
+                | Q(
+                    Q(kind=MembershipChange.ROLE_CHANGED)
+                    & Q(from_role__in=Role.values, to_role__in=Role.values)
+                    & ~Q(from_role=F("to_role"))
+                )
+                | Q(kind=MembershipChange.ENDED, from_role__in=Role.values, to_role=""),
+                name="membership_event_roles_fit_kind",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()}: {self.membership.user}"
 
 
 # --- Catalogue (data, loaded from fixtures/) ------------------------------

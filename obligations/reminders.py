@@ -297,12 +297,12 @@ class _Context:
         organisations = {r.organisation_id for r in rows}
         staff: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         memberships = (
-            m.Membership.objects.filter(
+            m.Membership.objects.active()
+            .filter(
                 organisation__in=organisations,
                 role__in=(m.Role.ADMIN, m.Role.MANAGER, m.Role.COMPLIANCE),
                 user__is_active=True,
             )
-            .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now()))
             .order_by("user_id")
             .values_list("organisation_id", "role", "user_id")
         )

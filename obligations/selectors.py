@@ -37,6 +37,7 @@ from obligations.catalogue import Catalogue, Profile, implied
 ORGANISATION_PATHS: dict[type[Model], str] = {
     m.Organisation: "pk",
     m.Membership: "organisation",
+    m.MembershipEvent: "organisation",
     m.Provider: "organisation",
     m.RevenuePeriod: "provider__organisation",
     m.Service: "provider__organisation",
@@ -66,19 +67,15 @@ M = TypeVar("M", bound=Model)
 def active_memberships(user: User, roles: tuple[str, ...] | None = None) -> QuerySet[m.Membership]:
     if not user.is_authenticated:
         return m.Membership.objects.none()
-    qs = m.Membership.objects.filter(user_id=user.pk).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-    )
+    qs = m.Membership.objects.active().filter(user_id=user.pk)
     if roles is not None:
         qs = qs.filter(role__in=roles)
     return qs
 
 
 def active_memberships_of(organisation_id: int) -> QuerySet[m.Membership]:
-    """The organisation's memberships that have not expired."""
-    return m.Membership.objects.filter(organisation_id=organisation_id).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
-    )
+    """The organisation's memberships in force."""
+    return m.Membership.objects.active().filter(organisation_id=organisation_id)
 
 
 def scope(qs: QuerySet[M], user: User, roles: tuple[str, ...] | None = None) -> QuerySet[M]:
@@ -147,6 +144,11 @@ def roles_by_organisation(user: User) -> dict[int, str]:
         cached = dict(active_memberships(user).values_list("organisation_id", "role"))
         user._tracker_roles = cached  # type: ignore[union-attr,attr-defined]
     return cached
+
+
+def forget_roles(user: User) -> None:
+    """Read the user's roles again at the next question (their memberships just changed)."""
+    user.__dict__.pop("_tracker_roles", None)
 
 
 def has_role(
@@ -819,18 +821,20 @@ def register_overdue(today: dt.date) -> Q:
     return Q(r_applicable=True) & m.overdue(today, status="r_status", due="r_due")
 
 
-def token_holders(user: User) -> QuerySet[Any]:
-    """Users whose API tokens `user` may create and revoke: themselves, and the members of
-    organisations they administer (operators: everyone)."""
+def overseen_token_holders(user: User) -> QuerySet[Any]:
+    """Users whose API tokens `user` may list and revoke (never make, nor see a key of:
+    services.create_api_token): themselves, and the members of organisations they
+    administer; operators, everyone."""
     users = get_user_model().objects.filter(is_active=True)
     if getattr(user, "is_superuser", False):
         return users
     administered = active_memberships(user, (m.Role.ADMIN,)).values("organisation_id")
-    return users.filter(Q(pk=user.pk) | Q(memberships__organisation__in=administered)).distinct()
+    members = m.Membership.objects.active().filter(organisation__in=administered)
+    return users.filter(Q(pk=user.pk) | Q(pk__in=members.values("user_id")))
 
 
 def api_tokens_for(user: User) -> QuerySet[m.ApiToken]:
-    return m.ApiToken.objects.filter(user__in=token_holders(user).values("pk"))
+    return m.ApiToken.objects.filter(user__in=overseen_token_holders(user).values("pk"))
 
 
 def states_at(

@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.contrib.auth.models import User
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.files.uploadedfile import UploadedFile
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -750,6 +750,102 @@ def record_significant_change(
 # --- Organisations and members --------------------------------------------
 
 
+# Only the organisation's admins change its members; operators too, and the system user
+# (commands such as load_demo). The checks are functions the admin's form asks first, so
+# that a refusal is a message beside the row, and each write asks again under a lock.
+
+
+def _is_system_user(user: User) -> bool:
+    """The named account tasks and commands act as: it cannot sign in."""
+    return not user.is_active and user.get_username() == settings.SYSTEM_USERNAME
+
+
+def _check_manages_members(actor: User, organisation_id: int) -> None:
+    if actor.is_superuser or _is_system_user(actor):
+        return
+    if (
+        not selectors.active_memberships(actor, (m.Role.ADMIN,))
+        .filter(organisation_id=organisation_id)
+        .exists()
+    ):
+        raise PermissionDenied("Only the organisation's admins can change its members.")
+
+
+def _lock_members(organisation_id: int) -> None:
+    """One membership change of an organisation at a time: two admins ending each other's
+    memberships at once must not leave it with none (PostgreSQL; SQLite writes one at a
+    time anyway)."""
+    list(m.Organisation.objects.select_for_update().filter(pk=organisation_id).values("pk"))
+
+
+def check_new_member(
+    *, organisation: m.Organisation, user: User, role: str, expires_at: dt.datetime | None
+) -> None:
+    """Refuse, under each field's name, what would make a wrong membership."""
+    check_plausible_dates(expires_at=expires_at)
+    _check_role(role)
+    errors: dict[str, list[str]] = {}
+    if expires_at is not None and expires_at <= timezone.now():
+        errors["expires_at"] = ["Give a time in the future: access ends then."]
+    if not user.is_active:
+        errors["user"] = [f"{user} is deactivated."]
+    elif m.Membership.objects.filter(
+        user=user, organisation=organisation, ended_at__isnull=True
+    ).exists():
+        errors["user"] = [
+            f"{user} already has a membership of {organisation}: change its role, or end it "
+            "(an expired one too) before adding them again."
+        ]
+    if errors:
+        raise ValidationError(errors)
+
+
+def _check_role(role: str) -> None:
+    if role not in m.Role.values:
+        raise ValidationError({"role": [f"Choose one of: {', '.join(m.Role.labels)}."]})
+
+
+def check_keeps_an_admin(*, membership: m.Membership) -> None:
+    """Refuse to end or demote the organisation's last admin in force: nobody could manage
+    its members any more (an operator would have to)."""
+    admins = set(
+        m.Membership.objects.active()
+        .filter(organisation_id=membership.organisation_id, role=m.Role.ADMIN)
+        .values_list("pk", flat=True)
+    )
+    if admins == {membership.pk}:
+        raise ValidationError(
+            f"{membership.user} is the last admin of {membership.organisation}: make someone "
+            "else an admin first, or nobody could manage its members."
+        )
+
+
+def _open_role(membership: m.Membership) -> str:
+    """The membership's role as the database has it now; refused once it has ended."""
+    role = (
+        m.Membership.objects.filter(pk=membership.pk, ended_at__isnull=True)
+        .values_list("role", flat=True)
+        .first()
+    )
+    if role is None:
+        raise ValidationError(f"{membership.user}'s membership has already ended.")
+    return role
+
+
+def _membership_event(
+    *, actor: User, membership: m.Membership, kind: str, from_role: str = "", to_role: str = ""
+) -> None:
+    m.MembershipEvent.objects.create(
+        membership=membership,
+        organisation_id=membership.organisation_id,
+        kind=kind,
+        from_role=from_role,
+        to_role=to_role,
+        actor=actor,
+        at=timezone.now(),
+    )
+
+
 @transaction.atomic
 def add_member(
     *,
@@ -759,13 +855,65 @@ def add_member(
     role: str,
     expires_at: dt.datetime | None = None,
 ) -> m.Membership:
-    """Give a user a role in an organisation; members use the admin, so they are staff."""
-    membership, _ = m.Membership.objects.update_or_create(
-        user=user, organisation=organisation, defaults={"role": role, "expires_at": expires_at}
+    """Give a user a role in an organisation: a new membership (an ended one of theirs stays
+    on record as it was). Members use the admin, so they are staff."""
+    _check_manages_members(actor, organisation.pk)
+    _lock_members(organisation.pk)
+    check_new_member(organisation=organisation, user=user, role=role, expires_at=expires_at)
+    membership = m.Membership.objects.create(
+        user=user, organisation=organisation, role=role, expires_at=expires_at
+    )
+    _membership_event(
+        actor=actor, membership=membership, kind=m.MembershipChange.ADDED, to_role=role
     )
     if not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
+    return membership
+
+
+@transaction.atomic
+def change_role(*, actor: User, membership: m.Membership, role: str) -> m.Membership:
+    """Give a member another role in the same organisation; the event keeps the old one."""
+    _check_manages_members(actor, membership.organisation_id)
+    _lock_members(membership.organisation_id)
+    _check_role(role)
+    current = _open_role(membership)
+    if current == role:
+        return membership
+    if current == m.Role.ADMIN:
+        check_keeps_an_admin(membership=membership)
+    m.Membership.objects.filter(pk=membership.pk, ended_at__isnull=True, role=current).update(
+        role=role
+    )
+    _membership_event(
+        actor=actor,
+        membership=membership,
+        kind=m.MembershipChange.ROLE_CHANGED,
+        from_role=current,
+        to_role=role,
+    )
+    membership.role = role
+    return membership
+
+
+@transaction.atomic
+def end_membership(*, actor: User, membership: m.Membership) -> m.Membership:
+    """End a membership now: the person loses the organisation at once. The row is kept,
+    with when and by whom; to come back, they are added again (a new membership)."""
+    _check_manages_members(actor, membership.organisation_id)
+    _lock_members(membership.organisation_id)
+    role = _open_role(membership)
+    if role == m.Role.ADMIN:
+        check_keeps_an_admin(membership=membership)
+    now = timezone.now()
+    m.Membership.objects.filter(pk=membership.pk, ended_at__isnull=True).update(
+        ended_at=now, ended_by=actor
+    )
+    _membership_event(
+        actor=actor, membership=membership, kind=m.MembershipChange.ENDED, from_role=role
+    )
+    membership.ended_at, membership.ended_by = now, actor
     return membership
 
 
@@ -2021,8 +2169,14 @@ def create_api_token(
     read_only: bool = True,
     expires_at: dt.datetime | None = None,
 ) -> tuple[m.ApiToken, str]:
-    """A new key for `user`; the key itself is returned once and never stored."""
-    _check_token_holder(actor, user)
+    """A new key for `user`, made by `user`; the key itself is returned once, never stored.
+
+    Nobody makes a token for someone else, not an organisation admin, not an operator:
+    whoever holds another's key acts in their name (approving their own submission as
+    the other, four eyes defeated), and the events would name someone who did not act.
+    """
+    if actor.pk != user.pk:
+        raise PermissionDenied("An API token can only be made by the person who will use it.")
     key = "osa_" + secrets.token_urlsafe(32)
     token = m.ApiToken.objects.create(
         user=user,
@@ -2036,18 +2190,16 @@ def create_api_token(
     return token, key
 
 
-def _check_token_holder(actor: User, user: User) -> None:
-    if not selectors.token_holders(actor).filter(pk=user.pk).exists():
-        raise PermissionDenied(
-            "Only the user, an admin of one of their organisations, or an operator can "
-            "make or revoke their API tokens."
-        )
-
-
 @transaction.atomic
 def revoke_api_token(*, actor: User, token: m.ApiToken) -> bool:
-    """Revoking is final: the key stops working at once. True if this call revoked it."""
-    _check_token_holder(actor, token.user)
+    """Revoking is final: the key stops working at once. True if this call revoked it.
+
+    The holder, an admin of an organisation the holder is a member of, or an operator."""
+    if not selectors.overseen_token_holders(actor).filter(pk=token.user_id).exists():
+        raise PermissionDenied(
+            "Only the token's holder, an admin of one of their organisations, or an operator "
+            "can revoke it."
+        )
     return _revoke(actor=actor, obj=token, message="Revoked the API token.")
 
 

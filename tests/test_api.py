@@ -15,6 +15,7 @@ from tests.conftest import TODAY
 from tests.factories import (
     OrganisationFactory,
     ProviderFactory,
+    UserFactory,
     applied_service,
     due_in,
     member,
@@ -84,13 +85,22 @@ def test_a_revoked_or_expired_token_stops_working(team):
     assert client.get("/api/v1/obligations/").status_code == 401
 
 
-def test_only_an_admin_of_their_organisation_makes_a_token_for_someone_else(team):
+def test_a_token_is_made_only_by_its_holder_and_revoked_by_their_admins(team):
     admin = member(team["org"], role=m.Role.ADMIN, username="ada")
-    services.create_api_token(actor=admin, user=team["casey"], name="for casey")
+    operator = UserFactory(username="root", is_superuser=True)
+    # Whoever held another's key would act in their name: nobody may make one for someone else.
+    for actor in (admin, operator, team["rita"]):
+        with pytest.raises(PermissionDenied):
+            services.create_api_token(actor=actor, user=team["casey"], name="as casey")
+    assert not m.ApiToken.objects.exists()
+    token, _ = services.create_api_token(actor=team["casey"], user=team["casey"], name="mine")
+    others, _ = services.create_api_token(actor=team["eve"], user=team["eve"], name="eve's")
     with pytest.raises(PermissionDenied):
-        services.create_api_token(actor=team["casey"], user=team["rita"], name="nope")
+        services.revoke_api_token(actor=team["rita"], token=token)  # a colleague may not
     with pytest.raises(PermissionDenied):
-        services.create_api_token(actor=admin, user=team["eve"], name="outsider")
+        services.revoke_api_token(actor=admin, token=others)  # nor another organisation's admin
+    assert services.revoke_api_token(actor=admin, token=token)
+    assert services.revoke_api_token(actor=operator, token=others)
 
 
 def test_another_organisations_records_are_invisible_and_a_404(team):
@@ -404,33 +414,35 @@ def test_applicability_answers_like_the_command(team):
 # --- Tokens in the admin ------------------------------------------------------
 
 
-def test_a_token_is_made_in_the_admin_shown_once_and_revoked_there(client, team):
-    admin = member(team["org"], role=m.Role.ADMIN, username="ada")
-    client.force_login(admin)
+def test_a_token_is_made_in_the_admin_by_its_holder_shown_once_and_revoked_there(client, team):
+    casey = team["casey"]
+    client.force_login(casey)
+    form = client.get("/admin/obligations/apitoken/add/")
+    assert 'name="user"' not in form.content.decode()  # no one to choose: the token is casey's
     response = client.post(
         "/admin/obligations/apitoken/add/",
-        {"user": team["casey"].pk, "name": "nightly export", "read_only": "on"},
+        # A "user" sent anyway is not a field of the form, and changes nothing.
+        {"user": team["rita"].pk, "name": "nightly export", "read_only": "on"},
         follow=True,
     )
     assert response.status_code == 200
     shown = [str(msg) for msg in response.context["messages"]]
     key = next(word for msg in shown for word in msg.split() if word.startswith("osa_"))
     token = m.ApiToken.objects.get()
-    assert (token.user, token.created_by, token.read_only) == (team["casey"], admin, True)
+    assert (token.user, token.created_by, token.read_only) == (casey, casey, True)
     assert key not in client.get(f"/admin/obligations/apitoken/{token.pk}/change/").content.decode()
     api = APIClient()
     api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert api.get("/api/v1/obligations/").status_code == 200
-    # Someone from another organisation can neither pick casey nor see the token.
+    # Someone from another organisation does not see the token: not found, as if it did not
+    # exist.
     client.force_login(team["eve"])
-    # Not in eve's list: not found, as if it did not exist.
     assert client.get(f"/admin/obligations/apitoken/{token.pk}/change/").status_code == 404
-    refused = client.post(
-        "/admin/obligations/apitoken/add/", {"user": team["casey"].pk, "name": "steal"}
-    )
-    assert refused.status_code == 200  # the form again, with the error
-    assert m.ApiToken.objects.count() == 1
+    # casey's admin lists it (without its key, which is kept nowhere) and revokes it.
+    admin = member(team["org"], role=m.Role.ADMIN, username="ada")
     client.force_login(admin)
+    listing = client.get("/admin/obligations/apitoken/").content.decode()
+    assert "nightly export" in listing and key not in listing
     client.post(
         "/admin/obligations/apitoken/",
         {"action": "revoke", "_selected_action": [token.pk]},
@@ -439,3 +451,22 @@ def test_a_token_is_made_in_the_admin_shown_once_and_revoked_there(client, team)
     token.refresh_from_db()
     assert token.revoked_at is not None
     assert api.get("/api/v1/obligations/").status_code == 401
+
+
+@pytest.mark.parametrize("maker", ["admin", "operator"])
+def test_no_one_makes_a_token_for_a_member_in_the_admin(client, team, maker):
+    """The hole: an organisation admin chose a member in the form and was shown their key."""
+    if maker == "admin":
+        actor = member(team["org"], role=m.Role.ADMIN, username="ada")
+    else:
+        actor = UserFactory(username="root", is_superuser=True)
+    client.force_login(actor)
+    response = client.post(
+        "/admin/obligations/apitoken/add/",
+        {"user": team["casey"].pk, "name": "as casey", "read_only": ""},
+        follow=True,
+    )
+    assert response.status_code == 200
+    assert not team["casey"].api_tokens.exists()
+    # What was made is the maker's own token, for acting as themselves.
+    assert list(m.ApiToken.objects.values_list("user", "created_by")) == [(actor.pk, actor.pk)]

@@ -169,3 +169,18 @@ def test_the_apps_own_updates_of_these_rows_still_happen(work):
     assert now["reminder"]["status"] == m.ReminderStatus.SENT
     assert now["evidence"]["file"] == "" and now["evidence"]["purged_at"] is not None
     assert now["membership"]["role"] == m.Role.MANAGER
+
+
+def test_an_ended_membership_keeps_its_role_and_its_end_and_its_events_are_append_only(work):
+    membership = work["membership"]
+    services.end_membership(actor=work["ada"], membership=membership)
+    table = membership._meta.db_table
+    refused(f"UPDATE {table} SET role = 'admin' WHERE id = %s", [membership.pk])
+    refused(
+        f"UPDATE {table} SET ended_at = NULL, ended_by_id = NULL WHERE id = %s", [membership.pk]
+    )
+    event = m.MembershipEvent.objects.filter(membership=membership).latest("pk")
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        m.MembershipEvent.objects.filter(pk=event.pk).update(actor=work["casey"])
+    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic():
+        m.MembershipEvent.objects.filter(pk=event.pk).delete()

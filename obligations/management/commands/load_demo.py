@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from obligations import models as m
-from obligations import services
+from obligations import selectors, services
 
 DEMO_PASSWORD = "demo-osa-2026"
 DEMO_USERS = (
@@ -94,6 +94,12 @@ DUE_OFFSETS = {
 }
 
 
+def _join(system: Any, organisation: m.Organisation, user: Any, role: str) -> None:
+    """A demo member, once: run again, the command leaves memberships as they are."""
+    if not selectors.active_memberships(user).filter(organisation=organisation).exists():
+        services.add_member(actor=system, organisation=organisation, user=user, role=role)
+
+
 class Command(BaseCommand):
     help = "Load demo organisations, users, providers and services (idempotent)."
 
@@ -119,7 +125,7 @@ class Command(BaseCommand):
             if created:
                 user.set_password(DEMO_PASSWORD)
                 user.save()
-            services.add_member(actor=system, organisation=org, user=user, role=role)
+            _join(system, org, user, role)
             users[username] = user
         providers = {}
         for name in dict.fromkeys(s[0] for s in SERVICES):
@@ -322,7 +328,7 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
-        services.add_member(actor=system, organisation=org, user=user, role=m.Role.COMPLIANCE)
+        _join(system, org, user, m.Role.COMPLIANCE)
         provider, _ = m.Provider.objects.get_or_create(organisation=org, name="Elsewhere Games")
         service, created = m.Service.objects.get_or_create(
             provider=provider,

@@ -1,0 +1,273 @@
+"""Members as an organisation admin manages them on the organisation's page: listed, added,
+their role changed, their membership ended (never deleted), every change on record with who
+made it; and an ended membership counts nowhere."""
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import ProtectedError
+from django.test import Client
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from obligations import models as m
+from obligations import reminders, selectors, services
+from obligations.importer import _Register
+from tests.conftest import NOW
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    UserFactory,
+    applied_service,
+    member,
+)
+from tests.helpers import admin_form_data, assert_constant_queries
+
+ADDED, ROLE_CHANGED, ENDED = "added", "role_changed", "ended"
+
+
+@pytest.fixture
+def org(catalogue):  # type: ignore[no-untyped-def]
+    ours, theirs = OrganisationFactory(name="Ours"), OrganisationFactory(name="Theirs")
+    applied_service(provider=ProviderFactory(organisation=ours), name="Chat")
+    ada = member(ours, role=m.Role.ADMIN, username="ada")
+    services.add_member(  # an external auditor, until a planned end
+        actor=ada,
+        organisation=ours,
+        user=UserFactory(username="xavier"),
+        role=m.Role.AUDITOR,
+        expires_at=NOW + dt.timedelta(days=30),
+    )
+    return {
+        "ours": ours,
+        "theirs": theirs,
+        "ada": ada,
+        "casey": member(ours, username="casey"),
+        "audrey": member(ours, role=m.Role.AUDITOR, username="audrey"),
+        "tess": member(theirs, role=m.Role.ADMIN, username="tess-theirs"),
+        "eve": member(theirs, username="eve-theirs"),
+    }
+
+
+def page(org: dict[str, Any]) -> str:
+    return reverse("admin:obligations_organisation_change", args=[org["ours"].pk])
+
+
+def signed_in(client: Client, user: Any, org: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    client.force_login(user)
+    response = client.get(page(org))
+    assert response.status_code == 200
+    return response, admin_form_data(response)
+
+
+def rows(response: Any) -> dict[str, str]:
+    """The membership inline's rows as shown: username -> the row's form prefix."""
+    formset = next(
+        inline.formset
+        for inline in response.context["inline_admin_formsets"]
+        if inline.formset.model is m.Membership
+    )
+    return {form.instance.user.username: form.prefix for form in formset.initial_forms}
+
+
+def membership(user: Any, org: m.Organisation) -> m.Membership:
+    return m.Membership.objects.get(user=user, organisation=org, ended_at__isnull=True)
+
+
+def changes() -> list[tuple[str, str, str, str, str]]:
+    return list(
+        m.MembershipEvent.objects.order_by("pk").values_list(
+            "membership__user__username", "kind", "from_role", "to_role", "actor__username"
+        )
+    )
+
+
+def test_an_org_admin_sees_their_members_on_the_organisation_page(client, org):
+    response, _ = signed_in(client, org["ada"], org)
+    assert sorted(rows(response)) == ["ada", "audrey", "casey", "xavier"]
+    assert "24 Dec 2026" in response.content.decode()  # xavier's planned end, as text
+    # Nobody can delete one: a membership is ended instead.
+    assert "DELETE" not in "".join(admin_form_data(response))
+    assert "End membership" in response.content.decode()
+
+
+def test_submitting_the_page_unchanged_changes_nothing(client, org):
+    before = (changes(), list(m.Membership.objects.values()))
+    _, data = signed_in(client, org["ada"], org)
+    response = client.post(page(org), data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert (changes(), list(m.Membership.objects.values())) == before
+
+
+def test_changing_a_role_on_the_page_records_who_did_it(client, org):
+    response, data = signed_in(client, org["ada"], org)
+    data[f"{rows(response)['casey']}-role"] = m.Role.MANAGER
+    assert client.post(page(org), data).status_code == 302
+    assert membership(org["casey"], org["ours"]).role == m.Role.MANAGER
+    assert changes()[-1] == ("casey", ROLE_CHANGED, "compliance", "manager", "ada")
+    shown = client.get(page(org)).content.decode()
+    assert "Role changed" in shown  # the page's membership history
+
+
+def test_ending_a_membership_records_when_and_who_and_takes_access_away(client, org):
+    casey = org["casey"]
+    obligations = reverse("admin:obligations_obligation_changelist")
+    client.force_login(casey)
+    assert client.get(obligations).status_code == 200
+    response, data = signed_in(client, org["ada"], org)
+    data[f"{rows(response)['casey']}-end"] = "on"
+    assert client.post(page(org), data).status_code == 302
+    ended = m.Membership.objects.get(user=casey)  # kept, not deleted
+    assert (ended.ended_at, ended.ended_by) == (NOW, org["ada"])
+    assert changes()[-1] == ("casey", ENDED, "compliance", "", "ada")
+    assert "casey" not in rows(client.get(page(org)))
+    # casey no longer sees the organisation's obligations, in the admin or the API.
+    client.force_login(casey)
+    assert client.get(obligations).status_code == 403
+    _, key = services.create_api_token(actor=casey, user=casey, name="after")
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    assert api.get("/api/v1/obligations/").json()["results"] == []
+
+
+def test_adding_a_member_on_the_page_goes_through_the_service(client, org):
+    newcomer = UserFactory(username="newcomer", is_staff=False)
+    response, data = signed_in(client, org["ada"], org)
+    assert "newcomer" in response.content.decode()  # offered: belongs to no organisation
+    prefix = "memberships"
+    count = int(data[f"{prefix}-TOTAL_FORMS"])
+    data.update(
+        {
+            f"{prefix}-TOTAL_FORMS": str(count + 1),
+            f"{prefix}-{count}-user": newcomer.pk,
+            f"{prefix}-{count}-role": m.Role.AUDITOR,
+        }
+    )
+    assert client.post(page(org), data).status_code == 302
+    assert membership(newcomer, org["ours"]).role == m.Role.AUDITOR
+    newcomer.refresh_from_db()
+    assert newcomer.is_staff  # add_member's rule: members use the admin
+    assert changes()[-1] == ("newcomer", ADDED, "", "auditor", "ada")
+
+
+def test_adding_someone_who_is_already_a_member_is_refused_beside_the_row(client, org):
+    _, data = signed_in(client, org["ada"], org)
+    count = int(data["memberships-TOTAL_FORMS"])
+    data.update(
+        {
+            "memberships-TOTAL_FORMS": str(count + 1),
+            f"memberships-{count}-user": org["audrey"].pk,
+            f"memberships-{count}-role": m.Role.ADMIN,
+        }
+    )
+    before = changes()
+    refused = client.post(page(org), data)
+    assert refused.status_code == 200
+    assert "audrey already has a membership of Ours" in refused.content.decode()
+    assert changes() == before
+
+
+def test_the_last_admin_cannot_end_or_give_up_their_own_admin_role(client, org):
+    ada = org["ada"]
+    response, data = signed_in(client, ada, org)
+    for field, value in (("end", "on"), ("role", m.Role.COMPLIANCE)):
+        attempt = {**data, f"{rows(response)['ada']}-{field}": value}
+        refused = client.post(page(org), attempt)
+        assert refused.status_code == 200
+        assert "ada is the last admin of Ours" in refused.content.decode()
+    assert membership(ada, org["ours"]).role == m.Role.ADMIN
+    with pytest.raises(ValidationError):
+        services.end_membership(actor=ada, membership=membership(ada, org["ours"]))
+    # With another admin, ada may step down.
+    services.change_role(actor=ada, membership=membership(org["casey"], org["ours"]), role="admin")
+    response, data = signed_in(client, ada, org)
+    data[f"{rows(response)['ada']}-end"] = "on"
+    assert client.post(page(org), data).status_code == 302
+    assert not selectors.active_memberships(ada).exists()
+
+
+def test_an_org_admin_cannot_change_another_organisations_members(client, org):
+    ada, theirs = org["ada"], org["theirs"]
+    eve = membership(org["eve"], theirs)
+    with pytest.raises(PermissionDenied):
+        services.add_member(actor=ada, organisation=theirs, user=org["casey"], role="admin")
+    with pytest.raises(PermissionDenied):
+        services.change_role(actor=ada, membership=eve, role=m.Role.ADMIN)
+    with pytest.raises(PermissionDenied):
+        services.end_membership(actor=ada, membership=eve)
+    # Nor may a member who is not an admin change their own organisation's.
+    with pytest.raises(PermissionDenied):
+        services.change_role(
+            actor=org["casey"], membership=membership(org["casey"], org["ours"]), role="admin"
+        )
+    client.force_login(ada)
+    other_page = reverse("admin:obligations_organisation_change", args=[theirs.pk])
+    assert client.get(other_page).status_code == 404
+    # Another organisation's people are not offered on ada's own page either.
+    assert "eve-theirs" not in client.get(page(org)).content.decode()
+
+
+def test_a_former_member_is_added_again_as_a_new_membership(client, org):
+    ada, casey = org["ada"], org["casey"]
+    services.end_membership(actor=ada, membership=membership(casey, org["ours"]))
+    _, data = signed_in(client, ada, org)
+    count = int(data["memberships-TOTAL_FORMS"])
+    data.update(
+        {
+            "memberships-TOTAL_FORMS": str(count + 1),
+            f"memberships-{count}-user": casey.pk,
+            f"memberships-{count}-role": m.Role.AUDITOR,
+        }
+    )
+    assert client.post(page(org), data).status_code == 302
+    past, present = m.Membership.objects.filter(user=casey).order_by("pk")
+    assert (past.role, past.ended_by, present.role, present.ended_at) == (
+        "compliance",
+        ada,
+        "auditor",
+        None,
+    )
+    assert selectors.roles_by_organisation(casey) == {org["ours"].pk: m.Role.AUDITOR}
+
+
+def test_no_one_deletes_a_membership_or_a_member(client, org):
+    operator = UserFactory(username="root", is_superuser=True)
+    response, data = signed_in(client, operator, org)
+    prefix = rows(response)["casey"]
+    client.post(page(org), {**data, f"{prefix}-DELETE": "on"})
+    assert org["casey"].memberships.get().ended_at is None  # still there, still in force
+    # Deleting the person would erase who had access: refused, they are deactivated instead.
+    with pytest.raises(ProtectedError):
+        org["casey"].delete()
+
+
+def test_an_ended_membership_counts_nowhere(org):
+    """Every reader of memberships uses the one definition (Membership.objects.active)."""
+    ours, casey, audrey = org["ours"], org["casey"], org["audrey"]
+    obligation = m.Obligation.objects.filter(provider__organisation=ours).first()
+    services.change_role(actor=org["ada"], membership=membership(casey, ours), role="manager")
+    assert casey.pk in services.reviewers_for(obligation, submitted_by=audrey)
+    services.end_membership(actor=org["ada"], membership=membership(casey, ours))
+    assert casey.pk not in services.reviewers_for(obligation, submitted_by=audrey)
+    assert not selectors.active_memberships_of(ours).filter(user=casey).exists()
+    assert "casey@example.test" not in _Register.load(ours).members
+    cycle = m.ObligationCycle.objects.filter(pk=obligation.current_cycle_id)
+    row = reminders.CycleRow(*cycle.values_list(*reminders.CYCLE_FIELDS).get())
+    staff = reminders._Context.load([row], NOW.date(), {}).staff[ours.pk]  # who is reminded
+    assert casey.pk not in staff.get(m.Role.MANAGER, [])
+    # Their admin no longer oversees their tokens: casey left.
+    token, _ = services.create_api_token(actor=casey, user=casey, name="mine")
+    with pytest.raises(PermissionDenied):
+        services.revoke_api_token(actor=org["ada"], token=token)
+
+
+def test_the_organisation_page_costs_the_same_queries_however_many_members(client, org):
+    client.force_login(org["ada"])
+
+    def grow(size: int) -> None:
+        while m.Membership.objects.filter(organisation=org["ours"]).count() < size:
+            member(org["ours"])
+
+    assert_constant_queries(grow, lambda: client.get(page(org)), (5, 12))
