@@ -39,7 +39,14 @@ from simple_history.admin import SimpleHistoryAdmin
 from obligations import models as m
 from obligations import penalties, selectors, services
 from obligations.admin_import import ImportRegisterAdminMixin
-from obligations.catalogue import Profile, applicable_duties, likely_categories, notice_powers
+from obligations.catalogue import (
+    UK_LINKS,
+    Profile,
+    applicable_duties,
+    likely_categories,
+    notice_powers,
+)
+from obligations.commencement import in_force
 from obligations.dashboard import queries as dashboard_queries
 from obligations.dates import validate_plausible_date
 from obligations.uploads import EvidenceRefused
@@ -745,6 +752,7 @@ class ProfilePreviewForm(ServiceForm):
             features=frozenset(f.code for f in data["features"]),
             launch_date=data.get("launch_date"),
             exemption=exemption.code if exemption else None,
+            **{name: data.get(name) for name in UK_LINKS},
         )
 
 
@@ -853,7 +861,10 @@ class ServiceAdmin(ScopedHistoryAdmin):
         super().save_related(request, form, formsets, change)
         # The profile (M2M included) is saved: bring the register in line with it.
         result = services.apply_catalogue(
-            actor=acting_user(request), service=form.instance, source=m.EventSource.ADMIN
+            actor=acting_user(request),
+            service=form.instance,
+            source=m.EventSource.ADMIN,
+            changed_on=timezone.localdate() if change else None,
         )
         if result.created or result.reapplied or result.not_applicable:
             self.message_user(
@@ -894,7 +905,7 @@ class ServiceAdmin(ScopedHistoryAdmin):
         if request.method == "POST" and form.is_valid():
             catalogue = selectors.loaded_catalogue()
             profile = form.profile()
-            duties = applicable_duties(catalogue, profile)
+            duties = applicable_duties(catalogue, profile, day=timezone.localdate())
             likely = likely_categories(catalogue, profile)
             powers = powers_list(notice_powers(catalogue, profile))
         context = {
@@ -973,12 +984,28 @@ class CatalogueAdmin(ReadOnlyAdmin):
         return request.user.is_active and request.user.is_staff
 
 
+class InForceFilter(admin.SimpleListFilter):
+    title = "in force today"
+    parameter_name = "in_force"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("yes", "In force"), ("no", "Not yet in force")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        now = Q(effective_from__lte=timezone.localdate())
+        if self.value() == "yes":
+            return queryset.filter(now)
+        if self.value() == "no":
+            return queryset.exclude(now)
+        return queryset
+
+
 @admin.register(m.Duty)
 class DutyAdmin(CatalogueAdmin):
-    list_display = ("code", "section_link", "title", "status", "verified_flag", "retired_at")
-    list_filter = ("status", "verified", "part")
+    list_display = ("code", "section_link", "title", "in_force_text", "verified_flag", "retired_at")
+    list_filter = (InForceFilter, "verified", "part")
     search_fields = ("code", "title", "section")
-    readonly_fields = ("unverified_warning",)
+    readonly_fields = ("unverified_warning", "in_force_text", "commencement_text")
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         return [
@@ -989,8 +1016,8 @@ class DutyAdmin(CatalogueAdmin):
             "part",
             "instrument",
             "summary",
-            "in_force_from",
-            "status",
+            "in_force_text",
+            "commencement_text",
             "applies",
             "deadline",
             "evidence",
@@ -1002,6 +1029,21 @@ class DutyAdmin(CatalogueAdmin):
     @admin.display(description="section", ordering="section")
     def section_link(self, obj: m.Duty) -> str:
         return format_html('<a href="{}" rel="noopener">{}</a>', obj.source_url, obj.section)
+
+    @admin.display(description="in force")
+    def in_force_text(self, obj: m.Duty) -> str:
+        return in_force(selectors.duty_entry(obj), timezone.localdate()).text
+
+    @admin.display(description="commencement")
+    def commencement_text(self, obj: m.Duty) -> str:
+        cited = obj.commencement
+        return format_html(
+            '{} <a href="{}" rel="noopener">{}</a><br>{}',
+            cited.get("instrument") or "No commencing instrument.",
+            cited.get("url", ""),
+            "read it",
+            cited.get("note", ""),
+        )
 
     @admin.display(description="verified", boolean=False)
     def verified_flag(self, obj: m.Duty) -> str:

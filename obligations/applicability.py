@@ -3,6 +3,7 @@ command's `--json` output and the API's `POST /api/v1/applicability/` answer."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from obligations.catalogue import (
@@ -16,8 +17,10 @@ from obligations.catalogue import (
 from obligations.penalties import penalty_cap_for_profile
 
 
-def report(catalogue: Catalogue, profile: Profile) -> dict[str, Any]:
-    duties = applicable_duties(catalogue, profile)
+def report(catalogue: Catalogue, profile: Profile, *, day: dt.date) -> dict[str, Any]:
+    """Every duty the Act places on the profile, each saying whether it is in force on `day`,
+    since when and by which instrument; a duty not in force has no due date."""
+    duties = applicable_duties(catalogue, profile, day=day)
     cap = penalty_cap_for_profile(
         profile.qualifying_worldwide_revenue,
         months=profile.accounting_period_months,
@@ -39,6 +42,11 @@ def report(catalogue: Catalogue, profile: Profile) -> dict[str, Any]:
                 "section": d.section,
                 "title": d.title,
                 "why": d.why,
+                "in_force": d.in_force.value,
+                "in_force_text": d.in_force.text,
+                "in_force_from": d.in_force.since.isoformat() if d.in_force.since else None,
+                "commencement": dict(d.commencement),
+                "applies_from": d.start.isoformat() if d.start else None,
                 "due": d.due.isoformat() if d.due else None,
                 "due_rule": d.due_rule,
                 "due_rule_text": d.due_rule_text,

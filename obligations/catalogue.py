@@ -28,7 +28,6 @@ What a file may hold, this language included, is defined once, by its schema
 
 from __future__ import annotations
 
-import calendar
 import datetime as dt
 import hashlib
 import json
@@ -39,11 +38,21 @@ from pathlib import Path
 from typing import Any
 
 from obligations import catalogue_schema
+from obligations.commencement import InForce, first_due, in_force, start_day, start_reason
+from obligations.dates import RANGE_TEXT, display, is_plausible
 
 KINDS = {
     "user_to_user": "user-to-user service",
     "search": "search service",
     "provider_pornography": "publishes provider pornographic content (Part 5)",
+}
+# The links with the UK that make a service regulated (s.4(2), (5)-(6)); the number of UK
+# users alone neither brings a service in nor takes it out.
+UK_LINKS = {
+    "uk_significant_users": "a significant number of UK users (s.4(5)(a))",
+    "uk_target_market": "UK users are a target market (s.4(5)(b))",
+    "uk_material_risk": "usable in the UK with a material risk of significant harm to people "
+    "there (s.4(6))",
 }
 BASES = {
     "act": "the Act",
@@ -76,12 +85,26 @@ class Profile:
     features: frozenset[str] = frozenset()
     launch_date: dt.date | None = None
     exemption: str | None = None
+    # s.4(5)-(6): each limb of the links with the UK; None where not recorded.
+    uk_significant_users: bool | None = None
+    uk_target_market: bool | None = None
+    uk_material_risk: bool | None = None
     qualifying_worldwide_revenue: Decimal | None = None
     accounting_period_months: int = 12
     no_accounting_period: bool = False
 
     def kinds(self) -> set[str]:
         return {kind for kind in KINDS if getattr(self, kind)}
+
+    def uk_links(self) -> tuple[bool | None, list[str]]:
+        """Whether the service has links with the UK (s.4(5)-(6)), and which: True with the
+        limbs met; False when every limb is recorded as not met; None when none is met and
+        some are not recorded (treated as linked, as the rule's reason says)."""
+        limbs = [getattr(self, name) for name in UK_LINKS]
+        met = [text for name, text in UK_LINKS.items() if getattr(self, name)]
+        if met:
+            return True, met
+        return (False if all(limb is False for limb in limbs) else None), []
 
 
 @dataclass(frozen=True)
@@ -95,6 +118,10 @@ class Applicable:
     due: dt.date | None
     due_rule: str
     due_rule_text: str
+    in_force: InForce
+    commencement: Mapping[str, Any]
+    start: dt.date | None  # the day it started (or starts) to apply; None: not in force
+    start_why: str
 
 
 @dataclass
@@ -189,8 +216,17 @@ def evaluate(
         if not hit:
             return False, []
         reasons.append(" and ".join(KINDS[k] for k in hit))
-    if "regulated" in rule and rule["regulated"] and profile.exemption:
-        return False, []
+    if rule.get("regulated"):
+        if profile.exemption:
+            return False, []
+        linked, limbs = profile.uk_links()
+        if linked is False:
+            return False, []
+        reasons.append(
+            "links with the UK: " + "; ".join(limbs)
+            if linked
+            else "links with the UK not recorded: treated as having them (s.4(5)-(6))"
+        )
     if "categories_any" in rule:
         hit = [c for c in rule["categories_any"] if c in profile.categories]
         if not hit:
@@ -261,49 +297,22 @@ def profile_fee_paying(profile: Profile, parameters: Mapping[str, Any]) -> tuple
     return True, f"qualifying worldwide revenue £{revenue:,.2f} (at least £{threshold:,.0f})"
 
 
-def add_months(day: dt.date, months: int) -> dt.date:
-    month_index = day.month - 1 + months
-    year, month = day.year + month_index // 12, month_index % 12 + 1
-    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
-
-
-def first_due(deadline: Mapping[str, Any], profile: Profile) -> dt.date | None:
-    """The first cycle's due date, or None for a duty with no fixed date."""
-    kind = deadline["kind"]
-    launch = profile.launch_date
-    if kind == "fixed":
-        due = dt.date.fromisoformat(deadline["date"])
-        new_service = deadline.get("new_service")
-        if new_service and launch and launch > due:
-            return launch + dt.timedelta(days=new_service["offset_days"])
-        return due
-    if kind == "launch":
-        if launch is None:
-            return None
-        return launch + dt.timedelta(days=deadline["offset_days"])
-    return None
-
-
 def describe_deadline(deadline: Mapping[str, Any]) -> str:
     """The deadline rule in words, naming its basis."""
     kind = deadline["kind"]
     basis = BASES[deadline["basis"]]
     parts: list[str]
     if kind == "fixed":
-        parts = [f"first due {dt.date.fromisoformat(deadline['date']):%-d %b %Y} ({basis})"]
-        new_service = deadline.get("new_service")
-        if new_service:
-            days = -new_service["offset_days"]
-            when = "before launch" if days > 0 else "at launch"
+        parts = [f"first due {display(dt.date.fromisoformat(deadline['date']))} ({basis})"]
+        after = deadline.get("after_start")
+        if after:
             parts.append(
-                f"for a service launched later, {days or ''} day{'s' if days > 1 else ''} "
-                f"{when} ({BASES[new_service['basis']]})".replace("  ", " ")
+                f"for a service that starts to be in scope later, within {after['months']} "
+                f"months of that day, counting it ({after['source']}; "
+                f"{BASES[after['basis']]})"
             )
-    elif kind == "launch":
-        parts = [
-            f"{abs(deadline['offset_days'])} days "
-            f"{'before' if deadline['offset_days'] < 0 else 'after'} launch ({basis})"
-        ]
+        else:
+            parts.append("never before the day it starts to apply to the service")
     elif kind == "continuous":
         parts = [f"continuous ({basis})"]
     elif kind == "per_notice":
@@ -325,14 +334,22 @@ def describe_deadline(deadline: Mapping[str, Any]) -> str:
 
 
 def due_rule_kind(deadline: Mapping[str, Any]) -> str:
-    """A one-word kind for the deadline: fixed, launch, recurring, continuous, ..."""
+    """A one-word kind for the deadline: fixed, recurring, continuous, ..."""
     if deadline.get("recurrence"):
         return "recurring"
     return str(deadline["kind"])
 
 
-def applicable_duties(catalogue: Catalogue, profile: Profile) -> list[Applicable]:
-    """Every duty that applies to the profile, with the reason and the due rule."""
+def applicable_duties(
+    catalogue: Catalogue,
+    profile: Profile,
+    *,
+    day: dt.date,
+    changed_on: dt.date | None = None,
+) -> list[Applicable]:
+    """Every duty the Act places on the profile (in force or not), with the reason, whether it
+    is in force on `day`, the day it started to apply and its first due date. `changed_on`:
+    the day a profile change brought the service under the duties it newly meets."""
     features = catalogue.implied_features(profile.features)
     result = []
     for duty in catalogue.duties:
@@ -343,15 +360,23 @@ def applicable_duties(catalogue: Catalogue, profile: Profile) -> list[Applicable
             continue
         if duty.get("scope") == "provider":
             reasons.append("one obligation for the provider, covering all its services")
+        launch = profile.launch_date
+        start = start_day(duty, day, launch=launch, changed_on=changed_on)
         result.append(
             Applicable(
                 code=duty["code"],
                 section=duty["section"],
                 title=duty["title"],
                 why="; ".join(reasons) if reasons else "applies to every regulated service",
-                due=first_due(duty["deadline"], profile),
+                due=first_due(duty["deadline"], start),
                 due_rule=due_rule_kind(duty["deadline"]),
                 due_rule_text=describe_deadline(duty["deadline"]),
+                in_force=in_force(duty, day),
+                commencement=duty["commencement"],
+                start=start,
+                start_why=""
+                if start is None
+                else start_reason(duty, start, launch=launch, changed_on=changed_on),
             )
         )
     return result
@@ -368,6 +393,8 @@ def not_applicable_reason(catalogue: Catalogue, duty: Mapping[str, Any], profile
             (e["paragraph"] for e in catalogue.exemptions if e["code"] == profile.exemption), ""
         )
         return f"The service is exempt: {label} ({paragraph})."
+    if duty["applies"].get("regulated") and profile.uk_links()[0] is False:
+        return "The service has no links with the UK (s.4(5)-(6)), so it is not regulated."
     return f"The profile no longer meets the rule: {describe_rule(duty['applies'])}."
 
 
@@ -392,7 +419,7 @@ def describe_rule(rule: Mapping[str, Any]) -> str:
     if "users_over" in rule:
         parts.append(f"more than {_fmt_users(rule['users_over'])} monthly UK users")
     if rule.get("regulated"):
-        parts.append("not exempt under Schedule 1")
+        parts.append("links with the UK (s.4(5)-(6)), not exempt under Schedule 1")
     if "fees" in rule:
         parts.append("qualifying worldwide revenue at or above the fees threshold, not exempt")
     if "any" in rule:
@@ -445,7 +472,8 @@ PROFILE_FIELDS = {
     "uk_monthly_users": "a whole number, 0 or more",
     "children_likely_to_access": "true, false or null",
     "features": "a list of feature names",
-    "launch_date": "a YYYY-MM-DD date",
+    "launch_date": "a YYYY-MM-DD date (the day it is first in scope: its UK launch)",
+    **{name: "true, false or null" for name in UK_LINKS},
     "exemption": "an exemption code",
     "qualifying_worldwide_revenue": 'a decimal string in GBP, e.g. "250000000.00"',
     "accounting_period_months": "a whole number of months, 1 to 60",
@@ -498,9 +526,10 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
     users = data.get("uk_monthly_users", 0)
     if not isinstance(users, int) or isinstance(users, bool) or users < 0:
         raise wrong("uk_monthly_users")
+    for name in ("children_likely_to_access", *UK_LINKS):
+        if data.get(name) is not None and not isinstance(data[name], bool):
+            raise wrong(name)
     children = data.get("children_likely_to_access")
-    if children is not None and not isinstance(children, bool):
-        raise wrong("children_likely_to_access")
     features = data.get("features", [])
     if not isinstance(features, list) or not all(isinstance(f, str) for f in features):
         raise wrong("features")
@@ -516,6 +545,8 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
             launch = dt.date.fromisoformat(launch)
         except (TypeError, ValueError):
             raise wrong("launch_date") from None
+        if not is_plausible(launch):
+            raise ProfileError(f"field 'launch_date' must be a date from {RANGE_TEXT}")
     exemption = data.get("exemption")
     if exemption is not None and exemption not in catalogue.exemption_codes:
         raise ProfileError(
@@ -548,4 +579,5 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
         accounting_period_months=months,
         no_accounting_period=no_period,
         **flags,
+        **{name: data.get(name) for name in UK_LINKS},
     )

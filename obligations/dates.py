@@ -8,13 +8,27 @@ two dates the reminder sweep computes with are held to it by database constraint
 
 from __future__ import annotations
 
+import calendar
 import datetime as dt
 
 from django.core.exceptions import ValidationError
 
+
+def display(day: dt.date) -> str:
+    """The one way a date is shown to people: 17 Mar 2025."""
+    return f"{day:%-d %b %Y}"
+
+
+def add_months(day: dt.date, months: int) -> dt.date:
+    """The same day `months` later (or earlier), or the month's last day where it has none."""
+    month_index = day.month - 1 + months
+    year, month = day.year + month_index // 12, month_index % 12 + 1
+    return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+
 EARLIEST = dt.date(1990, 1, 1)
 LATEST = dt.date(2100, 12, 31)
-RANGE_TEXT = f"{EARLIEST:%-d %b %Y} to {LATEST:%-d %b %Y}"
+RANGE_TEXT = f"{display(EARLIEST)} to {display(LATEST)}"
 
 
 def is_plausible(value: dt.date | dt.datetime | None) -> bool:

@@ -15,8 +15,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from obligations.catalogue import add_months
-from obligations.dates import EARLIEST, LATEST, validate_plausible_date
+from obligations.dates import EARLIEST, LATEST, add_months, validate_plausible_date
 
 # --- Vocabularies ---------------------------------------------------------
 
@@ -26,12 +25,6 @@ class Role(models.TextChoices):
     COMPLIANCE = "compliance", "Compliance"
     MANAGER = "manager", "Manager"
     AUDITOR = "auditor", "Auditor"
-
-
-class DutyStatus(models.TextChoices):
-    IN_FORCE = "in_force", "In force"
-    NOT_YET_IN_FORCE = "not_yet_in_force", "Not yet in force"
-    PROPOSED = "proposed", "Proposed"
 
 
 class CycleStatus(models.TextChoices):
@@ -360,8 +353,27 @@ class Duty(models.Model):
     part = models.CharField(max_length=10, help_text="Part of the Act, e.g. 3.")
     instrument = models.CharField(max_length=200)
     summary = models.TextField()
-    in_force_from = models.DateField(null=True, blank=True)
-    status = models.CharField(max_length=20, choices=DutyStatus.choices)
+    # Commencement, as the catalogue cites it (obligations.commencement reads these): whether
+    # the duty is in force on a day follows from them, and is never stored.
+    in_force_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The day the provision came into force; empty: not (known to be).",
+    )
+    commencement = models.JSONField(
+        default=dict, help_text="The instrument that commenced it, its link, and what was read."
+    )
+    applies_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="Where the duty bites later than its commencement (s.51), the day it does.",
+    )
+    applies_note = models.TextField(blank=True)
+    effective_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The day the duty bites: applies_from, else in_force_from; empty: not yet.",
+    )
     scope = models.CharField(max_length=10, choices=DutyScope.choices, default=DutyScope.SERVICE)
     assessment_kind = models.CharField(
         max_length=20,
@@ -382,11 +394,6 @@ class Duty(models.Model):
     class Meta:
         ordering = ["code"]
         verbose_name_plural = "duties"
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(status__in=DutyStatus.values), name="duty_status_valid"
-            ),
-        ]
         indexes = [models.Index(fields=["section"]), models.Index(fields=["verified"])]
 
     def __str__(self) -> str:
@@ -497,11 +504,34 @@ class Service(models.Model):
         help_text="The conclusion of the latest children's access assessment. "
         "Unknown (no assessment recorded) is treated as likely (s.37(4)-(5)).",
     )
+    uk_significant_users = models.BooleanField(
+        "a significant number of UK users",
+        null=True,
+        blank=True,
+        help_text="s.4(5)(a). Links with the UK make a service regulated; the number of UK "
+        "users alone neither brings it in nor takes it out.",
+    )
+    uk_target_market = models.BooleanField(
+        "UK users are a target market", null=True, blank=True, help_text="s.4(5)(b)."
+    )
+    uk_material_risk = models.BooleanField(
+        "usable in the UK with a material risk of significant harm there",
+        null=True,
+        blank=True,
+        help_text="s.4(6). With no limb recorded, the service is treated as having links.",
+    )
     children_access_assessed_on = models.DateField(
         null=True, blank=True, validators=[validate_plausible_date]
     )
     features = models.ManyToManyField(Feature, blank=True, related_name="services")
-    launch_date = models.DateField(null=True, blank=True, validators=[validate_plausible_date])
+    launch_date = models.DateField(
+        "UK launch",
+        null=True,
+        blank=True,
+        validators=[validate_plausible_date],
+        help_text="The first day the service is in scope. Empty: in scope since before the "
+        "duties began.",
+    )
     exemption = models.ForeignKey(
         Exemption,
         on_delete=models.PROTECT,
@@ -539,6 +569,9 @@ SERVICE_PROFILE_FIELDS = (
     "provider_pornography",
     "categories",
     "uk_monthly_users",
+    "uk_significant_users",
+    "uk_target_market",
+    "uk_material_risk",
     "children_likely_to_access",
     "children_access_assessed_on",
     "features",
@@ -900,6 +933,13 @@ class Obligation(models.Model):
     )
     applicable = models.BooleanField(default=True)
     why = models.TextField(help_text="Why the duty applies: the profile facts that trigger it.")
+    applies_since = models.DateField(
+        null=True,
+        blank=True,
+        help_text="The day the duty started (or starts) to apply to the service; empty while "
+        "it is not in force. No due date is ever before it.",
+    )
+    applies_since_why = models.CharField(max_length=500, blank=True)
     not_applicable_reason = models.TextField(blank=True)
     notes = models.TextField(blank=True)
     external_ref = models.CharField(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from obligations.catalogue import add_months
+from obligations.dates import add_months
 
 PENNY = Decimal("0.01")
 

@@ -47,6 +47,7 @@ from itertools import groupby
 from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
+from celery import current_app
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -58,7 +59,7 @@ from django.utils import timezone
 
 from obligations import bulk
 from obligations import models as m
-from obligations.catalogue import add_months
+from obligations.dates import add_months
 from obligations.links import object_url
 
 log = logging.getLogger(__name__)
@@ -890,6 +891,14 @@ def notify_review(
         ],
         now,
     )
+
+
+def enqueue_delivery() -> None:
+    """Ask a worker to deliver the outbox, by the task's name (the register never imports the
+    tasks). Called after commit with robust=True: if the broker is down this raises, Django
+    logs it, and the save has already succeeded; beat's periodic delivery sends the rows once
+    the broker is back."""
+    current_app.send_task("obligations.deliver_reminders", retry=False)
 
 
 def _record_unclaimed(owed: list[Owed], now: dt.datetime) -> None:

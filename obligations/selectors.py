@@ -266,6 +266,9 @@ def _profile(
         features=frozenset(f.code for f in features),
         launch_date=service.launch_date,
         exemption=service.exemption.code if service.exemption_id else None,  # type: ignore[union-attr]
+        uk_significant_users=service.uk_significant_users,
+        uk_target_market=service.uk_target_market,
+        uk_material_risk=service.uk_material_risk,
         qualifying_worldwide_revenue=Decimal(revenue) if revenue is not None else None,
     )
 
@@ -273,6 +276,25 @@ def _profile(
 def latest_catalogue_version() -> m.CatalogueVersion | None:
     """The catalogue version loaded last: the one in force."""
     return m.CatalogueVersion.objects.order_by("-loaded_at", "-pk").first()
+
+
+def duty_entry(duty: m.Duty) -> dict[str, Any]:
+    """A loaded duty as the engine reads a catalogue entry (obligations.commencement too)."""
+    entry = {
+        "code": duty.code,
+        "section": duty.section,
+        "title": duty.title,
+        "scope": duty.scope,
+        "applies": duty.applies,
+        "deadline": duty.deadline,
+        "in_force_from": duty.in_force_from,
+        "commencement": duty.commencement,
+        "verified": duty.verified,
+        "pk": duty.pk,
+    }
+    if duty.applies_note:  # the file gives applies_from and its note together, or neither
+        entry["applies_from"], entry["applies_note"] = duty.applies_from, duty.applies_note
+    return entry
 
 
 def loaded_catalogue() -> Catalogue:
@@ -298,18 +320,7 @@ def loaded_catalogue() -> Catalogue:
             {"code": e.code, "label": e.label, "paragraph": e.paragraph}
             for e in m.Exemption.objects.all()
         ],
-        duties=[
-            {
-                "code": d.code,
-                "section": d.section,
-                "title": d.title,
-                "scope": d.scope,
-                "applies": d.applies,
-                "deadline": d.deadline,
-                "pk": d.pk,
-            }
-            for d in m.Duty.objects.filter(retired_at__isnull=True)
-        ],
+        duties=[duty_entry(d) for d in m.Duty.objects.filter(retired_at__isnull=True)],
         parameters=latest.parameters,
         notice_powers=latest.notice_powers,
     )

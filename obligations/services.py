@@ -25,18 +25,19 @@ from django.db.models import Count, F, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from obligations import codes, penalties, reminders, selectors, tasks
+from obligations import codes, penalties, reminders, selectors
 from obligations import models as m
 from obligations.catalogue import (
+    Applicable,
     Catalogue,
     CatalogueError,
-    add_months,
     applicable_duties,
     describe_rule,
     evaluate,
     not_applicable_reason,
 )
-from obligations.dates import check_plausible_dates
+from obligations.commencement import effective_from, first_due, start_day
+from obligations.dates import add_months, check_plausible_dates, display
 from obligations.uploads import check_and_hash
 
 # --- Actors ---------------------------------------------------------------
@@ -126,7 +127,10 @@ DUTY_FIELDS = (
     "instrument",
     "summary",
     "in_force_from",
-    "status",
+    "commencement",
+    "applies_from",
+    "applies_note",
+    "effective_from",
     "scope",
     "assessment_kind",
     "applies",
@@ -140,9 +144,10 @@ DUTY_FIELDS = (
 
 def _duty_values(entry: dict[str, Any]) -> dict[str, Any]:
     values = {name: entry.get(name) for name in DUTY_FIELDS}
-    values["in_force_from"] = (
-        dt.date.fromisoformat(entry["in_force_from"]) if entry.get("in_force_from") else None
-    )
+    for name in ("in_force_from", "applies_from"):
+        values[name] = dt.date.fromisoformat(entry[name]) if entry.get(name) else None
+    values["applies_note"] = entry.get("applies_note") or ""
+    values["effective_from"] = effective_from(entry)
     values["scope"] = entry.get("scope") or m.DutyScope.SERVICE
     values["assessment_kind"] = entry.get("assessment_kind") or ""
     values["evidence"] = entry.get("evidence") or ""
@@ -455,15 +460,26 @@ def _mark_applicable_again(*, actor: User, obligation: m.Obligation, why: str, s
 
 
 @transaction.atomic
-def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyResult:
-    """Bring the service's register in line with its profile. Idempotent; deletes nothing."""
+def apply_catalogue(
+    *, actor: User, service: m.Service, source: str, changed_on: dt.date | None = None
+) -> ApplyResult:
+    """Bring the service's register in line with its profile. Idempotent; deletes nothing.
+
+    Every duty the Act places on the service gets an obligation, in force or not; one not in
+    force has no due date until it is (`apply_commencements`). `changed_on`: the day a change
+    to the profile took effect, so that a duty it brings in starts to apply then (Sch.3
+    paras 4-5), never on a date already past.
+    """
+    today = london_today()
     catalogue = selectors.loaded_catalogue()
     profile = selectors.service_profile(service)
-    provider_wide = {d["code"] for d in catalogue.duties if d.get("scope") == m.DutyScope.PROVIDER}
+    duties = {d["code"]: d for d in catalogue.duties}
+    provider_wide = {code for code, d in duties.items() if d.get("scope") == m.DutyScope.PROVIDER}
     applicable = {
-        a.code: a for a in applicable_duties(catalogue, profile) if a.code not in provider_wide
+        a.code: a
+        for a in applicable_duties(catalogue, profile, day=today, changed_on=changed_on)
+        if a.code not in provider_wide
     }
-    duty_ids = {d["code"]: d["pk"] for d in catalogue.duties}
     existing = {
         o.duty.code: o
         # Obligations an Ofcom notice created follow the notice, not the profile.
@@ -480,15 +496,17 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
             obligation = m.Obligation.objects.create(
                 provider_id=service.provider_id,
                 service=service,
-                duty_id=duty_ids[code],
+                duty_id=duties[code]["pk"],
                 why=hit.why,
+                applies_since=hit.start,
+                applies_since_why=hit.start_why,
             )
             _event(
                 actor=actor,
                 obligation=obligation,
                 kind=m.EventKind.CREATED,
                 source=source,
-                reason=hit.why,
+                reason=f"{hit.why}. {hit.start_why or hit.in_force.text}",
             )
             _open_cycle(
                 actor=actor,
@@ -500,25 +518,19 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
             result.created.append(code)
         elif not obligation.applicable:
             _mark_applicable_again(actor=actor, obligation=obligation, why=hit.why, source=source)
-            if obligation.current_cycle is None or obligation.current_cycle.is_closed:
-                due = hit.due if hit.due is None or hit.due >= london_today() else london_today()
-                _open_cycle(
-                    actor=actor,
-                    obligation=obligation,
-                    due=due,
-                    trigger=m.CycleTrigger.REAPPLIED,
-                    source=source,
-                )
+            _apply_again(actor=actor, obligation=obligation, duty=duties[code], source=source)
             result.reapplied.append(code)
         else:
             if obligation.why != hit.why:
                 obligation.why = hit.why
                 obligation.save(update_fields=["why", "updated_at"])
+            if obligation.applies_since is None and hit.start is not None:
+                _start_applying(actor=actor, obligation=obligation, hit=hit, source=source)
             result.unchanged.append(code)
     for code, obligation in existing.items():
         if code in applicable or not obligation.applicable:
             continue
-        duty = next((d for d in catalogue.duties if d["code"] == code), None)
+        duty = duties.get(code)
         if duty is None:
             reason = f"The duty was retired from the catalogue (version {catalogue.version})."
         elif code in provider_wide:
@@ -537,6 +549,75 @@ def apply_catalogue(*, actor: User, service: m.Service, source: str) -> ApplyRes
     return result
 
 
+def _in_force(obligation: m.Obligation) -> bool:
+    """Whether the obligation's duty is in force today (its duty row is loaded)."""
+    effective = obligation.duty.effective_from
+    return effective is not None and effective <= london_today()
+
+
+def _apply_again(
+    *, actor: User, obligation: m.Obligation, duty: dict[str, Any], source: str
+) -> None:
+    """A duty applies again after a spell of not applying: it starts again today (or when it
+    comes into force), and a closed cycle is followed by a new one due from that day."""
+    today = london_today()
+    launch = obligation.service.launch_date if obligation.service else None
+    start = start_day(duty, today, launch=launch)
+    start = max(start, today) if start is not None else None
+    obligation.applies_since = start
+    obligation.applies_since_why = f"Applies again from {display(start)}." if start else ""
+    obligation.save(update_fields=["applies_since", "applies_since_why", "updated_at"])
+    if obligation.current_cycle is None or obligation.current_cycle.is_closed:
+        _open_cycle(
+            actor=actor,
+            obligation=obligation,
+            due=first_due(duty["deadline"], start),
+            trigger=m.CycleTrigger.REAPPLIED,
+            source=source,
+        )
+
+
+def _start_applying(*, actor: User, obligation: m.Obligation, hit: Applicable, source: str) -> None:
+    """An obligation whose duty was not in force (or which predates the tracker keeping the
+    day) starts to apply: it keeps the day and why, and its first cycle, if still open, is due
+    as the duty's deadline rule says from that day, never earlier."""
+    obligation.applies_since, obligation.applies_since_why = hit.start, hit.start_why
+    obligation._history_user = actor  # type: ignore[attr-defined]
+    obligation.save(update_fields=["applies_since", "applies_since_why", "updated_at"])
+    cycle = obligation.current_cycle
+    if (
+        cycle is not None
+        and not cycle.is_closed
+        and cycle.trigger == m.CycleTrigger.INITIAL
+        and hit.due is not None
+        and (cycle.due_date is None or cycle.due_date < hit.due)
+    ):
+        set_due_date(actor=actor, cycle=cycle, due=hit.due, reason=hit.start_why, source=source)
+
+
+@transaction.atomic
+def apply_commencements(*, actor: User, day: dt.date) -> list[str]:
+    """The nightly step that brings duties into force on the register: every service with an
+    obligation whose duty is now in force but which has not started to apply is re-applied,
+    so the obligation gets the day it started and its first due date. Idempotent."""
+    waiting = (
+        m.Service.objects.filter(
+            obligations__applicable=True,
+            obligations__applies_since__isnull=True,
+            obligations__technology_notice__isnull=True,
+            obligations__ofcom_notice__isnull=True,
+            obligations__duty__effective_from__lte=day,
+        )
+        .distinct()
+        .order_by("pk")
+    )
+    started = []
+    for service in waiting:
+        apply_catalogue(actor=actor, service=service, source=m.EventSource.TASK)
+        started.append(str(service))
+    return started
+
+
 @transaction.atomic
 def save_service(
     *,
@@ -547,7 +628,8 @@ def save_service(
     features: Iterable[m.Feature] | None = None,
 ) -> ApplyResult:
     """Create or change a service's profile (None leaves a M2M field as it is), then bring
-    its register in line with the profile, as saving it in the admin does."""
+    its register in line with the profile: duties a change brings in start to apply today."""
+    changed_on = london_today() if service.pk is not None else None
     service._history_user = actor  # type: ignore[attr-defined]
     service.full_clean(exclude=["categories", "features"], validate_unique=True)
     service.save()
@@ -555,7 +637,7 @@ def save_service(
         service.categories.set(categories)
     if features is not None:
         service.features.set(features)
-    return apply_catalogue(actor=actor, service=service, source=source)
+    return apply_catalogue(actor=actor, service=service, source=source, changed_on=changed_on)
 
 
 @transaction.atomic
@@ -732,6 +814,8 @@ def record_significant_change(
     for obligation in obligations:
         if not obligation.duty.deadline.get("before_significant_change"):
             continue
+        if not _in_force(obligation) or due < (obligation.applies_since or due):
+            continue  # the duty does not apply yet when the change is made
         cycle = obligation.current_cycle
         if cycle is None or cycle.is_closed:
             _open_cycle(
@@ -1002,6 +1086,16 @@ def set_due_date(
     if cycle.is_closed:
         raise ValueError("A closed cycle keeps its dates; open a new cycle instead.")
     check_plausible_dates(due_date=due)
+    since = cycle.obligation.applies_since
+    if due is not None and since is not None and due < since:
+        raise ValidationError(
+            {
+                "due_date": [
+                    f"It cannot be due before the duty started to apply to it, on "
+                    f"{display(since)}: {cycle.obligation.applies_since_why}"
+                ]
+            }
+        )
     if cycle.due_date == due:
         return
     old = cycle.due_date
@@ -1168,7 +1262,7 @@ def _ask_for_review(*, actor: User, cycle: m.ObligationCycle, event: m.Event) ->
         event=event,
         recipients=reviewers_for(cycle.obligation, actor),
     )
-    transaction.on_commit(tasks.enqueue_delivery, robust=True)
+    transaction.on_commit(reminders.enqueue_delivery, robust=True)
 
 
 def _watch(cycle: m.ObligationCycle | None) -> None:
@@ -1823,7 +1917,11 @@ def _regulatory_cycle(
     *, actor: User, obligation: m.Obligation, due: dt.date, note: str, source: str
 ) -> None:
     """Bring the work forward for a regulatory change: an open cycle is brought forward (and
-    its assessment gains what is new); a closed one is followed by a new cycle."""
+    its assessment gains what is new); a closed one is followed by a new cycle. A duty not in
+    force yet has nothing to bring forward."""
+    if not _in_force(obligation):
+        return
+    due = max(due, obligation.applies_since or due)
     cycle = obligation.current_cycle
     if cycle is None or cycle.is_closed:
         _open_cycle(

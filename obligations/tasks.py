@@ -1,4 +1,4 @@
-"""Thin Celery tasks: each calls one function in reminders.py and is safe to run twice.
+"""Thin Celery tasks: each calls one function (reminders, services) and is safe to run twice.
 
 Retries with backoff are for transport failures only (the mail server or the broker out of
 reach); a bug is not retried into a storm. A run that skipped something after an unexpected
@@ -17,7 +17,7 @@ from celery import shared_task
 from django.conf import settings
 from kombu.exceptions import OperationalError
 
-from obligations import reminders
+from obligations import reminders, services
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,12 @@ def deliver_reminders() -> dict[str, Any]:
     return {"sent": result.sent, "digests": result.digests}
 
 
-def enqueue_delivery() -> None:
-    """Ask a worker to deliver the outbox. Called after commit with robust=True: if the broker
-    is down this raises, Django logs it, and the save has already succeeded; beat's periodic
-    delivery sends the rows once the broker is back."""
-    deliver_reminders.apply_async(retry=False)
+@shared_task(name="obligations.apply_commencements", **RETRY)
+def apply_commencements(date: str | None = None) -> list[str]:
+    """Nightly (beat): duties that came into force get their start day and first due date on
+    every register they belong to. `date` is YYYY-MM-DD, today in London when absent."""
+    today = dt.date.fromisoformat(date) if date else reminders.timezone.localdate()
+    started = services.apply_commencements(actor=services.get_system_user(), day=today)
+    if started:
+        log.info("Duties in force from %s started to apply on: %s", today, ", ".join(started))
+    return started

@@ -9,7 +9,8 @@ from typing import Any
 
 import django_filters as df
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
+from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
@@ -186,7 +187,13 @@ class ProviderFilter(df.FilterSet):
 class DutyFilter(df.FilterSet):
     code = df.CharFilter()
     section = df.CharFilter()
-    status = df.ChoiceFilter(choices=m.DutyStatus.choices)
+    in_force = df.BooleanFilter(
+        method="filter_in_force", help_text="In force today (the duty bites), or not."
+    )
+
+    def filter_in_force(self, queryset: QuerySet[m.Duty], name: str, value: bool) -> Any:
+        now = Q(effective_from__lte=timezone.localdate())
+        return queryset.filter(now if value else ~now)
 
     class Meta:
         model = m.Duty

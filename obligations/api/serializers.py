@@ -7,12 +7,14 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.urls import reverse
+from django.utils import timezone
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
 
 from obligations import exports, selectors
 from obligations import models as m
+from obligations.commencement import InForce, in_force
 from obligations.dates import validate_plausible_date
 
 
@@ -140,9 +142,25 @@ class ServiceSerializer(serializers.ModelSerializer[m.Service]):
 
 
 class DutySerializer(serializers.ModelSerializer[m.Duty]):
+    in_force = serializers.SerializerMethodField(
+        help_text="In force today: true, false, or null when it is not known to be commenced."
+    )
+    in_force_text = serializers.SerializerMethodField(
+        help_text="In words: since when and by which instrument, or why not."
+    )
+
     class Meta:
         model = m.Duty
         exclude = ["catalogue_version"]
+
+    def _state(self, duty: m.Duty) -> InForce:
+        return in_force(selectors.duty_entry(duty), timezone.localdate())
+
+    def get_in_force(self, duty: m.Duty) -> bool | None:
+        return self._state(duty).value
+
+    def get_in_force_text(self, duty: m.Duty) -> str:
+        return self._state(duty).text
 
 
 # Ids a script needs to follow links, besides the register's columns.

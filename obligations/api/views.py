@@ -17,6 +17,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -475,7 +476,7 @@ class ApplicabilityView(APIView):
             profile = parse_profile(request.data, catalogue)
         except ProfileError as exc:
             raise ValidationError(f"profile: {exc}") from None
-        return Response(report(catalogue, profile))
+        return Response(report(catalogue, profile, day=timezone.localdate()))
 
 
 class AuditPackView(APIView):

@@ -7,6 +7,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
 
 from obligations import applicability
 from obligations.catalogue import (
@@ -45,7 +46,7 @@ class Command(BaseCommand):
             profile = parse_profile(data, catalogue)
         except ProfileError as exc:
             raise CommandError(f"profile: {exc}") from None
-        report = applicability.report(catalogue, profile)
+        report = applicability.report(catalogue, profile, day=timezone.localdate())
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
             return

@@ -1,0 +1,118 @@
+"""When a duty is in force, and when it first falls due for a service: pure functions.
+
+A duty's commencement is catalogue data: the day its provision came into force (null: not
+commenced, or not known to be), the instrument that commenced it, and, where the duty bites
+later than that, `applies_from` (s.51: from the first code of practice relating to it; null
+while that has not happened). Whether a duty is in force on a day follows from these alone.
+
+A duty starts to apply to a service on the latest of: the day it is in force, the day the
+service comes into scope (its UK launch), and the day the service's profile came to meet the
+duty's rule. It is never due before that day. Schedule 3 gives a first assessment the three
+months beginning with it (paras 2-5: "after_start"); a fixed date (Ofcom's, for the services
+already in scope when its guidance or code came) stands where it is later.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from obligations.dates import add_months, display
+
+IN_FORCE, EXPECTED, AWAITING, NOT_COMMENCED, UNKNOWN = (
+    "in_force",
+    "expected",
+    "awaiting",
+    "not_commenced",
+    "unknown",
+)
+
+
+def effective_from(duty: Mapping[str, Any]) -> dt.date | None:
+    """The day the duty bites: its applies_from where it has one (null: not yet), else the
+    day its provision came into force."""
+    value = duty["applies_from"] if "applies_from" in duty else duty.get("in_force_from")
+    if value is None or isinstance(value, dt.date):
+        return value
+    return dt.date.fromisoformat(value)
+
+
+@dataclass(frozen=True)
+class InForce:
+    """Whether a duty is in force on a day, and why, in words."""
+
+    state: str
+    since: dt.date | None  # the day it is, or will be, in force
+    text: str
+
+    @property
+    def value(self) -> bool | None:
+        """True, False, or None when it is not known whether the provision was commenced."""
+        if self.state == IN_FORCE:
+            return True
+        return None if self.state == UNKNOWN else False
+
+
+def in_force(duty: Mapping[str, Any], day: dt.date) -> InForce:
+    commenced = duty.get("commencement") or {}
+    instrument = commenced.get("instrument") or ""
+    effective = effective_from(duty)
+    if effective is not None and effective <= day:
+        cite = f" ({instrument})" if instrument else ""
+        return InForce(IN_FORCE, effective, f"In force since {display(effective)}{cite}.")
+    if effective is not None:
+        return InForce(EXPECTED, effective, f"Not yet in force: from {display(effective)}.")
+    if duty.get("in_force_from"):
+        return InForce(AWAITING, None, f"Not yet in force: {duty.get('applies_note', '')}")
+    note = commenced.get("note", "")
+    if duty.get("verified", True):
+        return InForce(NOT_COMMENCED, None, f"Not in force: not commenced. {note}".strip())
+    return InForce(UNKNOWN, None, f"Not known to be in force. {note}".strip())
+
+
+def start_day(
+    duty: Mapping[str, Any],
+    day: dt.date,
+    *,
+    launch: dt.date | None,
+    changed_on: dt.date | None = None,
+) -> dt.date | None:
+    """The day the duty starts (or started) to apply to a service, or None while it is not in
+    force on `day`: the latest of its in-force day, the service's launch and the profile
+    change that brought it in."""
+    effective = effective_from(duty)
+    if effective is None or effective > day:
+        return None
+    return max(d for d in (effective, launch, changed_on) if d is not None)
+
+
+def start_reason(
+    duty: Mapping[str, Any],
+    start: dt.date,
+    *,
+    launch: dt.date | None,
+    changed_on: dt.date | None = None,
+) -> str:
+    """Why the duty applies from `start`, in words (the obligation keeps it)."""
+    when = display(start)
+    if changed_on is not None and start == changed_on:
+        return f"Applies from {when}: the service's profile changed that day."
+    if launch is not None and start == launch:
+        return f"Applies from {when}: the day the service is first in scope (its UK launch)."
+    instrument = (duty.get("commencement") or {}).get("instrument") or "the Act"
+    later = f"; {duty['applies_note']}" if duty.get("applies_note") else ""
+    return f"Applies from {when}, when the duty came into force ({instrument}{later})."
+
+
+def first_due(deadline: Mapping[str, Any], start: dt.date | None) -> dt.date | None:
+    """The first cycle's due date for a duty that started to apply on `start`; None for a duty
+    with no date, or not in force."""
+    if start is None or deadline["kind"] != "fixed":
+        return None
+    due = dt.date.fromisoformat(deadline["date"])
+    after = deadline.get("after_start")
+    if after is None:
+        return max(due, start)
+    return max(due, add_months(start, after["months"]) + dt.timedelta(days=after["days"]))
