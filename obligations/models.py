@@ -16,6 +16,7 @@ from simple_history.models import HistoricalRecords
 
 from obligations.catalogue import add_months
 from obligations.dates import EARLIEST, LATEST, validate_plausible_date
+from obligations.inputs import DECIMAL_PLACES, MAX_DIGITS, validate_amount
 
 # --- Vocabularies ---------------------------------------------------------
 
@@ -352,7 +353,10 @@ class RevenuePeriod(models.Model):
     start = models.DateField(validators=[validate_plausible_date])
     end = models.DateField(validators=[validate_plausible_date])
     amount_gbp = models.DecimalField(
-        "qualifying worldwide revenue (£)", max_digits=16, decimal_places=2
+        "qualifying worldwide revenue (£)",
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        validators=[validate_amount],
     )
     basis = models.CharField(max_length=30, choices=RevenueBasis.choices)
     complete = models.BooleanField(
@@ -360,8 +364,9 @@ class RevenuePeriod(models.Model):
     )
     uk_referable_gbp = models.DecimalField(
         "UK-referable revenue (£)",
-        max_digits=16,
-        decimal_places=2,
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        validators=[validate_amount],
         null=True,
         blank=True,
         help_text="For the fees exemption below £10m (a stated government intention, "
@@ -702,8 +707,20 @@ class OfcomNotice(models.Model):
         blank=True,
         validators=[validate_plausible_date],
     )
-    single_penalty_gbp = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
-    daily_penalty_gbp = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    single_penalty_gbp = models.DecimalField(
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        null=True,
+        blank=True,
+        validators=[validate_amount],
+    )
+    daily_penalty_gbp = models.DecimalField(
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        null=True,
+        blank=True,
+        validators=[validate_amount],
+    )
     pay_by = models.DateField(
         null=True,
         blank=True,

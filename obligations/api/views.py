@@ -474,6 +474,8 @@ class ApplicabilityView(APIView):
         try:
             profile = parse_profile(request.data, catalogue)
         except ProfileError as exc:
+            if exc.field:
+                raise ValidationError({exc.field: [exc.reason]}) from None
             raise ValidationError(f"profile: {exc}") from None
         return Response(report(catalogue, profile))
 

@@ -1,0 +1,47 @@
+"""Sums of money people type: the one rule, beside dates.py.
+
+Models, forms and the profile parser (the API and `applicable_duties`) all run it, so that the
+admin, the API and the command refuse the same things with the same words.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from django.core.exceptions import ValidationError
+
+# --- Money ----------------------------------------------------------------
+# Pounds to the penny, never negative, never more digits than the columns hold. "1e27" once
+# passed the profile check and overflowed the penalty arithmetic (a 500); NaN and Infinity
+# are not sums at all.
+
+MAX_DIGITS = 16
+DECIMAL_PLACES = 2
+LARGEST = Decimal(10) ** (MAX_DIGITS - DECIMAL_PLACES) - Decimal(10) ** -DECIMAL_PLACES
+AMOUNT_RULE = f"an amount in pounds from 0 to {LARGEST:,}, to the penny"
+
+
+def is_amount(value: Decimal) -> bool:
+    return (
+        value.is_finite()
+        and 0 <= value <= LARGEST
+        and int(value.as_tuple().exponent) >= -DECIMAL_PLACES
+    )
+
+
+def parse_amount(text: Any) -> Decimal | None:
+    """A decimal string (as JSON carries money) that is an amount, or None."""
+    if not isinstance(text, str):
+        return None
+    try:
+        value = Decimal(text)
+    except InvalidOperation:
+        return None
+    return value if is_amount(value) else None
+
+
+def validate_amount(value: Decimal | None) -> None:
+    """A field validator (models and forms run it)."""
+    if value is not None and not is_amount(value):
+        raise ValidationError(f"Enter {AMOUNT_RULE}.", code="invalid_amount")
