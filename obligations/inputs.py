@@ -1,11 +1,12 @@
-"""Sums of money people type: the one rule, beside dates.py.
+"""Sums of money and one-line names people type: the one rule for each, beside dates.py.
 
-Models, forms and the profile parser (the API and `applicable_duties`) all run it, so that the
-admin, the API and the command refuse the same things with the same words.
+Models, forms, serializers and the profile parser (the API and `applicable_duties`) all run
+these, so that the admin, the API and the command refuse the same things with the same words.
 """
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -45,3 +46,26 @@ def validate_amount(value: Decimal | None) -> None:
     """A field validator (models and forms run it)."""
     if value is not None and not is_amount(value):
         raise ValidationError(f"Enter {AMOUNT_RULE}.", code="invalid_amount")
+
+
+# --- One-line names ----------------------------------------------------------
+# A service name with a line break once broke its calendar feed (a 500); in a CSV, an e-mail
+# subject or a log line it splits what reads as one record. C0 and C1 controls (tab, CR, LF,
+# NUL...) and the Unicode line and paragraph separators.
+
+CONTROL_CHARACTERS = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]+")
+
+
+def validate_single_line(value: str) -> None:
+    """A field validator for names, titles and references (models, forms, serializers)."""
+    if CONTROL_CHARACTERS.search(value):
+        raise ValidationError(
+            "Enter one line: no line breaks, tabs or other control characters.",
+            code="control_characters",
+        )
+
+
+def one_line(value: str) -> str:
+    """Stored text made fit for a one-line place (a calendar's name, an event's summary),
+    whatever was saved before the validator existed."""
+    return CONTROL_CHARACTERS.sub(" ", value)

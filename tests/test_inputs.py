@@ -1,5 +1,5 @@
-"""Sums of money are held to one rule (obligations/inputs.py), by name, wherever they are
-typed: the API, the admin and the writes behind them."""
+"""Sums of money and one-line names are held to one rule each (obligations/inputs.py), by
+name, wherever they are typed: the API, the admin and the writes behind them."""
 
 from decimal import Decimal
 
@@ -24,6 +24,7 @@ from tests.test_api import client_for
 AMOUNT = "an amount in pounds from 0 to 99,999,999,999,999.99, to the penny"
 NOT_AMOUNTS = ["1e27", "NaN", "Infinity", "-Infinity", "-1", "0.001", "100000000000000"]
 PROFILE = {"name": "New app", "user_to_user": True, "search": False}
+NOT_ONE_LINE = ["Chat\r\nBEGIN:VEVENT", "Chat\nX", "Tab\there", "Nul\x00", "Bell\x07", "Ls\u2028x"]
 
 
 @pytest.fixture
@@ -107,3 +108,83 @@ def test_a_notice_penalty_below_zero_is_refused_by_name(team, field):
     assert list(refused.value.message_dict) == [field]
     assert AMOUNT in refused.value.message_dict[field][0]
     assert not m.OfcomNotice.objects.exists()
+
+
+# --- One-line names ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", NOT_ONE_LINE)
+def test_the_api_refuses_a_service_name_with_a_control_character(team, name):
+    client = client_for(team["casey"])
+    created = client.post(
+        "/api/v1/services/",
+        {"provider": team["provider"].pk, "name": name, "user_to_user": True},
+        format="json",
+    )
+    changed = client.patch(f"/api/v1/services/{team['service'].pk}/", {"name": name}, format="json")
+    for response in (created, changed):
+        assert response.status_code == 400
+        assert response.json()["error"] == (
+            "name: Enter one line: no line breaks, tabs or other control characters."
+        )
+    assert list(m.Service.objects.values_list("name", flat=True)) == ["Chat"]
+
+
+def test_the_api_refuses_an_evidence_title_on_two_lines(team):
+    ob = team["service"].obligations.get(duty__code="U2U-RECORDS")
+    response = client_for(team["casey"]).post(
+        f"/api/v1/obligations/{ob.pk}/evidence/",
+        {"url": "https://wiki.test/policy", "title": "Policy\r\nForged: approved"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["title"]
+    assert not m.Evidence.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("admin_url", "data", "field"),
+    [
+        (
+            "admin:obligations_organisation_add",
+            {"name": "Evil\r\nCorp", "reminder_lead_days": "[30, 7, 1]"},
+            "name",
+        ),
+        ("admin:obligations_provider_add", {"name": "Evil\nLtd"}, "name"),
+        (
+            "admin:obligations_provider_add",
+            {"name": "Fine", "legal_name": "Evil\tLtd"},
+            "legal_name",
+        ),
+        ("admin:obligations_apitoken_add", {"name": "nightly\x07export"}, "name"),
+    ],
+)
+def test_the_admin_refuses_a_name_with_a_control_character_on_its_field(
+    client, team, admin_url, data, field
+):
+    admin = member(team["org"], role=m.Role.ADMIN, username="ada")
+    admin.is_superuser = True  # adding an organisation is the operators' job
+    admin.save()
+    client.force_login(admin)
+    url = reverse(admin_url)
+    form = admin_form_data(client.get(url))
+    form.update({"organisation": team["org"].pk, "user": admin.pk, **data})
+    response = client.post(url, form)
+    assert response.status_code == 200
+    errors = response.context["adminform"].form.errors
+    assert list(errors) == [field]
+    assert "Enter one line" in errors[field][0]
+
+
+def test_the_admin_evidence_form_refuses_a_title_on_two_lines(client, team):
+    casey = team["casey"]
+    ob = team["service"].obligations.get(duty__code="U2U-RECORDS")
+    client.force_login(casey)
+    url = reverse("admin:obligations_obligation_evidence", args=[ob.pk])
+    response = client.post(url, {"url": "https://wiki.test/a", "title": "Policy\nv2"}, follow=True)
+    shown = [str(message) for message in response.context["messages"]]
+    assert shown == [
+        "Evidence not added: Title: Enter one line: no line breaks, tabs or other control "
+        "characters."
+    ]
+    assert not m.Evidence.objects.exists()

@@ -14,6 +14,7 @@ from rest_framework import serializers
 from obligations import exports, selectors
 from obligations import models as m
 from obligations.dates import validate_plausible_date
+from obligations.inputs import validate_single_line
 
 
 class CycleStatusField(serializers.ChoiceField):
@@ -282,7 +283,13 @@ class EvidenceUploadSerializer(serializers.Serializer[Any]):
 
     file = serializers.FileField(required=False, use_url=False)
     url = serializers.URLField(required=False, max_length=1000)
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    title = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        default="",
+        validators=[validate_single_line],
+    )
     expires_on = serializers.DateField(
         required=False, allow_null=True, default=None, validators=[validate_plausible_date]
     )
