@@ -1,11 +1,13 @@
-"""Sums of money and one-line names people type: the one rule for each, beside dates.py.
+"""Sums of money, one-line names and JSON people send: the one rule for each, beside dates.py.
 
-Models, forms, serializers and the profile parser (the API and `applicable_duties`) all run
-these, so that the admin, the API and the command refuse the same things with the same words.
+Models, forms, serializers, the API's parser and the profile parser (the API and
+`applicable_duties`) all run these, so that the admin, the API and the command refuse the same
+things with the same words.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -69,3 +71,39 @@ def one_line(value: str) -> str:
     """Stored text made fit for a one-line place (a calendar's name, an event's summary),
     whatever was saved before the validator existed."""
     return CONTROL_CHARACTERS.sub(" ", value)
+
+
+# --- JSON ------------------------------------------------------------------
+# A body nested 50,000 deep once exhausted Python's recursion limit (a 500). No profile or
+# request needs more than a few levels.
+
+MAX_JSON_DEPTH = 32
+
+
+def _refuse_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _deeper_than(data: Any, limit: int) -> bool:
+    stack = [(data, 1)]
+    while stack:  # not recursive: the point is not to exhaust the stack
+        value, depth = stack.pop()
+        if isinstance(value, (dict, list)):
+            if depth > limit:
+                return True
+            items = value.values() if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+    return False
+
+
+def load_json(text: str | bytes) -> Any:
+    """`json.loads`, refusing (ValueError) nesting deeper than MAX_JSON_DEPTH and the
+    NaN and Infinity that Python's parser would otherwise take."""
+    too_deep = ValueError(f"nested more than {MAX_JSON_DEPTH} levels deep")
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant)
+    except RecursionError:
+        raise too_deep from None
+    if _deeper_than(data, MAX_JSON_DEPTH):
+        raise too_deep
+    return data

@@ -105,6 +105,10 @@ def test_missing_field_and_malformed_json_are_refused(tmp_path):
     result = run(tmp_path, "{not json")
     assert result.returncode != 0 and "is not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+    deep = '{"name": "x", "user_to_user": true, "features": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    result = run(tmp_path, deep)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("is not valid JSON (nested more than 32 levels deep)")
 
 
 def answer(tmp_path, capsys, **change):  # type: ignore[no-untyped-def]

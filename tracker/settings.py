@@ -259,6 +259,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "obligations.api.pagination.Cursor",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "obligations.api.errors.handle",
+    # DRF's three, the JSON one holding nesting to a sane depth.
+    "DEFAULT_PARSER_CLASSES": [
+        "obligations.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

@@ -22,7 +22,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -33,6 +33,7 @@ from obligations import models as m
 from obligations.api import filters
 from obligations.api import serializers as s
 from obligations.api.pagination import is_digits
+from obligations.api.parsers import JSONParser
 from obligations.applicability import report
 from obligations.catalogue import ProfileError, parse_profile
 from obligations.dashboard import queries as dashboard
