@@ -1,10 +1,13 @@
-"""The API answers in its own JSON shape, {"error", "fields"}, whatever goes wrong: here, a
-body nested too deep."""
+"""The API answers in its own JSON shape, {"error", "fields"}, whatever goes wrong: a body
+nested too deep or too big, an unknown address, a bug, the database going away."""
 
 import json
 
+import pytest
+from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
+from obligations import selectors
 from tests.test_api import client_for, obligation, team  # noqa: F401 (fixture)
 
 DEEP = 50_000
@@ -55,3 +58,54 @@ def test_ordinary_nesting_still_parses(team):  # noqa: F811
         "/api/v1/applicability/", body, content_type="application/json"
     )
     assert response.status_code == 200, response.json()
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [
+        (json.dumps({**PROFILE, "name": "x" * 2000}), "application/json"),
+        ("name=" + "x" * 2000, "application/x-www-form-urlencoded"),
+    ],
+)
+def test_a_body_over_the_upload_limit_is_a_json_413(team, settings, body, content_type):  # noqa: F811
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    response = client_for(team["casey"]).post(
+        "/api/v1/applicability/", body, content_type=content_type
+    )
+    assert response.status_code == 413
+    assert "1,000-byte limit" in error_shape(response)["error"]
+
+
+def test_an_unknown_api_address_is_a_json_404_and_other_pages_keep_theirs(team, client):  # noqa: F811
+    response = client_for(team["casey"]).get("/api/v1/no-such-thing/")
+    assert response.status_code == 404
+    assert "no such address" in error_shape(response)["error"]
+    page = client.get("/no-such-page/")
+    assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
+
+
+def test_a_bug_in_an_api_view_is_a_json_500(team, monkeypatch):  # noqa: F811
+    def broken() -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(selectors, "loaded_catalogue", broken)
+    client = client_for(team["casey"])
+    client.raise_request_exception = False
+    response = client.post("/api/v1/applicability/", PROFILE, format="json")
+    assert response.status_code == 500
+    body = error_shape(response)
+    assert "has been logged" in body["error"] and "a bug" not in body["error"]
+
+
+def test_a_database_outage_is_a_json_503_saying_so(team):  # noqa: F811
+    client = client_for(team["casey"])
+    client.raise_request_exception = False
+
+    def unreachable(execute, sql, params, many, context):  # type: ignore[no-untyped-def]
+        raise OperationalError("could not connect to server: Connection refused")
+
+    with connection.execute_wrapper(unreachable):
+        response = client.get("/api/v1/obligations/")
+    assert response.status_code == 503
+    assert "cannot reach its database" in error_shape(response)["error"]
+    assert response["Retry-After"] == "60"

@@ -21,3 +21,8 @@ urlpatterns = [
     path("calendar/<str:secret>.ics", feeds.calendar_feed, name="calendar-feed"),
     path("dashboard/", include("obligations.dashboard.urls")),
 ]
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere with Django's pages.
+handler400 = "obligations.api.errors.bad_request"
+handler404 = "obligations.api.errors.not_found"
+handler500 = "obligations.api.errors.server_error"
