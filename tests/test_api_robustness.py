@@ -1,5 +1,6 @@
 """The API answers in its own JSON shape, {"error", "fields"}, whatever goes wrong: a body
-nested too deep or too big, an unknown address, a bug, the database going away."""
+nested too deep or too big, an unknown address, a bug, the database going away; and an id
+it refuses says nothing about which user ids exist."""
 
 import json
 
@@ -8,6 +9,7 @@ from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
 from obligations import selectors
+from tests.factories import UserFactory, member
 from tests.test_api import client_for, obligation, team  # noqa: F401 (fixture)
 
 DEEP = 50_000
@@ -109,3 +111,33 @@ def test_a_database_outage_is_a_json_503_saying_so(team):  # noqa: F811
     assert response.status_code == 503
     assert "cannot reach its database" in error_shape(response)["error"]
     assert response["Retry-After"] == "60"
+
+
+def test_the_owner_field_gives_one_answer_for_an_unknown_id_and_an_outsider(team):  # noqa: F811
+    url = f"/api/v1/obligations/{obligation(team).pk}/owner/"
+    client = client_for(team["casey"])
+    gone = member(team["org"], username="gone", is_active=False)
+    answers = {
+        who: client.post(url, {"owner": pk}, format="json")
+        for who, pk in {
+            "another organisation's user": team["eve"].pk,
+            "an id no user has": 10**9,
+            "a member whose account is closed": gone.pk,
+            "a user in no organisation": UserFactory().pk,
+        }.items()
+    }
+    bodies = {who: (r.status_code, r.json()) for who, r in answers.items()}
+    assert set(map(json.dumps, bodies.values())) == {
+        json.dumps(
+            (
+                400,
+                {
+                    "error": "owner: Not a member of this obligation's organisation.",
+                    "fields": {"owner": ["Not a member of this obligation's organisation."]},
+                },
+            )
+        )
+    }, bodies
+    ours = client.post(url, {"owner": team["rita"].pk}, format="json")
+    assert ours.status_code == 200 and ours.json()["owner"] == "rita"
+    assert obligation(team).owner == team["rita"]

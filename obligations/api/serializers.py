@@ -308,9 +308,24 @@ class TransitionSerializer(serializers.Serializer[Any]):
 
 
 class OwnerSerializer(serializers.Serializer[Any]):
+    """The new owner: an active member of the obligation's organisation (the context's
+    `organisation`). An unknown id gets the same answer as another organisation's user, so
+    that the answer says nothing about which user ids exist."""
+
     owner = IdRelatedField(
-        queryset=get_user_model().objects.filter(is_active=True), allow_null=True
+        queryset=get_user_model().objects.none(),
+        allow_null=True,
+        error_messages={"does_not_exist": "Not a member of this obligation's organisation."},
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "organisation" in self.context:
+            members = selectors.active_memberships_of(self.context["organisation"])
+            field = self.fields["owner"]
+            field.queryset = get_user_model().objects.filter(  # type: ignore[attr-defined]
+                is_active=True, pk__in=members.values("user_id")
+            )
 
 
 class DueDateSerializer(serializers.Serializer[Any]):

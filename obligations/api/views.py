@@ -242,13 +242,8 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
         """Give the obligation to a member of its organisation (or to nobody: null)."""
         obligation = self.get_object()
         require_edit(request, obligation)
-        owner = self._valid(s.OwnerSerializer)["owner"]
         organisation = selectors.organisation_of(obligation)
-        if (
-            owner is not None
-            and not selectors.active_memberships_of(organisation).filter(user=owner).exists()
-        ):
-            raise ValidationError({"owner": ["Not a member of this obligation's organisation."]})
+        owner = self._valid(s.OwnerSerializer, organisation=organisation)["owner"]
         services.assign_owner(actor=request.user, obligation=obligation, owner=owner, source=API)
         return self._row(obligation)
 
@@ -381,8 +376,8 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
         )
         return response
 
-    def _valid(self, serializer_class: type[Any]) -> dict[str, Any]:
-        serializer = serializer_class(data=self.request.data)
+    def _valid(self, serializer_class: type[Any], **context: Any) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data, context=context)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
