@@ -371,6 +371,21 @@ def test_production_refuses_to_start_without_a_secret_key(tmp_path):
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
+def test_production_refuses_to_start_with_debug_on(tmp_path):
+    result = python(
+        tmp_path,
+        *("manage.py", "check"),
+        TRACKER_ENV="production",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="example.org",
+        DEBUG="1",
+    )
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: DEBUG must be off when TRACKER_ENV=production"
+    )
+
+
 def test_passwords_are_validated():
     validators = {v["NAME"].rsplit(".", 1)[1] for v in settings.AUTH_PASSWORD_VALIDATORS}
     assert {"MinimumLengthValidator", "CommonPasswordValidator"} <= validators

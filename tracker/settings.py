@@ -34,6 +34,9 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 PRODUCTION = os.environ.get("TRACKER_ENV", "development") == "production"
 DEBUG = env_bool("DEBUG", default=False)
+if PRODUCTION and DEBUG:
+    # Debug pages show settings, code and data to whoever triggers an error.
+    raise ImproperlyConfigured("DEBUG must be off when TRACKER_ENV=production")
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
