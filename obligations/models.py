@@ -7,6 +7,7 @@ Nothing here has business logic in save() or signals.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -314,6 +315,17 @@ class Duty(models.Model):
 # --- Providers and services -----------------------------------------------
 
 
+def amount_field(verbose_name: str | None = None, **options: Any) -> models.DecimalField:
+    """A sum in pounds: columns as wide as inputs.py's rule, and the rule as the validator."""
+    return models.DecimalField(
+        verbose_name,
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        validators=[validate_amount],
+        **options,
+    )
+
+
 class Provider(models.Model):
     """The legal entity that provides services; its revenue sets the penalty cap."""
 
@@ -352,21 +364,13 @@ class RevenuePeriod(models.Model):
     )
     start = models.DateField(validators=[validate_plausible_date])
     end = models.DateField(validators=[validate_plausible_date])
-    amount_gbp = models.DecimalField(
-        "qualifying worldwide revenue (£)",
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        validators=[validate_amount],
-    )
+    amount_gbp = amount_field("qualifying worldwide revenue (£)")
     basis = models.CharField(max_length=30, choices=RevenueBasis.choices)
     complete = models.BooleanField(
         default=True, help_text="Unticked while the period is still running (an estimate)."
     )
-    uk_referable_gbp = models.DecimalField(
+    uk_referable_gbp = amount_field(
         "UK-referable revenue (£)",
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        validators=[validate_amount],
         null=True,
         blank=True,
         help_text="For the fees exemption below £10m (a stated government intention, "
@@ -713,20 +717,8 @@ class OfcomNotice(models.Model):
         blank=True,
         validators=[validate_plausible_date],
     )
-    single_penalty_gbp = models.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        null=True,
-        blank=True,
-        validators=[validate_amount],
-    )
-    daily_penalty_gbp = models.DecimalField(
-        max_digits=MAX_DIGITS,
-        decimal_places=DECIMAL_PLACES,
-        null=True,
-        blank=True,
-        validators=[validate_amount],
-    )
+    single_penalty_gbp = amount_field(null=True, blank=True)
+    daily_penalty_gbp = amount_field(null=True, blank=True)
     pay_by = models.DateField(
         null=True,
         blank=True,

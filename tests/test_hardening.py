@@ -353,14 +353,20 @@ def python(tmp_path: Path, *args: str, **env: str | None) -> subprocess.Complete
     )
 
 
+def production(**env: str | None) -> dict[str, str | None]:
+    """A production environment that starts, changed by `env`."""
+    return {
+        "TRACKER_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "example.org",
+        "DEBUG": "",
+        **env,
+    }
+
+
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
     result = python(
-        tmp_path,
-        *("manage.py", "check", "--deploy", "--fail-level", "WARNING"),
-        TRACKER_ENV="production",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="example.org",
-        DEBUG="",
+        tmp_path, *("manage.py", "check", "--deploy", "--fail-level", "WARNING"), **production()
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -388,19 +394,12 @@ def test_the_postgres_session_runs_without_jit(db):
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
-    result = python(tmp_path, "manage.py", "check", TRACKER_ENV="production", SECRET_KEY=None)
+    result = python(tmp_path, "manage.py", "check", **production(SECRET_KEY=None))
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
 
 
 def test_production_refuses_to_start_with_debug_on(tmp_path):
-    result = python(
-        tmp_path,
-        *("manage.py", "check"),
-        TRACKER_ENV="production",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="example.org",
-        DEBUG="1",
-    )
+    result = python(tmp_path, "manage.py", "check", **production(DEBUG="1"))
     assert result.returncode != 0
     assert result.stderr.strip().splitlines()[-1] == (
         "django.core.exceptions.ImproperlyConfigured: DEBUG must be off when TRACKER_ENV=production"

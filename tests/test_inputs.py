@@ -20,6 +20,7 @@ from tests.factories import (
 )
 from tests.helpers import admin_form_data
 from tests.test_api import client_for
+from tests.test_penalties import revenue_row
 
 AMOUNT = "an amount in pounds from 0 to 99,999,999,999,999.99, to the penny"
 NOT_AMOUNTS = ["1e27", "NaN", "Infinity", "-Infinity", "-1", "0.001", "100000000000000"]
@@ -76,16 +77,7 @@ def test_the_admin_refuses_a_revenue_that_is_not_an_amount_on_its_row(client, te
     client.force_login(UserFactory(is_superuser=True))
     url = reverse("admin:obligations_provider_change", args=[provider.pk])
     data = admin_form_data(client.get(url))
-    data.update(
-        {
-            "revenue_periods-TOTAL_FORMS": "1",
-            "revenue_periods-0-kind": "accounting",
-            "revenue_periods-0-start": "2024-01-01",
-            "revenue_periods-0-end": "2024-12-31",
-            "revenue_periods-0-amount_gbp": amount,
-            "revenue_periods-0-basis": "audited",
-        }
-    )
+    data.update(revenue_row(amount))
     response = client.post(url, data)
     assert response.status_code == 200
     (formset,) = [
