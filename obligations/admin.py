@@ -42,6 +42,7 @@ from obligations.admin_import import ImportRegisterAdminMixin
 from obligations.catalogue import Profile, applicable_duties, likely_categories, notice_powers
 from obligations.dashboard import queries as dashboard_queries
 from obligations.dates import validate_plausible_date
+from obligations.inputs import validate_single_line
 from obligations.uploads import EvidenceRefused
 
 STATUS_COLOURS = {
@@ -1144,7 +1145,7 @@ class EventInline(ReadOnlyInline):
 class EvidenceForm(forms.Form):
     """A file or a link; the upload is hashed as it streams in (see uploads.py)."""
 
-    title = forms.CharField(max_length=200, required=False)
+    title = forms.CharField(max_length=200, required=False, validators=[validate_single_line])
     file = forms.FileField(required=False)
     url = forms.URLField(required=False, label="or a link", assume_scheme="https")
     expires_on = forms.DateField(

@@ -32,13 +32,15 @@ import calendar
 import datetime as dt
 import hashlib
 import json
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from obligations import catalogue_schema
+from obligations.inputs import AMOUNT_RULE, parse_amount
 
 KINDS = {
     "user_to_user": "user-to-user service",
@@ -447,7 +449,7 @@ PROFILE_FIELDS = {
     "features": "a list of feature names",
     "launch_date": "a YYYY-MM-DD date",
     "exemption": "an exemption code",
-    "qualifying_worldwide_revenue": 'a decimal string in GBP, e.g. "250000000.00"',
+    "qualifying_worldwide_revenue": f'{AMOUNT_RULE}, as a decimal string, e.g. "250000000.00"',
     "accounting_period_months": "a whole number of months, 1 to 60",
     "no_accounting_period": "true or false",
 }
@@ -455,7 +457,12 @@ REQUIRED_PROFILE_FIELDS = ("name", "user_to_user", "search")
 
 
 class ProfileError(ValueError):
-    """A profile field is wrong; the message names the field and the value."""
+    """A profile is wrong: `field` names the field at fault (None: the profile as a whole) and
+    `reason` says what is wrong with it; the message (as the command prints it) says both."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(f"field {field!r} {reason}" if field else reason)
+        self.reason, self.field = reason, field
 
 
 def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
@@ -463,13 +470,15 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
         raise ProfileError("the profile must be a JSON object")
     unknown = sorted(set(data) - set(PROFILE_FIELDS))
     if unknown:
-        raise ProfileError(f"unknown field {unknown[0]!r} (known: {', '.join(PROFILE_FIELDS)})")
+        known = ", ".join(PROFILE_FIELDS)
+        raise ProfileError(f"is not a profile field (known: {known})", unknown[0])
     for name in REQUIRED_PROFILE_FIELDS:
         if name not in data:
-            raise ProfileError(f"missing field {name!r} ({PROFILE_FIELDS[name]})")
+            raise ProfileError(f"is required ({PROFILE_FIELDS[name]})", name)
 
     def wrong(name: str) -> ProfileError:
-        return ProfileError(f"field {name!r} must be {PROFILE_FIELDS[name]}, not {data[name]!r}")
+        # reprlib: a megabyte of value is not quoted back in full.
+        return ProfileError(f"must be {PROFILE_FIELDS[name]}, not {reprlib.repr(data[name])}", name)
 
     if not isinstance(data["name"], str) or not data["name"].strip():
         raise wrong("name")
@@ -490,11 +499,12 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
     for code in categories:
         if code != "none" and code not in catalogue.category_codes:
             raise ProfileError(
-                f"field 'category': unknown category {code!r} "
-                f"(known: {', '.join(sorted(catalogue.category_codes))}, none)"
+                f"has unknown category {code!r} "
+                f"(known: {', '.join(sorted(catalogue.category_codes))}, none)",
+                "category",
             )
     if "none" in categories and len(categories) > 1:
-        raise ProfileError("field 'category': 'none' cannot be combined with a category")
+        raise ProfileError("cannot combine 'none' with a category", "category")
     users = data.get("uk_monthly_users", 0)
     if not isinstance(users, int) or isinstance(users, bool) or users < 0:
         raise wrong("uk_monthly_users")
@@ -507,8 +517,9 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
     for code in features:
         if code not in catalogue.feature_codes:
             raise ProfileError(
-                f"field 'features': unknown feature {code!r} "
-                f"(known: {', '.join(sorted(catalogue.feature_codes))})"
+                f"has unknown feature {code!r} "
+                f"(known: {', '.join(sorted(catalogue.feature_codes))})",
+                "features",
             )
     launch = data.get("launch_date")
     if launch is not None:
@@ -517,18 +528,18 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
         except (TypeError, ValueError):
             raise wrong("launch_date") from None
     exemption = data.get("exemption")
+    if exemption is not None and not isinstance(exemption, str):
+        raise wrong("exemption")
     if exemption is not None and exemption not in catalogue.exemption_codes:
         raise ProfileError(
-            f"field 'exemption': unknown exemption {exemption!r} "
-            f"(known: {', '.join(sorted(catalogue.exemption_codes))})"
+            f"has unknown exemption {exemption!r} "
+            f"(known: {', '.join(sorted(catalogue.exemption_codes))})",
+            "exemption",
         )
     revenue = data.get("qualifying_worldwide_revenue")
     if revenue is not None:
-        try:
-            revenue = Decimal(revenue) if isinstance(revenue, str) else None
-        except InvalidOperation:
-            revenue = None
-        if revenue is None or not revenue.is_finite() or revenue < 0:
+        revenue = parse_amount(revenue)
+        if revenue is None:
             raise wrong("qualifying_worldwide_revenue")
     months = data.get("accounting_period_months", 12)
     if not isinstance(months, int) or isinstance(months, bool) or not 1 <= months <= 60:
