@@ -40,7 +40,6 @@ from obligations import models as m
 from obligations import penalties, selectors, services
 from obligations.admin_import import ImportRegisterAdminMixin
 from obligations.catalogue import (
-    UK_LINKS,
     Profile,
     applicable_duties,
     likely_categories,
@@ -49,6 +48,7 @@ from obligations.catalogue import (
 from obligations.commencement import in_force
 from obligations.dashboard import queries as dashboard_queries
 from obligations.dates import validate_plausible_date
+from obligations.inputs import validate_single_line
 from obligations.uploads import EvidenceRefused
 
 STATUS_COLOURS = {
@@ -689,13 +689,12 @@ class ProviderAdmin(ScopedHistoryAdmin):
 # --- Services -------------------------------------------------------------
 
 
-CHILDREN_WIDGET = forms.Select(
-    choices=[
-        ("", "Unknown: no assessment recorded (treated as likely)"),
-        ("true", "Likely"),
-        ("false", "Not likely"),
-    ]
-)
+def yes_no_unknown(unknown: str, yes: str = "Yes", no: str = "No") -> forms.NullBooleanSelect:
+    """A select for a yes/no/unknown field that shows the stored value: Django's own
+    NullBooleanSelect (values "true", "false", "unknown"), with the words of this field."""
+    widget = forms.NullBooleanSelect()
+    widget.choices = [("unknown", unknown), ("true", yes), ("false", no)]
+    return widget
 
 
 class ServiceForm(forms.ModelForm):
@@ -705,13 +704,12 @@ class ServiceForm(forms.ModelForm):
         widgets = {
             "categories": forms.CheckboxSelectMultiple,
             "features": forms.CheckboxSelectMultiple,
-            "children_likely_to_access": forms.Select(
-                choices=[
-                    ("", "Unknown: no assessment recorded (treated as likely)"),
-                    ("true", "Likely"),
-                    ("false", "Not likely"),
-                ]
+            "children_likely_to_access": yes_no_unknown(
+                "Unknown: no assessment recorded (treated as likely)", "Likely", "Not likely"
             ),
+            "uk_significant_users": yes_no_unknown("Not assessed"),
+            "uk_target_market": yes_no_unknown("Not assessed"),
+            "uk_material_risk": yes_no_unknown("Not assessed"),
         }
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -720,12 +718,6 @@ class ServiceForm(forms.ModelForm):
             self.fields["features"].queryset = m.Feature.objects.filter(  # type: ignore[attr-defined]
                 retired_at__isnull=True
             )
-        self.fields["children_likely_to_access"] = forms.NullBooleanField(
-            required=False,
-            label="Children likely to access",
-            help_text=m.Service._meta.get_field("children_likely_to_access").help_text,
-            widget=CHILDREN_WIDGET,
-        )
 
 
 class ProfilePreviewForm(ServiceForm):
@@ -752,7 +744,9 @@ class ProfilePreviewForm(ServiceForm):
             features=frozenset(f.code for f in data["features"]),
             launch_date=data.get("launch_date"),
             exemption=exemption.code if exemption else None,
-            **{name: data.get(name) for name in UK_LINKS},
+            uk_significant_users=data.get("uk_significant_users"),
+            uk_target_market=data.get("uk_target_market"),
+            uk_material_risk=data.get("uk_material_risk"),
         )
 
 
@@ -811,6 +805,10 @@ class ServiceAdmin(ScopedHistoryAdmin):
     fieldsets = (
         (None, {"fields": ("provider", "name", "launch_date")}),
         ("Kind", {"fields": ("user_to_user", "search", "provider_pornography", "exemption")}),
+        (
+            "Links with the UK (s.4(5)-(6)): any one makes it regulated",
+            {"fields": ("uk_significant_users", "uk_target_market", "uk_material_risk")},
+        ),
         (
             "Size and register category",
             {"fields": ("uk_monthly_users", "categories", "likely_category")},
@@ -1186,7 +1184,7 @@ class EventInline(ReadOnlyInline):
 class EvidenceForm(forms.Form):
     """A file or a link; the upload is hashed as it streams in (see uploads.py)."""
 
-    title = forms.CharField(max_length=200, required=False)
+    title = forms.CharField(max_length=200, required=False, validators=[validate_single_line])
     file = forms.FileField(required=False)
     url = forms.URLField(required=False, label="or a link", assume_scheme="https")
     expires_on = forms.DateField(

@@ -31,15 +31,17 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import reprlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 from obligations import catalogue_schema
 from obligations.commencement import InForce, first_due, in_force, start_day, start_reason
 from obligations.dates import RANGE_TEXT, display, is_plausible
+from obligations.inputs import AMOUNT_RULE, parse_amount
 
 KINDS = {
     "user_to_user": "user-to-user service",
@@ -475,7 +477,7 @@ PROFILE_FIELDS = {
     "launch_date": "a YYYY-MM-DD date (the day it is first in scope: its UK launch)",
     **{name: "true, false or null" for name in UK_LINKS},
     "exemption": "an exemption code",
-    "qualifying_worldwide_revenue": 'a decimal string in GBP, e.g. "250000000.00"',
+    "qualifying_worldwide_revenue": f'{AMOUNT_RULE}, as a decimal string, e.g. "250000000.00"',
     "accounting_period_months": "a whole number of months, 1 to 60",
     "no_accounting_period": "true or false",
 }
@@ -483,7 +485,12 @@ REQUIRED_PROFILE_FIELDS = ("name", "user_to_user", "search")
 
 
 class ProfileError(ValueError):
-    """A profile field is wrong; the message names the field and the value."""
+    """A profile is wrong: `field` names the field at fault (None: the profile as a whole) and
+    `reason` says what is wrong with it; the message (as the command prints it) says both."""
+
+    def __init__(self, reason: str, field: str | None = None) -> None:
+        super().__init__(f"field {field!r} {reason}" if field else reason)
+        self.reason, self.field = reason, field
 
 
 def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
@@ -491,13 +498,15 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
         raise ProfileError("the profile must be a JSON object")
     unknown = sorted(set(data) - set(PROFILE_FIELDS))
     if unknown:
-        raise ProfileError(f"unknown field {unknown[0]!r} (known: {', '.join(PROFILE_FIELDS)})")
+        known = ", ".join(PROFILE_FIELDS)
+        raise ProfileError(f"is not a profile field (known: {known})", unknown[0])
     for name in REQUIRED_PROFILE_FIELDS:
         if name not in data:
-            raise ProfileError(f"missing field {name!r} ({PROFILE_FIELDS[name]})")
+            raise ProfileError(f"is required ({PROFILE_FIELDS[name]})", name)
 
     def wrong(name: str) -> ProfileError:
-        return ProfileError(f"field {name!r} must be {PROFILE_FIELDS[name]}, not {data[name]!r}")
+        # reprlib: a megabyte of value is not quoted back in full.
+        return ProfileError(f"must be {PROFILE_FIELDS[name]}, not {reprlib.repr(data[name])}", name)
 
     if not isinstance(data["name"], str) or not data["name"].strip():
         raise wrong("name")
@@ -518,11 +527,12 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
     for code in categories:
         if code != "none" and code not in catalogue.category_codes:
             raise ProfileError(
-                f"field 'category': unknown category {code!r} "
-                f"(known: {', '.join(sorted(catalogue.category_codes))}, none)"
+                f"has unknown category {code!r} "
+                f"(known: {', '.join(sorted(catalogue.category_codes))}, none)",
+                "category",
             )
     if "none" in categories and len(categories) > 1:
-        raise ProfileError("field 'category': 'none' cannot be combined with a category")
+        raise ProfileError("cannot combine 'none' with a category", "category")
     users = data.get("uk_monthly_users", 0)
     if not isinstance(users, int) or isinstance(users, bool) or users < 0:
         raise wrong("uk_monthly_users")
@@ -536,8 +546,9 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
     for code in features:
         if code not in catalogue.feature_codes:
             raise ProfileError(
-                f"field 'features': unknown feature {code!r} "
-                f"(known: {', '.join(sorted(catalogue.feature_codes))})"
+                f"has unknown feature {code!r} "
+                f"(known: {', '.join(sorted(catalogue.feature_codes))})",
+                "features",
             )
     launch = data.get("launch_date")
     if launch is not None:
@@ -546,20 +557,20 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
         except (TypeError, ValueError):
             raise wrong("launch_date") from None
         if not is_plausible(launch):
-            raise ProfileError(f"field 'launch_date' must be a date from {RANGE_TEXT}")
+            raise ProfileError(f"must be a date from {RANGE_TEXT}", "launch_date")
     exemption = data.get("exemption")
+    if exemption is not None and not isinstance(exemption, str):
+        raise wrong("exemption")
     if exemption is not None and exemption not in catalogue.exemption_codes:
         raise ProfileError(
-            f"field 'exemption': unknown exemption {exemption!r} "
-            f"(known: {', '.join(sorted(catalogue.exemption_codes))})"
+            f"has unknown exemption {exemption!r} "
+            f"(known: {', '.join(sorted(catalogue.exemption_codes))})",
+            "exemption",
         )
     revenue = data.get("qualifying_worldwide_revenue")
     if revenue is not None:
-        try:
-            revenue = Decimal(revenue) if isinstance(revenue, str) else None
-        except InvalidOperation:
-            revenue = None
-        if revenue is None or not revenue.is_finite() or revenue < 0:
+        revenue = parse_amount(revenue)
+        if revenue is None:
             raise wrong("qualifying_worldwide_revenue")
     months = data.get("accounting_period_months", 12)
     if not isinstance(months, int) or isinstance(months, bool) or not 1 <= months <= 60:
@@ -578,6 +589,8 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
         qualifying_worldwide_revenue=revenue,
         accounting_period_months=months,
         no_accounting_period=no_period,
+        uk_significant_users=data.get("uk_significant_users"),
+        uk_target_market=data.get("uk_target_market"),
+        uk_material_risk=data.get("uk_material_risk"),
         **flags,
-        **{name: data.get(name) for name in UK_LINKS},
     )

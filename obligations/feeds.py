@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from obligations import models as m
 from obligations import selectors, services
+from obligations.inputs import one_line
 
 # Calendar applications poll; writing last_used_at on every poll would be a write per read.
 LAST_USED_RESOLUTION = dt.timedelta(hours=1)
@@ -82,13 +83,13 @@ def _mark_used(feed: m.CalendarFeed, now: dt.datetime) -> None:
 def _event(cycle: m.ObligationCycle, today: dt.date, host: str) -> icalendar.Event:
     obligation = cycle.obligation
     assert cycle.due_date is not None  # feed_deadlines lists only dated cycles
-    what = (
+    what = one_line(
         f"{obligation.duty.code} {obligation.duty.title} — "
         f"{obligation.service or obligation.provider}"
     )
     overdue = cycle.due_date < today
     owner = obligation.owner
-    owner_name = (owner.get_full_name() or owner.get_username()) if owner else "nobody"
+    owner_name = one_line(owner.get_full_name() or owner.get_username()) if owner else "nobody"
     url = settings.SITE_URL.rstrip("/") + reverse(
         "admin:obligations_obligation_change", args=[obligation.pk]
     )
@@ -122,7 +123,9 @@ def render_calendar(feed: m.CalendarFeed, cycles: QuerySet[m.ObligationCycle]) -
     name = f"OSA deadlines: {feed.service}" if feed.service else f"OSA deadlines: {feed.user}"
     calendar = icalendar.Calendar.new(
         prodid=PRODID,
-        name=name,  # also written as X-WR-CALNAME, which most clients read
+        # Also written as X-WR-CALNAME, which most clients read. As text, so that it is
+        # escaped (icalendar writes a plain string there as it is).
+        name=icalendar.vText(one_line(name)),
         uid=f"calendar-feed-{feed.pk}@{host}",
         subcomponents=[_event(cycle, today, host) for cycle in cycles],
     )

@@ -7,6 +7,7 @@ Nothing here has business logic in save() or signals.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -16,6 +17,7 @@ from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
 from obligations.dates import EARLIEST, LATEST, add_months, validate_plausible_date
+from obligations.inputs import DECIMAL_PLACES, MAX_DIGITS, validate_amount, validate_single_line
 
 # --- Vocabularies ---------------------------------------------------------
 
@@ -145,7 +147,7 @@ def validate_lead_days(value: object) -> None:
 class Organisation(models.Model):
     """A tenant: one compliance team's register."""
 
-    name = models.CharField(max_length=200, unique=True)
+    name = models.CharField(max_length=200, unique=True, validators=[validate_single_line])
     reminder_lead_days = models.JSONField(
         "remind owners this many days before a deadline",
         default=default_lead_days,
@@ -403,15 +405,26 @@ class Duty(models.Model):
 # --- Providers and services -----------------------------------------------
 
 
+def amount_field(verbose_name: str | None = None, **options: Any) -> models.DecimalField:
+    """A sum in pounds: columns as wide as inputs.py's rule, and the rule as the validator."""
+    return models.DecimalField(
+        verbose_name,
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        validators=[validate_amount],
+        **options,
+    )
+
+
 class Provider(models.Model):
     """The legal entity that provides services; its revenue sets the penalty cap."""
 
     organisation = models.ForeignKey(
         Organisation, on_delete=models.PROTECT, related_name="providers"
     )
-    name = models.CharField(max_length=200)
-    legal_name = models.CharField(max_length=200, blank=True)
-    country = models.CharField(max_length=60, blank=True)
+    name = models.CharField(max_length=200, validators=[validate_single_line])
+    legal_name = models.CharField(max_length=200, blank=True, validators=[validate_single_line])
+    country = models.CharField(max_length=60, blank=True, validators=[validate_single_line])
     no_accounting_period = models.BooleanField(
         default=False,
         help_text="The provider has no accounting period: the penalty cap is the fixed sum "
@@ -441,17 +454,13 @@ class RevenuePeriod(models.Model):
     )
     start = models.DateField(validators=[validate_plausible_date])
     end = models.DateField(validators=[validate_plausible_date])
-    amount_gbp = models.DecimalField(
-        "qualifying worldwide revenue (£)", max_digits=16, decimal_places=2
-    )
+    amount_gbp = amount_field("qualifying worldwide revenue (£)")
     basis = models.CharField(max_length=30, choices=RevenueBasis.choices)
     complete = models.BooleanField(
         default=True, help_text="Unticked while the period is still running (an estimate)."
     )
-    uk_referable_gbp = models.DecimalField(
+    uk_referable_gbp = amount_field(
         "UK-referable revenue (£)",
-        max_digits=16,
-        decimal_places=2,
         null=True,
         blank=True,
         help_text="For the fees exemption below £10m (a stated government intention, "
@@ -484,7 +493,7 @@ class Service(models.Model):
     """A service's profile: what the applicability engine reads."""
 
     provider = models.ForeignKey(Provider, on_delete=models.PROTECT, related_name="services")
-    name = models.CharField(max_length=200)
+    name = models.CharField(max_length=200, validators=[validate_single_line])
     user_to_user = models.BooleanField("user-to-user", default=False)
     search = models.BooleanField("search", default=False)
     provider_pornography = models.BooleanField(
@@ -645,7 +654,9 @@ class TechnologyNotice(models.Model):
     service = models.ForeignKey(
         Service, on_delete=models.PROTECT, related_name="technology_notices"
     )
-    ofcom_reference = models.CharField(max_length=100, blank=True)
+    ofcom_reference = models.CharField(
+        max_length=100, blank=True, validators=[validate_single_line]
+    )
     stage = models.CharField(
         max_length=20, choices=NoticeStage.choices, default=NoticeStage.SKILLED_PERSON_REPORT
     )
@@ -659,7 +670,9 @@ class TechnologyNotice(models.Model):
     requirement = models.CharField(
         max_length=10, choices=TechnologyRequirement.choices, default=TechnologyRequirement.USE
     )
-    accredited_technology = models.CharField(max_length=200, blank=True)
+    accredited_technology = models.CharField(
+        max_length=200, blank=True, validators=[validate_single_line]
+    )
     skilled_report_on = models.DateField(
         "skilled person's report dated", null=True, blank=True, validators=[validate_plausible_date]
     )
@@ -786,7 +799,9 @@ class OfcomNotice(models.Model):
 
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="ofcom_notices")
     kind = models.CharField(max_length=20, choices=NoticeKind.choices)
-    ofcom_reference = models.CharField(max_length=100, blank=True)
+    ofcom_reference = models.CharField(
+        max_length=100, blank=True, validators=[validate_single_line]
+    )
     given_on = models.DateField(validators=[validate_plausible_date])
     respond_by = models.DateField(
         "respond or make representations by",
@@ -818,8 +833,8 @@ class OfcomNotice(models.Model):
         blank=True,
         validators=[validate_plausible_date],
     )
-    single_penalty_gbp = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
-    daily_penalty_gbp = models.DecimalField(max_digits=16, decimal_places=2, null=True, blank=True)
+    single_penalty_gbp = amount_field(null=True, blank=True)
+    daily_penalty_gbp = amount_field(null=True, blank=True)
     pay_by = models.DateField(
         null=True,
         blank=True,
@@ -947,6 +962,7 @@ class Obligation(models.Model):
         max_length=100,
         blank=True,
         help_text="The row's key in the spreadsheet it was imported from; re-imports match on it.",
+        validators=[validate_single_line],
     )
     current_cycle = models.OneToOneField(
         "ObligationCycle",
@@ -1172,7 +1188,7 @@ class Evidence(models.Model):
 
     cycle = models.ForeignKey(ObligationCycle, on_delete=models.PROTECT, related_name="evidence")
     kind = models.CharField(max_length=10, choices=EvidenceKind.choices)
-    title = models.CharField(max_length=200)
+    title = models.CharField(max_length=200, validators=[validate_single_line])
     file = models.FileField(upload_to=evidence_path, blank=True, max_length=200)
     url = models.URLField(blank=True, max_length=1000)
     original_name = models.CharField(max_length=255, blank=True)
@@ -1581,7 +1597,11 @@ class ApiToken(models.Model):
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )
-    name = models.CharField(max_length=100, help_text="What it is for, e.g. 'nightly export'.")
+    name = models.CharField(
+        max_length=100,
+        help_text="What it is for, e.g. 'nightly export'.",
+        validators=[validate_single_line],
+    )
     prefix = models.CharField(
         max_length=8, help_text="The key's first characters, to tell it apart."
     )

@@ -408,7 +408,14 @@ def test_applicability_answers_like_the_command(team):
     assert all(d["why"] for d in response.json()["duties"])
     bad = client.post("/api/v1/applicability/", {"name": "x"}, format="json")
     assert bad.status_code == 400
-    assert bad.json()["error"].startswith("profile:")
+    assert bad.json() == {
+        "error": "user_to_user: is required (true or false)",
+        "fields": {"user_to_user": ["is required (true or false)"]},
+    }
+    nothing = {"name": "x", "user_to_user": False, "search": False}
+    whole = client.post("/api/v1/applicability/", nothing, format="json")
+    assert whole.status_code == 400
+    assert whole.json()["error"].startswith("profile: the profile must be user_to_user")
 
 
 # --- Tokens in the admin ------------------------------------------------------

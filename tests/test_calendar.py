@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.conf import settings
 from django.contrib.admin.models import CHANGE, LogEntry
+from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from icalendar import Calendar
@@ -143,6 +144,27 @@ def test_a_service_feed_lists_every_open_dated_obligation_of_the_service(client,
     assert str(Calendar.from_ical(fetch(client, secret).content)["X-WR-CALNAME"]) == (
         "OSA deadlines: Our service"
     )
+
+
+@pytest.mark.parametrize(
+    "stored", ["Chat\r\nBEGIN:VEVENT\r\nSUMMARY:Forged", "Tab\there", "Esc\x1b[31m", "Ls\u2028x"]
+)
+def test_a_name_stored_before_names_were_one_line_still_makes_a_valid_feed(client, world, stored):
+    # Refused where it is typed now; rows saved before that are still served.
+    m.Service.objects.filter(pk=world["mine"].pk).update(name=stored)
+    get_user_model().objects.update(first_name="Owner\r\nX", last_name="Y")
+    _, secret = new_feed(world["dana"], world["mine"])
+    response = fetch(client, secret)
+    assert response.status_code == 200
+    found = events(response)
+    assert len(found) == 3  # the forged event is not one of them
+    calendar = Calendar.from_ical(response.content)
+    name = str(calendar["X-WR-CALNAME"])
+    assert name.startswith("OSA deadlines: ") and name.isprintable()
+    for event in found.values():
+        assert str(event["SUMMARY"]).isprintable()
+        owner = next(line for line in str(event["DESCRIPTION"]).splitlines() if "Owner" in line)
+        assert owner.isprintable()
 
 
 def test_a_feed_of_a_service_the_user_cannot_see_is_refused(world):

@@ -21,6 +21,7 @@ def run(tmp_path, profile, *args):  # type: ignore[no-untyped-def]
     )
 
 
+REVENUE = "must be an amount in pounds from 0 to 99,999,999,999,999.99,"
 PROFILE = {
     "name": "Chatter",
     "user_to_user": True,
@@ -69,7 +70,7 @@ def test_needs_no_database(tmp_path):
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"colour": "blue"}, "unknown field 'colour'"),
+        ({"colour": "blue"}, "field 'colour' is not a profile field"),
         ({"user_to_user": "yes"}, "field 'user_to_user' must be true or false, not 'yes'"),
         ({"uk_monthly_users": -5}, "field 'uk_monthly_users' must be a whole number"),
         ({"uk_monthly_users": 1.5}, "field 'uk_monthly_users' must be a whole number"),
@@ -79,6 +80,11 @@ def test_needs_no_database(tmp_path):
         ({"launch_date": "24/11/2026"}, "field 'launch_date' must be a YYYY-MM-DD date"),
         ({"exemption": "vibes"}, "unknown exemption 'vibes'"),
         ({"qualifying_worldwide_revenue": 12}, "field 'qualifying_worldwide_revenue'"),
+        *(
+            ({"qualifying_worldwide_revenue": text}, f"{REVENUE} to the penny, as a decimal")
+            for text in ("1e27", "NaN", "Infinity", "-Infinity", "-1", "0.001", "1" * 15)
+        ),
+        ({"exemption": ["internal_business"]}, "field 'exemption' must be an exemption code"),
         ({"user_to_user": False}, "at least one true"),
         ({"accounting_period_months": 0}, "field 'accounting_period_months'"),
         ({"accounting_period_months": "12"}, "field 'accounting_period_months'"),
@@ -95,10 +101,14 @@ def test_bad_input_exits_non_zero_with_one_line_naming_the_field(tmp_path, chang
 
 def test_missing_field_and_malformed_json_are_refused(tmp_path):
     result = run(tmp_path, {"name": "x", "user_to_user": True})
-    assert result.returncode != 0 and "missing field 'search'" in result.stderr
+    assert result.returncode != 0 and "field 'search' is required" in result.stderr
     result = run(tmp_path, "{not json")
     assert result.returncode != 0 and "is not valid JSON" in result.stderr
     assert "Traceback" not in result.stderr
+    deep = '{"name": "x", "user_to_user": true, "features": ' + "[" * 50_000 + "]" * 50_000 + "}"
+    result = run(tmp_path, deep)
+    assert result.returncode != 0 and "Traceback" not in result.stderr
+    assert result.stderr.strip().endswith("is not valid JSON (nested more than 32 levels deep)")
 
 
 def answer(tmp_path, capsys, **change):  # type: ignore[no-untyped-def]

@@ -217,13 +217,34 @@ def test_the_admin_allows_inline_styles_but_never_inline_scripts(team):
     assert "nonce" not in policy  # a nonce would switch 'unsafe-inline' off
 
 
-def test_only_swagger_ui_may_run_an_inline_script(team):
+def test_no_page_may_run_an_inline_script_swagger_ui_included(team):
     client = Client()
     client.force_login(team["ada"])
-    docs = client.get(reverse("api-docs"))["Content-Security-Policy"]
-    assert "script-src 'self' 'unsafe-inline'" in docs
-    for url in (reverse("api:api-root"), reverse("admin:index"), reverse("dashboard:organisation")):
-        assert "script-src 'self';" in client.get(url)["Content-Security-Policy"], url
+    for url in (
+        reverse("api-docs"),
+        reverse("api:api-root"),
+        reverse("admin:index"),
+        reverse("dashboard:organisation"),
+    ):
+        policy = client.get(url)["Content-Security-Policy"]
+        assert "script-src 'self';" in policy, url
+        assert "'unsafe-inline'" not in policy.split("script-src", 1)[1].split(";", 1)[0], url
+
+
+def test_swagger_ui_loads_its_start_up_script_as_a_file(team):
+    client = Client()
+    client.force_login(team["ada"])
+    page = client.get(reverse("api-docs"))
+    assert page.status_code == 200
+    html = page.content.decode()
+    # Every <script> names a file and holds nothing inline.
+    assert html.count("<script") == html.count('"></script>') == 3
+    start = reverse("api-docs") + "?script="
+    assert f'<script src="{start}"></script>' in html
+    script = client.get(start)
+    assert script.status_code == 200
+    assert script["Content-Type"] == "application/javascript"
+    assert f'url: "{reverse("api-schema")}"' in script.content.decode()
 
 
 # --- Evidence ----------------------------------------------------------------------------
@@ -332,14 +353,20 @@ def python(tmp_path: Path, *args: str, **env: str | None) -> subprocess.Complete
     )
 
 
+def production(**env: str | None) -> dict[str, str | None]:
+    """A production environment that starts, changed by `env`."""
+    return {
+        "TRACKER_ENV": "production",
+        "SECRET_KEY": secrets.token_urlsafe(50),
+        "ALLOWED_HOSTS": "example.org",
+        "DEBUG": "",
+        **env,
+    }
+
+
 def test_check_deploy_is_clean_with_production_settings(tmp_path):
     result = python(
-        tmp_path,
-        *("manage.py", "check", "--deploy", "--fail-level", "WARNING"),
-        TRACKER_ENV="production",
-        SECRET_KEY=secrets.token_urlsafe(50),
-        ALLOWED_HOSTS="example.org",
-        DEBUG="",
+        tmp_path, *("manage.py", "check", "--deploy", "--fail-level", "WARNING"), **production()
     )
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
@@ -367,8 +394,16 @@ def test_the_postgres_session_runs_without_jit(db):
 
 
 def test_production_refuses_to_start_without_a_secret_key(tmp_path):
-    result = python(tmp_path, "manage.py", "check", TRACKER_ENV="production", SECRET_KEY=None)
+    result = python(tmp_path, "manage.py", "check", **production(SECRET_KEY=None))
     assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
+
+
+def test_production_refuses_to_start_with_debug_on(tmp_path):
+    result = python(tmp_path, "manage.py", "check", **production(DEBUG="1"))
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines()[-1] == (
+        "django.core.exceptions.ImproperlyConfigured: DEBUG must be off when TRACKER_ENV=production"
+    )
 
 
 def test_passwords_are_validated():

@@ -347,21 +347,24 @@ def test_the_provider_list_costs_the_same_queries_at_two_sizes(client, catalogue
     )
 
 
+def revenue_row(amount: str) -> dict[str, str]:
+    """One complete accounting period for 2024, as the provider page's inline posts it."""
+    return {
+        "revenue_periods-TOTAL_FORMS": "1",
+        "revenue_periods-0-kind": "accounting",
+        "revenue_periods-0-start": "2024-01-01",
+        "revenue_periods-0-end": "2024-12-31",
+        "revenue_periods-0-amount_gbp": amount,
+        "revenue_periods-0-basis": "audited",
+        "revenue_periods-0-complete": "on",
+    }
+
+
 def test_saving_revenue_in_the_admin_updates_the_fees_obligations(client, provider):
     client.force_login(member(provider.organisation, username="casey"))
     url = reverse("admin:obligations_provider_change", args=[provider.pk])
     data = admin_form_data(client.get(url))
-    data.update(
-        {
-            "revenue_periods-TOTAL_FORMS": "1",
-            "revenue_periods-0-kind": "accounting",
-            "revenue_periods-0-start": "2024-01-01",
-            "revenue_periods-0-end": "2024-12-31",
-            "revenue_periods-0-amount_gbp": "300000000",
-            "revenue_periods-0-basis": "audited",
-            "revenue_periods-0-complete": "on",
-        }
-    )
+    data.update(revenue_row("300000000"))
     response = client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:2000]
     assert fees_obligations(provider)["FEES-PAY"].current_cycle.due_date == dt.date(2026, 4, 1)

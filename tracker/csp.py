@@ -3,8 +3,7 @@
 Scripts only from our own origin, never inline; styles from our own files or a <style>
 element carrying this request's nonce (`request.csp_nonce`); nothing may frame the pages.
 The admin and the browsable API put styles in attributes, so under
-`settings.CSP_INLINE_STYLE_PREFIXES` inline styles are allowed (scripts still are not);
-Swagger UI's page alone (`settings.CSP_INLINE_SCRIPT_PATHS`) may run its inline start-up script.
+`settings.CSP_INLINE_STYLE_PREFIXES` inline styles are allowed (scripts still are not).
 A view that sets its own policy (an evidence download) keeps it.
 """
 
@@ -24,13 +23,10 @@ COMMON = (
 
 
 def policy(request: HttpRequest, nonce: str) -> str:
-    common = COMMON
-    if request.path in settings.CSP_INLINE_SCRIPT_PATHS:
-        common = common.replace("script-src 'self'", "script-src 'self' 'unsafe-inline'")
     if request.path.startswith(settings.CSP_INLINE_STYLE_PREFIXES):
         # A nonce would make browsers ignore 'unsafe-inline', so these pages get none.
-        return f"{common}; style-src 'self' 'unsafe-inline'"
-    return f"{common}; style-src 'self' 'nonce-{nonce}'"
+        return f"{COMMON}; style-src 'self' 'unsafe-inline'"
+    return f"{COMMON}; style-src 'self' 'nonce-{nonce}'"
 
 
 class ContentSecurityPolicyMiddleware:

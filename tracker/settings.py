@@ -36,6 +36,9 @@ def env_list(name: str, default: str = "") -> list[str]:
 
 PRODUCTION = os.environ.get("TRACKER_ENV", "development") == "production"
 DEBUG = env_bool("DEBUG", default=False)
+if PRODUCTION and DEBUG:
+    # Debug pages show settings, code and data to whoever triggers an error.
+    raise ImproperlyConfigured("DEBUG must be off when TRACKER_ENV=production")
 
 SECRET_KEY = os.environ.get("SECRET_KEY", "")
 if not SECRET_KEY:
@@ -164,14 +167,11 @@ SIGN_IN_FAILURES_PER_ADDRESS = int(os.environ.get("SIGN_IN_FAILURES_PER_ADDRESS"
 SIGN_IN_LOCKOUT_MINUTES = int(os.environ.get("SIGN_IN_LOCKOUT_MINUTES", "15"))
 TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
-# Content Security Policy (tracker.csp): nothing inline runs anywhere; styles come from our
-# own files or a <style> carrying the request's nonce. The admin and the browsable API use
-# style attributes, so under these prefixes (only) inline styles are allowed, never scripts.
+# Content Security Policy (tracker.csp): nothing inline runs anywhere, Swagger UI included
+# (its start-up script is served from /api/docs/?script); styles come from our own files or
+# a <style> carrying the request's nonce. The admin and the browsable API use style
+# attributes, so under these prefixes (only) inline styles are allowed, never scripts.
 CSP_INLINE_STYLE_PREFIXES = ("/admin/", "/api/")
-# Swagger UI's page starts itself with an inline script (drf-spectacular's template): allowed
-# there only. Its split view would avoid it, but would serve that script from /api/docs/
-# rather than from the static files the rest of Swagger UI comes from.
-CSP_INLINE_SCRIPT_PATHS = ("/api/docs/",)
 
 # Evidence uploads: hashed as they stream in, refused past the size limit or outside the
 # allow-list (content type from the name, checked against the first bytes where it can be).
@@ -289,6 +289,12 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "obligations.api.pagination.Cursor",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "obligations.api.errors.handle",
+    # DRF's three, the JSON one holding nesting to a sane depth.
+    "DEFAULT_PARSER_CLASSES": [
+        "obligations.api.parsers.JSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
     "DEFAULT_RENDERER_CLASSES": [
         "rest_framework.renderers.JSONRenderer",
         "rest_framework.renderers.BrowsableAPIRenderer",

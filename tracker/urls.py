@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from obligations import feeds, views
 
@@ -14,10 +14,16 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/v1/", include(("obligations.api.urls", "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # Split: the page loads its start-up script from /api/docs/?script, so no script is inline.
+    path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("evidence/<int:pk>/download/", views.download_evidence, name="evidence-download"),
     path("records/assessments/<int:pk>/", views.assessment_record, name="assessment-record"),
     path("records/services/<int:pk>/measures/", views.measures_record, name="measures-record"),
     path("calendar/<str:secret>.ics", feeds.calendar_feed, name="calendar-feed"),
     path("dashboard/", include("obligations.dashboard.urls")),
 ]
+
+# Under /api/ these answer in the API's JSON error shape; elsewhere with Django's pages.
+handler400 = "obligations.api.errors.bad_request"
+handler404 = "obligations.api.errors.not_found"
+handler500 = "obligations.api.errors.server_error"

@@ -16,6 +16,7 @@ from obligations import exports, selectors
 from obligations import models as m
 from obligations.commencement import InForce, in_force
 from obligations.dates import validate_plausible_date
+from obligations.inputs import validate_single_line
 
 
 class CycleStatusField(serializers.ChoiceField):
@@ -300,7 +301,13 @@ class EvidenceUploadSerializer(serializers.Serializer[Any]):
 
     file = serializers.FileField(required=False, use_url=False)
     url = serializers.URLField(required=False, max_length=1000)
-    title = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+    title = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        max_length=200,
+        default="",
+        validators=[validate_single_line],
+    )
     expires_on = serializers.DateField(
         required=False, allow_null=True, default=None, validators=[validate_plausible_date]
     )
@@ -319,9 +326,24 @@ class TransitionSerializer(serializers.Serializer[Any]):
 
 
 class OwnerSerializer(serializers.Serializer[Any]):
+    """The new owner: an active member of the obligation's organisation (the context's
+    `organisation`). An unknown id gets the same answer as another organisation's user, so
+    that the answer says nothing about which user ids exist."""
+
     owner = IdRelatedField(
-        queryset=get_user_model().objects.filter(is_active=True), allow_null=True
+        queryset=get_user_model().objects.none(),
+        allow_null=True,
+        error_messages={"does_not_exist": "Not a member of this obligation's organisation."},
     )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if "organisation" in self.context:
+            members = selectors.active_memberships_of(self.context["organisation"])
+            field = self.fields["owner"]
+            field.queryset = get_user_model().objects.filter(  # type: ignore[attr-defined]
+                is_active=True, pk__in=members.values("user_id")
+            )
 
 
 class DueDateSerializer(serializers.Serializer[Any]):

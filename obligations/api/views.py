@@ -23,7 +23,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import APIException, PermissionDenied, ValidationError
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -34,6 +34,7 @@ from obligations import models as m
 from obligations.api import filters
 from obligations.api import serializers as s
 from obligations.api.pagination import is_digits
+from obligations.api.parsers import JSONParser
 from obligations.applicability import report
 from obligations.catalogue import ProfileError, parse_profile
 from obligations.dashboard import queries as dashboard
@@ -242,13 +243,8 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
         """Give the obligation to a member of its organisation (or to nobody: null)."""
         obligation = self.get_object()
         require_edit(request, obligation)
-        owner = self._valid(s.OwnerSerializer)["owner"]
         organisation = selectors.organisation_of(obligation)
-        if (
-            owner is not None
-            and not selectors.active_memberships_of(organisation).filter(user=owner).exists()
-        ):
-            raise ValidationError({"owner": ["Not a member of this obligation's organisation."]})
+        owner = self._valid(s.OwnerSerializer, organisation=organisation)["owner"]
         services.assign_owner(actor=request.user, obligation=obligation, owner=owner, source=API)
         return self._row(obligation)
 
@@ -381,8 +377,8 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
         )
         return response
 
-    def _valid(self, serializer_class: type[Any]) -> dict[str, Any]:
-        serializer = serializer_class(data=self.request.data)
+    def _valid(self, serializer_class: type[Any], **context: Any) -> dict[str, Any]:
+        serializer = serializer_class(data=self.request.data, context=context)
         serializer.is_valid(raise_exception=True)
         return dict(serializer.validated_data)
 
@@ -475,6 +471,8 @@ class ApplicabilityView(APIView):
         try:
             profile = parse_profile(request.data, catalogue)
         except ProfileError as exc:
+            if exc.field:
+                raise ValidationError({exc.field: [exc.reason]}) from None
             raise ValidationError(f"profile: {exc}") from None
         return Response(report(catalogue, profile, day=timezone.localdate()))
 

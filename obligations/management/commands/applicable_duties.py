@@ -16,6 +16,7 @@ from obligations.catalogue import (
     parse_profile,
     read_catalogue,
 )
+from obligations.inputs import load_json
 from obligations.penalties import money
 
 
@@ -37,10 +38,10 @@ class Command(BaseCommand):
             raise CommandError(f"catalogue: {exc}") from None
         path = Path(options["profile"])
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            data = load_json(path.read_text(encoding="utf-8"))
         except OSError as exc:
             raise CommandError(f"profile: cannot read {path}: {exc.strerror}") from None
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        except ValueError as exc:  # not JSON, not UTF-8, or nested too deep
             raise CommandError(f"profile: {path} is not valid JSON ({exc})") from None
         try:
             profile = parse_profile(data, catalogue)

@@ -37,7 +37,7 @@ def unschedule(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("obligations", "0020_commencement_and_uk_links"),
+        ("obligations", "0022_commencement_and_uk_links"),
         ("django_celery_beat", "0019_alter_periodictasks_options"),
     ]
 

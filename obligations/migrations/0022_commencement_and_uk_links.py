@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('obligations', '0019_membership_records'),
+        ('obligations', '0021_one_line_names'),
     ]
 
     operations = [
