@@ -270,28 +270,33 @@ def fees_year(
             f"Qualifying worldwide revenue for {q_start:%-d %b %Y} to {q_end:%-d %b %Y} "
             f"(the qualifying period for {label}) is not recorded.",
         )
-    exemption = params["exemption"]
-    below = Decimal(exemption["uk_referable_below_gbp"])
-    exempt = match.uk_referable is not None and match.uk_referable < below
     if match.amount < threshold:
         why = (
             f"Qualifying worldwide revenue {money(match.amount)} for {q_year} is below the "
             f"{money(threshold)} threshold: not fee-paying in {label}."
         )
         return year(match.amount, False, False, why)
-    if exempt:
-        why = (
-            f"Qualifying worldwide revenue {money(match.amount)} for {q_year} is at or above the "
-            f"{money(threshold)} threshold, but UK-referable revenue "
-            f"{money(match.uk_referable or Decimal(0))} is below {money(below)}: exempt in "
-            f"{label} (unverified: {exemption['note']})."
-        )
-        return year(match.amount, False, True, why)
     why = (
         f"Qualifying worldwide revenue {money(match.amount)} for {q_year} is at or above the "
         f"{money(threshold)} threshold: fee-paying in {label} (s.83(2))."
     )
-    return year(match.amount, True, False, why)
+    exemption = params["exemption"]
+    below = Decimal(exemption["uk_referable_below_gbp"])
+    if match.uk_referable is None or match.uk_referable >= below:
+        return year(match.amount, True, False, why)
+    uk = f"UK-referable revenue {money(match.uk_referable)} is below {money(below)}"
+    # An exemption is law only once made (s.83(6): Ofcom's, approved by the Secretary of
+    # State) and in force for the charging year (s.83(8)); until then it is shown, not applied.
+    made = exemption.get("in_force_from")
+    if made and dt.date.fromisoformat(made) <= starts:
+        return year(match.amount, False, True, f"{why[:-1]}, but {uk}: exempt in {label}.")
+    return year(
+        match.amount,
+        True,
+        False,
+        f"{why} {uk}: a proposed exemption would cover it, but it is not in force "
+        f"({exemption['note']}).",
+    )
 
 
 @dataclass(frozen=True)

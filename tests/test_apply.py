@@ -20,7 +20,10 @@ def test_saving_a_service_creates_its_obligations_with_a_first_cycle(catalogue):
     service = applied_service(children_likely_to_access=False)
     assert "U2U-ILLEGAL-RA" in codes(service)
     obligation = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
-    assert obligation.why == "user-to-user service"
+    assert obligation.why == (
+        "user-to-user service; links with the UK not recorded: treated as having them "
+        "(s.4(5)-(6))"
+    )
     assert obligation.current_cycle.due_date == dt.date(2025, 3, 16)
     assert obligation.current_cycle.status == m.CycleStatus.NOT_STARTED
     assert obligation.current_cycle.period_start == TODAY
@@ -80,7 +83,10 @@ def test_profile_change_adds_duties_and_marks_dropped_ones_with_the_reason(catal
     assert again.applicable and again.not_applicable_reason == ""
     assert again.cycles.count() == 2
     assert again.current_cycle.trigger == m.CycleTrigger.REAPPLIED
-    assert again.current_cycle.due_date == TODAY  # the first due date has passed
+    # It starts to apply again today (24 Nov 2026): the three months beginning with today
+    # end on 23 Feb 2027 (Sch.3 para 5(2)), not on the long-past first date.
+    assert again.applies_since == TODAY
+    assert again.current_cycle.due_date == dt.date(2027, 2, 23)
 
 
 def test_an_exemption_gives_no_part_3_duties_with_the_exemption_as_reason(catalogue):
@@ -129,17 +135,29 @@ def test_a_significant_change_opens_cycles_and_leaves_met_cycles_alone(catalogue
 
 
 def test_a_later_due_date_is_brought_forward_by_a_change(catalogue):
-    service = applied_service(launch_date=TODAY + dt.timedelta(days=200))
+    launch = TODAY + dt.timedelta(days=200)  # 12 Jun 2027
+    service = applied_service(launch_date=launch)
     ra = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
-    assert ra.current_cycle.due_date == TODAY + dt.timedelta(days=199)
+    # Sch.3 para 3: the three months beginning with launch day end on 11 Sep 2027.
+    assert ra.current_cycle.due_date == dt.date(2027, 9, 11)
+    # A change planned before launch is not one the duty reaches: it does not apply yet.
     services.record_significant_change(
         actor=UserFactory(),
         service=service,
-        description="New livestreaming feature",
+        description="A redesign before launch",
         planned_for=TODAY + dt.timedelta(days=30),
         source=SYSTEM,
     )
     ra.refresh_from_db()
+    assert ra.current_cycle.due_date == dt.date(2027, 9, 11)
+    services.record_significant_change(
+        actor=UserFactory(),
+        service=service,
+        description="New livestreaming feature",
+        planned_for=launch + dt.timedelta(days=30),
+        source=SYSTEM,
+    )
+    ra.refresh_from_db()
     assert ra.cycles.count() == 1
-    assert ra.current_cycle.due_date == TODAY + dt.timedelta(days=29)
+    assert ra.current_cycle.due_date == launch + dt.timedelta(days=29)
     assert ra.events.filter(kind=m.EventKind.DUE_CHANGED).count() == 1

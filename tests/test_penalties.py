@@ -138,12 +138,21 @@ def test_fees_use_their_own_qualifying_period_not_the_latest(params):
     assert penalties.fees_year(periods, 2027, params["fees"]).fee_paying is True
 
 
-def test_uk_referable_revenue_below_10m_is_exempt_and_flagged_unverified(params):
-    position = penalties.fees_year(
-        [year(2024, "900000000", uk_referable=D("8000000"))], 2026, params["fees"]
-    )
-    assert (position.fee_paying, position.exempt) == (False, True)
-    assert "unverified" in position.why
+def test_the_proposed_10m_exemption_is_shown_but_not_applied_until_it_is_law(params):
+    """No exemption under s.83(6) was found: a provider below GBP 10m of UK-referable revenue
+    still notifies (s.83(1)), told of the proposal; once made, it is exempt from that
+    charging year (s.83(8))."""
+    periods = [year(2024, "900000000", uk_referable=D("8000000"))]
+    position = penalties.fees_year(periods, 2026, params["fees"])
+    assert (position.fee_paying, position.exempt) == (True, False)
+    assert "a proposed exemption would cover it, but it is not in force" in position.why
+    made = {
+        **params["fees"],
+        "exemption": {**params["fees"]["exemption"], "in_force_from": "2027-04-01"},
+    }
+    assert penalties.fees_year(periods, 2026, made).exempt is False  # not for 2026/27
+    later = penalties.fees_year([year(2025, "900000000", uk_referable=D("8000000"))], 2027, made)
+    assert (later.fee_paying, later.exempt) == (False, True)
 
 
 def test_unknown_revenue_is_unknown_not_false(params):
@@ -226,12 +235,12 @@ def test_below_the_threshold_the_fees_obligations_do_not_apply(provider):
     assert found["FEES-NOTIFY"].current_cycle.status == m.CycleStatus.NOT_APPLICABLE
 
 
-def test_an_exemption_closes_the_fees_obligations_with_the_reason(provider):
+def test_below_the_proposed_exemption_the_provider_still_notifies_and_is_told_why(provider):
     record_revenue(provider, 2024, "900000000", uk_referable_gbp=D("8000000"))
     record_revenue(provider, 2025, "900000000", uk_referable_gbp=D("8000000"))
     notify = fees_obligations(provider)["FEES-NOTIFY"]
-    assert not notify.applicable
-    assert "exempt" in notify.not_applicable_reason
+    assert notify.applicable
+    assert "a proposed exemption would cover it, but it is not in force" in notify.why
 
 
 def test_when_a_years_cycle_is_met_the_next_year_owed_opens(provider):

@@ -3,11 +3,14 @@
 import pytest
 
 from obligations.catalogue import applicable_duties, likely_categories, parse_profile
+from tests.conftest import TODAY
 
 U2U_BASE = {
     "U2U-ILLEGAL-RA",
     "U2U-ILLEGAL-SAFETY",
     "U2U-NCII-48H",
+    "U2U-NCII-REPORT",
+    "U2U-NCII-EXPEDITED-COMPLAINTS",
     "U2U-REPORTING",
     "U2U-COMPLAINTS",
     "U2U-FOE-PRIVACY",
@@ -28,6 +31,8 @@ U2U_CAT1 = {
     "TOS-DUTIES",
     "DECEASED-CHILD",
     "TRANSPARENCY",
+    "U2U-RA-COPY-OFCOM",
+    "U2U-FOE-IMPACT-C1",
 }
 SEARCH_BASE = {
     "SEARCH-ILLEGAL-RA",
@@ -36,8 +41,9 @@ SEARCH_BASE = {
     "SEARCH-COMPLAINTS",
     "SEARCH-FOE",
     "SEARCH-RECORDS",
+    "SEARCH-NCII-48H",
     "CAA",
-    "CSEA-NCA-REPORT",
+    "CSEA-NCA-REPORT-SEARCH",
 }
 SEARCH_CHILDREN = {"SEARCH-CHILD-RA", "SEARCH-CHILD-SAFETY"}
 SEARCH_CAT2A = {"SEARCH-RA-COPY-OFCOM", "FRAUD-ADS-C2A", "DECEASED-CHILD", "TRANSPARENCY"}
@@ -225,7 +231,7 @@ PROFILES = [
 @pytest.mark.parametrize(("data", "expected"), PROFILES, ids=[p["name"] for p, _ in PROFILES])
 def test_profile_gets_exactly_its_duties(catalogue_file, data, expected):
     profile = parse_profile(data, catalogue_file)
-    assert {d.code for d in applicable_duties(catalogue_file, profile)} == expected
+    assert {d.code for d in applicable_duties(catalogue_file, profile, day=TODAY)} == expected
 
 
 def test_every_catalogue_duty_is_expected_somewhere(catalogue_file):
@@ -276,30 +282,31 @@ def test_every_exemption_removes_all_regulated_service_duties(catalogue_file, ex
         },
         catalogue_file,
     )
-    assert applicable_duties(catalogue_file, profile) == []
+    assert applicable_duties(catalogue_file, profile, day=TODAY) == []
 
 
 def test_why_names_the_profile_facts(catalogue_file):
     profile = parse_profile(PROFILES[1][0], catalogue_file)
-    why = {d.code: d.why for d in applicable_duties(catalogue_file, profile)}
+    why = {d.code: d.why for d in applicable_duties(catalogue_file, profile, day=TODAY)}
     assert "no children's access assessment is recorded (s.37(4)-(5))" in why["U2U-CHILD-RA"]
     assert "qualifying worldwide revenue is not recorded" in why["FEES-NOTIFY"]
     cat1 = parse_profile(PROFILES[4][0], catalogue_file)
-    why = {d.code: d.why for d in applicable_duties(catalogue_file, cat1)}
+    why = {d.code: d.why for d in applicable_duties(catalogue_file, cat1, day=TODAY)}
     assert "Category 1 (declared from Ofcom's register)" in why["U2U-UE"]
 
 
 def test_due_dates_follow_the_rule(catalogue_file):
     existing = parse_profile(PROFILES[0][0], catalogue_file)
-    due = {d.code: d for d in applicable_duties(catalogue_file, existing)}
+    due = {d.code: d for d in applicable_duties(catalogue_file, existing, day=TODAY)}
     assert str(due["U2U-ILLEGAL-RA"].due) == "2025-03-16"
     assert due["U2U-ILLEGAL-RA"].due_rule == "recurring"
     assert due["U2U-REPORTING"].due is None and due["U2U-REPORTING"].due_rule == "continuous"
     assert due["CSEA-NCA-REPORT"].due_rule == "per_report"
     launching = parse_profile({**PROFILES[0][0], "launch_date": "2027-02-01"}, catalogue_file)
-    due = {d.code: d for d in applicable_duties(catalogue_file, launching)}
-    assert str(due["U2U-ILLEGAL-RA"].due) == "2027-01-31"  # house policy: the day before launch
-    assert "house policy" in due["U2U-ILLEGAL-RA"].due_rule_text
+    due = {d.code: d for d in applicable_duties(catalogue_file, launching, day=TODAY)}
+    # Sch.3 para 3: within the three months beginning with the first day, 1 Feb 2027.
+    assert str(due["U2U-ILLEGAL-RA"].due) == "2027-04-30"
+    assert "Sch.3 paras 2(3), 3, 4" in due["U2U-ILLEGAL-RA"].due_rule_text
 
 
 @pytest.mark.parametrize(
