@@ -45,9 +45,9 @@ from obligations.catalogue import (
     likely_categories,
     notice_powers,
 )
-from obligations.commencement import in_force
+from obligations.commencement import in_force, in_force_on
 from obligations.dashboard import queries as dashboard_queries
-from obligations.dates import validate_plausible_date
+from obligations.dates import display, validate_plausible_date
 from obligations.inputs import validate_single_line
 from obligations.uploads import EvidenceRefused
 
@@ -83,6 +83,14 @@ def status_badge(obligation: m.Obligation, today: dt.date) -> str:
     the only signal). From the obligation's copy of its cycle's status: no join per row."""
     if not obligation.status:
         return "-"
+    effective = obligation.duty.effective_from
+    if obligation.applicable and not in_force_on(effective, today):
+        words = f"from {display(effective)}" if effective else "no date yet"
+        return format_html(
+            '<span style="background:#6b7280;color:#fff;padding:2px 6px;border-radius:3px;'
+            'white-space:nowrap">Not yet in force ({})</span>',
+            words,
+        )
     status = m.CycleStatus(obligation.status)
     label, colour = status.label, STATUS_COLOURS[status]
     if m.is_overdue(status, obligation.due_date, today):

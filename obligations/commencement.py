@@ -30,6 +30,12 @@ IN_FORCE, EXPECTED, AWAITING, NOT_COMMENCED, UNKNOWN = (
 )
 
 
+def in_force_on(effective: dt.date | None, day: dt.date) -> bool:
+    """Whether a duty that bites from `effective` (None: not yet) is in force on `day`; the
+    register's lists read `effective` as a column (Duty.effective_from)."""
+    return effective is not None and effective <= day
+
+
 def effective_from(duty: Mapping[str, Any]) -> dt.date | None:
     """The day the duty bites: its applies_from where it has one (null: not yet), else the
     day its provision came into force."""
@@ -59,7 +65,7 @@ def in_force(duty: Mapping[str, Any], day: dt.date) -> InForce:
     commenced = duty.get("commencement") or {}
     instrument = commenced.get("instrument") or ""
     effective = effective_from(duty)
-    if effective is not None and effective <= day:
+    if in_force_on(effective, day):
         cite = f" ({instrument})" if instrument else ""
         return InForce(IN_FORCE, effective, f"In force since {display(effective)}{cite}.")
     if effective is not None:
@@ -83,7 +89,7 @@ def start_day(
     force on `day`: the latest of its in-force day, the service's launch and the profile
     change that brought it in."""
     effective = effective_from(duty)
-    if effective is None or effective > day:
+    if effective is None or not in_force_on(effective, day):
         return None
     return max(d for d in (effective, launch, changed_on) if d is not None)
 

@@ -17,6 +17,7 @@ from django.db.models import QuerySet
 from openpyxl import Workbook
 
 from obligations import models as m
+from obligations.commencement import in_force_on
 
 # (key, heading): the register's columns, in order.
 COLUMNS: tuple[tuple[str, str], ...] = (
@@ -28,6 +29,8 @@ COLUMNS: tuple[tuple[str, str], ...] = (
     ("section", "Section"),
     ("title", "Duty"),
     ("applicable", "Applicable"),
+    ("in_force", "In force"),
+    ("in_force_from", "In force from"),
     ("status", "Status"),
     ("owner", "Owner"),
     ("due", "Due"),
@@ -47,7 +50,7 @@ PIECE_ROWS = 500
 
 def register_row(values: dict[str, Any], today: dt.date) -> dict[str, Any]:
     """One obligation of a `selectors.register` queryset as plain values."""
-    due = values["r_due"]
+    due, effective = values["r_due"], values["duty__effective_from"]
     status = values["r_status"] or ""
     last_change = values["r_last_change"]
     return {
@@ -59,6 +62,8 @@ def register_row(values: dict[str, Any], today: dt.date) -> dict[str, Any]:
         "section": values["duty__section"],
         "title": values["duty__title"],
         "applicable": bool(values["r_applicable"]),
+        "in_force": in_force_on(effective, today),
+        "in_force_from": effective.isoformat() if effective else None,
         "status": status,
         "owner": values["r_owner"] or "",
         "due": due.isoformat() if due else None,
@@ -76,6 +81,7 @@ REGISTER_VALUES = (
     "duty__code",
     "duty__section",
     "duty__title",
+    "duty__effective_from",
     "r_applicable",
     "r_status",
     "r_owner",
@@ -117,6 +123,8 @@ def csv_cells(row: dict[str, Any]) -> list[Any]:
         safe_text(row["section"]),
         safe_text(row["title"]),
         "yes" if row["applicable"] else "no",
+        "yes" if row["in_force"] else "no",
+        row["in_force_from"] or "",
         safe_text(STATUS_LABELS.get(status, status)),
         safe_text(row["owner"]),
         "" if due is None else due,

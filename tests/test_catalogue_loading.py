@@ -135,7 +135,7 @@ def test_a_version_loaded_before_with_other_content_is_refused(register, tmp_pat
     loaded = m.CatalogueVersion.objects.get().sha256
     this = hashlib.sha256(path.read_bytes()).hexdigest()
     assert refused(path) == [
-        f"version: 2026.11.4 was loaded on 24 Nov 2026 with other content (sha256 "
+        f"version: {FILE['version']} was loaded on 24 Nov 2026 with other content (sha256 "
         f"{loaded[:12]}..., this file {this[:12]}...): give the changed catalogue a new version"
     ]
     assert register_state() == register
@@ -144,21 +144,21 @@ def test_a_version_loaded_before_with_other_content_is_refused(register, tmp_pat
 def test_an_older_version_is_refused(register, tmp_path):
     path = new_version(tmp_path, lambda d: None, version="2026.11.3", published="2026-11-20")
     assert refused(path) == [
-        "version: 2026.11.3 does not come after the loaded version 2026.11.4: a catalogue "
-        "only goes forward",
-        "published: 2026-11-20 is before 2026-11-25, when the loaded version 2026.11.4 was "
-        "published: a catalogue only goes forward",
+        f"version: 2026.11.3 does not come after the loaded version {FILE['version']}: a "
+        "catalogue only goes forward",
+        f"published: 2026-11-20 is before {FILE['published']}, when the loaded version "
+        f"{FILE['version']} was published: a catalogue only goes forward",
     ]
     assert register_state() == register
 
 
 def test_going_back_to_a_version_loaded_before_is_refused(register, tmp_path):
-    # Versions are ordered number by number: 2026.11.10 comes after 2026.11.4.
-    load(new_version(tmp_path, lambda d: d["duties"][0].update(title="Renamed"), "2026.11.10"))
+    # Versions are ordered number by number: 2026.12.10 comes after 2026.12.1.
+    load(new_version(tmp_path, lambda d: d["duties"][0].update(title="Renamed"), "2026.12.10"))
     after = register_state()
     assert refused(settings.CATALOGUE_PATH) == [
-        "version: 2026.11.4 is older than the loaded version 2026.11.10: a catalogue only "
-        "goes forward"
+        f"version: {FILE['version']} is older than the loaded version 2026.12.10: a catalogue "
+        "only goes forward"
     ]
     assert register_state() == after
 
@@ -195,7 +195,8 @@ def without(codes: list[str]) -> Callable[[dict[str, Any]], None]:
 def test_retiring_more_than_a_tenth_of_the_duties_needs_saying_so(register, tmp_path):
     path = new_version(tmp_path, without(SIX))
     problem = [
-        f"duties: loading would retire 6 of the 51 duties in force (more than 10%): "
+        f"duties: loading would retire 6 of the {len(FILE['duties'])} duties in force (more "
+        "than 10%): "
         f"{', '.join(SIX)}; if that is meant, load with --allow-retire"
     ]
     assert refused(path) == problem
@@ -222,7 +223,7 @@ def test_every_problem_is_reported_at_once_in_the_order_of_the_file(db, tmp_path
         data["duties"][0]["deadline"]["recurrence"]["months"] = 12.5
         data["duties"][2]["applies"] = {"notice": "information", "regulated": True}
         data["duties"][4].pop("summary")
-        data["duties"][7]["code"] = data["duties"][6]["code"]
+        data["duties"][8]["code"] = data["duties"][7]["code"]
         data["measures"][0]["duties"] = ["U2U-TELEPATHY"]
         data["measures"][1]["recommended_for"] = {"risk": {"harms": "all", "at_least": "dire"}}
         data["parameters"]["penalty"]["fixed_gbp"] = 18_000_000
@@ -237,7 +238,7 @@ def test_every_problem_is_reported_at_once_in_the_order_of_the_file(db, tmp_path
         "duties[2].applies: a notice rule stands alone: an Ofcom notice creates the duty, "
         "never a profile",
         "duties[4].summary: missing",
-        'duties[7].code: "U2U-CHILD-HEAA" appears twice (also entry [6])',
+        'duties[8].code: "U2U-CHILD-SAFETY" appears twice (also entry [7])',
         "parameters.penalty.fixed_gbp: must be a string, not 18000000",
         "parameters.assessment.matrix.high.low: the matrix needs a level for every impact",
         'measures[0].duties[0]: must name a duty in duties, not "U2U-TELEPATHY"',
@@ -248,7 +249,7 @@ def test_every_problem_is_reported_at_once_in_the_order_of_the_file(db, tmp_path
 
 
 def no_unverified_note(data: dict[str, Any]) -> None:
-    data["duties"][0]["unverified_note"] = ""
+    data["duties"][0].update(verified=False, unverified_note="")
 
 
 @pytest.mark.parametrize(
@@ -273,9 +274,13 @@ def no_unverified_note(data: dict[str, Any]) -> None:
         ),
         (lambda d: d["duties"][0].update(applies={}), "duties[0].applies: must not be empty"),
         (
-            lambda d: d["duties"][0]["deadline"].update(kind="someday"),
-            'duties[0].deadline.kind: must be one of "fixed", "launch", "continuous", '
-            '"per_notice", "per_report", "on_change", "fees", not "someday"',
+            lambda d: d["duties"][1]["deadline"].update(kind="someday"),
+            'duties[1].deadline.kind: must be one of "fixed", "continuous", "per_notice", '
+            '"per_report", "on_change", "fees", not "someday"',
+        ),
+        (
+            lambda d: d["duties"][0]["deadline"].update(kind="continuous"),
+            'duties[0].deadline.kind: only a fixed deadline has after_start, not "continuous"',
         ),
         (
             lambda d: d["duties"][0]["deadline"].pop("date"),
@@ -413,7 +418,6 @@ def test_the_schema_vocabularies_are_the_codes_vocabularies():
     assert rule["kinds_any"]["items"]["enum"] == list(KINDS)
     assert set(rule["notice"]["enum"]) == {*m.NoticeKind.values, "technology"}
     assert DEFS["basis"]["enum"] == list(BASES)
-    assert duty["status"]["enum"] == m.DutyStatus.values
     assert duty["scope"]["enum"] == m.DutyScope.values
     assert DEFS["assessment_kind"]["enum"] == m.AssessmentKind.values
     kinds = DEFS["parameters"]["properties"]["assessment"]["properties"]["kinds"]

@@ -31,6 +31,7 @@ PROFILE = {
     "children_likely_to_access": False,
     "features": ["e2ee_messaging"],
     "qualifying_worldwide_revenue": "1000000",
+    "uk_target_market": True,
 }
 
 
@@ -46,9 +47,32 @@ def test_json_lists_every_duty_with_section_why_and_due(tmp_path, capsys):
     assert by_code["U2U-REPORTING"]["due"] is None
     assert by_code["U2U-REPORTING"]["due_rule"] == "continuous"
     assert by_code["TRANSPARENCY"]["due_rule"] == "per_notice"
-    assert by_code["TRANSPARENCY"]["why"] == "Category 2B (declared from Ofcom's register)"
+    assert by_code["TRANSPARENCY"]["why"] == (
+        "links with the UK: UK users are a target market (s.4(5)(b)); "
+        "Category 2B (declared from Ofcom's register)"
+    )
     assert out["likely_categories"][0]["code"] == "2B"
     assert "U2U-CHILD-RA" not in by_code
+
+
+def test_json_says_for_each_duty_whether_it_is_in_force_and_by_which_instrument(tmp_path, capsys):
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({**PROFILE, "category": "1"}))
+    call_command("applicable_duties", "--profile", str(path), "--json")
+    by_code = {d["code"]: d for d in json.loads(capsys.readouterr().out)["duties"]}
+    ra = by_code["U2U-ILLEGAL-RA"]
+    assert (ra["in_force"], ra["in_force_from"]) == (True, "2024-01-10")
+    assert ra["commencement"]["instrument"].startswith("SI 2023/1420 reg 2(c)")
+    assert ra["commencement"]["url"] == "https://www.legislation.gov.uk/uksi/2023/1420/regulation/2"
+    # The Act places it on a Category 1 service, but s.18 was never commenced (as far as
+    # found): listed, not in force as far as known, never due.
+    news = by_code["U2U-NEWS"]
+    assert (news["in_force"], news["in_force_from"], news["due"]) == (None, None, None)
+    assert news["in_force_text"].startswith("Not known to be in force.")
+    # s.38 is in force, but the duty waits for the first fraudulent advertising code (s.51(7)).
+    fraud = by_code["FRAUD-ADS-C1"]
+    assert (fraud["in_force"], fraud["due"]) == (False, None)
+    assert "s.51(7)" in fraud["in_force_text"]
 
 
 def test_table_is_readable(tmp_path, capsys):
@@ -56,9 +80,10 @@ def test_table_is_readable(tmp_path, capsys):
     path.write_text(json.dumps(PROFILE))
     call_command("applicable_duties", "--profile", str(path))
     out = capsys.readouterr().out
-    assert "Chatter: 12 duties apply" in out
+    assert "Chatter: 14 duties apply" in out
     assert "Register category declared: 2B; likely from thresholds: 2B" in out
     assert "U2U-ILLEGAL-RA" in out and "why: user-to-user service" in out
+    assert "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c))." in out
 
 
 def test_needs_no_database(tmp_path):

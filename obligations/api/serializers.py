@@ -187,6 +187,12 @@ class RegisterSerializer(serializers.Serializer[Any]):
     section = serializers.CharField(read_only=True)
     title = serializers.CharField(read_only=True)
     applicable = serializers.BooleanField(read_only=True)
+    in_force = serializers.BooleanField(
+        read_only=True, help_text="The duty is in force today; if not, it has no due date."
+    )
+    in_force_from = serializers.DateField(
+        read_only=True, allow_null=True, help_text="The day it is (or will be) in force."
+    )
     status = serializers.ChoiceField(
         choices=m.CycleStatus.choices, allow_blank=True, read_only=True
     )

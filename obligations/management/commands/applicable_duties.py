@@ -86,3 +86,4 @@ class Command(BaseCommand):
                 + f"  {d['title']}"
             )
             self.stdout.write(f"{'':>26}why: {d['why']}")
+            self.stdout.write(f"{'':>26}{d['in_force_text']}")
