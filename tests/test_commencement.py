@@ -1,0 +1,210 @@
+"""The law as of the day: a duty is due only once it is in force, never before it started to
+apply to the service, and by the period Schedule 3 gives from that day. Every date below is
+worked out by hand from the Act; the clock is 24 Nov 2026 (tests/conftest.py).
+
+Sch.3 paras 2-5: "within the period of three months beginning with" a day: the day counts, so
+the period ends the day before the same date three months on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+import time_machine
+from django.conf import settings
+from django.core.exceptions import ValidationError
+
+from obligations import models as m
+from obligations import selectors, services
+from obligations.catalogue import read_catalogue
+from obligations.commencement import EXPECTED, IN_FORCE, in_force, start_day
+from tests.conftest import LONDON, TODAY
+from tests.factories import ProviderFactory, UserFactory, applied_service
+from tests.test_api import client_for
+
+SYSTEM = m.EventSource.ADMIN
+
+
+def obligation(service: m.Service, code: str) -> m.Obligation:
+    return service.obligations.select_related("current_cycle", "duty").get(duty__code=code)
+
+
+def due(service: m.Service, code: str) -> dt.date | None:
+    return obligation(service, code).current_cycle.due_date
+
+
+def test_a_service_already_in_scope_owes_the_dates_ofcom_set(catalogue):
+    service = applied_service(children_likely_to_access=True)
+    # In scope since before the duties began: Ofcom's first dates stand.
+    assert due(service, "U2U-ILLEGAL-RA") == dt.date(2025, 3, 16)
+    assert due(service, "CAA") == dt.date(2025, 4, 16)
+    assert due(service, "U2U-CHILD-RA") == dt.date(2025, 7, 24)
+    # The safety duties bite from the first code relating to them (s.51): 17 Mar 2025.
+    ra = obligation(service, "U2U-ILLEGAL-SAFETY")
+    assert ra.applies_since == dt.date(2025, 3, 17)
+    assert "s.51(1), (3)(a)" in ra.applies_since_why
+
+
+def test_a_profile_change_today_makes_the_new_duties_due_from_today_not_in_2025(catalogue):
+    service = applied_service(children_likely_to_access=False)
+    assert not service.obligations.filter(duty__code="U2U-CHILD-RA").exists()
+    service.children_likely_to_access = True
+    services.save_service(actor=UserFactory(), service=service, source=SYSTEM)
+    child_ra = obligation(service, "U2U-CHILD-RA")
+    # Sch.3 para 5(2): the three months beginning with 24 Nov 2026 end on 23 Feb 2027.
+    assert child_ra.applies_since == TODAY
+    assert child_ra.current_cycle.due_date == dt.date(2027, 2, 23)
+    assert "the service's profile changed that day" in child_ra.applies_since_why
+    # The children's safety duties apply from the day of the change itself.
+    assert due(service, "U2U-CHILD-SAFETY") == TODAY
+    # Nothing the change brought in is overdue on the day it began to apply.
+    assert not service.obligations.filter(m.overdue(TODAY), applies_since=TODAY).exists()
+
+
+def test_a_service_launching_next_year_owes_nothing_before_it_launches(catalogue):
+    launch = dt.date(2027, 3, 1)
+    service = applied_service(launch_date=launch, children_likely_to_access=True)
+    dates = {
+        code: due(service, code)
+        for code in ("U2U-ILLEGAL-RA", "CAA", "U2U-CHILD-RA", "U2U-ILLEGAL-SAFETY", "U2U-RECORDS")
+    }
+    assert dates == {
+        # Sch.3 para 3: three months beginning with 1 Mar 2027 end on 31 May 2027.
+        "U2U-ILLEGAL-RA": dt.date(2027, 5, 31),
+        "CAA": dt.date(2027, 5, 31),
+        "U2U-CHILD-RA": dt.date(2027, 5, 31),
+        # The safety duties and the records apply from the first day, never in 2025.
+        "U2U-ILLEGAL-SAFETY": launch,
+        "U2U-RECORDS": launch,
+    }
+    assert not service.obligations.filter(due_date__lt=TODAY).exists()
+    assert set(service.obligations.values_list("applies_since", flat=True)) <= {launch, None}
+
+
+def test_a_launch_on_31_august_counts_to_the_last_day_of_november(catalogue):
+    """Three months from 31 Aug end with 30 Nov: add_months keeps to the month's last day."""
+    service = applied_service(launch_date=dt.date(2027, 8, 31))
+    assert due(service, "U2U-ILLEGAL-RA") == dt.date(2027, 11, 29)
+    leap = applied_service(launch_date=dt.date(2027, 11, 30))
+    # 30 Nov 2027 + 3 months is 29 Feb 2028 (a leap year), less the day: 28 Feb 2028.
+    assert due(leap, "U2U-ILLEGAL-RA") == dt.date(2028, 2, 28)
+
+
+def test_a_duty_not_in_force_is_listed_with_no_due_date_and_never_overdue(catalogue):
+    service = applied_service(categories=["1"], uk_monthly_users=40_000_000)
+    for code in ("U2U-NEWS", "USER-ID-VERIFY", "FRAUD-ADS-C1", "U2U-DEMOCRATIC"):
+        ob = obligation(service, code)
+        assert ob.applicable and ob.applies_since is None, code
+        assert ob.current_cycle.due_date is None, code
+    assert not service.obligations.filter(m.overdue(TODAY), applies_since=None).exists()
+    news = selectors.duty_entry(m.Duty.objects.get(code="U2U-NEWS"))
+    assert in_force(news, TODAY).value is None  # not found commenced; not shown as in force
+    fraud = selectors.duty_entry(m.Duty.objects.get(code="FRAUD-ADS-C1"))
+    assert in_force(fraud, TODAY).value is False
+
+
+def test_when_a_duty_comes_into_force_the_nightly_step_dates_it_from_that_day(db, tmp_path):
+    """A duty expected to commence later: listed, undated; on the night it is in force, it
+    starts to apply and is due by its rule from that day."""
+    data = json.loads(Path(settings.CATALOGUE_PATH).read_text(encoding="utf-8"))
+    later = next(d for d in data["duties"] if d["code"] == "U2U-ILLEGAL-RA")
+    later.update(applies_from="2027-01-04", applies_note="Commences 4 Jan 2027 (a test case).")
+    path = tmp_path / "catalogue.json"
+    path.write_text(json.dumps(data))
+    system = services.get_system_user()
+    services.load_catalogue(actor=system, catalogue=read_catalogue(path))
+    service = applied_service()
+    ra = obligation(service, "U2U-ILLEGAL-RA")
+    assert (ra.applies_since, ra.current_cycle.due_date) == (None, None)
+    duty = selectors.duty_entry(ra.duty)
+    assert in_force(duty, TODAY).state == EXPECTED
+    assert services.apply_commencements(actor=system, day=TODAY) == []
+    with time_machine.travel(dt.datetime(2027, 1, 4, 1, 30, tzinfo=LONDON), tick=False):
+        started = services.apply_commencements(actor=system, day=dt.date(2027, 1, 4))
+        assert in_force(duty, dt.date(2027, 1, 4)).state == IN_FORCE
+    assert started == [service.name]
+    ra.refresh_from_db()
+    ra.current_cycle.refresh_from_db()
+    # 4 Jan 2027 + 3 months - 1 day (Sch.3 para 4), later than Ofcom's 16 Mar 2025.
+    assert (ra.applies_since, ra.current_cycle.due_date) == (
+        dt.date(2027, 1, 4),
+        dt.date(2027, 4, 3),
+    )
+    assert ra.events.filter(kind=m.EventKind.DUE_CHANGED, actor=system).exists()
+    # Run again: nothing more to do.
+    assert services.apply_commencements(actor=system, day=dt.date(2027, 1, 5)) == []
+
+
+def test_no_due_date_before_the_duty_applied_from_the_api_or_the_writes(catalogue):
+    launch = dt.date(2027, 3, 1)
+    service = applied_service(launch_date=launch)
+    casey = UserFactory(username="casey")
+    services.add_member(
+        actor=services.get_system_user(), organisation=service.provider.organisation,
+        user=casey, role=m.Role.COMPLIANCE,
+    )  # fmt: skip
+    ra = obligation(service, "U2U-ILLEGAL-RA")
+    response = client_for(casey).post(
+        f"/api/v1/obligations/{ra.pk}/due-date/",
+        {"due_date": "2026-12-01", "reason": "Earlier"},
+        format="json",
+    )
+    assert response.status_code == 400
+    assert list(response.json()["fields"]) == ["due_date"]
+    assert "before the duty started to apply to it, on 1 Mar 2027" in response.json()["error"]
+    with pytest.raises(ValidationError):
+        services.set_due_date(
+            actor=casey, cycle=ra.current_cycle, due=dt.date(2027, 2, 1), reason="x", source=SYSTEM
+        )
+    services.set_due_date(
+        actor=casey, cycle=ra.current_cycle, due=launch, reason="x", source=SYSTEM
+    )
+
+
+def test_links_with_the_uk_not_users_decide_whether_a_service_is_regulated(catalogue):
+    provider = ProviderFactory()
+    no_links = applied_service(
+        provider=provider,
+        uk_monthly_users=2_000_000,
+        uk_significant_users=False,
+        uk_target_market=False,
+        uk_material_risk=False,
+    )
+    assert not no_links.obligations.filter(applicable=True).exists()
+    target = applied_service(provider=provider, uk_monthly_users=0, uk_target_market=True)
+    ra = obligation(target, "U2U-ILLEGAL-RA")
+    assert ra.applicable
+    assert "UK users are a target market (s.4(5)(b))" in ra.why
+    # A later finding that it has no links closes its duties, saying so.
+    target.uk_target_market = False
+    target.uk_significant_users = target.uk_material_risk = False
+    services.save_service(actor=UserFactory(), service=target, source=SYSTEM)
+    ra.refresh_from_db()
+    assert not ra.applicable
+    assert "no links with the UK (s.4(5)-(6))" in ra.not_applicable_reason
+
+
+@pytest.mark.parametrize(
+    ("launch", "changed", "start"),
+    [
+        (None, None, dt.date(2024, 1, 10)),  # in scope since before: the commencement
+        (dt.date(2024, 1, 9), None, dt.date(2024, 1, 10)),  # launched the day before
+        (dt.date(2024, 1, 10), None, dt.date(2024, 1, 10)),  # on the day itself
+        (dt.date(2024, 1, 11), None, dt.date(2024, 1, 11)),  # the day after
+        (dt.date(2027, 3, 1), TODAY, dt.date(2027, 3, 1)),  # changed before launch
+        (dt.date(2025, 3, 1), TODAY, TODAY),  # changed after launch
+    ],
+)
+def test_a_duty_starts_on_the_latest_of_commencement_launch_and_change(launch, changed, start):
+    duty = {"in_force_from": "2024-01-10", "commencement": {"instrument": "SI 2023/1420"}}
+    assert start_day(duty, TODAY, launch=launch, changed_on=changed) == start
+
+
+def test_a_duty_expected_later_has_no_start_yet():
+    duty = {"in_force_from": "2024-01-10", "applies_from": "2027-01-04", "applies_note": "x"}
+    assert start_day(duty, TODAY, launch=None) is None
+    assert start_day(duty, dt.date(2027, 1, 3), launch=None) is None
+    assert start_day(duty, dt.date(2027, 1, 4), launch=None) == dt.date(2027, 1, 4)
