@@ -260,9 +260,7 @@ def admin_organisation_change(w: World) -> tuple[Any, Act]:
 def admin_organisation_add(w: World) -> tuple[Any, Act]:
     client = browser(w.people["root"])
     url = reverse("admin:obligations_organisation_add")
-    data = {"name": "Theirs", "reminder_lead_days": "[30, 7, 1]"}
-    for prefix in ("memberships", "lead_times"):
-        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    data = changed_form(client, url, name="Theirs")
     return w.people["root"], lambda: posted(client.post(url, data), 302)
 
 

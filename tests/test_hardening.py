@@ -276,7 +276,8 @@ def test_evidence_is_an_attachment_never_sniffed_and_never_under_a_public_url(te
 APPEND_ONLY = [
     model
     for model in apps.get_app_config("obligations").get_models()
-    if model.__name__.startswith("Historical") or model in (m.Event, m.NoticeEvent, m.AccessLog)
+    if model.__name__.startswith("Historical")
+    or model in (m.Event, m.NoticeEvent, m.AccessLog, m.MembershipEvent)
 ]
 
 
