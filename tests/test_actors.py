@@ -621,6 +621,7 @@ NOT_WRITES = {
     "POST applicability": "computes what would apply; saves nothing",
     "PUT service-detail": "the same write as PATCH, walked there",
     "command applicable_duties": "prints what would apply; saves nothing",
+    "command catalogue_report": "reads the catalogue file",
     "command audit_pack_public_key": "prints the public key",
     "command build_audit_pack": "writes a file for the operator; no register row",
     "command verify_audit_pack": "reads a pack",

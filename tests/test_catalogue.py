@@ -137,3 +137,24 @@ def test_loading_needs_no_code_change_for_a_new_feature(catalogue, tmp_path):
     call_command("load_catalogue", str(_new_version(tmp_path, mutate)))
     assert m.Feature.objects.filter(code="ai_chatbot").exists()
     assert m.Duty.objects.get(code=services.selectors.loaded_catalogue().duties[0]["code"])
+
+
+def test_the_report_lists_each_duty_in_force_or_not_and_every_unverified_entry(capsys):
+    """Reads the file alone: no database is touched (pytest-django would refuse)."""
+    call_command("catalogue_report")
+    out = capsys.readouterr().out
+    data = json.loads(Path(settings.CATALOGUE_PATH).read_text(encoding="utf-8"))
+    assert out.startswith(f"Catalogue {data['version']} (published 6 Dec 2026): 57 duties,")
+    lines = {line.split()[0]: line for line in out.splitlines() if line[:1].isupper()}
+    assert "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c))." in lines["U2U-ILLEGAL-RA"]
+    assert "Not known to be in force." in lines["U2U-NEWS"]
+    assert lines["U2U-NEWS"].endswith("[unverified]")
+    assert "Not yet in force: s.51(7)" in lines["FRAUD-ADS-C1"]
+    unverified = out.split("Unverified, and why:\n")[1]
+    assert "- duties: CSEA-NCA-REPORT: s.66(1)-(2) (user-to-user providers)" in unverified
+    assert "- parameters: fees: Read in the primary text:" in unverified
+    call_command("catalogue_report", "--json")
+    report = json.loads(capsys.readouterr().out)
+    news = next(d for d in report["duties"] if d["code"] == "U2U-NEWS")
+    assert (news["in_force"], news["instrument"], news["verified"]) == (None, "", False)
+    assert len(report["unverified"]) == out.count("\n- ")
