@@ -65,7 +65,7 @@ def in_force(duty: Mapping[str, Any], day: dt.date) -> InForce:
     commenced = duty.get("commencement") or {}
     instrument = commenced.get("instrument") or ""
     effective = effective_from(duty)
-    if in_force_on(effective, day):
+    if effective is not None and in_force_on(effective, day):
         cite = f" ({instrument})" if instrument else ""
         return InForce(IN_FORCE, effective, f"In force since {display(effective)}{cite}.")
     if effective is not None:

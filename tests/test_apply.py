@@ -21,8 +21,7 @@ def test_saving_a_service_creates_its_obligations_with_a_first_cycle(catalogue):
     assert "U2U-ILLEGAL-RA" in codes(service)
     obligation = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
     assert obligation.why == (
-        "user-to-user service; links with the UK not recorded: treated as having them "
-        "(s.4(5)-(6))"
+        "user-to-user service; links with the UK not recorded: treated as having them (s.4(5)-(6))"
     )
     assert obligation.current_cycle.due_date == dt.date(2025, 3, 16)
     assert obligation.current_cycle.status == m.CycleStatus.NOT_STARTED
