@@ -168,6 +168,12 @@ class ScopedHistoryAdmin(ScopedAdmin, SimpleHistoryAdmin):
     """Field history, visible only for objects the user can see (simple-history falls back to
     the history table for objects it cannot find, which would leak another organisation's)."""
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        # A form sent back unchanged is no change: no save, so no history row saying "changed".
+        if change and not form.has_changed():
+            return
+        super().save_model(request, obj, form, change)
+
     def history_view(
         self, request: HttpRequest, object_id: str, extra_context: dict[str, Any] | None = None
     ) -> HttpResponse:
@@ -863,15 +869,21 @@ class ServiceAdmin(ScopedHistoryAdmin):
         powers = notice_powers(selectors.loaded_catalogue(), selectors.service_profile(obj))
         return powers_list(powers)
 
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        pass  # saved with its register categories and features in save_related, by save_service
+
     def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
-        super().save_related(request, form, formsets, change)
-        # The profile (M2M included) is saved: bring the register in line with it.
-        result = services.apply_catalogue(
+        # The one write of a service's profile: it saves only what changed, then brings the
+        # register in line with the profile.
+        result = services.save_service(
             actor=acting_user(request),
             service=form.instance,
             source=m.EventSource.ADMIN,
-            changed_on=timezone.localdate() if change else None,
+            categories=form.cleaned_data["categories"],
+            features=form.cleaned_data["features"],
         )
+        for formset in formsets:
+            self.save_formset(request, form, formset, change=change)
         if result.created or result.reapplied or result.not_applicable:
             self.message_user(
                 request,

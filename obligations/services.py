@@ -628,16 +628,29 @@ def save_service(
     features: Iterable[m.Feature] | None = None,
 ) -> ApplyResult:
     """Create or change a service's profile (None leaves a M2M field as it is), then bring
-    its register in line with the profile: duties a change brings in start to apply today."""
-    changed_on = london_today() if service.pk is not None else None
+    its register in line with the profile: duties a change brings in start to apply today.
+
+    Only what changed is written: a profile sent back as it is stored leaves no history row."""
+    stored = m.Service.objects.filter(pk=service.pk).first() if service.pk else None
     service._history_user = actor  # type: ignore[attr-defined]
     service.full_clean(exclude=["categories", "features"], validate_unique=True)
-    service.save()
+    if stored is None or _profile_changed(stored, service):
+        service.save()
+    # set() writes (and simple-history records) only what differs.
     if categories is not None:
         service.categories.set(categories)
     if features is not None:
         service.features.set(features)
+    changed_on = london_today() if stored is not None else None
     return apply_catalogue(actor=actor, service=service, source=source, changed_on=changed_on)
+
+
+def _profile_changed(stored: m.Service, service: m.Service) -> bool:
+    return any(
+        getattr(stored, field.attname) != getattr(service, field.attname)
+        for field in m.Service._meta.concrete_fields
+        if field.name not in ("created_at", "updated_at")
+    )
 
 
 @transaction.atomic

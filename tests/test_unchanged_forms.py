@@ -1,0 +1,192 @@
+"""No silent change: every admin change form, submitted exactly as a browser shows it, changes
+nothing (no row, no history, no event); and the API's PUT of what its GET returned likewise.
+
+The change forms are found from the admin's registry; each model needs an object to open in
+OBJECTS below (or its admin is read-only, or for operators' apps only). A select that does
+not show the stored value sends another one: this is the test that catches it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.urls import reverse
+from rest_framework.test import APIClient
+
+from obligations import models as m
+from obligations import services
+from tests.conftest import TODAY
+from tests.helpers import form_data
+from tests.test_actors import OPERATOR_APPS, World, browser, world  # noqa: F401 (fixture)
+
+User = get_user_model()
+SOURCE = m.EventSource.ADMIN
+# Not the register: Django's own log of admin saves, sessions, and the access log.
+NOT_THE_RECORD = {"admin.logentry", "sessions.session", "obligations.accesslog"}
+
+
+def everything() -> dict[str, list[dict[str, Any]]]:
+    """Every row of every table the tracker keeps, as the database holds it now."""
+    state = {}
+    for model in apps.get_models():
+        label = model._meta.label_lower
+        if label in NOT_THE_RECORD or model._meta.app_label in ("django_celery_beat",):
+            continue
+        state[label] = list(model._base_manager.order_by("pk").values())
+    return state
+
+
+def changed(before: dict[str, list[Any]], after: dict[str, list[Any]]) -> dict[str, Any]:
+    return {
+        label: {"before": len(before[label]), "after": len(rows)}
+        for label, rows in after.items()
+        if rows != before[label]
+    }
+
+
+def _technology_notice(w: World) -> Any:
+    return services.record_notice(
+        actor=w.people["casey"],
+        notice=m.TechnologyNotice(
+            service=w.service,
+            ofcom_reference="TN-1",
+            skilled_report_on=TODAY - dt.timedelta(days=20),
+            stage=m.NoticeStage.SKILLED_PERSON_REPORT,
+            csea_private=True,
+        ),
+        source=SOURCE,
+    )
+
+
+def _ofcom_notice(w: World) -> Any:
+    return services.record_notice(
+        actor=w.people["casey"],
+        notice=m.OfcomNotice(
+            service=w.service,
+            kind=m.NoticeKind.INFORMATION,
+            given_on=TODAY,
+            respond_by=TODAY + dt.timedelta(days=28),
+        ),
+        source=SOURCE,
+    )
+
+
+def _assessment(w: World) -> Any:
+    ob = w.started("U2U-ILLEGAL-RA")
+    return services.start_assessment(actor=w.people["casey"], cycle=ob.current_cycle, source=SOURCE)
+
+
+def _service(w: World) -> Any:
+    """A service whose every kind of field holds a value, each yes/no/unknown one a stored
+    yes or no (the values a wrong select would send back as "unknown")."""
+    w.service.children_likely_to_access = True
+    w.service.uk_significant_users = True
+    w.service.uk_target_market = False
+    w.service.launch_date = dt.date(2024, 6, 1)
+    services.save_service(
+        actor=w.people["casey"],
+        service=w.service,
+        source=SOURCE,
+        features=m.Feature.objects.filter(code__in=["e2ee_messaging", "livestreaming"]),
+    )
+    return w.service
+
+
+def _provider(w: World) -> Any:
+    m.RevenuePeriod.objects.create(
+        provider=w.provider,
+        start=dt.date(2024, 1, 1),
+        end=dt.date(2024, 12, 31),
+        amount_gbp="300000000.00",
+        basis=m.RevenueBasis.AUDITED,
+        uk_referable_gbp="40000000.00",
+    )
+    services.revenue_changed(actor=w.people["casey"], provider=w.provider, source=SOURCE)
+    return w.provider
+
+
+def _obligation(w: World) -> Any:
+    ob = w.obligation()
+    services.assign_owner(
+        actor=w.people["casey"], obligation=ob, owner=w.people["rita"], source=SOURCE
+    )
+    return ob
+
+
+# model -> (who opens the page, the object)
+OBJECTS: dict[str, tuple[str, Callable[[World], Any]]] = {
+    "obligations.organisation": ("ada", lambda w: w.org),
+    "obligations.provider": ("casey", _provider),
+    "obligations.service": ("casey", _service),
+    "obligations.obligation": ("casey", _obligation),
+    "obligations.technologynotice": ("casey", _technology_notice),
+    "obligations.ofcomnotice": ("casey", _ofcom_notice),
+    "obligations.riskassessment": ("rita", _assessment),
+    "auth.user": ("root", lambda w: w.people["casey"]),
+}
+
+
+def change_forms() -> set[str]:
+    """The models whose admin change page saves: every registered admin that may change."""
+    found = set()
+    superuser = User(is_superuser=True, is_staff=True, is_active=True)
+    request = type("Request", (), {"user": superuser, "GET": {}, "POST": {}})()
+    for model, model_admin in admin.site._registry.items():
+        label = model._meta.label_lower
+        if label in OPERATOR_APPS or model._meta.app_label in OPERATOR_APPS:
+            continue
+        if model_admin.has_change_permission(request, None):
+            found.add(label)
+    return found
+
+
+def test_every_change_form_is_round_tripped():
+    assert sorted(change_forms() ^ set(OBJECTS)) == []
+
+
+@pytest.mark.parametrize("label", sorted(OBJECTS))
+def test_a_change_form_submitted_unchanged_changes_nothing(world, label):
+    who, make = OBJECTS[label]
+    obj = make(world)
+    client = browser(world.people[who])
+    url = reverse(f"admin:{label.replace('.', '_')}_change", args=[obj.pk])
+    page = client.get(url)
+    assert page.status_code == 200
+    data = form_data(page, f"{obj._meta.model_name}_form")
+    before = everything()
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert changed(before, everything()) == {}
+
+
+def test_the_children_select_shows_the_stored_answer(world):
+    service = _service(world)
+    page = browser(world.people["casey"]).get(
+        reverse("admin:obligations_service_change", args=[service.pk])
+    )
+    sent = form_data(page, "service_form")
+    assert (sent["children_likely_to_access"], sent["uk_target_market"]) == ("true", "false")
+    assert sent["uk_material_risk"] == "unknown"
+
+
+def test_the_api_put_of_an_unchanged_service_changes_nothing(world):
+    service = _service(world)
+    client = APIClient()
+    client.force_login(world.people["casey"])
+    url = f"/api/v1/services/{service.pk}/"
+    body = client.get(url).json()
+    before = everything()
+    response = client.put(url, body, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["register"] == {
+        "created": [],
+        "applies_again": [],
+        "no_longer_applies": [],
+    }
+    assert changed(before, everything()) == {}
