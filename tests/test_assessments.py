@@ -230,6 +230,26 @@ def test_recommended_measures_differ_between_small_single_risk_and_large_multi_r
     assert large_recs["ICU C15"].why == "laid, not in force"
 
 
+def test_complaint_acknowledgements_are_for_large_services_or_any_medium_risk(team):
+    """ICU D4 and D6 are for services that are large or at medium or high risk of any kind of
+    illegal harm: size alone brings them, before any assessment; D3 and D5 also need children
+    likely to access the service."""
+    large = team_service(team, "Large", 9_000_000, children_likely_to_access=False)
+    small = team_service(team, "Small", 50_000, children_likely_to_access=False)
+    risky = team_service(team, "Risky", 50_000, children_likely_to_access=False)
+    before = {r.code: r for r in selectors.recommended_measures(large, TODAY)}
+    assert (before["ICU D4"].recommended, before["ICU D6"].recommended) == (True, True)
+    assert "large: 9,000,000 monthly UK users" in before["ICU D4"].why
+    all_low = levels_for(large, team["assessor"], {})
+    assert (all_low["ICU D4"].recommended, all_low["ICU D6"].recommended) == (True, True)
+    assert (all_low["ICU D3"].recommended, all_low["ICU D5"].recommended) == (False, False)
+    small_recs = levels_for(small, team["assessor"], {})
+    assert (small_recs["ICU D4"].recommended, small_recs["ICU D6"].recommended) == (False, False)
+    risky_recs = levels_for(risky, team["assessor"], {"fraud": ("medium", "medium")})
+    assert (risky_recs["ICU D4"].recommended, risky_recs["ICU D6"].recommended) == (True, True)
+    assert "medium or higher risk of fraud" in risky_recs["ICU D6"].why
+
+
 def test_a_feature_or_a_register_category_brings_its_measures(team):
     """ICU E1 is for services with a recommender system and ICU G2 for Category 1 ones:
     recommended by what the service declares, whatever its size and risks."""
