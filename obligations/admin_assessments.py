@@ -65,7 +65,16 @@ class RiskFactorAdmin(CatalogueAdmin):
 
 @admin.register(m.CodeMeasure)
 class CodeMeasureAdmin(CatalogueAdmin):
-    list_display = ("code", "area", "summary", "status", "effective_from", "basis", "verified")
+    list_display = (
+        "code",
+        "area",
+        "summary",
+        "status",
+        "issued_on",
+        "effective_from",
+        "basis",
+        "verified",
+    )
     list_filter = ("code_family", "status", "basis", "area")
     search_fields = ("code", "summary")
 

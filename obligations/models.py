@@ -1279,7 +1279,14 @@ class CodeMeasure(CatalogueEntry):
     duties = models.ManyToManyField(Duty, related_name="measures")
     recommended_for = models.JSONField()
     status = models.CharField(max_length=10, help_text="in_force, laid or proposed")
-    effective_from = models.DateField()
+    issued_on = models.DateField(
+        null=True, blank=True, help_text="When Ofcom issued the code (or amendment) holding it."
+    )
+    effective_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="In force from: 21 days after it was issued (s.43(4)(b)); empty until issued.",
+    )
     basis = models.CharField(max_length=1, help_text="O: Ofcom page; S: secondary; U: unconfirmed")
     changed_in = models.ForeignKey(
         CatalogueVersion,

@@ -1553,8 +1553,16 @@ HARM_FIELDS = (
 FACTOR_FIELDS = ("label", "group", "assessments", "source_url", "verified", "unverified_note")
 # What a measure asks and whom it is for: a change to these is a regulatory change.
 MEASURE_SUBSTANCE = ("code_family", "summary", "recommended_for", "status", "effective_from")
-MEASURE_FIELDS = (*MEASURE_SUBSTANCE, "area", "basis", "source_url", "verified", "unverified_note")
-DATE_FIELDS = {"effective_from", "effective_until", "assess_by"}
+MEASURE_FIELDS = (
+    *MEASURE_SUBSTANCE,
+    "issued_on",
+    "area",
+    "basis",
+    "source_url",
+    "verified",
+    "unverified_note",
+)
+DATE_FIELDS = {"effective_from", "effective_until", "assess_by", "issued_on"}
 
 
 def _values(entry: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -1568,6 +1576,14 @@ def _values(entry: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
         elif name in ("unverified_note", "source"):
             value = value or ""
         values[name] = value
+    return values
+
+
+def _measure_values(entry: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]:
+    """A measure's row as the catalogue gives it; its in-force date follows from its issue."""
+    values = _values(entry, MEASURE_FIELDS)
+    params = catalogue.parameters["assessment"]
+    values["effective_from"] = codes.in_force_from(values["issued_on"], params)
     return values
 
 
@@ -1596,7 +1612,7 @@ def _diff_codes(catalogue: Catalogue, diff: CatalogueDiff) -> None:
     measure_changes, substantive = [], []
     for entry in catalogue.measures:
         known = measures.get(entry["code"])
-        values = _values(entry, MEASURE_FIELDS)
+        values = _measure_values(entry, catalogue)
         duties = sorted(entry["duties"])
         if known is None:
             measure_changes.append(entry["code"])
@@ -1658,7 +1674,7 @@ def _load_codes(
     }
     for entry in catalogue.measures:
         values = {
-            **_values(entry, MEASURE_FIELDS),
+            **_measure_values(entry, catalogue),
             "catalogue_version": version,
             "retired_at": None,
         }
@@ -1739,7 +1755,7 @@ def regulatory_change(*, actor: User, diff: CatalogueDiff, catalogue: Catalogue)
         for measure in measures:
             if measure.code not in recommended:
                 continue
-            due = max(default_due, measure.effective_from)
+            due = max(default_due, measure.effective_from or default_due)
             note = (
                 f"Catalogue {catalogue.version} adds or changes Ofcom's measure {measure.code} "
                 f"({measure.summary}): decide it for this service by {due:%-d %b %Y}."

@@ -474,6 +474,69 @@ def test_a_changed_measure_needs_deciding_again_where_it_is_recommended(team, ca
     ) == [service.pk]
 
 
+# --- When a measure comes into force ----------------------------------------
+
+
+def test_a_measure_is_in_force_21_days_after_its_code_was_issued_never_from_laying(catalogue):
+    """s.43(4)(b): in force at the end of the 21 days beginning with the day Ofcom issue the
+    code. The Illegal Content Codes were issued on 24 Feb 2025 (in force 17 Mar 2025), the
+    Protection of Children Code on 4 Jul 2025 (in force 25 Jul 2025). A code laid before
+    Parliament but not issued has no in-force date: laying starts only the 40-day period."""
+    dates = dict(m.CodeMeasure.objects.values_list("code", "issued_on"))
+    starts = dict(m.CodeMeasure.objects.values_list("code", "effective_from"))
+    assert (dates["ICU A2"], starts["ICU A2"]) == (dt.date(2025, 2, 24), dt.date(2025, 3, 17))
+    assert (dates["PCU A2"], starts["PCU A2"]) == (dt.date(2025, 7, 4), dt.date(2025, 7, 25))
+    assert (dates["ICU C14"], starts["ICU C14"]) == (dt.date(2026, 9, 9), dt.date(2026, 9, 30))
+    # ICU C15 was laid on 18 Jun 2026: 18 Jun + 21 days (9 Jul) is not when it comes into force.
+    assert (dates["ICU C15"], starts["ICU C15"]) == (None, None)
+    for status, issued, start in m.CodeMeasure.objects.values_list(
+        "status", "issued_on", "effective_from"
+    ):
+        assert start == (issued + dt.timedelta(days=21) if issued else None)
+        assert (issued is not None) == (status == "in_force")
+
+
+def test_a_measure_issued_less_than_21_days_ago_is_listed_with_its_date(team, catalogue_file):
+    service = team_service(team, "Chat", 50_000)
+
+    def issue(data):  # type: ignore[no-untyped-def]
+        measure = next(x for x in data["measures"] if x["code"] == "ICU C15")
+        measure.update(status="in_force", issued_on="2026-11-10", recommended_for={})
+
+    services.load_catalogue(
+        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, issue)
+    )
+    found = {r.code: r for r in selectors.recommended_measures(service, TODAY)}
+    assert found["ICU C15"].recommended is False
+    assert found["ICU C15"].why == "in force from 1 Dec 2026"
+    later = {r.code: r for r in selectors.recommended_measures(service, dt.date(2026, 12, 1))}
+    assert later["ICU C15"].recommended is True
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["measures"][0].pop("issued_on"),
+            r"measures\[0\].issued_on: an in-force measure says when Ofcom issued its code",
+        ),
+        (
+            lambda d: next(x for x in d["measures"] if x["status"] == "laid").update(
+                issued_on="2026-06-18"
+            ),
+            "a laid or proposed measure has no issue date",
+        ),
+        (
+            lambda d: d["measures"][0].update(effective_from="2025-03-17"),
+            r"measures\[0\].effective_from: unknown field",
+        ),
+    ],
+)
+def test_a_measure_gives_its_issue_date_and_never_an_in_force_date(catalogue_file, change, message):
+    with pytest.raises(CatalogueError, match=message):
+        changed_catalogue(catalogue_file, change)
+
+
 # --- Records, the admin, the demo -------------------------------------------
 
 
