@@ -138,6 +138,9 @@ class _Evaluator:
         if "features_any" in rule:
             hit = [f for f in rule["features_any"] if f in facts.features]
             yield bool(hit), f"has {', '.join(hit)}"
+        if "features_none" in rule:
+            hit = [f for f in rule["features_none"] if f in facts.features]
+            yield not hit, f"has no {', '.join(rule['features_none'])}"
         if "categories_any" in rule:
             hit = [c for c in rule["categories_any"] if c in facts.categories]
             yield bool(hit), f"Category {', '.join(hit)}"

@@ -261,6 +261,42 @@ def test_a_feature_or_a_register_category_brings_its_measures(team):
     assert (verdicts[declared.pk]["ICU E1"], verdicts[declared.pk]["ICU G2"]) == (True, True)
 
 
+def test_age_assurance_measures_follow_all_primary_priority_content_not_only_pornography(team):
+    """PCU B2 is for a service whose principal purpose is primary priority content; B4 for
+    one where B2 does not apply and some kind of it (pornography, suicide, self-injury or
+    eating-disorder content, s.61) is allowed, or prohibited but cannot all be taken down;
+    B1 wherever age assurance is used for them."""
+    profiles = {
+        "Plain": [],
+        "Porn site": ["ppc_principal_purpose"],
+        "Social with adult content": ["user_pornography"],
+        "Recovery forum": ["ppc_not_prohibited"],  # allows self-injury discussion for adults
+        "Strict but leaky": ["ppc_takedown_not_feasible"],
+    }
+    made = {
+        name: team_service(team, name, 50_000, children_likely_to_access=True, features=features)
+        for name, features in profiles.items()
+    }
+    found = selectors.recommended_measures_of([s.pk for s in made.values()], TODAY)
+    verdicts = {
+        name: tuple({r.code: r.recommended for r in found[s.pk]}[c] for c in ("PCU B2", "PCU B4"))
+        for name, s in made.items()
+    }
+    assert verdicts == {
+        "Plain": (False, False),
+        "Porn site": (True, False),
+        "Social with adult content": (False, True),
+        "Recovery forum": (False, True),
+        "Strict but leaky": (False, True),
+    }
+    b1 = {name: {r.code: r for r in found[s.pk]}["PCU B1"] for name, s in made.items()}
+    assert all(b1[name].recommended for name in profiles if name != "Plain")
+    # Without age assurance for primary priority content, B1 waits on the children's risk
+    # assessment (PCU B5 brings it for medium or high risk of priority content).
+    assert b1["Plain"].recommended is None
+    assert "has ppc_not_prohibited" in b1["Recovery forum"].why
+
+
 # --- Decisions gate the safety duties ---------------------------------------
 
 
