@@ -82,6 +82,8 @@ class _Evaluator:
         return list(harms)
 
     def multi_risk(self) -> tuple[bool | None, str]:
+        """Medium or high risk of two or more kinds (the catalogue's multi_risk rule): kinds are
+        counted by group, so CSEA's parts (Table C rows 2A-2C) count once, as CSEA."""
         if self.levels is None:
             return None, f"no {self.family} risk assessment with levels yet"
         rule = self.params["multi_risk"]

@@ -230,6 +230,45 @@ def test_recommended_measures_differ_between_small_single_risk_and_large_multi_r
     assert large_recs["ICU C15"].why == "laid, not in force"
 
 
+@pytest.mark.parametrize(
+    ("ratings", "multi", "kinds"),
+    [
+        # Worked examples of ICU para 5.6: two or more kinds at medium or high, Table C rows
+        # 2A-2C (CSEA's parts) not counted on top of CSEA (row 2).
+        ({"hate": ("medium", "medium")}, False, "1 kind(s) (hate)"),
+        (
+            {"csea_grooming": ("medium", "medium"), "csea_image": ("high", "high")},
+            False,
+            "1 kind(s) (csea)",
+        ),
+        (
+            {
+                "csea_grooming": ("high", "high"),
+                "csea_image": ("medium", "medium"),
+                "csea_urls": ("high", "medium"),
+            },
+            False,
+            "1 kind(s) (csea)",
+        ),
+        (
+            {"csea_urls": ("medium", "medium"), "hate": ("medium", "medium")},
+            True,
+            "2 kind(s) (csea, hate)",
+        ),
+        ({"fraud": ("high", "medium"), "hate": ("medium", "medium")}, True, "2 kind(s)"),
+        ({"fraud": ("low", "high")}, False, "1 kind(s) (fraud)"),  # low x high: medium
+        ({"fraud": ("low", "medium")}, False, "0 kind(s)"),
+    ],
+)
+def test_multi_risk_counts_kinds_of_illegal_harm_with_csea_once(team, ratings, multi, kinds):
+    service = team_service(team, "Chat", 50_000)
+    found = levels_for(service, team["assessor"], ratings)
+    # ICU C3 is for large or multi-risk services, D9 for those neither large nor multi-risk.
+    assert (found["ICU C3"].recommended, found["ICU D9"].recommended) == (multi, not multi)
+    why = found["ICU C3"].why if multi else found["ICU D9"].why
+    assert f"medium or higher risk for {kinds}" in why
+
+
 def test_complaint_acknowledgements_are_for_large_services_or_any_medium_risk(team):
     """ICU D4 and D6 are for services that are large or at medium or high risk of any kind of
     illegal harm: size alone brings them, before any assessment; D3 and D5 also need children
