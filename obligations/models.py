@@ -1261,6 +1261,12 @@ class RiskFactor(CatalogueEntry):
     label = models.CharField(max_length=200)
     group = models.CharField(max_length=60)
     assessments = models.JSONField()
+    brought_in = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Features that pre-select it on some harm kinds' rows, and what those rows "
+        "must then record (catalogue rule).",
+    )
 
     class Meta(CatalogueEntry.Meta):
         ordering = ["group", "label"]
@@ -1375,6 +1381,13 @@ class AssessmentEntry(models.Model):
     impact = models.CharField(max_length=10, blank=True)
     level = models.CharField(max_length=10, blank=True, help_text="From likelihood and impact.")
     rationale = models.TextField(blank=True)
+    private_channels = models.TextField(
+        "private and encrypted channels",
+        blank=True,
+        help_text="How the risk in private and end-to-end encrypted channels was assessed, "
+        "where a risk factor's catalogue rule requires it (e.g. CSEA on an end-to-end "
+        "encrypted service).",
+    )
     risk_factors = models.ManyToManyField(RiskFactor, blank=True, related_name="+")
     evidence = models.ManyToManyField(Evidence, blank=True, related_name="assessment_entries")
     evidence_notes = models.TextField(blank=True)

@@ -186,6 +186,147 @@ def test_a_complete_assessment_meets_its_cycle_with_four_eyes(team):
         )
 
 
+# --- End-to-end encryption and CSEA ------------------------------------------
+
+CSEA_ROWS = [
+    "CSEA: CSAM URLs",
+    "CSEA: grooming",
+    "CSEA: image-based child sexual abuse material",
+]
+CHANNELS = "Assessed from in-chat reports, account signals and NCA referrals."
+
+
+def factors_by_row(assessment):  # type: ignore[no-untyped-def]
+    entries = assessment.entries.select_related("harm_kind").prefetch_related("risk_factors")
+    return {e.harm_kind.label: {f.code for f in e.risk_factors.all()} for e in entries}
+
+
+def rate(entry, actor, **given):  # type: ignore[no-untyped-def]
+    """Rate a row low/low, keeping the risk factors already on it unless given."""
+    given.setdefault("risk_factors", list(entry.risk_factors.all()))
+    return services.rate_entry(
+        actor=actor, entry=entry, likelihood="low", impact="low", rationale="Reasoned.", **given
+    )
+
+
+def test_an_encrypted_service_has_the_encrypted_messaging_factor_on_its_csea_rows(team):
+    chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
+    plain = applied_service(provider=team["provider"], name="Plain", features=["direct_messaging"])
+    started = {
+        s.name: services.start_assessment(
+            actor=team["assessor"], cycle=cycle_of(s, "U2U-ILLEGAL-RA"), source=ADMIN
+        )
+        for s in (chat, plain)
+    }
+    rows = factors_by_row(started["Chat"])
+    assert sorted(label for label, f in rows.items() if "encrypted_messaging" in f) == CSEA_ROWS
+    assert not any(factors_by_row(started["Plain"]).values())
+    event = cycle_of(chat, "U2U-ILLEGAL-RA").events.get(reason__startswith="Risk factor")
+    assert event.reason == (
+        "Risk factor “Encrypted messaging” selected on CSEA: CSAM URLs; CSEA: grooming; CSEA: "
+        "image-based child sexual abuse material: the service's features bring it (catalogue "
+        "rule)."
+    )
+    assert event.actor == team["assessor"]
+
+
+def test_a_csea_row_of_an_encrypted_service_is_rated_only_covering_private_channels(team):
+    chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
+    assessment = services.start_assessment(
+        actor=team["assessor"], cycle=cycle_of(chat, "U2U-ILLEGAL-RA"), source=ADMIN
+    )
+    grooming = assessment.entries.get(harm_kind__code="csea_grooming")
+    with pytest.raises(services.AssessmentError) as refused:
+        rate(grooming, team["assessor"])
+    assert str(refused.value).startswith(
+        "CSEA: grooming: with the risk factor “Encrypted messaging”, “private and encrypted "
+        "channels” must be filled in: How the risk of this harm in private and end-to-end"
+    )
+    with pytest.raises(services.AssessmentError, match="keep the risk factor “Encrypted messag"):
+        rate(grooming, team["assessor"], risk_factors=[], private_channels=CHANNELS)
+    grooming.refresh_from_db()
+    assert grooming.level == ""  # nothing was saved
+    rated = rate(grooming, team["assessor"], private_channels=f"  {CHANNELS} ")
+    assert (rated.level, rated.private_channels) == ("low", CHANNELS)
+    # Rows outside the rule are rated as before.
+    rate(assessment.entries.get(harm_kind__code="fraud"), team["assessor"])
+
+
+def test_the_cycle_is_not_met_until_csea_rows_cover_encrypted_channels_after_e2ee_arrives(team):
+    """A service that adds end-to-end encryption while its assessment is open: the CSEA rows
+    already rated gain the factor, and approval is refused naming them until each says how
+    the risk in encrypted channels was assessed."""
+    chat = applied_service(provider=team["provider"], name="Chat", features=["direct_messaging"])
+    cycle = to_review(cycle_of(chat, "U2U-ILLEGAL-RA"), team["reviewer"])
+    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    rate_all(assessment, team["assessor"])
+    services.save_service(
+        actor=team["assessor"],
+        service=chat,
+        source=ADMIN,
+        features=m.Feature.objects.filter(code__in=["direct_messaging", "e2ee_messaging"]),
+    )
+    rows = factors_by_row(assessment)
+    assert sorted(label for label, f in rows.items() if "encrypted_messaging" in f) == CSEA_ROWS
+    third = member(team["org"], username="sam")
+    with pytest.raises(services.TransitionError) as refused:
+        services.do_approve(actor=third, cycle=cycle, source=ADMIN)
+    message = str(refused.value)
+    assert message.startswith(
+        "The risk assessment does not yet cover private and end-to-end encrypted channels "
+        "where the catalogue requires it: CSEA: CSAM URLs: with the risk factor"
+    )
+    assert all(row in message for row in CSEA_ROWS) and "Fraud" not in message
+    for entry in assessment.entries.filter(harm_kind__group="csea"):
+        rate(entry, team["assessor"], private_channels=CHANNELS)
+    cycle = services.do_approve(actor=third, cycle=cycle, source=ADMIN)
+    assert cycle.status == m.CycleStatus.MET
+    # A closed record is never changed by a later profile change.
+    services.save_service(
+        actor=team["assessor"], service=chat, source=ADMIN, features=m.Feature.objects.none()
+    )
+    assert factors_by_row(assessment) == rows
+
+
+def test_the_admin_shows_the_private_channels_rule_on_the_row_and_the_record(client, team):
+    chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
+    assessment = services.start_assessment(
+        actor=team["assessor"], cycle=cycle_of(chat, "U2U-ILLEGAL-RA"), source=ADMIN
+    )
+    client.force_login(team["assessor"])
+    url = reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
+    page = client.get(url)
+    assert "How the risk of this harm in private and end-to-end encrypted" in page.content.decode()
+    data = admin_form_data(page)
+    entry = assessment.entries.get(harm_kind__code="csea_image")
+    index = list(assessment.entries.values_list("pk", flat=True)).index(entry.pk)
+    data.update(
+        {
+            f"entries-{index}-likelihood": "medium",
+            f"entries-{index}-impact": "high",
+            f"entries-{index}-rationale": "Image sharing in chats.",
+        }
+    )
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    assert "With the risk factor “Encrypted messaging”" in refused.content.decode()
+    entry.refresh_from_db()
+    assert entry.level == ""
+    data[f"entries-{index}-private_channels"] = CHANNELS
+    assert client.post(url, data).status_code == 302
+    entry.refresh_from_db()
+    assert (entry.level, entry.private_channels) == ("high", CHANNELS)
+    record = client.get(reverse("assessment-record", args=[assessment.pk])).content.decode()
+    assert f"<strong>Private and encrypted channels:</strong> {CHANNELS}" in record
+    assert "Private and encrypted channels not yet covered:</strong> CSEA: CSAM URLs" in record
+    obligation = reverse(
+        "admin:obligations_obligation_change", args=[cycle_of(chat, "U2U-ILLEGAL-RA").obligation_id]
+    )
+    assert (
+        "Private and encrypted channels not yet covered" in client.get(obligation).content.decode()
+    )
+
+
 # --- Recommended measures ---------------------------------------------------
 
 
