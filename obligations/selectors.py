@@ -596,18 +596,19 @@ def factor_rules(assessment: m.RiskAssessment) -> FactorRules:
 
 
 def private_channel_gaps(assessment: m.RiskAssessment) -> list[str]:
-    """The rows that do not yet meet the risk factor rules, each named with what is missing."""
+    """The rows that do not yet meet the risk factor rules, named and grouped by what they
+    lack ("CSEA: grooming; CSEA: CSAM URLs: with the risk factor ...")."""
     rules = factor_rules(assessment)
     if not rules.rules:
         return []
     entries = assessment.entries.select_related("harm_kind").prefetch_related("risk_factors")
-    gaps = []
+    rows: dict[str, list[str]] = {}
     for entry in entries:
         factors = [f.code for f in entry.risk_factors.all()]
         problem = rules.problem(entry.harm_kind.code, factors, entry.private_channels)
         if problem:
-            gaps.append(f"{entry_label(entry)}: {problem}")
-    return gaps
+            rows.setdefault(problem, []).append(entry_label(entry))
+    return [f"{'; '.join(labels)}: {problem}" for problem, labels in rows.items()]
 
 
 def service_of_evidence(evidence: m.Evidence) -> int | None:
