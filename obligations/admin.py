@@ -781,16 +781,46 @@ class SignificantChangeForm(forms.Form):
         return day
 
 
-def powers_list(powers: list[dict[str, str]]) -> str:
+def powers_list(powers: list[dict[str, Any]]) -> str:
     if not powers:
         return "None: the service is exempt or outside Part 3."
     return format_html(
-        "<ul>{}</ul>",
-        format_html_join(
-            "",
-            "<li><strong>{} ({})</strong>: {}</li>",
-            ((p["title"], p["section"], p["why"]) for p in powers),
+        "<ul>{}</ul>", format_html_join("", "<li>{}</li>", ((power_html(p),) for p in powers))
+    )
+
+
+def power_html(power: dict[str, Any]) -> str:
+    """One notice power: what it could require, notes for this service, the conditions the
+    Act sets, and whether what it needs exists yet, each dated and sourced."""
+    notes = format_html_join(
+        "", "<p><strong>For this service:</strong> {}</p>", ((n,) for n in power["notes"])
+    )
+    conditions = format_html_join(
+        "", "<li>{}: {}</li>", ((c["section"], c["text"]) for c in power["conditions"])
+    )
+    needs = format_html_join(
+        "",
+        '<li>{} ({}): <strong>{}</strong> (checked {}). {} <a href="{}">Source</a>.</li>',
+        (
+            (
+                p["what"],
+                p["section"],
+                "published" if p["exists"] else "not published as far as the catalogue knows",
+                p["checked_on"],
+                p["note"],
+                p["source_url"],
+            )
+            for p in power["prerequisites"]
         ),
+    )
+    return format_html(
+        "<strong>{} ({})</strong>: {}{}{}{}",
+        power["title"],
+        power["section"],
+        power["why"],
+        notes,
+        format_html("<p>On these conditions:</p><ul>{}</ul>", conditions) if conditions else "",
+        format_html("<p>In place yet?</p><ul>{}</ul>", needs) if needs else "",
     )
 
 

@@ -37,6 +37,7 @@ def assessment_panel(obligation: m.Obligation) -> dict[str, Any]:
         panel["assessment"] = assessment
         if assessment is not None:
             panel["unrated"] = selectors.unrated_entries(assessment)
+            panel["channel_gaps"] = selectors.private_channel_gaps(assessment)
             panel["rows"] = assessment.entries.count()
     if obligation.service is not None and obligation.duty.measures.exists():
         panel["undecided"] = selectors.undecided_measures(obligation.service, obligation.duty)
@@ -65,7 +66,16 @@ class RiskFactorAdmin(CatalogueAdmin):
 
 @admin.register(m.CodeMeasure)
 class CodeMeasureAdmin(CatalogueAdmin):
-    list_display = ("code", "area", "summary", "status", "effective_from", "basis", "verified")
+    list_display = (
+        "code",
+        "area",
+        "summary",
+        "status",
+        "issued_on",
+        "effective_from",
+        "basis",
+        "verified",
+    )
     list_filter = ("code_family", "status", "basis", "area")
     search_fields = ("code", "summary")
 
@@ -76,14 +86,26 @@ class CodeMeasureAdmin(CatalogueAdmin):
 class EntryForm(forms.ModelForm):
     class Meta:
         model = m.AssessmentEntry
-        fields = ("likelihood", "impact", "rationale", "risk_factors", "evidence", "evidence_notes")
+        fields = (
+            "likelihood",
+            "impact",
+            "rationale",
+            "private_channels",
+            "risk_factors",
+            "evidence",
+            "evidence_notes",
+        )
         widgets = {
             "rationale": forms.Textarea(attrs={"rows": 2, "cols": 40}),
+            "private_channels": forms.Textarea(attrs={"rows": 2, "cols": 30}),
             "evidence_notes": forms.Textarea(attrs={"rows": 1, "cols": 24}),
         }
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(
+        self, *args: Any, rules: selectors.FactorRules | None = None, **kwargs: Any
+    ) -> None:
         super().__init__(*args, **kwargs)
+        self.rules = rules
         params = selectors.catalogue_parameters()["assessment"]
         blank = [("", "—")]
         self.fields["likelihood"] = forms.ChoiceField(
@@ -104,6 +126,12 @@ class EntryForm(forms.ModelForm):
             )
         for name in ("risk_factors", "evidence"):
             self.fields[name].widget.attrs["size"] = 4
+        brought = rules.brought(entry.harm_kind.code) if rules and entry.pk else []
+        notes = [f.brought_in.get("requires_note", "") for f, _ in brought]
+        notes = [note for note in notes if note]
+        self.fields["private_channels"].widget.attrs["placeholder"] = (
+            " ".join(notes) if notes else "Only where a risk factor's rule asks for it"
+        )
 
     def clean(self) -> dict[str, Any]:
         data = super().clean() or {}
@@ -111,7 +139,28 @@ class EntryForm(forms.ModelForm):
             raise forms.ValidationError("Rate both the likelihood and the impact.")
         if data.get("rationale", "").strip() and not data.get("likelihood"):
             raise forms.ValidationError("Rate the likelihood and impact the rationale explains.")
+        # The rule rate_entry applies, shown on the row rather than refused after the form.
+        if self.rules is not None and self.has_changed() and data.get("likelihood"):
+            problem = self.rules.problem(
+                self.instance.harm_kind.code,
+                [f.code for f in data.get("risk_factors", [])],
+                data.get("private_channels", ""),
+            )
+            if problem:
+                raise forms.ValidationError(problem[0].upper() + problem[1:] + ".")
         return data
+
+
+class EntryFormSet(forms.BaseInlineFormSet):
+    """Gives every row the assessment's risk factor rules, worked out once."""
+
+    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
+        kwargs = super().get_form_kwargs(index)
+        if self.instance.pk is not None:
+            if not hasattr(self, "_rules"):
+                self._rules = selectors.factor_rules(self.instance)
+            kwargs["rules"] = self._rules
+        return kwargs
 
 
 class EntryInline(admin.TabularInline):
@@ -119,6 +168,7 @@ class EntryInline(admin.TabularInline):
 
     model = m.AssessmentEntry
     form = EntryForm
+    formset = EntryFormSet
     extra = 0
     can_delete = False
     fields = (
@@ -128,6 +178,7 @@ class EntryInline(admin.TabularInline):
         "impact",
         "level",
         "rationale",
+        "private_channels",
         "risk_factors",
         "evidence",
         "evidence_notes",
@@ -228,6 +279,7 @@ class RiskAssessmentAdmin(ScopedHistoryAdmin):
                 risk_factors=data["risk_factors"],
                 evidence=data["evidence"],
                 evidence_notes=data["evidence_notes"],
+                private_channels=data["private_channels"],
             )
 
     @admin.display(description="progress")

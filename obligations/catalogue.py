@@ -429,19 +429,29 @@ def describe_rule(rule: Mapping[str, Any]) -> str:
     return ", ".join(parts)
 
 
-def notice_powers(catalogue: Catalogue, profile: Profile) -> list[dict[str, str]]:
-    """The Ofcom notice powers that could reach the profile, so a team can prepare."""
+def notice_powers(catalogue: Catalogue, profile: Profile) -> list[dict[str, Any]]:
+    """The Ofcom notice powers that could reach the profile, so a team can prepare: what each
+    could require, the notes for a profile like this one, the conditions the Act sets, and
+    whether what the power needs exists yet (as far as the catalogue knows)."""
     features = catalogue.implied_features(profile.features)
     result = []
     for power in catalogue.notice_powers:
         ok, reasons = evaluate(power["applies"], profile, features, catalogue.parameters)
         if ok:
             facts = "; ".join(reasons)
+            notes = [
+                note["text"]
+                for note in power.get("notes", [])
+                if evaluate(note["applies"], profile, features, catalogue.parameters)[0]
+            ]
             result.append(
                 {
                     "section": power["section"],
                     "title": power["title"],
                     "why": f"{power['why']} Reaches it as: {facts}." if facts else power["why"],
+                    "notes": notes,
+                    "conditions": power.get("conditions", []),
+                    "prerequisites": power.get("prerequisites", []),
                 }
             )
     return result

@@ -17,6 +17,15 @@ from typing import Any
 FAMILY_OF_CODE = {"ICU": "illegal", "ICS": "illegal", "PCU": "children", "PCS": "children"}
 
 
+def in_force_from(issued_on: dt.date | None, params: Mapping[str, Any]) -> dt.date | None:
+    """The day an issued measure comes into force: the end of the period of 21 days beginning
+    with its issue day (s.43(4)(b)), so the issue date plus 21 days. Laying starts no clock:
+    a measure not yet issued has no in-force date."""
+    if issued_on is None:
+        return None
+    return issued_on + dt.timedelta(days=int(params["code_in_force"]["days_after_issue"]))
+
+
 def level_for(likelihood: str, impact: str, params: Mapping[str, Any]) -> str:
     """The risk level the catalogue's matrix gives a likelihood and an impact."""
     return str(params["matrix"][likelihood][impact])
@@ -73,6 +82,8 @@ class _Evaluator:
         return list(harms)
 
     def multi_risk(self) -> tuple[bool | None, str]:
+        """Medium or high risk of two or more kinds (the catalogue's multi_risk rule): kinds are
+        counted by group, so CSEA's parts (Table C rows 2A-2C) count once, as CSEA."""
         if self.levels is None:
             return None, f"no {self.family} risk assessment with levels yet"
         rule = self.params["multi_risk"]
@@ -129,6 +140,9 @@ class _Evaluator:
         if "features_any" in rule:
             hit = [f for f in rule["features_any"] if f in facts.features]
             yield bool(hit), f"has {', '.join(hit)}"
+        if "features_none" in rule:
+            hit = [f for f in rule["features_none"] if f in facts.features]
+            yield not hit, f"has no {', '.join(rule['features_none'])}"
         if "categories_any" in rule:
             hit = [c for c in rule["categories_any"] if c in facts.categories]
             yield bool(hit), f"Category {', '.join(hit)}"
@@ -172,8 +186,8 @@ def recommend(
     for measure in measures:
         if measure["code_family"] not in families:
             continue
-        starts: dt.date = measure["effective_from"]
-        if measure["status"] != "in_force":
+        starts: dt.date | None = measure["effective_from"]
+        if measure["status"] != "in_force" or starts is None:
             result.append(Recommendation(measure, False, f"{measure['status']}, not in force"))
             continue
         if starts > today:

@@ -1400,6 +1400,12 @@ class RiskFactor(CatalogueEntry):
     label = models.CharField(max_length=200)
     group = models.CharField(max_length=60)
     assessments = models.JSONField()
+    brought_in = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="Features that pre-select it on some harm kinds' rows, and what those rows "
+        "must then record (catalogue rule).",
+    )
 
     class Meta(CatalogueEntry.Meta):
         ordering = ["group", "label"]
@@ -1418,7 +1424,14 @@ class CodeMeasure(CatalogueEntry):
     duties = models.ManyToManyField(Duty, related_name="measures")
     recommended_for = models.JSONField()
     status = models.CharField(max_length=10, help_text="in_force, laid or proposed")
-    effective_from = models.DateField()
+    issued_on = models.DateField(
+        null=True, blank=True, help_text="When Ofcom issued the code (or amendment) holding it."
+    )
+    effective_from = models.DateField(
+        null=True,
+        blank=True,
+        help_text="In force from: 21 days after it was issued (s.43(4)(b)); empty until issued.",
+    )
     basis = models.CharField(max_length=1, help_text="O: Ofcom page; S: secondary; U: unconfirmed")
     changed_in = models.ForeignKey(
         CatalogueVersion,
@@ -1507,6 +1520,13 @@ class AssessmentEntry(models.Model):
     impact = models.CharField(max_length=10, blank=True)
     level = models.CharField(max_length=10, blank=True, help_text="From likelihood and impact.")
     rationale = models.TextField(blank=True)
+    private_channels = models.TextField(
+        "private and encrypted channels",
+        blank=True,
+        help_text="How the risk in private and end-to-end encrypted channels was assessed, "
+        "where a risk factor's catalogue rule requires it (e.g. CSEA on an end-to-end "
+        "encrypted service).",
+    )
     risk_factors = models.ManyToManyField(RiskFactor, blank=True, related_name="+")
     evidence = models.ManyToManyField(Evidence, blank=True, related_name="assessment_entries")
     evidence_notes = models.TextField(blank=True)

@@ -8,7 +8,8 @@ ids.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -544,6 +545,83 @@ def unrated_entries(assessment: m.RiskAssessment) -> list[str]:
     """The rows still without a level or a rationale, named."""
     entries = assessment.entries.select_related("harm_kind")
     return [entry_label(e) for e in entries if not e.complete]
+
+
+def service_features(service_id: int) -> frozenset[str]:
+    """The service's features with those they imply (e2ee messaging is direct messaging)."""
+    codes_ = m.Service.features.through.objects.filter(service_id=service_id).values_list(
+        "feature__code", flat=True
+    )
+    implies = dict(m.Feature.objects.filter(retired_at__isnull=True).values_list("code", "implies"))
+    return implied(codes_, implies)
+
+
+@dataclass(frozen=True)
+class FactorRules:
+    """The catalogue's risk factor rules (`brought_in`) as they bear on one assessment: which
+    factors the service's features bring to which harm kinds' rows, and which rows must then
+    say how the risk in private and encrypted channels was assessed."""
+
+    features: Mapping[str, str]  # the service's features (implied ones too): code -> label
+    rules: tuple[m.RiskFactor, ...]  # the factors with a rule for this kind of assessment
+
+    def brought(self, harm: str) -> list[tuple[m.RiskFactor, list[str]]]:
+        """The factors the service's features bring to the rows of `harm`, each with the
+        labels of the features that bring it."""
+        found = []
+        for factor in self.rules:
+            rule = factor.brought_in
+            by = [self.features[c] for c in rule["by_features"] if c in self.features]
+            if harm in rule["on_harms"] and by:
+                found.append((factor, by))
+        return found
+
+    def problem(self, harm: str, factors: Iterable[str], note: str) -> str:
+        """What a row of `harm` with these risk factors and private channels note lacks under
+        the rules ("" when nothing). A note is needed wherever a factor whose rule requires
+        one is on the row, brought in or chosen by the assessor."""
+        chosen = set(factors)
+        for factor, by in self.brought(harm):
+            if factor.code not in chosen:
+                return (
+                    f"keep the risk factor “{factor.label}” selected: the service has "
+                    f"{', '.join(by)}"
+                )
+        for factor in self.rules:
+            rule = factor.brought_in
+            needed = "requires_note" in rule and harm in rule["on_harms"] and factor.code in chosen
+            if needed and not note.strip():
+                return (
+                    f"with the risk factor “{factor.label}”, “private and encrypted channels” "
+                    f"must be filled in: {rule['requires_note']}"
+                )
+        return ""
+
+
+def factor_rules(assessment: m.RiskAssessment) -> FactorRules:
+    """The catalogue's risk factor rules as they apply to the assessment's service today."""
+    factors = m.RiskFactor.objects.filter(retired_at__isnull=True).order_by("code")
+    has = service_features(assessment.service_id)
+    return FactorRules(
+        features=dict(m.Feature.objects.filter(code__in=has).values_list("code", "label")),
+        rules=tuple(f for f in factors if f.brought_in and assessment.kind in f.assessments),
+    )
+
+
+def private_channel_gaps(assessment: m.RiskAssessment) -> list[str]:
+    """The rows that do not yet meet the risk factor rules, named and grouped by what they
+    lack ("CSEA: grooming; CSEA: CSAM URLs: with the risk factor ...")."""
+    rules = factor_rules(assessment)
+    if not rules.rules:
+        return []
+    entries = assessment.entries.select_related("harm_kind").prefetch_related("risk_factors")
+    rows: dict[str, list[str]] = {}
+    for entry in entries:
+        factors = [f.code for f in entry.risk_factors.all()]
+        problem = rules.problem(entry.harm_kind.code, factors, entry.private_channels)
+        if problem:
+            rows.setdefault(problem, []).append(entry_label(entry))
+    return [f"{'; '.join(labels)}: {problem}" for problem, labels in rows.items()]
 
 
 def service_of_evidence(evidence: m.Evidence) -> int | None:

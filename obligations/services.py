@@ -546,6 +546,7 @@ def apply_catalogue(
     apply_provider_duties(
         actor=actor, provider=service.provider, source=source, catalogue=catalogue
     )
+    sync_open_assessments(actor=actor, service=service, source=source)
     return result
 
 
@@ -1805,11 +1806,27 @@ HARM_FIELDS = (
     "verified",
     "unverified_note",
 )
-FACTOR_FIELDS = ("label", "group", "assessments", "source_url", "verified", "unverified_note")
+FACTOR_FIELDS = (
+    "label",
+    "group",
+    "assessments",
+    "brought_in",
+    "source_url",
+    "verified",
+    "unverified_note",
+)
 # What a measure asks and whom it is for: a change to these is a regulatory change.
 MEASURE_SUBSTANCE = ("code_family", "summary", "recommended_for", "status", "effective_from")
-MEASURE_FIELDS = (*MEASURE_SUBSTANCE, "area", "basis", "source_url", "verified", "unverified_note")
-DATE_FIELDS = {"effective_from", "effective_until", "assess_by"}
+MEASURE_FIELDS = (
+    *MEASURE_SUBSTANCE,
+    "issued_on",
+    "area",
+    "basis",
+    "source_url",
+    "verified",
+    "unverified_note",
+)
+DATE_FIELDS = {"effective_from", "effective_until", "assess_by", "issued_on"}
 
 
 def _values(entry: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
@@ -1822,7 +1839,17 @@ def _values(entry: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
             value = entry.get(name, True)
         elif name in ("unverified_note", "source"):
             value = value or ""
+        elif name == "brought_in":
+            value = value or {}
         values[name] = value
+    return values
+
+
+def _measure_values(entry: dict[str, Any], catalogue: Catalogue) -> dict[str, Any]:
+    """A measure's row as the catalogue gives it; its in-force date follows from its issue."""
+    values = _values(entry, MEASURE_FIELDS)
+    params = catalogue.parameters["assessment"]
+    values["effective_from"] = codes.in_force_from(values["issued_on"], params)
     return values
 
 
@@ -1851,7 +1878,7 @@ def _diff_codes(catalogue: Catalogue, diff: CatalogueDiff) -> None:
     measure_changes, substantive = [], []
     for entry in catalogue.measures:
         known = measures.get(entry["code"])
-        values = _values(entry, MEASURE_FIELDS)
+        values = _measure_values(entry, catalogue)
         duties = sorted(entry["duties"])
         if known is None:
             measure_changes.append(entry["code"])
@@ -1913,7 +1940,7 @@ def _load_codes(
     }
     for entry in catalogue.measures:
         values = {
-            **_values(entry, MEASURE_FIELDS),
+            **_measure_values(entry, catalogue),
             "catalogue_version": version,
             "retired_at": None,
         }
@@ -1961,6 +1988,7 @@ def _regulatory_cycle(
     assessment = m.RiskAssessment.objects.filter(cycle=cycle).first()
     if assessment is not None:
         _sync_entries(assessment)
+        _sync_factors(actor=actor, assessment=assessment, source=source)
 
 
 @transaction.atomic
@@ -1998,7 +2026,7 @@ def regulatory_change(*, actor: User, diff: CatalogueDiff, catalogue: Catalogue)
         for measure in measures:
             if measure.code not in recommended:
                 continue
-            due = max(default_due, measure.effective_from)
+            due = max(default_due, measure.effective_from or default_due)
             note = (
                 f"Catalogue {catalogue.version} adds or changes Ofcom's measure {measure.code} "
                 f"({measure.summary}): decide it for this service by {due:%-d %b %Y}."
@@ -2038,6 +2066,44 @@ def _sync_entries(assessment: m.RiskAssessment) -> int:
     return len(missing)
 
 
+def _sync_factors(*, actor: User, assessment: m.RiskAssessment, source: str) -> None:
+    """Pre-select on each row the risk factors the service's features bring to it (the
+    catalogue's `brought_in` rules), saying so on the record; never removes one."""
+    rules = selectors.factor_rules(assessment)
+    added: dict[str, list[str]] = {}
+    entries = assessment.entries.select_related("harm_kind").prefetch_related("risk_factors")
+    for entry in entries:
+        have = set(entry.risk_factors.all())
+        missing = [f for f, _ in rules.brought(entry.harm_kind.code) if f not in have]
+        if missing:
+            entry._history_user = actor  # type: ignore[attr-defined]
+            entry.risk_factors.add(*missing)
+            for factor in missing:
+                added.setdefault(factor.label, []).append(selectors.entry_label(entry))
+    for label, rows in added.items():
+        _event(
+            actor=actor,
+            obligation=assessment.cycle.obligation,
+            cycle=assessment.cycle,
+            kind=m.EventKind.ASSESSMENT,
+            source=source,
+            reason=f"Risk factor “{label}” selected on {'; '.join(rows)}: the service's "
+            "features bring it (catalogue rule).",
+        )
+
+
+@transaction.atomic
+def sync_open_assessments(*, actor: User, service: m.Service, source: str) -> None:
+    """After a profile change: each open risk assessment of the service gains the risk
+    factors its features now bring (a record already approved is left as it was)."""
+    assessments = m.RiskAssessment.objects.filter(service=service).select_related(
+        "cycle__obligation"
+    )
+    for assessment in assessments:
+        if not assessment.cycle.is_closed:
+            _sync_factors(actor=actor, assessment=assessment, source=source)
+
+
 @transaction.atomic
 def start_assessment(*, actor: User, cycle: m.ObligationCycle, source: str) -> m.RiskAssessment:
     """Start the risk assessment a cycle of a risk assessment duty needs, with a row for
@@ -2069,6 +2135,7 @@ def start_assessment(*, actor: User, cycle: m.ObligationCycle, source: str) -> m
         source=source,
         reason=f"Risk assessment started: {added} rows to rate.",
     )
+    _sync_factors(actor=actor, assessment=assessment, source=source)
     _watch(cycle)
     return assessment
 
@@ -2091,9 +2158,14 @@ def rate_entry(
     risk_factors: Iterable[m.RiskFactor] = (),
     evidence: Iterable[m.Evidence] = (),
     evidence_notes: str = "",
+    private_channels: str = "",
 ) -> m.AssessmentEntry:
-    """Rate one harm kind: its level comes from the catalogue's likelihood-by-impact matrix."""
-    entry = m.AssessmentEntry.objects.select_related("assessment__cycle").get(pk=entry.pk)
+    """Rate one harm kind: its level comes from the catalogue's likelihood-by-impact matrix.
+    A row the catalogue's risk factor rules reach keeps the factors the service's features
+    bring, and says how the risk in private and encrypted channels was assessed."""
+    entry = m.AssessmentEntry.objects.select_related(
+        "assessment__cycle", "assessment__service", "harm_kind"
+    ).get(pk=entry.pk)
     assessment = entry.assessment
     _editable(assessment)
     params = selectors.catalogue_parameters()["assessment"]
@@ -2105,14 +2177,22 @@ def rate_entry(
     foreign = [e for e in evidence if selectors.service_of_evidence(e) != assessment.service_id]
     if foreign:
         raise AssessmentError("Evidence must be this service's own.")
+    risk_factors = list(risk_factors)
+    private_channels = (private_channels or "").strip()
+    problem = selectors.factor_rules(assessment).problem(
+        entry.harm_kind.code, [f.code for f in risk_factors], private_channels
+    )
+    if problem:
+        raise AssessmentError(f"{selectors.entry_label(entry)}: {problem}")
     entry.likelihood, entry.impact = likelihood, impact
     entry.level = codes.level_for(likelihood, impact, params)
     entry.rationale = (rationale or "").strip()
+    entry.private_channels = private_channels
     entry.evidence_notes = (evidence_notes or "").strip()
     entry.updated_by, entry.updated_at = actor, timezone.now()
     entry._history_user = actor  # type: ignore[attr-defined]
     entry.save()
-    entry.risk_factors.set(list(risk_factors))
+    entry.risk_factors.set(risk_factors)
     entry.evidence.set(evidence)
     return entry
 
@@ -2143,6 +2223,12 @@ def _check_assessment(actor: User, cycle: m.ObligationCycle) -> None:
         raise TransitionError(
             f"The risk assessment is incomplete: every harm kind needs a level and a rationale. "
             f"Missing: {shown}."
+        )
+    gaps = selectors.private_channel_gaps(assessment)
+    if gaps:
+        raise TransitionError(
+            "The risk assessment does not yet cover private and end-to-end encrypted channels "
+            f"where the catalogue requires it: {'; '.join(gaps)}."
         )
     if assessment.assessor_id == actor.pk:
         raise TransitionError("Four eyes: the assessor cannot approve their own risk assessment.")

@@ -74,6 +74,7 @@ def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
         "assessment": assessment,
         "entries": entries,
         "unrated": selectors.unrated_entries(assessment),
+        "channel_gaps": selectors.private_channel_gaps(assessment),
         "steps": params["steps"],
         "method_note": params.get("unverified_note", ""),
         "generated": timezone.localtime(),

@@ -2,6 +2,7 @@
 and constant query counts."""
 
 import datetime as dt
+import html
 
 import pytest
 from django.contrib import admin
@@ -215,13 +216,42 @@ def test_preview_answers_without_saving_anything(client, two_orgs):
 
 
 def test_the_service_page_lists_the_notice_powers_that_could_reach_it(client, two_orgs):
+    """What s.121 could require of this service, on what conditions (ss.122-125, 127), and
+    whether the standards, guidance and accreditation it needs exist yet, dated."""
     client.force_login(two_orgs["user"])
     service = two_orgs["mine"]
+    url = reverse("admin:obligations_service_change", args=[service.pk])
+    service.features.set(m.Feature.objects.filter(code="direct_messaging"))
+    messaging = html.unescape(client.get(url).content.decode())
+    assert "Technology Notice: CSEA content communicated privately (s.121)" in messaging
+    assert "whether communicated publicly or privately" in messaging
+    assert "For this service:" not in messaging  # not end-to-end encrypted
     service.features.set(m.Feature.objects.filter(code="e2ee_messaging"))
-    page = client.get(reverse("admin:obligations_service_change", args=[service.pk]))
-    body = page.content.decode()
-    assert "Technology Notice: CSEA content communicated privately (s.121)" in body
-    assert "end-to-end encrypted channels included" in body
+    body = html.unescape(client.get(url).content.decode())
+    assert (
+        "<strong>For this service:</strong> This service's end-to-end encrypted messaging is a "
+        "private channel within s.121(2)(a)(iii)-(iv) for CSEA content: the Act makes no "
+        "exception for end-to-end encryption" in body
+    )
+    for condition in (
+        "<li>s.121(1), s.124: Only if Ofcom consider it necessary and proportionate",
+        "<li>s.122: First, a report from a skilled person appointed by Ofcom",
+        "<li>s.123: Then a warning notice",
+        "<li>s.125(12)-(13): Technology a notice requires must be accredited",
+        "<li>s.127: Ofcom must publish guidance on how they propose to use these powers",
+    ):
+        assert condition in body
+    for needed in (
+        "Minimum standards of accuracy approved and published by the Secretary of State "
+        "(s.125(13))",
+        "Ofcom's guidance on its Technology Notice powers (s.127)",
+        "Technology accredited as meeting those standards (s.125(12))",
+    ):
+        assert (
+            f"{needed}: <strong>not published as far as the catalogue knows</strong> "
+            "(checked 2026-12-06)."
+        ) in body
+    assert body.count("In place yet?") == 1  # listed once, with the public-content notice
 
 
 def test_planning_a_significant_change_in_the_admin(client, two_orgs):

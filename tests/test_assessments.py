@@ -186,6 +186,152 @@ def test_a_complete_assessment_meets_its_cycle_with_four_eyes(team):
         )
 
 
+# --- End-to-end encryption and CSEA ------------------------------------------
+
+CSEA_ROWS = [
+    "CSEA: CSAM URLs",
+    "CSEA: grooming",
+    "CSEA: image-based child sexual abuse material",
+]
+CHANNELS = "Assessed from in-chat reports, account signals and NCA referrals."
+
+
+def factors_by_row(assessment):  # type: ignore[no-untyped-def]
+    entries = assessment.entries.select_related("harm_kind").prefetch_related("risk_factors")
+    return {e.harm_kind.label: {f.code for f in e.risk_factors.all()} for e in entries}
+
+
+def rate(entry, actor, **given):  # type: ignore[no-untyped-def]
+    """Rate a row low/low, keeping the risk factors already on it unless given."""
+    given.setdefault("risk_factors", list(entry.risk_factors.all()))
+    return services.rate_entry(
+        actor=actor, entry=entry, likelihood="low", impact="low", rationale="Reasoned.", **given
+    )
+
+
+def test_an_encrypted_service_has_the_encrypted_messaging_factor_on_its_csea_rows(team):
+    chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
+    plain = applied_service(provider=team["provider"], name="Plain", features=["direct_messaging"])
+    started = {
+        s.name: services.start_assessment(
+            actor=team["assessor"], cycle=cycle_of(s, "U2U-ILLEGAL-RA"), source=ADMIN
+        )
+        for s in (chat, plain)
+    }
+    rows = factors_by_row(started["Chat"])
+    assert sorted(label for label, f in rows.items() if "encrypted_messaging" in f) == CSEA_ROWS
+    assert not any(factors_by_row(started["Plain"]).values())
+    event = cycle_of(chat, "U2U-ILLEGAL-RA").events.get(reason__startswith="Risk factor")
+    assert event.reason == (
+        "Risk factor “Encrypted messaging” selected on CSEA: CSAM URLs; CSEA: grooming; CSEA: "
+        "image-based child sexual abuse material: the service's features bring it (catalogue "
+        "rule)."
+    )
+    assert event.actor == team["assessor"]
+
+
+def test_a_csea_row_of_an_encrypted_service_is_rated_only_covering_private_channels(team):
+    chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
+    assessment = services.start_assessment(
+        actor=team["assessor"], cycle=cycle_of(chat, "U2U-ILLEGAL-RA"), source=ADMIN
+    )
+    grooming = assessment.entries.get(harm_kind__code="csea_grooming")
+    with pytest.raises(services.AssessmentError) as refused:
+        rate(grooming, team["assessor"])
+    assert str(refused.value).startswith(
+        "CSEA: grooming: with the risk factor “Encrypted messaging”, “private and encrypted "
+        "channels” must be filled in: How the risk of this harm in private and end-to-end"
+    )
+    with pytest.raises(services.AssessmentError, match="keep the risk factor “Encrypted messag"):
+        rate(grooming, team["assessor"], risk_factors=[], private_channels=CHANNELS)
+    grooming.refresh_from_db()
+    assert grooming.level == ""  # nothing was saved
+    rated = rate(grooming, team["assessor"], private_channels=f"  {CHANNELS} ")
+    assert (rated.level, rated.private_channels) == ("low", CHANNELS)
+    # Rows outside the rule are rated as before.
+    rate(assessment.entries.get(harm_kind__code="fraud"), team["assessor"])
+
+
+def test_the_cycle_is_not_met_until_csea_rows_cover_encrypted_channels_after_e2ee_arrives(team):
+    """A service that adds end-to-end encryption while its assessment is open: the CSEA rows
+    already rated gain the factor, and approval is refused naming them until each says how
+    the risk in encrypted channels was assessed."""
+    chat = applied_service(provider=team["provider"], name="Chat", features=["direct_messaging"])
+    cycle = to_review(cycle_of(chat, "U2U-ILLEGAL-RA"), team["reviewer"])
+    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    rate_all(assessment, team["assessor"])
+    services.save_service(
+        actor=team["assessor"],
+        service=chat,
+        source=ADMIN,
+        features=m.Feature.objects.filter(code__in=["direct_messaging", "e2ee_messaging"]),
+    )
+    rows = factors_by_row(assessment)
+    assert sorted(label for label, f in rows.items() if "encrypted_messaging" in f) == CSEA_ROWS
+    third = member(team["org"], username="sam")
+    with pytest.raises(services.TransitionError) as refused:
+        services.do_approve(actor=third, cycle=cycle, source=ADMIN)
+    message = str(refused.value)
+    assert message.startswith(
+        "The risk assessment does not yet cover private and end-to-end encrypted channels "
+        "where the catalogue requires it: CSEA: CSAM URLs; CSEA: grooming; CSEA: image-based "
+        "child sexual abuse material: with the risk factor “Encrypted messaging”, “private and "
+        "encrypted channels” must be filled in: How the risk"
+    )
+    assert "Fraud" not in message
+    for entry in assessment.entries.filter(harm_kind__group="csea"):
+        rate(entry, team["assessor"], private_channels=CHANNELS)
+    cycle = services.do_approve(actor=third, cycle=cycle, source=ADMIN)
+    assert cycle.status == m.CycleStatus.MET
+    # A closed record is never changed by a later profile change.
+    services.save_service(
+        actor=team["assessor"], service=chat, source=ADMIN, features=m.Feature.objects.none()
+    )
+    assert factors_by_row(assessment) == rows
+
+
+def test_the_admin_shows_the_private_channels_rule_on_the_row_and_the_record(client, team):
+    chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
+    assessment = services.start_assessment(
+        actor=team["assessor"], cycle=cycle_of(chat, "U2U-ILLEGAL-RA"), source=ADMIN
+    )
+    client.force_login(team["assessor"])
+    url = reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
+    page = client.get(url)
+    assert "How the risk of this harm in private and end-to-end encrypted" in page.content.decode()
+    data = admin_form_data(page)
+    entry = assessment.entries.get(harm_kind__code="csea_image")
+    index = list(assessment.entries.values_list("pk", flat=True)).index(entry.pk)
+    data.update(
+        {
+            f"entries-{index}-likelihood": "medium",
+            f"entries-{index}-impact": "high",
+            f"entries-{index}-rationale": "Image sharing in chats.",
+        }
+    )
+    refused = client.post(url, data)
+    assert refused.status_code == 200
+    assert "With the risk factor “Encrypted messaging”" in refused.content.decode()
+    entry.refresh_from_db()
+    assert entry.level == ""
+    data[f"entries-{index}-private_channels"] = CHANNELS
+    assert client.post(url, data).status_code == 302
+    entry.refresh_from_db()
+    assert (entry.level, entry.private_channels) == ("high", CHANNELS)
+    record = client.get(reverse("assessment-record", args=[assessment.pk])).content.decode()
+    assert f"<strong>Private and encrypted channels:</strong> {CHANNELS}" in record
+    assert (
+        "Private and encrypted channels not yet covered:</strong> CSEA: CSAM URLs; CSEA: grooming: "
+        "with the risk factor" in record
+    )
+    obligation = reverse(
+        "admin:obligations_obligation_change", args=[cycle_of(chat, "U2U-ILLEGAL-RA").obligation_id]
+    )
+    assert (
+        "Private and encrypted channels not yet covered" in client.get(obligation).content.decode()
+    )
+
+
 # --- Recommended measures ---------------------------------------------------
 
 
@@ -230,6 +376,65 @@ def test_recommended_measures_differ_between_small_single_risk_and_large_multi_r
     assert large_recs["ICU C15"].why == "laid, not in force"
 
 
+@pytest.mark.parametrize(
+    ("ratings", "multi", "kinds"),
+    [
+        # Worked examples of ICU para 5.6: two or more kinds at medium or high, Table C rows
+        # 2A-2C (CSEA's parts) not counted on top of CSEA (row 2).
+        ({"hate": ("medium", "medium")}, False, "1 kind(s) (hate)"),
+        (
+            {"csea_grooming": ("medium", "medium"), "csea_image": ("high", "high")},
+            False,
+            "1 kind(s) (csea)",
+        ),
+        (
+            {
+                "csea_grooming": ("high", "high"),
+                "csea_image": ("medium", "medium"),
+                "csea_urls": ("high", "medium"),
+            },
+            False,
+            "1 kind(s) (csea)",
+        ),
+        (
+            {"csea_urls": ("medium", "medium"), "hate": ("medium", "medium")},
+            True,
+            "2 kind(s) (csea, hate)",
+        ),
+        ({"fraud": ("high", "medium"), "hate": ("medium", "medium")}, True, "2 kind(s)"),
+        ({"fraud": ("low", "high")}, False, "1 kind(s) (fraud)"),  # low x high: medium
+        ({"fraud": ("low", "medium")}, False, "0 kind(s)"),
+    ],
+)
+def test_multi_risk_counts_kinds_of_illegal_harm_with_csea_once(team, ratings, multi, kinds):
+    service = team_service(team, "Chat", 50_000)
+    found = levels_for(service, team["assessor"], ratings)
+    # ICU C3 is for large or multi-risk services, D9 for those neither large nor multi-risk.
+    assert (found["ICU C3"].recommended, found["ICU D9"].recommended) == (multi, not multi)
+    why = found["ICU C3"].why if multi else found["ICU D9"].why
+    assert f"medium or higher risk for {kinds}" in why
+
+
+def test_complaint_acknowledgements_are_for_large_services_or_any_medium_risk(team):
+    """ICU D4 and D6 are for services that are large or at medium or high risk of any kind of
+    illegal harm: size alone brings them, before any assessment; D3 and D5 also need children
+    likely to access the service."""
+    large = team_service(team, "Large", 9_000_000, children_likely_to_access=False)
+    small = team_service(team, "Small", 50_000, children_likely_to_access=False)
+    risky = team_service(team, "Risky", 50_000, children_likely_to_access=False)
+    before = {r.code: r for r in selectors.recommended_measures(large, TODAY)}
+    assert (before["ICU D4"].recommended, before["ICU D6"].recommended) == (True, True)
+    assert "large: 9,000,000 monthly UK users" in before["ICU D4"].why
+    all_low = levels_for(large, team["assessor"], {})
+    assert (all_low["ICU D4"].recommended, all_low["ICU D6"].recommended) == (True, True)
+    assert (all_low["ICU D3"].recommended, all_low["ICU D5"].recommended) == (False, False)
+    small_recs = levels_for(small, team["assessor"], {})
+    assert (small_recs["ICU D4"].recommended, small_recs["ICU D6"].recommended) == (False, False)
+    risky_recs = levels_for(risky, team["assessor"], {"fraud": ("medium", "medium")})
+    assert (risky_recs["ICU D4"].recommended, risky_recs["ICU D6"].recommended) == (True, True)
+    assert "medium or higher risk of fraud" in risky_recs["ICU D6"].why
+
+
 def test_a_feature_or_a_register_category_brings_its_measures(team):
     """ICU E1 is for services with a recommender system and ICU G2 for Category 1 ones:
     recommended by what the service declares, whatever its size and risks."""
@@ -239,6 +444,42 @@ def test_a_feature_or_a_register_category_brings_its_measures(team):
     verdicts = {sid: {r.code: r.recommended for r in found[sid]} for sid in found}
     assert (verdicts[plain.pk]["ICU E1"], verdicts[plain.pk]["ICU G2"]) == (False, False)
     assert (verdicts[declared.pk]["ICU E1"], verdicts[declared.pk]["ICU G2"]) == (True, True)
+
+
+def test_age_assurance_measures_follow_all_primary_priority_content_not_only_pornography(team):
+    """PCU B2 is for a service whose principal purpose is primary priority content; B4 for
+    one where B2 does not apply and some kind of it (pornography, suicide, self-injury or
+    eating-disorder content, s.61) is allowed, or prohibited but cannot all be taken down;
+    B1 wherever age assurance is used for them."""
+    profiles = {
+        "Plain": [],
+        "Porn site": ["ppc_principal_purpose"],
+        "Social with adult content": ["user_pornography"],
+        "Recovery forum": ["ppc_not_prohibited"],  # allows self-injury discussion for adults
+        "Strict but leaky": ["ppc_takedown_not_feasible"],
+    }
+    made = {
+        name: team_service(team, name, 50_000, children_likely_to_access=True, features=features)
+        for name, features in profiles.items()
+    }
+    found = selectors.recommended_measures_of([s.pk for s in made.values()], TODAY)
+    verdicts = {
+        name: tuple({r.code: r.recommended for r in found[s.pk]}[c] for c in ("PCU B2", "PCU B4"))
+        for name, s in made.items()
+    }
+    assert verdicts == {
+        "Plain": (False, False),
+        "Porn site": (True, False),
+        "Social with adult content": (False, True),
+        "Recovery forum": (False, True),
+        "Strict but leaky": (False, True),
+    }
+    b1 = {name: {r.code: r for r in found[s.pk]}["PCU B1"] for name, s in made.items()}
+    assert all(b1[name].recommended for name in profiles if name != "Plain")
+    # Without age assurance for primary priority content, B1 waits on the children's risk
+    # assessment (PCU B5 brings it for medium or high risk of priority content).
+    assert b1["Plain"].recommended is None
+    assert "has ppc_not_prohibited" in b1["Recovery forum"].why
 
 
 # --- Decisions gate the safety duties ---------------------------------------
@@ -452,6 +693,69 @@ def test_a_changed_measure_needs_deciding_again_where_it_is_recommended(team, ca
         .values_list("obligation__service", flat=True)
         .distinct()
     ) == [service.pk]
+
+
+# --- When a measure comes into force ----------------------------------------
+
+
+def test_a_measure_is_in_force_21_days_after_its_code_was_issued_never_from_laying(catalogue):
+    """s.43(4)(b): in force at the end of the 21 days beginning with the day Ofcom issue the
+    code. The Illegal Content Codes were issued on 24 Feb 2025 (in force 17 Mar 2025), the
+    Protection of Children Code on 4 Jul 2025 (in force 25 Jul 2025). A code laid before
+    Parliament but not issued has no in-force date: laying starts only the 40-day period."""
+    dates = dict(m.CodeMeasure.objects.values_list("code", "issued_on"))
+    starts = dict(m.CodeMeasure.objects.values_list("code", "effective_from"))
+    assert (dates["ICU A2"], starts["ICU A2"]) == (dt.date(2025, 2, 24), dt.date(2025, 3, 17))
+    assert (dates["PCU A2"], starts["PCU A2"]) == (dt.date(2025, 7, 4), dt.date(2025, 7, 25))
+    assert (dates["ICU C14"], starts["ICU C14"]) == (dt.date(2026, 9, 9), dt.date(2026, 9, 30))
+    # ICU C15 was laid on 18 Jun 2026: 18 Jun + 21 days (9 Jul) is not when it comes into force.
+    assert (dates["ICU C15"], starts["ICU C15"]) == (None, None)
+    for status, issued, start in m.CodeMeasure.objects.values_list(
+        "status", "issued_on", "effective_from"
+    ):
+        assert start == (issued + dt.timedelta(days=21) if issued else None)
+        assert (issued is not None) == (status == "in_force")
+
+
+def test_a_measure_issued_less_than_21_days_ago_is_listed_with_its_date(team, catalogue_file):
+    service = team_service(team, "Chat", 50_000)
+
+    def issue(data):  # type: ignore[no-untyped-def]
+        measure = next(x for x in data["measures"] if x["code"] == "ICU C15")
+        measure.update(status="in_force", issued_on="2026-11-10", recommended_for={})
+
+    services.load_catalogue(
+        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, issue)
+    )
+    found = {r.code: r for r in selectors.recommended_measures(service, TODAY)}
+    assert found["ICU C15"].recommended is False
+    assert found["ICU C15"].why == "in force from 1 Dec 2026"
+    later = {r.code: r for r in selectors.recommended_measures(service, dt.date(2026, 12, 1))}
+    assert later["ICU C15"].recommended is True
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (
+            lambda d: d["measures"][0].pop("issued_on"),
+            r"measures\[0\].issued_on: an in-force measure says when Ofcom issued its code",
+        ),
+        (
+            lambda d: next(x for x in d["measures"] if x["status"] == "laid").update(
+                issued_on="2026-06-18"
+            ),
+            "a laid or proposed measure has no issue date",
+        ),
+        (
+            lambda d: d["measures"][0].update(effective_from="2025-03-17"),
+            r"measures\[0\].effective_from: unknown field",
+        ),
+    ],
+)
+def test_a_measure_gives_its_issue_date_and_never_an_in_force_date(catalogue_file, change, message):
+    with pytest.raises(CatalogueError, match=message):
+        changed_catalogue(catalogue_file, change)
 
 
 # --- Records, the admin, the demo -------------------------------------------

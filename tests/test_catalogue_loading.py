@@ -318,7 +318,7 @@ def no_unverified_note(data: dict[str, Any]) -> None:
         (
             lambda d: d["measures"][0].update(recommended_for={"size": "large"}),
             "measures[0].recommended_for.size: unknown field (known: any, categories_any, "
-            "children_likely, features_any, large, multi_risk, risk, users_over)",
+            "children_likely, features_any, features_none, large, multi_risk, risk, users_over)",
         ),
         (
             lambda d: d["harm_kinds"][0].update(assessments=["illegal_u3u"]),

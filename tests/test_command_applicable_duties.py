@@ -201,9 +201,14 @@ def test_json_without_revenue_has_no_cap_and_unknown_fees(tmp_path, capsys):
 def test_json_lists_the_notice_powers_that_could_reach_the_profile(tmp_path, capsys):
     messaging = answer(tmp_path, capsys)
     titles = {p["title"]: p for p in messaging["notice_powers"]}
-    assert set(messaging["notice_powers"][0]) == {"section", "title", "why"}
+    keys = {"section", "title", "why", "notes", "conditions", "prerequisites"}
+    assert all(set(p) == keys for p in messaging["notice_powers"])
     private = titles["Technology Notice: CSEA content communicated privately"]
-    assert private["section"] == "s.121" and "end-to-end encrypted" in private["why"]
+    assert private["section"] == "s.121" and "communicated publicly or privately" in private["why"]
+    assert "end-to-end encryption" in private["notes"][0]
+    public = titles["Technology Notice: terrorism and CSEA content communicated publicly"]
+    assert [p["section"] for p in public["prerequisites"]] == ["s.125(13)", "s.127", "s.125(12)"]
+    assert not any(p["exists"] for p in public["prerequisites"])
     assert "Transparency notice" in titles  # Category 2B
     search = answer(tmp_path, capsys, user_to_user=False, search=True, features=[], category="none")
     search_titles = {p["title"] for p in search["notice_powers"]}

@@ -81,7 +81,9 @@ PROFILES = [
             "search": False,
             "uk_monthly_users": 600_000,
             "children_likely_to_access": True,
-            "features": ["direct_messaging", "livestreaming"],
+            # Its terms prohibit all primary priority content for all users, so no age
+            # assurance duty (s.12(5)), even though not all of it can be taken down.
+            "features": ["direct_messaging", "livestreaming", "ppc_takedown_not_feasible"],
             "qualifying_worldwide_revenue": "5000000",
         },
         U2U_BASE | U2U_CHILDREN,
@@ -93,7 +95,7 @@ PROFILES = [
             "search": False,
             "uk_monthly_users": 2_000_000,
             "children_likely_to_access": True,
-            "features": ["user_pornography"],
+            "features": ["user_pornography", "ppc_principal_purpose"],
             "qualifying_worldwide_revenue": "300000000",
         },
         U2U_BASE | U2U_CHILDREN | {"U2U-CHILD-HEAA"} | FEES,
@@ -119,7 +121,8 @@ PROFILES = [
             "category": ["1"],
             "uk_monthly_users": 8_000_000,
             "children_likely_to_access": False,
-            "features": ["recommender", "forwarding"],
+            # Adults only: primary priority content allowed, and no children's duties.
+            "features": ["recommender", "forwarding", "ppc_not_prohibited"],
             "qualifying_worldwide_revenue": "100000000",
         },
         U2U_BASE | U2U_CAT1,
@@ -232,6 +235,32 @@ PROFILES = [
 def test_profile_gets_exactly_its_duties(catalogue_file, data, expected):
     profile = parse_profile(data, catalogue_file)
     assert {d.code for d in applicable_duties(catalogue_file, profile, day=TODAY)} == expected
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="U2U-CHILD-HEAA still applies only with user_pornography; the change to "
+    "features_any [ppc_not_prohibited] is proposed to the catalogue's duty owner (issue 26)",
+)
+@pytest.mark.parametrize("features", [["ppc_not_prohibited"], ["ppc_principal_purpose"]])
+def test_age_assurance_is_owed_for_any_primary_priority_content_not_prohibited(
+    catalogue_file, features
+):
+    """s.12(4)-(6): highly effective age verification or estimation for each kind of primary
+    priority content (s.61: pornography, suicide, self-injury, eating disorders) unless a term
+    prohibits that kind for all users. A forum allowing self-injury content owes it."""
+    profile = parse_profile(
+        {
+            "name": "Recovery forum",
+            "user_to_user": True,
+            "search": False,
+            "uk_monthly_users": 80_000,
+            "children_likely_to_access": True,
+            "features": features,
+        },
+        catalogue_file,
+    )
+    assert "U2U-CHILD-HEAA" in {d.code for d in applicable_duties(catalogue_file, profile)}
 
 
 def test_every_catalogue_duty_is_expected_somewhere(catalogue_file):

@@ -79,6 +79,13 @@ DEMO_RATINGS = {
     "intimate_image_abuse": ("medium", "high"),
 }
 DEMO_FACTORS = ("social_media", "child_users", "direct_messaging", "livestreaming", "recommender")
+# Its messaging is end-to-end encrypted: the CSEA rows say how that risk was assessed.
+DEMO_PRIVATE_CHANNELS = (
+    "Encrypted chats are not scanned: assessed from user and trusted-flagger reports made "
+    "inside chats, account signals (adult accounts contacting many unconnected child accounts, "
+    "rapid contact churn), NCMEC and NCA referrals naming our service, and Ofcom's Risk Profile "
+    "for encrypted messaging."
+)
 # Days from today for the demo's spread of deadlines: overdue, 1, 7 and 30 days, later.
 DUE_OFFSETS = {
     "Northwind Social": {
@@ -258,8 +265,10 @@ class Command(BaseCommand):
             "any significant change to messaging or recommendations.",
         )
         factors = {f.code: f for f in m.RiskFactor.objects.all()}
-        for entry in illegal.entries.select_related("harm_kind"):
+        for entry in illegal.entries.select_related("harm_kind").prefetch_related("risk_factors"):
             likelihood, impact = DEMO_RATINGS.get(entry.harm_kind.code, ("low", "medium"))
+            # The factors the catalogue pre-selected (encrypted messaging on CSEA) stay.
+            chosen = {*entry.risk_factors.all(), *(factors[c] for c in DEMO_FACTORS)}
             services.rate_entry(
                 actor=casey,
                 entry=entry,
@@ -267,7 +276,8 @@ class Command(BaseCommand):
                 impact=impact,
                 rationale=f"{entry.harm_kind.label}: {likelihood} likelihood given our reports "
                 f"and risk factors; {impact} impact for the users affected.",
-                risk_factors=[factors[c] for c in DEMO_FACTORS if c in factors],
+                risk_factors=sorted(chosen, key=lambda f: f.code),
+                private_channels=DEMO_PRIVATE_CHANNELS if entry.harm_kind.group == "csea" else "",
             )
         child = social.obligations.get(duty__code="U2U-CHILD-RA").current_cycle
         assert child is not None
