@@ -223,7 +223,7 @@ def test_every_problem_is_reported_at_once_in_the_order_of_the_file(db, tmp_path
         data["duties"][0]["deadline"]["recurrence"]["months"] = 12.5
         data["duties"][2]["applies"] = {"notice": "information", "regulated": True}
         data["duties"][4].pop("summary")
-        data["duties"][8]["code"] = data["duties"][7]["code"]
+        data["duties"][9]["code"] = data["duties"][8]["code"]
         data["measures"][0]["duties"] = ["U2U-TELEPATHY"]
         data["measures"][1]["recommended_for"] = {"risk": {"harms": "all", "at_least": "dire"}}
         data["parameters"]["penalty"]["fixed_gbp"] = 18_000_000
@@ -238,7 +238,7 @@ def test_every_problem_is_reported_at_once_in_the_order_of_the_file(db, tmp_path
         "duties[2].applies: a notice rule stands alone: an Ofcom notice creates the duty, "
         "never a profile",
         "duties[4].summary: missing",
-        'duties[8].code: "U2U-CHILD-SAFETY" appears twice (also entry [7])',
+        'duties[9].code: "U2U-CHILD-HEAA" appears twice (also entry [8])',
         "parameters.penalty.fixed_gbp: must be a string, not 18000000",
         "parameters.assessment.matrix.high.low: the matrix needs a level for every impact",
         'measures[0].duties[0]: must name a duty in duties, not "U2U-TELEPATHY"',

@@ -237,11 +237,6 @@ def test_profile_gets_exactly_its_duties(catalogue_file, data, expected):
     assert {d.code for d in applicable_duties(catalogue_file, profile, day=TODAY)} == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="U2U-CHILD-HEAA still applies only with user_pornography; the change to "
-    "features_any [ppc_not_prohibited] is proposed to the catalogue's duty owner (issue 26)",
-)
 @pytest.mark.parametrize("features", [["ppc_not_prohibited"], ["ppc_principal_purpose"]])
 def test_age_assurance_is_owed_for_any_primary_priority_content_not_prohibited(
     catalogue_file, features
@@ -260,7 +255,7 @@ def test_age_assurance_is_owed_for_any_primary_priority_content_not_prohibited(
         },
         catalogue_file,
     )
-    assert "U2U-CHILD-HEAA" in {d.code for d in applicable_duties(catalogue_file, profile)}
+    assert "U2U-CHILD-HEAA" in {d.code for d in applicable_duties(catalogue_file, profile, day=TODAY)}
 
 
 def test_every_catalogue_duty_is_expected_somewhere(catalogue_file):

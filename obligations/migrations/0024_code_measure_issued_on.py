@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('obligations', '0017_reminder_delivery_schedule'),
+        ('obligations', '0023_commencement_schedule'),
     ]
 
     operations = [

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('obligations', '0018_code_measure_issued_on'),
+        ('obligations', '0024_code_measure_issued_on'),
     ]
 
     operations = [
