@@ -1,7 +1,5 @@
 import contextlib
-import datetime as dt
 import os
-import zoneinfo
 from collections.abc import Iterator
 
 import dj_database_url
@@ -14,10 +12,10 @@ from django.test import TransactionTestCase
 from obligations import services
 from obligations.catalogue import Catalogue, read_catalogue
 from obligations.models import Obligation
+from tests.clock import LONDON, NOW, TODAY
+from tests.world import make_world
 
-LONDON = zoneinfo.ZoneInfo("Europe/London")
-NOW = dt.datetime(2026, 11, 24, 10, 0, tzinfo=LONDON)
-TODAY = NOW.date()
+__all__ = ["LONDON", "NOW", "TODAY"]  # tests import the clock's names from here
 
 
 @pytest.fixture(autouse=True)
@@ -190,3 +188,9 @@ def table_owner() -> Iterator[None]:
     """A transactional test doing the owner's work (migrating, ANALYZE) logs in as it."""
     with as_table_owner():
         yield
+
+
+@pytest.fixture
+def world(catalogue):  # type: ignore[no-untyped-def]
+    """An organisation, its people in each role and a service (tests/world.py)."""
+    return make_world()

@@ -255,7 +255,8 @@ def test_age_assurance_is_owed_for_any_primary_priority_content_not_prohibited(
         },
         catalogue_file,
     )
-    assert "U2U-CHILD-HEAA" in {d.code for d in applicable_duties(catalogue_file, profile, day=TODAY)}
+    codes = {d.code for d in applicable_duties(catalogue_file, profile, day=TODAY)}
+    assert "U2U-CHILD-HEAA" in codes
 
 
 def test_every_catalogue_duty_is_expected_somewhere(catalogue_file):

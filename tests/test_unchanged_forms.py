@@ -23,7 +23,8 @@ from obligations import models as m
 from obligations import services
 from tests.conftest import TODAY
 from tests.helpers import form_data
-from tests.test_actors import OPERATOR_APPS, World, browser, world  # noqa: F401 (fixture)
+from tests.test_actors import OPERATOR_APPS, browser
+from tests.world import World
 
 User = get_user_model()
 SOURCE = m.EventSource.ADMIN
