@@ -208,3 +208,22 @@ def test_a_duty_expected_later_has_no_start_yet():
     assert start_day(duty, TODAY, launch=None) is None
     assert start_day(duty, dt.date(2027, 1, 3), launch=None) is None
     assert start_day(duty, dt.date(2027, 1, 4), launch=None) == dt.date(2027, 1, 4)
+
+
+def test_the_dashboard_and_the_export_say_which_duties_are_not_yet_in_force(catalogue, client):
+    service = applied_service(categories=["1"], uk_monthly_users=40_000_000)
+    manager = UserFactory(username="mo")
+    services.add_member(
+        actor=services.get_system_user(), organisation=service.provider.organisation,
+        user=manager, role=m.Role.MANAGER,
+    )  # fmt: skip
+    client.force_login(manager)
+    waiting = service.obligations.filter(applicable=True, applies_since=None)
+    body = client.get("/dashboard/").content.decode()
+    assert f"Of these, {waiting.count()} are not yet in force" in body
+    export = client_for(manager).get("/api/v1/obligations/export/json/")
+    rows = json.loads(b"".join(export.streaming_content))["obligations"]
+    news = next(r for r in rows if r["duty_code"] == "U2U-NEWS")
+    ra = next(r for r in rows if r["duty_code"] == "U2U-ILLEGAL-RA")
+    assert (news["in_force"], news["in_force_from"], news["due"]) == (False, None, None)
+    assert (ra["in_force"], ra["in_force_from"]) == (True, "2024-01-10")

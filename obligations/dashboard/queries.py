@@ -227,11 +227,16 @@ def summary(
             "service_id", "duty__code", "r_status", "r_due"
         )
     )
+    # Listed on the register, undated, never overdue: counted so the headline says so.
+    not_in_force = state.filter(
+        duty__in=m.Duty.objects.exclude(effective_from__lte=day).values("pk")
+    ).count()
     return {
         "day": day,
         "as_of": f.as_of,
         "filters": f.as_params(),
         "totals": totals,
+        "not_in_force": not_in_force,
         "services": shown_services,
         "services_total": service_count,
         "overdue": overdue,
