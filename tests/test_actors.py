@@ -249,16 +249,7 @@ def admin_ofcomnotice_add(w: World) -> tuple[Any, Act]:
 
 
 def admin_ofcomnotice_change(w: World) -> tuple[Any, Act]:
-    notice = services.record_notice(
-        actor=w.people["casey"],
-        notice=m.OfcomNotice(
-            service=w.service,
-            kind=m.NoticeKind.INFORMATION,
-            given_on=TODAY,
-            respond_by=TODAY + dt.timedelta(days=28),
-        ),
-        source=SOURCE,
-    )
+    notice = w.ofcom_notice()
     client = browser(w.people["rita"])
     url = reverse("admin:obligations_ofcomnotice_change", args=[notice.pk])
     data = changed_form(client, url, respond_by=str(TODAY + dt.timedelta(days=35)))

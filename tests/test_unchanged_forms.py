@@ -21,7 +21,6 @@ from rest_framework.test import APIClient
 
 from obligations import models as m
 from obligations import services
-from tests.conftest import TODAY
 from tests.helpers import form_data
 from tests.test_actors import OPERATOR_APPS, browser
 from tests.world import World
@@ -49,33 +48,6 @@ def changed(before: dict[str, list[Any]], after: dict[str, list[Any]]) -> dict[s
         for label, rows in after.items()
         if rows != before[label]
     }
-
-
-def _technology_notice(w: World) -> Any:
-    return services.record_notice(
-        actor=w.people["casey"],
-        notice=m.TechnologyNotice(
-            service=w.service,
-            ofcom_reference="TN-1",
-            skilled_report_on=TODAY - dt.timedelta(days=20),
-            stage=m.NoticeStage.SKILLED_PERSON_REPORT,
-            csea_private=True,
-        ),
-        source=SOURCE,
-    )
-
-
-def _ofcom_notice(w: World) -> Any:
-    return services.record_notice(
-        actor=w.people["casey"],
-        notice=m.OfcomNotice(
-            service=w.service,
-            kind=m.NoticeKind.INFORMATION,
-            given_on=TODAY,
-            respond_by=TODAY + dt.timedelta(days=28),
-        ),
-        source=SOURCE,
-    )
 
 
 def _assessment(w: World) -> Any:
@@ -126,8 +98,8 @@ OBJECTS: dict[str, tuple[str, Callable[[World], Any]]] = {
     "obligations.provider": ("casey", _provider),
     "obligations.service": ("casey", _service),
     "obligations.obligation": ("casey", _obligation),
-    "obligations.technologynotice": ("casey", _technology_notice),
-    "obligations.ofcomnotice": ("casey", _ofcom_notice),
+    "obligations.technologynotice": ("casey", World.technology_notice),
+    "obligations.ofcomnotice": ("casey", World.ofcom_notice),
     "obligations.riskassessment": ("rita", _assessment),
     "auth.user": ("root", lambda w: w.people["casey"]),
 }

@@ -59,6 +59,18 @@ class World:
             source=SOURCE,
         )
 
+    def ofcom_notice(self) -> m.OfcomNotice:
+        return services.record_notice(
+            actor=self.people["casey"],
+            notice=m.OfcomNotice(
+                service=self.service,
+                kind=m.NoticeKind.INFORMATION,
+                given_on=TODAY,
+                respond_by=TODAY + dt.timedelta(days=28),
+            ),
+            source=SOURCE,
+        )
+
 
 def make_world() -> World:
     org = OrganisationFactory(name="Ours")
