@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
+import logging
 import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ from obligations.catalogue import (
 from obligations.commencement import effective_from, first_due, start_day
 from obligations.dates import add_months, check_plausible_dates, display
 from obligations.uploads import check_and_hash
+
+log = logging.getLogger(__name__)
 
 # --- Actors ---------------------------------------------------------------
 
@@ -596,11 +599,17 @@ def _start_applying(*, actor: User, obligation: m.Obligation, hit: Applicable, s
         set_due_date(actor=actor, cycle=cycle, due=hit.due, reason=hit.start_why, source=source)
 
 
-@transaction.atomic
+class CommencementsIncomplete(RuntimeError):
+    """Some services could not be brought up to date (each logged with its id); the others
+    were. The next night's run tries them again."""
+
+
 def apply_commencements(*, actor: User, day: dt.date) -> list[str]:
     """The nightly step that brings duties into force on the register: every service with an
     obligation whose duty is now in force but which has not started to apply is re-applied,
-    so the obligation gets the day it started and its first due date. Idempotent."""
+    so the obligation gets the day it started and its first due date. Idempotent. Each
+    service in its own transaction: one that fails is logged and skipped, never stops the
+    rest, and the run then says so (CommencementsIncomplete)."""
     waiting = (
         m.Service.objects.filter(
             obligations__applicable=True,
@@ -612,10 +621,20 @@ def apply_commencements(*, actor: User, day: dt.date) -> list[str]:
         .distinct()
         .order_by("pk")
     )
-    started = []
+    started, skipped = [], []
     for service in waiting:
-        apply_catalogue(actor=actor, service=service, source=m.EventSource.TASK)
+        try:
+            apply_catalogue(actor=actor, service=service, source=m.EventSource.TASK)
+        except Exception:  # whatever one service's data does, the others still start
+            log.exception("duties coming into force: service %s skipped", service.pk)
+            skipped.append(service.pk)
+            continue
         started.append(str(service))
+    if skipped:
+        raise CommencementsIncomplete(
+            f"{len(skipped)} service(s) skipped after an error (ids {skipped}): see the log; "
+            f"started on {len(started)}."
+        )
     return started
 
 

@@ -227,3 +227,25 @@ def test_the_dashboard_and_the_export_say_which_duties_are_not_yet_in_force(cata
     ra = next(r for r in rows if r["duty_code"] == "U2U-ILLEGAL-RA")
     assert (news["in_force"], news["in_force_from"], news["due"]) == (False, None, None)
     assert (ra["in_force"], ra["in_force_from"]) == (True, "2024-01-10")
+
+
+def test_one_service_that_cannot_start_never_stops_the_others(catalogue, monkeypatch, caplog):
+    first, second = applied_service(name="First"), applied_service(name="Second")
+    m.Obligation.objects.filter(service__in=[first, second]).update(applies_since=None)
+    real = services.apply_catalogue
+
+    def fail_for_first(**kwargs):  # type: ignore[no-untyped-def]
+        if kwargs["service"].pk == first.pk:
+            raise RuntimeError("a corrupt profile")
+        return real(**kwargs)
+
+    monkeypatch.setattr(services, "apply_catalogue", fail_for_first)
+    system = services.get_system_user()
+    with pytest.raises(services.CommencementsIncomplete, match=r"1 service\(s\) skipped"):
+        services.apply_commencements(actor=system, day=TODAY)
+    assert f"service {first.pk} skipped" in caplog.text
+    assert (
+        not second.obligations.filter(applicable=True, applies_since=None)
+        .exclude(duty__effective_from=None)
+        .exists()
+    )
