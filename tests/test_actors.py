@@ -143,117 +143,27 @@ Act = Callable[[], None]
 Path_ = Callable[[World], tuple[Any, Act]]
 
 
-def admin_service_add(w: World) -> tuple[Any, Act]:
-    def act() -> None:
-        data = {
-            "provider": w.provider.pk,
-            "name": "New app",
-            "user_to_user": "on",
-            "uk_monthly_users": "120000",
-            "children_likely_to_access": "false",
-            "obligations-TOTAL_FORMS": "0",
-            "obligations-INITIAL_FORMS": "0",
-            "changes-TOTAL_FORMS": "0",
-            "changes-INITIAL_FORMS": "0",
-        }
-        posted(browser(w.people["casey"]).post(reverse("admin:obligations_service_add"), data), 302)
+def admin_page(
+    model: str,
+    who: str,
+    changes: Callable[[World], dict[str, Any]],
+    obj: Callable[[World], Any] | None = None,
+    *,
+    ok: tuple[int, ...] = (302,),
+) -> Path_:
+    """The add page of `model` (or the change page of `obj`) as `who` sees it, submitted with
+    `changes` made to what the page shows: the page's own form, not a copy of its fields."""
 
-    return w.people["casey"], act
+    def path(w: World) -> tuple[Any, Act]:
+        client = browser(w.people[who])
+        if obj is None:
+            url = reverse(f"admin:{model.replace('.', '_')}_add")
+        else:
+            url = reverse(f"admin:{model.replace('.', '_')}_change", args=[obj(w).pk])
+        data = changed_form(client, url, **changes(w))
+        return w.people[who], lambda: posted(client.post(url, data), *ok)
 
-
-def admin_service_change(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["casey"])
-    url = reverse("admin:obligations_service_change", args=[w.service.pk])
-    data = changed_form(client, url, children_likely_to_access="true")
-    return w.people["casey"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_provider_add(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["casey"])
-    url = reverse("admin:obligations_provider_add")
-    data = {
-        "organisation": w.org.pk,
-        "name": "Southwind",
-        "revenue_periods-TOTAL_FORMS": "0",
-        "revenue_periods-INITIAL_FORMS": "0",
-        "obligations-TOTAL_FORMS": "0",
-        "obligations-INITIAL_FORMS": "0",
-    }
-    return w.people["casey"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_provider_change(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["casey"])
-    url = reverse("admin:obligations_provider_change", args=[w.provider.pk])
-    data = changed_form(client, url, name="Northwind Ltd")
-    return w.people["casey"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_organisation_change(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["ada"])
-    url = reverse("admin:obligations_organisation_change", args=[w.org.pk])
-    data = changed_form(client, url, reminder_lead_days="[14, 2]")
-    return w.people["ada"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_organisation_add(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["root"])
-    url = reverse("admin:obligations_organisation_add")
-    data = changed_form(client, url, name="Theirs")
-    return w.people["root"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_obligation_change(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["casey"])
-    ob = w.obligation()
-    url = reverse("admin:obligations_obligation_change", args=[ob.pk])
-    data = changed_form(client, url, owner=w.people["rita"].pk)
-    return w.people["casey"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_technologynotice_add(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["casey"])
-    data = {
-        "service": w.service.pk,
-        "ofcom_reference": "TN-9",
-        "requirement": m.TechnologyRequirement.USE,
-        "skilled_report_on": str(TODAY),
-        "csea_private": "on",
-        "obligations-TOTAL_FORMS": "0",
-        "obligations-INITIAL_FORMS": "0",
-    }
-    url = reverse("admin:obligations_technologynotice_add")
-    return w.people["casey"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_technologynotice_change(w: World) -> tuple[Any, Act]:
-    notice = w.technology_notice()
-    client = browser(w.people["rita"])
-    url = reverse("admin:obligations_technologynotice_change", args=[notice.pk])
-    data = changed_form(client, url, ofcom_reference="TN-1/rev")
-    return w.people["rita"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_ofcomnotice_add(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["casey"])
-    data = {
-        "service": w.service.pk,
-        "kind": m.NoticeKind.INFORMATION,
-        "given_on": str(TODAY),
-        "respond_by": str(TODAY + dt.timedelta(days=28)),
-        "obligations-TOTAL_FORMS": "0",
-        "obligations-INITIAL_FORMS": "0",
-    }
-    url = reverse("admin:obligations_ofcomnotice_add")
-    return w.people["casey"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_ofcomnotice_change(w: World) -> tuple[Any, Act]:
-    notice = w.ofcom_notice()
-    client = browser(w.people["rita"])
-    url = reverse("admin:obligations_ofcomnotice_change", args=[notice.pk])
-    data = changed_form(client, url, respond_by=str(TODAY + dt.timedelta(days=35)))
-    return w.people["rita"], lambda: posted(client.post(url, data), 302)
+    return path
 
 
 def admin_riskassessment_change(w: World) -> tuple[Any, Act]:
@@ -270,41 +180,6 @@ def admin_riskassessment_change(w: World) -> tuple[Any, Act]:
         {f"{prefix}-likelihood": "low", f"{prefix}-impact": "low", f"{prefix}-rationale": "Rare."}
     )
     return w.people["rita"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_apitoken_add(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["casey"])
-    url = reverse("admin:obligations_apitoken_add")
-    data = {"name": "nightly export", "read_only": "on"}
-    if "user" in client.get(url).context["adminform"].form.fields:
-        data["user"] = w.people["casey"].pk
-    return w.people["casey"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_calendarfeed_add(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["casey"])
-    url = reverse("admin:obligations_calendarfeed_add")
-    data = admin_form_data(client.get(url))
-    return w.people["casey"], lambda: posted(client.post(url, data), 200, 302)
-
-
-def admin_user_add(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["root"])
-    url = reverse("admin:auth_user_add")
-    data = {
-        "username": "newcomer",
-        "password1": "a-long-passphrase-2026",
-        "password2": "a-long-passphrase-2026",
-        "usable_password": "true",
-    }
-    return w.people["root"], lambda: posted(client.post(url, data), 302)
-
-
-def admin_user_change(w: World) -> tuple[Any, Act]:
-    client = browser(w.people["root"])
-    url = reverse("admin:auth_user_change", args=[w.people["casey"].pk])
-    data = changed_form(client, url, first_name="Casey")
-    return w.people["root"], lambda: posted(client.post(url, data), 302)
 
 
 def admin_action(model: str, action: str, actor: str, prepare: Callable[[World], list[int]]):  # type: ignore[no-untyped-def]
@@ -479,22 +354,96 @@ def _api_evidence(w: World) -> tuple[str, dict[str, Any]]:
 
 
 ADMIN_PATHS: dict[str, Path_] = {
-    "add obligations.service": admin_service_add,
-    "change obligations.service": admin_service_change,
-    "add obligations.provider": admin_provider_add,
-    "change obligations.provider": admin_provider_change,
-    "add obligations.organisation": admin_organisation_add,
-    "change obligations.organisation": admin_organisation_change,
-    "change obligations.obligation": admin_obligation_change,
-    "add obligations.technologynotice": admin_technologynotice_add,
-    "change obligations.technologynotice": admin_technologynotice_change,
-    "add obligations.ofcomnotice": admin_ofcomnotice_add,
-    "change obligations.ofcomnotice": admin_ofcomnotice_change,
+    "add obligations.service": admin_page(
+        "obligations.service",
+        "casey",
+        lambda w: {
+            "provider": w.provider.pk,
+            "name": "New app",
+            "user_to_user": "on",
+            "uk_monthly_users": "120000",
+            "children_likely_to_access": "false",
+        },
+    ),
+    "change obligations.service": admin_page(
+        "obligations.service",
+        "casey",
+        lambda w: {"children_likely_to_access": "true"},
+        lambda w: w.service,
+    ),
+    "add obligations.provider": admin_page(
+        "obligations.provider", "casey", lambda w: {"organisation": w.org.pk, "name": "Southwind"}
+    ),
+    "change obligations.provider": admin_page(
+        "obligations.provider", "casey", lambda w: {"name": "Northwind Ltd"}, lambda w: w.provider
+    ),
+    "add obligations.organisation": admin_page(
+        "obligations.organisation", "root", lambda w: {"name": "Theirs"}
+    ),
+    "change obligations.organisation": admin_page(
+        "obligations.organisation",
+        "ada",
+        lambda w: {"reminder_lead_days": "[14, 2]"},
+        lambda w: w.org,
+    ),
+    "change obligations.obligation": admin_page(
+        "obligations.obligation",
+        "casey",
+        lambda w: {"owner": w.people["rita"].pk},
+        lambda w: w.obligation(),
+    ),
+    "add obligations.technologynotice": admin_page(
+        "obligations.technologynotice",
+        "casey",
+        lambda w: {
+            "service": w.service.pk,
+            "ofcom_reference": "TN-9",
+            "skilled_report_on": str(TODAY),
+            "csea_private": "on",
+        },
+    ),
+    "change obligations.technologynotice": admin_page(
+        "obligations.technologynotice",
+        "rita",
+        lambda w: {"ofcom_reference": "TN-1/rev"},
+        World.technology_notice,
+    ),
+    "add obligations.ofcomnotice": admin_page(
+        "obligations.ofcomnotice",
+        "casey",
+        lambda w: {
+            "service": w.service.pk,
+            "kind": m.NoticeKind.INFORMATION,
+            "given_on": str(TODAY),
+            "respond_by": str(TODAY + dt.timedelta(days=28)),
+        },
+    ),
+    "change obligations.ofcomnotice": admin_page(
+        "obligations.ofcomnotice",
+        "rita",
+        lambda w: {"respond_by": str(TODAY + dt.timedelta(days=35))},
+        World.ofcom_notice,
+    ),
     "change obligations.riskassessment": admin_riskassessment_change,
-    "add obligations.apitoken": admin_apitoken_add,
-    "add obligations.calendarfeed": admin_calendarfeed_add,
-    "add auth.user": admin_user_add,
-    "change auth.user": admin_user_change,
+    "add obligations.apitoken": admin_page(
+        "obligations.apitoken", "casey", lambda w: {"name": "nightly export"}
+    ),
+    "add obligations.calendarfeed": admin_page(
+        "obligations.calendarfeed", "casey", lambda w: {}, ok=(200, 302)
+    ),
+    "add auth.user": admin_page(
+        "auth.user",
+        "root",
+        lambda w: {
+            "username": "newcomer",
+            "password1": "a-long-passphrase-2026",
+            "password2": "a-long-passphrase-2026",
+            "usable_password": "true",
+        },
+    ),
+    "change auth.user": admin_page(
+        "auth.user", "root", lambda w: {"first_name": "Casey"}, lambda w: w.people["casey"]
+    ),
     "action obligations.obligation bulk_assign_owner": admin_action(
         "obligation", "bulk_assign_owner", "casey", _obligations
     ),
