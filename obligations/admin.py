@@ -405,9 +405,15 @@ class MembershipFormSet(ParentKnownFormSet):
 
     def clean(self) -> None:
         super().clean()
-        for form in self.forms:
-            if form.errors or not form.has_changed():
-                continue
+        changed = [f for f in self.forms if not f.errors and f.has_changed()]
+        # The admins this one submission ends or demotes, judged together.
+        leaving = {
+            f.instance.pk
+            for f in changed
+            if f.instance.pk is not None
+            and (f.cleaned_data.get("end") or f.cleaned_data["role"] != m.Role.ADMIN)
+        }
+        for form in changed:
             data = form.cleaned_data
             try:
                 if form.instance.pk is None:
@@ -417,8 +423,12 @@ class MembershipFormSet(ParentKnownFormSet):
                         role=data["role"],
                         expires_at=data.get("expires_at"),
                     )
-                elif data.get("end") or data["role"] != m.Role.ADMIN:
-                    services.check_keeps_an_admin(membership=form.instance)
+                elif form.instance.pk in leaving:
+                    new_admins = {
+                        f.instance.pk for f in changed if f.cleaned_data["role"] == m.Role.ADMIN
+                    }
+                    if not new_admins - leaving:
+                        services.check_keeps_an_admin(membership=form.instance, also=leaving)
             except ValidationError as exc:
                 form.add_error(None, exc)
 
@@ -512,9 +522,12 @@ class OrganisationAdmin(ScopedAdmin):
         actor = acting_user(request)
         # The admin's change message reads what formset.save() would have recorded.
         formset.new_objects, formset.changed_objects, formset.deleted_objects = [], [], []
-        for row in formset.forms:
-            if not row.has_changed():
-                continue
+        changed = [row for row in formset.forms if row.has_changed()]
+        # Admins arrive before admins leave: a submission that hands the role over keeps one.
+        changed.sort(
+            key=lambda row: row.cleaned_data.get("end") or row.cleaned_data["role"] != m.Role.ADMIN
+        )
+        for row in changed:
             data, membership = row.cleaned_data, row.instance
             try:
                 if membership.pk is None:

@@ -906,9 +906,12 @@ def check_new_member(
         errors["expires_at"] = ["Give a time in the future: access ends then."]
     if not user.is_active:
         errors["user"] = [f"{user} is deactivated."]
-    elif m.Membership.objects.filter(
-        user=user, organisation=organisation, ended_at__isnull=True
-    ).exists():
+    elif (
+        organisation.pk is not None  # a new organisation has no members yet
+        and m.Membership.objects.filter(
+            user=user, organisation=organisation, ended_at__isnull=True
+        ).exists()
+    ):
         errors["user"] = [
             f"{user} already has a membership of {organisation}: change its role, or end it "
             "(an expired one too) before adding them again."
@@ -922,15 +925,16 @@ def _check_role(role: str) -> None:
         raise ValidationError({"role": [f"Choose one of: {', '.join(m.Role.labels)}."]})
 
 
-def check_keeps_an_admin(*, membership: m.Membership) -> None:
+def check_keeps_an_admin(*, membership: m.Membership, also: Iterable[int] = ()) -> None:
     """Refuse to end or demote the organisation's last admin in force: nobody could manage
-    its members any more (an operator would have to)."""
+    its members any more (an operator would have to). `also`: the other memberships the same
+    change ends or demotes (one form submitted with several rows)."""
     admins = set(
         m.Membership.objects.active()
         .filter(organisation_id=membership.organisation_id, role=m.Role.ADMIN)
         .values_list("pk", flat=True)
     )
-    if admins == {membership.pk}:
+    if admins and admins <= {membership.pk, *also}:
         raise ValidationError(
             f"{membership.user} is the last admin of {membership.organisation}: make someone "
             "else an admin first, or nobody could manage its members."
@@ -950,7 +954,13 @@ def _open_role(membership: m.Membership) -> str:
 
 
 def _membership_event(
-    *, actor: User, membership: m.Membership, kind: str, from_role: str = "", to_role: str = ""
+    *,
+    actor: User,
+    membership: m.Membership,
+    kind: str,
+    from_role: str = "",
+    to_role: str = "",
+    at: dt.datetime | None = None,
 ) -> None:
     m.MembershipEvent.objects.create(
         membership=membership,
@@ -959,7 +969,7 @@ def _membership_event(
         from_role=from_role,
         to_role=to_role,
         actor=actor,
-        at=timezone.now(),
+        at=at or timezone.now(),
     )
 
 
@@ -974,8 +984,8 @@ def add_member(
 ) -> m.Membership:
     """Give a user a role in an organisation: a new membership (an ended one of theirs stays
     on record as it was). Members use the admin, so they are staff."""
-    _check_manages_members(actor, organisation.pk)
     _lock_members(organisation.pk)
+    _check_manages_members(actor, organisation.pk)
     check_new_member(organisation=organisation, user=user, role=role, expires_at=expires_at)
     membership = m.Membership.objects.create(
         user=user, organisation=organisation, role=role, expires_at=expires_at
@@ -992,8 +1002,8 @@ def add_member(
 @transaction.atomic
 def change_role(*, actor: User, membership: m.Membership, role: str) -> m.Membership:
     """Give a member another role in the same organisation; the event keeps the old one."""
-    _check_manages_members(actor, membership.organisation_id)
     _lock_members(membership.organisation_id)
+    _check_manages_members(actor, membership.organisation_id)
     _check_role(role)
     current = _open_role(membership)
     if current == role:
@@ -1018,8 +1028,8 @@ def change_role(*, actor: User, membership: m.Membership, role: str) -> m.Member
 def end_membership(*, actor: User, membership: m.Membership) -> m.Membership:
     """End a membership now: the person loses the organisation at once. The row is kept,
     with when and by whom; to come back, they are added again (a new membership)."""
-    _check_manages_members(actor, membership.organisation_id)
     _lock_members(membership.organisation_id)
+    _check_manages_members(actor, membership.organisation_id)
     role = _open_role(membership)
     if role == m.Role.ADMIN:
         check_keeps_an_admin(membership=membership)
@@ -1028,7 +1038,7 @@ def end_membership(*, actor: User, membership: m.Membership) -> m.Membership:
         ended_at=now, ended_by=actor
     )
     _membership_event(
-        actor=actor, membership=membership, kind=m.MembershipChange.ENDED, from_role=role
+        actor=actor, membership=membership, kind=m.MembershipChange.ENDED, from_role=role, at=now
     )
     membership.ended_at, membership.ended_by = now, actor
     return membership

@@ -188,6 +188,48 @@ def test_the_last_admin_cannot_end_or_give_up_their_own_admin_role(client, org):
     assert not selectors.active_memberships(ada).exists()
 
 
+def test_two_admins_cannot_both_be_ended_in_one_submission(client, org):
+    """Each row alone keeps an admin; together they would leave none: refused as a whole."""
+    services.change_role(
+        actor=org["ada"], membership=membership(org["casey"], org["ours"]), role="admin"
+    )
+    response, data = signed_in(client, org["ada"], org)
+    shown = rows(response)
+    data.update({f"{shown['ada']}-end": "on", f"{shown['casey']}-role": m.Role.COMPLIANCE})
+    refused = client.post(page(org), data)
+    assert refused.status_code == 200 and "is the last admin of Ours" in refused.content.decode()
+    admins = m.Membership.objects.active().filter(organisation=org["ours"], role=m.Role.ADMIN)
+    assert set(admins.values_list("user__username", flat=True)) == {"ada", "casey"}
+
+
+def test_one_submission_can_hand_the_admin_role_over(client, org):
+    response, data = signed_in(client, org["ada"], org)
+    shown = rows(response)
+    data.update({f"{shown['ada']}-end": "on", f"{shown['casey']}-role": m.Role.ADMIN})
+    assert client.post(page(org), data).status_code == 302
+    assert membership(org["casey"], org["ours"]).role == m.Role.ADMIN
+    assert not m.Membership.objects.active().filter(user=org["ada"]).exists()
+
+
+def test_an_operator_adds_an_organisation_with_its_first_admin(client, org):
+    root = UserFactory(username="root", is_superuser=True)
+    client.force_login(root)
+    url = reverse("admin:obligations_organisation_add")
+    data = admin_form_data(client.get(url))
+    data.update(
+        {
+            "name": "Newco",
+            "memberships-TOTAL_FORMS": "1",
+            "memberships-0-user": UserFactory(username="nia").pk,
+            "memberships-0-role": m.Role.ADMIN,
+        }
+    )
+    assert client.post(url, data).status_code == 302
+    newco = m.Organisation.objects.get(name="Newco")
+    assert changes()[-1] == ("nia", m.MembershipChange.ADDED, "", "admin", "root")
+    assert membership(m.Membership.objects.get(organisation=newco).user, newco).role == "admin"
+
+
 def test_an_org_admin_cannot_change_another_organisations_members(client, org):
     ada, theirs = org["ada"], org["theirs"]
     eve = membership(org["eve"], theirs)
