@@ -237,7 +237,6 @@ class CycleRow(NamedTuple):
     current_cycle_id: int | None
     applicable: bool
     owner_id: int | None
-    owner_active: bool | None
     organisation_id: int
     duty_id: int
     service_name: str | None
@@ -252,7 +251,6 @@ CYCLE_FIELDS = (
     "obligation__current_cycle_id",
     "obligation__applicable",
     "obligation__owner_id",
-    "obligation__owner__is_active",
     "obligation__provider__organisation_id",
     "obligation__duty_id",
     "obligation__service__name",
@@ -289,7 +287,7 @@ class _Context:
     duties: dict[int, Duty]
     org_leads: dict[int, list[int]]
     duty_leads: dict[tuple[int, int], list[int]]
-    staff: dict[int, dict[str, list[int]]]  # organisation -> role -> user ids
+    staff: dict[int, dict[str, list[int]]]  # organisation -> role -> user ids (members)
     evidence: dict[int, list[tuple[int, str, dt.date | None]]]  # cycle -> (pk, title, expiry)
     _leads: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
@@ -299,11 +297,7 @@ class _Context:
         staff: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         memberships = (
             m.Membership.objects.active()
-            .filter(
-                organisation__in=organisations,
-                role__in=(m.Role.ADMIN, m.Role.MANAGER, m.Role.COMPLIANCE),
-                user__is_active=True,
-            )
+            .filter(organisation__in=organisations, user__is_active=True)
             .order_by("user_id")
             .values_list("organisation_id", "role", "user_id")
         )
@@ -346,9 +340,9 @@ class _Context:
     def owners(self, row: CycleRow) -> list[int]:
         """The owner; unowned work goes to the organisation's admins, or with none to its
         compliance staff, so that no reminder is dropped for want of a recipient."""
-        if row.owner_id is not None and row.owner_active:
-            return [row.owner_id]
         staff = self.staff[row.organisation_id]
+        if row.owner_id is not None and any(row.owner_id in ids for ids in staff.values()):
+            return [row.owner_id]  # still an active member (a leaver's work goes to the admins)
         return staff[m.Role.ADMIN] or staff[m.Role.COMPLIANCE]
 
     def escalate_to(self, row: CycleRow) -> list[int]:
@@ -633,6 +627,7 @@ class PendingRow(NamedTuple):
     due_date: dt.date | None
     current_cycle_id: int | None
     applicable: bool
+    organisation_id: int
 
 
 PENDING_FIELDS = (
@@ -647,6 +642,7 @@ PENDING_FIELDS = (
     "cycle__due_date",
     "cycle__obligation__current_cycle_id",
     "cycle__obligation__applicable",
+    "cycle__obligation__provider__organisation_id",
 )
 
 
@@ -763,7 +759,14 @@ def deliver(*, claim: Claim | None = None, result: SweepResult | None = None) ->
     result = result or SweepResult(date=timezone.localdate())
     claim.take_over()
     failures: list[Exception] = []
-    recipients = {u.pk: u for u in User.objects.filter(pk__in=claim.rows().values("recipient_id"))}
+    held = claim.rows().values("recipient_id")
+    recipients = {u.pk: u for u in User.objects.filter(pk__in=held)}
+    # Only a member of the organisation is told of its work: a leaver's rows are cancelled.
+    members = set(
+        m.Membership.objects.active()
+        .filter(user__in=held)
+        .values_list("user_id", "organisation_id")
+    )
     mailer = _Mailer()
     try:
         for recipient_id, group in groupby(_pending(claim), key=lambda r: r.recipient_id):
@@ -774,7 +777,12 @@ def deliver(*, claim: Claim | None = None, result: SweepResult | None = None) ->
                 )
                 claim.give_back()
                 break
-            _deliver_one(mailer, recipients[recipient_id], list(group), claim, result, failures)
+            rows = list(group)
+            current = [r for r in rows if (r.recipient_id, r.organisation_id) in members]
+            result.cancelled += _settle(
+                [r.pk for r in rows if r not in current], claim, m.ReminderStatus.CANCELLED
+            )
+            _deliver_one(mailer, recipients[recipient_id], current, claim, result, failures)
     finally:
         mailer.close()
     if failures:

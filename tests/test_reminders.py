@@ -13,6 +13,7 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django.db import transaction
 from django.urls import reverse
+from django.utils import timezone
 
 from obligations import models as m
 from obligations import reminders, services
@@ -151,6 +152,32 @@ def test_unowned_work_goes_to_the_organisations_admins(org):
 
 
 # --- Escalation -----------------------------------------------------------
+
+
+def test_a_leaver_is_told_nothing_more_and_their_work_goes_to_the_admins(org):
+    """Ending a membership ends the reminders: the sweep sends the leaver's work to the
+    organisation's admins, and a reminder already in the outbox for them is cancelled."""
+    admin = member(org["org"], m.Role.ADMIN, username="ada")
+    obligation(org, due=day(7))
+    mine = obligation(org, code="U2U-RECORDS", due=day(20))
+    reminders.run_sweep(today=TODAY)
+    assert len(items_to(org["owner"])) == 2  # both reminded, while a member
+    mail.outbox.clear()
+    m.Reminder.objects.create(  # in the outbox, still true, not yet sent when they leave
+        cycle=mine.current_cycle,
+        kind=m.ReminderKind.DUE_SOON,
+        step=7,
+        deadline=day(20),
+        recipient=org["owner"],
+        reason="Recorded before leaving.",
+        created_at=timezone.now(),
+    )
+    leaving = m.Membership.objects.get(user=org["owner"], organisation=org["org"])
+    services.end_membership(actor=admin, membership=leaving)
+    result = reminders.run_sweep(today=TODAY + dt.timedelta(days=6))
+    assert items_to(org["owner"]) == []
+    assert len(items_to(admin)) == 1 and "(in 1 day)" in items_to(admin)[0]
+    assert result.cancelled == 1
 
 
 def test_overdue_work_escalates_to_owner_and_managers_weekly_until_met(org):
