@@ -34,6 +34,7 @@ from openpyxl.utils import get_column_letter
 
 from obligations import dates, selectors, services
 from obligations import models as m
+from obligations.inputs import one_line
 
 S = m.CycleStatus
 # What one import may hold; the byte limit is settings.IMPORT_MAX_BYTES (README, "Importing").
@@ -341,9 +342,10 @@ class ImportReport:
         if self.ignored_columns:
             yield f"Ignored columns: {', '.join(self.ignored_columns)}"
         for row in self.rows:
-            where = f"{row.service or '?'} / {row.duty or '?'}"
-            yield f"row {row.row} {row.external_ref or '-'} ({where}): {row.label}" + (
-                f": {row.details}" if row.details else ""
+            # One line a row, whatever a cell of the file holds.
+            where = one_line(f"{row.service or '?'} / {row.duty or '?'}")
+            yield f"row {row.row} {one_line(row.external_ref) or '-'} ({where}): {row.label}" + (
+                f": {one_line(row.details)}" if row.details else ""
             )
 
 
@@ -475,6 +477,16 @@ def plan_import(
     return ImportPlan(organisation=organisation, report=report, rows=plans)
 
 
+def _field_errors(name: str, value: str) -> list[str]:
+    """What the obligation's own field (its length, one line) says of a value from the file:
+    the rules the admin and the API apply, not a copy of them."""
+    try:
+        m.Obligation._meta.get_field(name).clean(value, None)
+    except ValidationError as exc:
+        return exc.messages
+    return []
+
+
 def _find_obligation(
     register: _Register,
     outcome: RowOutcome,
@@ -482,10 +494,11 @@ def _find_obligation(
     obligations_seen: dict[int, int],
 ) -> m.Obligation | None:
     errors, ref, code = outcome.errors, outcome.external_ref, outcome.duty
+    refused = _field_errors("external_ref", ref) if ref else []
     if not ref:
         errors.append("no external reference")
-    elif len(ref) > 100:
-        errors.append("the external reference is longer than 100 characters")
+    elif refused:
+        errors.append(f"the external reference is refused: {' '.join(refused)}")
     elif ref in refs_seen:
         errors.append(f"external reference {ref} is also on row {refs_seen[ref]}")
     else:
@@ -633,8 +646,12 @@ def _plan_row(
             plan.start = S.IN_PROGRESS
             changes.append("back to in progress: the owner changed during review")
     if fields.due is not None and fields.due != cycle.due_date:
+        refusal = services.due_date_refusal(obligation, fields.due)
         if cycle.is_closed:
             warnings.append(f"due date left at {cycle.due_date or 'none'}: the cycle is closed")
+        elif refusal:
+            outcome.errors.append(f"due date {fields.due} is refused: {refusal}")
+            return None
         else:
             plan.due = fields.due
             changes.append(f"due {cycle.due_date or 'none'} → {fields.due}")

@@ -37,8 +37,8 @@ from obligations.catalogue import (
     evaluate,
     not_applicable_reason,
 )
-from obligations.commencement import effective_from, first_due, start_day
-from obligations.dates import add_months, check_plausible_dates, display
+from obligations.commencement import effective_from, first_due, in_force_on, start_day
+from obligations.dates import RANGE_TEXT, add_months, check_plausible_dates, display, is_plausible
 from obligations.uploads import check_and_hash
 
 log = logging.getLogger(__name__)
@@ -1116,6 +1116,31 @@ def assign_owner(
         )
 
 
+def due_date_refusal(obligation: m.Obligation, due: dt.date | None) -> str:
+    """Why `due` cannot be the obligation's due date, in words ("" when it can): the one rule
+    set_due_date and the import's planning both ask. A date must be one people type; a duty
+    not yet in force has no due date; and none is due before the duty started to apply."""
+    if due is None:
+        return ""
+    if not is_plausible(due):
+        return f"Enter a date from {RANGE_TEXT}."
+    effective = obligation.duty.effective_from
+    if not in_force_on(effective, london_today()):
+        expected = f" (expected from {display(effective)})" if effective else ""
+        return f"The duty is not yet in force{expected}: it has no due date until it is."
+    since = obligation.applies_since
+    if since is not None and due < since:
+        return (
+            f"It cannot be due before the duty started to apply to it, on {display(since)}: "
+            f"{obligation.applies_since_why}"
+        )
+    return ""
+
+
+def _shown(day: dt.date | None) -> str:
+    return display(day) if day else "none"
+
+
 @transaction.atomic
 def set_due_date(
     *,
@@ -1128,17 +1153,9 @@ def set_due_date(
     """Move an open cycle's due date, saying why. A closed cycle keeps its dates."""
     if cycle.is_closed:
         raise ValueError("A closed cycle keeps its dates; open a new cycle instead.")
-    check_plausible_dates(due_date=due)
-    since = cycle.obligation.applies_since
-    if due is not None and since is not None and due < since:
-        raise ValidationError(
-            {
-                "due_date": [
-                    f"It cannot be due before the duty started to apply to it, on "
-                    f"{display(since)}: {cycle.obligation.applies_since_why}"
-                ]
-            }
-        )
+    refusal = due_date_refusal(cycle.obligation, due)
+    if refusal:
+        raise ValidationError({"due_date": [refusal]})
     if cycle.due_date == due:
         return
     old = cycle.due_date
@@ -1151,7 +1168,7 @@ def set_due_date(
         cycle=cycle,
         kind=m.EventKind.DUE_CHANGED,
         source=source,
-        reason=f"Due date moved from {old or 'none'} to {due or 'none'}. {reason}",
+        reason=f"Due date moved from {_shown(old)} to {_shown(due)}. {reason}",
         due_date=due,
     )
 
@@ -1179,6 +1196,11 @@ def update_obligation_details(
         changed.append("external_ref")
     if not changed:
         return
+    # The fields' own rules (length, one line), whoever calls: the admin's form is not the
+    # only way in.
+    obligation.clean_fields(
+        exclude=[f.name for f in m.Obligation._meta.fields if f.name not in changed]
+    )
     obligation._history_user = actor  # type: ignore[attr-defined]
     # The history's change reason holds 100 characters.
     obligation._change_reason = f"{reason} ({m.EventSource(source).label})"[:100]  # type: ignore[attr-defined]

@@ -249,3 +249,16 @@ def test_one_service_that_cannot_start_never_stops_the_others(catalogue, monkeyp
         .exclude(duty__effective_from=None)
         .exists()
     )
+
+
+def test_a_duty_not_yet_in_force_cannot_be_given_a_due_date(catalogue):
+    """Otherwise a past date would make it overdue before the law applies."""
+    service = applied_service(categories=["1"], uk_monthly_users=40_000_000)
+    news = obligation(service, "U2U-NEWS")
+    with pytest.raises(ValidationError) as refused:
+        services.set_due_date(
+            actor=UserFactory(), cycle=news.current_cycle, due=TODAY, reason="x", source=SYSTEM
+        )
+    assert refused.value.message_dict == {
+        "due_date": ["The duty is not yet in force: it has no due date until it is."]
+    }
