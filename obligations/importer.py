@@ -28,7 +28,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
-from django.db import transaction
+from django.db import models, transaction
 from django.db.models import Q
 from openpyxl.utils import get_column_letter
 
@@ -480,8 +480,10 @@ def plan_import(
 def _field_errors(name: str, value: str) -> list[str]:
     """What the obligation's own field (its length, one line) says of a value from the file:
     the rules the admin and the API apply, not a copy of them."""
+    field = m.Obligation._meta.get_field(name)
+    assert isinstance(field, models.Field)
     try:
-        m.Obligation._meta.get_field(name).clean(value, None)
+        field.clean(value, None)
     except ValidationError as exc:
         return exc.messages
     return []
