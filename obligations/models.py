@@ -1296,7 +1296,7 @@ class Reminder(models.Model):
     deadline = models.DateField(help_text="The date the reminder is about.")
     recipient = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
+        on_delete=models.PROTECT,
         related_name="reminders",
         db_index=False,
     )

@@ -125,3 +125,46 @@ def test_obligations_take_their_current_cycles_status_and_due_date():
         cycleless.pk: ("", None),
     }
     migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_dates_no_one_would_type_are_brought_into_range_before_the_constraints():
+    """A register that accepted 9999-12-31 (it stopped the reminder sweep) still upgrades: the
+    date is set to the end of the range, with an event saying so by the system user."""
+    apps = migrate([("obligations", "0014_obligation_live_counts")])
+    _, obligation, cycle = old_obligation(apps)
+    Cycle = apps.get_model("obligations", "ObligationCycle")
+    Cycle.objects.filter(pk=cycle.pk).update(due_date=dt.date(9999, 12, 31))
+    apps.get_model("obligations", "Obligation").objects.filter(pk=obligation.pk).update(
+        current_cycle=cycle, status="not_started", due_date=dt.date(9999, 12, 31)
+    )
+    apps = migrate([("obligations", "0015_plausible_dates")])
+    Obligation = apps.get_model("obligations", "Obligation")
+    assert Obligation.objects.get(pk=obligation.pk).due_date == dt.date(2100, 12, 31)
+    event = apps.get_model("obligations", "Event").objects.get(obligation_id=obligation.pk)
+    assert (event.kind, event.actor.username, event.due_date) == (
+        "due_changed",
+        "osa-tracker-system",
+        dt.date(2100, 12, 31),
+    )
+    assert "Due date 9999-12-31 was outside the dates the tracker accepts" in event.reason
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+def test_tokens_an_admin_made_for_someone_else_are_revoked_on_upgrade():
+    apps = migrate([("obligations", "0025_assessment_private_channels")])
+    User, ApiToken = apps.get_model("auth", "User"), apps.get_model("obligations", "ApiToken")
+    admin, member = User.objects.create(username="ada"), User.objects.create(username="casey")
+    own = ApiToken.objects.create(
+        user=member, created_by=member, name="own", prefix="osa_aaaa", key_hash="a" * 64
+    )
+    minted = ApiToken.objects.create(
+        user=member, created_by=admin, name="minted", prefix="osa_bbbb", key_hash="b" * 64
+    )
+    apps = migrate([("obligations", "0026_reminders_kept_tokens_for_others_revoked")])
+    ApiToken = apps.get_model("obligations", "ApiToken")
+    assert ApiToken.objects.get(pk=own.pk).revoked_at is None
+    assert ApiToken.objects.get(pk=minted.pk).revoked_at is not None
+    log = apps.get_model("admin", "LogEntry").objects.get(object_id=str(minted.pk))
+    assert log.user.username == "osa-tracker-system"
+    assert log.change_message.startswith("Revoked on upgrade")
+    migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())

@@ -4,6 +4,48 @@ import datetime
 import obligations.dates
 from django.conf import settings
 from django.db import migrations, models
+from django.utils import timezone
+
+EARLIEST, LATEST = datetime.date(1990, 1, 1), datetime.date(2100, 12, 31)
+
+
+def bring_dates_into_range(apps, schema_editor):
+    """A register may already hold a date no one would type (9999-12-31 was accepted, and
+    stopped the reminder sweep): the constraints below would refuse to be added. Such a due
+    date is set to the nearest end of the range, with an event naming the upgrade and the
+    tracker's system user; such an expiry likewise (31 Dec 2100 and 9999 both mean "not in
+    this register's lifetime", so nothing about the evidence changes in practice)."""
+    Cycle = apps.get_model("obligations", "ObligationCycle")
+    outside = ~models.Q(due_date__range=(EARLIEST, LATEST)) & models.Q(due_date__isnull=False)
+    cycles = list(Cycle.objects.filter(outside).select_related("obligation"))
+    if cycles:
+        User = apps.get_model(*settings.AUTH_USER_MODEL.split("."))
+        system, _ = User.objects.get_or_create(
+            username=settings.SYSTEM_USERNAME,
+            defaults={"is_active": False, "first_name": "OSA tracker", "last_name": "(system)"},
+        )
+        now = timezone.now()
+        for cycle in cycles:
+            due = min(max(cycle.due_date, EARLIEST), LATEST)
+            Cycle.objects.filter(pk=cycle.pk).update(due_date=due, next_reminder_at=now)
+            apps.get_model("obligations", "Obligation").objects.filter(
+                current_cycle=cycle.pk
+            ).update(due_date=due)
+            apps.get_model("obligations", "Event").objects.create(
+                obligation=cycle.obligation,
+                cycle=cycle,
+                kind="due_changed",
+                actor=system,
+                at=now,
+                source="command",
+                due_date=due,
+                reason=f"Due date {cycle.due_date} was outside the dates the tracker accepts "
+                f"(1 Jan 1990 to 31 Dec 2100): set to {due:%-d %b %Y} when the register was "
+                "upgraded (migration 0015).",
+            )
+    Evidence = apps.get_model("obligations", "Evidence")
+    Evidence.objects.filter(expires_on__gt=LATEST).update(expires_on=LATEST)
+    Evidence.objects.filter(expires_on__lt=EARLIEST).update(expires_on=EARLIEST)
 
 
 class Migration(migrations.Migration):
@@ -254,6 +296,7 @@ class Migration(migrations.Migration):
             name='warning_given_on',
             field=models.DateField(blank=True, null=True, validators=[obligations.dates.validate_plausible_date], verbose_name='warning notice given on'),
         ),
+        migrations.RunPython(bring_dates_into_range, migrations.RunPython.noop),
         migrations.AddConstraint(
             model_name='evidence',
             constraint=models.CheckConstraint(condition=models.Q(('expires_on__isnull', True), ('expires_on__range', (datetime.date(1990, 1, 1), datetime.date(2100, 12, 31))), _connector='OR'), name='evidence_expiry_plausible'),
