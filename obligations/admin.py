@@ -1367,6 +1367,15 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return RegisterChangeList
 
+    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
+        form = super().get_form(request, obj, **kwargs)
+        if obj is not None and obj.owner_id and "owner" in form.base_fields:
+            # An owner who has since left stays a valid answer until someone reassigns the
+            # work: the page is saved as it is shown, never refused for what nobody changed.
+            field = form.base_fields["owner"]
+            field.queryset = field.queryset | get_user_model().objects.filter(pk=obj.owner_id)
+        return form
+
     def get_search_results(
         self, request: HttpRequest, queryset: QuerySet[Any], search_term: str
     ) -> tuple[QuerySet[Any], bool]:

@@ -13,7 +13,7 @@ from django.contrib import admin
 from django.contrib.admin.forms import AdminAuthenticationForm
 from django.contrib.auth import get_user_model, user_logged_in, user_login_failed
 from django.core.exceptions import ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.dispatch import receiver
 from django.http import HttpRequest
 
@@ -64,16 +64,20 @@ def sign_in_failed(
 
 def access_log_for(user: Any) -> QuerySet[m.AccessLog]:
     """Operators see every row; an organisation's admins see its rows, and the rows about its
-    members that belong to no organisation (sign-ins)."""
+    members that belong to no organisation (sign-ins) from while they were members: a former
+    member's sign-ins then stay in view, later ones do not."""
     rows = m.AccessLog.objects.select_related("user", "organisation")
     if user.is_superuser:
         return rows
     administered = selectors.active_memberships(user, (m.Role.ADMIN,)).values("organisation_id")
-    members = m.Membership.objects.active().filter(organisation__in=administered).values("user_id")
-    names = get_user_model().objects.filter(pk__in=members).values("username")
+    members = m.Membership.objects.filter(organisation__in=administered)
+    while_member = members.filter(user=OuterRef("user"), created_at__lte=OuterRef("at")).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=OuterRef("at"))
+    )
+    names = get_user_model().objects.filter(pk__in=members.values("user_id")).values("username")
     return rows.filter(
         Q(organisation__in=administered)
-        | Q(organisation__isnull=True, user__in=members)
+        | Q(Exists(while_member), organisation__isnull=True)
         | Q(organisation__isnull=True, user__isnull=True, username__in=names)
     )
 

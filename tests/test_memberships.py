@@ -14,6 +14,7 @@ from rest_framework.test import APIClient
 
 from obligations import models as m
 from obligations import reminders, selectors, services
+from obligations.admin_access import access_log_for
 from obligations.importer import _Register
 from tests.conftest import NOW
 from tests.factories import (
@@ -313,3 +314,15 @@ def test_the_organisation_page_costs_the_same_queries_however_many_members(clien
             member(org["ours"])
 
     assert_constant_queries(grow, lambda: client.get(page(org)), (5, 12))
+
+
+def test_an_admin_still_sees_a_former_members_sign_ins_from_while_they_were_a_member(org, clock):
+    casey = org["casey"]
+    services.record_access(user=casey, action=m.AccessAction.SIGN_IN, request=None)
+    clock.shift(dt.timedelta(hours=1))
+    services.end_membership(actor=org["ada"], membership=membership(casey, org["ours"]))
+    clock.shift(dt.timedelta(hours=1))
+    services.record_access(user=casey, action=m.AccessAction.SIGN_IN, request=None)
+    seen = access_log_for(org["ada"]).filter(user=casey).values_list("at", flat=True)
+    assert list(seen) == [NOW]
+    assert not access_log_for(org["tess"]).filter(user=casey).exists()

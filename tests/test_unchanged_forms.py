@@ -163,3 +163,19 @@ def test_the_api_put_of_an_unchanged_service_changes_nothing(world):
         "no_longer_applies": [],
     }
     assert changed(before, everything()) == {}
+
+
+def test_an_obligation_whose_owner_has_left_saves_unchanged(world):
+    ob = world.obligation()
+    services.assign_owner(
+        actor=world.people["casey"], obligation=ob, owner=world.people["rita"], source=SOURCE
+    )
+    rita = m.Membership.objects.get(user=world.people["rita"])
+    services.end_membership(actor=world.people["ada"], membership=rita)
+    client = browser(world.people["casey"])
+    url = reverse("admin:obligations_obligation_change", args=[ob.pk])
+    data = form_data(client.get(url), "obligation_form")
+    before = everything()
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert changed(before, everything()) == {}
