@@ -1367,8 +1367,10 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return RegisterChangeList
 
-    def get_form(self, request: HttpRequest, obj: Any = None, **kwargs: Any) -> Any:
-        form = super().get_form(request, obj, **kwargs)
+    def get_form(
+        self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any
+    ) -> Any:
+        form = super().get_form(request, obj, change, **kwargs)
         if obj is not None and obj.owner_id and "owner" in form.base_fields:
             # An owner who has since left stays a valid answer until someone reassigns the
             # work: the page is saved as it is shown, never refused for what nobody changed.
