@@ -1375,7 +1375,7 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
             # An owner who has since left stays a valid answer until someone reassigns the
             # work: the page is saved as it is shown, never refused for what nobody changed.
             field = form.base_fields["owner"]
-            field.queryset = field.queryset | get_user_model().objects.filter(pk=obj.owner_id)
+            field.queryset = field.queryset | get_user_model().objects.filter(pk=obj.owner_id)  # type: ignore[attr-defined]
         return form
 
     def get_search_results(
