@@ -74,7 +74,6 @@ class ApiTokenAdmin(NotFoundAdmin):
     def save_model(self, request: HttpRequest, obj: m.ApiToken, form: Any, change: bool) -> None:
         token, key = services.create_api_token(
             actor=acting_user(request),
-            user=acting_user(request),
             name=form.cleaned_data["name"],
             read_only=form.cleaned_data["read_only"],
             expires_at=form.cleaned_data["expires_at"],

@@ -22,13 +22,14 @@ from obligations import models as m
 
 
 class ImportUploadHandler(TemporaryFileUploadHandler):
-    """Receives an import to a temporary file and stops at the import's byte limit, so an
-    oversized upload is never read whole (the evidence handler allows far more)."""
+    """Receives an import to a temporary file and stops reading the request at the import's
+    byte limit (the evidence handler allows far more): the rest of an oversized body is never
+    read, so a multi-gigabyte upload cannot hold a worker for its whole transfer."""
 
     def receive_data_chunk(self, raw_data: bytes, start: int) -> bytes | None:
         if start + len(raw_data) > settings.IMPORT_MAX_BYTES:
             self.request.import_too_large = True  # type: ignore[union-attr]
-            raise StopUpload(connection_reset=False)
+            raise StopUpload(connection_reset=True)
         return super().receive_data_chunk(raw_data, start)
 
 

@@ -59,7 +59,7 @@ from django.utils import timezone
 
 from obligations import bulk
 from obligations import models as m
-from obligations.dates import add_months
+from obligations.dates import add_months, display
 from obligations.links import object_url
 
 log = logging.getLogger(__name__)
@@ -82,9 +82,8 @@ def london_midnight(day: dt.date) -> dt.datetime:
     return dt.datetime.combine(day, dt.time.min, tzinfo=ZoneInfo(settings.TIME_ZONE))
 
 
-@functools.lru_cache(maxsize=1024)  # a sweep formats the same few dates 100,000 times
-def fmt(day: dt.date) -> str:
-    return f"{day:%-d %b %Y}"
+# dates.display, remembered: a sweep formats the same few dates 100,000 times.
+fmt = functools.lru_cache(maxsize=1024)(display)
 
 
 @dataclass

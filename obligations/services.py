@@ -604,7 +604,7 @@ class CommencementsIncomplete(RuntimeError):
     were. The next night's run tries them again."""
 
 
-def apply_commencements(*, actor: User, day: dt.date) -> list[str]:
+def apply_commencements(*, actor: User) -> list[str]:
     """The nightly step that brings duties into force on the register: every service with an
     obligation whose duty is now in force but which has not started to apply is re-applied,
     so the obligation gets the day it started and its first due date. Idempotent. Each
@@ -616,7 +616,7 @@ def apply_commencements(*, actor: User, day: dt.date) -> list[str]:
             obligations__applies_since__isnull=True,
             obligations__technology_notice__isnull=True,
             obligations__ofcom_notice__isnull=True,
-            obligations__duty__effective_from__lte=day,
+            obligations__duty__effective_from__lte=london_today(),
         )
         .distinct()
         .order_by("pk")
@@ -2412,22 +2412,20 @@ def _revoke(*, actor: User, obj: m.CalendarFeed | m.ApiToken, message: str) -> b
 def create_api_token(
     *,
     actor: User,
-    user: User,
     name: str,
     read_only: bool = True,
     expires_at: dt.datetime | None = None,
 ) -> tuple[m.ApiToken, str]:
-    """A new key for `user`, made by `user`; the key itself is returned once, never stored.
+    """A new key for the actor, who holds it; the key itself is returned once, never stored.
 
-    Nobody makes a token for someone else, not an organisation admin, not an operator:
-    whoever holds another's key acts in their name (approving their own submission as
-    the other, four eyes defeated), and the events would name someone who did not act.
+    There is no way to make a token for someone else, not for an organisation admin, not for
+    an operator: whoever held another's key would act in their name (approving their own
+    submission as the other, four eyes defeated), and the events would name someone who did
+    not act.
     """
-    if actor.pk != user.pk:
-        raise PermissionDenied("An API token can only be made by the person who will use it.")
     key = "osa_" + secrets.token_urlsafe(32)
     token = m.ApiToken.objects.create(
-        user=user,
+        user=actor,
         name=name,
         prefix=key[:8],
         key_hash=secret_hash(key),

@@ -18,6 +18,7 @@ from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from obligations import reminders, services
+from obligations.dates import check_plausible_dates
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ RETRY = {
 @shared_task(name="obligations.send_reminders", **RETRY)
 def send_reminders(date: str | None = None) -> dict[str, Any]:
     """The daily sweep (beat runs it); `date` is YYYY-MM-DD, today in London when absent."""
-    today = dt.date.fromisoformat(date) if date else reminders.timezone.localdate()
+    today = day_of(date)
     try:
         result = reminders.run_sweep(today=today)
     except reminders.SweepIncomplete as incomplete:
@@ -60,11 +61,19 @@ def deliver_reminders() -> dict[str, Any]:
 
 
 @shared_task(name="obligations.apply_commencements", **RETRY)
-def apply_commencements(date: str | None = None) -> list[str]:
+def apply_commencements() -> list[str]:
     """Nightly (beat): duties that came into force get their start day and first due date on
-    every register they belong to. `date` is YYYY-MM-DD, today in London when absent."""
-    today = dt.date.fromisoformat(date) if date else reminders.timezone.localdate()
-    started = services.apply_commencements(actor=services.get_system_user(), day=today)
+    every register they belong to."""
+    started = services.apply_commencements(actor=services.get_system_user())
     if started:
-        log.info("Duties in force from %s started to apply on: %s", today, ", ".join(started))
+        log.info("Duties now in force started to apply on: %s", ", ".join(started))
     return started
+
+
+def day_of(date: str | None) -> dt.date:
+    """The day a task runs as: `date` (YYYY-MM-DD, in the register's range), else today."""
+    if not date:
+        return services.london_today()
+    day = dt.date.fromisoformat(date)
+    check_plausible_dates(date=day)
+    return day

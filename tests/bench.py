@@ -414,7 +414,7 @@ def _api_client(username: str = "manager") -> Any:
     from obligations import services
 
     manager = _user(username)
-    _, key = services.create_api_token(actor=manager, user=manager, name="bench")
+    _, key = services.create_api_token(actor=manager, name="bench")
     return Client(HTTP_AUTHORIZATION=f"Token {key}")
 
 

@@ -138,7 +138,7 @@ def organisation_world(side: str) -> dict[str, Any]:
         _, secret = services.create_calendar_feed(actor=user, user=user, service=service)
         feed_secret = secret if user == casey else feed_secret
     tokens = {
-        user.pk: services.create_api_token(actor=user, user=user, name=f"Token {mark}")[0]
+        user.pk: services.create_api_token(actor=user, name=f"Token {mark}")[0]
         for user in people.values()
     }
     services.record_access(
@@ -193,7 +193,7 @@ def world(db, catalogue, settings) -> dict[str, Any]:  # type: ignore[no-untyped
     _, lapsed_secret = services.create_calendar_feed(
         actor=lapsed, user=lapsed, service=data["A"]["service"]
     )
-    services.create_api_token(actor=lapsed, user=lapsed, name="Lapsed")
+    services.create_api_token(actor=lapsed, name="Lapsed")
     data["A"]["reminders"][lapsed.pk] = due_soon_reminder(
         data["A"]["obligation"].current_cycle, lapsed, TODAY
     )

@@ -115,7 +115,7 @@ def browser(user: Any) -> Client:
 def api(user: Any, how: str) -> APIClient:
     client = APIClient()
     if how == "token":
-        _, key = services.create_api_token(actor=user, user=user, name="script", read_only=False)
+        _, key = services.create_api_token(actor=user, name="script", read_only=False)
         client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     else:
         client.force_login(user)
@@ -209,7 +209,7 @@ def _started(w: World) -> list[int]:
 
 
 def _own_token(w: World) -> list[int]:
-    token, _ = services.create_api_token(actor=w.people["casey"], user=w.people["casey"], name="t")
+    token, _ = services.create_api_token(actor=w.people["casey"], name="t")
     return [token.pk]
 
 

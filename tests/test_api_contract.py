@@ -137,7 +137,7 @@ def world() -> dict[str, object]:
 
 
 def token_for(user: User) -> str:
-    _, key = services.create_api_token(actor=user, user=user, name="contract", read_only=False)
+    _, key = services.create_api_token(actor=user, name="contract", read_only=False)
     return key
 
 

@@ -121,10 +121,12 @@ def test_when_a_duty_comes_into_force_the_nightly_step_dates_it_from_that_day(db
     assert (ra.applies_since, ra.current_cycle.due_date) == (None, None)
     duty = selectors.duty_entry(ra.duty)
     assert in_force(duty, TODAY).state == EXPECTED
-    assert services.apply_commencements(actor=system, day=TODAY) == []
+    assert services.apply_commencements(actor=system) == []
     with time_machine.travel(dt.datetime(2027, 1, 4, 1, 30, tzinfo=LONDON), tick=False):
-        started = services.apply_commencements(actor=system, day=dt.date(2027, 1, 4))
+        started = services.apply_commencements(actor=system)
         assert in_force(duty, dt.date(2027, 1, 4)).state == IN_FORCE
+        # Run again: nothing more to do.
+        assert services.apply_commencements(actor=system) == []
     assert started == [service.name]
     ra.refresh_from_db()
     ra.current_cycle.refresh_from_db()
@@ -134,8 +136,6 @@ def test_when_a_duty_comes_into_force_the_nightly_step_dates_it_from_that_day(db
         dt.date(2027, 4, 3),
     )
     assert ra.events.filter(kind=m.EventKind.DUE_CHANGED, actor=system).exists()
-    # Run again: nothing more to do.
-    assert services.apply_commencements(actor=system, day=dt.date(2027, 1, 5)) == []
 
 
 def test_no_due_date_before_the_duty_applied_from_the_api_or_the_writes(catalogue):
@@ -242,7 +242,7 @@ def test_one_service_that_cannot_start_never_stops_the_others(catalogue, monkeyp
     monkeypatch.setattr(services, "apply_catalogue", fail_for_first)
     system = services.get_system_user()
     with pytest.raises(services.CommencementsIncomplete, match=r"1 service\(s\) skipped"):
-        services.apply_commencements(actor=system, day=TODAY)
+        services.apply_commencements(actor=system)
     assert f"service {first.pk} skipped" in caplog.text
     assert (
         not second.obligations.filter(applicable=True, applies_since=None)

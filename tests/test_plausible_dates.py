@@ -5,11 +5,12 @@ import datetime as dt
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from obligations import models as m
-from obligations import services
+from obligations import services, tasks
 from obligations.dates import validate_plausible_date
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.test_api import client_for
@@ -129,3 +130,11 @@ def test_the_database_holds_the_sweeps_dates_in_range_even_past_the_writes(team)
     )
     with pytest.raises(IntegrityError), transaction.atomic():
         m.Evidence.objects.filter(pk=evidence.pk).update(expires_on=FAR)
+
+
+def test_the_sweep_is_not_run_as_of_a_day_no_one_would_type(db):
+    with pytest.raises(CommandError, match="--date must be a date from 1 Jan 1990 to 31 Dec 2100"):
+        call_command("send_reminders", "--date", "9999-12-31")
+    with pytest.raises(ValidationError):
+        tasks.day_of("9999-12-31")
+    assert tasks.day_of(None) == dt.date(2026, 11, 24)

@@ -8,13 +8,17 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from obligations import reminders
+from obligations.dates import RANGE_TEXT, is_plausible
 
 
 def iso_date(value: str) -> dt.date:
     try:
-        return dt.date.fromisoformat(value)
+        day = dt.date.fromisoformat(value)
     except ValueError:
         raise CommandError(f"--date must be a YYYY-MM-DD date, not {value!r}") from None
+    if not is_plausible(day):
+        raise CommandError(f"--date must be a date from {RANGE_TEXT}, not {value}")
+    return day
 
 
 class Command(BaseCommand):
