@@ -40,6 +40,8 @@ class CycleStatus(models.TextChoices):
 
 CLOSED_STATUSES = (CycleStatus.MET, CycleStatus.NOT_APPLICABLE)
 OPEN_STATUSES = tuple(s for s in CycleStatus.values if s not in CLOSED_STATUSES)
+# Open work someone has started (the dashboard's "in progress"): open, less not started.
+UNDERWAY_STATUSES = tuple(s for s in OPEN_STATUSES if s != CycleStatus.NOT_STARTED)
 
 
 def is_overdue(status: str, due: dt.date | None, today: dt.date) -> bool:

@@ -69,12 +69,6 @@ log = logging.getLogger(__name__)
 SWEEP_BATCH = 20_000
 EVIDENCE_WARNING_DAYS = 30
 ESCALATION_EVERY_DAYS = 7
-OPEN = (
-    m.CycleStatus.NOT_STARTED,
-    m.CycleStatus.IN_PROGRESS,
-    m.CycleStatus.READY_FOR_REVIEW,
-    m.CycleStatus.SENT_BACK,
-)
 K = m.ReminderKind
 
 
@@ -473,7 +467,7 @@ def _decide_one(
     """What one cycle is owed today, and the later dates on which more falls due."""
     if row.current_cycle_id != row.pk or not row.applicable:
         return [], []  # replaced or closed for good: nothing more to watch
-    if row.status in OPEN:
+    if row.status in m.OPEN_STATUSES:
         owed, later = _owed_for_open(row, ctx)
         more, more_later = _owed_for_evidence(row, ctx)
         return owed + more, later + more_later
@@ -652,8 +646,8 @@ def _still_relevant(row: PendingRow) -> bool:
     if row.kind == K.REVIEW_REQUESTED:
         return row.status == m.CycleStatus.READY_FOR_REVIEW
     if row.kind == K.EVIDENCE_EXPIRING:
-        return row.status in (*OPEN, m.CycleStatus.MET)
-    return row.status in OPEN and row.due_date == row.deadline
+        return row.status in (*m.OPEN_STATUSES, m.CycleStatus.MET)
+    return row.status in m.OPEN_STATUSES and row.due_date == row.deadline
 
 
 def _held(ids: list[int], token: str) -> QuerySet[m.Reminder]:

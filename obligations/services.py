@@ -1210,14 +1210,13 @@ def update_obligation_details(
 # --- The status workflow --------------------------------------------------
 
 S = m.CycleStatus
-OPEN = (S.NOT_STARTED, S.IN_PROGRESS, S.READY_FOR_REVIEW, S.SENT_BACK)
 # The one table of allowed transitions: target -> (the states it can come from, reason needed).
 TRANSITIONS: dict[str, tuple[tuple[str, ...], bool]] = {
     S.IN_PROGRESS: ((S.NOT_STARTED, S.SENT_BACK), False),
     S.READY_FOR_REVIEW: ((S.IN_PROGRESS,), False),
     S.MET: ((S.READY_FOR_REVIEW,), False),
     S.SENT_BACK: ((S.READY_FOR_REVIEW,), True),
-    S.NOT_APPLICABLE: (OPEN, True),
+    S.NOT_APPLICABLE: (m.OPEN_STATUSES, True),
 }
 
 

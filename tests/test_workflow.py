@@ -84,7 +84,7 @@ def test_the_table_is_the_workflow_the_issue_describes():
         (S.IN_PROGRESS, S.READY_FOR_REVIEW),
         (S.READY_FOR_REVIEW, S.MET),
         (S.READY_FOR_REVIEW, S.SENT_BACK),
-        *((s, S.NOT_APPLICABLE) for s in services.OPEN),
+        *((s, S.NOT_APPLICABLE) for s in m.OPEN_STATUSES),
     }
 
 

@@ -24,7 +24,6 @@ SHOWN = 25
 UPCOMING_DAYS = 90
 EXPIRING_DAYS = 30
 TREND_MONTHS = 12
-WORKING = (m.CycleStatus.IN_PROGRESS, m.CycleStatus.READY_FOR_REVIEW, m.CycleStatus.SENT_BACK)
 
 
 @dataclass(frozen=True)
@@ -100,7 +99,7 @@ def buckets(day: dt.date) -> dict[str, Q]:
     return {
         "met": Q(r_status=m.CycleStatus.MET),
         "overdue": m.overdue(day, status="r_status", due="r_due"),
-        "in_progress": Q(r_status__in=WORKING) & on_time,
+        "in_progress": Q(r_status__in=m.UNDERWAY_STATUSES) & on_time,
         "not_started": Q(r_status=m.CycleStatus.NOT_STARTED) & on_time,
     }
 
