@@ -30,7 +30,7 @@ from django.http import (
 from django.shortcuts import get_object_or_404
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils import formats, timezone
+from django.utils import formats
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.text import smart_split, unescape_string_literal
@@ -47,7 +47,7 @@ from obligations.catalogue import (
 )
 from obligations.commencement import in_force, in_force_on
 from obligations.dashboard import queries as dashboard_queries
-from obligations.dates import display, validate_plausible_date
+from obligations.dates import display, london_today, validate_plausible_date
 from obligations.inputs import validate_single_line
 from obligations.uploads import EvidenceRefused
 
@@ -271,7 +271,7 @@ class RegisterColumns:
 
     @admin.display(description="status", ordering="status")
     def cycle_status(self, obj: m.Obligation) -> str:
-        return status_badge(obj, timezone.localdate())
+        return status_badge(obj, london_today())
 
     @admin.display(description="due", ordering="due_date")
     def due(self, obj: m.Obligation) -> Any:
@@ -642,9 +642,7 @@ class ProviderAdmin(ScopedHistoryAdmin):
     readonly_fields = ("penalty_cap_detail", "exposure", "fees_position")
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return selectors.providers_with_exposure(
-            super().get_queryset(request), timezone.localdate()
-        )
+        return selectors.providers_with_exposure(super().get_queryset(request), london_today())
 
     def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[ChangeList]:
         return ProviderChangeList
@@ -687,7 +685,7 @@ class ProviderAdmin(ScopedHistoryAdmin):
             return "-"
         params = selectors.catalogue_parameters()["fees"]
         _, _, years = penalties.fees_requirements(
-            selectors.provider_revenue(obj), timezone.localdate(), params
+            selectors.provider_revenue(obj), london_today(), params
         )
         rows = format_html_join(
             "",
@@ -789,7 +787,7 @@ class SignificantChangeForm(forms.Form):
 
     def clean_planned_for(self) -> dt.date:
         day: dt.date = self.cleaned_data["planned_for"]
-        if day <= timezone.localdate():
+        if day <= london_today():
             raise forms.ValidationError("A planned change is in the future.")
         return day
 
@@ -966,7 +964,7 @@ class ServiceAdmin(ScopedHistoryAdmin):
         if request.method == "POST" and form.is_valid():
             catalogue = selectors.loaded_catalogue()
             profile = form.profile()
-            duties = applicable_duties(catalogue, profile, day=timezone.localdate())
+            duties = applicable_duties(catalogue, profile, day=london_today())
             likely = likely_categories(catalogue, profile)
             powers = powers_list(notice_powers(catalogue, profile))
         context = {
@@ -1053,7 +1051,7 @@ class InForceFilter(admin.SimpleListFilter):
         return [("yes", "In force"), ("no", "Not yet in force")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        now = Q(effective_from__lte=timezone.localdate())
+        now = Q(effective_from__lte=london_today())
         if self.value() == "yes":
             return queryset.filter(now)
         if self.value() == "no":
@@ -1093,7 +1091,7 @@ class DutyAdmin(CatalogueAdmin):
 
     @admin.display(description="in force")
     def in_force_text(self, obj: m.Duty) -> str:
-        return in_force(selectors.duty_entry(obj), timezone.localdate()).text
+        return in_force(selectors.duty_entry(obj), london_today()).text
 
     @admin.display(description="commencement")
     def commencement_text(self, obj: m.Duty) -> str:
@@ -1162,7 +1160,7 @@ class OverdueFilter(admin.SimpleListFilter):
         ]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        today = timezone.localdate()
+        today = london_today()
         if self.value() == "overdue":
             return queryset.filter(m.overdue(today))
         if self.value() in {"7", "30", "90"}:
@@ -1188,7 +1186,7 @@ class StateFilter(admin.SimpleListFilter):
         value = self.value()
         if value is None:
             return queryset
-        today = timezone.localdate()
+        today = london_today()
         wanted = dashboard_queries.buckets(today).get(value)
         if wanted is None:
             raise IncorrectLookupParameters(f"Unknown state {value!r}.")
@@ -1206,14 +1204,14 @@ class MyWorkFilter(admin.SimpleListFilter):
     parameter_name = "mine"
 
     def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        sections = selectors.my_work_filters(request.user, timezone.localdate())
+        sections = selectors.my_work_filters(request.user, london_today())
         return [(key, title) for key, (title, _) in sections.items()]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
         value = self.value()
         if value is None:
             return queryset
-        section = selectors.my_work_filters(request.user, timezone.localdate()).get(value)
+        section = selectors.my_work_filters(request.user, london_today()).get(value)
         if section is None:
             raise IncorrectLookupParameters(f"Unknown section of my work {value!r}.")
         return queryset.filter(section[1])
@@ -1585,7 +1583,7 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
     def my_work_view(self, request: HttpRequest) -> HttpResponse:
         if not self.has_view_permission(request):
             raise PermissionDenied
-        today = timezone.localdate()
+        today = london_today()
         sections = selectors.my_work(request.user, today)
         context = {
             **self.admin_site.each_context(request),
@@ -1623,14 +1621,14 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
                         )
             extra.update(
                 cycle=cycle,
-                badge=status_badge(obligation, timezone.localdate()),
+                badge=status_badge(obligation, london_today()),
                 transitions=allowed,
                 can_edit=self.has_change_permission(request, obligation),
                 is_org_admin=selectors.has_role(request.user, (m.Role.ADMIN,), organisation),
                 evidence=selectors.evidence_for(obligation),
                 evidence_form=EvidenceForm(),
                 max_upload=settings.EVIDENCE_MAX_BYTES,
-                today=timezone.localdate(),
+                today=london_today(),
                 **admin_assessments.assessment_panel(obligation),
             )
         return super().change_view(request, object_id, form_url, extra)
@@ -1948,7 +1946,7 @@ class TechnologyNoticeAdmin(NoticeAdmin):
                 ],
                 can_edit=self.has_change_permission(request, notice),
                 event_form=NoticeDatedEventForm(),
-                today=timezone.localdate(),
+                today=london_today(),
             )
         return super().change_view(request, object_id, form_url, extra)
 

@@ -12,7 +12,6 @@ from django.db.models import Count, Q, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.html import format_html
 
 from obligations import models as m
@@ -25,6 +24,7 @@ from obligations.admin import (
     acting_user,
     form_errors_text,
 )
+from obligations.dates import london_today
 
 
 def assessment_panel(obligation: m.Obligation) -> dict[str, Any]:
@@ -377,7 +377,7 @@ def measures_register_view(
                 request, f"Not recorded: {form_errors_text(form)}", messages.ERROR
             )
         return HttpResponseRedirect(request.path)
-    rows = selectors.measures_register(service, timezone.localdate())
+    rows = selectors.measures_register(service, london_today())
     for row in rows:
         form = DecisionForm(
             initial={

@@ -12,6 +12,12 @@ import calendar
 import datetime as dt
 
 from django.core.exceptions import ValidationError
+from django.utils import timezone
+
+
+def london_today() -> dt.date:
+    """Deadlines are calendar dates in Europe/London: today is London's today."""
+    return timezone.localdate()
 
 
 def display(day: dt.date) -> str:

@@ -20,6 +20,7 @@ from django.views.decorators.http import require_GET
 
 from obligations import models as m
 from obligations import selectors, services
+from obligations.dates import london_today
 from obligations.inputs import one_line
 
 # Calendar applications poll; writing last_used_at on every poll would be a write per read.
@@ -119,7 +120,7 @@ def _event(cycle: m.ObligationCycle, today: dt.date, host: str) -> icalendar.Eve
 
 def render_calendar(feed: m.CalendarFeed, cycles: QuerySet[m.ObligationCycle]) -> bytes:
     host = urlsplit(settings.SITE_URL).hostname or "localhost"
-    today = timezone.localdate()
+    today = london_today()
     name = f"OSA deadlines: {feed.service}" if feed.service else f"OSA deadlines: {feed.user}"
     calendar = icalendar.Calendar.new(
         prodid=PRODID,

@@ -59,7 +59,7 @@ from django.utils import timezone
 
 from obligations import bulk
 from obligations import models as m
-from obligations.dates import add_months, display
+from obligations.dates import add_months, display, london_today
 from obligations.links import object_url
 
 log = logging.getLogger(__name__)
@@ -749,7 +749,7 @@ def deliver(*, claim: Claim | None = None, result: SweepResult | None = None) ->
     Raises DeliveryFailed if the mail server refused or could not be reached (worth a retry),
     else SweepIncomplete if anything was skipped after an unexpected error (logged)."""
     claim = claim or Claim()
-    result = result or SweepResult(date=timezone.localdate())
+    result = result or SweepResult(date=london_today())
     claim.take_over()
     failures: list[Exception] = []
     held = claim.rows().values("recipient_id")
@@ -884,7 +884,7 @@ def notify_review(
         " for review."
     )
     now = timezone.now()
-    deadline = cycle.due_date or timezone.localdate()
+    deadline = cycle.due_date or london_today()
     _record_unclaimed(
         [
             Owed(cycle.pk, K.REVIEW_REQUESTED, event.pk, deadline, user, reason)

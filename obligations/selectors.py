@@ -33,6 +33,7 @@ from django.utils import timezone
 from obligations import codes, penalties
 from obligations import models as m
 from obligations.catalogue import Catalogue, Profile, implied
+from obligations.dates import london_today
 
 # How each tenant-owned model reaches its organisation.
 ORGANISATION_PATHS: dict[type[Model], str] = {
@@ -769,7 +770,7 @@ def undecided_measures(service: m.Service, duty: m.Duty) -> list[str]:
     decided = current_decisions(service)
     return [
         r.code
-        for r in recommended_measures(service, timezone.localdate())
+        for r in recommended_measures(service, london_today())
         if r.recommended and r.measure["pk"] in serving and r.measure["pk"] not in decided
     ]
 

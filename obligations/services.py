@@ -38,7 +38,14 @@ from obligations.catalogue import (
     not_applicable_reason,
 )
 from obligations.commencement import effective_from, first_due, in_force_on, start_day
-from obligations.dates import RANGE_TEXT, add_months, check_plausible_dates, display, is_plausible
+from obligations.dates import (
+    RANGE_TEXT,
+    add_months,
+    check_plausible_dates,
+    display,
+    is_plausible,
+    london_today,
+)
 from obligations.uploads import check_and_hash
 
 log = logging.getLogger(__name__)
@@ -53,11 +60,6 @@ def get_system_user() -> User:
         defaults={"is_active": False, "first_name": "OSA tracker", "last_name": "(system)"},
     )
     return user
-
-
-def london_today() -> dt.date:
-    """Deadlines are calendar dates in Europe/London."""
-    return timezone.localdate()
 
 
 def _event(

@@ -10,6 +10,7 @@ from django.views.decorators.http import require_GET
 
 from obligations import models as m
 from obligations import selectors, services
+from obligations.dates import london_today
 
 
 @require_GET
@@ -93,7 +94,7 @@ def measures_record(request: HttpRequest, pk: int) -> HttpResponse:
         ),
         pk=pk,
     )
-    rows = selectors.measures_register(service, timezone.localdate())
+    rows = selectors.measures_register(service, london_today())
     context = {
         "service": service,
         "rows": rows,

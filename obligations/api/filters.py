@@ -10,7 +10,6 @@ from typing import Any
 import django_filters as df
 from django import forms
 from django.db.models import Q, QuerySet
-from django.utils import timezone
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
@@ -18,6 +17,7 @@ from rest_framework import exceptions
 
 from obligations import models as m
 from obligations import selectors, services
+from obligations.dates import london_today
 
 # Parameters every list understands besides its filters.
 COMMON_PARAMS = frozenset({"ordering", "cursor", "page_size", "as_of", "format"})
@@ -192,7 +192,7 @@ class DutyFilter(df.FilterSet):
     )
 
     def filter_in_force(self, queryset: QuerySet[m.Duty], name: str, value: bool) -> Any:
-        now = Q(effective_from__lte=timezone.localdate())
+        now = Q(effective_from__lte=london_today())
         return queryset.filter(now if value else ~now)
 
     class Meta:

@@ -7,7 +7,6 @@ from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.urls import reverse
-from django.utils import timezone
 from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
@@ -15,7 +14,7 @@ from rest_framework import serializers
 from obligations import exports, selectors
 from obligations import models as m
 from obligations.commencement import InForce, in_force
-from obligations.dates import validate_plausible_date
+from obligations.dates import london_today, validate_plausible_date
 from obligations.inputs import validate_single_line
 
 
@@ -155,7 +154,7 @@ class DutySerializer(serializers.ModelSerializer[m.Duty]):
         exclude = ["catalogue_version"]
 
     def _state(self, duty: m.Duty) -> InForce:
-        return in_force(selectors.duty_entry(duty), timezone.localdate())
+        return in_force(selectors.duty_entry(duty), london_today())
 
     def get_in_force(self, duty: m.Duty) -> bool | None:
         return self._state(duty).value

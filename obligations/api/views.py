@@ -17,7 +17,6 @@ from django.core.exceptions import ImproperlyConfigured
 from django.db.models import Prefetch, QuerySet
 from django.http import FileResponse, HttpResponseBase, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
@@ -38,6 +37,7 @@ from obligations.api.parsers import JSONParser
 from obligations.applicability import report
 from obligations.catalogue import ProfileError, parse_profile
 from obligations.dashboard import queries as dashboard
+from obligations.dates import london_today
 from obligations.uploads import EvidenceRefused
 from obligations.views import evidence_file_response
 
@@ -474,7 +474,7 @@ class ApplicabilityView(APIView):
             if exc.field:
                 raise ValidationError({exc.field: [exc.reason]}) from None
             raise ValidationError(f"profile: {exc}") from None
-        return Response(report(catalogue, profile, day=timezone.localdate()))
+        return Response(report(catalogue, profile, day=london_today()))
 
 
 class AuditPackView(APIView):

@@ -24,6 +24,7 @@ from obligations import models as m
 from obligations import penalties, selectors
 from obligations.admin import colleagues
 from obligations.dashboard import charts, queries
+from obligations.dates import london_today
 
 TEMPLATE = "obligations/dashboard/dashboard.html"
 REFUSED = "obligations/dashboard/refused.html"
@@ -53,7 +54,7 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
             selectors.scope(m.Service.objects.select_related("provider"), request.user),
             pk=service_pk,
         )
-    today = timezone.localdate()
+    today = london_today()
     try:
         filters = queries.Filters.from_query(request.GET, today=today)
     except queries.FilterError as exc:

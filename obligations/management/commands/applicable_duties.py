@@ -7,7 +7,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from obligations import applicability
 from obligations.catalogue import (
@@ -16,6 +15,7 @@ from obligations.catalogue import (
     parse_profile,
     read_catalogue,
 )
+from obligations.dates import london_today
 from obligations.inputs import load_json
 from obligations.penalties import money
 
@@ -47,7 +47,7 @@ class Command(BaseCommand):
             profile = parse_profile(data, catalogue)
         except ProfileError as exc:
             raise CommandError(f"profile: {exc}") from None
-        report = applicability.report(catalogue, profile, day=timezone.localdate())
+        report = applicability.report(catalogue, profile, day=london_today())
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
             return

@@ -9,10 +9,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from obligations.catalogue import Catalogue, CatalogueError, read_catalogue
 from obligations.commencement import in_force
+from obligations.dates import london_today
 
 
 def unverified(catalogue: Catalogue) -> Iterator[dict[str, str]]:
@@ -35,7 +35,7 @@ def unverified(catalogue: Catalogue) -> Iterator[dict[str, str]]:
 
 
 def duty_rows(catalogue: Catalogue) -> Iterator[dict[str, Any]]:
-    today = timezone.localdate()
+    today = london_today()
     for duty in catalogue.duties:
         state = in_force(duty, today)
         yield {

@@ -5,10 +5,9 @@ import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
-from django.utils import timezone
 
 from obligations import reminders
-from obligations.dates import RANGE_TEXT, is_plausible
+from obligations.dates import RANGE_TEXT, is_plausible, london_today
 
 
 def iso_date(value: str) -> dt.date:
@@ -37,7 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print one JSON object.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        today = iso_date(options["date"]) if options["date"] else timezone.localdate()
+        today = iso_date(options["date"]) if options["date"] else london_today()
         incomplete = None
         try:
             result = reminders.run_sweep(today=today, dry_run=options["dry_run"])
