@@ -694,8 +694,8 @@ class ProviderAdmin(ScopedHistoryAdmin):
                 (
                     y.label,
                     y.why,
-                    f"{y.notify_by:%-d %b %Y}",
-                    f"{y.pay_by:%-d %b %Y}",
+                    display(y.notify_by),
+                    display(y.pay_by),
                 )
                 for y in years
             ),

@@ -13,6 +13,8 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from obligations.dates import display
+
 # Which Code a family of measures belongs to, and which assessments set its risk levels.
 FAMILY_OF_CODE = {"ICU": "illegal", "ICS": "illegal", "PCU": "children", "PCS": "children"}
 
@@ -191,7 +193,7 @@ def recommend(
             result.append(Recommendation(measure, False, f"{measure['status']}, not in force"))
             continue
         if starts > today:
-            result.append(Recommendation(measure, False, f"in force from {starts:%-d %b %Y}"))
+            result.append(Recommendation(measure, False, f"in force from {display(starts)}"))
             continue
         family = FAMILY_OF_CODE[measure["code_family"]]
         if family not in evaluators:

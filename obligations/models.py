@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 
-from obligations.dates import EARLIEST, LATEST, add_months, validate_plausible_date
+from obligations.dates import EARLIEST, LATEST, add_months, display, validate_plausible_date
 from obligations.inputs import DECIMAL_PLACES, MAX_DIGITS, validate_amount, validate_single_line
 
 # --- Vocabularies ---------------------------------------------------------
@@ -772,7 +772,7 @@ class TechnologyNotice(models.Model):
                     {
                         "runs_until": f"The requirements may run for at most "
                         f"{MAX_NOTICE_RUN_MONTHS} months from the last day of the compliance "
-                        f"period (s.125(7)): {limit:%-d %b %Y} at the latest."
+                        f"period (s.125(7)): {display(limit)} at the latest."
                     }
                 )
 

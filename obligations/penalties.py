@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
-from obligations.dates import add_months
+from obligations.dates import add_months, display
 
 PENNY = Decimal("0.01")
 
@@ -145,7 +145,7 @@ def penalty_cap(
     return _cap(
         period.amount,
         rule=rule,
-        source=f"{basis}, {period.start:%-d %b %Y} to {period.end:%-d %b %Y}",
+        source=f"{basis}, {display(period.start)} to {display(period.end)}",
         factor=factor,
         scaled=scaled,
         params=params,
@@ -267,7 +267,7 @@ def fees_year(
             None,
             None,
             False,
-            f"Qualifying worldwide revenue for {q_start:%-d %b %Y} to {q_end:%-d %b %Y} "
+            f"Qualifying worldwide revenue for {display(q_start)} to {display(q_end)} "
             f"(the qualifying period for {label}) is not recorded.",
         )
     if match.amount < threshold:

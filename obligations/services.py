@@ -246,7 +246,7 @@ def check_catalogue_load(
     if same is not None and same.sha256 != catalogue.sha256:
         problems.append(
             f"version: {catalogue.version} was loaded on "
-            f"{timezone.localtime(same.loaded_at):%-d %b %Y} with other "
+            f"{display(timezone.localdate(same.loaded_at))} with other "
             f"content (sha256 {same.sha256[:12]}..., this file {catalogue.sha256[:12]}...): "
             f"give the changed catalogue a new version"
         )
@@ -840,7 +840,7 @@ def record_significant_change(
         recorded_by=actor,
     )
     due = planned_for - dt.timedelta(days=1)
-    note = f"Before the planned change on {planned_for:%-d %b %Y}: {description}"
+    note = f"Before the planned change on {display(planned_for)}: {description}"
     obligations = (
         m.Obligation.objects.filter(service=service, applicable=True)
         .select_related("duty", "current_cycle")
@@ -1728,7 +1728,7 @@ def _links_for(notice: m.TechnologyNotice | m.OfcomNotice) -> tuple[dict[str, An
     if isinstance(notice, m.TechnologyNotice):
         return _technology_links(notice), ENDED_STAGES.get(notice.stage, "")
     ended = (
-        f"closed on {notice.closed_on:%-d %b %Y} ({notice.closed_reason})"
+        f"closed on {display(notice.closed_on)} ({notice.closed_reason})"
         if notice.closed_on
         else ""
     )
@@ -2058,7 +2058,7 @@ def regulatory_change(*, actor: User, diff: CatalogueDiff, catalogue: Catalogue)
         cite = harm.source or harm.source_url
         note = (
             f"Catalogue {catalogue.version} adds the harm kind “{harm.label}” ({cite}): "
-            f"assess it by {due:%-d %b %Y}."
+            f"assess it by {display(due)}."
         )
         affected = m.Obligation.objects.filter(
             applicable=True,
@@ -2081,7 +2081,7 @@ def regulatory_change(*, actor: User, diff: CatalogueDiff, catalogue: Catalogue)
             due = max(default_due, measure.effective_from or default_due)
             note = (
                 f"Catalogue {catalogue.version} adds or changes Ofcom's measure {measure.code} "
-                f"({measure.summary}): decide it for this service by {due:%-d %b %Y}."
+                f"({measure.summary}): decide it for this service by {display(due)}."
             )
             for obligation in m.Obligation.objects.filter(
                 service=service, applicable=True, duty__in=measure.duties.all()

@@ -21,6 +21,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 from obligations import models as m
 from obligations.dashboard import queries
+from obligations.dates import display
 from obligations.links import object_url, page_url
 
 
@@ -281,7 +282,7 @@ def timeline(rows: Sequence[Mapping[str, Any]], day: dt.date, days: int) -> Safe
     return _svg(
         width=TIMELINE_WIDTH,
         height=height,
-        title=f"Deadlines from {day:%-d %b %Y} to {end:%-d %b %Y}",
+        title=f"Deadlines from {display(day)} to {display(end)}",
         desc=(
             f"{len(rows)} open deadlines shown as dots along a {days}-day axis; deadlines on "
             "the same day are stacked. The list that follows names each one."
@@ -358,8 +359,7 @@ def trend_chart(points: Sequence[Mapping[str, Any]]) -> SafeString:
             )
         )
     described = "; ".join(
-        f"{p['month_end']:%-d %b %Y}: "
-        + ("no data" if p["percent"] is None else f"{p['percent']}%")
+        display(p["month_end"]) + ": " + ("no data" if p["percent"] is None else f"{p['percent']}%")
         for p in points
     )
     return _svg(

@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from obligations.catalogue import Catalogue, CatalogueError, read_catalogue
 from obligations.commencement import in_force
-from obligations.dates import london_today
+from obligations.dates import display, london_today
 
 
 def unverified(catalogue: Catalogue) -> Iterator[dict[str, str]]:
@@ -76,7 +76,7 @@ class Command(BaseCommand):
             return
         live = sum(1 for d in duties if d["in_force"])
         self.stdout.write(
-            f"Catalogue {catalogue.version} (published {catalogue.published:%-d %b %Y}): "
+            f"Catalogue {catalogue.version} (published {display(catalogue.published)}): "
             f"{len(duties)} duties, {live} in force today, {len(flagged)} entries unverified."
         )
         for d in duties:
