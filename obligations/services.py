@@ -411,6 +411,30 @@ def _open_cycle(
     return cycle
 
 
+def _create_obligation(
+    *,
+    actor: User,
+    source: str,
+    reason: str,
+    fields: dict[str, Any],
+    first_cycle: tuple[dt.date | None, str] | None,
+    note: str = "",
+) -> m.Obligation:
+    """Create an obligation from `fields`, its CREATED event (with `reason`) and, given
+    `first_cycle` as (due date, trigger), its first cycle. Fees pass None: they open one
+    cycle per charging year themselves."""
+    obligation = m.Obligation.objects.create(**fields)
+    _event(
+        actor=actor, obligation=obligation, kind=m.EventKind.CREATED, source=source, reason=reason
+    )
+    if first_cycle is not None:
+        due, trigger = first_cycle
+        _open_cycle(
+            actor=actor, obligation=obligation, due=due, trigger=trigger, source=source, note=note
+        )
+    return obligation
+
+
 def _close_cycle_not_applicable(
     *, actor: User, obligation: m.Obligation, reason: str, source: str
 ) -> None:
@@ -498,27 +522,19 @@ def apply_catalogue(
     for code, hit in applicable.items():
         obligation = existing.get(code)
         if obligation is None:
-            obligation = m.Obligation.objects.create(
-                provider_id=service.provider_id,
-                service=service,
-                duty_id=duties[code]["pk"],
-                why=hit.why,
-                applies_since=hit.start,
-                applies_since_why=hit.start_why,
-            )
-            _event(
+            obligation = _create_obligation(
                 actor=actor,
-                obligation=obligation,
-                kind=m.EventKind.CREATED,
                 source=source,
                 reason=f"{hit.why}. {hit.start_why or hit.in_force.text}",
-            )
-            _open_cycle(
-                actor=actor,
-                obligation=obligation,
-                due=hit.due,
-                trigger=m.CycleTrigger.INITIAL,
-                source=source,
+                fields={
+                    "provider_id": service.provider_id,
+                    "service": service,
+                    "duty_id": duties[code]["pk"],
+                    "why": hit.why,
+                    "applies_since": hit.start,
+                    "applies_since_why": hit.start_why,
+                },
+                first_cycle=(hit.due, m.CycleTrigger.INITIAL),
             )
             result.created.append(code)
         elif not obligation.applicable:
@@ -766,9 +782,12 @@ def _sync_yearly_obligation(
     if obligation is None:
         if not due:
             return
-        obligation = m.Obligation.objects.create(provider=provider, duty_id=duty_pk, why=why)
-        _event(
-            actor=actor, obligation=obligation, kind=m.EventKind.CREATED, source=source, reason=why
+        obligation = _create_obligation(
+            actor=actor,
+            source=source,
+            reason=why,
+            fields={"provider": provider, "duty_id": duty_pk, "why": why},
+            first_cycle=None,
         )
     elif not due:
         if obligation.applicable:
@@ -1650,26 +1669,19 @@ def _sync_notice_obligations(
         if obligation is None:
             if ended:
                 continue
-            obligation = m.Obligation.objects.create(
-                provider_id=notice.service.provider_id,
-                service_id=notice.service_id,
-                duty=duties[code],
-                why=f"Required by {notice}.",
-                **{link_field: notice},
-            )
-            _event(
+            why = f"Required by {notice}."
+            obligation = _create_obligation(
                 actor=actor,
-                obligation=obligation,
-                kind=m.EventKind.CREATED,
                 source=source,
-                reason=obligation.why,
-            )
-            _open_cycle(
-                actor=actor,
-                obligation=obligation,
-                due=due,
-                trigger=m.CycleTrigger.NOTICE,
-                source=source,
+                reason=why,
+                fields={
+                    "provider_id": notice.service.provider_id,
+                    "service_id": notice.service_id,
+                    "duty": duties[code],
+                    "why": why,
+                    link_field: notice,
+                },
+                first_cycle=(due, m.CycleTrigger.NOTICE),
                 note=str(notice),
             )
             existing[code] = obligation
