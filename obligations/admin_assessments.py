@@ -20,7 +20,6 @@ from obligations.admin import (
     CatalogueAdmin,
     ReadOnlyAdmin,
     ScopedHistoryAdmin,
-    ServiceAdmin,
     acting_user,
     form_errors_text,
 )
@@ -340,7 +339,7 @@ class DecisionForm(forms.Form):
 
 
 def measures_register_view(
-    model_admin: ServiceAdmin, request: HttpRequest, object_id: str
+    model_admin: admin.ModelAdmin[m.Service], request: HttpRequest, object_id: str
 ) -> HttpResponse:
     """Every measure of the Codes that apply to the service: recommended or not, and why;
     the decision on each, recorded here."""
