@@ -59,7 +59,7 @@ SIGNATURE = "manifest.sig"
 EVIDENCE_INDEX = "evidence/index.json"
 DEVELOPMENT_KEY = "audit-pack-signing-key.pem"
 # Evidence files are copied in pieces of this size; the index spills to disk past SPOOL.
-CHUNK = 1024 * 1024
+READ_BYTES = 1024 * 1024
 SPOOL = 1024 * 1024
 # What the index says of a stored file, checked against the SHA-256 recorded at upload.
 OK, MISMATCH, MISSING = "OK", "MISMATCH", "MISSING"
@@ -237,7 +237,7 @@ class _Pack:
         time, so an entry made alongside another waits in a temporary file."""
         spool.seek(0)
         with self.entry(name) as sink:
-            while chunk := spool.read(CHUNK):
+            while chunk := spool.read(READ_BYTES):
                 sink.write(chunk)
 
 
@@ -465,7 +465,7 @@ def _copy(pack: _Pack, item: dict[str, Any], path: str) -> tuple[str, str | None
     except OSError:
         return MISSING, None
     with stored, pack.entry(path, deflate=item["content_type"] not in PRECOMPRESSED) as sink:
-        for chunk in stored.chunks(CHUNK):
+        for chunk in stored.chunks(READ_BYTES):
             sink.write(chunk)
     packed = str(pack.files[path]["sha256"])
     return (OK if packed == item["sha256"] else MISMATCH), packed
@@ -791,7 +791,7 @@ def _check_files(
         digest, length = hashlib.sha256(), 0
         try:
             with zf.open(name) as entry:
-                while chunk := entry.read(CHUNK):
+                while chunk := entry.read(READ_BYTES):
                     digest.update(chunk)
                     length += len(chunk)
         except DAMAGED as exc:

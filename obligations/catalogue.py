@@ -177,9 +177,9 @@ def read_catalogue(path: Path | str) -> Catalogue:
 def parse_catalogue(data: Any, *, sha256: str) -> Catalogue:
     """The catalogue in `data`, once the schema finds no problem with it (else CatalogueError,
     listing every problem)."""
-    problems = catalogue_schema.problems(data)
-    if problems:
-        raise CatalogueError(problems)
+    found = catalogue_schema.problems(data)
+    if found:
+        raise CatalogueError(found)
     return Catalogue(
         version=data["version"],
         published=dt.date.fromisoformat(data["published"]),

@@ -251,16 +251,16 @@ CYCLE_FIELDS = (
 )
 
 
-class Duty(NamedTuple):
+class DutyRow(NamedTuple):
     code: str
     title: str
     recurrence: dict[str, Any] | None
 
 
-def load_duties() -> dict[int, Duty]:
+def load_duties() -> dict[int, DutyRow]:
     """The catalogue's duties, read once per run (there are dozens, not thousands)."""
     return {
-        pk: Duty(code, title, (deadline or {}).get("recurrence"))
+        pk: DutyRow(code, title, (deadline or {}).get("recurrence"))
         for pk, code, title, deadline in m.Duty.objects.values_list(
             "pk", "code", "title", "deadline"
         )
@@ -277,7 +277,7 @@ class _Context:
     """What one batch's decisions need, read in a fixed number of queries."""
 
     today: dt.date
-    duties: dict[int, Duty]
+    duties: dict[int, DutyRow]
     org_leads: dict[int, list[int]]
     duty_leads: dict[tuple[int, int], list[int]]
     staff: dict[int, dict[str, list[int]]]  # organisation -> role -> user ids (members)
@@ -285,7 +285,7 @@ class _Context:
     _leads: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, rows: list[CycleRow], today: dt.date, duties: dict[int, Duty]) -> _Context:
+    def load(cls, rows: list[CycleRow], today: dt.date, duties: dict[int, DutyRow]) -> _Context:
         organisations = {r.organisation_id for r in rows}
         staff: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         memberships = (

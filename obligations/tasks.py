@@ -18,6 +18,7 @@ from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from obligations import reminders, services
+from obligations.services import apply_commencements as apply_commencements_now
 from obligations.dates import check_plausible_dates
 
 log = logging.getLogger(__name__)
@@ -64,7 +65,7 @@ def deliver_reminders() -> dict[str, Any]:
 def apply_commencements() -> list[str]:
     """Nightly (beat): duties that came into force get their start day and first due date on
     every register they belong to."""
-    started = services.apply_commencements(actor=services.get_system_user())
+    started = apply_commencements_now(actor=services.get_system_user())
     if started:
         log.info("Duties now in force started to apply on: %s", ", ".join(started))
     return started

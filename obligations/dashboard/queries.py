@@ -149,9 +149,9 @@ def scoped(user: selectors.User, f: Filters) -> QuerySet[m.Obligation]:
     return narrow(selectors.scope(m.Obligation.objects.all(), user), f)
 
 
-def _live(register: QuerySet[Any]) -> QuerySet[Any]:
+def _live(table: QuerySet[Any]) -> QuerySet[Any]:
     """The register's rows that count: applicable, and not marked not applicable."""
-    return register.filter(Q(r_applicable=True) & m.counted("r_status"))
+    return table.filter(Q(r_applicable=True) & m.counted("r_status"))
 
 
 def summary(
@@ -167,8 +167,8 @@ def summary(
     page has, for its service filter and its risk levels' words)."""
     day = f.as_of or today
 
-    def rows(register: QuerySet[Any]) -> QuerySet[Any]:
-        qs = _live(register)
+    def rows(table: QuerySet[Any]) -> QuerySet[Any]:
+        qs = _live(table)
         return qs.filter(r_owner_id=f.owner) if f.owner else qs
 
     # Counted from the state alone; the lists read the whole register.
@@ -475,9 +475,9 @@ def trend(
     ends = month_ends(day)
     past = ends[:-1]
     if f.owner:
-        scope = scoped(user, f).filter(owner_id=f.owner)
+        owned = scoped(user, f).filter(owner_id=f.owner)
         # One replay for all eleven month ends (states_at takes them together).
-        counts = {day: both for (_, _, day), both in selectors.states_at(past, scope).items()}
+        counts = {day: both for (_, _, day), both in selectors.states_at(past, owned).items()}
     else:
         services.fill_compliance_counts(past)
         rows = (

@@ -73,7 +73,7 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
     # The service filter's choices are every service the user may see: the names the
     # figures need, read once; so are the catalogue's figures.
     parameters = selectors.catalogue_parameters()
-    figures = queries.summary(
+    found = queries.summary(
         request.user,
         filters,
         today=today,
@@ -85,26 +85,26 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
     links = charts.state_links(filters)
     context = {
         "service": service,
-        "s": figures,
+        "s": found,
         "today": today,
         "form": _form(choices, filters, service),
         "links": links,
-        "totals": charts.figures(figures["totals"], links),
+        "totals": charts.figures(found["totals"], links),
         "legend": [(charts.BUCKETS[key], charts.swatch(key)) for key in charts.BUCKETS],
-        "services": [_service_row(row, filters) for row in figures["services"]],
+        "services": [_service_row(row, filters) for row in found["services"]],
         "upcoming_link": charts.admin_link(
-            **charts.filter_params(filters, applicable__exact=1, due=figures["upcoming_days"])
+            **charts.filter_params(filters, applicable__exact=1, due=found["upcoming_days"])
         ),
-        "timeline": charts.timeline(figures["upcoming"], figures["day"], figures["upcoming_days"]),
+        "timeline": charts.timeline(found["upcoming"], found["day"], found["upcoming_days"]),
         "providers": [
             {**p, "cap": penalties.money(p["cap_gbp"]) if p["cap_gbp"] is not None else None}
-            for p in figures["providers"]
+            for p in found["providers"]
         ],
-        "heatmap": charts.heatmap_grid(figures["heatmap"]),
+        "heatmap": charts.heatmap_grid(found["heatmap"]),
         "heatmap_legend": charts.heatmap_legend(),
-        "risk_tables": charts.risk_tables(figures["risks"], levels, harm_labels),
+        "risk_tables": charts.risk_tables(found["risks"], levels, harm_labels),
         "levels": levels,
-        "trend": charts.trend_chart(figures["trend"]),
+        "trend": charts.trend_chart(found["trend"]),
         "generated": timezone.localtime(),
     }
     return render(request, TEMPLATE, context)

@@ -47,12 +47,12 @@ class Command(BaseCommand):
             profile = parse_profile(data, catalogue)
         except ProfileError as exc:
             raise CommandError(f"profile: {exc}") from None
-        report = applicability.report(catalogue, profile, day=london_today())
+        answer = applicability.report(catalogue, profile, day=london_today())
         if options["json"]:
-            self.stdout.write(json.dumps(report, indent=2))
+            self.stdout.write(json.dumps(answer, indent=2))
             return
-        duties, likely = report["duties"], report["likely_categories"]
-        declared = ", ".join(report["declared_categories"]) or "none"
+        duties, likely = answer["duties"], answer["likely_categories"]
+        declared = ", ".join(answer["declared_categories"]) or "none"
         computed = ", ".join(c["code"] for c in likely) or "none"
         self.stdout.write(
             f"{profile.name}: {len(duties)} duties apply (catalogue {catalogue.version})"
@@ -62,16 +62,16 @@ class Command(BaseCommand):
         )
         for category in likely:
             self.stdout.write(f"  likely Category {category['code']}: {category['why']}")
-        if report["max_penalty_gbp"] is not None:
-            amount = money(Decimal(report["max_penalty_gbp"]))
-            self.stdout.write(f"Maximum penalty: {amount} ({report['penalty_rule']})")
+        if answer["max_penalty_gbp"] is not None:
+            amount = money(Decimal(answer["max_penalty_gbp"]))
+            self.stdout.write(f"Maximum penalty: {amount} ({answer['penalty_rule']})")
         else:
-            self.stdout.write(f"Maximum penalty: not computed. {report['penalty_explanation']}")
-        fee_paying = report["fees_notification_required"]
+            self.stdout.write(f"Maximum penalty: not computed. {answer['penalty_explanation']}")
+        fee_paying = answer["fees_notification_required"]
         required = {True: "required", False: "not required", None: "unknown"}[fee_paying]
-        self.stdout.write(f"Fees notification (s.83): {required}: {report['fees_why']}")
+        self.stdout.write(f"Fees notification (s.83): {required}: {answer['fees_why']}")
         self.stdout.write("Ofcom notice powers that could reach it:")
-        for power in report["notice_powers"]:
+        for power in answer["notice_powers"]:
             self.stdout.write(f"  {power['section']} {power['title']}")
         self.stdout.write("")
         widths = (24, 12, 11, 11)
