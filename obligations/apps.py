@@ -1,4 +1,7 @@
 from django.apps import AppConfig
+from django.db.models import CharField, IntegerField
+
+from obligations.bulk import AnyOf, Unsearched
 
 
 class ObligationsConfig(AppConfig):
@@ -7,9 +10,5 @@ class ObligationsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from django.db.models import CharField, IntegerField
-
-        from obligations.bulk import AnyOf, Unsearched
-
         IntegerField.register_lookup(AnyOf)
         CharField.register_lookup(Unsearched)

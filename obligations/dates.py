@@ -64,3 +64,8 @@ def check_plausible_dates(**named: dt.date | dt.datetime | None) -> None:
     }
     if errors:
         raise ValidationError(errors)
+
+
+def end_of_day(day: dt.date) -> dt.datetime:
+    """The first instant after `day` in Europe/London (deadlines are London dates)."""
+    return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))

@@ -13,6 +13,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.core.exceptions import ValidationError
+from django.db import models
 
 # --- Money ----------------------------------------------------------------
 # Pounds to the penny, never negative, never more digits than the columns hold. "1e27" once
@@ -107,3 +108,14 @@ def load_json(text: str | bytes) -> Any:
     if _deeper_than(data, MAX_JSON_DEPTH):
         raise too_deep
     return data
+
+
+def amount_field(verbose_name: str | None = None, **options: Any) -> models.DecimalField:
+    """A sum in pounds: columns as wide as inputs.py's rule, and the rule as the validator."""
+    return models.DecimalField(
+        verbose_name,
+        max_digits=MAX_DIGITS,
+        decimal_places=DECIMAL_PLACES,
+        validators=[validate_amount],
+        **options,
+    )

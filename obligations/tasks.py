@@ -17,9 +17,12 @@ from celery import shared_task
 from django.conf import settings
 from kombu.exceptions import OperationalError
 
-from obligations import reminders, services
-from obligations.services import apply_commencements as apply_commencements_now
-from obligations.dates import check_plausible_dates
+from obligations.access.users import get_system_user
+from obligations.dates import check_plausible_dates, london_today
+from obligations.register.apply import apply_commencements as apply_commencements_now
+from obligations.reminders.delivery import DeliveryFailed, deliver
+from obligations.reminders.outbox import SweepIncomplete
+from obligations.reminders.sweep import run_sweep
 
 log = logging.getLogger(__name__)
 
@@ -28,7 +31,7 @@ TRANSPORT_ERRORS = (
     ConnectionError,
     TimeoutError,
     OperationalError,
-    reminders.DeliveryFailed,
+    DeliveryFailed,
 )
 RETRY = {
     "autoretry_for": TRANSPORT_ERRORS,
@@ -45,8 +48,8 @@ def send_reminders(date: str | None = None) -> dict[str, Any]:
     """The daily sweep (beat runs it); `date` is YYYY-MM-DD, today in London when absent."""
     today = day_of(date)
     try:
-        result = reminders.run_sweep(today=today)
-    except reminders.SweepIncomplete as incomplete:
+        result = run_sweep(today=today)
+    except SweepIncomplete as incomplete:
         log.error(incomplete.result.summary())
         raise
     log.info(result.summary())
@@ -57,7 +60,7 @@ def send_reminders(date: str | None = None) -> dict[str, Any]:
 def deliver_reminders() -> dict[str, Any]:
     """Send what is pending in the outbox: what the web wrote (e.g. a review request) without
     waiting a night, and, run by beat every few minutes, what a run that died left behind."""
-    result = reminders.deliver()
+    result = deliver()
     return {"sent": result.sent, "digests": result.digests}
 
 
@@ -65,7 +68,7 @@ def deliver_reminders() -> dict[str, Any]:
 def apply_commencements() -> list[str]:
     """Nightly (beat): duties that came into force get their start day and first due date on
     every register they belong to."""
-    started = apply_commencements_now(actor=services.get_system_user())
+    started = apply_commencements_now(actor=get_system_user())
     if started:
         log.info("Duties now in force started to apply on: %s", ", ".join(started))
     return started
@@ -74,7 +77,7 @@ def apply_commencements() -> list[str]:
 def day_of(date: str | None) -> dt.date:
     """The day a task runs as: `date` (YYYY-MM-DD, in the register's range), else today."""
     if not date:
-        return services.london_today()
+        return london_today()
     day = dt.date.fromisoformat(date)
     check_plausible_dates(date=day)
     return day

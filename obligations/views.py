@@ -8,9 +8,20 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 
-from obligations import models as m
-from obligations import selectors, services
+from obligations.access.models import AccessAction
+from obligations.access.selectors import organisation_of, scope
+from obligations.access.signin import record_access
+from obligations.assessments.models import RiskAssessment
+from obligations.assessments.selectors import (
+    measures_register,
+    private_channel_gaps,
+    unrated_entries,
+)
+from obligations.catalogue.models import CatalogueVersion
+from obligations.catalogue.selectors import catalogue_parameters
 from obligations.dates import london_today
+from obligations.providers.models import Service
+from obligations.register.models import Evidence, EvidenceKind
 
 
 @require_GET
@@ -18,18 +29,16 @@ from obligations.dates import london_today
 def download_evidence(request: HttpRequest, pk: int) -> HttpResponseBase:
     """Another organisation's evidence is a 404; a purged file is 410 with its tombstone."""
     evidence = get_object_or_404(
-        selectors.scope(
-            m.Evidence.objects.select_related("cycle__obligation__provider"), request.user
-        ),
+        scope(Evidence.objects.select_related("cycle__obligation__provider"), request.user),
         pk=pk,
     )
     return evidence_file_response(evidence, request)
 
 
-def evidence_file_response(evidence: m.Evidence, request: HttpRequest) -> HttpResponseBase:
+def evidence_file_response(evidence: Evidence, request: HttpRequest) -> HttpResponseBase:
     """The file as an attachment that no browser will run; a link is 404, a purged file 410.
     Each file served is on the access log."""
-    if evidence.kind != m.EvidenceKind.FILE:
+    if evidence.kind != EvidenceKind.FILE:
         raise Http404("This evidence is a link, not a file.")
     if evidence.purged_at is not None:
         return HttpResponse(
@@ -38,11 +47,11 @@ def evidence_file_response(evidence: m.Evidence, request: HttpRequest) -> HttpRe
             status=410,
             content_type="text/plain; charset=utf-8",
         )
-    services.record_access(
+    record_access(
         user=request.user,
-        action=m.AccessAction.EVIDENCE_DOWNLOAD,
+        action=AccessAction.EVIDENCE_DOWNLOAD,
         request=request,
-        organisation_ids=[selectors.organisation_of(evidence)],
+        organisation_ids=[organisation_of(evidence)],
         description=f"Evidence {evidence.pk}: {evidence.title} (SHA-256 {evidence.sha256})",
     )
     response = FileResponse(
@@ -62,7 +71,7 @@ def evidence_file_response(evidence: m.Evidence, request: HttpRequest) -> HttpRe
 def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
     """A risk assessment as a record to print or file: every row, who, when, and the sources."""
     assessment = get_object_or_404(
-        selectors.scope(m.RiskAssessment.objects.all(), request.user).select_related(
+        scope(RiskAssessment.objects.all(), request.user).select_related(
             "service__provider__organisation", "cycle__obligation__duty", "assessor", "approver"
         ),
         pk=pk,
@@ -70,16 +79,16 @@ def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
     entries = assessment.entries.select_related("harm_kind", "updated_by").prefetch_related(
         "risk_factors", "evidence"
     )
-    params = selectors.catalogue_parameters()["assessment"]
+    params = catalogue_parameters()["assessment"]
     context = {
         "assessment": assessment,
         "entries": entries,
-        "unrated": selectors.unrated_entries(assessment),
-        "channel_gaps": selectors.private_channel_gaps(assessment),
+        "unrated": unrated_entries(assessment),
+        "channel_gaps": private_channel_gaps(assessment),
         "steps": params["steps"],
         "method_note": params.get("unverified_note", ""),
         "generated": timezone.localtime(),
-        "version": m.CatalogueVersion.objects.order_by("-loaded_at").first(),
+        "version": CatalogueVersion.objects.order_by("-loaded_at").first(),
     }
     return render(request, "obligations/records/assessment.html", context)
 
@@ -89,16 +98,14 @@ def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
 def measures_record(request: HttpRequest, pk: int) -> HttpResponse:
     """A service's measures register as a record: each measure, why, and the decision."""
     service = get_object_or_404(
-        selectors.scope(m.Service.objects.all(), request.user).select_related(
-            "provider__organisation"
-        ),
+        scope(Service.objects.all(), request.user).select_related("provider__organisation"),
         pk=pk,
     )
-    rows = selectors.measures_register(service, london_today())
+    rows = measures_register(service, london_today())
     context = {
         "service": service,
         "rows": rows,
         "generated": timezone.localtime(),
-        "version": m.CatalogueVersion.objects.order_by("-loaded_at").first(),
+        "version": CatalogueVersion.objects.order_by("-loaded_at").first(),
     }
     return render(request, "obligations/records/measures.html", context)

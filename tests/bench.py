@@ -147,16 +147,19 @@ def prepare(size: int) -> Row:
     import time_machine
     from django.core.management import call_command
 
-    from obligations import models as m
-    from obligations import services
+    from obligations.access.actions import add_member
+    from obligations.access.models import Organisation, Role
+    from obligations.access.users import get_system_user
+    from obligations.providers.models import Service
+    from obligations.register.models import Event, Evidence, Obligation, ObligationCycle
     from tests.bulk import make_register
 
     started = time.perf_counter()
     call_command("migrate", verbosity=0)
     call_command("load_catalogue", verbosity=0, stdout=open(os.devnull, "w"))  # noqa: SIM115
     with time_machine.travel(dt.datetime(2026, 11, 24, 7, 0, tzinfo=dt.UTC), tick=True):
-        system = services.get_system_user()
-        organisation = m.Organisation.objects.create(name="Bench Group")
+        system = get_system_user()
+        organisation = Organisation.objects.create(name="Bench Group")
         from django.contrib.auth.models import User
 
         owners = []
@@ -164,14 +167,10 @@ def prepare(size: int) -> Row:
             user = User.objects.create(
                 username=f"owner{i}", email=f"owner{i}@bench.example", is_staff=True
             )
-            services.add_member(
-                actor=system, organisation=organisation, user=user, role=m.Role.COMPLIANCE
-            )
+            add_member(actor=system, organisation=organisation, user=user, role=Role.COMPLIANCE)
             owners.append(user)
         manager = User.objects.create(username="manager", email="manager@bench.example")
-        services.add_member(
-            actor=system, organisation=organisation, user=manager, role=m.Role.MANAGER
-        )
+        add_member(actor=system, organisation=organisation, user=manager, role=Role.MANAGER)
         make_register(
             organisation=organisation,
             obligations=size,
@@ -183,18 +182,18 @@ def prepare(size: int) -> Row:
         # A second organisation on the same installation, one service's worth, as a
         # consultancy hosting many would have: its pages must cost what its own register
         # does, whatever the size of the rest.
-        small = m.Organisation.objects.create(name="Small Tenant Ltd")
+        small = Organisation.objects.create(name="Small Tenant Ltd")
         members = {}
-        for username, role in (("tenant", m.Role.MANAGER), ("tenant-owner", m.Role.COMPLIANCE)):
+        for username, role in (("tenant", Role.MANAGER), ("tenant-owner", Role.COMPLIANCE)):
             members[role] = User.objects.create(
                 username=username, email=f"{username}@tenant.example", is_staff=True
             )
-            services.add_member(actor=system, organisation=small, user=members[role], role=role)
+            add_member(actor=system, organisation=small, user=members[role], role=role)
         make_register(
             organisation=small,
             obligations=TENANT_OBLIGATIONS,
             today=TODAY,
-            owners=[members[m.Role.COMPLIANCE]],
+            owners=[members[Role.COMPLIANCE]],
             field_history=True,
             **SHAPE,
         )
@@ -208,11 +207,11 @@ def prepare(size: int) -> Row:
         if connection.vendor == "sqlite":
             cursor.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     counts = {
-        "services": m.Service.objects.count(),
-        "cycles": m.ObligationCycle.objects.count(),
-        "evidence": m.Evidence.objects.count(),
-        "events": m.Event.objects.count(),
-        "field_history": m.Obligation.history.count() + m.Evidence.history.count(),
+        "services": Service.objects.count(),
+        "cycles": ObligationCycle.objects.count(),
+        "evidence": Evidence.objects.count(),
+        "events": Event.objects.count(),
+        "field_history": Obligation.history.count() + Evidence.history.count(),
     }
     return {"seconds": round(time.perf_counter() - started, 1), "obligations": size, **counts}
 
@@ -282,7 +281,7 @@ def _replay(statements: list[Statement]) -> list[float]:
     a transaction inside one again. Seconds each."""
     from django.db import connection, transaction
 
-    from obligations.exports import CHUNK
+    from obligations.exports.tables import CHUNK
 
     times = []
     for atomic, run in itertools.groupby(statements, key=lambda s: s.atomic):
@@ -411,10 +410,10 @@ def _api_client(username: str = "manager") -> Any:
     organisation's)."""
     from django.test import Client
 
-    from obligations import services
+    from obligations.access.tokens import create_api_token
 
     manager = _user(username)
-    _, key = services.create_api_token(actor=manager, name="bench")
+    _, key = create_api_token(actor=manager, name="bench")
     return Client(HTTP_AUTHORIZATION=f"Token {key}")
 
 
@@ -450,12 +449,12 @@ def api(size: int) -> list[Row]:
     _django()
     import base64
 
-    from obligations import models as m
+    from obligations.register.models import Obligation
 
     client = _api_client()
     # A cursor 90% of the way into the register, as the API would give out (a position is an
     # id): what following `next` about (size / 100) times would reach.
-    ids = list(m.Obligation.objects.order_by("id").values_list("id", flat=True))
+    ids = list(Obligation.objects.order_by("id").values_list("id", flat=True))
     cursor = base64.b64encode(f"p={ids[int(len(ids) * 0.9)]}".encode()).decode()
     api = TRIVIAL["token"]
     return [
@@ -516,15 +515,16 @@ def audit_pack(size: int) -> list[Row]:
     _django()
     from django.db.models import Count
 
-    from obligations import models as m
+    from obligations.providers.models import Provider, Service
+    from obligations.register.models import Evidence, Obligation
     from tests.bulk import _blobs
 
     _blobs()  # the shared evidence files, in case var/bench/var was cleared since the cache
     client = _api_client()
     rows = []
     for name, model, count, runs in (
-        ("audit_pack", m.Service, "obligations__cycles__evidence", (5, 20)),
-        ("audit_pack_provider", m.Provider, "obligations", (3, 5)),
+        ("audit_pack", Service, "obligations__cycles__evidence", (5, 20)),
+        ("audit_pack_provider", Provider, "obligations", (3, 5)),
     ):
         subject = model.objects.annotate(n=Count(count)).order_by("-n", "pk").first()
         assert subject is not None
@@ -532,9 +532,9 @@ def audit_pack(size: int) -> list[Row]:
         url = f"/api/v1/audit-packs/?{kind}={subject.pk}"
         row = _endpoint(name, client, url, trivial=TRIVIAL["token"], runs=runs, memory=True)
         row["pack_kb"] = round(sum(len(c) for c in client.get(url).streaming_content) / 1024)
-        mine = m.Obligation.objects.filter(**{kind: subject})
+        mine = Obligation.objects.filter(**{kind: subject})
         row["obligations"] = mine.count()
-        row["evidence"] = m.Evidence.objects.filter(cycle__obligation__in=mine).count()
+        row["evidence"] = Evidence.objects.filter(cycle__obligation__in=mine).count()
         rows.append(row)
     return rows
 
@@ -545,15 +545,16 @@ def reminders_sweep(size: int) -> list[Row]:
     _django()
     from django.db import connection
 
-    from obligations import models as m
-    from obligations import reminders
+    from obligations.register.models import Obligation, ObligationCycle
+    from obligations.reminders.models import Reminder
+    from obligations.reminders.sweep import london_midnight, run_sweep
 
     def reset() -> None:
-        m.ObligationCycle.objects.filter(
-            pk__in=m.Obligation.objects.values("current_cycle")
-        ).update(next_reminder_at=reminders.london_midnight(TODAY))
+        ObligationCycle.objects.filter(pk__in=Obligation.objects.values("current_cycle")).update(
+            next_reminder_at=london_midnight(TODAY)
+        )
         if connection.vendor != "postgresql":
-            m.Reminder.objects.all().delete()
+            Reminder.objects.all().delete()
             return
         with connection.cursor() as cursor:
             # The outbox refuses DELETE (migration 0016): the bench, a superuser, empties it.
@@ -571,7 +572,7 @@ def reminders_sweep(size: int) -> list[Row]:
     reset()
     base = _rss_mb()
     started = time.perf_counter()
-    first = reminders.run_sweep(today=TODAY)
+    first = run_sweep(today=TODAY)
     first_seconds = time.perf_counter() - started
     peak = _peak_rss_mb()
     times, result = [], None
@@ -582,9 +583,9 @@ def reminders_sweep(size: int) -> list[Row]:
         started = time.perf_counter()
         if i == 0:  # the first also records each statement and its time (a little overhead)
             with _recorded(timings) as statements:
-                result = reminders.run_sweep(today=TODAY)
+                result = run_sweep(today=TODAY)
         else:
-            result = reminders.run_sweep(today=TODAY)
+            result = run_sweep(today=TODAY)
         times.append(time.perf_counter() - started)
     # Its reads replayed raw (its writes cannot be: they depend on what the reads found).
     reads = [s for s in statements if _is_read(s.sql)]
@@ -592,7 +593,7 @@ def reminders_sweep(size: int) -> list[Row]:
     # Memory in a run of its own: tracemalloc slows Python down, so it is not timed.
     reset()
     tracemalloc.start()
-    reminders.run_sweep(today=TODAY)
+    run_sweep(today=TODAY)
     traced = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert result is not None

@@ -20,7 +20,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from obligations import models as m
+from obligations.register.models import Obligation
 from tracker.urls import urlpatterns as tracker_urlpatterns
 
 
@@ -46,7 +46,7 @@ class StockObligationAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
 # Named "admin" and mounted after the tracker's URLs, so that the templates' links to the
 # tracker's admin pages still reverse (to the first "admin", the tracker's).
 stock_admin = admin.AdminSite(name="admin")
-stock_admin.register(m.Obligation, StockObligationAdmin)
+stock_admin.register(Obligation, StockObligationAdmin)
 
 urlpatterns = [
     path("bench/trivial/", trivial),

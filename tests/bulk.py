@@ -13,36 +13,46 @@ from django.db import transaction
 from django.db.models import OuterRef, Subquery
 from django.utils import timezone
 
-from obligations import models as m
+from obligations.access.models import Organisation
+from obligations.catalogue.models import Duty, DutyScope
+from obligations.providers.models import Provider, Service
+from obligations.register.models import Event, Evidence, EvidenceKind, Obligation, ObligationCycle
+from obligations.register.states import (
+    CLOSED_STATUSES,
+    CycleStatus,
+    CycleTrigger,
+    EventKind,
+    EventSource,
+)
 
 # A deterministic spread of statuses: mostly open work, some met, a little not applicable.
 STATUS_CYCLE = (
-    m.CycleStatus.NOT_STARTED,
-    m.CycleStatus.IN_PROGRESS,
-    m.CycleStatus.NOT_STARTED,
-    m.CycleStatus.READY_FOR_REVIEW,
-    m.CycleStatus.MET,
-    m.CycleStatus.IN_PROGRESS,
-    m.CycleStatus.SENT_BACK,
-    m.CycleStatus.MET,
-    m.CycleStatus.NOT_STARTED,
-    m.CycleStatus.NOT_APPLICABLE,
+    CycleStatus.NOT_STARTED,
+    CycleStatus.IN_PROGRESS,
+    CycleStatus.NOT_STARTED,
+    CycleStatus.READY_FOR_REVIEW,
+    CycleStatus.MET,
+    CycleStatus.IN_PROGRESS,
+    CycleStatus.SENT_BACK,
+    CycleStatus.MET,
+    CycleStatus.NOT_STARTED,
+    CycleStatus.NOT_APPLICABLE,
 )
 
 
 @dataclass
 class Register:
-    organisation: m.Organisation
-    providers: list[m.Provider]
-    services: list[m.Service]
+    organisation: Organisation
+    providers: list[Provider]
+    services: list[Service]
     obligations: int
 
 
-def service_duties() -> list[m.Duty]:
+def service_duties() -> list[Duty]:
     """The catalogue's per-service duties (not the provider's, not a notice's)."""
     return [
         d
-        for d in m.Duty.objects.filter(retired_at__isnull=True, scope=m.DutyScope.SERVICE)
+        for d in Duty.objects.filter(retired_at__isnull=True, scope=DutyScope.SERVICE)
         if "notice" not in d.applies
     ]
 
@@ -50,7 +60,7 @@ def service_duties() -> list[m.Duty]:
 @transaction.atomic
 def make_register(
     *,
-    organisation: m.Organisation,
+    organisation: Organisation,
     obligations: int,
     today: dt.date,
     owners: list[User] | None = None,
@@ -75,16 +85,16 @@ def make_register(
     duties = service_duties()
     per_service = len(duties)
     n_services = max(1, -(-obligations // per_service))
-    existing = m.Service.objects.filter(provider__organisation=organisation).count()
-    providers = m.Provider.objects.bulk_create(
+    existing = Service.objects.filter(provider__organisation=organisation).count()
+    providers = Provider.objects.bulk_create(
         [
-            m.Provider(organisation=organisation, name=f"{name_prefix} provider {existing + i}")
+            Provider(organisation=organisation, name=f"{name_prefix} provider {existing + i}")
             for i in range(-(-n_services // services_per_provider))
         ]
     )
-    services = m.Service.objects.bulk_create(
+    services = Service.objects.bulk_create(
         [
-            m.Service(
+            Service(
                 provider=providers[i // services_per_provider],
                 name=f"{name_prefix} service {existing + i}",
                 user_to_user=True,
@@ -95,13 +105,13 @@ def make_register(
         ]
     )
     now = timezone.now()
-    rows: list[m.Obligation] = []
+    rows: list[Obligation] = []
     for s_index, service in enumerate(services):
         for d_index, duty in enumerate(duties):
             if len(rows) >= obligations:
                 break
             rows.append(
-                m.Obligation(
+                Obligation(
                     provider_id=service.provider_id,
                     service=service,
                     duty=duty,
@@ -110,31 +120,31 @@ def make_register(
                     notes=CHANGED_NOTES if field_history and len(rows) % 2 == 0 else "",
                 )
             )
-    created = m.Obligation.objects.bulk_create(rows, batch_size=2000)
+    created = Obligation.objects.bulk_create(rows, batch_size=2000)
     low, high = due_spread
     span = high - low + 1
     cycles = []
     for i, obligation in enumerate(created):
-        status = statuses[i % len(statuses)] if statuses else m.CycleStatus.NOT_STARTED
-        closed = status in m.CLOSED_STATUSES
+        status = statuses[i % len(statuses)] if statuses else CycleStatus.NOT_STARTED
+        closed = status in CLOSED_STATUSES
         cycles.append(
-            m.ObligationCycle(
+            ObligationCycle(
                 obligation=obligation,
                 period_start=today - dt.timedelta(days=30),
                 due_date=today + dt.timedelta(days=low + (i * 37) % span),
                 status=status,
-                trigger=m.CycleTrigger.INITIAL,
-                status_reason="Generated." if status == m.CycleStatus.NOT_APPLICABLE else "",
+                trigger=CycleTrigger.INITIAL,
+                status_reason="Generated." if status == CycleStatus.NOT_APPLICABLE else "",
                 closed_at=now if closed else None,
                 next_reminder_at=now,
             )
         )
-    m.ObligationCycle.objects.bulk_create(cycles, batch_size=2000)
+    ObligationCycle.objects.bulk_create(cycles, batch_size=2000)
     if past_cycles:
         cycles += _past_cycles(created, past_cycles, today)
     # Ordered by period alone: the default ordering joins obligations inside the subquery.
-    latest = m.ObligationCycle.objects.filter(obligation=OuterRef("pk")).order_by("-period_start")
-    m.Obligation.objects.filter(service__in=services).update(
+    latest = ObligationCycle.objects.filter(obligation=OuterRef("pk")).order_by("-period_start")
+    Obligation.objects.filter(service__in=services).update(
         current_cycle=Subquery(latest.values("pk")[:1]),
         status=Subquery(latest.values("status")[:1]),
         due_date=Subquery(latest.values("due_date")[:1]),
@@ -148,11 +158,9 @@ def make_register(
     return Register(organisation, providers, services, len(created))
 
 
-def _past_cycles(
-    obligations: list[m.Obligation], most: int, today: dt.date
-) -> list[m.ObligationCycle]:
+def _past_cycles(obligations: list[Obligation], most: int, today: dt.date) -> list[ObligationCycle]:
     """Closed yearly cycles before the current one, with the events that opened and met them."""
-    from obligations.services import get_system_user
+    from obligations.access.users import get_system_user
 
     actor = get_system_user()
     past = []
@@ -161,44 +169,44 @@ def _past_cycles(
             start = today - dt.timedelta(days=30 + 365 * year)
             closed = dt.datetime.combine(start + dt.timedelta(days=300), dt.time(10), tzinfo=dt.UTC)
             past.append(
-                m.ObligationCycle(
+                ObligationCycle(
                     obligation=obligation,
                     period_start=start,
                     due_date=start + dt.timedelta(days=335),
-                    status=m.CycleStatus.MET,
-                    trigger=m.CycleTrigger.RECURRENCE if year < most else m.CycleTrigger.INITIAL,
+                    status=CycleStatus.MET,
+                    trigger=CycleTrigger.RECURRENCE if year < most else CycleTrigger.INITIAL,
                     closed_at=closed,
                     next_reminder_at=None,
                 )
             )
-    m.ObligationCycle.objects.bulk_create(past, batch_size=2000)
+    ObligationCycle.objects.bulk_create(past, batch_size=2000)
     events = []
     for cycle in past:
         opened = dt.datetime.combine(cycle.period_start, dt.time(9), tzinfo=dt.UTC)
         common = {"obligation_id": cycle.obligation_id, "cycle": cycle, "actor": actor}
         events.append(
-            m.Event(
+            Event(
                 **common,
-                kind=m.EventKind.CYCLE_OPENED,
-                to_status=m.CycleStatus.NOT_STARTED,
+                kind=EventKind.CYCLE_OPENED,
+                to_status=CycleStatus.NOT_STARTED,
                 due_date=cycle.due_date,
                 at=opened,
                 reason="Generated history.",
-                source=m.EventSource.TASK,
+                source=EventSource.TASK,
             )
         )
         events.append(
-            m.Event(
+            Event(
                 **common,
-                kind=m.EventKind.STATUS,
-                from_status=m.CycleStatus.READY_FOR_REVIEW,
-                to_status=m.CycleStatus.MET,
+                kind=EventKind.STATUS,
+                from_status=CycleStatus.READY_FOR_REVIEW,
+                to_status=CycleStatus.MET,
                 at=cycle.closed_at,
                 reason="Reviewed and met.",
-                source=m.EventSource.ADMIN,
+                source=EventSource.ADMIN,
             )
         )
-    m.Event.objects.bulk_create(events, batch_size=2000)
+    Event.objects.bulk_create(events, batch_size=2000)
     return past
 
 
@@ -228,7 +236,7 @@ def _blobs() -> list[tuple[str, int, str]]:
 
 
 def _evidence(
-    cycles: list[m.ObligationCycle],
+    cycles: list[ObligationCycle],
     most: int,
     owners: list[User],
     today: dt.date,
@@ -237,7 +245,7 @@ def _evidence(
 ) -> None:
     """Up to `most` evidence rows per cycle (0 to `most`, in turn): mostly files, some links,
     one in twenty purged, some expiring soon; with the events that added them."""
-    from obligations.services import get_system_user
+    from obligations.access.users import get_system_user
 
     actor = get_system_user()
     people = owners or [actor]
@@ -259,9 +267,9 @@ def _evidence(
             if n % 20 == 7:
                 name, size, sha = blobs[n % len(blobs)]
                 rows.append(
-                    m.Evidence(
+                    Evidence(
                         **common,
-                        kind=m.EvidenceKind.FILE,
+                        kind=EvidenceKind.FILE,
                         original_name=f"policy-{n}.pdf",
                         content_type="application/pdf",
                         size=size,
@@ -273,14 +281,14 @@ def _evidence(
                 )
             elif n % 3 == 2:
                 rows.append(
-                    m.Evidence(**common, kind=m.EvidenceKind.LINK, url=f"https://docs.example/{n}")
+                    Evidence(**common, kind=EvidenceKind.LINK, url=f"https://docs.example/{n}")
                 )
             else:
                 name, size, sha = blobs[n % len(blobs)]
                 rows.append(
-                    m.Evidence(
+                    Evidence(
                         **common,
-                        kind=m.EvidenceKind.FILE,
+                        kind=EvidenceKind.FILE,
                         file=name,
                         original_name=f"evidence-{n}.pdf",
                         content_type="application/pdf",
@@ -288,64 +296,64 @@ def _evidence(
                         sha256=sha,
                     )
                 )
-    m.Evidence.objects.bulk_create(rows, batch_size=2000)
-    m.Event.objects.bulk_create(
+    Evidence.objects.bulk_create(rows, batch_size=2000)
+    Event.objects.bulk_create(
         [
-            m.Event(
+            Event(
                 obligation_id=e.cycle.obligation_id,
                 cycle=e.cycle,
-                kind=m.EventKind.EVIDENCE_ADDED,
+                kind=EventKind.EVIDENCE_ADDED,
                 actor=e.uploaded_by,
                 at=e.uploaded_at,
                 evidence=e,
-                source=m.EventSource.ADMIN,
+                source=EventSource.ADMIN,
             )
             for e in rows
         ],
         batch_size=2000,
     )
     if history:
-        m.Evidence.history.bulk_history_create(  # type: ignore[attr-defined]
+        Evidence.history.bulk_history_create(  # type: ignore[attr-defined]
             rows, batch_size=2000, default_user=actor, default_change_reason="Uploaded."
         )
 
 
-def _field_history(obligations: list[m.Obligation], now: Any) -> None:
+def _field_history(obligations: list[Obligation], now: Any) -> None:
     """Each obligation's history row from when it was made, and for every other one (whose
     notes were written later) a row from that change."""
-    from obligations.services import get_system_user
+    from obligations.access.users import get_system_user
 
     actor = get_system_user()
     changed = [o for o in obligations if o.notes]
     for o in obligations:
         o._history_date = now - dt.timedelta(days=400)  # type: ignore[attr-defined]
         o.notes = ""
-    m.Obligation.history.bulk_history_create(  # type: ignore[attr-defined]
+    Obligation.history.bulk_history_create(  # type: ignore[attr-defined]
         obligations, batch_size=2000, default_user=actor, default_change_reason="Created."
     )
     for o in changed:
         o._history_date = now - dt.timedelta(days=100)  # type: ignore[attr-defined]
         o.notes = CHANGED_NOTES
-    m.Obligation.history.bulk_history_create(  # type: ignore[attr-defined]
+    Obligation.history.bulk_history_create(  # type: ignore[attr-defined]
         changed, batch_size=2000, update=True, default_user=actor, default_change_reason="Notes."
     )
 
 
-def _events(obligations: list[m.Obligation], per: int, now: Any) -> None:
-    from obligations.services import get_system_user
+def _events(obligations: list[Obligation], per: int, now: Any) -> None:
+    from obligations.access.users import get_system_user
 
     actor = get_system_user()
-    m.Event.objects.bulk_create(
+    Event.objects.bulk_create(
         [
-            m.Event(
+            Event(
                 obligation=o,
-                kind=m.EventKind.STATUS if k else m.EventKind.CREATED,
-                from_status=m.CycleStatus.NOT_STARTED if k else "",
-                to_status=m.CycleStatus.IN_PROGRESS if k else "",
+                kind=EventKind.STATUS if k else EventKind.CREATED,
+                from_status=CycleStatus.NOT_STARTED if k else "",
+                to_status=CycleStatus.IN_PROGRESS if k else "",
                 actor=actor,
                 at=now - dt.timedelta(days=per - k),
                 reason="Generated history.",
-                source=m.EventSource.COMMAND,
+                source=EventSource.COMMAND,
             )
             for o in obligations
             for k in range(per)
@@ -355,7 +363,7 @@ def _events(obligations: list[m.Obligation], per: int, now: Any) -> None:
 
 
 def grower(
-    organisation: m.Organisation, owners: list[User], *, events_per_obligation: int = 2
+    organisation: Organisation, owners: list[User], *, events_per_obligation: int = 2
 ) -> Any:
     """A `grow(n)` for `assert_constant_queries`: tops the organisation's register up to n."""
     made = [0]

@@ -9,9 +9,10 @@ from django.conf import settings
 from django.db import connection
 from django.test import TransactionTestCase
 
-from obligations import services
-from obligations.catalogue import Catalogue, read_catalogue
-from obligations.models import Obligation
+from obligations.access.users import get_system_user
+from obligations.catalogue.loading import load_catalogue
+from obligations.catalogue.rules import Catalogue, read_catalogue
+from obligations.register.models import Obligation
 from tests.clock import LONDON, NOW, TODAY
 from tests.world import make_world
 
@@ -51,7 +52,7 @@ def catalogue_file() -> Catalogue:
 @pytest.fixture
 def catalogue(db, catalogue_file):  # type: ignore[no-untyped-def]
     """The OSA catalogue loaded into the test database."""
-    services.load_catalogue(actor=services.get_system_user(), catalogue=catalogue_file)
+    load_catalogue(actor=get_system_user(), catalogue=catalogue_file)
     return catalogue_file
 
 

@@ -5,8 +5,23 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from obligations import models as m
-from obligations import services
+from obligations.access.actions import add_member
+from obligations.access.models import Organisation, Role
+from obligations.access.users import get_system_user
+from obligations.catalogue.models import Feature, RegisterCategory
+from obligations.providers.models import Provider, Service
+from obligations.register.actions import set_due_date
+from obligations.register.apply import apply_catalogue
+from obligations.register.evidence import add_evidence_link
+from obligations.register.models import Obligation, ObligationCycle
+from obligations.register.states import EventSource
+from obligations.register.workflow import (
+    do_approve,
+    do_mark_not_applicable,
+    do_start,
+    do_submit_for_review,
+)
+from obligations.reminders.models import Reminder, ReminderKind
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -22,14 +37,14 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 class OrganisationFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = m.Organisation
+        model = Organisation
 
     name = factory.Sequence(lambda n: f"Organisation {n}")
 
 
 class ProviderFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = m.Provider
+        model = Provider
 
     organisation = factory.SubFactory(OrganisationFactory)
     name = factory.Sequence(lambda n: f"Provider {n}")
@@ -37,7 +52,7 @@ class ProviderFactory(factory.django.DjangoModelFactory):
 
 class ServiceFactory(factory.django.DjangoModelFactory):
     class Meta:
-        model = m.Service
+        model = Service
         skip_postgeneration_save = True
 
     provider = factory.SubFactory(ProviderFactory)
@@ -49,34 +64,30 @@ class ServiceFactory(factory.django.DjangoModelFactory):
     @factory.post_generation
     def categories(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
         if create and extracted:
-            self.categories.set(m.RegisterCategory.objects.filter(code__in=extracted))
+            self.categories.set(RegisterCategory.objects.filter(code__in=extracted))
 
     @factory.post_generation
     def features(self, create, extracted, **kwargs):  # type: ignore[no-untyped-def]
         if create and extracted:
-            self.features.set(m.Feature.objects.filter(code__in=extracted))
+            self.features.set(Feature.objects.filter(code__in=extracted))
 
 
-def member(organisation: m.Organisation, role: str = m.Role.COMPLIANCE, **kwargs):  # type: ignore[no-untyped-def]
+def member(organisation: Organisation, role: str = Role.COMPLIANCE, **kwargs):  # type: ignore[no-untyped-def]
     user = UserFactory(**kwargs)
-    services.add_member(
-        actor=services.get_system_user(), organisation=organisation, user=user, role=role
-    )
+    add_member(actor=get_system_user(), organisation=organisation, user=user, role=role)
     return user
 
 
 def applied_service(**kwargs):  # type: ignore[no-untyped-def]
     """A service with the catalogue applied, as the admin leaves it after saving."""
     service = ServiceFactory(**kwargs)
-    services.apply_catalogue(
-        actor=services.get_system_user(), service=service, source=m.EventSource.ADMIN
-    )
+    apply_catalogue(actor=get_system_user(), service=service, source=EventSource.ADMIN)
     return service
 
 
 # --- Small scenarios the dashboard and register tests build from -----------------
 
-SOURCE = m.EventSource.ADMIN
+SOURCE = EventSource.ADMIN
 LONDON = zoneinfo.ZoneInfo("Europe/London")
 # Duties with no risk assessment or Codes measure in the way of being met.
 UNGATED = ("U2U-RECORDS", "U2U-FOE-PRIVACY", "TOS-RIGHT-TO-SUE", "U2U-REPORTING", "U2U-COMPLAINTS")
@@ -96,14 +107,14 @@ def keep_only(obligations, codes, actor):  # type: ignore[no-untyped-def]
         if ob.duty.code in codes:
             kept[ob.duty.code] = ob
         else:
-            services.do_mark_not_applicable(
+            do_mark_not_applicable(
                 actor=actor, cycle=ob.current_cycle, source=SOURCE, reason="Out of scope."
             )
     return [kept[code] for code in codes]
 
 
 def due_in(ob, days, actor, today):  # type: ignore[no-untyped-def]
-    services.set_due_date(
+    set_due_date(
         actor=actor,
         cycle=ob.current_cycle,
         due=today + dt.timedelta(days=days),
@@ -115,21 +126,21 @@ def due_in(ob, days, actor, today):  # type: ignore[no-untyped-def]
 def meet(ob, doer, reviewer):  # type: ignore[no-untyped-def]
     """Work the obligation's cycle to met the only way the workflow allows: started, a link
     as evidence, submitted, and approved by someone else."""
-    cycle = services.do_start(actor=doer, cycle=ob.current_cycle, source=SOURCE)
-    services.add_evidence_link(
+    cycle = do_start(actor=doer, cycle=ob.current_cycle, source=SOURCE)
+    add_evidence_link(
         actor=doer, cycle=cycle, url="https://wiki.test/records", title="Records", source=SOURCE
     )
-    cycle = services.do_submit_for_review(actor=doer, cycle=cycle, source=SOURCE)
-    return services.do_approve(actor=reviewer, cycle=cycle, source=SOURCE)
+    cycle = do_submit_for_review(actor=doer, cycle=cycle, source=SOURCE)
+    return do_approve(actor=reviewer, cycle=cycle, source=SOURCE)
 
 
 def due_soon_reminder(
-    cycle: m.ObligationCycle, recipient: object, today: dt.date, reason: str = "Due in a week."
-) -> m.Reminder:
+    cycle: ObligationCycle, recipient: object, today: dt.date, reason: str = "Due in a week."
+) -> Reminder:
     """A reminder row as the sweep records one, a week before the cycle's deadline."""
-    return m.Reminder.objects.create(
+    return Reminder.objects.create(
         cycle=cycle,
-        kind=m.ReminderKind.DUE_SOON,
+        kind=ReminderKind.DUE_SOON,
         step=7,
         deadline=today + dt.timedelta(days=7),
         recipient=recipient,
@@ -141,7 +152,7 @@ def due_soon_reminder(
 def put_in(cycle, status, **changes):  # type: ignore[no-untyped-def]
     """Test set-up: place the cycle in a state directly, skipping the services (which are
     not what the test is about), with the copy on its obligation kept in step as they would."""
-    m.ObligationCycle.objects.filter(pk=cycle.pk).update(status=status, **changes)
-    m.Obligation.objects.filter(current_cycle=cycle.pk).update(status=status)
+    ObligationCycle.objects.filter(pk=cycle.pk).update(status=status, **changes)
+    Obligation.objects.filter(current_cycle=cycle.pk).update(status=status)
     cycle.refresh_from_db()
     return cycle

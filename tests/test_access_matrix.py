@@ -36,8 +36,26 @@ from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from django_celery_beat import models as beat
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import AccessAction, AccessLog, CalendarFeed, Membership, Role
+from obligations.access.signin import record_access
+from obligations.access.tokens import create_api_token, create_calendar_feed
+from obligations.assessments.actions import decide_measure, start_assessment
+from obligations.assessments.models import MeasureDecisionKind
+from obligations.catalogue.models import (
+    CatalogueVersion,
+    CodeMeasure,
+    Duty,
+    Exemption,
+    Feature,
+    HarmKind,
+    RegisterCategory,
+    RiskFactor,
+)
+from obligations.notices.actions import record_notice
+from obligations.notices.models import NoticeKind, OfcomNotice, TechnologyNotice
+from obligations.providers.models import Service
+from obligations.register.evidence import add_evidence_file
+from obligations.register.states import CycleStatus, EventSource
 from tests.conftest import TODAY
 from tests.factories import (
     OrganisationFactory,
@@ -48,7 +66,7 @@ from tests.factories import (
 )
 
 MARK = {"A": "Zanzibar7A", "B": "Quokka9B"}
-ADMIN = m.EventSource.ADMIN
+ADMIN = EventSource.ADMIN
 PDF = b"%PDF-1.4\n" + b"policy " * 50 + b"\n%%EOF\n"
 # Organisation A's members, by role; the lapsed auditor's access expired yesterday; the
 # outsider is a compliance member of organisation B only.
@@ -90,23 +108,23 @@ def organisation_world(side: str) -> dict[str, Any]:
     }
     casey = people["compliance"]
     obligation = service.obligations.get(duty__code="U2U-RECORDS")
-    evidence = services.add_evidence_file(
+    evidence = add_evidence_file(
         actor=casey,
         cycle=obligation.current_cycle,
         uploaded=SimpleUploadedFile("policy.pdf", PDF),
         title=f"Evidence {mark}",
         source=ADMIN,
     )
-    technology = services.record_notice(
+    technology = record_notice(
         actor=casey,
-        notice=m.TechnologyNotice(service=service, ofcom_reference=f"TN {mark}", csea_public=True),
+        notice=TechnologyNotice(service=service, ofcom_reference=f"TN {mark}", csea_public=True),
         source=ADMIN,
     )
-    ofcom = services.record_notice(
+    ofcom = record_notice(
         actor=casey,
-        notice=m.OfcomNotice(
+        notice=OfcomNotice(
             service=service,
-            kind=m.NoticeKind.PENALTY,
+            kind=NoticeKind.PENALTY,
             ofcom_reference=f"PN {mark}",
             given_on=TODAY,
             single_penalty_gbp=Decimal("50000"),
@@ -120,30 +138,29 @@ def organisation_world(side: str) -> dict[str, Any]:
         )
         for user in people.values()
     }
-    assessment = services.start_assessment(
+    assessment = start_assessment(
         actor=casey,
         cycle=service.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle,
         source=ADMIN,
     )
-    decision = services.decide_measure(
+    decision = decide_measure(
         actor=casey,
         service=service,
-        measure=m.CodeMeasure.objects.get(code="ICU G3"),
-        decision=m.MeasureDecisionKind.ADOPTED,
+        measure=CodeMeasure.objects.get(code="ICU G3"),
+        decision=MeasureDecisionKind.ADOPTED,
         detail=f"Adopted ({mark}).",
         evidence=[evidence],
     )
     feed_secret = ""
     for user in people.values():
-        _, secret = services.create_calendar_feed(actor=user, user=user, service=service)
+        _, secret = create_calendar_feed(actor=user, user=user, service=service)
         feed_secret = secret if user == casey else feed_secret
     tokens = {
-        user.pk: services.create_api_token(actor=user, name=f"Token {mark}")[0]
-        for user in people.values()
+        user.pk: create_api_token(actor=user, name=f"Token {mark}")[0] for user in people.values()
     }
-    services.record_access(
+    record_access(
         user=casey,
-        action=m.AccessAction.EXPORT,
+        action=AccessAction.EXPORT,
         request=None,
         organisation_ids=[org.pk],
         description=f"Export of {mark}",
@@ -162,9 +179,9 @@ def organisation_world(side: str) -> dict[str, Any]:
         "riskassessment": assessment,
         "measuredecision": decision,
         "feed_secret": feed_secret,
-        "feeds": {f.user_id: f for f in m.CalendarFeed.objects.filter(user__in=people.values())},
+        "feeds": {f.user_id: f for f in CalendarFeed.objects.filter(user__in=people.values())},
         "tokens": tokens,
-        "accesslog": m.AccessLog.objects.get(organisation=org),
+        "accesslog": AccessLog.objects.get(organisation=org),
     }
 
 
@@ -189,17 +206,13 @@ def world(db, catalogue, settings) -> dict[str, Any]:  # type: ignore[no-untyped
     ).decode()
     settings.AUDIT_PACK_SIGNING_KEY_FILE = ""
     data = {side: organisation_world(side) for side in SIDES.values()}
-    lapsed = member(data["A"]["organisation"], role=m.Role.AUDITOR, username="lapsed")
-    _, lapsed_secret = services.create_calendar_feed(
-        actor=lapsed, user=lapsed, service=data["A"]["service"]
-    )
-    services.create_api_token(actor=lapsed, name="Lapsed")
+    lapsed = member(data["A"]["organisation"], role=Role.AUDITOR, username="lapsed")
+    _, lapsed_secret = create_calendar_feed(actor=lapsed, user=lapsed, service=data["A"]["service"])
+    create_api_token(actor=lapsed, name="Lapsed")
     data["A"]["reminders"][lapsed.pk] = due_soon_reminder(
         data["A"]["obligation"].current_cycle, lapsed, TODAY
     )
-    m.Membership.objects.filter(user=lapsed).update(
-        expires_at=timezone.now() - dt.timedelta(days=1)
-    )
+    Membership.objects.filter(user=lapsed).update(expires_at=timezone.now() - dt.timedelta(days=1))
     # One row of each operators-only model, so that their pages have something to refuse.
     Group.objects.create(name="Operators")
     interval = beat.IntervalSchedule.objects.create(every=1, period=beat.IntervalSchedule.DAYS)
@@ -465,7 +478,7 @@ def object_page(name: str, kind: str, expect: Expect | None = None) -> Route:
 
 
 # Managers may review (approve or send back), so the move they try is one only editors make.
-EDITORS_MOVE = {"to": m.CycleStatus.NOT_APPLICABLE, "reason": "Refused"}
+EDITORS_MOVE = {"to": CycleStatus.NOT_APPLICABLE, "reason": "Refused"}
 
 
 def obligation_action(action: str) -> Route:
@@ -507,7 +520,7 @@ ROUTES: dict[str, Route] = {
     "admin:view_on_site": Route(
         lambda w, s, side: admin_url(
             "view_on_site",
-            ContentType.objects.get_for_model(m.Service).pk,
+            ContentType.objects.get_for_model(Service).pk,
             w[SIDES[side]]["service"].pk,
         ),
         same(404),
@@ -663,14 +676,14 @@ ROUTES: dict[str, Route] = {
         add=SUPERUSER_ONLY,
     ),
     # The catalogue: read-only for every signed-in member of staff.
-    **catalogue_admin("duty", lambda w, s, side: m.Duty.objects.get(code="U2U-RECORDS").pk),
-    **catalogue_admin("feature", lambda w, s, side: m.Feature.objects.first().pk),
-    **catalogue_admin("registercategory", lambda w, s, side: m.RegisterCategory.objects.first().pk),
-    **catalogue_admin("exemption", lambda w, s, side: m.Exemption.objects.first().pk),
-    **catalogue_admin("catalogueversion", lambda w, s, side: m.CatalogueVersion.objects.first().pk),
-    **catalogue_admin("harmkind", lambda w, s, side: m.HarmKind.objects.first().pk),
-    **catalogue_admin("riskfactor", lambda w, s, side: m.RiskFactor.objects.first().pk),
-    **catalogue_admin("codemeasure", lambda w, s, side: m.CodeMeasure.objects.first().pk),
+    **catalogue_admin("duty", lambda w, s, side: Duty.objects.get(code="U2U-RECORDS").pk),
+    **catalogue_admin("feature", lambda w, s, side: Feature.objects.first().pk),
+    **catalogue_admin("registercategory", lambda w, s, side: RegisterCategory.objects.first().pk),
+    **catalogue_admin("exemption", lambda w, s, side: Exemption.objects.first().pk),
+    **catalogue_admin("catalogueversion", lambda w, s, side: CatalogueVersion.objects.first().pk),
+    **catalogue_admin("harmkind", lambda w, s, side: HarmKind.objects.first().pk),
+    **catalogue_admin("riskfactor", lambda w, s, side: RiskFactor.objects.first().pk),
+    **catalogue_admin("codemeasure", lambda w, s, side: CodeMeasure.objects.first().pk),
     # Colleagues: members see their organisations' people, read-only; operators manage them.
     **admin_model(
         "auth_user",
@@ -720,7 +733,7 @@ ROUTES: dict[str, Route] = {
     ),
     "api:duty-list": Route(lambda w, s, side: api("duty-list"), same(200, anonymous=API_ANON)),
     "api:duty-detail": Route(
-        lambda w, s, side: api("duty-detail", pk=m.Duty.objects.first().pk),
+        lambda w, s, side: api("duty-detail", pk=Duty.objects.first().pk),
         same(200, anonymous=API_ANON),
     ),
     "api:obligation-history": Route(
@@ -882,7 +895,7 @@ def snapshot() -> dict[str, int]:
     return {
         model._meta.label: model.objects.count()
         for model in counted
-        if model is not m.AccessLog  # signing in and downloading append to it
+        if model is not AccessLog  # signing in and downloading append to it
     }
 
 

@@ -29,15 +29,21 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, reverse
 from rest_framework.test import APIClient
 
-from obligations import models as m
-from obligations import services
-from obligations.api import urls as api_urls
+from obligations.access.tokens import create_api_token, create_calendar_feed
+from obligations.access.users import get_system_user
+from obligations.api.urls import urlpatterns
+from obligations.assessments.actions import start_assessment
+from obligations.catalogue.models import CodeMeasure
+from obligations.notices.actions import change_notice
+from obligations.notices.models import NoticeEventKind, NoticeKind, NoticeStage
+from obligations.register.evidence import add_evidence_link
+from obligations.register.states import CycleStatus, EventSource
 from tests.conftest import TODAY
 from tests.helpers import admin_form_data
 from tests.world import World
 
 User = get_user_model()
-SOURCE = m.EventSource.ADMIN
+SOURCE = EventSource.ADMIN
 PASSWORD = "pw-for-tests-only"
 
 # --- Which columns record who acted -----------------------------------------
@@ -115,7 +121,7 @@ def browser(user: Any) -> Client:
 def api(user: Any, how: str) -> APIClient:
     client = APIClient()
     if how == "token":
-        _, key = services.create_api_token(actor=user, name="script", read_only=False)
+        _, key = create_api_token(actor=user, name="script", read_only=False)
         client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     else:
         client.force_login(user)
@@ -168,9 +174,7 @@ def admin_page(
 
 def admin_riskassessment_change(w: World) -> tuple[Any, Act]:
     ob = w.started("U2U-ILLEGAL-RA")
-    assessment = services.start_assessment(
-        actor=w.people["casey"], cycle=ob.current_cycle, source=SOURCE
-    )
+    assessment = start_assessment(actor=w.people["casey"], cycle=ob.current_cycle, source=SOURCE)
     client = browser(w.people["rita"])
     url = reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
     data = changed_form(client, url, understand_notes="We read Ofcom's register of risks.")
@@ -201,7 +205,7 @@ def _obligations(w: World) -> list[int]:
 
 def _started(w: World) -> list[int]:
     ob = w.started()
-    services.add_evidence_link(
+    add_evidence_link(
         actor=w.people["casey"], cycle=ob.current_cycle, url="https://wiki.test/x", title="x",
         source=SOURCE,
     )  # fmt: skip
@@ -209,12 +213,12 @@ def _started(w: World) -> list[int]:
 
 
 def _own_token(w: World) -> list[int]:
-    token, _ = services.create_api_token(actor=w.people["casey"], name="t")
+    token, _ = create_api_token(actor=w.people["casey"], name="t")
     return [token.pk]
 
 
 def _own_feed(w: World) -> list[int]:
-    feed, _ = services.create_calendar_feed(actor=w.people["casey"], user=w.people["casey"])
+    feed, _ = create_calendar_feed(actor=w.people["casey"], user=w.people["casey"])
     return [feed.pk]
 
 
@@ -229,7 +233,7 @@ def admin_view(name: str, actor: str, prepare: Callable[[World], tuple[list[Any]
 
 
 def _approve(w: World) -> tuple[list[Any], dict[str, Any]]:
-    return [w.submitted().pk], {"to": m.CycleStatus.MET}
+    return [w.submitted().pk], {"to": CycleStatus.MET}
 
 
 def _evidence(w: World) -> tuple[list[Any], dict[str, Any]]:
@@ -238,7 +242,7 @@ def _evidence(w: World) -> tuple[list[Any], dict[str, Any]]:
 
 def _purge(w: World) -> tuple[list[Any], dict[str, Any]]:
     ob = w.started()
-    evidence = services.add_evidence_link(
+    evidence = add_evidence_link(
         actor=w.people["casey"], cycle=ob.current_cycle, url="https://wiki.test/x", title="x",
         source=SOURCE,
     )  # fmt: skip
@@ -250,7 +254,7 @@ def _assessment(w: World) -> tuple[list[Any], dict[str, Any]]:
 
 
 def _measure(w: World) -> tuple[list[Any], dict[str, Any]]:
-    measure = m.CodeMeasure.objects.filter(duties__code="U2U-ILLEGAL-SAFETY").first()
+    measure = CodeMeasure.objects.filter(duties__code="U2U-ILLEGAL-SAFETY").first()
     return [w.service.pk], {"measure": measure.pk, "decision": "not_applicable", "detail": "No."}
 
 
@@ -261,7 +265,7 @@ def _plan(w: World) -> tuple[list[Any], dict[str, Any]]:
 
 def _stage(w: World) -> tuple[list[Any], dict[str, Any]]:
     notice = w.technology_notice()
-    services.change_notice(
+    change_notice(
         actor=w.people["casey"],
         notice=notice,
         changes={
@@ -270,12 +274,12 @@ def _stage(w: World) -> tuple[list[Any], dict[str, Any]]:
         },
         source=SOURCE,
     )
-    return [notice.pk], {"to": m.NoticeStage.WARNING, "on": str(TODAY)}
+    return [notice.pk], {"to": NoticeStage.WARNING, "on": str(TODAY)}
 
 
 def _notice_event(w: World) -> tuple[list[Any], dict[str, Any]]:
     notice = w.technology_notice()
-    return [notice.pk], {"kind": m.NoticeEventKind.REVIEWED, "on": str(TODAY), "note": "Read."}
+    return [notice.pk], {"kind": NoticeEventKind.REVIEWED, "on": str(TODAY), "note": "Read."}
 
 
 def _import_file(w: World) -> bytes:
@@ -308,7 +312,7 @@ def command_import(w: World, tmp: Path) -> tuple[Any, Act]:
     def act() -> None:
         call_command("import_register", str(path), "--organisation", "Ours", stdout=io.StringIO())
 
-    return services.get_system_user(), act
+    return get_system_user(), act
 
 
 def api_path(route: str, actor: str, prepare: Callable[[World], tuple[str, dict[str, Any]]]):  # type: ignore[no-untyped-def]
@@ -413,7 +417,7 @@ ADMIN_PATHS: dict[str, Path_] = {
         "casey",
         lambda w: {
             "service": w.service.pk,
-            "kind": m.NoticeKind.INFORMATION,
+            "kind": NoticeKind.INFORMATION,
             "given_on": str(TODAY),
             "respond_by": str(TODAY + dt.timedelta(days=28)),
         },
@@ -562,7 +566,7 @@ def api_entry_points() -> set[str]:
                 yield p
 
     found = set()
-    for pattern in walk(api_urls.urlpatterns):
+    for pattern in walk(urlpatterns):
         callback = pattern.callback
         actions = getattr(callback, "actions", None)
         view = getattr(callback, "cls", None)

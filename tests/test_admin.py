@@ -10,9 +10,14 @@ from django.contrib.admin.sites import site
 from django.contrib.admin.utils import get_fields_from_path
 from django.urls import reverse
 
-from obligations import models as m
-from obligations import selectors, services
-from obligations.admin import ScopedRelatedFilter
+from obligations.access.models import Membership, Role
+from obligations.access.selectors import scope
+from obligations.adminkit import ScopedRelatedFilter
+from obligations.catalogue.models import Feature, RegisterCategory
+from obligations.providers.models import ChangeStatus, Service, SignificantChange
+from obligations.register.models import Event, Obligation
+from obligations.register.states import CycleTrigger, EventSource
+from obligations.register.workflow import open_next_cycle
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, meet, member
 from tests.helpers import assert_constant_queries
@@ -28,11 +33,11 @@ def two_orgs(catalogue):  # type: ignore[no-untyped-def]
         provider=ProviderFactory(organisation=theirs, name="Their provider"),
         name="Their secret service",
     )
-    m.SignificantChange.objects.create(
+    SignificantChange.objects.create(
         service=other,
         description="x",
         planned_for=TODAY,
-        status=m.ChangeStatus.PLANNED,
+        status=ChangeStatus.PLANNED,
         recorded_by=member(theirs),
     )
     return {
@@ -51,7 +56,7 @@ def other_org_objects(theirs, other):  # type: ignore[no-untyped-def]
         other.provider,
         other,
         obligation,
-        m.Membership.objects.filter(organisation=theirs).first(),
+        Membership.objects.filter(organisation=theirs).first(),
     ]
 
 
@@ -111,7 +116,7 @@ def test_obligation_search_finds_what_djangos_own_search_would(rf, client, two_o
     response = client.get(reverse("admin:obligations_obligation_changelist"), {"q": term})
     found = set(response.context["cl"].queryset.values_list("pk", flat=True))
     # Django's search over the same search_fields, as the reference.
-    model_admin = site._registry[m.Obligation]
+    model_admin = site._registry[Obligation]
     request = rf.get("/")
     request.user = user
     stock, _ = admin.ModelAdmin.get_search_results(
@@ -139,19 +144,19 @@ def test_filters_by_name_offer_what_the_objects_themselves_would(rf, two_orgs):
     applied_service(provider=two_orgs["mine"].provider, name="Another of ours")
     request = rf.get("/")
     request.user = two_orgs["user"]
-    model_admin = site._registry[m.Obligation]
+    model_admin = site._registry[Obligation]
     for path in ("provider__organisation", "provider", "service"):
-        field = get_fields_from_path(m.Obligation, path)[-1]
-        spec = ScopedRelatedFilter(field, request, {}, m.Obligation, model_admin, path)
+        field = get_fields_from_path(Obligation, path)[-1]
+        spec = ScopedRelatedFilter(field, request, {}, Obligation, model_admin, path)
         related = field.remote_field.model
         ordering = spec.field_admin_ordering(field, request, model_admin) or ["name"]
-        visible = selectors.scope(related.objects.all(), request.user).order_by(*ordering)
+        visible = scope(related.objects.all(), request.user).order_by(*ordering)
         assert spec.lookup_choices == [(obj.pk, str(obj)) for obj in visible], path
         assert "Their" not in str(spec.lookup_choices)
 
 
 def test_an_auditor_reads_but_cannot_change(client, two_orgs):
-    auditor = member(two_orgs["ours"], role=m.Role.AUDITOR, username="avery")
+    auditor = member(two_orgs["ours"], role=Role.AUDITOR, username="avery")
     client.force_login(auditor)
     url = reverse("admin:obligations_service_change", args=[two_orgs["mine"].pk])
     response = client.get(url)
@@ -164,7 +169,7 @@ def test_an_auditor_reads_but_cannot_change(client, two_orgs):
 def test_adding_a_service_in_the_admin_creates_its_register(client, two_orgs):
     client.force_login(two_orgs["user"])
     provider = two_orgs["mine"].provider
-    features = m.Feature.objects.filter(code__in=["e2ee_messaging", "recommender"])
+    features = Feature.objects.filter(code__in=["e2ee_messaging", "recommender"])
     data = {
         "provider": provider.pk,
         "name": "New app",
@@ -180,11 +185,11 @@ def test_adding_a_service_in_the_admin_creates_its_register(client, two_orgs):
     }
     response = client.post(reverse("admin:obligations_service_add"), data)
     assert response.status_code == 302, response.content.decode()[:3000]
-    service = m.Service.objects.get(name="New app")
+    service = Service.objects.get(name="New app")
     got = set(service.obligations.values_list("duty__code", flat=True))
     assert {"U2U-ILLEGAL-RA", "U2U-CHILD-RA", "CAA"} <= got
-    event = m.Event.objects.filter(obligation__service=service).first()
-    assert (event.actor, event.source) == (two_orgs["user"], m.EventSource.ADMIN)
+    event = Event.objects.filter(obligation__service=service).first()
+    assert (event.actor, event.source) == (two_orgs["user"], EventSource.ADMIN)
     page = client.get(reverse("admin:obligations_service_change", args=[service.pk]))
     body = page.content.decode()
     assert "U2U-CHILD-RA" in body and "no children&#x27;s access assessment" in body
@@ -192,7 +197,7 @@ def test_adding_a_service_in_the_admin_creates_its_register(client, two_orgs):
 
 def test_preview_answers_without_saving_anything(client, two_orgs):
     client.force_login(two_orgs["user"])
-    before = m.Service.objects.count()
+    before = Service.objects.count()
     url = reverse("admin:obligations_service_preview")
     assert client.get(url).status_code == 200
     response = client.post(
@@ -202,7 +207,7 @@ def test_preview_answers_without_saving_anything(client, two_orgs):
             "search": "on",
             "uk_monthly_users": "9000000",
             "children_likely_to_access": "false",
-            "categories": [m.RegisterCategory.objects.get(code="2A").pk],
+            "categories": [RegisterCategory.objects.get(code="2A").pk],
         },
     )
     body = response.content.decode()
@@ -210,7 +215,7 @@ def test_preview_answers_without_saving_anything(client, two_orgs):
     # A search service: s.121 reaches its public content, not private channels.
     assert "terrorism and CSEA content communicated publicly" in body
     assert "communicated privately" not in body
-    assert m.Service.objects.count() == before
+    assert Service.objects.count() == before
     bad = client.post(url, {"name": "x", "uk_monthly_users": "-3"})
     assert bad.status_code == 200 and "errorlist" in bad.content.decode()
 
@@ -221,12 +226,12 @@ def test_the_service_page_lists_the_notice_powers_that_could_reach_it(client, tw
     client.force_login(two_orgs["user"])
     service = two_orgs["mine"]
     url = reverse("admin:obligations_service_change", args=[service.pk])
-    service.features.set(m.Feature.objects.filter(code="direct_messaging"))
+    service.features.set(Feature.objects.filter(code="direct_messaging"))
     messaging = html.unescape(client.get(url).content.decode())
     assert "Technology Notice: CSEA content communicated privately (s.121)" in messaging
     assert "whether communicated publicly or privately" in messaging
     assert "For this service:" not in messaging  # not end-to-end encrypted
-    service.features.set(m.Feature.objects.filter(code="e2ee_messaging"))
+    service.features.set(Feature.objects.filter(code="e2ee_messaging"))
     body = html.unescape(client.get(url).content.decode())
     assert (
         "<strong>For this service:</strong> This service's end-to-end encrypted messaging is a "
@@ -274,7 +279,7 @@ def test_obligation_changelist_costs_the_same_queries_at_20_and_400(client, cata
     url = reverse("admin:obligations_obligation_changelist")
 
     def grow(size):  # type: ignore[no-untyped-def]
-        while m.Obligation.objects.count() < size:
+        while Obligation.objects.count() < size:
             applied_service(provider=provider)
 
     def measure():  # type: ignore[no-untyped-def]
@@ -294,7 +299,7 @@ def test_obligation_changelist_pages_follow_the_lists_order(client, catalogue, p
     for name in ("Zeta", "Alpha", "Mu"):  # created out of the list's alphabetical order
         applied_service(provider=ProviderFactory(organisation=org, name=name), name=f"{name} app")
     client.force_login(member(org))
-    monkeypatch.setattr(site._registry[m.Obligation], "list_per_page", 3)
+    monkeypatch.setattr(site._registry[Obligation], "list_per_page", 3)
     url = reverse("admin:obligations_obligation_changelist")
     cl = client.get(url, params).context["cl"]
     in_order = list(cl.queryset.values_list("pk", flat=True))
@@ -339,13 +344,13 @@ def test_an_obligation_page_costs_the_same_queries_however_long_its_history(clie
         while obligation.cycles.count() < size:
             obligation.refresh_from_db()
             meet(obligation, alice, bob)  # each cycle met, then the next one opened
-            services.open_next_cycle(
+            open_next_cycle(
                 actor=alice,
                 cycle=obligation.cycles.latest("pk"),
                 due=TODAY + dt.timedelta(days=365),
-                trigger=m.CycleTrigger.RECURRENCE,
+                trigger=CycleTrigger.RECURRENCE,
                 note="Yearly review.",
-                source=m.EventSource.ADMIN,
+                source=EventSource.ADMIN,
             )
 
     assert_constant_queries(grow, lambda: client.get(url), sizes=(2, 6))
@@ -358,7 +363,7 @@ def test_service_changelist_costs_the_same_queries_at_two_sizes(client, catalogu
     client.force_login(user)
 
     def grow(size):  # type: ignore[no-untyped-def]
-        while m.Service.objects.count() < size:
+        while Service.objects.count() < size:
             applied_service(provider=provider, categories=["2B"])
 
     assert_constant_queries(

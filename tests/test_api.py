@@ -9,8 +9,13 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import ApiToken, Role
+from obligations.access.tokens import create_api_token, revoke_api_token, secret_hash
+from obligations.providers.models import RevenueBasis, RevenuePeriod, Service
+from obligations.register.actions import assign_owner, set_due_date
+from obligations.register.models import Event, Evidence, Obligation
+from obligations.register.states import CycleStatus, EventSource
+from obligations.register.workflow import do_start
 from tests.conftest import TODAY
 from tests.factories import (
     OrganisationFactory,
@@ -23,11 +28,11 @@ from tests.factories import (
 )
 
 PDF = b"%PDF-1.4\n" + b"policy " * 200 + b"\n%%EOF\n"
-SYSTEM = m.EventSource.ADMIN
+SYSTEM = EventSource.ADMIN
 
 
 def client_for(user, *, read_only=False):  # type: ignore[no-untyped-def]
-    _, key = services.create_api_token(actor=user, name="t", read_only=read_only)
+    _, key = create_api_token(actor=user, name="t", read_only=read_only)
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
@@ -46,7 +51,7 @@ def team(catalogue):  # type: ignore[no-untyped-def]
         "other": other,
         "casey": member(org, username="casey"),
         "rita": member(org, username="rita"),
-        "audrey": member(org, role=m.Role.AUDITOR, username="audrey"),
+        "audrey": member(org, role=Role.AUDITOR, username="audrey"),
         "eve": member(other_org, username="eve"),
     }
 
@@ -70,15 +75,15 @@ def test_without_a_valid_token_the_api_says_401(team):
 
 def test_a_revoked_or_expired_token_stops_working(team):
     user = team["casey"]
-    token, key = services.create_api_token(actor=user, name="nightly")
+    token, key = create_api_token(actor=user, name="nightly")
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     assert client.get("/api/v1/obligations/").status_code == 200
-    assert m.ApiToken.objects.filter(key_hash=services.secret_hash(key)).exists()
-    assert not m.ApiToken.objects.filter(key_hash=key).exists()  # only the hash is kept
-    services.revoke_api_token(actor=user, token=token)
+    assert ApiToken.objects.filter(key_hash=secret_hash(key)).exists()
+    assert not ApiToken.objects.filter(key_hash=key).exists()  # only the hash is kept
+    revoke_api_token(actor=user, token=token)
     assert client.get("/api/v1/obligations/").status_code == 401
-    _, expiring = services.create_api_token(
+    _, expiring = create_api_token(
         actor=user, name="short", expires_at=timezone.now() - dt.timedelta(seconds=1)
     )
     client.credentials(HTTP_AUTHORIZATION=f"Token {expiring}")
@@ -86,20 +91,20 @@ def test_a_revoked_or_expired_token_stops_working(team):
 
 
 def test_a_token_is_made_only_by_its_holder_and_revoked_by_their_admins(team):
-    admin = member(team["org"], role=m.Role.ADMIN, username="ada")
+    admin = member(team["org"], role=Role.ADMIN, username="ada")
     operator = UserFactory(username="root", is_superuser=True)
     # Whoever held another's key would act in their name: a token is always its maker's.
     for actor in (admin, operator):
-        made, _ = services.create_api_token(actor=actor, name="their own")
+        made, _ = create_api_token(actor=actor, name="their own")
         assert (made.user, made.created_by) == (actor, actor)
-    token, _ = services.create_api_token(actor=team["casey"], name="mine")
-    others, _ = services.create_api_token(actor=team["eve"], name="eve's")
+    token, _ = create_api_token(actor=team["casey"], name="mine")
+    others, _ = create_api_token(actor=team["eve"], name="eve's")
     with pytest.raises(PermissionDenied):
-        services.revoke_api_token(actor=team["rita"], token=token)  # a colleague may not
+        revoke_api_token(actor=team["rita"], token=token)  # a colleague may not
     with pytest.raises(PermissionDenied):
-        services.revoke_api_token(actor=admin, token=others)  # nor another organisation's admin
-    assert services.revoke_api_token(actor=admin, token=token)
-    assert services.revoke_api_token(actor=operator, token=others)
+        revoke_api_token(actor=admin, token=others)  # nor another organisation's admin
+    assert revoke_api_token(actor=admin, token=token)
+    assert revoke_api_token(actor=operator, token=others)
 
 
 def test_another_organisations_records_are_invisible_and_a_404(team):
@@ -122,19 +127,19 @@ def test_another_organisations_records_are_invisible_and_a_404(team):
 
 def test_filters_narrow_the_register(team, clock):
     ob = obligation(team)
-    services.assign_owner(actor=team["casey"], obligation=ob, owner=team["casey"], source=SYSTEM)
-    services.set_due_date(
+    assign_owner(actor=team["casey"], obligation=ob, owner=team["casey"], source=SYSTEM)
+    set_due_date(
         actor=team["casey"],
         cycle=ob.current_cycle,
         due=TODAY - dt.timedelta(days=3),
         reason="Agreed with Ofcom",
         source=SYSTEM,
     )
-    services.do_start(actor=team["casey"], cycle=ob.current_cycle, source=SYSTEM)
+    do_start(actor=team["casey"], cycle=ob.current_cycle, source=SYSTEM)
     # Met, and its date past: done, not overdue.
     done = team["service"].obligations.filter(applicable=True).exclude(pk=ob.pk).first()
     due_in(done, -3, team["casey"], TODAY)
-    put_in(done.current_cycle, m.CycleStatus.MET)
+    put_in(done.current_cycle, CycleStatus.MET)
     client = client_for(team["audrey"], read_only=True)
 
     def ids(**params):  # type: ignore[no-untyped-def]
@@ -189,7 +194,7 @@ def test_a_bad_filter_is_a_400_that_says_which(team, params, field, message):
 
 def test_pages_follow_a_cursor_with_no_row_twice(team):
     client = client_for(team["casey"])
-    total = m.Obligation.objects.filter(provider=team["provider"]).count()
+    total = Obligation.objects.filter(provider=team["provider"]).count()
     seen: list[int] = []
     url = "/api/v1/obligations/?page_size=7"
     while url:
@@ -241,8 +246,8 @@ def test_read_only_tokens_and_auditors_cannot_change_anything(team):
     assert response.status_code == 403
     assert "read the register but not change it" in response.json()["error"]
     ob.current_cycle.refresh_from_db()
-    assert ob.current_cycle.status == m.CycleStatus.NOT_STARTED
-    assert not ob.events.filter(source=m.EventSource.API).exists()
+    assert ob.current_cycle.status == CycleStatus.NOT_STARTED
+    assert not ob.events.filter(source=EventSource.API).exists()
 
 
 def test_owner_and_due_date_actions(team):
@@ -280,7 +285,7 @@ def test_a_refused_upload_is_a_clear_4xx_and_nothing_is_stored(
     )
     assert response.status_code == status
     assert response.json()["error"]
-    assert not m.Evidence.objects.exists()
+    assert not Evidence.objects.exists()
 
 
 def test_an_oversized_upload_is_413(team, settings, evidence_storage):
@@ -293,7 +298,7 @@ def test_an_oversized_upload_is_413(team, settings, evidence_storage):
     )
     assert response.status_code == 413
     assert "100-byte limit" in response.json()["error"]
-    assert not m.Evidence.objects.exists()
+    assert not Evidence.objects.exists()
 
 
 def test_evidence_links_and_downloads(team, evidence_storage):
@@ -345,9 +350,9 @@ def test_creating_a_service_applies_the_catalogue(team):
     assert response.status_code == 201, response.json()
     body = response.json()
     assert "U2U-ILLEGAL-RA" in body["register"]["created"]
-    service = m.Service.objects.get(pk=body["id"])
+    service = Service.objects.get(pk=body["id"])
     assert service.obligations.filter(duty__code="U2U-CHILD-RA").exists()
-    events = m.Event.objects.filter(obligation__service=service, source=m.EventSource.API)
+    events = Event.objects.filter(obligation__service=service, source=EventSource.API)
     assert events.exists()
     changed = client.patch(
         f"/api/v1/services/{service.pk}/", {"children_likely_to_access": False}, format="json"
@@ -376,16 +381,16 @@ def test_a_service_that_is_nothing_or_elsewhere_is_refused(team):
         format="json",
     )
     assert auditor.status_code == 403
-    assert not m.Service.objects.filter(name__in=["Blank", "X", "Y"]).exists()
+    assert not Service.objects.filter(name__in=["Blank", "X", "Y"]).exists()
 
 
 def test_providers_show_their_penalty_cap_and_exposure(team):
-    m.RevenuePeriod.objects.create(
+    RevenuePeriod.objects.create(
         provider=team["provider"],
         start=dt.date(2025, 1, 1),
         end=dt.date(2025, 12, 31),
         amount_gbp="2500000000.00",
-        basis=m.RevenueBasis.AUDITED,
+        basis=RevenueBasis.AUDITED,
     )
     body = client_for(team["audrey"]).get(f"/api/v1/providers/{team['provider'].pk}/").json()
     assert body["penalty_cap"]["amount_gbp"] == "250000000.00"
@@ -434,7 +439,7 @@ def test_a_token_is_made_in_the_admin_by_its_holder_shown_once_and_revoked_there
     assert response.status_code == 200
     shown = [str(msg) for msg in response.context["messages"]]
     key = next(word for msg in shown for word in msg.split() if word.startswith("osa_"))
-    token = m.ApiToken.objects.get()
+    token = ApiToken.objects.get()
     assert (token.user, token.created_by, token.read_only) == (casey, casey, True)
     assert key not in client.get(f"/admin/obligations/apitoken/{token.pk}/change/").content.decode()
     api = APIClient()
@@ -445,7 +450,7 @@ def test_a_token_is_made_in_the_admin_by_its_holder_shown_once_and_revoked_there
     client.force_login(team["eve"])
     assert client.get(f"/admin/obligations/apitoken/{token.pk}/change/").status_code == 404
     # casey's admin lists it (without its key, which is kept nowhere) and revokes it.
-    admin = member(team["org"], role=m.Role.ADMIN, username="ada")
+    admin = member(team["org"], role=Role.ADMIN, username="ada")
     client.force_login(admin)
     listing = client.get("/admin/obligations/apitoken/").content.decode()
     assert "nightly export" in listing and key not in listing
@@ -463,7 +468,7 @@ def test_a_token_is_made_in_the_admin_by_its_holder_shown_once_and_revoked_there
 def test_no_one_makes_a_token_for_a_member_in_the_admin(client, team, maker):
     """The hole: an organisation admin chose a member in the form and was shown their key."""
     if maker == "admin":
-        actor = member(team["org"], role=m.Role.ADMIN, username="ada")
+        actor = member(team["org"], role=Role.ADMIN, username="ada")
     else:
         actor = UserFactory(username="root", is_superuser=True)
     client.force_login(actor)
@@ -475,4 +480,4 @@ def test_no_one_makes_a_token_for_a_member_in_the_admin(client, team, maker):
     assert response.status_code == 200
     assert not team["casey"].api_tokens.exists()
     # What was made is the maker's own token, for acting as themselves.
-    assert list(m.ApiToken.objects.values_list("user", "created_by")) == [(actor.pk, actor.pk)]
+    assert list(ApiToken.objects.values_list("user", "created_by")) == [(actor.pk, actor.pk)]

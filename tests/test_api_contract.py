@@ -24,9 +24,19 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.specs.openapi.checks import content_type_conformance, response_schema_conformance
 
-from obligations import models as m
-from obligations import services
-from obligations.api import urls as api_urls
+from obligations.access.models import Organisation
+from obligations.access.tokens import create_api_token
+from obligations.api.urls import router, urlpatterns
+from obligations.assessments.actions import decide_measure, start_assessment
+from obligations.assessments.models import MeasureDecision, MeasureDecisionKind, RiskAssessment
+from obligations.catalogue.models import CodeMeasure, Duty, Exemption, Feature, RegisterCategory
+from obligations.notices.actions import record_notice
+from obligations.notices.models import NoticeKind, OfcomNotice, TechnologyNotice
+from obligations.providers.models import Provider, RevenueBasis, RevenuePeriod, Service
+from obligations.register.evidence import add_evidence_file, add_evidence_link
+from obligations.register.models import Event, Evidence, Obligation, ObligationCycle
+from obligations.register.states import EventSource
+from obligations.reminders.models import Reminder
 from tests.conftest import TODAY
 from tests.factories import (
     OrganisationFactory,
@@ -37,25 +47,25 @@ from tests.factories import (
 )
 
 PDF = b"%PDF-1.4\n" + b"policy " * 50 + b"\n%%EOF\n"
-ADMIN = m.EventSource.ADMIN
+ADMIN = EventSource.ADMIN
 HTTP_METHODS = {"get", "put", "post", "delete", "patch"}
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 # Each list's path segment (and two other kinds of row), and the model its ids name.
 ROWS = {
-    "organisations": m.Organisation,
-    "providers": m.Provider,
-    "services": m.Service,
-    "duties": m.Duty,
-    "obligations": m.Obligation,
-    "events": m.Event,
-    "evidence": m.Evidence,
-    "technology-notices": m.TechnologyNotice,
-    "ofcom-notices": m.OfcomNotice,
-    "reminders": m.Reminder,
-    "risk-assessments": m.RiskAssessment,
-    "measure-decisions": m.MeasureDecision,
-    "cycles": m.ObligationCycle,
+    "organisations": Organisation,
+    "providers": Provider,
+    "services": Service,
+    "duties": Duty,
+    "obligations": Obligation,
+    "events": Event,
+    "evidence": Evidence,
+    "technology-notices": TechnologyNotice,
+    "ofcom-notices": OfcomNotice,
+    "reminders": Reminder,
+    "risk-assessments": RiskAssessment,
+    "measure-decisions": MeasureDecision,
+    "cycles": ObligationCycle,
     "users": User,
 }
 # Query parameters and body fields that name a row, and which kind.
@@ -79,43 +89,43 @@ def world() -> dict[str, object]:
     other = applied_service(provider=ProviderFactory(organisation=theirs), name="Elsewhere")
     casey, rita = member(ours, username="casey"), member(ours, username="rita")
     eve = member(theirs, username="eve")
-    m.RevenuePeriod.objects.create(
+    RevenuePeriod.objects.create(
         provider=provider,
         start=dt.date(2025, 1, 1),
         end=dt.date(2025, 12, 31),
         amount_gbp=Decimal("250000000.00"),
-        basis=m.RevenueBasis.AUDITED,
+        basis=RevenueBasis.AUDITED,
     )
     cycle = service.obligations.get(duty__code="U2U-RECORDS").current_cycle
-    services.add_evidence_link(
+    add_evidence_link(
         actor=casey, cycle=cycle, url="https://wiki.example.test/r", title="Wiki", source=ADMIN
     )
-    evidence = services.add_evidence_file(
+    evidence = add_evidence_file(
         actor=casey,
         cycle=cycle,
         uploaded=SimpleUploadedFile("policy.pdf", PDF),
         title="Policy",
         source=ADMIN,
     )
-    services.add_evidence_link(
+    add_evidence_link(
         actor=eve,
         cycle=other.obligations.get(duty__code="U2U-RECORDS").current_cycle,
         url="https://theirs.example.test/r",
         title="Theirs",
         source=ADMIN,
     )
-    services.record_notice(
+    record_notice(
         actor=casey,
-        notice=m.TechnologyNotice(
+        notice=TechnologyNotice(
             service=service, ofcom_reference="TN-1", csea_public=True, csea_private=True
         ),
         source=ADMIN,
     )
-    services.record_notice(
+    record_notice(
         actor=casey,
-        notice=m.OfcomNotice(
+        notice=OfcomNotice(
             service=service,
-            kind=m.NoticeKind.PENALTY,
+            kind=NoticeKind.PENALTY,
             given_on=TODAY,
             single_penalty_gbp=Decimal("50000"),
             pay_by=TODAY + dt.timedelta(days=28),
@@ -124,12 +134,12 @@ def world() -> dict[str, object]:
     )
     due_soon_reminder(cycle, casey, TODAY)
     assessment_cycle = service.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle
-    services.start_assessment(actor=casey, cycle=assessment_cycle, source=ADMIN)
-    services.decide_measure(
+    start_assessment(actor=casey, cycle=assessment_cycle, source=ADMIN)
+    decide_measure(
         actor=casey,
         service=service,
-        measure=m.CodeMeasure.objects.get(code="ICU G3"),
-        decision=m.MeasureDecisionKind.ADOPTED,
+        measure=CodeMeasure.objects.get(code="ICU G3"),
+        decision=MeasureDecisionKind.ADOPTED,
         detail="",
         evidence=[evidence],
     )
@@ -137,7 +147,7 @@ def world() -> dict[str, object]:
 
 
 def token_for(user: User) -> str:
-    _, key = services.create_api_token(actor=user, name="contract", read_only=False)
+    _, key = create_api_token(actor=user, name="contract", read_only=False)
     return key
 
 
@@ -160,13 +170,13 @@ def url_operations() -> set[tuple[str, str]]:
         return "/api/v1/" + pattern
 
     found = set()
-    for url in api_urls.router.urls:
+    for url in router.urls:
         pattern = str(url.pattern)
         if "format>" in pattern or url.callback.cls is APIRootView:  # `.json`; a page of links
             continue
         methods = HTTP_METHODS & set(url.callback.actions)  # DRF adds "head" on first use
         found |= {(method.upper(), as_path(pattern)) for method in methods}
-    for url in api_urls.urlpatterns:
+    for url in urlpatterns:
         cls = getattr(getattr(url, "callback", None), "cls", None)  # not the router's include()
         if cls is not None:
             methods = HTTP_METHODS & set(dir(cls))
@@ -348,9 +358,9 @@ def test_no_request_makes_a_server_error(live_server, catalogue):
     rows = {name: list(model.objects.values_list("pk", flat=True)) for name, model in ROWS.items()}
     named = {name: rows[kind] for name, kind in NAMED.items()}
     named.update(
-        categories=list(m.RegisterCategory.objects.values_list("code", flat=True)),
-        features=list(m.Feature.objects.values_list("code", flat=True)),
-        exemption=list(m.Exemption.objects.values_list("code", flat=True)),
+        categories=list(RegisterCategory.objects.values_list("code", flat=True)),
+        features=list(Feature.objects.values_list("code", flat=True)),
+        exemption=list(Exemption.objects.values_list("code", flat=True)),
     )
 
     @schema.hook

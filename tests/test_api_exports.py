@@ -9,13 +9,18 @@ import json
 import pytest
 from openpyxl import load_workbook
 
-from obligations import exports, services
-from obligations import models as m
+from obligations.access.models import Role
+from obligations.exports.tables import PIECE_ROWS, csv_pieces
+from obligations.register.actions import assign_owner, set_due_date
+from obligations.register.evidence import add_evidence_link
+from obligations.register.models import Obligation
+from obligations.register.states import EventSource
+from obligations.register.workflow import do_approve, do_start, do_submit_for_review
 from tests.conftest import NOW, TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.test_api import client_for
 
-SYSTEM = m.EventSource.ADMIN
+SYSTEM = EventSource.ADMIN
 EVIL = '=HYPERLINK("http://evil.test","click")'
 
 
@@ -28,7 +33,7 @@ def team(catalogue):  # type: ignore[no-untyped-def]
         "provider": provider,
         "casey": member(org, username="@casey"),
         "rita": member(org, username="rita"),
-        "audrey": member(org, role=m.Role.AUDITOR, username="audrey"),
+        "audrey": member(org, role=Role.AUDITOR, username="audrey"),
         "other": applied_service(provider=ProviderFactory(organisation=OrganisationFactory())),
     }
 
@@ -41,14 +46,14 @@ def csv_rows(response):  # type: ignore[no-untyped-def]
 
 def test_the_csv_export_streams_the_filtered_register_with_formulas_escaped(team):
     ob = team["service"].obligations.get(duty__code="U2U-RECORDS")
-    services.assign_owner(actor=team["casey"], obligation=ob, owner=team["casey"], source=SYSTEM)
+    assign_owner(actor=team["casey"], obligation=ob, owner=team["casey"], source=SYSTEM)
     client = client_for(team["audrey"], read_only=True)
     response = client.get("/api/v1/obligations/export/csv/")
     assert response.status_code == 200
     assert response["Content-Type"] == "text/csv; charset=utf-8"
     assert 'filename="obligations-2026-11-24.csv"' in response["Content-Disposition"]
     rows = csv_rows(response)
-    ours = m.Obligation.objects.filter(provider=team["provider"]).count()
+    ours = Obligation.objects.filter(provider=team["provider"]).count()
     assert len(rows) == ours  # not the other organisation's
     row = next(r for r in rows if r["Duty code"] == "U2U-RECORDS")
     assert row["Service"] == "'" + EVIL
@@ -60,8 +65,8 @@ def test_the_csv_export_streams_the_filtered_register_with_formulas_escaped(team
 
 
 def test_a_long_csv_streams_in_pieces_that_join_into_every_row():
-    rows = [[n, f"row {n}"] for n in range(2 * exports.PIECE_ROWS + 1)]
-    pieces = list(exports.csv_pieces(["n", "text"], rows))
+    rows = [[n, f"row {n}"] for n in range(2 * PIECE_ROWS + 1)]
+    pieces = list(csv_pieces(["n", "text"], rows))
     assert len(pieces) == 3  # memory holds a piece, never the whole file
     written = list(csv.reader(io.StringIO("".join(pieces).removeprefix("\ufeff"))))
     assert written == [["n", "text"], *([str(n), text] for n, text in rows)]
@@ -91,7 +96,7 @@ def test_the_xlsx_export_opens_with_text_not_formulas(team):
     service_cell = next(c for c in sheet["D"][1:] if c.value)
     assert service_cell.data_type != "f"  # text, never a formula
     assert service_cell.value == "'" + EVIL
-    assert sheet.max_row == 1 + m.Obligation.objects.filter(provider=team["provider"]).count()
+    assert sheet.max_row == 1 + Obligation.objects.filter(provider=team["provider"]).count()
 
 
 def test_an_export_with_a_bad_filter_is_a_400_not_a_file(team):
@@ -108,17 +113,17 @@ def test_the_register_as_it_stood_on_a_past_date(team, clock):
     # 24 Nov: as created. 26 Nov: owned and started. 28 Nov: due date moved and submitted.
     # 30 Nov: approved by someone else (met).
     clock.move_to(NOW + dt.timedelta(days=2))
-    services.assign_owner(actor=casey, obligation=ob, owner=casey, source=SYSTEM)
-    cycle = services.do_start(actor=casey, cycle=ob.current_cycle, source=SYSTEM)
+    assign_owner(actor=casey, obligation=ob, owner=casey, source=SYSTEM)
+    cycle = do_start(actor=casey, cycle=ob.current_cycle, source=SYSTEM)
     clock.move_to(NOW + dt.timedelta(days=4))
     new_due = TODAY + dt.timedelta(days=90)
-    services.set_due_date(actor=casey, cycle=cycle, due=new_due, reason="Ofcom", source=SYSTEM)
-    services.add_evidence_link(
+    set_due_date(actor=casey, cycle=cycle, due=new_due, reason="Ofcom", source=SYSTEM)
+    add_evidence_link(
         actor=casey, cycle=cycle, url="https://wiki.test/r", title="Records", source=SYSTEM
     )
-    cycle = services.do_submit_for_review(actor=casey, cycle=cycle, source=SYSTEM)
+    cycle = do_submit_for_review(actor=casey, cycle=cycle, source=SYSTEM)
     clock.move_to(NOW + dt.timedelta(days=6))
-    services.do_approve(actor=rita, cycle=cycle, source=SYSTEM)
+    do_approve(actor=rita, cycle=cycle, source=SYSTEM)
     clock.move_to(NOW + dt.timedelta(days=7))
     client = client_for(team["audrey"], read_only=True)
 

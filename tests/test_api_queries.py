@@ -10,7 +10,29 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from obligations import models as m
+from obligations.access.models import Membership, Organisation, Role
+from obligations.assessments.models import (
+    AssessmentEntry,
+    AssessmentKind,
+    MeasureDecision,
+    MeasureDecisionKind,
+    RiskAssessment,
+)
+from obligations.catalogue.models import (
+    CatalogueVersion,
+    CodeMeasure,
+    Duty,
+    Exemption,
+    Feature,
+    HarmKind,
+    RegisterCategory,
+    RiskFactor,
+)
+from obligations.notices.models import ENFORCEMENT_KINDS, NoticeKind, OfcomNotice, TechnologyNotice
+from obligations.providers.models import Provider, RevenueBasis, RevenuePeriod, Service
+from obligations.register.models import Event, Evidence, EvidenceKind, Obligation, ObligationCycle
+from obligations.register.states import CycleStatus, EventKind, EventSource
+from obligations.reminders.models import Reminder, ReminderKind
 from tests.bulk import make_register
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, member
@@ -32,17 +54,17 @@ def team(catalogue):  # type: ignore[no-untyped-def]
 def ours(model: type[Any], team: dict[str, Any]) -> Any:
     """The rows of `model` our organisation holds (the other's are never counted)."""
     path = {
-        m.Provider: "organisation",
-        m.Service: "provider__organisation",
-        m.Obligation: "provider__organisation",
-        m.ObligationCycle: "obligation__provider__organisation",
+        Provider: "organisation",
+        Service: "provider__organisation",
+        Obligation: "provider__organisation",
+        ObligationCycle: "obligation__provider__organisation",
     }[model]
     return model.objects.filter(**{path: team["org"]})
 
 
 def register(team: dict[str, Any], obligations: int, **kwargs: Any) -> None:
     """Our register grown to `obligations` rows (owned by both members, with events)."""
-    have = ours(m.Obligation, team).count()
+    have = ours(Obligation, team).count()
     if obligations > have:
         make_register(
             organisation=team["org"],
@@ -53,8 +75,8 @@ def register(team: dict[str, Any], obligations: int, **kwargs: Any) -> None:
         )
 
 
-def cycles(team: dict[str, Any]) -> list[m.ObligationCycle]:
-    return list(ours(m.ObligationCycle, team).select_related("obligation").order_by("pk"))
+def cycles(team: dict[str, Any]) -> list[ObligationCycle]:
+    return list(ours(ObligationCycle, team).select_related("obligation").order_by("pk"))
 
 
 def check_list(
@@ -84,13 +106,13 @@ def check_list(
 
 def test_organisations(team):
     def grow(n: int) -> None:
-        have = m.Membership.objects.filter(user=team["casey"]).count()
-        organisations = m.Organisation.objects.bulk_create(
-            [m.Organisation(name=f"Group {i}") for i in range(have, n)]
+        have = Membership.objects.filter(user=team["casey"]).count()
+        organisations = Organisation.objects.bulk_create(
+            [Organisation(name=f"Group {i}") for i in range(have, n)]
         )
-        m.Membership.objects.bulk_create(
+        Membership.objects.bulk_create(
             [
-                m.Membership(user=team["casey"], organisation=o, role=m.Role.AUDITOR)
+                Membership(user=team["casey"], organisation=o, role=Role.AUDITOR)
                 for o in organisations
             ]
         )
@@ -100,23 +122,23 @@ def test_organisations(team):
 
 def test_providers_with_revenue_cap_and_exposure(team):
     register(team, 35, due_spread=(-30, 30))  # a provider with overdue obligations
-    m.OfcomNotice.objects.create(
-        service=ours(m.Service, team).first(), kind=m.ENFORCEMENT_KINDS[0], given_on=TODAY
+    OfcomNotice.objects.create(
+        service=ours(Service, team).first(), kind=ENFORCEMENT_KINDS[0], given_on=TODAY
     )
 
     def grow(n: int) -> None:
-        have = ours(m.Provider, team).count()
-        providers = m.Provider.objects.bulk_create(
-            [m.Provider(organisation=team["org"], name=f"Provider {i}") for i in range(have, n)]
+        have = ours(Provider, team).count()
+        providers = Provider.objects.bulk_create(
+            [Provider(organisation=team["org"], name=f"Provider {i}") for i in range(have, n)]
         )
-        m.RevenuePeriod.objects.bulk_create(
+        RevenuePeriod.objects.bulk_create(
             [
-                m.RevenuePeriod(
+                RevenuePeriod(
                     provider=p,
                     start=dt.date(year, 1, 1),
                     end=dt.date(year, 12, 31),
                     amount_gbp=Decimal("300000000.00"),
-                    basis=m.RevenueBasis.AUDITED,
+                    basis=RevenueBasis.AUDITED,
                 )
                 for p in providers
                 for year in (2024, 2025)
@@ -127,16 +149,16 @@ def test_providers_with_revenue_cap_and_exposure(team):
 
 
 def test_services_with_categories_features_and_exemption(team):
-    categories = list(m.RegisterCategory.objects.all())
-    features = list(m.Feature.objects.all())
-    exemption = m.Exemption.objects.first()
-    provider = m.Provider.objects.create(organisation=team["org"], name="Northwind")
+    categories = list(RegisterCategory.objects.all())
+    features = list(Feature.objects.all())
+    exemption = Exemption.objects.first()
+    provider = Provider.objects.create(organisation=team["org"], name="Northwind")
 
     def grow(n: int) -> None:
-        have = ours(m.Service, team).count()
-        services = m.Service.objects.bulk_create(
+        have = ours(Service, team).count()
+        services = Service.objects.bulk_create(
             [
-                m.Service(
+                Service(
                     provider=provider,
                     name=f"Service {i}",
                     user_to_user=True,
@@ -147,32 +169,28 @@ def test_services_with_categories_features_and_exemption(team):
                 for i in range(have, n)
             ]
         )
-        m.Service.categories.through.objects.bulk_create(
+        Service.categories.through.objects.bulk_create(
             [
-                m.Service.categories.through(service=s, registercategory=categories[i % 3])
+                Service.categories.through(service=s, registercategory=categories[i % 3])
                 for i, s in enumerate(services)
             ]
         )
-        m.Service.features.through.objects.bulk_create(
-            [
-                m.Service.features.through(service=s, feature=f)
-                for s in services
-                for f in features[:3]
-            ]
+        Service.features.through.objects.bulk_create(
+            [Service.features.through(service=s, feature=f) for s in services for f in features[:3]]
         )
 
     check_list(team, "/api/v1/services/", grow)
 
 
 def test_duties(team):
-    template = m.Duty.objects.first()
-    in_catalogue = m.Duty.objects.count()
+    template = Duty.objects.first()
+    in_catalogue = Duty.objects.count()
 
     def grow(n: int) -> None:
-        have = m.Duty.objects.count()
-        m.Duty.objects.bulk_create(
+        have = Duty.objects.count()
+        Duty.objects.bulk_create(
             [
-                m.Duty(
+                Duty(
                     code=f"EXTRA-{i}",
                     title=f"Extra duty {i}",
                     section="s.999",
@@ -208,23 +226,23 @@ def test_obligations(team, as_of):
 
 def test_events(team):
     register(team, 1)
-    obligation = ours(m.Obligation, team).select_related("current_cycle").get()
+    obligation = ours(Obligation, team).select_related("current_cycle").get()
     now = timezone.now()
 
     def grow(n: int) -> None:
-        have = m.Event.objects.filter(obligation=obligation).count()
-        m.Event.objects.bulk_create(
+        have = Event.objects.filter(obligation=obligation).count()
+        Event.objects.bulk_create(
             [
-                m.Event(
+                Event(
                     obligation=obligation,
                     cycle=obligation.current_cycle,
-                    kind=m.EventKind.STATUS,
-                    from_status=m.CycleStatus.NOT_STARTED,
-                    to_status=m.CycleStatus.IN_PROGRESS,
+                    kind=EventKind.STATUS,
+                    from_status=CycleStatus.NOT_STARTED,
+                    to_status=CycleStatus.IN_PROGRESS,
                     actor=(team["casey"], team["rita"])[i % 2],
                     at=now - dt.timedelta(minutes=i),
                     reason="Generated.",
-                    source=m.EventSource.API,
+                    source=EventSource.API,
                 )
                 for i in range(have, n)
             ]
@@ -233,10 +251,10 @@ def test_events(team):
     check_list(team, "/api/v1/events/", grow)
 
 
-def link(cycle: m.ObligationCycle, i: int, by: Any) -> m.Evidence:
-    return m.Evidence(
+def link(cycle: ObligationCycle, i: int, by: Any) -> Evidence:
+    return Evidence(
         cycle=cycle,
-        kind=m.EvidenceKind.LINK,
+        kind=EvidenceKind.LINK,
         title=f"Link {i}",
         url=f"https://wiki.example.test/{i}",
         uploaded_by=by,
@@ -249,8 +267,8 @@ def test_evidence(team):
     all_cycles = cycles(team)
 
     def grow(n: int) -> None:
-        have = m.Evidence.objects.filter(cycle__in=all_cycles).count()
-        m.Evidence.objects.bulk_create(
+        have = Evidence.objects.filter(cycle__in=all_cycles).count()
+        Evidence.objects.bulk_create(
             [
                 link(all_cycles[i % len(all_cycles)], i, (team["casey"], team["rita"])[i % 2])
                 for i in range(have, n)
@@ -262,13 +280,13 @@ def test_evidence(team):
 
 def test_technology_notices(team):
     register(team, 35)
-    services = list(ours(m.Service, team))
+    services = list(ours(Service, team))
 
     def grow(n: int) -> None:
-        have = m.TechnologyNotice.objects.filter(service__in=services).count()
-        m.TechnologyNotice.objects.bulk_create(
+        have = TechnologyNotice.objects.filter(service__in=services).count()
+        TechnologyNotice.objects.bulk_create(
             [
-                m.TechnologyNotice(
+                TechnologyNotice(
                     service=services[i % len(services)],
                     ofcom_reference=f"TN-{i}",
                     csea_public=True,
@@ -282,15 +300,15 @@ def test_technology_notices(team):
 
 def test_ofcom_notices(team):
     register(team, 35)
-    services = list(ours(m.Service, team))
+    services = list(ours(Service, team))
 
     def grow(n: int) -> None:
-        have = m.OfcomNotice.objects.filter(service__in=services).count()
-        m.OfcomNotice.objects.bulk_create(
+        have = OfcomNotice.objects.filter(service__in=services).count()
+        OfcomNotice.objects.bulk_create(
             [
-                m.OfcomNotice(
+                OfcomNotice(
                     service=services[i % len(services)],
-                    kind=m.NoticeKind.PENALTY,
+                    kind=NoticeKind.PENALTY,
                     given_on=TODAY - dt.timedelta(days=i),
                     single_penalty_gbp=Decimal("50000"),
                     pay_by=TODAY + dt.timedelta(days=28),
@@ -307,12 +325,12 @@ def test_reminders(team):
     all_cycles = cycles(team)
 
     def grow(n: int) -> None:
-        have = m.Reminder.objects.filter(cycle__in=all_cycles).count()
-        m.Reminder.objects.bulk_create(
+        have = Reminder.objects.filter(cycle__in=all_cycles).count()
+        Reminder.objects.bulk_create(
             [
-                m.Reminder(
+                Reminder(
                     cycle=all_cycles[i % len(all_cycles)],
-                    kind=m.ReminderKind.DUE_SOON,
+                    kind=ReminderKind.DUE_SOON,
                     step=i,
                     deadline=TODAY + dt.timedelta(days=7),
                     recipient=team["casey"],
@@ -329,19 +347,19 @@ def test_reminders(team):
 def test_risk_assessments_with_their_rated_rows(team):
     register(team, SIZES[1])
     all_cycles = cycles(team)
-    harms = list(m.HarmKind.objects.all()[:3])
-    factors = list(m.RiskFactor.objects.all()[:2])
-    evidence = m.Evidence.objects.bulk_create(
+    harms = list(HarmKind.objects.all()[:3])
+    factors = list(RiskFactor.objects.all()[:2])
+    evidence = Evidence.objects.bulk_create(
         [link(c, i, team["casey"]) for i, c in enumerate(all_cycles[:5])]
     )
 
     def grow(n: int) -> None:
-        have = m.RiskAssessment.objects.filter(cycle__in=all_cycles).count()
-        assessments = m.RiskAssessment.objects.bulk_create(
+        have = RiskAssessment.objects.filter(cycle__in=all_cycles).count()
+        assessments = RiskAssessment.objects.bulk_create(
             [
-                m.RiskAssessment(
+                RiskAssessment(
                     service_id=c.obligation.service_id,
-                    kind=m.AssessmentKind.ILLEGAL_U2U,
+                    kind=AssessmentKind.ILLEGAL_U2U,
                     cycle=c,
                     assessor=team["casey"],
                     approver=team["rita"],
@@ -350,9 +368,9 @@ def test_risk_assessments_with_their_rated_rows(team):
                 for c in all_cycles[have:n]
             ]
         )
-        entries = m.AssessmentEntry.objects.bulk_create(
+        entries = AssessmentEntry.objects.bulk_create(
             [
-                m.AssessmentEntry(
+                AssessmentEntry(
                     assessment=a,
                     harm_kind=h,
                     likelihood="low",
@@ -365,16 +383,16 @@ def test_risk_assessments_with_their_rated_rows(team):
                 for h in harms
             ]
         )
-        m.AssessmentEntry.risk_factors.through.objects.bulk_create(
+        AssessmentEntry.risk_factors.through.objects.bulk_create(
             [
-                m.AssessmentEntry.risk_factors.through(assessmententry=e, riskfactor=f)
+                AssessmentEntry.risk_factors.through(assessmententry=e, riskfactor=f)
                 for e in entries
                 for f in factors
             ]
         )
-        m.AssessmentEntry.evidence.through.objects.bulk_create(
+        AssessmentEntry.evidence.through.objects.bulk_create(
             [
-                m.AssessmentEntry.evidence.through(
+                AssessmentEntry.evidence.through(
                     assessmententry=e, evidence=evidence[i % len(evidence)]
                 )
                 for i, e in enumerate(entries)
@@ -386,20 +404,20 @@ def test_risk_assessments_with_their_rated_rows(team):
 
 def test_measure_decisions_with_their_evidence(team):
     register(team, SIZES[1])
-    pairs = [(s, measure) for s in ours(m.Service, team) for measure in m.CodeMeasure.objects.all()]
-    version = m.CatalogueVersion.objects.get()
-    evidence = m.Evidence.objects.bulk_create(
+    pairs = [(s, measure) for s in ours(Service, team) for measure in CodeMeasure.objects.all()]
+    version = CatalogueVersion.objects.get()
+    evidence = Evidence.objects.bulk_create(
         [link(c, i, team["casey"]) for i, c in enumerate(cycles(team)[:5])]
     )
 
     def grow(n: int) -> None:
-        have = m.MeasureDecision.objects.filter(service__provider__organisation=team["org"]).count()
-        decisions = m.MeasureDecision.objects.bulk_create(
+        have = MeasureDecision.objects.filter(service__provider__organisation=team["org"]).count()
+        decisions = MeasureDecision.objects.bulk_create(
             [
-                m.MeasureDecision(
+                MeasureDecision(
                     service=service,
                     measure=measure,
-                    decision=m.MeasureDecisionKind.ADOPTED,
+                    decision=MeasureDecisionKind.ADOPTED,
                     detail="Generated.",
                     decided_by=(team["casey"], team["rita"])[i % 2],
                     decided_at=timezone.now(),
@@ -408,9 +426,9 @@ def test_measure_decisions_with_their_evidence(team):
                 for i, (service, measure) in enumerate(pairs[have:n], start=have)
             ]
         )
-        m.MeasureDecision.evidence.through.objects.bulk_create(
+        MeasureDecision.evidence.through.objects.bulk_create(
             [
-                m.MeasureDecision.evidence.through(measuredecision=d, evidence=e)
+                MeasureDecision.evidence.through(measuredecision=d, evidence=e)
                 for d in decisions
                 for e in evidence[:2]
             ]

@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
-from obligations import selectors
+from obligations.api import views as api_views
 from tests.factories import UserFactory, member
 from tests.test_api import client_for, obligation, team  # noqa: F401 (fixture)
 
@@ -90,7 +90,7 @@ def test_a_bug_in_an_api_view_is_a_json_500(team, monkeypatch):  # noqa: F811
     def broken() -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(selectors, "loaded_catalogue", broken)
+    monkeypatch.setattr(api_views, "loaded_catalogue", broken)
     client = client_for(team["casey"])
     client.raise_request_exception = False
     response = client.post("/api/v1/applicability/", PROFILE, format="json")

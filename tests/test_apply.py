@@ -2,12 +2,15 @@
 
 import datetime as dt
 
-from obligations import models as m
-from obligations import services
+from obligations.catalogue.models import Exemption, RegisterCategory
+from obligations.providers.actions import record_significant_change
+from obligations.register.apply import apply_catalogue
+from obligations.register.models import Event, Obligation, ObligationCycle
+from obligations.register.states import CycleStatus, CycleTrigger, EventKind, EventSource
 from tests.conftest import TODAY
 from tests.factories import UserFactory, applied_service, put_in
 
-SYSTEM = m.EventSource.ADMIN
+SYSTEM = EventSource.ADMIN
 
 
 def codes(service, applicable=True):  # type: ignore[no-untyped-def]
@@ -24,27 +27,27 @@ def test_saving_a_service_creates_its_obligations_with_a_first_cycle(catalogue):
         "user-to-user service; links with the UK not recorded: treated as having them (s.4(5)-(6))"
     )
     assert obligation.current_cycle.due_date == dt.date(2025, 3, 16)
-    assert obligation.current_cycle.status == m.CycleStatus.NOT_STARTED
+    assert obligation.current_cycle.status == CycleStatus.NOT_STARTED
     assert obligation.current_cycle.period_start == TODAY
     assert list(obligation.events.values_list("kind", flat=True).order_by("id")) == [
-        m.EventKind.CREATED,
-        m.EventKind.CYCLE_OPENED,
+        EventKind.CREATED,
+        EventKind.CYCLE_OPENED,
     ]
 
 
 def test_reapplying_is_idempotent(catalogue):
     service = applied_service()
     before = (
-        m.Obligation.objects.count(),
-        m.ObligationCycle.objects.count(),
-        m.Event.objects.count(),
+        Obligation.objects.count(),
+        ObligationCycle.objects.count(),
+        Event.objects.count(),
     )
-    result = services.apply_catalogue(actor=UserFactory(), service=service, source=SYSTEM)
+    result = apply_catalogue(actor=UserFactory(), service=service, source=SYSTEM)
     assert not (result.created or result.reapplied or result.not_applicable)
     assert before == (
-        m.Obligation.objects.count(),
-        m.ObligationCycle.objects.count(),
-        m.Event.objects.count(),
+        Obligation.objects.count(),
+        ObligationCycle.objects.count(),
+        Event.objects.count(),
     )
 
 
@@ -57,31 +60,31 @@ def test_profile_change_adds_duties_and_marks_dropped_ones_with_the_reason(catal
     # The children's access assessment now concludes children are not likely to access it.
     service.children_likely_to_access = False
     service.save()
-    result = services.apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    result = apply_catalogue(actor=actor, service=service, source=SYSTEM)
     assert set(result.not_applicable) == {"U2U-CHILD-RA", "U2U-CHILD-SAFETY"}
     dropped = service.obligations.get(duty__code="U2U-CHILD-RA")
     assert not dropped.applicable
     assert "children likely to access" in dropped.not_applicable_reason
-    assert dropped.current_cycle.status == m.CycleStatus.NOT_APPLICABLE
+    assert dropped.current_cycle.status == CycleStatus.NOT_APPLICABLE
     assert dropped.current_cycle.status_reason == dropped.not_applicable_reason
-    event = dropped.events.get(kind=m.EventKind.NOT_APPLICABLE)
+    event = dropped.events.get(kind=EventKind.NOT_APPLICABLE)
     assert (event.actor, event.source) == (actor, SYSTEM)
     assert service.obligations.count() == total  # nothing deleted
 
     # Later it becomes Category 2B: new duties appear.
-    service.categories.set(m.RegisterCategory.objects.filter(code="2B"))
-    result = services.apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    service.categories.set(RegisterCategory.objects.filter(code="2B"))
+    result = apply_catalogue(actor=actor, service=service, source=SYSTEM)
     assert set(result.created) == {"DECEASED-CHILD", "TRANSPARENCY"}
 
     # And children are found likely again: the dropped duties apply again in a new cycle.
     service.children_likely_to_access = True
     service.save()
-    result = services.apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    result = apply_catalogue(actor=actor, service=service, source=SYSTEM)
     assert set(result.reapplied) == {"U2U-CHILD-RA", "U2U-CHILD-SAFETY"}
     again = service.obligations.get(duty__code="U2U-CHILD-RA")
     assert again.applicable and again.not_applicable_reason == ""
     assert again.cycles.count() == 2
-    assert again.current_cycle.trigger == m.CycleTrigger.REAPPLIED
+    assert again.current_cycle.trigger == CycleTrigger.REAPPLIED
     # It starts to apply again today (24 Nov 2026): the three months beginning with today
     # end on 23 Feb 2027 (Sch.3 para 5(2)), not on the long-past first date.
     assert again.applies_since == TODAY
@@ -90,9 +93,9 @@ def test_profile_change_adds_duties_and_marks_dropped_ones_with_the_reason(catal
 
 def test_an_exemption_gives_no_part_3_duties_with_the_exemption_as_reason(catalogue):
     service = applied_service()
-    service.exemption = m.Exemption.objects.get(code="limited_functionality")
+    service.exemption = Exemption.objects.get(code="limited_functionality")
     service.save()
-    services.apply_catalogue(actor=UserFactory(), service=service, source=SYSTEM)
+    apply_catalogue(actor=UserFactory(), service=service, source=SYSTEM)
     assert codes(service) == set()
     reasons = set(service.obligations.values_list("not_applicable_reason", flat=True))
     assert reasons == {
@@ -105,9 +108,9 @@ def test_a_significant_change_opens_cycles_and_leaves_met_cycles_alone(catalogue
     service = applied_service(children_likely_to_access=True)
     actor = UserFactory()
     met = service.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle
-    put_in(met, m.CycleStatus.MET, closed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC))
+    put_in(met, CycleStatus.MET, closed_at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC))
     change_day = TODAY + dt.timedelta(days=60)
-    services.record_significant_change(
+    record_significant_change(
         actor=actor,
         service=service,
         description="Adding end-to-end encrypted messaging",
@@ -117,9 +120,9 @@ def test_a_significant_change_opens_cycles_and_leaves_met_cycles_alone(catalogue
 
     ra = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
     met.refresh_from_db()
-    assert met.status == m.CycleStatus.MET and met.due_date == dt.date(2025, 3, 16)
+    assert met.status == CycleStatus.MET and met.due_date == dt.date(2025, 3, 16)
     assert ra.current_cycle != met
-    assert ra.current_cycle.trigger == m.CycleTrigger.SIGNIFICANT_CHANGE
+    assert ra.current_cycle.trigger == CycleTrigger.SIGNIFICANT_CHANGE
     assert ra.current_cycle.due_date == change_day - dt.timedelta(days=1)
     assert "end-to-end encrypted" in ra.current_cycle.trigger_note
 
@@ -140,7 +143,7 @@ def test_a_later_due_date_is_brought_forward_by_a_change(catalogue):
     # Sch.3 para 3: the three months beginning with launch day end on 11 Sep 2027.
     assert ra.current_cycle.due_date == dt.date(2027, 9, 11)
     # A change planned before launch is not one the duty reaches: it does not apply yet.
-    services.record_significant_change(
+    record_significant_change(
         actor=UserFactory(),
         service=service,
         description="A redesign before launch",
@@ -149,7 +152,7 @@ def test_a_later_due_date_is_brought_forward_by_a_change(catalogue):
     )
     ra.refresh_from_db()
     assert ra.current_cycle.due_date == dt.date(2027, 9, 11)
-    services.record_significant_change(
+    record_significant_change(
         actor=UserFactory(),
         service=service,
         description="New livestreaming feature",
@@ -159,4 +162,4 @@ def test_a_later_due_date_is_brought_forward_by_a_change(catalogue):
     ra.refresh_from_db()
     assert ra.cycles.count() == 1
     assert ra.current_cycle.due_date == launch + dt.timedelta(days=29)
-    assert ra.events.filter(kind=m.EventKind.DUE_CHANGED).count() == 1
+    assert ra.events.filter(kind=EventKind.DUE_CHANGED).count() == 1

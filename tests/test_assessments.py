@@ -13,14 +13,34 @@ import time_machine
 from django.core.management import call_command
 from django.urls import reverse
 
-from obligations import models as m
-from obligations import selectors, services
-from obligations.catalogue import CatalogueError, parse_catalogue
+from obligations.access.users import get_system_user
+from obligations.assessments.actions import (
+    AssessmentError,
+    decide_measure,
+    rate_entry,
+    start_assessment,
+)
+from obligations.assessments.models import MeasureDecision, MeasureDecisionKind, RiskAssessment
+from obligations.assessments.selectors import (
+    recommended_measures,
+    recommended_measures_of,
+    undecided_measures,
+    unrated_entries,
+)
+from obligations.catalogue.loading import load_catalogue
+from obligations.catalogue.models import CodeMeasure, Duty, Exemption, Feature, HarmKind
+from obligations.catalogue.rules import CatalogueError, parse_catalogue
+from obligations.providers.actions import save_service
+from obligations.register.actions import set_due_date
+from obligations.register.evidence import add_evidence_link
+from obligations.register.models import Event, ObligationCycle
+from obligations.register.states import CycleStatus, CycleTrigger, EventSource, TransitionError
+from obligations.register.workflow import do_approve, do_start, do_submit_for_review
 from tests.conftest import LONDON, TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.helpers import admin_form_data
 
-ADMIN = m.EventSource.ADMIN
+ADMIN = EventSource.ADMIN
 
 
 @pytest.fixture
@@ -44,7 +64,7 @@ def rate_all(assessment, actor, ratings=None, skip=()):  # type: ignore[no-untyp
         if entry.harm_kind.code in skip:
             continue
         likelihood, impact = (ratings or {}).get(entry.harm_kind.code, ("low", "low"))
-        services.rate_entry(
+        rate_entry(
             actor=actor,
             entry=entry,
             likelihood=likelihood,
@@ -54,11 +74,11 @@ def rate_all(assessment, actor, ratings=None, skip=()):  # type: ignore[no-untyp
 
 
 def to_review(cycle, actor):  # type: ignore[no-untyped-def]
-    services.add_evidence_link(
+    add_evidence_link(
         actor=actor, cycle=cycle, url="https://example.test/doc", title="Doc", source=ADMIN
     )
-    cycle = services.do_start(actor=actor, cycle=cycle, source=ADMIN)
-    return services.do_submit_for_review(actor=actor, cycle=cycle, source=ADMIN)
+    cycle = do_start(actor=actor, cycle=cycle, source=ADMIN)
+    return do_submit_for_review(actor=actor, cycle=cycle, source=ADMIN)
 
 
 # --- Harm kinds and assessments --------------------------------------------
@@ -66,7 +86,7 @@ def to_review(cycle, actor):  # type: ignore[no-untyped-def]
 
 def test_an_illegal_content_assessment_rates_every_kind_in_force(team):
     service = applied_service(provider=team["provider"])
-    assessment = services.start_assessment(
+    assessment = start_assessment(
         actor=team["assessor"], cycle=cycle_of(service, "U2U-ILLEGAL-RA"), source=ADMIN
     )
     codes = set(assessment.entries.values_list("harm_kind__code", flat=True))
@@ -75,7 +95,7 @@ def test_an_illegal_content_assessment_rates_every_kind_in_force(team):
     assert len(codes) == 20
     assert {"suicide_self_harm", "cyberflashing", "csea_grooming"} <= codes
     assert "suicide" not in codes
-    groups = set(m.HarmKind.objects.filter(code__in=codes).values_list("group", flat=True))
+    groups = set(HarmKind.objects.filter(code__in=codes).values_list("group", flat=True))
     assert len(groups) == 18
 
 
@@ -83,17 +103,17 @@ def test_an_assessment_started_before_the_2026_change_rates_the_17_kinds(team):
     service = applied_service(provider=team["provider"])
     cycle = cycle_of(service, "U2U-ILLEGAL-RA")
     with time_machine.travel(dt.datetime(2025, 12, 1, 10, tzinfo=LONDON), tick=False):
-        assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+        assessment = start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
     codes = set(assessment.entries.values_list("harm_kind__code", flat=True))
     assert "suicide" in codes and "suicide_self_harm" not in codes
     assert "cyberflashing" not in codes
-    groups = set(m.HarmKind.objects.filter(code__in=codes).values_list("group", flat=True))
+    groups = set(HarmKind.objects.filter(code__in=codes).values_list("group", flat=True))
     assert len(groups) == 17
 
 
 def test_a_childrens_assessment_has_a_row_per_harm_and_age_group(team):
     service = applied_service(provider=team["provider"], children_likely_to_access=True)
-    assessment = services.start_assessment(
+    assessment = start_assessment(
         actor=team["assessor"], cycle=cycle_of(service, "U2U-CHILD-RA"), source=ADMIN
     )
     rows = assessment.entries.select_related("harm_kind")
@@ -111,28 +131,28 @@ def test_a_childrens_assessment_has_a_row_per_harm_and_age_group(team):
 
 def test_the_level_comes_from_the_matrix_and_bad_ratings_are_refused(team):
     service = applied_service(provider=team["provider"])
-    assessment = services.start_assessment(
+    assessment = start_assessment(
         actor=team["assessor"], cycle=cycle_of(service, "U2U-ILLEGAL-RA"), source=ADMIN
     )
     entry = assessment.entries.get(harm_kind__code="terrorism")
-    entry = services.rate_entry(
+    entry = rate_entry(
         actor=team["assessor"], entry=entry, likelihood="high", impact="medium", rationale="x"
     )
     assert entry.level == "high"
-    with pytest.raises(services.AssessmentError, match="Likelihood must be one of low, medium"):
-        services.rate_entry(
+    with pytest.raises(AssessmentError, match="Likelihood must be one of low, medium"):
+        rate_entry(
             actor=team["assessor"], entry=entry, likelihood="huge", impact="low", rationale="x"
         )
     stranger = applied_service(provider=ProviderFactory(organisation=OrganisationFactory()))
-    theirs = services.add_evidence_link(
+    theirs = add_evidence_link(
         actor=team["assessor"],
         cycle=cycle_of(stranger, "U2U-RECORDS"),
         url="https://example.test/theirs",
         title="Theirs",
         source=ADMIN,
     )
-    with pytest.raises(services.AssessmentError, match="this service's own"):
-        services.rate_entry(
+    with pytest.raises(AssessmentError, match="this service's own"):
+        rate_entry(
             actor=team["assessor"],
             entry=entry,
             likelihood="low",
@@ -146,38 +166,36 @@ def test_an_incomplete_assessment_is_refused_naming_what_is_missing(team):
     service = applied_service(provider=team["provider"])
     cycle = cycle_of(service, "U2U-ILLEGAL-RA")
     cycle = to_review(cycle, team["assessor"])
-    with pytest.raises(services.TransitionError, match="without its risk assessment"):
-        services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
-    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    with pytest.raises(TransitionError, match="without its risk assessment"):
+        do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    assessment = start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
     rate_all(assessment, team["assessor"], skip=("cyberflashing", "fraud"))
-    with pytest.raises(services.TransitionError) as refused:
-        services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    with pytest.raises(TransitionError) as refused:
+        do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
     message = str(refused.value)
     assert "Missing: Cyberflashing; Fraud and financial offences." in message
     # A level without a rationale is still missing.
     entry = assessment.entries.get(harm_kind__code="fraud")
-    services.rate_entry(
-        actor=team["assessor"], entry=entry, likelihood="low", impact="low", rationale=" "
-    )
-    with pytest.raises(services.TransitionError, match="Fraud and financial offences"):
-        services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    rate_entry(actor=team["assessor"], entry=entry, likelihood="low", impact="low", rationale=" ")
+    with pytest.raises(TransitionError, match="Fraud and financial offences"):
+        do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
 
 
 def test_a_complete_assessment_meets_its_cycle_with_four_eyes(team):
     service = applied_service(provider=team["provider"])
     cycle = to_review(cycle_of(service, "U2U-ILLEGAL-RA"), team["reviewer"])
-    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    assessment = start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
     rate_all(assessment, team["assessor"])
-    with pytest.raises(services.TransitionError, match="the assessor cannot approve"):
-        services.do_approve(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    with pytest.raises(TransitionError, match="the assessor cannot approve"):
+        do_approve(actor=team["assessor"], cycle=cycle, source=ADMIN)
     third = member(team["org"], username="sam")
-    cycle = services.do_approve(actor=third, cycle=cycle, source=ADMIN)
-    assert cycle.status == m.CycleStatus.MET
+    cycle = do_approve(actor=third, cycle=cycle, source=ADMIN)
+    assert cycle.status == CycleStatus.MET
     assessment.refresh_from_db()
     assert assessment.approver == third and assessment.approved_at is not None
     # The record of a met cycle is frozen.
-    with pytest.raises(services.AssessmentError, match="is a record now"):
-        services.rate_entry(
+    with pytest.raises(AssessmentError, match="is a record now"):
+        rate_entry(
             actor=team["assessor"],
             entry=assessment.entries.first(),
             likelihood="high",
@@ -204,7 +222,7 @@ def factors_by_row(assessment):  # type: ignore[no-untyped-def]
 def rate(entry, actor, **given):  # type: ignore[no-untyped-def]
     """Rate a row low/low, keeping the risk factors already on it unless given."""
     given.setdefault("risk_factors", list(entry.risk_factors.all()))
-    return services.rate_entry(
+    return rate_entry(
         actor=actor, entry=entry, likelihood="low", impact="low", rationale="Reasoned.", **given
     )
 
@@ -213,7 +231,7 @@ def test_an_encrypted_service_has_the_encrypted_messaging_factor_on_its_csea_row
     chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
     plain = applied_service(provider=team["provider"], name="Plain", features=["direct_messaging"])
     started = {
-        s.name: services.start_assessment(
+        s.name: start_assessment(
             actor=team["assessor"], cycle=cycle_of(s, "U2U-ILLEGAL-RA"), source=ADMIN
         )
         for s in (chat, plain)
@@ -232,17 +250,17 @@ def test_an_encrypted_service_has_the_encrypted_messaging_factor_on_its_csea_row
 
 def test_a_csea_row_of_an_encrypted_service_is_rated_only_covering_private_channels(team):
     chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
-    assessment = services.start_assessment(
+    assessment = start_assessment(
         actor=team["assessor"], cycle=cycle_of(chat, "U2U-ILLEGAL-RA"), source=ADMIN
     )
     grooming = assessment.entries.get(harm_kind__code="csea_grooming")
-    with pytest.raises(services.AssessmentError) as refused:
+    with pytest.raises(AssessmentError) as refused:
         rate(grooming, team["assessor"])
     assert str(refused.value).startswith(
         "CSEA: grooming: with the risk factor “Encrypted messaging”, “private and encrypted "
         "channels” must be filled in: How the risk of this harm in private and end-to-end"
     )
-    with pytest.raises(services.AssessmentError, match="keep the risk factor “Encrypted messag"):
+    with pytest.raises(AssessmentError, match="keep the risk factor “Encrypted messag"):
         rate(grooming, team["assessor"], risk_factors=[], private_channels=CHANNELS)
     grooming.refresh_from_db()
     assert grooming.level == ""  # nothing was saved
@@ -258,19 +276,19 @@ def test_the_cycle_is_not_met_until_csea_rows_cover_encrypted_channels_after_e2e
     the risk in encrypted channels was assessed."""
     chat = applied_service(provider=team["provider"], name="Chat", features=["direct_messaging"])
     cycle = to_review(cycle_of(chat, "U2U-ILLEGAL-RA"), team["reviewer"])
-    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    assessment = start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
     rate_all(assessment, team["assessor"])
-    services.save_service(
+    save_service(
         actor=team["assessor"],
         service=chat,
         source=ADMIN,
-        features=m.Feature.objects.filter(code__in=["direct_messaging", "e2ee_messaging"]),
+        features=Feature.objects.filter(code__in=["direct_messaging", "e2ee_messaging"]),
     )
     rows = factors_by_row(assessment)
     assert sorted(label for label, f in rows.items() if "encrypted_messaging" in f) == CSEA_ROWS
     third = member(team["org"], username="sam")
-    with pytest.raises(services.TransitionError) as refused:
-        services.do_approve(actor=third, cycle=cycle, source=ADMIN)
+    with pytest.raises(TransitionError) as refused:
+        do_approve(actor=third, cycle=cycle, source=ADMIN)
     message = str(refused.value)
     assert message.startswith(
         "The risk assessment does not yet cover private and end-to-end encrypted channels "
@@ -281,18 +299,18 @@ def test_the_cycle_is_not_met_until_csea_rows_cover_encrypted_channels_after_e2e
     assert "Fraud" not in message
     for entry in assessment.entries.filter(harm_kind__group="csea"):
         rate(entry, team["assessor"], private_channels=CHANNELS)
-    cycle = services.do_approve(actor=third, cycle=cycle, source=ADMIN)
-    assert cycle.status == m.CycleStatus.MET
+    cycle = do_approve(actor=third, cycle=cycle, source=ADMIN)
+    assert cycle.status == CycleStatus.MET
     # A closed record is never changed by a later profile change.
-    services.save_service(
-        actor=team["assessor"], service=chat, source=ADMIN, features=m.Feature.objects.none()
+    save_service(
+        actor=team["assessor"], service=chat, source=ADMIN, features=Feature.objects.none()
     )
     assert factors_by_row(assessment) == rows
 
 
 def test_the_admin_shows_the_private_channels_rule_on_the_row_and_the_record(client, team):
     chat = applied_service(provider=team["provider"], name="Chat", features=["e2ee_messaging"])
-    assessment = services.start_assessment(
+    assessment = start_assessment(
         actor=team["assessor"], cycle=cycle_of(chat, "U2U-ILLEGAL-RA"), source=ADMIN
     )
     client.force_login(team["assessor"])
@@ -336,11 +354,11 @@ def test_the_admin_shows_the_private_channels_rule_on_the_row_and_the_record(cli
 
 
 def levels_for(service, actor, ratings):  # type: ignore[no-untyped-def]
-    assessment = services.start_assessment(
+    assessment = start_assessment(
         actor=actor, cycle=cycle_of(service, "U2U-ILLEGAL-RA"), source=ADMIN
     )
     rate_all(assessment, actor, ratings)
-    return {r.code: r for r in selectors.recommended_measures(service, TODAY)}
+    return {r.code: r for r in recommended_measures(service, TODAY)}
 
 
 def team_service(team, name: str, users: int, **declared):  # type: ignore[no-untyped-def]
@@ -351,7 +369,7 @@ def team_service(team, name: str, users: int, **declared):  # type: ignore[no-un
 def test_recommended_measures_differ_between_small_single_risk_and_large_multi_risk(team):
     small = team_service(team, "Small", 50_000)
     large = team_service(team, "Large", 9_000_000, features=["file_sharing"])
-    before = {r.code: r for r in selectors.recommended_measures(small, TODAY)}
+    before = {r.code: r for r in recommended_measures(small, TODAY)}
     assert before["ICU C1"].recommended is True  # every service
     assert before["ICU C3"].recommended is None  # large or multi-risk: not assessed yet
     assert "Depends on the risk assessment" in before["ICU C3"].why
@@ -422,7 +440,7 @@ def test_complaint_acknowledgements_are_for_large_services_or_any_medium_risk(te
     large = team_service(team, "Large", 9_000_000, children_likely_to_access=False)
     small = team_service(team, "Small", 50_000, children_likely_to_access=False)
     risky = team_service(team, "Risky", 50_000, children_likely_to_access=False)
-    before = {r.code: r for r in selectors.recommended_measures(large, TODAY)}
+    before = {r.code: r for r in recommended_measures(large, TODAY)}
     assert (before["ICU D4"].recommended, before["ICU D6"].recommended) == (True, True)
     assert "large: 9,000,000 monthly UK users" in before["ICU D4"].why
     all_low = levels_for(large, team["assessor"], {})
@@ -440,7 +458,7 @@ def test_a_feature_or_a_register_category_brings_its_measures(team):
     recommended by what the service declares, whatever its size and risks."""
     plain = team_service(team, "Plain", 50_000)
     declared = team_service(team, "Declared", 50_000, features=["recommender"], categories=["1"])
-    found = selectors.recommended_measures_of([plain.pk, declared.pk], TODAY)
+    found = recommended_measures_of([plain.pk, declared.pk], TODAY)
     verdicts = {sid: {r.code: r.recommended for r in found[sid]} for sid in found}
     assert (verdicts[plain.pk]["ICU E1"], verdicts[plain.pk]["ICU G2"]) == (False, False)
     assert (verdicts[declared.pk]["ICU E1"], verdicts[declared.pk]["ICU G2"]) == (True, True)
@@ -462,7 +480,7 @@ def test_age_assurance_measures_follow_all_primary_priority_content_not_only_por
         name: team_service(team, name, 50_000, children_likely_to_access=True, features=features)
         for name, features in profiles.items()
     }
-    found = selectors.recommended_measures_of([s.pk for s in made.values()], TODAY)
+    found = recommended_measures_of([s.pk for s in made.values()], TODAY)
     verdicts = {
         name: tuple({r.code: r.recommended for r in found[s.pk]}[c] for c in ("PCU B2", "PCU B4"))
         for name, s in made.items()
@@ -486,12 +504,12 @@ def test_age_assurance_measures_follow_all_primary_priority_content_not_only_por
 
 
 def decide_all(service, actor, duty_code, evidence):  # type: ignore[no-untyped-def]
-    for code in selectors.undecided_measures(service, m.Duty.objects.get(code=duty_code)):
-        services.decide_measure(
+    for code in undecided_measures(service, Duty.objects.get(code=duty_code)):
+        decide_measure(
             actor=actor,
             service=service,
-            measure=m.CodeMeasure.objects.get(code=code),
-            decision=m.MeasureDecisionKind.ADOPTED,
+            measure=CodeMeasure.objects.get(code=code),
+            decision=MeasureDecisionKind.ADOPTED,
             detail="",
             evidence=[evidence],
         )
@@ -500,24 +518,24 @@ def decide_all(service, actor, duty_code, evidence):  # type: ignore[no-untyped-
 def test_a_safety_duty_cycle_waits_for_a_decision_on_every_recommended_measure(team):
     service = applied_service(provider=team["provider"], uk_monthly_users=50_000)
     cycle = to_review(cycle_of(service, "U2U-ILLEGAL-SAFETY"), team["assessor"])
-    with pytest.raises(services.TransitionError) as refused:
-        services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    with pytest.raises(TransitionError) as refused:
+        do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
     assert "no decision: ICU A2, ICU C1, ICU C2" in str(refused.value)
     evidence = cycle.evidence.get()
     decide_all(service, team["assessor"], "U2U-ILLEGAL-SAFETY", evidence)
-    cycle = services.do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
-    assert cycle.status == m.CycleStatus.MET
+    cycle = do_approve(actor=team["reviewer"], cycle=cycle, source=ADMIN)
+    assert cycle.status == CycleStatus.MET
 
 
 def test_each_kind_of_decision_needs_what_the_act_asks(team):
     service = applied_service(provider=team["provider"])
-    measure = m.CodeMeasure.objects.get(code="ICU G3")
-    decide = services.decide_measure
-    with pytest.raises(services.AssessmentError, match="adopted measure needs evidence"):
+    measure = CodeMeasure.objects.get(code="ICU G3")
+    decide = decide_measure
+    with pytest.raises(AssessmentError, match="adopted measure needs evidence"):
         decide(
             actor=team["assessor"], service=service, measure=measure, decision="adopted", detail=""
         )
-    with pytest.raises(services.AssessmentError, match="how it meets the duty"):
+    with pytest.raises(AssessmentError, match="how it meets the duty"):
         decide(
             actor=team["assessor"],
             service=service,
@@ -525,7 +543,7 @@ def test_each_kind_of_decision_needs_what_the_act_asks(team):
             decision="alternative",
             detail="",
         )
-    with pytest.raises(services.AssessmentError, match="needs the reason"):
+    with pytest.raises(AssessmentError, match="needs the reason"):
         decide(
             actor=team["assessor"],
             service=service,
@@ -587,13 +605,13 @@ def test_adding_a_harm_kind_opens_cycles_on_exactly_the_affected_services(team, 
     exempt = applied_service(
         provider=team["provider"],
         name="Intranet",
-        exemption=m.Exemption.objects.get(code="internal_business"),
+        exemption=Exemption.objects.get(code="internal_business"),
     )
     met = cycle_of(u2u, "U2U-ILLEGAL-RA")
-    assessment = services.start_assessment(actor=team["assessor"], cycle=met, source=ADMIN)
+    assessment = start_assessment(actor=team["assessor"], cycle=met, source=ADMIN)
     rate_all(assessment, team["assessor"])
     met = to_review(met, team["reviewer"])
-    services.do_approve(actor=member(team["org"], username="sam"), cycle=met, source=ADMIN)
+    do_approve(actor=member(team["org"], username="sam"), cycle=met, source=ADMIN)
 
     def add_kind(data):  # type: ignore[no-untyped-def]
         data["harm_kinds"].append(
@@ -609,25 +627,23 @@ def test_adding_a_harm_kind_opens_cycles_on_exactly_the_affected_services(team, 
             }
         )
 
-    diff = services.load_catalogue(
-        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind)
+    diff = load_catalogue(
+        actor=get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind)
     )
     assert diff.harms_added == ["new_offence"]
     chat = u2u.obligations.get(duty__code="U2U-ILLEGAL-RA")
     new = chat.current_cycle
-    assert new.pk != met.pk and new.trigger == m.CycleTrigger.REGULATORY_CHANGE
+    assert new.pk != met.pk and new.trigger == CycleTrigger.REGULATORY_CHANGE
     assert new.due_date == dt.date(2027, 3, 31)
     assert "adds the harm kind “A new priority offence” (SI 2026/9999)" in new.trigger_note
     # The search service's assessment does not rate it; the exempt service owes none.
     finder = search.obligations.get(duty__code="SEARCH-ILLEGAL-RA").current_cycle
-    assert finder.trigger == m.CycleTrigger.INITIAL
+    assert finder.trigger == CycleTrigger.INITIAL
     assert not exempt.obligations.filter(duty__code="U2U-ILLEGAL-RA", applicable=True).exists()
-    opened = m.ObligationCycle.objects.filter(trigger=m.CycleTrigger.REGULATORY_CHANGE)
+    opened = ObligationCycle.objects.filter(trigger=CycleTrigger.REGULATORY_CHANGE)
     assert list(opened.values_list("obligation__service__name", flat=True)) == ["Chat"]
     # Loading the same version again changes nothing.
-    services.load_catalogue(
-        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind)
-    )
+    load_catalogue(actor=get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind))
     assert opened.count() == 1
 
 
@@ -636,10 +652,10 @@ def test_an_open_assessment_gains_the_new_kind_and_its_cycle_is_brought_forward(
 ):
     service = applied_service(provider=team["provider"])
     cycle = cycle_of(service, "U2U-ILLEGAL-RA")
-    services.set_due_date(
+    set_due_date(
         actor=team["assessor"], cycle=cycle, due=dt.date(2027, 9, 1), reason="", source=ADMIN
     )
-    assessment = services.start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
+    assessment = start_assessment(actor=team["assessor"], cycle=cycle, source=ADMIN)
 
     def add_kind(data):  # type: ignore[no-untyped-def]
         data["harm_kinds"].append(
@@ -653,9 +669,7 @@ def test_an_open_assessment_gains_the_new_kind_and_its_cycle_is_brought_forward(
             }
         )
 
-    services.load_catalogue(
-        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind)
-    )
+    load_catalogue(actor=get_system_user(), catalogue=changed_catalogue(catalogue_file, add_kind))
     cycle.refresh_from_db()
     assert cycle.due_date == TODAY + dt.timedelta(days=90)  # house policy, from the catalogue
     assert assessment.entries.filter(harm_kind__code="new_offence").exists()
@@ -663,10 +677,10 @@ def test_an_open_assessment_gains_the_new_kind_and_its_cycle_is_brought_forward(
 
 def test_a_changed_measure_needs_deciding_again_where_it_is_recommended(team, catalogue_file):
     service = applied_service(provider=team["provider"], uk_monthly_users=50_000)
-    services.decide_measure(
+    decide_measure(
         actor=team["assessor"],
         service=service,
-        measure=m.CodeMeasure.objects.get(code="ICU G3"),
+        measure=CodeMeasure.objects.get(code="ICU G3"),
         decision="alternative",
         detail="An in-app walkthrough.",
     )
@@ -677,19 +691,17 @@ def test_a_changed_measure_needs_deciding_again_where_it_is_recommended(team, ca
         measure = next(x for x in data["measures"] if x["code"] == "ICU G3")
         measure["summary"] = "The terms are clear, accessible and tested with users"
 
-    diff = services.load_catalogue(
-        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, change)
+    diff = load_catalogue(
+        actor=get_system_user(), catalogue=changed_catalogue(catalogue_file, change)
     )
     assert diff.measures_changed == ["ICU G3"]
-    assert "ICU G3" in selectors.undecided_measures(
-        service, m.Duty.objects.get(code="U2U-ILLEGAL-SAFETY")
-    )
+    assert "ICU G3" in undecided_measures(service, Duty.objects.get(code="U2U-ILLEGAL-SAFETY"))
     # Its open safety cycle (already overdue) keeps its date, and the change is on record;
     # a service the measure is not recommended for is left alone.
     safety = cycle_of(service, "U2U-ILLEGAL-SAFETY")
     assert safety.events.filter(reason__contains="changes Ofcom's measure ICU G3").exists()
     assert list(
-        m.Event.objects.filter(reason__contains="ICU G3")
+        Event.objects.filter(reason__contains="ICU G3")
         .values_list("obligation__service", flat=True)
         .distinct()
     ) == [service.pk]
@@ -703,14 +715,14 @@ def test_a_measure_is_in_force_21_days_after_its_code_was_issued_never_from_layi
     code. The Illegal Content Codes were issued on 24 Feb 2025 (in force 17 Mar 2025), the
     Protection of Children Code on 4 Jul 2025 (in force 25 Jul 2025). A code laid before
     Parliament but not issued has no in-force date: laying starts only the 40-day period."""
-    dates = dict(m.CodeMeasure.objects.values_list("code", "issued_on"))
-    starts = dict(m.CodeMeasure.objects.values_list("code", "effective_from"))
+    dates = dict(CodeMeasure.objects.values_list("code", "issued_on"))
+    starts = dict(CodeMeasure.objects.values_list("code", "effective_from"))
     assert (dates["ICU A2"], starts["ICU A2"]) == (dt.date(2025, 2, 24), dt.date(2025, 3, 17))
     assert (dates["PCU A2"], starts["PCU A2"]) == (dt.date(2025, 7, 4), dt.date(2025, 7, 25))
     assert (dates["ICU C14"], starts["ICU C14"]) == (dt.date(2026, 9, 9), dt.date(2026, 9, 30))
     # ICU C15 was laid on 18 Jun 2026: 18 Jun + 21 days (9 Jul) is not when it comes into force.
     assert (dates["ICU C15"], starts["ICU C15"]) == (None, None)
-    for status, issued, start in m.CodeMeasure.objects.values_list(
+    for status, issued, start in CodeMeasure.objects.values_list(
         "status", "issued_on", "effective_from"
     ):
         assert start == (issued + dt.timedelta(days=21) if issued else None)
@@ -724,13 +736,11 @@ def test_a_measure_issued_less_than_21_days_ago_is_listed_with_its_date(team, ca
         measure = next(x for x in data["measures"] if x["code"] == "ICU C15")
         measure.update(status="in_force", issued_on="2026-11-10", recommended_for={})
 
-    services.load_catalogue(
-        actor=services.get_system_user(), catalogue=changed_catalogue(catalogue_file, issue)
-    )
-    found = {r.code: r for r in selectors.recommended_measures(service, TODAY)}
+    load_catalogue(actor=get_system_user(), catalogue=changed_catalogue(catalogue_file, issue))
+    found = {r.code: r for r in recommended_measures(service, TODAY)}
     assert found["ICU C15"].recommended is False
     assert found["ICU C15"].why == "in force from 1 Dec 2026"
-    later = {r.code: r for r in selectors.recommended_measures(service, dt.date(2026, 12, 1))}
+    later = {r.code: r for r in recommended_measures(service, dt.date(2026, 12, 1))}
     assert later["ICU C15"].recommended is True
 
 
@@ -763,7 +773,7 @@ def test_a_measure_gives_its_issue_date_and_never_an_in_force_date(catalogue_fil
 
 def test_the_printable_records_render_for_the_team_and_404_for_others(client, team):
     service = applied_service(provider=team["provider"], name="Chat")
-    assessment = services.start_assessment(
+    assessment = start_assessment(
         actor=team["assessor"], cycle=cycle_of(service, "U2U-ILLEGAL-RA"), source=ADMIN
     )
     rate_all(assessment, team["assessor"], skip=("fraud",))
@@ -790,7 +800,7 @@ def test_rating_rows_and_deciding_measures_in_the_admin(client, team):
     started = client.post(
         reverse("admin:obligations_obligation_start_assessment", args=[obligation.pk])
     )
-    assessment = m.RiskAssessment.objects.get()
+    assessment = RiskAssessment.objects.get()
     url = reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
     assert started["Location"] == url
     data = admin_form_data(client.get(url))
@@ -820,11 +830,11 @@ def test_rating_rows_and_deciding_measures_in_the_admin(client, team):
 
     register = reverse("admin:obligations_service_measures", args=[service.pk])
     assert "ICU C1" in client.get(register).content.decode()
-    measure = m.CodeMeasure.objects.get(code="ICU J3")
+    measure = CodeMeasure.objects.get(code="ICU J3")
     client.post(
         register, {"measure": measure.pk, "decision": "not_applicable", "detail": "No such scheme."}
     )
-    assert m.MeasureDecision.objects.get().detail == "No such scheme."
+    assert MeasureDecision.objects.get().detail == "No such scheme."
     response = client.post(
         register, {"measure": measure.pk, "decision": "adopted", "detail": ""}, follow=True
     )
@@ -833,10 +843,10 @@ def test_rating_rows_and_deciding_measures_in_the_admin(client, team):
 
 def test_the_demo_has_a_complete_and_an_in_progress_assessment_and_every_decision(catalogue):
     call_command("load_demo", stdout=io.StringIO())
-    assessments = {a.kind: a for a in m.RiskAssessment.objects.all()}
-    assert selectors.unrated_entries(assessments["illegal_u2u"]) == []
-    assert selectors.unrated_entries(assessments["children_u2u"])
-    decisions = set(m.MeasureDecision.objects.values_list("decision", flat=True))
+    assessments = {a.kind: a for a in RiskAssessment.objects.all()}
+    assert unrated_entries(assessments["illegal_u2u"]) == []
+    assert unrated_entries(assessments["children_u2u"])
+    decisions = set(MeasureDecision.objects.values_list("decision", flat=True))
     assert decisions == {"adopted", "alternative", "not_applicable"}
 
 

@@ -20,15 +20,23 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.core.management import CommandError, call_command
 
-from obligations import auditpack, exports, services
-from obligations import models as m
+from obligations.access.models import Role
+from obligations.exports import tables
+from obligations.exports.auditpack import PackSummary, write_pack
+from obligations.exports.pack_files import _converter
+from obligations.exports.pack_verify import verify
+from obligations.exports.signing import load_public_key, public_key_pem
+from obligations.providers.models import RevenuePeriod, Service
+from obligations.register.evidence import add_evidence_file, add_evidence_link, purge_evidence
+from obligations.register.models import Event, Obligation
+from obligations.register.states import EventKind, EventSource
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.helpers import assert_constant_queries
 
 PDF = b"%PDF-1.4\n" + b"illegal content risk assessment " * 300 + b"\n%%EOF\n"
 NOTES = b"Moderation team minutes, 3 November 2026.\n"
-SOURCE = m.EventSource.ADMIN
+SOURCE = EventSource.ADMIN
 
 
 def private_pem(key: Ed25519PrivateKey) -> str:
@@ -57,7 +65,7 @@ def signing_key(settings):  # type: ignore[no-untyped-def]
 
 
 def add_file(actor, cycle, name, content, title="Evidence"):  # type: ignore[no-untyped-def]
-    return services.add_evidence_file(
+    return add_evidence_file(
         actor=actor,
         cycle=cycle,
         uploaded=SimpleUploadedFile(name, content),
@@ -72,12 +80,12 @@ def setup(catalogue):  # type: ignore[no-untyped-def]
     service = applied_service(provider=ProviderFactory(organisation=org))
     applied_service(provider=ProviderFactory(organisation=OrganisationFactory(name="Theirs")))
     user = member(org, username="casey")
-    admin = member(org, role=m.Role.ADMIN, username="ada")
+    admin = member(org, role=Role.ADMIN, username="ada")
     ra = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
     other = service.obligations.exclude(pk=ra.pk).order_by("pk").first()
     pdf = add_file(user, ra.current_cycle, "Illegal content RA (v2).pdf", PDF, "The RA")
     notes = add_file(user, other.current_cycle, "minutes.txt", NOTES, "Minutes")
-    link = services.add_evidence_link(
+    link = add_evidence_link(
         actor=user,
         cycle=ra.current_cycle,
         url="https://example.test/terms",
@@ -85,7 +93,7 @@ def setup(catalogue):  # type: ignore[no-untyped-def]
         source=SOURCE,
     )
     purged = add_file(user, ra.current_cycle, "takedown.pdf", PDF + b"more", "Takedown record")
-    services.purge_evidence(
+    purge_evidence(
         actor=admin, evidence=purged, reason="Contained CSEA: reported to NCA", source=SOURCE
     )
     return {
@@ -102,8 +110,8 @@ def setup(catalogue):  # type: ignore[no-untyped-def]
 
 def build(service, **kwargs):  # type: ignore[no-untyped-def]
     out = io.BytesIO()
-    summary = auditpack.write_pack(
-        obligations=m.Obligation.objects.filter(service=service),
+    summary = write_pack(
+        obligations=Obligation.objects.filter(service=service),
         title=f"Service: {service}",
         today=kwargs.pop("today", TODAY),
         out=out,
@@ -161,12 +169,12 @@ def out_dir(tmp_path):  # type: ignore[no-untyped-def]
 
 
 def installation_key() -> str:
-    return auditpack.public_key_pem()
+    return public_key_pem()
 
 
 def test_a_pack_holds_the_register_evidence_and_history_and_verifies(setup):
     pack, summary = build(setup["service"])
-    result = auditpack.verify(io.BytesIO(pack), installation_key())
+    result = verify(io.BytesIO(pack), installation_key())
     assert result.ok, result.problems
     assert result.signature_valid and result.warnings == []
 
@@ -249,7 +257,7 @@ def test_the_manifest_lists_every_other_file_with_its_hash_and_size(setup):
     assert summary.manifest_sha256 == hashlib.sha256(manifest_bytes).hexdigest()
     # The signature is Ed25519 over the exact bytes of manifest.json.
     signature = base64.b64decode(read(pack, "manifest.sig"))
-    auditpack.load_public_key(installation_key()).verify(signature, manifest_bytes)
+    load_public_key(installation_key()).verify(signature, manifest_bytes)
 
 
 def test_evidence_compressed_already_is_stored_and_the_rest_deflated(setup):
@@ -262,7 +270,7 @@ def test_evidence_compressed_already_is_stored_and_the_rest_deflated(setup):
     assert {kinds[notes_path], kinds["register.csv"], kinds["evidence/index.json"]} == {
         zipfile.ZIP_DEFLATED
     }
-    assert auditpack.verify(io.BytesIO(pack), installation_key()).ok
+    assert verify(io.BytesIO(pack), installation_key()).ok
 
 
 def test_the_register_has_one_row_per_obligation(setup):
@@ -280,7 +288,7 @@ def test_a_register_of_many_pieces_is_whole_in_both_files(setup, monkeypatch):
     """register.json is written from the CSV's read of the register, a piece behind it:
     with pieces of two rows, both files are still every row, as with one piece."""
     whole, _ = build(setup["service"])
-    monkeypatch.setattr(exports, "PIECE_ROWS", 2)
+    monkeypatch.setattr(tables, "PIECE_ROWS", 2)
     pieces, _ = build(setup["service"])
     assert setup["service"].obligations.count() > 2 * 2  # more pieces than the JSON lags
     for name in ("register.csv", "register.json"):
@@ -294,9 +302,9 @@ def test_the_history_files_hold_every_event_and_field_change(setup):
     pack, _ = build(setup["service"])
     obligations = set(setup["service"].obligations.values_list("pk", flat=True))
     events = csv_rows(pack, "history/events.csv")
-    expected = m.Event.objects.filter(obligation__in=obligations)
+    expected = Event.objects.filter(obligation__in=obligations)
     assert sorted(int(e["id"]) for e in events) == sorted(expected.values_list("pk", flat=True))
-    purge = next(e for e in events if e["kind"] == m.EventKind.EVIDENCE_PURGED)
+    purge = next(e for e in events if e["kind"] == EventKind.EVIDENCE_PURGED)
     assert (purge["actor"], purge["evidence"], purge["obligation"]) == (
         "ada",
         str(setup["purged"].pk),
@@ -316,7 +324,7 @@ def test_the_history_files_hold_every_event_and_field_change(setup):
 def test_history_cells_are_iso_dates_words_and_text_that_cannot_run_as_a_formula(setup):
     formula = '=HYPERLINK("https://evil.test")'
     doomed = add_file(setup["user"], setup["ra"].current_cycle, "x.pdf", PDF + b"x", "X")
-    services.purge_evidence(
+    purge_evidence(
         actor=get_user_model().objects.get(username="ada"),
         evidence=doomed,
         reason=formula,
@@ -328,12 +336,12 @@ def test_history_cells_are_iso_dates_words_and_text_that_cannot_run_as_a_formula
         e for e in events if e["evidence"] == str(doomed.pk) and e["kind"] == "evidence_purged"
     )
     assert purge["reason"].startswith("'" + formula)
-    stored = m.Event.objects.get(pk=purge["id"])
+    stored = Event.objects.get(pk=purge["id"])
     assert dt.datetime.fromisoformat(purge["at"]) == stored.at  # ISO 8601, with its offset
     assert "T" in purge["at"] and purge["at"].endswith("+00:00")
     assert purge["due_date"] == "" and purge["from_status"] == ""
     dated = next(e for e in events if e["due_date"])
-    assert dated["due_date"] == m.Event.objects.get(pk=dated["id"]).due_date.isoformat()
+    assert dated["due_date"] == Event.objects.get(pk=dated["id"]).due_date.isoformat()
     rows = csv_rows(pack, "history/evidence-history.csv")
     changed = next(r for r in rows if r["id"] == str(doomed.pk) and r["purge_reason"])
     assert (changed["history_type"], changed["purge_reason"]) == ("changed", "'" + formula)
@@ -342,14 +350,14 @@ def test_history_cells_are_iso_dates_words_and_text_that_cannot_run_as_a_formula
 
 def test_a_history_column_of_a_type_without_a_cell_format_is_refused():
     with pytest.raises(TypeError, match="no cell format for amount_gbp"):
-        auditpack._converter(m.RevenuePeriod, "amount_gbp")
+        _converter(RevenuePeriod, "amount_gbp")
 
 
 def test_an_evidence_file_changed_inside_the_pack_fails(setup):
     pack, _ = build(setup["service"])
     path = next(n for n in json.loads(read(pack, "manifest.json"))["files"] if n.endswith(".pdf"))
     tampered = rewrite(pack, {path: PDF.replace(b"illegal", b"legal!!")})
-    result = auditpack.verify(io.BytesIO(tampered), installation_key())
+    result = verify(io.BytesIO(tampered), installation_key())
     assert not result.ok and result.signature_valid
     assert any(p.startswith(f"{path}: not the file the manifest lists") for p in result.problems)
     assert any(
@@ -367,7 +375,7 @@ def test_a_changed_file_with_a_recomputed_manifest_fails_the_signature(setup, re
     if resign:
         changes["manifest.sig"] = base64.b64encode(forger.sign(manifest))
     tampered = rewrite(changed, changes)
-    result = auditpack.verify(io.BytesIO(tampered), installation_key())
+    result = verify(io.BytesIO(tampered), installation_key())
     assert not result.signature_valid
     assert [p for p in result.problems if p.startswith("manifest.sig")] == [
         "manifest.sig: the signature does not verify with this public key: manifest.json was "
@@ -377,13 +385,13 @@ def test_a_changed_file_with_a_recomputed_manifest_fails_the_signature(setup, re
     assert len(result.problems) == 1
     if resign:
         # With the forger's own key it verifies: the public key must come from the installation.
-        assert auditpack.verify(io.BytesIO(tampered), public_pem(forger)).ok
+        assert verify(io.BytesIO(tampered), public_pem(forger)).ok
 
 
 def test_a_file_added_to_the_pack_or_one_name_twice_fails(setup):
     pack, _ = build(setup["service"])
     added = rewrite(pack, {"evidence/999/1-extra.pdf": PDF})
-    result = auditpack.verify(io.BytesIO(added), installation_key())
+    result = verify(io.BytesIO(added), installation_key())
     assert result.problems == ["evidence/999/1-extra.pdf: in the pack but not in the manifest."]
     # A second entry of a listed name: unzip tools show one of the two.
     twice = io.BytesIO(pack)
@@ -392,7 +400,7 @@ def test_a_file_added_to_the_pack_or_one_name_twice_fails(setup):
         zipfile.ZipFile(twice, "a") as zf,
     ):
         zf.writestr("register.csv", b"forged")
-    result = auditpack.verify(io.BytesIO(twice.getvalue()), installation_key())
+    result = verify(io.BytesIO(twice.getvalue()), installation_key())
     assert "register.csv: in the pack 2 times." in result.problems
 
 
@@ -403,30 +411,30 @@ def test_a_file_removed_from_the_pack_fails(setup):
         for name in old.namelist():
             if name != "history/events.csv":
                 new.writestr(name, old.read(name))
-    result = auditpack.verify(io.BytesIO(out.getvalue()), installation_key())
+    result = verify(io.BytesIO(out.getvalue()), installation_key())
     assert result.problems == ["history/events.csv: in the manifest but not in the pack."]
 
 
 def test_what_is_not_a_pack_is_a_clear_problem(setup, tmp_path):
     key = installation_key()
-    assert auditpack.verify(io.BytesIO(b"PK not really"), key).problems == [
+    assert verify(io.BytesIO(b"PK not really"), key).problems == [
         "Not a ZIP file, or a damaged one: not an audit pack."
     ]
-    assert auditpack.verify(tmp_path / "absent.zip", key).problems == [
+    assert verify(tmp_path / "absent.zip", key).problems == [
         "Cannot read the pack: No such file or directory."
     ]
     bare, _ = build(setup["service"])
     out = io.BytesIO()
     with zipfile.ZipFile(io.BytesIO(bare)) as old, zipfile.ZipFile(out, "w") as new:
         new.writestr("register.csv", old.read("register.csv"))
-    assert auditpack.verify(io.BytesIO(out.getvalue()), key).problems == [
+    assert verify(io.BytesIO(out.getvalue()), key).problems == [
         "No manifest.json or manifest.sig: not an audit pack, or not a complete one."
     ]
     garbled = rewrite(bare, {"manifest.json": b"[1, 2]"})
-    problems = auditpack.verify(io.BytesIO(garbled), key).problems
+    problems = verify(io.BytesIO(garbled), key).problems
     assert problems[-1] == "manifest.json: not a manifest of osa-tracker-audit-pack/1."
     with pytest.raises(ValueError, match="not a public key in PEM"):
-        auditpack.verify(io.BytesIO(bare), "not a key")
+        verify(io.BytesIO(bare), "not a key")
 
 
 def test_a_stored_file_changed_or_lost_after_upload_is_flagged(setup, evidence_storage):
@@ -449,7 +457,7 @@ def test_a_stored_file_changed_or_lost_after_upload_is_flagged(setup, evidence_s
     assert f"MISMATCH: evidence {pdf.pk}" in summary.describe()
     # The pack is what the installation made, so it verifies; what it says about the
     # evidence comes back as warnings.
-    result = auditpack.verify(io.BytesIO(pack), installation_key())
+    result = verify(io.BytesIO(pack), installation_key())
     assert result.ok, result.problems
     assert sorted(w.split(":")[0] for w in result.warnings) == sorted(
         [f"evidence {pdf.pk}", f"evidence {notes.pk}"]
@@ -460,7 +468,7 @@ def test_a_pack_as_of_a_past_day_stops_there(setup, clock):
     clock.shift(dt.timedelta(days=2))
     later = add_file(setup["user"], setup["ra"].current_cycle, "later.pdf", PDF + b"later")
     pack, _ = build(setup["service"], today=TODAY + dt.timedelta(days=2), as_of=TODAY)
-    assert auditpack.verify(io.BytesIO(pack), installation_key()).ok
+    assert verify(io.BytesIO(pack), installation_key()).ok
     assert json.loads(read(pack, "manifest.json"))["as_of"] == TODAY.isoformat()
     assert later.pk not in index_of(pack) and setup["pdf"].pk in index_of(pack)
     events = csv_rows(pack, "history/events.csv")
@@ -480,7 +488,7 @@ def test_writing_a_pack_costs_the_same_queries_for_2_or_6_obligations(setup):
             obligation = candidates[len(chosen)]
             content = PDF + str(obligation.pk).encode()
             add_file(user, obligation.current_cycle, f"{obligation.pk}.pdf", content)
-            services.add_evidence_link(
+            add_evidence_link(
                 actor=user,
                 cycle=obligation.current_cycle,
                 url=f"https://example.test/{obligation.pk}",
@@ -489,9 +497,9 @@ def test_writing_a_pack_costs_the_same_queries_for_2_or_6_obligations(setup):
             )
             chosen.append(obligation.pk)
 
-    def measure() -> auditpack.PackSummary:
-        return auditpack.write_pack(
-            obligations=m.Obligation.objects.filter(pk__in=chosen),
+    def measure() -> PackSummary:
+        return write_pack(
+            obligations=Obligation.objects.filter(pk__in=chosen),
             title="Queries",
             today=TODAY,
             out=io.BytesIO(),
@@ -533,7 +541,7 @@ def test_the_commands_build_print_the_key_and_verify(setup, tmp_path, out_dir):
     provider = tmp_path / "provider.zip"
     run("build_audit_pack", "--provider", str(service.provider_id), "--output", str(provider))
     manifest = json.loads(read(provider.read_bytes(), "manifest.json"))
-    assert manifest["obligations"] == m.Obligation.objects.filter(provider=service.provider).count()
+    assert manifest["obligations"] == Obligation.objects.filter(provider=service.provider).count()
     run(
         "build_audit_pack",
         "--service",
@@ -591,10 +599,10 @@ def test_build_command_refuses_what_it_cannot_do(setup, out_dir, args, message):
 def test_development_makes_a_private_key_once(settings, out_dir):
     settings.AUDIT_PACK_SIGNING_KEY = ""
     settings.VAR_DIR = out_dir
-    first = auditpack.public_key_pem()
+    first = public_key_pem()
     path = out_dir / "audit-pack-signing-key.pem"
     assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
-    assert auditpack.public_key_pem() == first
+    assert public_key_pem() == first
     assert [p.name for p in out_dir.iterdir()] == [path.name]
 
 
@@ -621,18 +629,18 @@ def test_the_key_comes_from_the_environment_or_a_file(settings, tmp_path, signin
     expected = public_pem(signing_key)
     # A PEM in an environment variable often arrives with its line breaks escaped.
     settings.AUDIT_PACK_SIGNING_KEY = private_pem(signing_key).replace("\n", "\\n")
-    assert auditpack.public_key_pem() == expected
+    assert public_key_pem() == expected
     key_file = tmp_path / "signing.pem"
     key_file.write_text(private_pem(signing_key))
     settings.AUDIT_PACK_SIGNING_KEY, settings.AUDIT_PACK_SIGNING_KEY_FILE = "", str(key_file)
-    assert auditpack.public_key_pem() == expected
+    assert public_key_pem() == expected
     settings.AUDIT_PACK_SIGNING_KEY = private_pem(signing_key)
     with pytest.raises(ImproperlyConfigured, match="not both"):
-        auditpack.public_key_pem()
+        public_key_pem()
     settings.AUDIT_PACK_SIGNING_KEY = ""
     settings.AUDIT_PACK_SIGNING_KEY_FILE = str(tmp_path / "absent.pem")
     with pytest.raises(ImproperlyConfigured, match="cannot read it: No such file"):
-        auditpack.public_key_pem()
+        public_key_pem()
     settings.AUDIT_PACK_SIGNING_KEY_FILE = ""
     settings.AUDIT_PACK_SIGNING_KEY = (
         ec.generate_private_key(ec.SECP256R1())
@@ -644,10 +652,10 @@ def test_the_key_comes_from_the_environment_or_a_file(settings, tmp_path, signin
         .decode()
     )
     with pytest.raises(ImproperlyConfigured, match="must be Ed25519"):
-        auditpack.public_key_pem()
+        public_key_pem()
     settings.AUDIT_PACK_SIGNING_KEY = "-----BEGIN PRIVATE KEY-----\nnonsense\n"
     with pytest.raises(ImproperlyConfigured, match="not an unencrypted private key in PEM"):
-        auditpack.public_key_pem()
+        public_key_pem()
 
 
 # --- Over the API ---------------------------------------------------------------
@@ -656,14 +664,14 @@ def test_the_key_comes_from_the_environment_or_a_file(settings, tmp_path, signin
 def test_an_auditor_downloads_a_pack_over_the_api_and_it_verifies(setup, signing_key):
     from tests.test_api import client_for
 
-    auditor = member(setup["service"].provider.organisation, role=m.Role.AUDITOR)
+    auditor = member(setup["service"].provider.organisation, role=Role.AUDITOR)
     client = client_for(auditor, read_only=True)
     response = client.get("/api/v1/audit-packs/", {"service": setup["service"].pk})
     assert response.status_code == 200
     assert response["Content-Type"] == "application/zip"
     assert f"audit-pack-service-{setup['service'].pk}-" in response["Content-Disposition"]
     pack = io.BytesIO(b"".join(response.streaming_content))
-    result = auditpack.verify(pack, public_pem(signing_key))
+    result = verify(pack, public_pem(signing_key))
     assert result.ok, result.problems
     manifest = json.loads(zipfile.ZipFile(pack).read("manifest.json"))
     assert (
@@ -697,7 +705,7 @@ def test_a_bad_pack_request_is_a_clear_error(setup, params, status, message):
 def test_another_organisations_pack_is_a_404(setup):
     from tests.test_api import client_for
 
-    theirs = m.Service.objects.exclude(provider=setup["service"].provider).get()
+    theirs = Service.objects.exclude(provider=setup["service"].provider).get()
     response = client_for(setup["user"]).get("/api/v1/audit-packs/", {"service": theirs.pk})
     assert response.status_code == 404
     response = client_for(setup["user"]).get(

@@ -13,7 +13,9 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from obligations import models as m
+from obligations.assessments.models import AssessmentKind, RiskAssessment
+from obligations.register.models import Obligation
+from obligations.register.states import CycleStatus, EventKind
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -65,7 +67,7 @@ def sign_in(page, base_url, username):  # type: ignore[no-untyped-def]
 def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser, tmp_path):
     call_command("load_catalogue", verbosity=0)
     call_command("load_demo", verbosity=0)
-    obligation = m.Obligation.objects.get(
+    obligation = Obligation.objects.get(
         service__name="Northwind Social", duty__code="U2U-ILLEGAL-RA"
     )
     page_url = f"{live_server.url}/admin/obligations/obligation/{obligation.pk}/change/"
@@ -118,21 +120,21 @@ def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser,
     reviewer.screenshot(path=SHOTS / "05-approved.png", full_page=True)
 
     steps = list(
-        obligation.events.filter(kind=m.EventKind.STATUS)
+        obligation.events.filter(kind=EventKind.STATUS)
         .order_by("at", "id")
         .values_list("to_status", "actor__username", "source")
     )
     assert steps == [
-        (m.CycleStatus.IN_PROGRESS, "compliance", "admin"),
-        (m.CycleStatus.READY_FOR_REVIEW, "compliance", "admin"),
-        (m.CycleStatus.MET, "reviewer", "admin"),
+        (CycleStatus.IN_PROGRESS, "compliance", "admin"),
+        (CycleStatus.READY_FOR_REVIEW, "compliance", "admin"),
+        (CycleStatus.MET, "reviewer", "admin"),
     ]
 
 
 def test_the_printable_assessment_record_renders_and_prints(live_server, browser):
     call_command("load_catalogue", verbosity=0)
     call_command("load_demo", verbosity=0)
-    assessment = m.RiskAssessment.objects.get(kind=m.AssessmentKind.ILLEGAL_U2U)
+    assessment = RiskAssessment.objects.get(kind=AssessmentKind.ILLEGAL_U2U)
     page = browser.new_page()
     sign_in(page, live_server.url, "manager")
     page.goto(f"{live_server.url}/admin/obligations/riskassessment/{assessment.pk}/change/")

@@ -13,8 +13,15 @@ from django.core.exceptions import PermissionDenied
 from django.urls import reverse
 from icalendar import Calendar
 
-from obligations import feeds, services
-from obligations import models as m
+from obligations.access.actions import end_membership
+from obligations.access.models import CalendarFeed, Membership
+from obligations.access.tokens import create_calendar_feed, revoke_calendar_feed
+from obligations.access.users import get_system_user
+from obligations.exports.feeds import feed_deadlines
+from obligations.providers.models import Service
+from obligations.register.actions import assign_owner, set_due_date
+from obligations.register.models import Obligation
+from obligations.register.states import CycleStatus, EventSource
 from tests.conftest import TODAY
 from tests.factories import (
     OrganisationFactory,
@@ -29,17 +36,15 @@ from tests.helpers import assert_constant_queries
 def obligation(service_or_provider, code):  # type: ignore[no-untyped-def]
     filters: dict[str, object] = (
         {"service": service_or_provider}
-        if isinstance(service_or_provider, m.Service)
+        if isinstance(service_or_provider, Service)
         else {"provider": service_or_provider, "service": None}
     )
-    return m.Obligation.objects.select_related("current_cycle").get(duty__code=code, **filters)
+    return Obligation.objects.select_related("current_cycle").get(duty__code=code, **filters)
 
 
 def own(user, *obligations):  # type: ignore[no-untyped-def]
     for ob in obligations:
-        services.assign_owner(
-            actor=services.get_system_user(), obligation=ob, owner=user, source=m.EventSource.ADMIN
-        )
+        assign_owner(actor=get_system_user(), obligation=ob, owner=user, source=EventSource.ADMIN)
 
 
 def uid(ob):  # type: ignore[no-untyped-def]
@@ -63,17 +68,17 @@ def world(catalogue):  # type: ignore[no-untyped-def]
     fees = obligation(provider, "FEES-PAY")
     own(casey, caa, ra, met, undated, fees)
     own(dana, obligation(mine, "U2U-ILLEGAL-SAFETY"))
-    services.set_due_date(
+    set_due_date(
         actor=casey,
         cycle=caa.current_cycle,
         due=TODAY + dt.timedelta(days=10),
         reason="Planned.",
-        source=m.EventSource.ADMIN,
+        source=EventSource.ADMIN,
     )
     # Meeting a duty needs evidence and a second reviewer, beside the point here.
-    put_in(met.current_cycle, m.CycleStatus.MET)
+    put_in(met.current_cycle, CycleStatus.MET)
     # Owned by casey but in another organisation: not casey's to see.
-    m.Obligation.objects.filter(service=other).update(owner=casey)
+    Obligation.objects.filter(service=other).update(owner=casey)
     return {
         "ours": ours,
         "mine": mine,
@@ -87,7 +92,7 @@ def world(catalogue):  # type: ignore[no-untyped-def]
 
 
 def new_feed(user, service=None):  # type: ignore[no-untyped-def]
-    return services.create_calendar_feed(actor=user, user=user, service=service)
+    return create_calendar_feed(actor=user, user=user, service=service)
 
 
 def fetch(client, secret):  # type: ignore[no-untyped-def]
@@ -151,7 +156,7 @@ def test_a_service_feed_lists_every_open_dated_obligation_of_the_service(client,
 )
 def test_a_name_stored_before_names_were_one_line_still_makes_a_valid_feed(client, world, stored):
     # Refused where it is typed now; rows saved before that are still served.
-    m.Service.objects.filter(pk=world["mine"].pk).update(name=stored)
+    Service.objects.filter(pk=world["mine"].pk).update(name=stored)
     get_user_model().objects.update(first_name="Owner\r\nX", last_name="Y")
     _, secret = new_feed(world["dana"], world["mine"])
     response = fetch(client, secret)
@@ -171,8 +176,8 @@ def test_a_feed_of_a_service_the_user_cannot_see_is_refused(world):
     with pytest.raises(PermissionDenied, match="not a member"):
         new_feed(world["casey"], world["other"])
     with pytest.raises(PermissionDenied):
-        services.create_calendar_feed(actor=world["dana"], user=world["casey"])
-    assert not m.CalendarFeed.objects.exists()
+        create_calendar_feed(actor=world["dana"], user=world["casey"])
+    assert not CalendarFeed.objects.exists()
 
 
 def test_unknown_and_revoked_addresses_are_404(client, world):
@@ -180,11 +185,11 @@ def test_unknown_and_revoked_addresses_are_404(client, world):
     feed, secret = new_feed(world["casey"])
     assert fetch(client, secret).status_code == 200
     with pytest.raises(PermissionDenied):
-        services.revoke_calendar_feed(actor=world["dana"], feed=feed)
-    assert services.revoke_calendar_feed(actor=world["casey"], feed=feed)
+        revoke_calendar_feed(actor=world["dana"], feed=feed)
+    assert revoke_calendar_feed(actor=world["casey"], feed=feed)
     assert fetch(client, secret).status_code == 404
     # Revoking again changes nothing; the log names who revoked, once.
-    assert not services.revoke_calendar_feed(actor=world["casey"], feed=feed)
+    assert not revoke_calendar_feed(actor=world["casey"], feed=feed)
     entry = LogEntry.objects.get(object_id=str(feed.pk), action_flag=CHANGE)
     assert entry.user_id == world["casey"].pk
     assert client.post(reverse("calendar-feed", args=[secret])).status_code == 405
@@ -194,8 +199,8 @@ def test_a_service_feed_is_404_once_its_user_loses_membership(client, world):
     _, service_secret = new_feed(world["casey"], world["mine"])
     _, own_secret = new_feed(world["casey"])
     assert fetch(client, service_secret).status_code == 200
-    for membership in m.Membership.objects.filter(user=world["casey"]):
-        services.end_membership(actor=services.get_system_user(), membership=membership)
+    for membership in Membership.objects.filter(user=world["casey"]):
+        end_membership(actor=get_system_user(), membership=membership)
     assert fetch(client, service_secret).status_code == 404
     # The user's own feed still answers, with nothing they can no longer see.
     assert events(fetch(client, own_secret)) == {}
@@ -203,7 +208,7 @@ def test_a_service_feed_is_404_once_its_user_loses_membership(client, world):
 
 def test_only_the_secrets_hash_is_stored(world):
     feed, secret = new_feed(world["casey"])
-    row = m.CalendarFeed.objects.filter(pk=feed.pk).values().get()
+    row = CalendarFeed.objects.filter(pk=feed.pk).values().get()
     assert row["secret_hash"] == hashlib.sha256(secret.encode()).hexdigest()
     assert not any(secret in str(value) for value in row.values())
     assert len(secret) >= 43  # 256 random bits
@@ -233,11 +238,11 @@ def test_the_admin_makes_a_feed_and_shows_its_address_once(client, world):
     assert "Our service" in body and "Their secret service" not in body
     # Another organisation's service is not a choice.
     response = client.post(add_url, {"service": world["other"].pk})
-    assert response.status_code == 200 and not m.CalendarFeed.objects.exists()
+    assert response.status_code == 200 and not CalendarFeed.objects.exists()
 
     response = client.post(add_url, {"service": world["mine"].pk}, follow=True)
     assert response.status_code == 200
-    feed = m.CalendarFeed.objects.get()
+    feed = CalendarFeed.objects.get()
     assert (feed.user, feed.service) == (casey, world["mine"])
     shown = [
         str(message)
@@ -275,7 +280,7 @@ def test_the_admin_lists_and_revokes_only_the_users_own_feeds(client, world):
     assert fetch(client, dana_secret).status_code == 200
     delete = reverse("admin:obligations_calendarfeed_delete", args=[mine.pk])
     assert client.post(delete, {"post": "yes"}).status_code == 403
-    assert m.CalendarFeed.objects.filter(pk=mine.pk).exists()
+    assert CalendarFeed.objects.filter(pk=mine.pk).exists()
 
 
 def test_a_feed_costs_the_same_queries_at_3_and_30_obligations(client, catalogue):
@@ -285,11 +290,11 @@ def test_a_feed_costs_the_same_queries_at_3_and_30_obligations(client, catalogue
     feed, secret = new_feed(user)
 
     def grow(size):  # type: ignore[no-untyped-def]
-        while feeds.feed_deadlines(feed).count() < size:
+        while feed_deadlines(feed).count() < size:
             applied_service(provider=provider)
-            m.Obligation.objects.filter(provider=provider).update(owner=user)
+            Obligation.objects.filter(provider=provider).update(owner=user)
 
     def measure():  # type: ignore[no-untyped-def]
-        assert len(events(fetch(client, secret))) == feeds.feed_deadlines(feed).count()
+        assert len(events(fetch(client, secret))) == feed_deadlines(feed).count()
 
     assert_constant_queries(grow, measure, sizes=(3, 30))

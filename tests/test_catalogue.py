@@ -10,8 +10,9 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 
-from obligations import models as m
-from obligations import services
+from obligations.catalogue.models import Duty, Feature
+from obligations.catalogue.selectors import loaded_catalogue
+from obligations.register.models import Obligation
 
 REFERENCE = Path(settings.BASE_DIR).parent / "shared" / "osa-reference.md"
 
@@ -74,18 +75,18 @@ def test_every_entry_cites_a_source_and_flags_what_is_unverified(catalogue_file)
 
 
 def test_loading_is_idempotent(catalogue, capsys):
-    assert m.Duty.objects.count() == len(catalogue.duties)
+    assert Duty.objects.count() == len(catalogue.duties)
     call_command("load_catalogue")
     out = capsys.readouterr().out
     assert "add 0, change 0, retire 0" in out
-    assert m.Duty.objects.count() == len(catalogue.duties)
+    assert Duty.objects.count() == len(catalogue.duties)
 
 
 def test_dry_run_reports_and_writes_nothing(db, capsys, catalogue_file):
     call_command("load_catalogue", "--dry-run")
     expected = f"would add {len(catalogue_file.duties)}, change 0, retire 0"
     assert expected in capsys.readouterr().out
-    assert not m.Duty.objects.exists()
+    assert not Duty.objects.exists()
 
 
 def _new_version(tmp_path, mutate):  # type: ignore[no-untyped-def]
@@ -119,11 +120,11 @@ def test_a_new_version_adds_changes_and_retires_and_reaches_the_register(
     assert "~ U2U-FOE-PRIVACY: title" in out and "- TOS-RIGHT-TO-SUE" in out
 
     call_command("load_catalogue", str(path))
-    retired = m.Obligation.objects.get(service=service, duty__code="TOS-RIGHT-TO-SUE")
+    retired = Obligation.objects.get(service=service, duty__code="TOS-RIGHT-TO-SUE")
     assert not retired.applicable
     assert "retired from the catalogue (version 2027.1.0)" in retired.not_applicable_reason
-    assert m.Obligation.objects.get(service=service, duty__code="U2U-NEW-DUTY").applicable
-    assert m.Duty.objects.get(code="TOS-RIGHT-TO-SUE").retired_at is not None
+    assert Obligation.objects.get(service=service, duty__code="U2U-NEW-DUTY").applicable
+    assert Duty.objects.get(code="TOS-RIGHT-TO-SUE").retired_at is not None
 
 
 def test_loading_needs_no_code_change_for_a_new_feature(catalogue, tmp_path):
@@ -135,8 +136,8 @@ def test_loading_needs_no_code_change_for_a_new_feature(catalogue, tmp_path):
         }
 
     call_command("load_catalogue", str(_new_version(tmp_path, mutate)))
-    assert m.Feature.objects.filter(code="ai_chatbot").exists()
-    assert m.Duty.objects.get(code=services.selectors.loaded_catalogue().duties[0]["code"])
+    assert Feature.objects.filter(code="ai_chatbot").exists()
+    assert Duty.objects.get(code=loaded_catalogue().duties[0]["code"])
 
 
 def test_the_report_lists_each_duty_in_force_or_not_and_every_unverified_entry(capsys):

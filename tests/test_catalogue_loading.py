@@ -20,9 +20,19 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from jsonschema import Draft202012Validator
 
-from obligations import catalogue_schema
-from obligations import models as m
-from obligations.catalogue import BASES, KINDS, CatalogueError, parse_catalogue
+from obligations.assessments.models import AssessmentKind
+from obligations.catalogue.models import (
+    CatalogueVersion,
+    CodeMeasure,
+    Duty,
+    DutyScope,
+    Feature,
+    HarmKind,
+)
+from obligations.catalogue.rules import BASES, KINDS, CatalogueError, parse_catalogue
+from obligations.catalogue.schema import schema
+from obligations.notices.models import NoticeKind
+from obligations.register.models import Event, Obligation
 from tests.factories import applied_service
 
 FILE = json.loads(Path(settings.CATALOGUE_PATH).read_text(encoding="utf-8"))
@@ -67,13 +77,13 @@ def refused(path: Path | str, *args: str) -> list[str]:
 def register_state() -> dict[str, Any]:
     """What a load could write: to compare before and after a refused one."""
     return {
-        "versions": list(m.CatalogueVersion.objects.order_by("pk").values_list()),
-        "duties": list(m.Duty.objects.order_by("pk").values_list()),
-        "features": list(m.Feature.objects.order_by("pk").values_list()),
-        "measures": list(m.CodeMeasure.objects.order_by("pk").values_list()),
-        "harms": list(m.HarmKind.objects.order_by("pk").values_list()),
-        "obligations": list(m.Obligation.objects.order_by("pk").values_list()),
-        "events": m.Event.objects.count(),
+        "versions": list(CatalogueVersion.objects.order_by("pk").values_list()),
+        "duties": list(Duty.objects.order_by("pk").values_list()),
+        "features": list(Feature.objects.order_by("pk").values_list()),
+        "measures": list(CodeMeasure.objects.order_by("pk").values_list()),
+        "harms": list(HarmKind.objects.order_by("pk").values_list()),
+        "obligations": list(Obligation.objects.order_by("pk").values_list()),
+        "events": Event.objects.count(),
     }
 
 
@@ -132,7 +142,7 @@ def test_a_version_loaded_before_with_other_content_is_refused(register, tmp_pat
         version=FILE["version"],
         published=FILE["published"],
     )
-    loaded = m.CatalogueVersion.objects.get().sha256
+    loaded = CatalogueVersion.objects.get().sha256
     this = hashlib.sha256(path.read_bytes()).hexdigest()
     assert refused(path) == [
         f"version: {FILE['version']} was loaded on 24 Nov 2026 with other content (sha256 "
@@ -204,7 +214,7 @@ def test_retiring_more_than_a_tenth_of_the_duties_needs_saying_so(register, tmp_
     assert register_state() == register
 
     assert "did add 0, change 0, retire 6." in load(path, "--allow-retire")
-    retired = m.Duty.objects.filter(retired_at__isnull=False)
+    retired = Duty.objects.filter(retired_at__isnull=False)
     assert sorted(retired.values_list("code", flat=True)) == SIX
 
 
@@ -379,7 +389,7 @@ def test_a_file_that_is_not_json_is_refused_in_one_line(db, tmp_path):
 
 # --- The schema agrees with the code that reads what it lets through --------------------
 
-SCHEMA = catalogue_schema.schema()
+SCHEMA = schema()
 DEFS = SCHEMA["$defs"]
 
 
@@ -416,9 +426,9 @@ def test_the_schema_vocabularies_are_the_codes_vocabularies():
     rule = DEFS["rule"]["properties"]
     duty = DEFS["duty"]["properties"]
     assert rule["kinds_any"]["items"]["enum"] == list(KINDS)
-    assert set(rule["notice"]["enum"]) == {*m.NoticeKind.values, "technology"}
+    assert set(rule["notice"]["enum"]) == {*NoticeKind.values, "technology"}
     assert DEFS["basis"]["enum"] == list(BASES)
-    assert duty["scope"]["enum"] == m.DutyScope.values
-    assert DEFS["assessment_kind"]["enum"] == m.AssessmentKind.values
+    assert duty["scope"]["enum"] == DutyScope.values
+    assert DEFS["assessment_kind"]["enum"] == AssessmentKind.values
     kinds = DEFS["parameters"]["properties"]["assessment"]["properties"]["kinds"]
-    assert kinds["required"] == m.AssessmentKind.values
+    assert kinds["required"] == AssessmentKind.values

@@ -17,22 +17,33 @@ import time_machine
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
-from obligations import models as m
-from obligations import selectors, services
-from obligations.catalogue import read_catalogue
-from obligations.commencement import EXPECTED, IN_FORCE, in_force, start_day
+from obligations.access.actions import add_member
+from obligations.access.models import Role
+from obligations.access.users import get_system_user
+from obligations.catalogue.commencement import EXPECTED, IN_FORCE, in_force, start_day
+from obligations.catalogue.loading import load_catalogue
+from obligations.catalogue.models import Duty
+from obligations.catalogue.rules import read_catalogue
+from obligations.catalogue.selectors import duty_entry
+from obligations.providers.actions import save_service
+from obligations.providers.models import Service
+from obligations.register import apply as apply_module
+from obligations.register.actions import set_due_date
+from obligations.register.apply import CommencementsIncomplete, apply_catalogue, apply_commencements
+from obligations.register.models import Obligation
+from obligations.register.states import EventKind, EventSource, overdue
 from tests.conftest import LONDON, TODAY
 from tests.factories import ProviderFactory, UserFactory, applied_service
 from tests.test_api import client_for
 
-SYSTEM = m.EventSource.ADMIN
+SYSTEM = EventSource.ADMIN
 
 
-def obligation(service: m.Service, code: str) -> m.Obligation:
+def obligation(service: Service, code: str) -> Obligation:
     return service.obligations.select_related("current_cycle", "duty").get(duty__code=code)
 
 
-def due(service: m.Service, code: str) -> dt.date | None:
+def due(service: Service, code: str) -> dt.date | None:
     return obligation(service, code).current_cycle.due_date
 
 
@@ -52,7 +63,7 @@ def test_a_profile_change_today_makes_the_new_duties_due_from_today_not_in_2025(
     service = applied_service(children_likely_to_access=False)
     assert not service.obligations.filter(duty__code="U2U-CHILD-RA").exists()
     service.children_likely_to_access = True
-    services.save_service(actor=UserFactory(), service=service, source=SYSTEM)
+    save_service(actor=UserFactory(), service=service, source=SYSTEM)
     child_ra = obligation(service, "U2U-CHILD-RA")
     # Sch.3 para 5(2): the three months beginning with 24 Nov 2026 end on 23 Feb 2027.
     assert child_ra.applies_since == TODAY
@@ -61,7 +72,7 @@ def test_a_profile_change_today_makes_the_new_duties_due_from_today_not_in_2025(
     # The children's safety duties apply from the day of the change itself.
     assert due(service, "U2U-CHILD-SAFETY") == TODAY
     # Nothing the change brought in is overdue on the day it began to apply.
-    assert not service.obligations.filter(m.overdue(TODAY), applies_since=TODAY).exists()
+    assert not service.obligations.filter(overdue(TODAY), applies_since=TODAY).exists()
 
 
 def test_a_service_launching_next_year_owes_nothing_before_it_launches(catalogue):
@@ -99,10 +110,10 @@ def test_a_duty_not_in_force_is_listed_with_no_due_date_and_never_overdue(catalo
         ob = obligation(service, code)
         assert ob.applicable and ob.applies_since is None, code
         assert ob.current_cycle.due_date is None, code
-    assert not service.obligations.filter(m.overdue(TODAY), applies_since=None).exists()
-    news = selectors.duty_entry(m.Duty.objects.get(code="U2U-NEWS"))
+    assert not service.obligations.filter(overdue(TODAY), applies_since=None).exists()
+    news = duty_entry(Duty.objects.get(code="U2U-NEWS"))
     assert in_force(news, TODAY).value is None  # not found commenced; not shown as in force
-    fraud = selectors.duty_entry(m.Duty.objects.get(code="FRAUD-ADS-C1"))
+    fraud = duty_entry(Duty.objects.get(code="FRAUD-ADS-C1"))
     assert in_force(fraud, TODAY).value is False
 
 
@@ -114,19 +125,19 @@ def test_when_a_duty_comes_into_force_the_nightly_step_dates_it_from_that_day(db
     later.update(applies_from="2027-01-04", applies_note="Commences 4 Jan 2027 (a test case).")
     path = tmp_path / "catalogue.json"
     path.write_text(json.dumps(data))
-    system = services.get_system_user()
-    services.load_catalogue(actor=system, catalogue=read_catalogue(path))
+    system = get_system_user()
+    load_catalogue(actor=system, catalogue=read_catalogue(path))
     service = applied_service()
     ra = obligation(service, "U2U-ILLEGAL-RA")
     assert (ra.applies_since, ra.current_cycle.due_date) == (None, None)
-    duty = selectors.duty_entry(ra.duty)
+    duty = duty_entry(ra.duty)
     assert in_force(duty, TODAY).state == EXPECTED
-    assert services.apply_commencements(actor=system) == []
+    assert apply_commencements(actor=system) == []
     with time_machine.travel(dt.datetime(2027, 1, 4, 1, 30, tzinfo=LONDON), tick=False):
-        started = services.apply_commencements(actor=system)
+        started = apply_commencements(actor=system)
         assert in_force(duty, dt.date(2027, 1, 4)).state == IN_FORCE
         # Run again: nothing more to do.
-        assert services.apply_commencements(actor=system) == []
+        assert apply_commencements(actor=system) == []
     assert started == [service.name]
     ra.refresh_from_db()
     ra.current_cycle.refresh_from_db()
@@ -135,16 +146,16 @@ def test_when_a_duty_comes_into_force_the_nightly_step_dates_it_from_that_day(db
         dt.date(2027, 1, 4),
         dt.date(2027, 4, 3),
     )
-    assert ra.events.filter(kind=m.EventKind.DUE_CHANGED, actor=system).exists()
+    assert ra.events.filter(kind=EventKind.DUE_CHANGED, actor=system).exists()
 
 
 def test_no_due_date_before_the_duty_applied_from_the_api_or_the_writes(catalogue):
     launch = dt.date(2027, 3, 1)
     service = applied_service(launch_date=launch)
     casey = UserFactory(username="casey")
-    services.add_member(
-        actor=services.get_system_user(), organisation=service.provider.organisation,
-        user=casey, role=m.Role.COMPLIANCE,
+    add_member(
+        actor=get_system_user(), organisation=service.provider.organisation,
+        user=casey, role=Role.COMPLIANCE,
     )  # fmt: skip
     ra = obligation(service, "U2U-ILLEGAL-RA")
     response = client_for(casey).post(
@@ -156,12 +167,10 @@ def test_no_due_date_before_the_duty_applied_from_the_api_or_the_writes(catalogu
     assert list(response.json()["fields"]) == ["due_date"]
     assert "before the duty started to apply to it, on 1 Mar 2027" in response.json()["error"]
     with pytest.raises(ValidationError):
-        services.set_due_date(
+        set_due_date(
             actor=casey, cycle=ra.current_cycle, due=dt.date(2027, 2, 1), reason="x", source=SYSTEM
         )
-    services.set_due_date(
-        actor=casey, cycle=ra.current_cycle, due=launch, reason="x", source=SYSTEM
-    )
+    set_due_date(actor=casey, cycle=ra.current_cycle, due=launch, reason="x", source=SYSTEM)
 
 
 def test_links_with_the_uk_not_users_decide_whether_a_service_is_regulated(catalogue):
@@ -181,7 +190,7 @@ def test_links_with_the_uk_not_users_decide_whether_a_service_is_regulated(catal
     # A later finding that it has no links closes its duties, saying so.
     target.uk_target_market = False
     target.uk_significant_users = target.uk_material_risk = False
-    services.save_service(actor=UserFactory(), service=target, source=SYSTEM)
+    save_service(actor=UserFactory(), service=target, source=SYSTEM)
     ra.refresh_from_db()
     assert not ra.applicable
     assert "no links with the UK (s.4(5)-(6))" in ra.not_applicable_reason
@@ -213,9 +222,9 @@ def test_a_duty_expected_later_has_no_start_yet():
 def test_the_dashboard_and_the_export_say_which_duties_are_not_yet_in_force(catalogue, client):
     service = applied_service(categories=["1"], uk_monthly_users=40_000_000)
     manager = UserFactory(username="mo")
-    services.add_member(
-        actor=services.get_system_user(), organisation=service.provider.organisation,
-        user=manager, role=m.Role.MANAGER,
+    add_member(
+        actor=get_system_user(), organisation=service.provider.organisation,
+        user=manager, role=Role.MANAGER,
     )  # fmt: skip
     client.force_login(manager)
     waiting = service.obligations.filter(applicable=True, applies_since=None)
@@ -231,18 +240,18 @@ def test_the_dashboard_and_the_export_say_which_duties_are_not_yet_in_force(cata
 
 def test_one_service_that_cannot_start_never_stops_the_others(catalogue, monkeypatch, caplog):
     first, second = applied_service(name="First"), applied_service(name="Second")
-    m.Obligation.objects.filter(service__in=[first, second]).update(applies_since=None)
-    real = services.apply_catalogue
+    Obligation.objects.filter(service__in=[first, second]).update(applies_since=None)
+    real = apply_catalogue
 
     def fail_for_first(**kwargs):  # type: ignore[no-untyped-def]
         if kwargs["service"].pk == first.pk:
             raise RuntimeError("a corrupt profile")
         return real(**kwargs)
 
-    monkeypatch.setattr(services, "apply_catalogue", fail_for_first)
-    system = services.get_system_user()
-    with pytest.raises(services.CommencementsIncomplete, match=r"1 service\(s\) skipped"):
-        services.apply_commencements(actor=system)
+    monkeypatch.setattr(apply_module, "apply_catalogue", fail_for_first)
+    system = get_system_user()
+    with pytest.raises(CommencementsIncomplete, match=r"1 service\(s\) skipped"):
+        apply_commencements(actor=system)
     assert f"service {first.pk} skipped" in caplog.text
     assert (
         not second.obligations.filter(applicable=True, applies_since=None)
@@ -256,7 +265,7 @@ def test_a_duty_not_yet_in_force_cannot_be_given_a_due_date(catalogue):
     service = applied_service(categories=["1"], uk_monthly_users=40_000_000)
     news = obligation(service, "U2U-NEWS")
     with pytest.raises(ValidationError) as refused:
-        services.set_due_date(
+        set_due_date(
             actor=UserFactory(), cycle=news.current_cycle, due=TODAY, reason="x", source=SYSTEM
         )
     assert refused.value.message_dict == {

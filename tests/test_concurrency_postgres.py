@@ -11,9 +11,14 @@ import zipfile
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
+from django.utils import timezone
 
-from obligations import auditpack, services
-from obligations import models as m
+from obligations.exports import auditpack
+from obligations.exports.auditpack import _write_evidence, write_pack
+from obligations.register.evidence import add_evidence_link
+from obligations.register.models import Event
+from obligations.register.states import CycleStatus, EventKind, EventSource, TransitionError
+from obligations.register.workflow import do_approve, do_send_back, do_start, do_submit_for_review
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.test_audit_pack import private_pem
@@ -26,16 +31,16 @@ def test_two_concurrent_transitions_from_the_same_state_have_one_winner(catalogu
     service = applied_service(provider=ProviderFactory(organisation=org))
     alice, bob = member(org, username="alice"), member(org, username="bob")
     cycle = service.obligations.get(duty__code="U2U-RECORDS").current_cycle
-    cycle = services.do_start(actor=alice, cycle=cycle, source=m.EventSource.ADMIN)
-    services.add_evidence_link(
+    cycle = do_start(actor=alice, cycle=cycle, source=EventSource.ADMIN)
+    add_evidence_link(
         actor=alice, cycle=cycle, url="https://example.test/ra", title="RA", source="admin"
     )
-    cycle = services.do_submit_for_review(actor=alice, cycle=cycle, source=m.EventSource.ADMIN)
+    cycle = do_submit_for_review(actor=alice, cycle=cycle, source=EventSource.ADMIN)
 
     # Hold both requests after they have read "ready for review" and before they write, so
     # that each decides on the same state: the conditional update must pick the winner.
     both_read = threading.Barrier(2, timeout=10)
-    real_now = services.timezone.now
+    real_now = timezone.now
     waited = threading.local()
 
     def now_after_both_read():  # type: ignore[no-untyped-def]
@@ -44,23 +49,23 @@ def test_two_concurrent_transitions_from_the_same_state_have_one_winner(catalogu
             both_read.wait()
         return real_now()
 
-    monkeypatch.setattr(services.timezone, "now", now_after_both_read)
+    monkeypatch.setattr(timezone, "now", now_after_both_read)
     outcomes: dict[str, str] = {}
 
     def act(name, action, **kwargs):  # type: ignore[no-untyped-def]
         try:
-            action(cycle=cycle, source=m.EventSource.ADMIN, **kwargs)
+            action(cycle=cycle, source=EventSource.ADMIN, **kwargs)
             outcomes[name] = "won"
-        except services.TransitionError as exc:
+        except TransitionError as exc:
             outcomes[name] = str(exc)
         finally:
             connection.close()
 
     threads = [
-        threading.Thread(target=act, args=("approve", services.do_approve), kwargs={"actor": bob}),
+        threading.Thread(target=act, args=("approve", do_approve), kwargs={"actor": bob}),
         threading.Thread(
             target=act,
-            args=("send back", services.do_send_back),
+            args=("send back", do_send_back),
             kwargs={"actor": bob, "reason": "Incomplete"},
         ),
     ]
@@ -74,8 +79,8 @@ def test_two_concurrent_transitions_from_the_same_state_have_one_winner(catalogu
     loser = next(v for v in outcomes.values() if v != "won")
     assert "Someone else changed this obligation first" in loser
     cycle.refresh_from_db()
-    events = m.Event.objects.filter(
-        cycle=cycle, kind=m.EventKind.STATUS, from_status=m.CycleStatus.READY_FOR_REVIEW
+    events = Event.objects.filter(
+        cycle=cycle, kind=EventKind.STATUS, from_status=CycleStatus.READY_FOR_REVIEW
     )
     assert events.count() == 1
     assert events.get().to_status == cycle.status
@@ -92,12 +97,12 @@ def test_a_pack_is_one_snapshot_though_work_is_committed_while_it_is_written(
     service = applied_service(provider=ProviderFactory(organisation=org))
     alice = member(org, username="alice")
     cycle = service.obligations.get(duty__code="U2U-RECORDS").current_cycle
-    real_write_evidence = auditpack._write_evidence
+    real_write_evidence = _write_evidence
 
     def work_committed_meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
         def start() -> None:
             try:
-                services.do_start(actor=alice, cycle=cycle, source=m.EventSource.ADMIN)
+                do_start(actor=alice, cycle=cycle, source=EventSource.ADMIN)
             finally:
                 connection.close()
 
@@ -108,14 +113,12 @@ def test_a_pack_is_one_snapshot_though_work_is_committed_while_it_is_written(
 
     monkeypatch.setattr(auditpack, "_write_evidence", work_committed_meanwhile)
     out = io.BytesIO()
-    auditpack.write_pack(
-        obligations=service.obligations.all(), title="Snapshot", today=TODAY, out=out
-    )
-    assert m.Event.objects.filter(cycle=cycle, to_status=m.CycleStatus.IN_PROGRESS).exists()
+    write_pack(obligations=service.obligations.all(), title="Snapshot", today=TODAY, out=out)
+    assert Event.objects.filter(cycle=cycle, to_status=CycleStatus.IN_PROGRESS).exists()
     with zipfile.ZipFile(out) as zf:
         register = json.loads(zf.read("register.json"))["obligations"]
         events = csv.DictReader(io.StringIO(zf.read("history/events.csv").decode("utf-8-sig")))
         statuses = {row["to_status"] for row in events if row["cycle"] == str(cycle.pk)}
     [row] = [r for r in register if r["duty_code"] == "U2U-RECORDS"]
-    assert row["status"] == m.CycleStatus.NOT_STARTED
-    assert m.CycleStatus.IN_PROGRESS not in statuses
+    assert row["status"] == CycleStatus.NOT_STARTED
+    assert CycleStatus.IN_PROGRESS not in statuses

@@ -9,9 +9,14 @@ from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 
-from obligations import models as m
-from obligations import selectors, services
-from obligations.dashboard import queries
+from obligations.access.models import Role
+from obligations.dashboard.queries import FilterError, Filters, summary
+from obligations.providers.selectors import overdue_obligations
+from obligations.register.actions import assign_owner
+from obligations.register.evidence import add_evidence_file, add_evidence_link, purge_evidence
+from obligations.register.models import Obligation
+from obligations.register.states import EventSource
+from obligations.register.workflow import do_start
 from tests.bulk import grower
 from tests.conftest import NOW, TODAY
 from tests.factories import (
@@ -28,7 +33,7 @@ from tests.factories import (
 from tests.helpers import assert_constant_queries
 from tests.test_api import client_for
 
-SYSTEM = m.EventSource.ADMIN
+SYSTEM = EventSource.ADMIN
 KEEP = UNGATED
 
 
@@ -44,17 +49,17 @@ def fixed(catalogue, clock):  # type: ignore[no-untyped-def]
     org = OrganisationFactory(name="Ours")
     casey = member(org, username="casey")
     rita = member(org, username="rita")
-    manager = member(org, role=m.Role.MANAGER, username="mo")
+    manager = member(org, role=Role.MANAGER, username="mo")
     service = applied_service(provider=ProviderFactory(organisation=org), name="Chat")
-    a, b, c, d, e = keep_only(m.Obligation.objects.filter(provider__organisation=org), KEEP, casey)
+    a, b, c, d, e = keep_only(Obligation.objects.filter(provider__organisation=org), KEEP, casey)
     for ob, days in ((b, 10), (c, 40), (d, -5), (e, -20)):
         due_in(ob, days, casey, TODAY)
     clock.move_to(at(dt.date(2026, 9, 15)))
     meet(a, casey, rita)
     clock.move_to(NOW)
     for ob in (b, d):
-        services.do_start(actor=casey, cycle=ob.current_cycle, source=SYSTEM)
-    services.assign_owner(actor=casey, obligation=e, owner=rita, source=SYSTEM)
+        do_start(actor=casey, cycle=ob.current_cycle, source=SYSTEM)
+    assign_owner(actor=casey, obligation=e, owner=rita, source=SYSTEM)
     return {
         "org": org,
         "service": service,
@@ -64,7 +69,7 @@ def fixed(catalogue, clock):  # type: ignore[no-untyped-def]
 
 
 def test_the_figures_are_the_ones_worked_out_by_hand(fixed):
-    figures = queries.summary(fixed["manager"], queries.Filters(), today=TODAY)
+    figures = summary(fixed["manager"], Filters(), today=TODAY)
     _, b, c, d, e = fixed["ids"]
     assert {
         k: figures["totals"][k]
@@ -105,13 +110,11 @@ def test_the_figures_are_the_ones_worked_out_by_hand(fixed):
 
 
 def test_as_of_a_past_date_the_figures_are_as_they_were(fixed):
-    figures = queries.summary(
-        fixed["manager"], queries.Filters(as_of=dt.date(2026, 9, 12)), today=TODAY
-    )
+    figures = summary(fixed["manager"], Filters(as_of=dt.date(2026, 9, 12)), today=TODAY)
     totals = figures["totals"]
     # On 12 Sep nothing was met or started; A, still on the due date the catalogue gave it
     # (long past), was the one overdue; B to E had been given dates still to come.
-    a = m.Obligation.objects.get(pk=fixed["ids"][0])
+    a = Obligation.objects.get(pk=fixed["ids"][0])
     first_due = a.cycles.order_by("period_start").values_list("due_date", flat=True)[0]
     assert first_due is not None and first_due < dt.date(2026, 9, 12)
     assert (totals["applicable"], totals["met"], totals["not_started"], totals["overdue"]) == (
@@ -128,36 +131,34 @@ def test_exposure_counts_all_the_providers_overdue_work_whatever_the_page_shows(
     one owner must not make it look safer than it is."""
     provider = fixed["service"].provider
     forum = applied_service(provider=provider, name="Forum")
-    rita = m.Obligation.objects.get(pk=fixed["ids"][4]).owner
+    rita = Obligation.objects.get(pk=fixed["ids"][4]).owner
     # The same count as the API's and the admin's: every overdue obligation of the provider.
-    expected = selectors.overdue_obligations(TODAY).filter(provider=provider).count()
+    expected = overdue_obligations(TODAY).filter(provider=provider).count()
     assert expected > 2  # Chat's two, and Forum's own missed catalogue dates
     for filters in (
-        queries.Filters(),
-        queries.Filters(service=fixed["service"].pk),
-        queries.Filters(service=forum.pk),
-        queries.Filters(owner=rita.pk),
+        Filters(),
+        Filters(service=fixed["service"].pk),
+        Filters(service=forum.pk),
+        Filters(owner=rita.pk),
     ):
-        [row] = queries.summary(fixed["manager"], filters, today=TODAY)["providers"]
+        [row] = summary(fixed["manager"], filters, today=TODAY)["providers"]
         assert row["at_risk"], filters
         assert row["reasons"][0] == f"{expected} overdue obligation(s)", filters
-    chat = queries.summary(
-        fixed["manager"], queries.Filters(service=fixed["service"].pk), today=TODAY
-    )
+    chat = summary(fixed["manager"], Filters(service=fixed["service"].pk), today=TODAY)
     assert chat["totals"]["overdue"] == 2
 
 
 def test_filters_by_owner_and_another_organisation_sees_nothing(fixed):
-    rita = m.Obligation.objects.get(pk=fixed["ids"][4]).owner
-    mine = queries.summary(fixed["manager"], queries.Filters(owner=rita.pk), today=TODAY)
+    rita = Obligation.objects.get(pk=fixed["ids"][4]).owner
+    mine = summary(fixed["manager"], Filters(owner=rita.pk), today=TODAY)
     assert mine["totals"]["applicable"] == 1
     # The owner's trend is replayed from the events of rita's one obligation (E, open since
     # 10 Sep): nothing before September, then 0 of 1 met at each month end.
     trend = {p["month_end"]: (p["met"], p["applicable"]) for p in mine["trend"]}
     assert trend[dt.date(2026, 8, 31)] == (0, 0)
     assert trend[dt.date(2026, 9, 30)] == trend[dt.date(2026, 10, 31)] == (0, 1)
-    outsider = member(OrganisationFactory(), role=m.Role.MANAGER)
-    theirs = queries.summary(outsider, queries.Filters(), today=TODAY)
+    outsider = member(OrganisationFactory(), role=Role.MANAGER)
+    theirs = summary(outsider, Filters(), today=TODAY)
     assert theirs["totals"]["applicable"] == 0
     assert theirs["services"] == theirs["providers"] == []
 
@@ -172,8 +173,8 @@ def test_filters_by_owner_and_another_organisation_sees_nothing(fixed):
     ],
 )
 def test_bad_filters_say_which(query, field):
-    with pytest.raises(queries.FilterError) as caught:
-        queries.Filters.from_query(query, today=TODAY)
+    with pytest.raises(FilterError) as caught:
+        Filters.from_query(query, today=TODAY)
     assert field in caught.value.errors
 
 
@@ -206,22 +207,22 @@ def test_a_state_link_in_the_admin_lists_what_the_figure_counted(fixed):
 )
 def test_the_dashboard_costs_the_same_queries_however_big(catalogue, as_of, sizes):
     org = OrganisationFactory(name="Big")
-    manager = member(org, role=m.Role.MANAGER, username="boss")
+    manager = member(org, role=Role.MANAGER, username="boss")
     owners = [member(org, username=f"owner{i}") for i in range(3)]
     grow = grower(org, owners)
 
-    chosen = queries.Filters(as_of=as_of)
-    assert_constant_queries(grow, lambda: queries.summary(manager, chosen, today=TODAY), sizes)
+    chosen = Filters(as_of=as_of)
+    assert_constant_queries(grow, lambda: summary(manager, chosen, today=TODAY), sizes)
 
 
 def test_expiring_evidence_is_the_current_evidence_of_the_obligations_in_view(fixed):
     """Within 30 days, soonest first; never evidence that a newer item replaced, a purged
     file, or another organisation's."""
-    _, b, c, d, _ = (m.Obligation.objects.get(pk=pk) for pk in fixed["ids"])
+    _, b, c, d, _ = (Obligation.objects.get(pk=pk) for pk in fixed["ids"])
     actor = User.objects.get(username="casey")
 
     def link(ob, title, days, **kwargs):  # type: ignore[no-untyped-def]
-        return services.add_evidence_link(
+        return add_evidence_link(
             actor=actor,
             cycle=ob.current_cycle,
             url=f"https://example.com/{title.replace(' ', '-')}",
@@ -236,7 +237,7 @@ def test_expiring_evidence_is_the_current_evidence_of_the_obligations_in_view(fi
     link(d, "Too late", 31)
     old = link(d, "Replaced", 3)
     link(d, "Replacement", 20, supersedes=old)
-    gone = services.add_evidence_file(
+    gone = add_evidence_file(
         actor=actor,
         cycle=b.current_cycle,
         uploaded=SimpleUploadedFile("x.pdf", b"%PDF-1.4\n%%EOF\n", content_type="application/pdf"),
@@ -244,12 +245,12 @@ def test_expiring_evidence_is_the_current_evidence_of_the_obligations_in_view(fi
         source=SYSTEM,
         expires_on=TODAY + dt.timedelta(days=1),
     )
-    org_admin = member(fixed["org"], role=m.Role.ADMIN, username="ada")
-    services.purge_evidence(actor=org_admin, evidence=gone, reason="Wrong file", source=SYSTEM)
+    org_admin = member(fixed["org"], role=Role.ADMIN, username="ada")
+    purge_evidence(actor=org_admin, evidence=gone, reason="Wrong file", source=SYSTEM)
     elsewhere = applied_service(provider=ProviderFactory(organisation=OrganisationFactory()))
     theirs = elsewhere.obligations.filter(applicable=True).first()
     link(theirs, "Theirs", 2)
 
-    expiring = queries.summary(fixed["manager"], queries.Filters(), today=TODAY)["expiring"]
+    expiring = summary(fixed["manager"], Filters(), today=TODAY)["expiring"]
     assert [row["title"] for row in expiring["rows"]] == ["Soon", "Replacement", "Later"]
     assert expiring["rows"][0]["obligation"] == b.pk and not expiring["more"]

@@ -12,9 +12,14 @@ import pytest
 from django.test import Client
 from django.urls import reverse, set_script_prefix
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import Role
 from obligations.links import object_url, page_url
+from obligations.notices.actions import move_technology_notice, record_notice
+from obligations.notices.models import NoticeStage, TechnologyNotice, TechnologyRequirement
+from obligations.providers.models import RevenueBasis, RevenueKind, RevenuePeriod
+from obligations.register.actions import assign_owner, set_due_date
+from obligations.register.models import Obligation
+from obligations.register.workflow import do_mark_not_applicable, do_start
 from tests.bulk import grower
 from tests.conftest import NOW, TODAY
 from tests.factories import (
@@ -50,12 +55,12 @@ def register(catalogue, clock):  # type: ignore[no-untyped-def]
     org = OrganisationFactory(name="Ours")
     casey = member(org, username="casey")
     rita = member(org, username="rita")
-    manager = member(org, role=m.Role.MANAGER, username="mo")
+    manager = member(org, role=Role.MANAGER, username="mo")
     provider = ProviderFactory(organisation=org, name="Ours Ltd")
     chat = applied_service(provider=provider, name="Chat")
     forum = applied_service(provider=provider, name="Forum")
-    for ob in m.Obligation.objects.filter(provider=provider, service__isnull=True):
-        services.do_mark_not_applicable(
+    for ob in Obligation.objects.filter(provider=provider, service__isnull=True):
+        do_mark_not_applicable(
             actor=casey, cycle=ob.current_cycle, source=SOURCE, reason="Out of scope."
         )
     a, b, c, d, e = keep_only(chat.obligations, KEEP, casey)
@@ -66,8 +71,8 @@ def register(catalogue, clock):  # type: ignore[no-untyped-def]
     meet(a, casey, rita)
     clock.move_to(NOW)
     for ob in (b, d):
-        services.do_start(actor=casey, cycle=ob.current_cycle, source=SOURCE)
-    services.assign_owner(actor=casey, obligation=e, owner=rita, source=SOURCE)
+        do_start(actor=casey, cycle=ob.current_cycle, source=SOURCE)
+    assign_owner(actor=casey, obligation=e, owner=rita, source=SOURCE)
     client = Client()
     client.force_login(manager)
     return {
@@ -273,21 +278,21 @@ def test_a_user_with_no_membership_is_refused_and_a_stranger_must_sign_in(regist
 
 def test_notices_and_exposure_are_spelled_out(register):
     chat, casey = register["chat"], register["casey"]
-    m.RevenuePeriod.objects.create(
+    RevenuePeriod.objects.create(
         provider=register["provider"],
-        kind=m.RevenueKind.ACCOUNTING,
+        kind=RevenueKind.ACCOUNTING,
         start=dt.date(2025, 1, 1),
         end=dt.date(2025, 12, 31),
         amount_gbp=Decimal("260000000.00"),
-        basis=m.RevenueBasis.AUDITED,
+        basis=RevenueBasis.AUDITED,
     )
-    notice = services.record_notice(
+    notice = record_notice(
         actor=casey,
-        notice=m.TechnologyNotice(
+        notice=TechnologyNotice(
             service=chat,
             ofcom_reference="TN/1",
             csea_public=True,
-            requirement=m.TechnologyRequirement.USE,
+            requirement=TechnologyRequirement.USE,
             accredited_technology="hash matching",
             skilled_report_on=TODAY - dt.timedelta(days=40),
             warning_given_on=TODAY - dt.timedelta(days=10),
@@ -295,10 +300,10 @@ def test_notices_and_exposure_are_spelled_out(register):
         ),
         source=SOURCE,
     )
-    services.move_technology_notice(
+    move_technology_notice(
         actor=casey,
         notice=notice,
-        to=m.NoticeStage.WARNING,
+        to=NoticeStage.WARNING,
         on=TODAY - dt.timedelta(days=10),
         source=SOURCE,
     )
@@ -320,7 +325,7 @@ def test_the_admin_links_to_the_dashboards(register):
 
 def test_the_page_costs_the_same_queries_however_big_the_register(catalogue):
     org = OrganisationFactory(name="Big")
-    manager = member(org, role=m.Role.MANAGER, username="boss")
+    manager = member(org, role=Role.MANAGER, username="boss")
     owners = [member(org, username=f"owner{i}") for i in range(3)]
     client = Client()
     client.force_login(manager)
@@ -333,7 +338,7 @@ def test_the_page_costs_the_same_queries_however_big_the_register(catalogue):
 
 
 def test_an_obligation_with_no_due_date_is_counted_in_a_state(register):
-    services.set_due_date(
+    set_due_date(
         actor=register["casey"],
         cycle=register["obligations"]["c"].current_cycle,
         due=None,
@@ -392,7 +397,7 @@ def test_the_heatmap_shows_each_services_state_of_each_duty(register):
 
 
 def test_risk_tables_show_each_level_in_words_and_unrated_harms_as_such():
-    from obligations.dashboard import charts
+    from obligations.dashboard.charts import risk_tables
 
     levels = [
         {"rank": 1, "code": "low", "label": "Low"},
@@ -402,7 +407,7 @@ def test_risk_tables_show_each_level_in_words_and_unrated_harms_as_such():
         {"service": "Chat", "family": "illegal", "levels": {"grooming": 3, "fraud": 1}},
         {"service": "Forum <b>", "family": "illegal", "levels": {"fraud": 3}},
     ]
-    [table] = charts.risk_tables(risks, levels, {"grooming": "Grooming", "fraud": "Fraud"})
+    [table] = risk_tables(risks, levels, {"grooming": "Grooming", "fraud": "Fraud"})
     assert table["services"] == ["Chat", "Forum <b>"]
     assert [(row["harm"], str(row["cells"])) for row in table["rows"]] == [
         ("Fraud", '<td class="level-low">Low</td><td class="level-high">High</td>'),

@@ -14,8 +14,9 @@ import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import AccessAction
+from obligations.access.signin import record_access
+from obligations.register.states import CycleStatus, EventKind
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.factories import meet as work_to_met
 
@@ -120,10 +121,10 @@ def test_the_app_role_does_the_apps_work(catalogue):
     service = applied_service(provider=ProviderFactory(organisation=org))
     doer, reviewer = member(org, username="doer"), member(org, username="reviewer")
     cycle = work_to_met(service.obligations.get(duty__code="U2U-RECORDS"), doer, reviewer)
-    assert cycle.status == m.CycleStatus.MET
-    assert {m.EventKind.EVIDENCE_ADDED, m.EventKind.STATUS} <= set(
+    assert cycle.status == CycleStatus.MET
+    assert {EventKind.EVIDENCE_ADDED, EventKind.STATUS} <= set(
         cycle.events.values_list("kind", flat=True)
     )
     assert cycle.evidence.get().history.count() == 1
     assert cycle.reminders.filter(recipient=reviewer).exists()
-    services.record_access(user=reviewer, action=m.AccessAction.SIGN_IN, request=None)
+    record_access(user=reviewer, action=AccessAction.SIGN_IN, request=None)

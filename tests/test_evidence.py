@@ -9,8 +9,11 @@ from django.core.exceptions import ValidationError
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import Role
+from obligations.register.evidence import add_evidence_file, add_evidence_link
+from obligations.register.models import Event, Evidence
+from obligations.register.states import EventKind, EventSource
+from obligations.register.workflow import current_evidence
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 
@@ -26,7 +29,7 @@ def setup(catalogue):  # type: ignore[no-untyped-def]
     return {
         "org": org,
         "user": member(org, username="casey"),
-        "admin": member(org, role=m.Role.ADMIN, username="ada"),
+        "admin": member(org, role=Role.ADMIN, username="ada"),
         "outsider": member(other_org, username="eve"),
         "obligation": obligation,
         "cycle": obligation.current_cycle,
@@ -48,15 +51,15 @@ def test_an_upload_through_the_admin_is_hashed_and_downloadable(client, setup, e
     client.force_login(setup["user"])
     response = upload(client, setup["obligation"])
     assert "Evidence added." in response.content.decode()
-    evidence = m.Evidence.objects.get()
+    evidence = Evidence.objects.get()
     assert evidence.sha256 == hashlib.sha256(PDF).hexdigest()
     assert (evidence.size, evidence.content_type) == (len(PDF), "application/pdf")
     assert (evidence.uploaded_by, evidence.original_name) == (setup["user"], "ra.pdf")
-    event = m.Event.objects.get(kind=m.EventKind.EVIDENCE_ADDED)
+    event = Event.objects.get(kind=EventKind.EVIDENCE_ADDED)
     assert (event.evidence, event.actor, event.source) == (
         evidence,
         setup["user"],
-        m.EventSource.ADMIN,
+        EventSource.ADMIN,
     )
     # Stored under its hash, outside any public URL, and served only by the download view.
     assert [p.name for p in stored_files(evidence_storage)] == [evidence.sha256]
@@ -70,12 +73,12 @@ def test_an_upload_through_the_admin_is_hashed_and_downloadable(client, setup, e
 
 
 def test_another_organisations_evidence_is_a_404_and_anonymous_must_sign_in(client, setup):
-    theirs = services.add_evidence_file(
+    theirs = add_evidence_file(
         actor=setup["outsider"],
         cycle=setup["other_cycle"],
         uploaded=SimpleUploadedFile("x.pdf", PDF),
         title="Theirs",
-        source=m.EventSource.ADMIN,
+        source=EventSource.ADMIN,
     )
     url = reverse("evidence-download", args=[theirs.pk])
     assert client.get(url).status_code == 302  # to the login page
@@ -93,7 +96,7 @@ def test_an_oversized_upload_is_refused_and_nothing_is_stored(
     response = upload(client, setup["obligation"])
     assert response.status_code == 200
     assert "larger than the 1,024-byte limit; nothing was stored" in response.content.decode()
-    assert not m.Evidence.objects.exists()
+    assert not Evidence.objects.exists()
     assert stored_files(evidence_storage) == []
 
 
@@ -113,77 +116,77 @@ def test_a_forbidden_upload_is_a_clear_error_with_nothing_stored(
     response = upload(client, setup["obligation"], name=name, content=content)
     assert response.status_code == 200
     assert message in response.content.decode()
-    assert not m.Evidence.objects.exists()
-    assert not m.Event.objects.filter(kind=m.EventKind.EVIDENCE_ADDED).exists()
+    assert not Evidence.objects.exists()
+    assert not Event.objects.filter(kind=EventKind.EVIDENCE_ADDED).exists()
     assert stored_files(evidence_storage) == []
 
 
 def test_a_link_must_be_http_or_https(setup):
     with pytest.raises(ValidationError):
-        services.add_evidence_link(
+        add_evidence_link(
             actor=setup["user"],
             cycle=setup["cycle"],
             url="javascript:alert(1)",
             title="x",
-            source=m.EventSource.ADMIN,
+            source=EventSource.ADMIN,
         )
-    link = services.add_evidence_link(
+    link = add_evidence_link(
         actor=setup["user"],
         cycle=setup["cycle"],
         url="https://example.test/policy",
         title="Terms of service",
-        source=m.EventSource.ADMIN,
+        source=EventSource.ADMIN,
     )
-    assert list(services.current_evidence(setup["cycle"])) == [link]
+    assert list(current_evidence(setup["cycle"])) == [link]
 
 
 def test_expired_evidence_stops_counting(setup, clock):
-    evidence = services.add_evidence_link(
+    evidence = add_evidence_link(
         actor=setup["user"],
         cycle=setup["cycle"],
         url="https://example.test/ra",
         title="RA",
         expires_on=TODAY + dt.timedelta(days=1),
-        source=m.EventSource.ADMIN,
+        source=EventSource.ADMIN,
     )
-    assert list(services.current_evidence(setup["cycle"])) == [evidence]
+    assert list(current_evidence(setup["cycle"])) == [evidence]
     clock.shift(dt.timedelta(days=1))
-    assert list(services.current_evidence(setup["cycle"])) == [evidence]  # last day counts
+    assert list(current_evidence(setup["cycle"])) == [evidence]  # last day counts
     clock.shift(dt.timedelta(days=1))
-    assert list(services.current_evidence(setup["cycle"])) == []
+    assert list(current_evidence(setup["cycle"])) == []
 
 
 def test_a_new_version_keeps_the_old(setup):
-    first = services.add_evidence_file(
+    first = add_evidence_file(
         actor=setup["user"],
         cycle=setup["cycle"],
         uploaded=SimpleUploadedFile("ra.pdf", PDF),
         title="RA v1",
-        source=m.EventSource.ADMIN,
+        source=EventSource.ADMIN,
     )
     second_bytes = PDF + b"v2"
-    second = services.add_evidence_file(
+    second = add_evidence_file(
         actor=setup["user"],
         cycle=setup["cycle"],
         uploaded=SimpleUploadedFile("ra.pdf", second_bytes),
         title="RA v2",
         supersedes=first,
-        source=m.EventSource.ADMIN,
+        source=EventSource.ADMIN,
     )
     first.refresh_from_db()
     assert first.file.read() == PDF and second.file.read() == second_bytes
-    assert list(services.current_evidence(setup["cycle"])) == [second]
+    assert list(current_evidence(setup["cycle"])) == [second]
 
 
 def test_a_purge_destroys_the_file_and_keeps_a_tombstone(
     client, setup, evidence_storage, django_capture_on_commit_callbacks
 ):
-    evidence = services.add_evidence_file(
+    evidence = add_evidence_file(
         actor=setup["user"],
         cycle=setup["cycle"],
         uploaded=SimpleUploadedFile("report.pdf", PDF),
         title="Takedown record",
-        source=m.EventSource.ADMIN,
+        source=EventSource.ADMIN,
     )
     url = reverse("admin:obligations_evidence_purge", args=[evidence.pk])
     # A compliance member may not purge; the file stays.
@@ -205,7 +208,7 @@ def test_a_purge_destroys_the_file_and_keeps_a_tombstone(
     assert evidence.sha256 == hashlib.sha256(PDF).hexdigest()
     assert evidence.uploaded_by == setup["user"]
     assert stored_files(evidence_storage) == []
-    event = m.Event.objects.get(kind=m.EventKind.EVIDENCE_PURGED)
+    event = Event.objects.get(kind=EventKind.EVIDENCE_PURGED)
     assert (event.actor, event.evidence) == (setup["admin"], evidence)
     gone = client.get(reverse("evidence-download", args=[evidence.pk]))
     assert gone.status_code == 410 and evidence.sha256 in gone.content.decode()

@@ -20,13 +20,19 @@ from django.test import Client
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import AccessAction, AccessLog, MembershipEvent, Role
+from obligations.access.signin import client_ip, record_access
+from obligations.access.tokens import create_api_token
+from obligations.notices.models import NoticeEvent
+from obligations.providers.models import Service
+from obligations.register.evidence import add_evidence_file
+from obligations.register.models import Event
+from obligations.register.states import EventSource
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.test_browser import browser  # noqa: F401 (fixture)
 from tests.test_browser import sign_in as browser_sign_in
 
-ADMIN = m.EventSource.ADMIN
+ADMIN = EventSource.ADMIN
 PDF = b"%PDF-1.4\n" + b"policy " * 50 + b"\n%%EOF\n"
 PASSWORD = "pw-for-tests-only"
 
@@ -36,7 +42,7 @@ def team(catalogue):  # type: ignore[no-untyped-def]
     ours, theirs = OrganisationFactory(name="Ours"), OrganisationFactory(name="Theirs")
     service = applied_service(provider=ProviderFactory(organisation=ours), name="Chat")
     casey = member(ours, username="casey")
-    evidence = services.add_evidence_file(
+    evidence = add_evidence_file(
         actor=casey,
         cycle=service.obligations.get(duty__code="U2U-RECORDS").current_cycle,
         uploaded=SimpleUploadedFile("policy.pdf", PDF),
@@ -48,9 +54,9 @@ def team(catalogue):  # type: ignore[no-untyped-def]
         "service": service,
         "casey": casey,
         "evidence": evidence,
-        "ada": member(ours, role=m.Role.ADMIN, username="ada"),
-        "audrey": member(ours, role=m.Role.AUDITOR, username="audrey"),
-        "tess": member(theirs, role=m.Role.ADMIN, username="tess"),
+        "ada": member(ours, role=Role.ADMIN, username="ada"),
+        "audrey": member(ours, role=Role.AUDITOR, username="audrey"),
+        "tess": member(theirs, role=Role.ADMIN, username="tess"),
     }
 
 
@@ -92,13 +98,13 @@ def test_sign_ins_exports_packs_and_downloads_are_logged_for_the_organisation_ad
     download = client.get(reverse("evidence-download", args=[team["evidence"].pk]))
     assert download.status_code == 200
 
-    rows = list(m.AccessLog.objects.order_by("at", "pk"))
+    rows = list(AccessLog.objects.order_by("at", "pk"))
     assert [r.action for r in rows] == [
-        m.AccessAction.SIGN_IN_FAILED,
-        m.AccessAction.SIGN_IN,
-        m.AccessAction.EXPORT,
-        m.AccessAction.AUDIT_PACK,
-        m.AccessAction.EVIDENCE_DOWNLOAD,
+        AccessAction.SIGN_IN_FAILED,
+        AccessAction.SIGN_IN,
+        AccessAction.EXPORT,
+        AccessAction.AUDIT_PACK,
+        AccessAction.EVIDENCE_DOWNLOAD,
     ]
     assert {r.username for r in rows} == {"audrey"}
     assert {r.ip_address for r in rows[:2]} == {"203.0.113.9"}  # the sign-in form's address
@@ -127,7 +133,7 @@ def test_sign_ins_exports_packs_and_downloads_are_logged_for_the_organisation_ad
         ada.post(reverse("admin:obligations_accesslog_delete", args=[entry.pk])).status_code == 403
     )
     assert ada.get(reverse("admin:obligations_accesslog_add")).status_code == 403
-    assert m.AccessLog.objects.filter(pk=entry.pk).exists()
+    assert AccessLog.objects.filter(pk=entry.pk).exists()
 
 
 # --- Throttling --------------------------------------------------------------------------
@@ -140,7 +146,7 @@ def test_sign_in_pauses_after_five_failures_for_a_name_from_an_address(team):
     # Now even the right password is refused, with a message saying why and for how long.
     page = sign_in(client, "casey", PASSWORD)
     assert "Too many failed sign-ins" in page and "15 minutes" in page
-    assert m.AccessLog.objects.filter(action=m.AccessAction.SIGN_IN_THROTTLED).count() == 1
+    assert AccessLog.objects.filter(action=AccessAction.SIGN_IN_THROTTLED).count() == 1
     # Another address is not held up by this one's failures.
     assert sign_in(Client(), "casey", PASSWORD, ip="198.51.100.7") == "/admin/"
 
@@ -164,7 +170,7 @@ def test_an_address_spraying_many_names_is_paused(team, settings):
 
 def test_api_keys_guessed_from_one_address_are_refused_with_429(team, settings):
     settings.SIGN_IN_FAILURES_PER_ADDRESS = 3
-    _, key = services.create_api_token(actor=team["casey"], name="ci")
+    _, key = create_api_token(actor=team["casey"], name="ci")
     guesser = APIClient(REMOTE_ADDR="192.0.2.1")
     guesser.credentials(HTTP_AUTHORIZATION="Token osa_guess")
     assert [guesser.get("/api/v1/services/").status_code for _ in range(3)] == [401] * 3
@@ -179,9 +185,9 @@ def test_api_keys_guessed_from_one_address_are_refused_with_429(team, settings):
 def test_behind_trusted_proxies_the_forwarded_address_counts(rf, settings):
     settings.TRUSTED_PROXIES = 1
     request = rf.get("/", REMOTE_ADDR="10.0.0.1", HTTP_X_FORWARDED_FOR="6.6.6.6, 203.0.113.5")
-    assert services.client_ip(request) == "203.0.113.5"  # the hop our proxy saw, not a claim
+    assert client_ip(request) == "203.0.113.5"  # the hop our proxy saw, not a claim
     settings.TRUSTED_PROXIES = 0
-    assert services.client_ip(request) == "10.0.0.1"
+    assert client_ip(request) == "10.0.0.1"
 
 
 # --- Content Security Policy -------------------------------------------------------------
@@ -277,7 +283,7 @@ APPEND_ONLY = [
     model
     for model in apps.get_app_config("obligations").get_models()
     if model.__name__.startswith("Historical")
-    or model in (m.Event, m.NoticeEvent, m.AccessLog, m.MembershipEvent)
+    or model in (Event, NoticeEvent, AccessLog, MembershipEvent)
 ]
 
 
@@ -296,13 +302,13 @@ def test_history_and_events_have_no_edit_or_delete_in_the_admin_or_the_api(team)
     # Events and history have no admin pages of their own; the API lists them, read-only.
     from django.contrib.admin import site
 
-    assert not any(model in site._registry for model in APPEND_ONLY if model is not m.AccessLog)
+    assert not any(model in site._registry for model in APPEND_ONLY if model is not AccessLog)
     api = APIClient()
     api.force_authenticate(team["ada"])
     for method in ("put", "patch", "delete"):
         assert getattr(api, method)(f"/api/v1/events/{event.pk}/").status_code == 405
     assert api.post("/api/v1/events/", {}).status_code == 405
-    assert m.Event.objects.filter(pk=event.pk, reason=event.reason).exists()
+    assert Event.objects.filter(pk=event.pk, reason=event.reason).exists()
     assert obligation.history.count() >= 1 and obligation.owner_id is None
 
 
@@ -317,7 +323,7 @@ def test_on_postgresql_a_trigger_refuses_update_and_delete_of_the_record(team):
         )
         guarded = {row[0] for row in cursor.fetchall()}
     assert guarded == {model._meta.db_table for model in APPEND_ONLY}
-    services.record_access(user=None, action=m.AccessAction.SIGN_IN_FAILED, request=None)
+    record_access(user=None, action=AccessAction.SIGN_IN_FAILED, request=None)
     for model in APPEND_ONLY:
         table = model._meta.db_table
         if not model.objects.exists():
@@ -329,7 +335,7 @@ def test_on_postgresql_a_trigger_refuses_update_and_delete_of_the_record(team):
                 connection.cursor() as cursor,
             ):
                 cursor.execute(sql)
-    assert m.Event.objects.exists() and m.AccessLog.objects.exists()
+    assert Event.objects.exists() and AccessLog.objects.exists()
 
 
 # --- Production settings -----------------------------------------------------------------
@@ -426,7 +432,7 @@ class TestInABrowser:
     def test_no_page_breaks_the_content_security_policy(self, live_server, browser):  # noqa: F811
         call_command("load_catalogue", verbosity=0)
         call_command("load_demo", verbosity=0)
-        service = m.Service.objects.get(name="Northwind Social")
+        service = Service.objects.get(name="Northwind Social")
         obligation = service.obligations.get(duty__code="U2U-ILLEGAL-RA")
         page = browser.new_page()
         refused: list[str] = []

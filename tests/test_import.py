@@ -16,8 +16,16 @@ from django.core.management import CommandError, call_command
 from django.test import Client
 from django.urls import reverse
 
-from obligations import importer, services
-from obligations import models as m
+from obligations.access.models import Organisation, Role
+from obligations.access.users import get_system_user
+from obligations.notices.models import NoticeEvent
+from obligations.register.actions import update_obligation_details
+from obligations.register.evidence import add_evidence_link
+from obligations.register.import_files import MAX_ROWS, ImportFileError, read_table
+from obligations.register.models import Event, Evidence, Obligation, ObligationCycle
+from obligations.register.states import CycleStatus, EventKind, EventSource
+from obligations.register.workflow import do_approve, do_start, do_submit_for_review
+from obligations.reminders.models import Reminder, ReminderKind
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 
 SAMPLE = Path(settings.BASE_DIR) / "fixtures" / "sample-register.csv"
@@ -74,19 +82,19 @@ def row(ref: str, duty: str, status: str = "", **cells: str) -> list[str]:
 
 def counts() -> tuple[int, int, int, int]:
     return (
-        m.Event.objects.count(),
-        m.Evidence.objects.count(),
-        m.Obligation.history.count(),  # type: ignore[attr-defined]
-        m.Reminder.objects.count(),
+        Event.objects.count(),
+        Evidence.objects.count(),
+        Obligation.history.count(),  # type: ignore[attr-defined]
+        Reminder.objects.count(),
     )
 
 
 def last_ids() -> tuple[int, int, int]:
     """Where the event, notice event and field history tables end, to see what an import adds."""
     return (
-        m.Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
-        m.NoticeEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
-        m.Obligation.history.order_by("-pk").values_list("pk", flat=True).first() or 0,  # type: ignore[attr-defined]
+        Event.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+        NoticeEvent.objects.order_by("-pk").values_list("pk", flat=True).first() or 0,
+        Obligation.history.order_by("-pk").values_list("pk", flat=True).first() or 0,  # type: ignore[attr-defined]
     )
 
 
@@ -94,17 +102,17 @@ def actors_since(marks: tuple[int, int, int]) -> set[int]:
     """Everyone named as having acted in the event rows and field history written since."""
     event, notice, history = marks
     return (
-        set(m.Event.objects.filter(pk__gt=event).values_list("actor", flat=True))
-        | set(m.NoticeEvent.objects.filter(pk__gt=notice).values_list("actor", flat=True))
+        set(Event.objects.filter(pk__gt=event).values_list("actor", flat=True))
+        | set(NoticeEvent.objects.filter(pk__gt=notice).values_list("actor", flat=True))
         | set(
-            m.Obligation.history.filter(pk__gt=history).values_list("history_user", flat=True)  # type: ignore[attr-defined]
+            Obligation.history.filter(pk__gt=history).values_list("history_user", flat=True)  # type: ignore[attr-defined]
         )
     )
 
 
-def review_requests(cycle: m.ObligationCycle) -> set[str]:
+def review_requests(cycle: ObligationCycle) -> set[str]:
     """Who was asked to review the cycle (the outbox rows the submission wrote)."""
-    asked = m.Reminder.objects.filter(cycle=cycle, kind=m.ReminderKind.REVIEW_REQUESTED)
+    asked = Reminder.objects.filter(cycle=cycle, kind=ReminderKind.REVIEW_REQUESTED)
     return set(asked.values_list("recipient__username", flat=True))
 
 
@@ -117,7 +125,7 @@ def fast_passwords(settings):  # type: ignore[no-untyped-def]
 @pytest.fixture
 def demo(catalogue):  # type: ignore[no-untyped-def]
     call_command("load_demo", stdout=io.StringIO())
-    return m.Organisation.objects.get(name=DEMO_ORG)
+    return Organisation.objects.get(name=DEMO_ORG)
 
 
 @pytest.fixture
@@ -131,13 +139,13 @@ def ours(catalogue):  # type: ignore[no-untyped-def]
         "service": service,
         "owner": member(org, username="casey"),
         "reviewer": member(org, username="robin"),
-        "auditor": member(org, role=m.Role.AUDITOR, username="avery"),
+        "auditor": member(org, role=Role.AUDITOR, username="avery"),
         "stranger": member(OrganisationFactory(name="Theirs"), username="sam"),
     }
 
 
-def obligation(ref_or_code: str) -> m.Obligation:
-    found = m.Obligation.objects.select_related("current_cycle", "owner")
+def obligation(ref_or_code: str) -> Obligation:
+    found = Obligation.objects.select_related("current_cycle", "owner")
     return found.filter(external_ref=ref_or_code).first() or found.get(duty__code=ref_or_code)
 
 
@@ -145,7 +153,7 @@ def obligation(ref_or_code: str) -> m.Obligation:
 
 
 def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
-    system = services.get_system_user()
+    system = get_system_user()
     before = counts()
     dry_run = import_file(SAMPLE, "--dry-run")
     assert counts() == before
@@ -161,7 +169,7 @@ def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
     # The command acts as the system user, who approves nothing: "met" with an approver
     # lands at ready for review, and the approver is asked to review it in the tracker.
     met = obligation("REG-001")
-    assert met.current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert met.current_cycle.status == CycleStatus.READY_FOR_REVIEW
     assert met.current_cycle.submitted_by == system and met.current_cycle.reviewer is None
     assert "reviewer" in review_requests(met.current_cycle)
     assert (
@@ -171,7 +179,7 @@ def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
         "approve in the tracker"
     ) in output
     # "Met" without an approver waits for any reviewer.
-    assert obligation("REG-005").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert obligation("REG-005").current_cycle.status == CycleStatus.READY_FOR_REVIEW
     assert (
         "row 6 REG-005 (Northwind Chat / U2U-ILLEGAL-RA): updated: external reference none → "
         "REG-005; notes updated; owner compliance → reviewer; evidence link added; status not "
@@ -179,7 +187,7 @@ def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
         "reviewer to approve in the tracker"
     ) in output
     # Northwind Forum has no assessment recorded: the report says the approver cannot yet.
-    assert obligation("REG-009").current_cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert obligation("REG-009").current_cycle.status == CycleStatus.READY_FOR_REVIEW
     assert (
         "waiting for a reviewer to approve in the tracker; reviewer@northwind.example cannot "
         "approve it: It cannot be met without its risk assessment"
@@ -189,11 +197,11 @@ def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
     assert caa.current_cycle.due_date == dt.date(2026, 12, 15)  # given as 15/12/2026
     assert caa.notes.startswith("Children's access assessment")
 
-    events = m.Event.objects.filter(pk__gt=marks[0])
+    events = Event.objects.filter(pk__gt=marks[0])
     assert events.count() > 20
-    assert set(events.values_list("source", flat=True)) == {m.EventSource.IMPORT}
+    assert set(events.values_list("source", flat=True)) == {EventSource.IMPORT}
     assert actors_since(marks) == {system.pk}
-    assert not events.filter(to_status=m.CycleStatus.MET).exists()
+    assert not events.filter(to_status=CycleStatus.MET).exists()
     history = met.history.first()  # type: ignore[attr-defined]
     assert history.history_user == system
     assert history.history_change_reason.startswith("Imported from sample-register.csv row 2")
@@ -208,12 +216,12 @@ def test_the_sample_register_imports_cleanly_into_the_demo_data_once(demo):
 
 def test_bad_rows_are_reported_by_row_number_and_nothing_is_written(ours, tmp_path):
     other = obligation("U2U-RECORDS")
-    services.update_obligation_details(
+    update_obligation_details(
         actor=ours["owner"],
         obligation=other,
         external_ref="TAKEN",
         reason="test",
-        source=m.EventSource.ADMIN,
+        source=EventSource.ADMIN,
     )
     path = write_csv(
         tmp_path,
@@ -279,13 +287,13 @@ def test_import_good_rows_writes_only_the_good_rows(ours, tmp_path):
     output = import_file(path, "--import-good-rows", organisation="Ours")
     assert "2 row(s) updated, 0 unchanged, 1 refused" in output
     good = obligation("OK-1")
-    assert good.current_cycle.status == m.CycleStatus.IN_PROGRESS
+    assert good.current_cycle.status == CycleStatus.IN_PROGRESS
     assert good.owner == ours["reviewer"]
     caa = obligation("OK-2")
     assert caa.current_cycle.due_date == dt.date(2027, 1, 31)
     assert caa.notes == "Assessment booked."
     assert obligation("U2U-REPORTING").external_ref == ""
-    reason = m.Event.objects.get(obligation=caa, kind=m.EventKind.DUE_CHANGED).reason
+    reason = Event.objects.get(obligation=caa, kind=EventKind.DUE_CHANGED).reason
     assert reason.endswith("Imported from register.csv row 4")
 
 
@@ -377,7 +385,7 @@ def test_met_from_the_command_waits_for_the_approver_and_says_what_stops_them(ou
     output = import_file(path, organisation="Ours")
     lines = {line.split()[2]: line for line in output.splitlines() if line.startswith("row ")}
     for ref in "ABCDEF":
-        assert obligation(ref).current_cycle.status == m.CycleStatus.READY_FOR_REVIEW, ref
+        assert obligation(ref).current_cycle.status == CycleStatus.READY_FOR_REVIEW, ref
     waiting = "lands at ready for review: waiting for {} to approve in the tracker"
     assert lines["A"].endswith(waiting.format("a reviewer"))
     assert lines["B"].endswith(
@@ -391,21 +399,21 @@ def test_met_from_the_command_waits_for_the_approver_and_says_what_stops_them(ou
     assert lines["D"].endswith(waiting.format("robin@example.test"))
     assert "cannot approve it: It cannot be met without its risk assessment" in lines["E"]
     assert "a recommended Codes measure has no decision: ICU A2, ICU C1" in lines["F"]
-    assert actors_since(marks) == {services.get_system_user().pk}
+    assert actors_since(marks) == {get_system_user().pk}
     # Each submission asked the reviewers; robin owns C, so is not asked to review it.
     assert "robin" in review_requests(obligation("D").current_cycle)
     assert "robin" not in review_requests(obligation("C").current_cycle)
 
     # Robin approves D in the tracker: the approval is robin's own act.
-    cycle = services.do_approve(
-        actor=ours["reviewer"], cycle=obligation("D").current_cycle, source=m.EventSource.ADMIN
+    cycle = do_approve(
+        actor=ours["reviewer"], cycle=obligation("D").current_cycle, source=EventSource.ADMIN
     )
-    assert cycle.status == m.CycleStatus.MET and cycle.reviewer == ours["reviewer"]
+    assert cycle.status == CycleStatus.MET and cycle.reviewer == ours["reviewer"]
 
 
 def test_the_file_cannot_get_an_approval_past_four_eyes(ours, tmp_path):
     cycle = obligation("U2U-RECORDS").current_cycle
-    services.add_evidence_link(
+    add_evidence_link(
         actor=ours["reviewer"], cycle=cycle, url=DOC + "old", title="", source="admin"
     )
     path = write_csv(
@@ -414,7 +422,7 @@ def test_the_file_cannot_get_an_approval_past_four_eyes(ours, tmp_path):
     )
     output = import_file(path, organisation="Ours")
     cycle.refresh_from_db()
-    assert cycle.status == m.CycleStatus.READY_FOR_REVIEW
+    assert cycle.status == CycleStatus.READY_FOR_REVIEW
     assert "status not started → in progress → ready for review;" in output
     assert (
         "robin@example.test cannot approve it: Four eyes: the uploader of its current evidence "
@@ -428,12 +436,12 @@ def test_the_file_cannot_get_an_approval_past_four_eyes(ours, tmp_path):
 
 def test_a_file_behind_the_register_leaves_it_as_it_is(ours, tmp_path):
     owner, reviewer = ours["owner"], ours["reviewer"]
-    services.do_start(actor=owner, cycle=obligation("CAA").current_cycle, source="admin")
+    do_start(actor=owner, cycle=obligation("CAA").current_cycle, source="admin")
     met = obligation("U2U-FOE-PRIVACY").current_cycle
-    services.add_evidence_link(actor=owner, cycle=met, url=DOC, title="", source="admin")
-    for step in (services.do_start, services.do_submit_for_review):
+    add_evidence_link(actor=owner, cycle=met, url=DOC, title="", source="admin")
+    for step in (do_start, do_submit_for_review):
         met = step(actor=owner, cycle=met, source="admin")
-    services.do_approve(actor=reviewer, cycle=met, source="admin")
+    do_approve(actor=reviewer, cycle=met, source="admin")
     path = write_csv(
         tmp_path,
         [
@@ -444,12 +452,12 @@ def test_a_file_behind_the_register_leaves_it_as_it_is(ours, tmp_path):
     )
     output = import_file(path, organisation="Ours")
     assert "left at in progress: the file says not started, and it is further on" in output
-    assert obligation("A").current_cycle.status == m.CycleStatus.IN_PROGRESS
+    assert obligation("A").current_cycle.status == CycleStatus.IN_PROGRESS
     assert "left at met: the file says in progress, and the cycle is closed" in output
     assert "due date left at" in output
-    assert obligation("C").current_cycle.status == m.CycleStatus.MET
+    assert obligation("C").current_cycle.status == CycleStatus.MET
     closed = obligation("B").current_cycle
-    assert closed.status == m.CycleStatus.NOT_APPLICABLE
+    assert closed.status == CycleStatus.NOT_APPLICABLE
     assert closed.status_reason == "We keep no such records: exempt."
 
 
@@ -479,9 +487,9 @@ def test_the_organisation_is_required_when_there_are_several(ours, tmp_path):
 
 
 def test_the_row_limit():
-    too_many = csv_bytes([row(f"R{n}", "CAA") for n in range(importer.MAX_ROWS + 1)])
-    with pytest.raises(importer.ImportFileError, match="more than 5,000 rows"):
-        importer.read_table("big.csv", too_many)
+    too_many = csv_bytes([row(f"R{n}", "CAA") for n in range(MAX_ROWS + 1)])
+    with pytest.raises(ImportFileError, match="more than 5,000 rows"):
+        read_table("big.csv", too_many)
 
 
 # --- Limits: a file cannot tie up a worker ----------------------------------------------------
@@ -516,8 +524,8 @@ SHORT_HEADER = ["Reference", "Service", "Duty"]
 
 
 def refusal(name: str, data: bytes) -> str:
-    with pytest.raises(importer.ImportFileError) as raised:
-        importer.read_table(name, data)
+    with pytest.raises(ImportFileError) as raised:
+        read_table(name, data)
     return str(raised.value)
 
 
@@ -531,7 +539,7 @@ def test_blank_rows_count_toward_the_row_limit_and_reading_stops_there():
     )
     assert "more than 5,000 rows" in refusal("register.csv", b"Ref,Service,Duty\n" + b",,\n" * 5001)
     # 5,000 rows, blank or not, are within the limit.
-    table = importer.read_table("register.csv", csv_bytes([GOOD_ROW, *[[""]] * 4999], SHORT_HEADER))
+    table = read_table("register.csv", csv_bytes([GOOD_ROW, *[[""]] * 4999], SHORT_HEADER))
     assert [number for number, _ in table.rows] == [2]
 
 
@@ -540,7 +548,7 @@ def test_a_workbook_is_read_as_written_not_as_large_as_it_declares():
         workbook_bytes(SHORT_HEADER, GOOD_ROW),
         lambda xml: re.sub(r'<dimension ref="[^"]*"', '<dimension ref="A1:XFD1048576"', xml),
     )
-    table = importer.read_table("register.xlsx", declared)
+    table = read_table("register.xlsx", declared)
     assert table.rows == [(2, GOOD_ROW)]
 
 
@@ -559,7 +567,7 @@ def test_the_column_limit(name, data):
 
 def test_blank_cells_beyond_the_column_limit_are_no_fault():
     trailing = csv_bytes([[*GOOD_ROW, *[""] * 100]], SHORT_HEADER)
-    [(number, cells)] = importer.read_table("register.csv", trailing).rows
+    [(number, cells)] = read_table("register.csv", trailing).rows
     assert number == 2 and cells[:3] == GOOD_ROW and not any(cells[3:])
 
 
@@ -577,14 +585,14 @@ def test_the_cell_length_limit(name, data, where):
         f"The cell at {where} is longer than 10,000 characters, the limit for a cell."
     )
     # At the limit, a cell is read.
-    importer.read_table("register.csv", csv_bytes([["A", "Chat", "x" * 10_000]], SHORT_HEADER))
+    read_table("register.csv", csv_bytes([["A", "Chat", "x" * 10_000]], SHORT_HEADER))
 
 
 def test_the_byte_limit_and_a_workbook_that_unpacks_past_it(settings):
     settings.IMPORT_MAX_BYTES = 50_000
     at_limit = csv_bytes([GOOD_ROW], SHORT_HEADER)
     at_limit += b" " * (50_000 - len(at_limit))  # one blank row
-    assert importer.read_table("register.csv", at_limit).rows == [(2, GOOD_ROW)]
+    assert read_table("register.csv", at_limit).rows == [(2, GOOD_ROW)]
     assert refusal("register.csv", at_limit + b" ") == (
         "The file is larger than 50,000 bytes, the limit for an import; split it into smaller "
         "files."
@@ -674,27 +682,27 @@ def test_an_admin_import_acts_only_as_the_signed_in_user(client, ours):
     assert "Imported register.csv into Ours: 2 row(s) updated" in content
     assert "waiting for robin@example.test to approve in the tracker" in content
     cycle = obligation("B").current_cycle
-    assert cycle.status == m.CycleStatus.READY_FOR_REVIEW and cycle.reviewer is None
+    assert cycle.status == CycleStatus.READY_FOR_REVIEW and cycle.reviewer is None
     assert cycle.submitted_by == ours["owner"]
     assert "robin" in review_requests(cycle)
-    events = m.Event.objects.filter(pk__gt=marks[0])
-    assert set(events.values_list("source", flat=True)) == {m.EventSource.IMPORT}
-    assert not events.filter(to_status=m.CycleStatus.MET).exists()
+    events = Event.objects.filter(pk__gt=marks[0])
+    assert set(events.values_list("source", flat=True)) == {EventSource.IMPORT}
+    assert not events.filter(to_status=CycleStatus.MET).exists()
     assert actors_since(marks) == {ours["owner"].pk}
     assert obligation("A").history.first().history_user == ours["owner"]  # type: ignore[attr-defined]
 
 
-def submitted(user, code: str) -> m.ObligationCycle:  # type: ignore[no-untyped-def]
+def submitted(user, code: str) -> ObligationCycle:  # type: ignore[no-untyped-def]
     """`user` adds evidence to the obligation and submits it for review, in the tracker."""
     cycle = obligation(code).current_cycle
-    services.add_evidence_link(actor=user, cycle=cycle, url=DOC + code, title="", source="admin")
-    cycle = services.do_start(actor=user, cycle=cycle, source="admin")
-    return services.do_submit_for_review(actor=user, cycle=cycle, source="admin")
+    add_evidence_link(actor=user, cycle=cycle, url=DOC + code, title="", source="admin")
+    cycle = do_start(actor=user, cycle=cycle, source="admin")
+    return do_submit_for_review(actor=user, cycle=cycle, source="admin")
 
 
 def test_a_reviewer_importing_met_approves_only_someone_elses_submission(client, ours):
     casey, robin = ours["owner"], ours["reviewer"]
-    member(ours["org"], role=m.Role.MANAGER, username="lee")
+    member(ours["org"], role=Role.MANAGER, username="lee")
     for code in ("CAA", "U2U-FOE-PRIVACY", "U2U-RECORDS", "U2U-COMPLAINTS"):
         submitted(casey, code)
     rows = [
@@ -716,10 +724,10 @@ def test_a_reviewer_importing_met_approves_only_someone_elses_submission(client,
     report = {r.external_ref: r.details for r in response.context["report"].rows}
     for ref in "AB":
         cycle = obligation(ref).current_cycle
-        assert cycle.status == m.CycleStatus.MET and cycle.reviewer == robin, ref
+        assert cycle.status == CycleStatus.MET and cycle.reviewer == robin, ref
         assert report[ref].endswith("status ready for review → met (approved by robin)"), ref
     for ref in "CDE":
-        assert obligation(ref).current_cycle.status == m.CycleStatus.READY_FOR_REVIEW, ref
+        assert obligation(ref).current_cycle.status == CycleStatus.READY_FOR_REVIEW, ref
     assert report["C"].endswith(
         "left at ready for review: waiting for lee@example.test to approve in the tracker"
     )
@@ -746,7 +754,7 @@ def test_a_reviewer_importing_met_approves_only_someone_elses_submission(client,
         ("register.csv", b"Owner,Status\nx,met\n", "missing: service, duty code"),
         (
             "register.csv",
-            csv_bytes([row(f"R{n}", "CAA") for n in range(importer.MAX_ROWS + 1)]),
+            csv_bytes([row(f"R{n}", "CAA") for n in range(MAX_ROWS + 1)]),
             "more than 5,000 rows",
         ),
     ],
@@ -768,7 +776,7 @@ def test_a_user_of_another_organisation_cannot_import_into_ours(client, ours):
     assert response.status_code == 200
     assert "organisation" in response.context["form"].errors
     # Into their own organisation, our services are unknown.
-    theirs = m.Organisation.objects.get(name="Theirs")
+    theirs = Organisation.objects.get(name="Theirs")
     response = post_import(client, theirs, csv_bytes(ADMIN_ROWS))
     assert "Nothing was written" in response.content.decode()
     assert response.content.decode().count("unknown service") == 2

@@ -7,9 +7,13 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.urls import reverse
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import Role
 from obligations.inputs import is_amount
+from obligations.notices.actions import record_notice
+from obligations.notices.models import NoticeKind, OfcomNotice
+from obligations.providers.models import RevenuePeriod, Service
+from obligations.register.models import Evidence
+from obligations.register.states import EventSource
 from tests.conftest import TODAY
 from tests.factories import (
     OrganisationFactory,
@@ -86,20 +90,20 @@ def test_the_admin_refuses_a_revenue_that_is_not_an_amount_on_its_row(client, te
         if i.formset.prefix == "revenue_periods"
     ]
     assert list(formset.errors[0]) == ["amount_gbp"]
-    assert not m.RevenuePeriod.objects.exists()
+    assert not RevenuePeriod.objects.exists()
 
 
 @pytest.mark.parametrize("field", ["single_penalty_gbp", "daily_penalty_gbp"])
 def test_a_notice_penalty_below_zero_is_refused_by_name(team, field):
-    notice = m.OfcomNotice(
-        service=team["service"], kind=m.NoticeKind.PENALTY, given_on=TODAY, pay_by=TODAY
+    notice = OfcomNotice(
+        service=team["service"], kind=NoticeKind.PENALTY, given_on=TODAY, pay_by=TODAY
     )
     setattr(notice, field, Decimal("-50000"))
     with pytest.raises(ValidationError) as refused:
-        services.record_notice(actor=team["casey"], notice=notice, source=m.EventSource.ADMIN)
+        record_notice(actor=team["casey"], notice=notice, source=EventSource.ADMIN)
     assert list(refused.value.message_dict) == [field]
     assert AMOUNT in refused.value.message_dict[field][0]
-    assert not m.OfcomNotice.objects.exists()
+    assert not OfcomNotice.objects.exists()
 
 
 # --- One-line names ------------------------------------------------------------------
@@ -119,7 +123,7 @@ def test_the_api_refuses_a_service_name_with_a_control_character(team, name):
         assert response.json()["error"] == (
             "name: Enter one line: no line breaks, tabs or other control characters."
         )
-    assert list(m.Service.objects.values_list("name", flat=True)) == ["Chat"]
+    assert list(Service.objects.values_list("name", flat=True)) == ["Chat"]
 
 
 def test_the_api_refuses_an_evidence_title_on_two_lines(team):
@@ -131,7 +135,7 @@ def test_the_api_refuses_an_evidence_title_on_two_lines(team):
     )
     assert response.status_code == 400
     assert list(response.json()["fields"]) == ["title"]
-    assert not m.Evidence.objects.exists()
+    assert not Evidence.objects.exists()
 
 
 @pytest.mark.parametrize(
@@ -154,7 +158,7 @@ def test_the_api_refuses_an_evidence_title_on_two_lines(team):
 def test_the_admin_refuses_a_name_with_a_control_character_on_its_field(
     client, team, admin_url, data, field
 ):
-    admin = member(team["org"], role=m.Role.ADMIN, username="ada")
+    admin = member(team["org"], role=Role.ADMIN, username="ada")
     admin.is_superuser = True  # adding an organisation is the operators' job
     admin.save()
     client.force_login(admin)
@@ -179,4 +183,4 @@ def test_the_admin_evidence_form_refuses_a_title_on_two_lines(client, team):
         "Evidence not added: Title: Enter one line: no line breaks, tabs or other control "
         "characters."
     ]
-    assert not m.Evidence.objects.exists()
+    assert not Evidence.objects.exists()

@@ -9,14 +9,20 @@ from django.core.management import CommandError, call_command
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
-from obligations import models as m
-from obligations import services, tasks
 from obligations.dates import validate_plausible_date
+from obligations.providers.actions import record_significant_change
+from obligations.providers.models import SignificantChange
+from obligations.register.actions import set_due_date
+from obligations.register.evidence import add_evidence_link
+from obligations.register.models import Evidence, ObligationCycle
+from obligations.register.states import EventSource
+from obligations.register.workflow import do_start
+from obligations.tasks import day_of
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.test_api import client_for
 
 FAR = dt.date(9999, 12, 31)
-SOURCE = m.EventSource.ADMIN
+SOURCE = EventSource.ADMIN
 
 
 @pytest.fixture
@@ -25,7 +31,7 @@ def team(catalogue):  # type: ignore[no-untyped-def]
     service = applied_service(provider=ProviderFactory(organisation=org), name="Chat")
     casey = member(org, username="casey")
     obligation = service.obligations.get(duty__code="U2U-RECORDS")
-    services.do_start(actor=casey, cycle=obligation.current_cycle, source=SOURCE)
+    do_start(actor=casey, cycle=obligation.current_cycle, source=SOURCE)
     obligation.refresh_from_db()
     return {"service": service, "casey": casey, "obligation": obligation}
 
@@ -69,7 +75,7 @@ def test_the_api_refuses_evidence_expiring_in_9999_and_stores_nothing(team):
     )
     assert response.status_code == 400
     assert list(response.json()["fields"]) == ["expires_on"]
-    assert not m.Evidence.objects.exists()
+    assert not Evidence.objects.exists()
 
 
 def test_the_api_refuses_a_service_launching_in_9999(team):
@@ -91,16 +97,16 @@ def test_the_admin_evidence_form_names_the_expiry_it_refuses(team, client):
     )
     shown = [str(message) for message in response.context["messages"]]
     assert shown == ["Evidence not added: Expires on: Enter a date from 1 Jan 1990 to 31 Dec 2100."]
-    assert not m.Evidence.objects.exists()
+    assert not Evidence.objects.exists()
 
 
 def test_the_writes_refuse_it_whoever_calls_them(team):
     cycle = team["obligation"].current_cycle
     with pytest.raises(ValidationError) as refused:
-        services.set_due_date(actor=team["casey"], cycle=cycle, due=FAR, reason="x", source=SOURCE)
+        set_due_date(actor=team["casey"], cycle=cycle, due=FAR, reason="x", source=SOURCE)
     assert list(refused.value.message_dict) == ["due_date"]
     with pytest.raises(ValidationError) as refused:
-        services.add_evidence_link(
+        add_evidence_link(
             actor=team["casey"],
             cycle=cycle,
             url="https://wiki.test/a",
@@ -110,7 +116,7 @@ def test_the_writes_refuse_it_whoever_calls_them(team):
         )
     assert list(refused.value.message_dict) == ["expires_on"]
     with pytest.raises(ValidationError) as refused:
-        services.record_significant_change(
+        record_significant_change(
             actor=team["casey"],
             service=team["service"],
             description="New feed",
@@ -118,23 +124,23 @@ def test_the_writes_refuse_it_whoever_calls_them(team):
             source=SOURCE,
         )
     assert list(refused.value.message_dict) == ["planned_for"]
-    assert not m.SignificantChange.objects.exists()
+    assert not SignificantChange.objects.exists()
 
 
 def test_the_database_holds_the_sweeps_dates_in_range_even_past_the_writes(team):
     cycle = team["obligation"].current_cycle
     with pytest.raises(IntegrityError), transaction.atomic():
-        m.ObligationCycle.objects.filter(pk=cycle.pk).update(due_date=FAR)
-    evidence = services.add_evidence_link(
+        ObligationCycle.objects.filter(pk=cycle.pk).update(due_date=FAR)
+    evidence = add_evidence_link(
         actor=team["casey"], cycle=cycle, url="https://wiki.test/a", title="a", source=SOURCE
     )
     with pytest.raises(IntegrityError), transaction.atomic():
-        m.Evidence.objects.filter(pk=evidence.pk).update(expires_on=FAR)
+        Evidence.objects.filter(pk=evidence.pk).update(expires_on=FAR)
 
 
 def test_the_sweep_is_not_run_as_of_a_day_no_one_would_type(db):
     with pytest.raises(CommandError, match="--date must be a date from 1 Jan 1990 to 31 Dec 2100"):
         call_command("send_reminders", "--date", "9999-12-31")
     with pytest.raises(ValidationError):
-        tasks.day_of("9999-12-31")
-    assert tasks.day_of(None) == dt.date(2026, 11, 24)
+        day_of("9999-12-31")
+    assert day_of(None) == dt.date(2026, 11, 24)

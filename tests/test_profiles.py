@@ -2,7 +2,8 @@
 
 import pytest
 
-from obligations.catalogue import applicable_duties, likely_categories, parse_profile
+from obligations.catalogue.profiles import parse_profile
+from obligations.catalogue.rules import applicable_duties, likely_categories
 from tests.conftest import TODAY
 
 U2U_BASE = {

@@ -14,8 +14,14 @@ from django.core import mail
 from django.core.management import CommandError, call_command
 from django_celery_beat.models import PeriodicTask
 
-from obligations import models as m
-from obligations import reminders, tasks
+from obligations.access.models import Role
+from obligations.register.models import Event, Obligation
+from obligations.register.states import CycleStatus
+from obligations.reminders.delivery import _Mailer, deliver
+from obligations.reminders.models import Reminder, ReminderStatus
+from obligations.reminders.outbox import SweepIncomplete, SweepResult
+from obligations.reminders.sweep import london_midnight, run_sweep
+from obligations.tasks import deliver_reminders, send_reminders
 from tests import test_reminders
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, ServiceFactory, member
@@ -24,8 +30,6 @@ from tests.test_reminders import day, items_to, obligation
 # Acme Group, its owner olive and manager maya, as in tests/test_reminders.py.
 org = test_reminders.org
 
-S = m.CycleStatus
-
 
 def team(name: str, people: str):  # type: ignore[no-untyped-def]
     """Another organisation, its owner and manager named from `people`."""
@@ -33,7 +37,7 @@ def team(name: str, people: str):  # type: ignore[no-untyped-def]
     return {
         "org": organisation,
         "owner": member(organisation, username=f"{people}-owner"),
-        "manager": member(organisation, m.Role.MANAGER, username=f"{people}-manager"),
+        "manager": member(organisation, Role.MANAGER, username=f"{people}-manager"),
         "service": ServiceFactory(provider=ProviderFactory(organisation=organisation)),
     }
 
@@ -47,7 +51,7 @@ def poisoned(org):  # type: ignore[no-untyped-def]
     stop at 2100), so that cycle's decision fails at its write, on every sweep. Before the
     sweep isolated failures this stopped every organisation's reminders."""
     bad = team("Poisoned Group", "pat")
-    ob = obligation(bad, code="U2U-RECORDS", due=dt.date(2100, 6, 30), status=S.MET)
+    ob = obligation(bad, code="U2U-RECORDS", due=dt.date(2100, 6, 30), status=CycleStatus.MET)
     obligation(bad, code="CAA", due=day(7))  # its healthy work is still reminded
     return bad, ob.current_cycle
 
@@ -59,25 +63,25 @@ def test_a_poisoned_row_in_one_organisation_never_stops_another_organisations_re
     obligation(org, code="CAA", due=day(-2))
     bad, cycle = poisoned(org)
     mail.outbox.clear()
-    with caplog.at_level("ERROR"), pytest.raises(reminders.SweepIncomplete) as raised:
-        reminders.run_sweep(today=TODAY)
+    with caplog.at_level("ERROR"), pytest.raises(SweepIncomplete) as raised:
+        run_sweep(today=TODAY)
     result = raised.value.result
     # Every other reminder was recorded and e-mailed in the same run.
     assert len(items_to(org["owner"])) == 2 and len(items_to(org["manager"])) == 1
     assert len(items_to(bad["owner"])) == 1
     assert (result.sent, result.skipped) == (4, 1)
-    assert m.Reminder.objects.filter(status=m.ReminderStatus.SENT).count() == 4
+    assert Reminder.objects.filter(status=ReminderStatus.SENT).count() == 4
     assert "1 cycle(s) skipped after an error: see the log" in result.summary()
     assert f"cycle {cycle.pk} of organisation {bad['org'].pk} skipped" in caplog.text
     assert "cycle_due_date_plausible" in caplog.text  # the traceback says why
     # Nothing of the failed write stays, and the cycle is looked at again tomorrow.
     cycle.refresh_from_db()
-    assert cycle.obligation.current_cycle_id == cycle.pk and cycle.status == S.MET
-    assert cycle.next_reminder_at == reminders.london_midnight(day(1))
-    assert m.Event.objects.filter(obligation=cycle.obligation).count() == 5  # none added
-    assert reminders.run_sweep(today=TODAY).skipped == 0  # not re-read today
-    with pytest.raises(reminders.SweepIncomplete):
-        reminders.run_sweep(today=day(1))
+    assert cycle.obligation.current_cycle_id == cycle.pk and cycle.status == CycleStatus.MET
+    assert cycle.next_reminder_at == london_midnight(day(1))
+    assert Event.objects.filter(obligation=cycle.obligation).count() == 5  # none added
+    assert run_sweep(today=TODAY).skipped == 0  # not re-read today
+    with pytest.raises(SweepIncomplete):
+        run_sweep(today=day(1))
 
 
 def test_the_command_reports_what_it_did_then_fails_naming_what_it_skipped(org):
@@ -93,9 +97,9 @@ def test_the_task_fails_without_retrying_and_logs_the_summary(org, caplog):
     obligation(org, due=day(7))
     poisoned(org)
     with caplog.at_level("ERROR"):
-        outcome = tasks.send_reminders.apply(kwargs={"date": TODAY.isoformat()})
+        outcome = send_reminders.apply(kwargs={"date": TODAY.isoformat()})
     assert outcome.state == "FAILURE"
-    assert isinstance(outcome.result, reminders.SweepIncomplete)
+    assert isinstance(outcome.result, SweepIncomplete)
     assert "1 cycle(s) skipped after an error" in caplog.text
     assert len(mail.outbox) == 2  # sent once: no retry
 
@@ -108,17 +112,17 @@ def test_a_digest_that_cannot_be_sent_costs_its_recipient_alone(org, caplog):
     obligation(org, due=day(7))
     obligation(org, code="CAA", due=day(-2))  # escalated to olive and to maya
     mail.outbox.clear()
-    with caplog.at_level("ERROR"), pytest.raises(reminders.SweepIncomplete) as raised:
-        reminders.run_sweep(today=TODAY)
+    with caplog.at_level("ERROR"), pytest.raises(SweepIncomplete) as raised:
+        run_sweep(today=TODAY)
     assert raised.value.result.not_sent == 1
     assert [message.to for message in mail.outbox] == [[org["manager"].email]]
     assert f"digest to user {olive.pk}" in caplog.text
     # Olive's rows are given back, pending, for the next delivery run once her address is fixed.
-    rows = m.Reminder.objects.filter(recipient=olive)
-    assert {(r.status, r.claim) for r in rows} == {(m.ReminderStatus.PENDING, "")}
+    rows = Reminder.objects.filter(recipient=olive)
+    assert {(r.status, r.claim) for r in rows} == {(ReminderStatus.PENDING, "")}
     olive.email = "olive@example.test"
     olive.save()
-    assert reminders.deliver().sent == 2
+    assert deliver().sent == 2
 
 
 # --- The lease --------------------------------------------------------------
@@ -139,14 +143,14 @@ def owners(org, n):  # type: ignore[no-untyped-def]
     for i, code in enumerate(codes[:n]):
         person = member(org["org"], username=f"owner{i}")
         ob = obligation(org, code=code, due=day(7))
-        m.Obligation.objects.filter(pk=ob.pk).update(owner=person)
+        Obligation.objects.filter(pk=ob.pk).update(owner=person)
         people.append(person)
     return people
 
 
 def slow_mail(monkeypatch, clock, each, during=None):  # type: ignore[no-untyped-def]
     """Each digest takes `each` to send; `during(n)` runs as the n-th is being sent."""
-    send, sent = reminders._Mailer.send, []
+    send, sent = _Mailer.send, []
 
     def slow(self, message):  # type: ignore[no-untyped-def]
         accepted = send(self, message)
@@ -156,22 +160,22 @@ def slow_mail(monkeypatch, clock, each, during=None):  # type: ignore[no-untyped
             during(len(sent))
         return accepted
 
-    monkeypatch.setattr(reminders._Mailer, "send", slow)
+    monkeypatch.setattr(_Mailer, "send", slow)
 
 
 def test_a_run_longer_than_the_lease_keeps_its_rows_from_another_run(
     org, monkeypatch, clock, lease
 ):
     people = owners(org, 5)
-    others: list[reminders.SweepResult] = []
+    others: list[SweepResult] = []
 
     def another_run(n):  # type: ignore[no-untyped-def]
         if n == 4 and not others:  # 72 s into a run that holds its rows for 90 s
-            others.append(reminders.deliver())
+            others.append(deliver())
 
     slow_mail(monkeypatch, clock, lease * 0.3, another_run)
     mail.outbox.clear()
-    assert reminders.run_sweep(today=TODAY).sent == 5
+    assert run_sweep(today=TODAY).sent == 5
     assert others[0].sent == 0
     assert sorted(message.to[0] for message in mail.outbox) == sorted(p.email for p in people)
 
@@ -180,21 +184,21 @@ def test_a_run_stalled_past_its_lease_sends_one_digest_twice_at_most_and_stops(
     org, monkeypatch, clock, lease, caplog
 ):
     people = owners(org, 4)
-    others: list[reminders.SweepResult] = []
+    others: list[SweepResult] = []
 
     def another_run(n):  # type: ignore[no-untyped-def]
         if n == 1:  # the first digest took longer than the lease
-            others.append(reminders.deliver())
+            others.append(deliver())
 
     slow_mail(monkeypatch, clock, lease + dt.timedelta(seconds=1), another_run)
     mail.outbox.clear()
     with caplog.at_level("WARNING"):
-        stalled = reminders.run_sweep(today=TODAY)
+        stalled = run_sweep(today=TODAY)
     sent_to = Counter(message.to[0] for message in mail.outbox)
     assert sent_to == {people[0].email: 2, **{p.email: 1 for p in people[1:]}}
     assert (stalled.sent, others[0].sent) == (0, 4)  # its first digest was marked by the other
     assert "stalled past its lease" in caplog.text
-    assert set(m.Reminder.objects.values_list("status", flat=True)) == {m.ReminderStatus.SENT}
+    assert set(Reminder.objects.values_list("status", flat=True)) == {ReminderStatus.SENT}
 
 
 # --- Beat and the worker ---------------------------------------------------
@@ -219,10 +223,10 @@ def test_beat_delivers_the_outbox_every_five_minutes_from_a_schedule_staff_can_e
 def test_reminder_tasks_are_acknowledged_when_they_end_and_requeued_if_their_worker_dies():
     from django.conf import settings
 
-    for task in (tasks.send_reminders, tasks.deliver_reminders):
+    for task in (send_reminders, deliver_reminders):
         assert task.acks_late and task.reject_on_worker_lost
     # Redis hands a task to another worker only once it can no longer be running.
     visibility = settings.REDIS_VISIBILITY_TIMEOUT
     assert settings.CELERY_REDIS_TRANSPORT_OPTIONS["visibility_timeout"] == visibility
-    longest = settings.TASK_RETRY_MAX_DELAY + tasks.send_reminders.app.conf.task_time_limit
+    longest = settings.TASK_RETRY_MAX_DELAY + send_reminders.app.conf.task_time_limit
     assert longest < visibility <= 30 * 60  # and a killed worker's task runs within the half hour

@@ -15,8 +15,31 @@ from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
 
-from obligations import models as m
-from obligations import reminders, services
+from obligations import tasks
+from obligations.access.actions import end_membership
+from obligations.access.models import Membership, Role
+from obligations.access.users import get_system_user
+from obligations.catalogue.models import Duty
+from obligations.notices.actions import change_notice, move_technology_notice, record_notice
+from obligations.notices.models import NoticeStage, TechnologyNotice
+from obligations.register.actions import assign_owner, set_due_date
+from obligations.register.cycles import open_cycle, recheck_reminders
+from obligations.register.evidence import add_evidence_link
+from obligations.register.models import Evidence, Obligation, ObligationCycle
+from obligations.register.states import CycleStatus, CycleTrigger, EventSource
+from obligations.register.workflow import (
+    do_approve,
+    do_mark_not_applicable,
+    do_start,
+    do_submit_for_review,
+)
+from obligations.reminders import delivery
+from obligations.reminders import sweep as sweep_module
+from obligations.reminders.actions import set_lead_days
+from obligations.reminders.delivery import DeliveryFailed, _Mailer, deliver
+from obligations.reminders.models import Reminder, ReminderKind, ReminderStatus
+from obligations.reminders.outbox import SweepIncomplete, SweepResult, claim_lease
+from obligations.reminders.sweep import run_sweep
 from tests.bulk import make_register
 from tests.conftest import NOW, TODAY
 from tests.factories import (
@@ -27,8 +50,7 @@ from tests.factories import (
 )
 from tests.helpers import assert_constant_queries
 
-ADMIN = m.EventSource.ADMIN
-S = m.CycleStatus
+ADMIN = EventSource.ADMIN
 
 
 def day(n: int) -> dt.date:
@@ -39,7 +61,7 @@ def day(n: int) -> dt.date:
 def org(catalogue):  # type: ignore[no-untyped-def]
     organisation = OrganisationFactory(name="Acme Group")
     owner = member(organisation, username="olive", first_name="Olive")
-    manager = member(organisation, m.Role.MANAGER, username="maya")
+    manager = member(organisation, Role.MANAGER, username="maya")
     provider = ProviderFactory(organisation=organisation, name="Acme")
     # A bare service: obligations are made one at a time below, each with its own due date.
     service = ServiceFactory(provider=provider, name="Acme Chat")
@@ -48,33 +70,31 @@ def org(catalogue):  # type: ignore[no-untyped-def]
 
 def obligation(ctx, code="U2U-ILLEGAL-RA", due=None, owner="owner", status=None):  # type: ignore[no-untyped-def]
     """One obligation with its first cycle, as the services create it."""
-    system = services.get_system_user()
-    ob = m.Obligation.objects.create(
+    system = get_system_user()
+    ob = Obligation.objects.create(
         provider=ctx["service"].provider,
         service=ctx["service"],
-        duty=m.Duty.objects.get(code=code),
+        duty=Duty.objects.get(code=code),
         owner=ctx[owner] if owner else None,
         why="test",
     )
-    services._open_cycle(
-        actor=system, obligation=ob, due=due, trigger=m.CycleTrigger.INITIAL, source=ADMIN
-    )
+    open_cycle(actor=system, obligation=ob, due=due, trigger=CycleTrigger.INITIAL, source=ADMIN)
     ob.refresh_from_db()
-    if status == S.MET:
+    if status == CycleStatus.MET:
         cycle = ob.current_cycle
-        services.do_start(actor=system, cycle=cycle, source=ADMIN)
-        services.add_evidence_link(
+        do_start(actor=system, cycle=cycle, source=ADMIN)
+        add_evidence_link(
             actor=ctx["owner"], cycle=cycle, url="https://example.test/ra", title="RA", source=ADMIN
         )
-        services.do_submit_for_review(actor=ctx["owner"], cycle=cycle, source=ADMIN)
-        services.do_approve(actor=ctx["manager"], cycle=cycle, source=ADMIN)
+        do_submit_for_review(actor=ctx["owner"], cycle=cycle, source=ADMIN)
+        do_approve(actor=ctx["manager"], cycle=cycle, source=ADMIN)
         ob.refresh_from_db()
     return ob
 
 
-def sweep(on: dt.date) -> reminders.SweepResult:
+def sweep(on: dt.date) -> SweepResult:
     mail.outbox.clear()
-    return reminders.run_sweep(today=on)
+    return run_sweep(today=on)
 
 
 def items_to(user) -> list[str]:  # type: ignore[no-untyped-def]
@@ -112,15 +132,15 @@ def test_a_missed_day_sends_the_most_specific_reminder_once(org):
 
 
 def test_lead_times_are_configurable_per_organisation_and_per_duty(org):
-    system = services.get_system_user()
-    services.set_lead_days(actor=system, organisation=org["org"], lead_days=[14])
+    system = get_system_user()
+    set_lead_days(actor=system, organisation=org["org"], lead_days=[14])
     obligation(org, due=day(20))
     obligation(org, code="CAA", due=day(20))
-    services.set_lead_days(
+    set_lead_days(
         actor=system,
         organisation=org["org"],
         lead_days=[20, 3],
-        duty=m.Duty.objects.get(code="CAA"),
+        duty=Duty.objects.get(code="CAA"),
     )
     assert [n for n in range(0, 21) if sweep(day(n)).sent] == [0, 6, 17]
     # day 0: CAA (20 days); day 6: the RA (14 days); day 17: CAA (3 days)
@@ -132,7 +152,7 @@ def test_one_digest_per_recipient_whatever_the_number_of_obligations(org):
     obligation(org, code="CAA", due=day(1))
     obligation(org, code="U2U-RECORDS", due=day(30))
     ob = obligation(org, code="U2U-COMPLAINTS", due=day(7))
-    services.assign_owner(actor=org["owner"], obligation=ob, owner=other, source=ADMIN)
+    assign_owner(actor=org["owner"], obligation=ob, owner=other, source=ADMIN)
     result = sweep(TODAY)
     assert (result.digests, result.recipients, result.sent) == (2, 2, 4)
     assert len(items_to(org["owner"])) == 3 and len(items_to(other)) == 1
@@ -145,7 +165,7 @@ def test_one_digest_per_recipient_whatever_the_number_of_obligations(org):
 
 
 def test_unowned_work_goes_to_the_organisations_admins(org):
-    admin = member(org["org"], m.Role.ADMIN, username="ada")
+    admin = member(org["org"], Role.ADMIN, username="ada")
     obligation(org, due=day(7), owner=None)
     sweep(TODAY)
     assert len(items_to(admin)) == 1 and items_to(org["owner"]) == []
@@ -157,24 +177,24 @@ def test_unowned_work_goes_to_the_organisations_admins(org):
 def test_a_leaver_is_told_nothing_more_and_their_work_goes_to_the_admins(org):
     """Ending a membership ends the reminders: the sweep sends the leaver's work to the
     organisation's admins, and a reminder already in the outbox for them is cancelled."""
-    admin = member(org["org"], m.Role.ADMIN, username="ada")
+    admin = member(org["org"], Role.ADMIN, username="ada")
     obligation(org, due=day(7))
     mine = obligation(org, code="U2U-RECORDS", due=day(20))
-    reminders.run_sweep(today=TODAY)
+    run_sweep(today=TODAY)
     assert len(items_to(org["owner"])) == 2  # both reminded, while a member
     mail.outbox.clear()
-    m.Reminder.objects.create(  # in the outbox, still true, not yet sent when they leave
+    Reminder.objects.create(  # in the outbox, still true, not yet sent when they leave
         cycle=mine.current_cycle,
-        kind=m.ReminderKind.DUE_SOON,
+        kind=ReminderKind.DUE_SOON,
         step=7,
         deadline=day(20),
         recipient=org["owner"],
         reason="Recorded before leaving.",
         created_at=timezone.now(),
     )
-    leaving = m.Membership.objects.get(user=org["owner"], organisation=org["org"])
-    services.end_membership(actor=admin, membership=leaving)
-    result = reminders.run_sweep(today=TODAY + dt.timedelta(days=6))
+    leaving = Membership.objects.get(user=org["owner"], organisation=org["org"])
+    end_membership(actor=admin, membership=leaving)
+    result = run_sweep(today=TODAY + dt.timedelta(days=6))
     assert items_to(org["owner"]) == []
     assert len(items_to(admin)) == 1 and "(in 1 day)" in items_to(admin)[0]
     assert result.cancelled == 1
@@ -188,11 +208,9 @@ def test_overdue_work_escalates_to_owner_and_managers_weekly_until_met(org):
     assert "week 1" in items_to(org["owner"])[0]
     assert [n for n in range(1, 15) if sweep(day(n)).sent] == [7, 14]
     assert "week 3" in items_to(org["manager"])[0]  # due yesterday: day 14 is 15 days late
-    system = services.get_system_user()
+    system = get_system_user()
     cycle = ob.current_cycle
-    services.do_mark_not_applicable(
-        actor=system, cycle=cycle, source=ADMIN, reason="Service closed."
-    )
+    do_mark_not_applicable(actor=system, cycle=cycle, source=ADMIN, reason="Service closed.")
     assert [n for n in range(15, 30) if sweep(day(n)).sent] == []
 
 
@@ -207,20 +225,26 @@ def test_escalations_name_the_week(org):
 
 
 def test_a_met_recurring_cycle_rolls_forward_to_its_next_anniversary(org):
-    ob = obligation(org, code="U2U-RECORDS", due=day(10), status=S.MET)  # recurs every 12 months
+    ob = obligation(
+        org, code="U2U-RECORDS", due=day(10), status=CycleStatus.MET
+    )  # recurs every 12 months
     met = ob.current_cycle
     result = sweep(TODAY)
     assert result.rolled_forward == 1
     ob.refresh_from_db()
     nxt = ob.current_cycle
     assert nxt.pk != met.pk
-    assert (nxt.status, nxt.trigger, nxt.due_date) == (S.NOT_STARTED, "recurrence", day(10 + 365))
-    assert m.ObligationCycle.objects.get(pk=met.pk).status == S.MET  # never reopened
+    assert (nxt.status, nxt.trigger, nxt.due_date) == (
+        CycleStatus.NOT_STARTED,
+        "recurrence",
+        day(10 + 365),
+    )
+    assert ObligationCycle.objects.get(pk=met.pk).status == CycleStatus.MET  # never reopened
     assert sweep(day(1)).rolled_forward == 0
 
 
 def test_a_late_cycle_opens_its_successor_not_already_overdue(org):
-    ob = obligation(org, code="U2U-RECORDS", due=dt.date(2025, 3, 16), status=S.MET)
+    ob = obligation(org, code="U2U-RECORDS", due=dt.date(2025, 3, 16), status=CycleStatus.MET)
     sweep(TODAY)
     ob.refresh_from_db()
     assert ob.current_cycle.due_date == dt.date(2027, 3, 16)
@@ -228,7 +252,7 @@ def test_a_late_cycle_opens_its_successor_not_already_overdue(org):
 
 def test_expiring_evidence_is_flagged_30_days_before(org):
     ob = obligation(org, code="U2U-CHILD-HEAA", due=day(100))
-    services.add_evidence_link(
+    add_evidence_link(
         actor=org["owner"],
         cycle=ob.current_cycle,
         url="https://example.test/audit",
@@ -246,18 +270,20 @@ def _sweep_items(org, n):  # type: ignore[no-untyped-def]
 
 
 def test_a_met_obligation_whose_evidence_all_expired_is_no_longer_met(org):
-    ob = obligation(org, code="U2U-CHILD-HEAA", due=day(5), status=S.MET)  # does not recur
-    evidence = m.Evidence.objects.get(cycle=ob.current_cycle)
+    ob = obligation(
+        org, code="U2U-CHILD-HEAA", due=day(5), status=CycleStatus.MET
+    )  # does not recur
+    evidence = Evidence.objects.get(cycle=ob.current_cycle)
     evidence.expires_on = day(20)
     evidence.save()
-    services._watch(ob.current_cycle)
+    recheck_reminders(ob.current_cycle)
     assert sweep(day(20)).no_longer_met == 0
     result = sweep(day(21))
     assert result.no_longer_met == 1
     ob.refresh_from_db()
     cycle = ob.current_cycle
     assert (cycle.status, cycle.trigger, cycle.due_date) == (
-        S.NOT_STARTED,
+        CycleStatus.NOT_STARTED,
         "evidence_expired",
         day(20),
     )
@@ -270,9 +296,9 @@ def test_a_met_obligation_whose_evidence_all_expired_is_no_longer_met(org):
 
 
 def test_a_technology_notices_representations_date_is_reminded(org):
-    notice = services.record_notice(
+    notice = record_notice(
         actor=org["owner"],
-        notice=m.TechnologyNotice(
+        notice=TechnologyNotice(
             service=org["service"],
             csea_public=True,
             skilled_report_on=day(-30),
@@ -281,15 +307,15 @@ def test_a_technology_notices_representations_date_is_reminded(org):
         ),
         source=ADMIN,
     )
-    services.move_technology_notice(
-        actor=org["owner"], notice=notice, to=m.NoticeStage.WARNING, on=day(-1), source=ADMIN
+    move_technology_notice(
+        actor=org["owner"], notice=notice, to=NoticeStage.WARNING, on=day(-1), source=ADMIN
     )
-    tn = m.Obligation.objects.get(technology_notice=notice)
-    services.assign_owner(actor=org["owner"], obligation=tn, owner=org["owner"], source=ADMIN)
+    tn = Obligation.objects.get(technology_notice=notice)
+    assign_owner(actor=org["owner"], obligation=tn, owner=org["owner"], source=ADMIN)
     sweep(TODAY)
     assert any("TN-REPRESENTATIONS" in i and "(in 7 days)" in i for i in items_to(org["owner"]))
     # The notice's date moves: the reminder follows the new deadline.
-    services.change_notice(
+    change_notice(
         actor=org["owner"], notice=notice, changes={"representations_due": day(3)}, source=ADMIN
     )
     sweep(day(1))
@@ -302,7 +328,7 @@ def test_a_technology_notices_representations_date_is_reminded(org):
 def test_users_see_their_notifications_and_managers_see_every_reminder(client, org):
     nobody_email = member(org["org"], username="noemail", email="")
     ob = obligation(org, due=day(1))
-    services.assign_owner(actor=org["owner"], obligation=ob, owner=nobody_email, source=ADMIN)
+    assign_owner(actor=org["owner"], obligation=ob, owner=nobody_email, source=ADMIN)
     obligation(org, code="CAA", due=day(-3))
     result = sweep(TODAY)
     assert result.in_app_only == 1  # no e-mail address: in the admin only
@@ -318,7 +344,7 @@ def test_users_see_their_notifications_and_managers_see_every_reminder(client, o
     stranger = member(OrganisationFactory(), username="stranger")
     client.force_login(stranger)
     assert "U2U-ILLEGAL-RA" not in client.get(url).content.decode()
-    reminder = m.Reminder.objects.first()
+    reminder = Reminder.objects.first()
     change = reverse("admin:obligations_reminder_change", args=[reminder.pk])
     assert client.get(change).status_code == 404
 
@@ -334,11 +360,9 @@ def test_running_the_sweep_twice_sends_nothing_twice(org):
     second = sweep(TODAY)
     assert (second.sent, second.digests) == (0, 0)
     # A due date moved and moved back: the cycle is looked at again, and nothing is resent.
-    ob = m.Obligation.objects.get(duty__code="U2U-ILLEGAL-RA")
-    services.set_due_date(
-        actor=org["owner"], cycle=ob.current_cycle, due=day(7), reason="x", source=ADMIN
-    )
-    services._watch(ob.current_cycle)
+    ob = Obligation.objects.get(duty__code="U2U-ILLEGAL-RA")
+    set_due_date(actor=org["owner"], cycle=ob.current_cycle, due=day(7), reason="x", source=ADMIN)
+    recheck_reminders(ob.current_cycle)
     third = sweep(TODAY)
     assert (third.sent, third.already_sent) == (0, 1)
 
@@ -354,19 +378,19 @@ def crash(monkeypatch, where):  # type: ignore[no-untyped-def]
         def boom(*args, **kwargs):  # type: ignore[no-untyped-def]
             raise Died
 
-        monkeypatch.setattr(reminders.bulk, "update_by_pk", boom)
+        monkeypatch.setattr(sweep_module, "update_by_pk", boom)
     elif where == "before_the_mail_server_accepts":
 
         def refuse(self, message):  # type: ignore[no-untyped-def]
             raise Died
 
-        monkeypatch.setattr(reminders._Mailer, "send", refuse)
+        monkeypatch.setattr(_Mailer, "send", refuse)
     elif where == "after_accepting_before_marking_sent":
 
         def die(ids, token):  # type: ignore[no-untyped-def]
             raise Died
 
-        monkeypatch.setattr(reminders, "mark_sent", die)
+        monkeypatch.setattr(delivery, "mark_sent", die)
 
 
 @pytest.mark.parametrize(
@@ -389,9 +413,9 @@ def test_a_run_that_dies_is_finished_by_the_next_and_only_one_window_duplicates(
     with monkeypatch.context() as patch:
         crash(patch, where)
         with pytest.raises(Died):
-            reminders.run_sweep(today=TODAY)
+            run_sweep(today=TODAY)
     # Until the lease lapses, the dead run's claim holds: nothing is sent twice in a hurry.
-    reminders.run_sweep(today=TODAY)
+    run_sweep(today=TODAY)
     clock.shift(dt.timedelta(seconds=59))
     assert deliver_reminders.apply().result["sent"] == 0
     # Then beat's next delivery takes the rows over.
@@ -399,7 +423,7 @@ def test_a_run_that_dies_is_finished_by_the_next_and_only_one_window_duplicates(
     deliver_reminders.apply()
     delivered = [i for msg in mail.outbox for i in msg.body.splitlines() if "U2U-ILLEGAL-RA" in i]
     assert len(delivered) == deliveries
-    assert m.Reminder.objects.get().status == m.ReminderStatus.SENT
+    assert Reminder.objects.get().status == ReminderStatus.SENT
 
 
 def test_a_refused_send_is_released_for_the_retry_and_raises_for_it(org, monkeypatch):
@@ -411,26 +435,26 @@ def test_a_refused_send_is_released_for_the_retry_and_raises_for_it(org, monkeyp
         raise smtplib.SMTPServerDisconnected("gone")
 
     with monkeypatch.context() as patch:
-        patch.setattr(reminders._Mailer, "send", refuse)
-        with pytest.raises(reminders.DeliveryFailed):
+        patch.setattr(_Mailer, "send", refuse)
+        with pytest.raises(DeliveryFailed):
             sweep(TODAY)
-    row = m.Reminder.objects.get()
-    assert (row.status, row.claim) == (m.ReminderStatus.PENDING, "")
+    row = Reminder.objects.get()
+    assert (row.status, row.claim) == (ReminderStatus.PENDING, "")
     assert sweep(TODAY).sent == 1  # the retry, at once: no lease to wait for
 
 
 def test_a_reminder_that_stopped_being_relevant_is_not_sent(org, monkeypatch, clock):
     ob = obligation(org, due=day(7))
     with monkeypatch.context() as patch:
-        patch.setattr(reminders, "deliver", lambda **kwargs: kwargs["result"])
+        patch.setattr(sweep_module, "deliver", lambda **kwargs: kwargs["result"])
         sweep(TODAY)  # decided, never delivered
-    services.do_mark_not_applicable(
+    do_mark_not_applicable(
         actor=org["owner"], cycle=ob.current_cycle, source=ADMIN, reason="Closed."
     )
-    clock.shift(reminders.claim_lease() + dt.timedelta(minutes=1))
-    result = reminders.deliver()
+    clock.shift(claim_lease() + dt.timedelta(minutes=1))
+    result = deliver()
     assert (result.sent, result.cancelled) == (0, 1)
-    assert m.Reminder.objects.get().status == m.ReminderStatus.CANCELLED
+    assert Reminder.objects.get().status == ReminderStatus.CANCELLED
 
 
 # --- Review requests: written with the transition, delivered by a worker ---
@@ -441,17 +465,17 @@ def test_submitting_for_review_notifies_colleagues_who_can_approve(
 ):
     reviewer = member(org["org"], username="rex")
     ob = obligation(org, due=day(30))
-    services.do_start(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
+    do_start(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
     with django_capture_on_commit_callbacks() as callbacks:
-        services.do_submit_for_review(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
+        do_submit_for_review(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
     assert len(callbacks) == 1  # the worker is asked only once the transition commits
-    pending = m.Reminder.objects.filter(kind=m.ReminderKind.REVIEW_REQUESTED)
+    pending = Reminder.objects.filter(kind=ReminderKind.REVIEW_REQUESTED)
     # The reviewer and the manager (managers review too); never the owner who submitted.
     assert {(r.recipient, r.status) for r in pending} == {
-        (reviewer, m.ReminderStatus.PENDING),
-        (org["manager"], m.ReminderStatus.PENDING),
+        (reviewer, ReminderStatus.PENDING),
+        (org["manager"], ReminderStatus.PENDING),
     }
-    reminders.deliver()
+    deliver()
     assert sorted(msg.to[0] for msg in mail.outbox) == sorted(
         [reviewer.email, org["manager"].email]
     )
@@ -465,18 +489,20 @@ def test_with_the_broker_down_the_web_still_saves_and_the_sweep_delivers(
     switch_broker("redis://127.0.0.1:9/0", settings.CELERY_REDIS_TRANSPORT_OPTIONS)
     member(org["org"], username="rex")
     ob = obligation(org, due=day(30))
-    services.do_start(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
+    do_start(actor=org["owner"], cycle=ob.current_cycle, source=ADMIN)
     client.force_login(org["owner"])
     url = reverse("admin:obligations_obligation_transition", args=[ob.pk])
     with caplog.at_level("ERROR"), django_capture_on_commit_callbacks(execute=True) as callbacks:
-        response = client.post(url, {"to": S.READY_FOR_REVIEW})
+        response = client.post(url, {"to": CycleStatus.READY_FOR_REVIEW})
     assert response.status_code == 302
     assert len(callbacks) == 1 and "enqueue_delivery" in caplog.text  # logged, not raised
-    assert m.ObligationCycle.objects.get(pk=ob.current_cycle_id).status == S.READY_FOR_REVIEW
-    rows = m.Reminder.objects.filter(kind=m.ReminderKind.REVIEW_REQUESTED)
-    assert {row.status for row in rows} == {m.ReminderStatus.PENDING}
+    assert (
+        ObligationCycle.objects.get(pk=ob.current_cycle_id).status == CycleStatus.READY_FOR_REVIEW
+    )
+    rows = Reminder.objects.filter(kind=ReminderKind.REVIEW_REQUESTED)
+    assert {row.status for row in rows} == {ReminderStatus.PENDING}
     assert sweep(TODAY).sent >= 1  # the nightly sweep catches up, without the broker
-    assert {row.status for row in rows.all()} == {m.ReminderStatus.SENT}
+    assert {row.status for row in rows.all()} == {ReminderStatus.SENT}
 
 
 # --- The command, the demo, and the cost in queries ------------------------
@@ -494,7 +520,7 @@ def test_the_command_reports_as_text_or_json_and_refuses_a_bad_date(org):
         "escalations": 0,
         "digests": 1,
     }
-    assert not m.Reminder.objects.exists()  # the dry run wrote nothing
+    assert not Reminder.objects.exists()  # the dry run wrote nothing
     out = io.StringIO()
     call_command("send_reminders", "--date", TODAY.isoformat(), stdout=out)
     assert "sent 1 reminder(s) in 1 digest(s) to 1 recipient(s)" in out.getvalue()
@@ -516,8 +542,13 @@ def test_on_the_demo_data_the_first_run_sends_and_the_second_sends_none(catalogu
 def test_the_sweep_costs_the_same_queries_for_20_and_2000_obligations(catalogue):
     organisation = OrganisationFactory()
     owners = [member(organisation, username=f"owner{i}") for i in range(3)]
-    member(organisation, m.Role.MANAGER, username="boss")
-    open_only = (S.NOT_STARTED, S.IN_PROGRESS, S.READY_FOR_REVIEW, S.SENT_BACK)
+    member(organisation, Role.MANAGER, username="boss")
+    open_only = (
+        CycleStatus.NOT_STARTED,
+        CycleStatus.IN_PROGRESS,
+        CycleStatus.READY_FOR_REVIEW,
+        CycleStatus.SENT_BACK,
+    )
     total = {"n": 0}
 
     def grow(size: int) -> None:
@@ -536,9 +567,9 @@ def test_the_sweep_costs_the_same_queries_for_20_and_2000_obligations(catalogue)
         # outbox's rows are never deleted (on PostgreSQL a trigger refuses), so the sweep's
         # are rolled back.
         with transaction.atomic():
-            m.ObligationCycle.objects.update(next_reminder_at=NOW)
+            ObligationCycle.objects.update(next_reminder_at=NOW)
             mail.outbox.clear()
-            result = reminders.run_sweep(today=TODAY)
+            result = run_sweep(today=TODAY)
             transaction.set_rollback(True)
         assert result.digests == 4  # three owners and the manager, at both sizes
 
@@ -549,14 +580,14 @@ def test_the_sweep_costs_the_same_queries_for_20_and_2000_obligations(catalogue)
     ("error", "attempts"),
     [
         (ConnectionRefusedError("mail server unreachable"), 9),  # 1 + max_retries
-        (reminders.DeliveryFailed("1 digest(s) not sent"), 9),
+        (DeliveryFailed("1 digest(s) not sent"), 9),
         (KeyError("a bug"), 1),  # never retried into a storm
         # The rest was done; what was skipped comes back tomorrow or at the next delivery.
-        (reminders.SweepIncomplete("1 cycle(s) skipped after an error: see the log"), 1),
+        (SweepIncomplete("1 cycle(s) skipped after an error: see the log"), 1),
     ],
 )
 def test_the_task_retries_transport_failures_only(monkeypatch, error, attempts):
-    from obligations import tasks
+    from obligations.tasks import send_reminders
 
     calls = []
 
@@ -564,9 +595,9 @@ def test_the_task_retries_transport_failures_only(monkeypatch, error, attempts):
         calls.append(kwargs)
         raise error
 
-    monkeypatch.setattr(tasks.reminders, "run_sweep", fail)
+    monkeypatch.setattr(tasks, "run_sweep", fail)
     # Run in this process (Celery runs an eager task's retries at once, without the backoff).
-    result = tasks.send_reminders.apply(kwargs={"date": TODAY.isoformat()})
+    result = send_reminders.apply(kwargs={"date": TODAY.isoformat()})
     assert result.state == "FAILURE"
     assert len(calls) == attempts
 

@@ -13,7 +13,7 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from obligations import models as m
+from obligations.access.models import Role
 from tests.bulk import make_register
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, member
@@ -60,7 +60,7 @@ def test_a_small_organisations_api_page_reads_its_own_obligations(catalogue) -> 
     make_register(organisation=small, obligations=SMALL, today=TODAY, name_prefix="Small")
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE")
-    client = client_for(member(small, role=m.Role.MANAGER))
+    client = client_for(member(small, role=Role.MANAGER))
 
     with CaptureQueriesContext(connection) as captured:
         response = client.get("/api/v1/obligations/")

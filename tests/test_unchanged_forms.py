@@ -19,14 +19,20 @@ from django.contrib.auth import get_user_model
 from django.urls import reverse
 from rest_framework.test import APIClient
 
-from obligations import models as m
-from obligations import services
+from obligations.access.actions import end_membership
+from obligations.access.models import Membership
+from obligations.assessments.actions import start_assessment
+from obligations.catalogue.models import Feature
+from obligations.providers.actions import revenue_changed, save_service
+from obligations.providers.models import RevenueBasis, RevenuePeriod
+from obligations.register.actions import assign_owner
+from obligations.register.states import EventSource
 from tests.helpers import form_data
 from tests.test_actors import OPERATOR_APPS, browser
 from tests.world import World
 
 User = get_user_model()
-SOURCE = m.EventSource.ADMIN
+SOURCE = EventSource.ADMIN
 # Not the register: Django's own log of admin saves, sessions, and the access log.
 NOT_THE_RECORD = {"admin.logentry", "sessions.session", "obligations.accesslog"}
 
@@ -52,7 +58,7 @@ def changed(before: dict[str, list[Any]], after: dict[str, list[Any]]) -> dict[s
 
 def _assessment(w: World) -> Any:
     ob = w.started("U2U-ILLEGAL-RA")
-    return services.start_assessment(actor=w.people["casey"], cycle=ob.current_cycle, source=SOURCE)
+    return start_assessment(actor=w.people["casey"], cycle=ob.current_cycle, source=SOURCE)
 
 
 def _service(w: World) -> Any:
@@ -62,33 +68,31 @@ def _service(w: World) -> Any:
     w.service.uk_significant_users = True
     w.service.uk_target_market = False
     w.service.launch_date = dt.date(2024, 6, 1)
-    services.save_service(
+    save_service(
         actor=w.people["casey"],
         service=w.service,
         source=SOURCE,
-        features=m.Feature.objects.filter(code__in=["e2ee_messaging", "livestreaming"]),
+        features=Feature.objects.filter(code__in=["e2ee_messaging", "livestreaming"]),
     )
     return w.service
 
 
 def _provider(w: World) -> Any:
-    m.RevenuePeriod.objects.create(
+    RevenuePeriod.objects.create(
         provider=w.provider,
         start=dt.date(2024, 1, 1),
         end=dt.date(2024, 12, 31),
         amount_gbp="300000000.00",
-        basis=m.RevenueBasis.AUDITED,
+        basis=RevenueBasis.AUDITED,
         uk_referable_gbp="40000000.00",
     )
-    services.revenue_changed(actor=w.people["casey"], provider=w.provider, source=SOURCE)
+    revenue_changed(actor=w.people["casey"], provider=w.provider, source=SOURCE)
     return w.provider
 
 
 def _obligation(w: World) -> Any:
     ob = w.obligation()
-    services.assign_owner(
-        actor=w.people["casey"], obligation=ob, owner=w.people["rita"], source=SOURCE
-    )
+    assign_owner(actor=w.people["casey"], obligation=ob, owner=w.people["rita"], source=SOURCE)
     return ob
 
 
@@ -167,11 +171,11 @@ def test_the_api_put_of_an_unchanged_service_changes_nothing(world):
 
 def test_an_obligation_whose_owner_has_left_saves_unchanged(world):
     ob = world.obligation()
-    services.assign_owner(
+    assign_owner(
         actor=world.people["casey"], obligation=ob, owner=world.people["rita"], source=SOURCE
     )
-    rita = m.Membership.objects.get(user=world.people["rita"])
-    services.end_membership(actor=world.people["ada"], membership=rita)
+    rita = Membership.objects.get(user=world.people["rita"])
+    end_membership(actor=world.people["ada"], membership=rita)
     client = browser(world.people["casey"])
     url = reverse("admin:obligations_obligation_change", args=[ob.pk])
     data = form_data(client.get(url), "obligation_form")

@@ -24,14 +24,19 @@ import redis
 from django.conf import settings
 from django.urls import reverse
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import Role
+from obligations.catalogue.models import Duty
+from obligations.register.cycles import open_cycle
+from obligations.register.models import Obligation
+from obligations.register.states import CycleStatus, CycleTrigger, EventSource
+from obligations.register.workflow import do_start
+from obligations.reminders.models import Reminder, ReminderKind, ReminderStatus
 from tests.bulk import make_register
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, ServiceFactory, member
 from tests.processes import celery_worker, environment, mailed_items, wait_for
 
-ADMIN = m.EventSource.ADMIN
+ADMIN = EventSource.ADMIN
 
 
 @pytest.fixture
@@ -39,7 +44,7 @@ def team(transactional_db, catalogue):  # type: ignore[no-untyped-def]
     org = OrganisationFactory(name="Worker Test Group")
     owner = member(org, username="olive")
     reviewer = member(org, username="rex")
-    manager = member(org, m.Role.MANAGER, username="maya")
+    manager = member(org, Role.MANAGER, username="maya")
     service = ServiceFactory(provider=ProviderFactory(organisation=org), name="Worker Chat")
     return {
         "org": org,
@@ -51,15 +56,15 @@ def team(transactional_db, catalogue):  # type: ignore[no-untyped-def]
 
 
 def open_obligation(team, code, due):  # type: ignore[no-untyped-def]
-    ob = m.Obligation.objects.create(
+    ob = Obligation.objects.create(
         provider=team["service"].provider,
         service=team["service"],
-        duty=m.Duty.objects.get(code=code),
+        duty=Duty.objects.get(code=code),
         owner=team["owner"],
         why="test",
     )
-    services._open_cycle(
-        actor=team["owner"], obligation=ob, due=due, trigger=m.CycleTrigger.INITIAL, source=ADMIN
+    open_cycle(
+        actor=team["owner"], obligation=ob, due=due, trigger=CycleTrigger.INITIAL, source=ADMIN
     )
     ob.refresh_from_db()
     return ob
@@ -69,19 +74,19 @@ def test_the_web_enqueues_and_a_separate_worker_delivers_over_the_filesystem_bro
     team, client, tmp_path, test_broker
 ):
     ob = open_obligation(team, "U2U-ILLEGAL-RA", TODAY + dt.timedelta(days=40))
-    services.do_start(actor=team["owner"], cycle=ob.current_cycle, source=ADMIN)
+    do_start(actor=team["owner"], cycle=ob.current_cycle, source=ADMIN)
     log = tmp_path / "worker.log"
     env = environment(tmp_path, CELERY_BROKER_DIR=str(test_broker))
     with celery_worker(env, log):
         client.force_login(team["owner"])
         url = reverse("admin:obligations_obligation_transition", args=[ob.pk])
-        response = client.post(url, {"to": m.CycleStatus.READY_FOR_REVIEW})
+        response = client.post(url, {"to": CycleStatus.READY_FOR_REVIEW})
         assert response.status_code == 302
-        rows = m.Reminder.objects.filter(kind=m.ReminderKind.REVIEW_REQUESTED)
+        rows = Reminder.objects.filter(kind=ReminderKind.REVIEW_REQUESTED)
         assert rows.count() == 2  # the reviewer and the manager
 
         def delivered() -> bool:
-            return not rows.exclude(status=m.ReminderStatus.SENT).exists()
+            return not rows.exclude(status=ReminderStatus.SENT).exists()
 
         wait_for(delivered, "the worker to deliver the review request", log)
     assert "obligations.deliver_reminders" in log.read_text()
@@ -104,7 +109,7 @@ def test_a_worker_on_redis_runs_the_sweep_end_to_end(team, tmp_path, switch_brok
     with celery_worker(environment(tmp_path, REDIS_URL=redis_url), log):
         send_reminders.apply_async(kwargs={"date": TODAY.isoformat()})
         wait_for(
-            lambda: m.Reminder.objects.filter(status=m.ReminderStatus.SENT).count() == 3,
+            lambda: Reminder.objects.filter(status=ReminderStatus.SENT).count() == 3,
             "the sweep to send three reminders",
             log,
         )
@@ -120,7 +125,7 @@ def test_a_worker_on_redis_runs_the_sweep_end_to_end(team, tmp_path, switch_brok
     assert sorted((to, "due on 1 Dec" in i, "3 days overdue" in i) for to, i in items) == sorted(
         [(owner, True, False), (owner, False, True), (manager, False, True)]
     )
-    assert m.Reminder.objects.count() == 3
+    assert Reminder.objects.count() == 3
 
 
 @pytest.mark.postgres
@@ -131,7 +136,7 @@ def test_two_sweeps_at_once_against_postgres_send_each_reminder_once(team, tmp_p
         obligations=600,
         today=TODAY,
         owners=owners,
-        statuses=(m.CycleStatus.NOT_STARTED, m.CycleStatus.IN_PROGRESS),
+        statuses=(CycleStatus.NOT_STARTED, CycleStatus.IN_PROGRESS),
         due_spread=(-30, 30),
     )
     command = [
@@ -159,7 +164,7 @@ def test_two_sweeps_at_once_against_postgres_send_each_reminder_once(team, tmp_p
         out, err = proc.communicate(timeout=300)
         assert proc.returncode == 0, err.decode()
         results.append(json.loads(out))
-    rows = m.Reminder.objects.filter(status=m.ReminderStatus.SENT).select_related("recipient")
+    rows = Reminder.objects.filter(status=ReminderStatus.SENT).select_related("recipient")
     mailed = Counter(item for run in runs for item in mailed_items(run))
     assert rows.count() > 300
     # Every reminder e-mailed exactly once, by one run or the other, and nothing else.
@@ -194,7 +199,7 @@ def test_a_worker_killed_mid_delivery_is_finished_by_the_next_run(
     codes = ("U2U-ILLEGAL-RA", "CAA", "U2U-RECORDS", "U2U-COMPLAINTS")
     for person, code in zip(people, codes, strict=True):
         ob = open_obligation(team, code, TODAY + dt.timedelta(days=7))
-        m.Obligation.objects.filter(pk=ob.pk).update(owner=person)
+        Obligation.objects.filter(pk=ob.pk).update(owner=person)
     url, client = redis_broker
     env = environment(tmp_path, REDIS_URL=url, REMINDER_CLAIM_LEASE_SECONDS=str(LEASE))
     # One digest per owner, in the order of their ids: the worker dies just after the mail
@@ -204,8 +209,8 @@ def test_a_worker_killed_mid_delivery_is_finished_by_the_next_run(
         send_reminders.apply_async(kwargs={"date": TODAY.isoformat()})
         wait_for(lambda: killed.poll() is not None, "the worker to die", tmp_path / "killed.log")
     assert killed.returncode == -signal.SIGKILL
-    rows = m.Reminder.objects.select_related("recipient")
-    pending = m.ReminderStatus.PENDING
+    rows = Reminder.objects.select_related("recipient")
+    pending = ReminderStatus.PENDING
     assert [r.status for r in rows.order_by("recipient")] == ["sent"] + [pending] * 3
     # Acknowledged late: the killed task is still Redis's, to be given back.
     assert client.hlen("unacked") == 1

@@ -7,64 +7,68 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import Organisation, Role
+from obligations.notices.actions import record_notice
+from obligations.notices.models import NoticeKind, NoticeStage, OfcomNotice, TechnologyNotice
+from obligations.providers.models import Provider, Service
+from obligations.register.evidence import add_evidence_link
+from obligations.register.models import Obligation
+from obligations.register.states import EventSource
+from obligations.register.workflow import do_start, do_submit_for_review
 from tests.clock import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, UserFactory, applied_service
 from tests.factories import member as add_member
 
-SOURCE = m.EventSource.ADMIN
+SOURCE = EventSource.ADMIN
 
 
 @dataclass
 class World:
-    org: m.Organisation
-    provider: m.Provider
-    service: m.Service
+    org: Organisation
+    provider: Provider
+    service: Service
     people: dict[str, Any]
 
-    def obligation(self, code: str = "U2U-RECORDS") -> m.Obligation:
+    def obligation(self, code: str = "U2U-RECORDS") -> Obligation:
         return self.service.obligations.select_related("current_cycle").get(duty__code=code)
 
-    def started(self, code: str = "U2U-RECORDS") -> m.Obligation:
+    def started(self, code: str = "U2U-RECORDS") -> Obligation:
         ob = self.obligation(code)
-        services.do_start(actor=self.people["casey"], cycle=ob.current_cycle, source=SOURCE)
+        do_start(actor=self.people["casey"], cycle=ob.current_cycle, source=SOURCE)
         return self.obligation(code)
 
-    def submitted(self, code: str = "U2U-RECORDS") -> m.Obligation:
+    def submitted(self, code: str = "U2U-RECORDS") -> Obligation:
         """Worked by casey up to review, so that anyone else may approve."""
         ob = self.started(code)
-        services.add_evidence_link(
+        add_evidence_link(
             actor=self.people["casey"],
             cycle=ob.current_cycle,
             url="https://wiki.test/records",
             title="Records",
             source=SOURCE,
         )
-        services.do_submit_for_review(
-            actor=self.people["casey"], cycle=ob.current_cycle, source=SOURCE
-        )
+        do_submit_for_review(actor=self.people["casey"], cycle=ob.current_cycle, source=SOURCE)
         return self.obligation(code)
 
-    def technology_notice(self) -> m.TechnologyNotice:
-        return services.record_notice(
+    def technology_notice(self) -> TechnologyNotice:
+        return record_notice(
             actor=self.people["casey"],
-            notice=m.TechnologyNotice(
+            notice=TechnologyNotice(
                 service=self.service,
                 ofcom_reference="TN-1",
                 skilled_report_on=TODAY - dt.timedelta(days=20),
-                stage=m.NoticeStage.SKILLED_PERSON_REPORT,
+                stage=NoticeStage.SKILLED_PERSON_REPORT,
                 csea_private=True,
             ),
             source=SOURCE,
         )
 
-    def ofcom_notice(self) -> m.OfcomNotice:
-        return services.record_notice(
+    def ofcom_notice(self) -> OfcomNotice:
+        return record_notice(
             actor=self.people["casey"],
-            notice=m.OfcomNotice(
+            notice=OfcomNotice(
                 service=self.service,
-                kind=m.NoticeKind.INFORMATION,
+                kind=NoticeKind.INFORMATION,
                 given_on=TODAY,
                 respond_by=TODAY + dt.timedelta(days=28),
             ),
@@ -77,10 +81,10 @@ def make_world() -> World:
     provider = ProviderFactory(organisation=org, name="Northwind")
     service = applied_service(provider=provider, name="Chat")
     people = {
-        "ada": add_member(org, m.Role.ADMIN, username="ada"),
+        "ada": add_member(org, Role.ADMIN, username="ada"),
         "casey": add_member(org, username="casey"),
         "rita": add_member(org, username="rita"),
-        "mona": add_member(org, m.Role.MANAGER, username="mona"),
+        "mona": add_member(org, Role.MANAGER, username="mona"),
         "root": UserFactory(username="root", is_superuser=True),
     }
     return World(org, provider, service, people)

@@ -16,7 +16,7 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     # The worker waits for a broker that is late to start; a publisher never waits (see
-    # obligations.reminders.enqueue_delivery).
+    # obligations.reminders.outbox.enqueue_delivery).
     broker_connection_retry_on_startup=True,
 )
 app.autodiscover_tasks()

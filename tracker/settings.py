@@ -188,7 +188,7 @@ EVIDENCE_CONTENT_TYPES = {
     "application/vnd.oasis.opendocument.text",
     "application/vnd.oasis.opendocument.spreadsheet",
 }
-FILE_UPLOAD_HANDLERS = ["obligations.uploads.HashingUploadHandler"]
+FILE_UPLOAD_HANDLERS = ["obligations.register.uploads.HashingUploadHandler"]
 # The largest register file an import reads (admin upload or command), in bytes; the admin
 # stops receiving at this size. Rows, columns and cell length have fixed limits (importer.py).
 IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(5 * 1024 * 1024)))

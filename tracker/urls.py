@@ -3,7 +3,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
-from obligations import feeds, views
+from obligations.exports.feeds import calendar_feed
+from obligations.views import assessment_record, download_evidence, measures_record
 
 admin.site.site_header = "Online Safety Act obligations tracker"
 admin.site.site_title = "OSA tracker"
@@ -16,10 +17,10 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     # Split: the page loads its start-up script from /api/docs/?script, so no script is inline.
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
-    path("evidence/<int:pk>/download/", views.download_evidence, name="evidence-download"),
-    path("records/assessments/<int:pk>/", views.assessment_record, name="assessment-record"),
-    path("records/services/<int:pk>/measures/", views.measures_record, name="measures-record"),
-    path("calendar/<str:secret>.ics", feeds.calendar_feed, name="calendar-feed"),
+    path("evidence/<int:pk>/download/", download_evidence, name="evidence-download"),
+    path("records/assessments/<int:pk>/", assessment_record, name="assessment-record"),
+    path("records/services/<int:pk>/measures/", measures_record, name="measures-record"),
+    path("calendar/<str:secret>.ics", calendar_feed, name="calendar-feed"),
     path("dashboard/", include("obligations.dashboard.urls")),
 ]
 

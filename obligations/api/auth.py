@@ -15,8 +15,9 @@ from drf_spectacular.plumbing import build_bearer_security_scheme_object
 from rest_framework import authentication, exceptions, permissions
 from rest_framework.request import Request
 
-from obligations import models as m
-from obligations import services
+from obligations.access.models import AccessAction, ApiToken
+from obligations.access.signin import TooManyFailures, check_token_attempt_allowed, record_access
+from obligations.access.tokens import secret_hash
 
 KEYWORD = "Token"
 
@@ -24,7 +25,7 @@ KEYWORD = "Token"
 class TokenAuthentication(authentication.BaseAuthentication):
     """`Authorization: Token <key>`; revoked, expired or unknown keys are refused."""
 
-    def authenticate(self, request: Request) -> tuple[Any, m.ApiToken] | None:
+    def authenticate(self, request: Request) -> tuple[Any, ApiToken] | None:
         parts = authentication.get_authorization_header(request).split()
         if not parts or parts[0].lower() != KEYWORD.lower().encode():
             return None
@@ -33,8 +34,8 @@ class TokenAuthentication(authentication.BaseAuthentication):
                 "Send the header as 'Authorization: Token <key>'."
             )
         try:
-            services.check_token_attempt_allowed(request=request._request)
-        except services.TooManyFailures as exc:
+            check_token_attempt_allowed(request=request._request)
+        except TooManyFailures as exc:
             raise exceptions.Throttled(detail=str(exc)) from None
         try:
             key = parts[1].decode()
@@ -42,16 +43,16 @@ class TokenAuthentication(authentication.BaseAuthentication):
             key = ""
         now = timezone.now()
         token = (
-            m.ApiToken.objects.select_related("user")
-            .filter(key_hash=services.secret_hash(key), revoked_at__isnull=True)
+            ApiToken.objects.select_related("user")
+            .filter(key_hash=secret_hash(key), revoked_at__isnull=True)
             .filter(Q(expires_at__isnull=True) | Q(expires_at__gt=now))
             .first()
         )
         if token is None or not token.user.is_active:
             # Guessing keys is throttled by address, like guessing passwords.
-            services.record_access(
+            record_access(
                 user=None,
-                action=m.AccessAction.TOKEN_FAILED,
+                action=AccessAction.TOKEN_FAILED,
                 request=request._request,
                 username=token.user.get_username() if token else "",
                 description=f"Key starting {key[:8]!r}" if key.startswith("osa_") else "",
@@ -59,7 +60,7 @@ class TokenAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("The token is not valid, or was revoked.")
         # At most one write a minute per token, so busy scripts do not write on every call.
         if token.last_used_at is None or (now - token.last_used_at).total_seconds() > 60:
-            m.ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
         return token.user, token
 
     def authenticate_header(self, request: Request) -> str:
@@ -91,4 +92,4 @@ class TrackerAccess(permissions.BasePermission):
             return False
         if request.method in permissions.SAFE_METHODS:
             return True
-        return not (isinstance(request.auth, m.ApiToken) and request.auth.read_only)
+        return not (isinstance(request.auth, ApiToken) and request.auth.read_only)

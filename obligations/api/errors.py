@@ -21,8 +21,10 @@ from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
-from obligations.services import AssessmentError, NoticeError, TransitionError
-from obligations.uploads import EvidenceRefused
+from obligations.assessments.actions import AssessmentError
+from obligations.notices.actions import NoticeError
+from obligations.register.states import TransitionError
+from obligations.register.uploads import EvidenceRefused
 
 
 def _flatten(detail: Any) -> list[str]:

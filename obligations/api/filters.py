@@ -15,9 +15,20 @@ from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import exceptions
 
-from obligations import models as m
-from obligations import selectors, services
+from obligations.assessments.models import (
+    AssessmentKind,
+    MeasureDecision,
+    MeasureDecisionKind,
+    RiskAssessment,
+)
+from obligations.catalogue.models import Duty
 from obligations.dates import london_today
+from obligations.notices.models import NoticeKind, NoticeStage, OfcomNotice, TechnologyNotice
+from obligations.providers.models import Provider, Service
+from obligations.register.models import Event, Evidence, EvidenceKind, Obligation
+from obligations.register.selectors import register_overdue
+from obligations.register.states import CycleStatus, EventKind
+from obligations.reminders.models import Reminder, ReminderKind, ReminderStatus
 
 # Parameters every list understands besides its filters.
 COMMON_PARAMS = frozenset({"ordering", "cursor", "page_size", "as_of", "format"})
@@ -112,7 +123,7 @@ class ObligationFilter(df.FilterSet):
     # nothing to de-duplicate; DISTINCT made the database compute every matching row's
     # columns before the page's LIMIT (830 ms at 100k on SQLite).
     status = df.MultipleChoiceFilter(
-        field_name="r_status", choices=m.CycleStatus.choices, distinct=False
+        field_name="r_status", choices=CycleStatus.choices, distinct=False
     )
     overdue = yes_no("filter_overdue", "Overdue (true/false)")
     applicable = yes_no("filter_applicable", "Applicable (true/false)")
@@ -127,11 +138,11 @@ class ObligationFilter(df.FilterSet):
     updated_since = IsoDateTimeFilter(field_name="updated_at", lookup_expr="gte")
 
     class Meta:
-        model = m.Obligation
+        model = Obligation
         fields: list[str] = []
 
-    def filter_overdue(self, qs: QuerySet[m.Obligation], name: str, value: str) -> QuerySet[Any]:
-        overdue = selectors.register_overdue(register_day(self.request)[0])
+    def filter_overdue(self, qs: QuerySet[Obligation], name: str, value: str) -> QuerySet[Any]:
+        overdue = register_overdue(register_day(self.request)[0])
         return qs.filter(overdue) if as_bool(value) else qs.exclude(overdue)
 
     def filter_applicable(self, qs: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
@@ -141,13 +152,13 @@ class ObligationFilter(df.FilterSet):
 class EvidenceFilter(df.FilterSet):
     obligation = IdFilter(field_name="cycle__obligation_id")
     cycle = IdFilter(field_name="cycle_id")
-    kind = df.ChoiceFilter(choices=m.EvidenceKind.choices)
+    kind = df.ChoiceFilter(choices=EvidenceKind.choices)
     purged = yes_no("filter_purged", "Purged (true/false)")
     expires_before = IsoDateFilter(field_name="expires_on", lookup_expr="lte")
     uploaded_since = IsoDateTimeFilter(field_name="uploaded_at", lookup_expr="gte")
 
     class Meta:
-        model = m.Evidence
+        model = Evidence
         fields: list[str] = []
 
     def filter_purged(self, qs: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
@@ -156,13 +167,13 @@ class EvidenceFilter(df.FilterSet):
 
 class EventFilter(df.FilterSet):
     obligation = IdFilter(field_name="obligation_id")
-    kind = df.ChoiceFilter(choices=m.EventKind.choices)
+    kind = df.ChoiceFilter(choices=EventKind.choices)
     actor = IdFilter(field_name="actor_id")
     since = IsoDateTimeFilter(field_name="at", lookup_expr="gte")
     until = IsoDateTimeFilter(field_name="at", lookup_expr="lt")
 
     class Meta:
-        model = m.Event
+        model = Event
         fields: list[str] = []
 
 
@@ -172,7 +183,7 @@ class ServiceFilter(df.FilterSet):
     name = df.CharFilter(lookup_expr="icontains")
 
     class Meta:
-        model = m.Service
+        model = Service
         fields: list[str] = []
 
 
@@ -180,7 +191,7 @@ class ProviderFilter(df.FilterSet):
     organisation = IdFilter(field_name="organisation_id")
 
     class Meta:
-        model = m.Provider
+        model = Provider
         fields: list[str] = []
 
 
@@ -191,12 +202,12 @@ class DutyFilter(df.FilterSet):
         method="filter_in_force", help_text="In force today (the duty bites), or not."
     )
 
-    def filter_in_force(self, queryset: QuerySet[m.Duty], name: str, value: bool) -> Any:
+    def filter_in_force(self, queryset: QuerySet[Duty], name: str, value: bool) -> Any:
         now = Q(effective_from__lte=london_today())
         return queryset.filter(now if value else ~now)
 
     class Meta:
-        model = m.Duty
+        model = Duty
         fields: list[str] = []
 
 
@@ -209,52 +220,52 @@ class NoticeFilter(df.FilterSet):
 
 
 class TechnologyNoticeFilter(NoticeFilter):
-    stage = df.ChoiceFilter(choices=m.NoticeStage.choices)
+    stage = df.ChoiceFilter(choices=NoticeStage.choices)
 
     class Meta(NoticeFilter.Meta):
-        model = m.TechnologyNotice
+        model = TechnologyNotice
 
 
 class OfcomNoticeFilter(NoticeFilter):
-    kind = df.ChoiceFilter(choices=m.NoticeKind.choices)
+    kind = df.ChoiceFilter(choices=NoticeKind.choices)
     open = yes_no("filter_open", "Open (true/false)")
 
     class Meta(NoticeFilter.Meta):
-        model = m.OfcomNotice
+        model = OfcomNotice
 
     def filter_open(self, qs: QuerySet[Any], name: str, value: str) -> QuerySet[Any]:
         return qs.filter(closed_on__isnull=as_bool(value))
 
 
 class ReminderFilter(df.FilterSet):
-    kind = df.ChoiceFilter(choices=m.ReminderKind.choices)
-    status = df.ChoiceFilter(choices=m.ReminderStatus.choices)
+    kind = df.ChoiceFilter(choices=ReminderKind.choices)
+    status = df.ChoiceFilter(choices=ReminderStatus.choices)
     recipient = IdFilter(field_name="recipient_id")
     obligation = IdFilter(field_name="cycle__obligation_id")
     deadline_before = IsoDateFilter(field_name="deadline", lookup_expr="lte")
     deadline_after = IsoDateFilter(field_name="deadline", lookup_expr="gte")
 
     class Meta:
-        model = m.Reminder
+        model = Reminder
         fields: list[str] = []
 
 
 class AssessmentFilter(df.FilterSet):
     service = IdFilter(field_name="service_id")
-    kind = df.ChoiceFilter(choices=m.AssessmentKind.choices)
+    kind = df.ChoiceFilter(choices=AssessmentKind.choices)
 
     class Meta:
-        model = m.RiskAssessment
+        model = RiskAssessment
         fields: list[str] = []
 
 
 class MeasureDecisionFilter(df.FilterSet):
     service = IdFilter(field_name="service_id")
-    decision = df.ChoiceFilter(choices=m.MeasureDecisionKind.choices)
+    decision = df.ChoiceFilter(choices=MeasureDecisionKind.choices)
     measure = df.CharFilter(field_name="measure__code")
 
     class Meta:
-        model = m.MeasureDecision
+        model = MeasureDecision
         fields: list[str] = []
 
 
@@ -262,9 +273,9 @@ def register_day(request: Any) -> tuple[dt.date, dt.date | None]:
     """(the day "overdue" is judged on, the `as_of` date or None) for a register request."""
     raw = request.query_params.get("as_of")
     if not raw:
-        return services.london_today(), None
+        return london_today(), None
     as_of = parse_day(raw, "as_of")
-    if as_of > services.london_today():
+    if as_of > london_today():
         raise exceptions.ValidationError({"as_of": ["The register's past, not its future."]})
     return as_of, as_of
 

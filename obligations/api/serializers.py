@@ -1,5 +1,5 @@
 """What the API shows and accepts. Reads are plain; writes only validate input, and the
-service layer (`obligations.services`) does the work, exactly as for the admin."""
+domain writes (each domain's `actions`) do the work, exactly as for the admin."""
 
 from __future__ import annotations
 
@@ -11,18 +11,28 @@ from drf_spectacular.extensions import OpenApiSerializerFieldExtension
 from drf_spectacular.plumbing import ResolvedComponent
 from rest_framework import serializers
 
-from obligations import exports, selectors
-from obligations import models as m
-from obligations.commencement import InForce, in_force
+from obligations.access.models import Organisation
+from obligations.access.selectors import active_memberships_of, scope
+from obligations.assessments.models import AssessmentEntry, MeasureDecision, RiskAssessment
+from obligations.catalogue.commencement import InForce, in_force
+from obligations.catalogue.models import Duty, Exemption, Feature, RegisterCategory
+from obligations.catalogue.selectors import duty_entry
 from obligations.dates import london_today, validate_plausible_date
+from obligations.exports.tables import REGISTER_VALUES, register_row
 from obligations.inputs import validate_single_line
+from obligations.notices.models import OfcomNotice, TechnologyNotice
+from obligations.providers.models import SERVICE_PROFILE_FIELDS, Provider, RevenuePeriod, Service
+from obligations.providers.selectors import REVENUE_HISTORY, exposure_reasons, provider_penalty_cap
+from obligations.register.models import Event, Evidence, EvidenceKind, ObligationCycle
+from obligations.register.states import CycleStatus
+from obligations.reminders.models import Reminder
 
 
 class CycleStatusField(serializers.ChoiceField):
     """A cycle's status (blank where an event changed none)."""
 
     def __init__(self, **kwargs: Any) -> None:
-        super().__init__(choices=m.CycleStatus.choices, **kwargs)
+        super().__init__(choices=CycleStatus.choices, **kwargs)
 
 
 class CycleStatusScheme(OpenApiSerializerFieldExtension):
@@ -33,8 +43,8 @@ class CycleStatusScheme(OpenApiSerializerFieldExtension):
     def map_serializer_field(self, auto_schema: Any, direction: Any) -> dict[str, Any]:
         enum = {
             "type": "string",
-            "enum": list(m.CycleStatus.values),
-            "description": "\n".join(f"* `{v}` - {label}" for v, label in m.CycleStatus.choices),
+            "enum": list(CycleStatus.values),
+            "description": "\n".join(f"* `{v}` - {label}" for v, label in CycleStatus.choices),
         }
         component = ResolvedComponent(
             name="CycleStatusEnum", type=ResolvedComponent.SCHEMA, object="CycleStatus", schema=enum
@@ -45,30 +55,28 @@ class CycleStatusScheme(OpenApiSerializerFieldExtension):
         return dict(component.ref)
 
 
-class OrganisationSerializer(serializers.ModelSerializer[m.Organisation]):
+class OrganisationSerializer(serializers.ModelSerializer[Organisation]):
     class Meta:
-        model = m.Organisation
+        model = Organisation
         fields = ["id", "name", "reminder_lead_days", "created_at"]
 
 
-class RevenuePeriodSerializer(serializers.ModelSerializer[m.RevenuePeriod]):
+class RevenuePeriodSerializer(serializers.ModelSerializer[RevenuePeriod]):
     class Meta:
-        model = m.RevenuePeriod
+        model = RevenuePeriod
         exclude = ["provider"]
 
 
-class ProviderSerializer(serializers.ModelSerializer[m.Provider]):
+class ProviderSerializer(serializers.ModelSerializer[Provider]):
     penalty_cap = serializers.SerializerMethodField(
         help_text="Sch.13 para 4: the greater of £18m and 10% of qualifying worldwide revenue."
     )
     exposure = serializers.SerializerMethodField()
     # The viewset's queryset (selectors.providers_with_exposure) prefetches them there.
-    revenue_periods = RevenuePeriodSerializer(
-        source=selectors.REVENUE_HISTORY, many=True, read_only=True
-    )
+    revenue_periods = RevenuePeriodSerializer(source=REVENUE_HISTORY, many=True, read_only=True)
 
     class Meta:
-        model = m.Provider
+        model = Provider
         fields = [
             "id",
             "organisation",
@@ -79,8 +87,8 @@ class ProviderSerializer(serializers.ModelSerializer[m.Provider]):
             "exposure",
         ]
 
-    def get_penalty_cap(self, provider: m.Provider) -> dict[str, Any]:
-        cap = selectors.provider_penalty_cap(provider, self.context["parameters"])
+    def get_penalty_cap(self, provider: Provider) -> dict[str, Any]:
+        cap = provider_penalty_cap(provider, self.context["parameters"])
         return {
             "amount_gbp": str(cap.amount) if cap.amount is not None else None,
             "rule": cap.rule,
@@ -88,8 +96,8 @@ class ProviderSerializer(serializers.ModelSerializer[m.Provider]):
             "missing": cap.missing,
         }
 
-    def get_exposure(self, provider: m.Provider) -> dict[str, Any]:
-        reasons = selectors.exposure_reasons(provider)
+    def get_exposure(self, provider: Provider) -> dict[str, Any]:
+        reasons = exposure_reasons(provider)
         return {"at_risk": bool(reasons), "reasons": reasons}
 
 
@@ -103,21 +111,21 @@ class IdRelatedField(serializers.PrimaryKeyRelatedField):
             self.fail("incorrect_type", data_type=type(data).__name__)
 
 
-class ServiceSerializer(serializers.ModelSerializer[m.Service]):
+class ServiceSerializer(serializers.ModelSerializer[Service]):
     serializer_related_field = IdRelatedField
     categories = serializers.SlugRelatedField(
-        slug_field="code", many=True, queryset=m.RegisterCategory.objects.all(), required=False
+        slug_field="code", many=True, queryset=RegisterCategory.objects.all(), required=False
     )
     features = serializers.SlugRelatedField(
-        slug_field="code", many=True, queryset=m.Feature.objects.all(), required=False
+        slug_field="code", many=True, queryset=Feature.objects.all(), required=False
     )
     exemption = serializers.SlugRelatedField(
-        slug_field="code", queryset=m.Exemption.objects.all(), required=False, allow_null=True
+        slug_field="code", queryset=Exemption.objects.all(), required=False, allow_null=True
     )
 
     class Meta:
-        model = m.Service
-        fields = ["id", *m.SERVICE_PROFILE_FIELDS, "created_at", "updated_at"]
+        model = Service
+        fields = ["id", *SERVICE_PROFILE_FIELDS, "created_at", "updated_at"]
         read_only_fields = ["created_at", "updated_at"]
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -126,7 +134,7 @@ class ServiceSerializer(serializers.ModelSerializer[m.Service]):
         if request is not None and "provider" in self.fields:
             # Only the caller's own providers can be chosen (another organisation's is invalid).
             field = self.fields["provider"]
-            field.queryset = selectors.scope(m.Provider.objects.all(), request.user)  # type: ignore[attr-defined]
+            field.queryset = scope(Provider.objects.all(), request.user)  # type: ignore[attr-defined]
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
         merged = {
@@ -141,7 +149,7 @@ class ServiceSerializer(serializers.ModelSerializer[m.Service]):
         return attrs
 
 
-class DutySerializer(serializers.ModelSerializer[m.Duty]):
+class DutySerializer(serializers.ModelSerializer[Duty]):
     in_force = serializers.SerializerMethodField(
         help_text="In force today: true, false, or null when it is not known to be commenced."
     )
@@ -150,16 +158,16 @@ class DutySerializer(serializers.ModelSerializer[m.Duty]):
     )
 
     class Meta:
-        model = m.Duty
+        model = Duty
         exclude = ["catalogue_version"]
 
-    def _state(self, duty: m.Duty) -> InForce:
-        return in_force(selectors.duty_entry(duty), london_today())
+    def _state(self, duty: Duty) -> InForce:
+        return in_force(duty_entry(duty), london_today())
 
-    def get_in_force(self, duty: m.Duty) -> bool | None:
+    def get_in_force(self, duty: Duty) -> bool | None:
         return self._state(duty).value
 
-    def get_in_force_text(self, duty: m.Duty) -> str:
+    def get_in_force_text(self, duty: Duty) -> str:
         return self._state(duty).text
 
 
@@ -171,7 +179,7 @@ API_EXTRA_VALUES = {
     "owner_id": "r_owner_id",
     "cycle_id": "r_cycle",
 }
-API_REGISTER_VALUES = (*exports.REGISTER_VALUES, *API_EXTRA_VALUES.values())
+API_REGISTER_VALUES = (*REGISTER_VALUES, *API_EXTRA_VALUES.values())
 
 
 class RegisterSerializer(serializers.Serializer[Any]):
@@ -192,9 +200,7 @@ class RegisterSerializer(serializers.Serializer[Any]):
     in_force_from = serializers.DateField(
         read_only=True, allow_null=True, help_text="The day it is (or will be) in force."
     )
-    status = serializers.ChoiceField(
-        choices=m.CycleStatus.choices, allow_blank=True, read_only=True
-    )
+    status = serializers.ChoiceField(choices=CycleStatus.choices, allow_blank=True, read_only=True)
     owner = serializers.CharField(read_only=True, help_text="Username; empty when unowned.")
     due = serializers.DateField(read_only=True, allow_null=True)
     overdue = serializers.BooleanField(read_only=True)
@@ -208,14 +214,14 @@ class RegisterSerializer(serializers.Serializer[Any]):
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         # `instance` is a dict from `.values(*API_REGISTER_VALUES)`: one query for a page.
-        row = exports.register_row(instance, self.context["today"])
+        row = register_row(instance, self.context["today"])
         row.update({key: instance[name] for key, name in API_EXTRA_VALUES.items()})
         return row
 
 
-class CycleSerializer(serializers.ModelSerializer[m.ObligationCycle]):
+class CycleSerializer(serializers.ModelSerializer[ObligationCycle]):
     class Meta:
-        model = m.ObligationCycle
+        model = ObligationCycle
         fields = [
             "id",
             "period_start",
@@ -244,13 +250,13 @@ class HistorySerializer(serializers.Serializer[Any]):
     changes = ChangeSerializer(many=True)
 
 
-class EventSerializer(serializers.ModelSerializer[m.Event]):
+class EventSerializer(serializers.ModelSerializer[Event]):
     actor = serializers.CharField(source="actor.get_username", read_only=True)
     from_status = CycleStatusField(allow_blank=True, read_only=True)
     to_status = CycleStatusField(allow_blank=True, read_only=True)
 
     class Meta:
-        model = m.Event
+        model = Event
         fields = [
             "id",
             "obligation",
@@ -267,13 +273,13 @@ class EventSerializer(serializers.ModelSerializer[m.Event]):
         ]
 
 
-class EvidenceSerializer(serializers.ModelSerializer[m.Evidence]):
+class EvidenceSerializer(serializers.ModelSerializer[Evidence]):
     uploaded_by = serializers.CharField(source="uploaded_by.get_username", read_only=True)
     obligation = serializers.IntegerField(source="cycle.obligation_id", read_only=True)
     download_url = serializers.SerializerMethodField()
 
     class Meta:
-        model = m.Evidence
+        model = Evidence
         fields = [
             "id",
             "obligation",
@@ -294,8 +300,8 @@ class EvidenceSerializer(serializers.ModelSerializer[m.Evidence]):
             "download_url",
         ]
 
-    def get_download_url(self, evidence: m.Evidence) -> str | None:
-        if evidence.kind != m.EvidenceKind.FILE or evidence.purged_at:
+    def get_download_url(self, evidence: Evidence) -> str | None:
+        if evidence.kind != EvidenceKind.FILE or evidence.purged_at:
             return None
         request = self.context["request"]
         return request.build_absolute_uri(reverse("api:evidence-download", args=[evidence.pk]))
@@ -344,7 +350,7 @@ class OwnerSerializer(serializers.Serializer[Any]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if "organisation" in self.context:
-            members = selectors.active_memberships_of(self.context["organisation"])
+            members = active_memberships_of(self.context["organisation"])
             field = self.fields["owner"]
             field.queryset = get_user_model().objects.filter(  # type: ignore[attr-defined]
                 is_active=True, pk__in=members.values("user_id")
@@ -356,36 +362,36 @@ class DueDateSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(min_length=3)
 
 
-class TechnologyNoticeSerializer(serializers.ModelSerializer[m.TechnologyNotice]):
+class TechnologyNoticeSerializer(serializers.ModelSerializer[TechnologyNotice]):
     class Meta:
-        model = m.TechnologyNotice
+        model = TechnologyNotice
         fields = "__all__"
 
 
-class OfcomNoticeSerializer(serializers.ModelSerializer[m.OfcomNotice]):
+class OfcomNoticeSerializer(serializers.ModelSerializer[OfcomNotice]):
     class Meta:
-        model = m.OfcomNotice
+        model = OfcomNotice
         fields = "__all__"
 
 
-class ReminderSerializer(serializers.ModelSerializer[m.Reminder]):
+class ReminderSerializer(serializers.ModelSerializer[Reminder]):
     recipient = serializers.CharField(source="recipient.get_username", read_only=True)
     obligation = serializers.IntegerField(source="cycle.obligation_id", read_only=True)
 
     class Meta:
-        model = m.Reminder
+        model = Reminder
         exclude = ["claim", "claimed_at"]
 
 
-class AssessmentEntrySerializer(serializers.ModelSerializer[m.AssessmentEntry]):
+class AssessmentEntrySerializer(serializers.ModelSerializer[AssessmentEntry]):
     harm_kind = serializers.CharField(source="harm_kind.code", read_only=True)
 
     class Meta:
-        model = m.AssessmentEntry
+        model = AssessmentEntry
         exclude = ["assessment"]
 
 
-class RiskAssessmentSerializer(serializers.ModelSerializer[m.RiskAssessment]):
+class RiskAssessmentSerializer(serializers.ModelSerializer[RiskAssessment]):
     entries = AssessmentEntrySerializer(many=True, read_only=True)
     assessor = serializers.CharField(source="assessor.get_username", read_only=True)
     approver = serializers.CharField(
@@ -393,16 +399,16 @@ class RiskAssessmentSerializer(serializers.ModelSerializer[m.RiskAssessment]):
     )
 
     class Meta:
-        model = m.RiskAssessment
+        model = RiskAssessment
         fields = "__all__"
 
 
-class MeasureDecisionSerializer(serializers.ModelSerializer[m.MeasureDecision]):
+class MeasureDecisionSerializer(serializers.ModelSerializer[MeasureDecision]):
     measure = serializers.CharField(source="measure.code", read_only=True)
     decided_by = serializers.CharField(source="decided_by.get_username", read_only=True)
 
     class Meta:
-        model = m.MeasureDecision
+        model = MeasureDecision
         fields = "__all__"
 
 

@@ -28,20 +28,80 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from obligations import auditpack, exports, selectors, services
-from obligations import models as m
-from obligations.api import filters
-from obligations.api import serializers as s
+from obligations.access.models import AccessAction, Organisation
+from obligations.access.selectors import (
+    can_edit,
+    can_review,
+    may_transition,
+    organisation_of,
+    scope,
+    visible_organisations,
+)
+from obligations.access.signin import record_access
+from obligations.api.filters import (
+    AssessmentFilter,
+    DutyFilter,
+    EventFilter,
+    EvidenceFilter,
+    MeasureDecisionFilter,
+    ObligationFilter,
+    OfcomNoticeFilter,
+    ProviderFilter,
+    ReminderFilter,
+    ServiceFilter,
+    TechnologyNoticeFilter,
+    refuse_unknown,
+    register_day,
+)
 from obligations.api.pagination import is_digits
 from obligations.api.parsers import JSONParser
-from obligations.applicability import report
-from obligations.catalogue import ProfileError, parse_profile
-from obligations.dashboard import queries as dashboard
+from obligations.api.serializers import (
+    API_REGISTER_VALUES,
+    CycleSerializer,
+    DueDateSerializer,
+    DutySerializer,
+    EventSerializer,
+    EvidenceSerializer,
+    EvidenceUploadSerializer,
+    HistorySerializer,
+    MeasureDecisionSerializer,
+    OfcomNoticeSerializer,
+    OrganisationSerializer,
+    OwnerSerializer,
+    ProviderSerializer,
+    PublicKeySerializer,
+    RegisterSerializer,
+    ReminderSerializer,
+    RiskAssessmentSerializer,
+    ServiceSerializer,
+    TechnologyNoticeSerializer,
+    TransitionSerializer,
+)
+from obligations.assessments.models import AssessmentEntry, MeasureDecision, RiskAssessment
+from obligations.catalogue.applicability import report
+from obligations.catalogue.models import Duty
+from obligations.catalogue.profiles import ProfileError, parse_profile
+from obligations.catalogue.selectors import catalogue_parameters, loaded_catalogue
+from obligations.dashboard.queries import FilterError, Filters, summary
 from obligations.dates import london_today
-from obligations.uploads import EvidenceRefused
+from obligations.exports.auditpack import write_pack
+from obligations.exports.signing import public_key_pem
+from obligations.exports.tables import register_rows, stream_csv, stream_json, xlsx_file
+from obligations.notices.models import OfcomNotice, TechnologyNotice
+from obligations.providers.actions import save_service
+from obligations.providers.models import Provider, Service
+from obligations.providers.selectors import providers_with_exposure
+from obligations.register.actions import assign_owner, set_due_date
+from obligations.register.evidence import add_evidence_file, add_evidence_link
+from obligations.register.models import Event, Evidence, Obligation, ObligationCycle
+from obligations.register.selectors import register
+from obligations.register.states import EventSource
+from obligations.register.uploads import EvidenceRefused
+from obligations.register.workflow import transition_to
+from obligations.reminders.models import Reminder
 from obligations.views import evidence_file_response
 
-API = m.EventSource.API
+API = EventSource.API
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 AS_OF = OpenApiParameter(
     "as_of",
@@ -57,7 +117,7 @@ REVIEW_ONLY = "Your role in this organisation reviews: approve (met) or send bac
 
 def require_edit(request: Request, obj: Any) -> None:
     """Reading is not changing: auditors and managers may look, not touch."""
-    if not selectors.can_edit(request.user, selectors.organisation_of(obj)):
+    if not can_edit(request.user, organisation_of(obj)):
         raise PermissionDenied(READ_ONLY_ROLE)
 
 
@@ -71,7 +131,7 @@ class Scoped:
         return self.model.objects.all()
 
     def get_queryset(self) -> QuerySet[Any]:
-        return selectors.scope(self.base_queryset(), self.request.user)
+        return scope(self.base_queryset(), self.request.user)
 
 
 class ReadOnly(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
@@ -79,22 +139,22 @@ class ReadOnly(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
 
 
 class OrganisationViewSet(ReadOnly):
-    model = m.Organisation
-    serializer_class = s.OrganisationSerializer
+    model = Organisation
+    serializer_class = OrganisationSerializer
 
 
 class ProviderViewSet(ReadOnly):
     """Providers with their revenue periods, penalty cap (Sch.13 para 4) and exposure."""
 
-    model = m.Provider
-    serializer_class = s.ProviderSerializer
-    filterset_class = filters.ProviderFilter
+    model = Provider
+    serializer_class = ProviderSerializer
+    filterset_class = ProviderFilter
 
-    def base_queryset(self) -> QuerySet[m.Provider]:
-        return selectors.providers_with_exposure(m.Provider.objects.all(), services.london_today())
+    def base_queryset(self) -> QuerySet[Provider]:
+        return providers_with_exposure(Provider.objects.all(), london_today())
 
     def get_serializer_context(self) -> dict[str, Any]:
-        return {**super().get_serializer_context(), "parameters": selectors.catalogue_parameters()}
+        return {**super().get_serializer_context(), "parameters": catalogue_parameters()}
 
 
 class ServiceViewSet(
@@ -106,30 +166,30 @@ class ServiceViewSet(
     """Services and their profiles. Creating or changing one applies the catalogue: the
     response's `register` says which obligations were created or changed."""
 
-    model = m.Service
-    serializer_class = s.ServiceSerializer
-    filterset_class = filters.ServiceFilter
+    model = Service
+    serializer_class = ServiceSerializer
+    filterset_class = ServiceFilter
 
-    def base_queryset(self) -> QuerySet[m.Service]:
-        return m.Service.objects.select_related("exemption").prefetch_related(
+    def base_queryset(self) -> QuerySet[Service]:
+        return Service.objects.select_related("exemption").prefetch_related(
             "categories", "features"
         )
 
-    def _save(self, serializer: s.ServiceSerializer, status_code: int) -> Response:
+    def _save(self, serializer: ServiceSerializer, status_code: int) -> Response:
         data = dict(serializer.validated_data)
         categories, features = data.pop("categories", None), data.pop("features", None)
-        service = serializer.instance or m.Service()
+        service = serializer.instance or Service()
         for name, value in data.items():
             setattr(service, name, value)
         require_edit(self.request, service.provider)
-        result = services.save_service(
+        result = save_service(
             actor=self.request.user,
             service=service,
             categories=categories,
             features=features,
             source=API,
         )
-        body = dict(s.ServiceSerializer(service, context=self.get_serializer_context()).data)
+        body = dict(ServiceSerializer(service, context=self.get_serializer_context()).data)
         body["register"] = {
             "created": result.created,
             "applies_again": result.reapplied,
@@ -138,7 +198,7 @@ class ServiceViewSet(
         return Response(body, status=status_code)
 
     def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        if not selectors.can_edit(request.user):
+        if not can_edit(request.user):
             # Refused before the body is read: a reader learns nothing from validation.
             raise PermissionDenied(READ_ONLY_ROLE)
         serializer = self.get_serializer(data=request.data)
@@ -158,9 +218,9 @@ class ServiceViewSet(
 class DutyViewSet(viewsets.ReadOnlyModelViewSet):  # type: ignore[type-arg]
     """The catalogue of the Act's duties (read-only: it changes by loading a new version)."""
 
-    queryset = m.Duty.objects.all()
-    serializer_class = s.DutySerializer
-    filterset_class = filters.DutyFilter
+    queryset = Duty.objects.all()
+    serializer_class = DutySerializer
+    filterset_class = DutyFilter
 
 
 @extend_schema(parameters=[AS_OF])
@@ -168,28 +228,28 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
     """The register: one row per obligation, the same columns as the exports. With `as_of`,
     the register as it stood on that date."""
 
-    model = m.Obligation
-    serializer_class = s.RegisterSerializer
-    filterset_class = filters.ObligationFilter
+    model = Obligation
+    serializer_class = RegisterSerializer
+    filterset_class = ObligationFilter
     parser_classes = [JSONParser, MultiPartParser, FormParser]
 
-    def get_queryset(self) -> QuerySet[m.Obligation]:
-        day, as_of = filters.register_day(self.request)
-        return selectors.register(super().get_queryset(), today=day, as_of=as_of)
+    def get_queryset(self) -> QuerySet[Obligation]:
+        day, as_of = register_day(self.request)
+        return register(super().get_queryset(), today=day, as_of=as_of)
 
     def get_serializer_context(self) -> dict[str, Any]:
-        day, _ = filters.register_day(self.request)
+        day, _ = register_day(self.request)
         return {**super().get_serializer_context(), "today": day}
 
     def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        rows = self.filter_queryset(self.get_queryset()).values(*s.API_REGISTER_VALUES)
+        rows = self.filter_queryset(self.get_queryset()).values(*API_REGISTER_VALUES)
         page = self.paginate_queryset(rows)
         assert page is not None  # always paginated
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
         obligation = self.get_object()
-        row = self.get_queryset().filter(pk=obligation.pk).values(*s.API_REGISTER_VALUES).get()
+        row = self.get_queryset().filter(pk=obligation.pk).values(*API_REGISTER_VALUES).get()
         body = dict(self.get_serializer(row).data)
         body.update(
             why=obligation.why,
@@ -198,11 +258,11 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
             external_ref=obligation.external_ref,
             technology_notice=obligation.technology_notice_id,
             ofcom_notice=obligation.ofcom_notice_id,
-            cycles=s.CycleSerializer(obligation.cycles.all(), many=True).data,
+            cycles=CycleSerializer(obligation.cycles.all(), many=True).data,
         )
         return Response(body)
 
-    def _open_cycle(self) -> tuple[m.Obligation, m.ObligationCycle]:
+    def _open_cycle(self) -> tuple[Obligation, ObligationCycle]:
         obligation = self.get_object()
         require_edit(self.request, obligation)
         cycle = obligation.current_cycle
@@ -210,52 +270,50 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
             raise ValidationError("This obligation has no cycle to work on.")
         return obligation, cycle
 
-    def _row(self, obligation: m.Obligation, status_code: int = 200) -> Response:
-        fresh = selectors.register(
-            m.Obligation.objects.filter(pk=obligation.pk), today=services.london_today()
-        )
-        row = fresh.values(*s.API_REGISTER_VALUES).get()
+    def _row(self, obligation: Obligation, status_code: int = 200) -> Response:
+        fresh = register(Obligation.objects.filter(pk=obligation.pk), today=london_today())
+        row = fresh.values(*API_REGISTER_VALUES).get()
         return Response(self.get_serializer(row).data, status=status_code)
 
-    @extend_schema(request=s.TransitionSerializer, responses=s.RegisterSerializer)
+    @extend_schema(request=TransitionSerializer, responses=RegisterSerializer)
     @action(detail=True, methods=["post"])
     def transition(self, request: Request, pk: str | None = None) -> Response:
         """Move the current cycle to `to`, by the workflow's one table of transitions.
         Managers review: they may approve or send back, and make no other move."""
         obligation = self.get_object()
-        organisation = selectors.organisation_of(obligation)
-        if not selectors.can_review(request.user, organisation):
+        organisation = organisation_of(obligation)
+        if not can_review(request.user, organisation):
             raise PermissionDenied(READ_ONLY_ROLE)
-        data = self._valid(s.TransitionSerializer)
-        if not selectors.may_transition(request.user, organisation, data["to"]):
+        data = self._valid(TransitionSerializer)
+        if not may_transition(request.user, organisation, data["to"]):
             raise PermissionDenied(REVIEW_ONLY)
         cycle = obligation.current_cycle
         if cycle is None:
             raise ValidationError("This obligation has no cycle to work on.")
-        services.transition_to(
+        transition_to(
             actor=request.user, cycle=cycle, to=data["to"], reason=data["reason"], source=API
         )
         return self._row(obligation)
 
-    @extend_schema(request=s.OwnerSerializer, responses=s.RegisterSerializer)
+    @extend_schema(request=OwnerSerializer, responses=RegisterSerializer)
     @action(detail=True, methods=["post"])
     def owner(self, request: Request, pk: str | None = None) -> Response:
         """Give the obligation to a member of its organisation (or to nobody: null)."""
         obligation = self.get_object()
         require_edit(request, obligation)
-        organisation = selectors.organisation_of(obligation)
-        owner = self._valid(s.OwnerSerializer, organisation=organisation)["owner"]
-        services.assign_owner(actor=request.user, obligation=obligation, owner=owner, source=API)
+        organisation = organisation_of(obligation)
+        owner = self._valid(OwnerSerializer, organisation=organisation)["owner"]
+        assign_owner(actor=request.user, obligation=obligation, owner=owner, source=API)
         return self._row(obligation)
 
-    @extend_schema(request=s.DueDateSerializer, responses=s.RegisterSerializer)
+    @extend_schema(request=DueDateSerializer, responses=RegisterSerializer)
     @action(detail=True, methods=["post"], url_path="due-date")
     def due_date(self, request: Request, pk: str | None = None) -> Response:
         """Move the open cycle's due date, saying why."""
         obligation, cycle = self._open_cycle()
-        data = self._valid(s.DueDateSerializer)
+        data = self._valid(DueDateSerializer)
         try:
-            services.set_due_date(
+            set_due_date(
                 actor=request.user,
                 cycle=cycle,
                 due=data["due_date"],
@@ -267,8 +325,8 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
         return self._row(obligation)
 
     @extend_schema(
-        request={"multipart/form-data": s.EvidenceUploadSerializer},
-        responses={201: s.EvidenceSerializer},
+        request={"multipart/form-data": EvidenceUploadSerializer},
+        responses={201: EvidenceSerializer},
     )
     @action(detail=True, methods=["post"])
     def evidence(self, request: Request, pk: str | None = None) -> Response:
@@ -281,7 +339,7 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
                 "nothing was stored.",
                 status=413,
             )
-        data = self._valid(s.EvidenceUploadSerializer)
+        data = self._valid(EvidenceUploadSerializer)
         if cycle.is_closed:
             raise ValidationError("This cycle is closed; evidence goes on an open cycle.")
         common = {
@@ -292,13 +350,13 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
             "source": API,
         }
         if data.get("file"):
-            evidence = services.add_evidence_file(uploaded=data["file"], **common)
+            evidence = add_evidence_file(uploaded=data["file"], **common)
         else:
-            evidence = services.add_evidence_link(url=data["url"], **common)
-        body = s.EvidenceSerializer(evidence, context=self.get_serializer_context()).data
+            evidence = add_evidence_link(url=data["url"], **common)
+        body = EvidenceSerializer(evidence, context=self.get_serializer_context()).data
         return Response(body, status=status.HTTP_201_CREATED)
 
-    @extend_schema(responses=s.HistorySerializer(many=True))
+    @extend_schema(responses=HistorySerializer(many=True))
     @action(detail=True, methods=["get"], pagination_class=None)  # one list, not pages
     def history(self, request: Request, pk: str | None = None) -> Response:
         """Every saved version of the obligation's own fields: who, when, why, what changed."""
@@ -327,7 +385,7 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
                 }
             )
             previous = record
-        return Response(s.HistorySerializer(rows, many=True).data)
+        return Response(HistorySerializer(rows, many=True).data)
 
     @extend_schema(
         parameters=[
@@ -342,13 +400,13 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
     @action(detail=False, methods=["get"], url_path=r"export/(?P<kind>csv|json|xlsx)")
     def export(self, request: Request, kind: str) -> HttpResponseBase:
         """The filtered register as a file; CSV and JSON stream as they are read."""
-        day, as_of = filters.register_day(request)
-        rows = exports.register_rows(self.filter_queryset(self.get_queryset()), day)
+        day, as_of = register_day(request)
+        rows = register_rows(self.filter_queryset(self.get_queryset()), day)
         name = f"obligations-{(as_of or day).isoformat()}.{kind}"
         response: HttpResponseBase
         if kind == "csv":
             response = StreamingHttpResponse(
-                exports.stream_csv(rows), content_type="text/csv; charset=utf-8"
+                stream_csv(rows), content_type="text/csv; charset=utf-8"
             )
         elif kind == "json":
             meta = {
@@ -357,22 +415,20 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
                 "filters": {k: v for k, v in request.query_params.items()},
             }
             response = StreamingHttpResponse(
-                exports.stream_json(rows, meta), content_type="application/json"
+                stream_json(rows, meta), content_type="application/json"
             )
         else:
             response = FileResponse(
-                exports.xlsx_file(rows),
+                xlsx_file(rows),
                 content_type=XLSX,
             )
         response["Content-Disposition"] = f'attachment; filename="{name}"'
-        services.record_access(
+        record_access(
             user=request.user,
-            action=m.AccessAction.EXPORT,
+            action=AccessAction.EXPORT,
             request=request,
             # On the log of each organisation whose rows the export could hold.
-            organisation_ids=selectors.visible_organisations(request.user).values_list(
-                "pk", flat=True
-            ),
+            organisation_ids=visible_organisations(request.user).values_list("pk", flat=True),
             description=f"{name}; filters: {request.query_params.urlencode() or 'none'}",
         )
         return response
@@ -386,21 +442,21 @@ class ObligationViewSet(Scoped, viewsets.ReadOnlyModelViewSet):  # type: ignore[
 class EventViewSet(ReadOnly):
     """The append-only record of every change to every obligation: who, when, why, from where."""
 
-    model = m.Event
-    serializer_class = s.EventSerializer
-    filterset_class = filters.EventFilter
+    model = Event
+    serializer_class = EventSerializer
+    filterset_class = EventFilter
 
-    def base_queryset(self) -> QuerySet[m.Event]:
-        return m.Event.objects.select_related("actor")
+    def base_queryset(self) -> QuerySet[Event]:
+        return Event.objects.select_related("actor")
 
 
 class EvidenceViewSet(ReadOnly):
-    model = m.Evidence
-    serializer_class = s.EvidenceSerializer
-    filterset_class = filters.EvidenceFilter
+    model = Evidence
+    serializer_class = EvidenceSerializer
+    filterset_class = EvidenceFilter
 
-    def base_queryset(self) -> QuerySet[m.Evidence]:
-        return m.Evidence.objects.select_related("uploaded_by", "cycle")
+    def base_queryset(self) -> QuerySet[Evidence]:
+        return Evidence.objects.select_related("uploaded_by", "cycle")
 
     @extend_schema(responses={(200, "*/*"): OpenApiTypes.BINARY})  # the type it was stored as
     @action(detail=True, methods=["get"])
@@ -410,49 +466,49 @@ class EvidenceViewSet(ReadOnly):
 
 
 class TechnologyNoticeViewSet(ReadOnly):
-    model = m.TechnologyNotice
-    serializer_class = s.TechnologyNoticeSerializer
-    filterset_class = filters.TechnologyNoticeFilter
+    model = TechnologyNotice
+    serializer_class = TechnologyNoticeSerializer
+    filterset_class = TechnologyNoticeFilter
 
 
 class OfcomNoticeViewSet(ReadOnly):
-    model = m.OfcomNotice
-    serializer_class = s.OfcomNoticeSerializer
-    filterset_class = filters.OfcomNoticeFilter
+    model = OfcomNotice
+    serializer_class = OfcomNoticeSerializer
+    filterset_class = OfcomNoticeFilter
 
 
 class ReminderViewSet(ReadOnly):
     """Every reminder the tracker decided to send: to whom, about what, why, and whether sent."""
 
-    model = m.Reminder
-    serializer_class = s.ReminderSerializer
-    filterset_class = filters.ReminderFilter
+    model = Reminder
+    serializer_class = ReminderSerializer
+    filterset_class = ReminderFilter
 
-    def base_queryset(self) -> QuerySet[m.Reminder]:
-        return m.Reminder.objects.select_related("recipient", "cycle")
+    def base_queryset(self) -> QuerySet[Reminder]:
+        return Reminder.objects.select_related("recipient", "cycle")
 
 
 class RiskAssessmentViewSet(ReadOnly):
-    model = m.RiskAssessment
-    serializer_class = s.RiskAssessmentSerializer
-    filterset_class = filters.AssessmentFilter
+    model = RiskAssessment
+    serializer_class = RiskAssessmentSerializer
+    filterset_class = AssessmentFilter
 
-    def base_queryset(self) -> QuerySet[m.RiskAssessment]:
-        entries = m.AssessmentEntry.objects.select_related("harm_kind").prefetch_related(
+    def base_queryset(self) -> QuerySet[RiskAssessment]:
+        entries = AssessmentEntry.objects.select_related("harm_kind").prefetch_related(
             "risk_factors", "evidence"
         )
-        return m.RiskAssessment.objects.select_related("assessor", "approver").prefetch_related(
+        return RiskAssessment.objects.select_related("assessor", "approver").prefetch_related(
             Prefetch("entries", queryset=entries)
         )
 
 
 class MeasureDecisionViewSet(ReadOnly):
-    model = m.MeasureDecision
-    serializer_class = s.MeasureDecisionSerializer
-    filterset_class = filters.MeasureDecisionFilter
+    model = MeasureDecision
+    serializer_class = MeasureDecisionSerializer
+    filterset_class = MeasureDecisionFilter
 
-    def base_queryset(self) -> QuerySet[m.MeasureDecision]:
-        return m.MeasureDecision.objects.select_related("measure", "decided_by").prefetch_related(
+    def base_queryset(self) -> QuerySet[MeasureDecision]:
+        return MeasureDecision.objects.select_related("measure", "decided_by").prefetch_related(
             "evidence"
         )
 
@@ -467,7 +523,7 @@ class ApplicabilityView(APIView):
         responses={200: OpenApiResponse(OpenApiTypes.OBJECT, "The applicable duties, each why")},
     )
     def post(self, request: Request) -> Response:
-        catalogue = selectors.loaded_catalogue()
+        catalogue = loaded_catalogue()
         try:
             profile = parse_profile(request.data, catalogue)
         except ProfileError as exc:
@@ -491,25 +547,23 @@ class AuditPackView(APIView):
         responses={(200, "application/zip"): OpenApiTypes.BINARY},
     )
     def get(self, request: Request) -> HttpResponseBase:
-        filters.refuse_unknown(request, {"service", "provider", "as_of"})
-        day, as_of = filters.register_day(request)
+        refuse_unknown(request, {"service", "provider", "as_of"})
+        day, as_of = register_day(request)
         chosen = {
             k: request.query_params[k] for k in ("service", "provider") if k in request.query_params
         }
         if len(chosen) != 1 or not is_digits(next(iter(chosen.values()))):
             raise ValidationError("Give one of service=<id> or provider=<id>.")
         ((kind, raw_id),) = chosen.items()
-        model = m.Service if kind == "service" else m.Provider
-        subject = get_object_or_404(selectors.scope(model.objects.all(), request.user), pk=raw_id)
-        obligations = selectors.scope(m.Obligation.objects.all(), request.user).filter(
-            **{kind: subject}
-        )
+        model = Service if kind == "service" else Provider
+        subject = get_object_or_404(scope(model.objects.all(), request.user), pk=raw_id)
+        obligations = scope(Obligation.objects.all(), request.user).filter(**{kind: subject})
         out = tempfile.SpooledTemporaryFile(max_size=20 * 1024 * 1024)  # noqa: SIM115
         try:
-            summary = auditpack.write_pack(
+            summary = write_pack(
                 obligations=obligations,
                 title=f"{kind.capitalize()}: {subject} (built by {request.user.get_username()})",
-                today=services.london_today(),
+                today=london_today(),
                 out=out,
                 as_of=as_of,
             )
@@ -518,11 +572,11 @@ class AuditPackView(APIView):
             raise ServiceUnavailable(str(exc)) from None
         out.seek(0)
         name = f"audit-pack-{kind}-{subject.pk}-{(as_of or day).isoformat()}.zip"
-        services.record_access(
+        record_access(
             user=request.user,
-            action=m.AccessAction.AUDIT_PACK,
+            action=AccessAction.AUDIT_PACK,
             request=request,
-            organisation_ids=[selectors.organisation_of(subject)],
+            organisation_ids=[organisation_of(subject)],
             description=f"{name} ({kind}: {subject}); manifest SHA-256 {summary.manifest_sha256}",
         )
         response = FileResponse(
@@ -546,10 +600,10 @@ class PublicKeyView(APIView):
 
     permission_classes = [AllowAny]
 
-    @extend_schema(responses={200: s.PublicKeySerializer})
+    @extend_schema(responses={200: PublicKeySerializer})
     def get(self, request: Request) -> Response:
         try:
-            pem = auditpack.public_key_pem()
+            pem = public_key_pem()
         except ImproperlyConfigured as exc:
             raise ServiceUnavailable(str(exc)) from None
         return Response({"algorithm": "Ed25519", "public_key_pem": pem})
@@ -584,10 +638,8 @@ class DashboardView(APIView):
     )
     def get(self, request: Request) -> Response:
         try:
-            chosen = dashboard.Filters.from_query(
-                request.query_params.dict(), today=services.london_today()
-            )
-        except dashboard.FilterError as exc:
+            chosen = Filters.from_query(request.query_params.dict(), today=london_today())
+        except FilterError as exc:
             raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None
-        figures = dashboard.summary(request.user, chosen, today=services.london_today())
+        figures = summary(request.user, chosen, today=london_today())
         return Response(_plain(figures))

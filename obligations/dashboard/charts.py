@@ -19,10 +19,10 @@ from urllib.parse import urlencode
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 
-from obligations import models as m
-from obligations.dashboard import queries
+from obligations.dashboard.queries import Filters
 from obligations.dates import display
 from obligations.links import object_url, page_url
+from obligations.register.states import CycleStatus
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,14 @@ BUCKETS: dict[str, Look] = {
 # A heatmap cell holds a cycle's own status, or "overdue" (queries._heatmap); the working
 # statuses share in progress's colour and keep a symbol of their own.
 CELLS: dict[str, Look] = {
-    m.CycleStatus.MET: BUCKETS["met"],
+    CycleStatus.MET: BUCKETS["met"],
     "overdue": BUCKETS["overdue"],
-    m.CycleStatus.IN_PROGRESS: BUCKETS["in_progress"],
-    m.CycleStatus.READY_FOR_REVIEW: Look(
-        m.CycleStatus.READY_FOR_REVIEW.label, "◑", "#0072B2", "#bcdcf2", "stripes"
+    CycleStatus.IN_PROGRESS: BUCKETS["in_progress"],
+    CycleStatus.READY_FOR_REVIEW: Look(
+        CycleStatus.READY_FOR_REVIEW.label, "◑", "#0072B2", "#bcdcf2", "stripes"
     ),
-    m.CycleStatus.SENT_BACK: Look(
-        m.CycleStatus.SENT_BACK.label, "↺", "#0072B2", "#bcdcf2", "stripes"
-    ),
-    m.CycleStatus.NOT_STARTED: BUCKETS["not_started"],
+    CycleStatus.SENT_BACK: Look(CycleStatus.SENT_BACK.label, "↺", "#0072B2", "#bcdcf2", "stripes"),
+    CycleStatus.NOT_STARTED: BUCKETS["not_started"],
 }
 # A duty that does not apply to the service has no cell state.
 NO_CELL = Look("Does not apply", "·", "#ffffff", "#ffffff", "solid")
@@ -78,7 +76,7 @@ def admin_link(**params: object) -> str:
     return f"{page_url('admin:obligations_obligation_changelist')}?{query}"
 
 
-def filter_params(filters: queries.Filters, **overrides: object) -> dict[str, object]:
+def filter_params(filters: Filters, **overrides: object) -> dict[str, object]:
     """The admin list parameters that narrow it as `filters` narrow the dashboard (as_of has
     no admin equivalent: the list always shows today's register)."""
     params: dict[str, object] = {
@@ -90,10 +88,10 @@ def filter_params(filters: queries.Filters, **overrides: object) -> dict[str, ob
 
 # The summary counts an obligation as applicable while it applies and its cycle has not been
 # closed as not applicable; the admin list says the same with its status filter.
-LIVE_STATUSES = ",".join(s for s in m.CycleStatus.values if s != m.CycleStatus.NOT_APPLICABLE)
+LIVE_STATUSES = ",".join(s for s in CycleStatus.values if s != CycleStatus.NOT_APPLICABLE)
 
 
-def state_links(filters: queries.Filters, **overrides: object) -> dict[str, str]:
+def state_links(filters: Filters, **overrides: object) -> dict[str, str]:
     """A link per state, and one for all applicable, to exactly what each figure counts."""
     base = filter_params(filters, applicable__exact=1, **overrides)
     links = {state: admin_link(**base, state=state) for state in BUCKETS}

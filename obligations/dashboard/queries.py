@@ -16,8 +16,34 @@ from typing import Any
 
 from django.db.models import Count, Exists, F, Min, OuterRef, Q, QuerySet, Sum
 
-from obligations import models as m
-from obligations import selectors, services
+from obligations.access.selectors import AnyUser, scope
+from obligations.assessments.selectors import (
+    current_decisions_of,
+    latest_levels_of,
+    recommended_measures_of,
+)
+from obligations.catalogue.models import Duty
+from obligations.catalogue.selectors import catalogue_parameters
+from obligations.dashboard.actions import fill_compliance_counts
+from obligations.dashboard.models import ComplianceCount
+from obligations.notices.models import NoticeStage, OfcomNotice, TechnologyNotice
+from obligations.providers.models import Provider, Service
+from obligations.providers.selectors import (
+    OPEN_TECHNOLOGY_STAGES,
+    exposure_reasons,
+    provider_penalty_cap,
+    providers_with_exposure,
+)
+from obligations.register.models import Evidence, Obligation
+from obligations.register.selectors import register, register_state, states_at
+from obligations.register.states import (
+    OPEN_STATUSES,
+    UNDERWAY_STATUSES,
+    CycleStatus,
+    counted,
+    is_overdue,
+    overdue,
+)
 
 # Rows shown in a list before "and N more".
 SHOWN = 25
@@ -97,10 +123,10 @@ def buckets(day: dt.date) -> dict[str, Q]:
     # duty in none of the four states.
     on_time = Q(r_due__isnull=True) | Q(r_due__gte=day)
     return {
-        "met": Q(r_status=m.CycleStatus.MET),
-        "overdue": m.overdue(day, status="r_status", due="r_due"),
-        "in_progress": Q(r_status__in=m.UNDERWAY_STATUSES) & on_time,
-        "not_started": Q(r_status=m.CycleStatus.NOT_STARTED) & on_time,
+        "met": Q(r_status=CycleStatus.MET),
+        "overdue": overdue(day, status="r_status", due="r_due"),
+        "in_progress": Q(r_status__in=UNDERWAY_STATUSES) & on_time,
+        "not_started": Q(r_status=CycleStatus.NOT_STARTED) & on_time,
     }
 
 
@@ -145,17 +171,17 @@ def narrow(
     return qs.filter(**{path: value for path, value in paths.items() if value})
 
 
-def scoped(user: selectors.User, f: Filters) -> QuerySet[m.Obligation]:
-    return narrow(selectors.scope(m.Obligation.objects.all(), user), f)
+def scoped(user: AnyUser, f: Filters) -> QuerySet[Obligation]:
+    return narrow(scope(Obligation.objects.all(), user), f)
 
 
 def _live(table: QuerySet[Any]) -> QuerySet[Any]:
     """The register's rows that count: applicable, and not marked not applicable."""
-    return table.filter(Q(r_applicable=True) & m.counted("r_status"))
+    return table.filter(Q(r_applicable=True) & counted("r_status"))
 
 
 def summary(
-    user: selectors.User,
+    user: AnyUser,
     f: Filters,
     *,
     today: dt.date,
@@ -172,8 +198,8 @@ def summary(
         return qs.filter(r_owner_id=f.owner) if f.owner else qs
 
     # Counted from the state alone; the lists read the whole register.
-    state = rows(selectors.register_state(scoped(user, f), as_of=f.as_of))
-    live = rows(selectors.register(scoped(user, f), today=day, as_of=f.as_of))
+    state = rows(register_state(scoped(user, f), as_of=f.as_of))
+    live = rows(register(scoped(user, f), today=day, as_of=f.as_of))
     # One grouped query gives every service's counts (provider-wide duties group under no
     # service); the totals are their sums, so the headline and the bars always agree.
     # Grouped by ids alone: joining names onto every row cost more than looking them up.
@@ -209,7 +235,7 @@ def summary(
     upcoming = list(
         live.filter(
             Q(
-                r_status__in=m.OPEN_STATUSES,
+                r_status__in=OPEN_STATUSES,
                 r_due__gte=day,
                 r_due__lte=day + dt.timedelta(days=UPCOMING_DAYS),
             )
@@ -219,8 +245,8 @@ def summary(
     )
     # Both the risk table and the undecided measures read the latest risk levels.
     # The catalogue's figures, read once for the three parts that need them.
-    parameters = parameters or selectors.catalogue_parameters()
-    levels = selectors.latest_levels_of(service_ids, parameters)
+    parameters = parameters or catalogue_parameters()
+    levels = latest_levels_of(service_ids, parameters)
     heat = list(
         state.filter(service_id__in=service_ids).values(
             "service_id", "duty__code", "r_status", "r_due"
@@ -228,7 +254,7 @@ def summary(
     )
     # Listed on the register, undated, never overdue: counted so the headline says so.
     not_in_force = state.filter(
-        duty__in=m.Duty.objects.exclude(effective_from__lte=day).values("pk")
+        duty__in=Duty.objects.exclude(effective_from__lte=day).values("pk")
     ).count()
     return {
         "day": day,
@@ -254,7 +280,7 @@ def summary(
 def _heatmap(rows: list[dict[str, Any]], services: list[dict[str, Any]], day: dt.date) -> Any:
     cells: dict[int, dict[str, str]] = {s["service_id"]: {} for s in services}
     for row in rows:
-        state = "overdue" if m.is_overdue(row["r_status"], row["r_due"], day) else row["r_status"]
+        state = "overdue" if is_overdue(row["r_status"], row["r_due"], day) else row["r_status"]
         cells[row["service_id"]][row["duty__code"]] = state
     duties = sorted({code for by_duty in cells.values() for code in by_duty})
     return {
@@ -266,19 +292,19 @@ def _heatmap(rows: list[dict[str, Any]], services: list[dict[str, Any]], day: dt
     }
 
 
-def notices(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, Any]]:
+def notices(user: AnyUser, f: Filters, day: dt.date) -> list[dict[str, Any]]:
     """Open Ofcom notices with their next date: the earliest open date of the obligations the
     notice created. A Technology Notice in its representations window comes first."""
-    open_links = Q(obligations__status__in=m.OPEN_STATUSES)
+    open_links = Q(obligations__status__in=OPEN_STATUSES)
     rows: list[dict[str, Any]] = []
-    technology = _notice_scope(m.TechnologyNotice.objects.all(), user, f).filter(
-        stage__in=selectors.OPEN_TECHNOLOGY_STAGES
+    technology = _notice_scope(TechnologyNotice.objects.all(), user, f).filter(
+        stage__in=OPEN_TECHNOLOGY_STAGES
     )
     for notice in technology.select_related("service").annotate(
         next_date=Min("obligations__due_date", filter=open_links)
     ):
         window = (
-            notice.stage == m.NoticeStage.WARNING
+            notice.stage == NoticeStage.WARNING
             and notice.representations_due is not None
             and notice.representations_due >= day
         )
@@ -293,7 +319,7 @@ def notices(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, An
                 "representations_window": window,
             }
         )
-    ofcom = _notice_scope(m.OfcomNotice.objects.all(), user, f).filter(closed_on__isnull=True)
+    ofcom = _notice_scope(OfcomNotice.objects.all(), user, f).filter(closed_on__isnull=True)
     for other in ofcom.select_related("service").annotate(
         next_date=Min("obligations__due_date", filter=open_links)
     ):
@@ -312,18 +338,18 @@ def notices(user: selectors.User, f: Filters, day: dt.date) -> list[dict[str, An
     return rows
 
 
-def _notice_scope(qs: QuerySet[Any], user: selectors.User, f: Filters) -> QuerySet[Any]:
+def _notice_scope(qs: QuerySet[Any], user: AnyUser, f: Filters) -> QuerySet[Any]:
     # A notice belongs to a service: filter it as its service's obligations would be.
-    return narrow(selectors.scope(qs, user), f, to="service__", service="service_id")
+    return narrow(scope(qs, user), f, to="service__", service="service_id")
 
 
-def _service_names(user: selectors.User, f: Filters) -> dict[int, str]:
-    services = narrow(selectors.scope(m.Service.objects.all(), user), f, service="pk")
+def _service_names(user: AnyUser, f: Filters) -> dict[int, str]:
+    services = narrow(scope(Service.objects.all(), user), f, service="pk")
     return dict(services.values_list("pk", "name"))
 
 
 def _overdue_by_provider(
-    user: selectors.User, f: Filters, day: dt.date, groups: list[dict[str, Any]]
+    user: AnyUser, f: Filters, day: dt.date, groups: list[dict[str, Any]]
 ) -> dict[int, int]:
     """Each provider's overdue obligations, all of them: exposure is the provider's whatever
     the page shows. Unless the page is narrowed to a service or an owner, its groups already
@@ -334,9 +360,9 @@ def _overdue_by_provider(
             by_provider[g["provider_id"]] = by_provider.get(g["provider_id"], 0) + g["overdue"]
         return by_provider
     everything = Filters(organisation=f.organisation, provider=f.provider)
-    register = selectors.register_state(scoped(user, everything), as_of=f.as_of)
+    register = register_state(scoped(user, everything), as_of=f.as_of)
     if f.service:
-        providers = m.Service.objects.filter(pk=f.service).values("provider_id")
+        providers = Service.objects.filter(pk=f.service).values("provider_id")
         register = register.filter(provider_id__in=providers)
     rows = (
         _live(register)
@@ -349,24 +375,24 @@ def _overdue_by_provider(
 
 
 def exposure(
-    user: selectors.User,
+    user: AnyUser,
     f: Filters,
     day: dt.date,
     overdue: dict[int, int],
     parameters: dict[str, Any],
 ) -> list[dict[str, Any]]:
     qs = narrow(
-        selectors.scope(m.Provider.objects.all(), user),
+        scope(Provider.objects.all(), user),
         f,
         organisation="organisation_id",
         provider="pk",
         service="services",
     )
     rows = []
-    providers = selectors.providers_with_exposure(qs, day, count_overdue=False)
+    providers = providers_with_exposure(qs, day, count_overdue=False)
     for provider in providers.order_by("name"):
-        cap = selectors.provider_penalty_cap(provider, parameters)
-        reasons = selectors.exposure_reasons(provider, overdue.get(provider.pk, 0))
+        cap = provider_penalty_cap(provider, parameters)
+        reasons = exposure_reasons(provider, overdue.get(provider.pk, 0))
         rows.append(
             {
                 "id": provider.pk,
@@ -403,10 +429,8 @@ def undecided_measures(
     parameters: dict[str, Any],
 ) -> list[dict[str, Any]]:
     """Recommended Codes measures with no current decision, per shown service."""
-    recommended = selectors.recommended_measures_of(service_ids, day, levels, parameters)
-    decided = set(
-        selectors.current_decisions_of(service_ids).values_list("service_id", "measure_id")
-    )
+    recommended = recommended_measures_of(service_ids, day, levels, parameters)
+    decided = set(current_decisions_of(service_ids).values_list("service_id", "measure_id"))
     rows = []
     for sid in service_ids:
         missing = [
@@ -421,25 +445,25 @@ def undecided_measures(
     return rows
 
 
-def expiring_evidence(user: selectors.User, f: Filters, day: dt.date) -> dict[str, Any]:
+def expiring_evidence(user: AnyUser, f: Filters, day: dt.date) -> dict[str, Any]:
     # The rows first, by id, and their details after: PostgreSQL misjudged the joins (a
     # cycle back to its obligation's current cycle; evidence not superseded) as one row each
     # and looped over every cycle or every service (170 ms to 1.5 s at 100,000). EXISTS on
     # the obligations' current cycles and NOT EXISTS are planned from the expiry index.
     in_view = scoped(user, f).filter(current_cycle_id=OuterRef("cycle_id"))
     soonest = (
-        m.Evidence.objects.filter(
+        Evidence.objects.filter(
             Exists(in_view),
             purged_at__isnull=True,
             expires_on__gte=day,
             expires_on__lte=day + dt.timedelta(days=EXPIRING_DAYS),
         )
-        .exclude(Exists(m.Evidence.objects.filter(supersedes=OuterRef("pk"))))
+        .exclude(Exists(Evidence.objects.filter(supersedes=OuterRef("pk"))))
         .order_by("expires_on", "id")
         .values("pk")[: SHOWN + 1]
     )
     rows = list(
-        m.Evidence.objects.filter(pk__in=soonest)
+        Evidence.objects.filter(pk__in=soonest)
         .order_by("expires_on", "id")
         .values(
             "id",
@@ -465,9 +489,7 @@ def month_ends(day: dt.date, months: int = TREND_MONTHS) -> list[dt.date]:
     return ends[::-1]
 
 
-def trend(
-    user: selectors.User, f: Filters, day: dt.date, totals: dict[str, Any]
-) -> list[dict[str, Any]]:
+def trend(user: AnyUser, f: Filters, day: dt.date, totals: dict[str, Any]) -> list[dict[str, Any]]:
     """Percentage met at each of the last 12 month ends; the last point is `day` itself,
     from the headline totals. Past month ends come from ComplianceCount rows (filled once,
     from the events, the first time a month end is asked for); an owner filter has no
@@ -477,11 +499,11 @@ def trend(
     if f.owner:
         owned = scoped(user, f).filter(owner_id=f.owner)
         # One replay for all eleven month ends (states_at takes them together).
-        counts = {day: both for (_, _, day), both in selectors.states_at(past, owned).items()}
+        counts = {day: both for (_, _, day), both in states_at(past, owned).items()}
     else:
-        services.fill_compliance_counts(past)
+        fill_compliance_counts(past)
         rows = (
-            narrow(selectors.scope(m.ComplianceCount.objects.filter(day__in=past), user), f)
+            narrow(scope(ComplianceCount.objects.filter(day__in=past), user), f)
             .values("day")
             .annotate(met=Sum("met"), applicable=Sum("applicable"))
         )

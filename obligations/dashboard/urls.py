@@ -1,10 +1,10 @@
 from django.urls import path
 
-from obligations.dashboard import views
+from obligations.dashboard.views import organisation_dashboard, service_dashboard
 
 app_name = "dashboard"
 
 urlpatterns = [
-    path("", views.organisation_dashboard, name="organisation"),
-    path("services/<int:pk>/", views.service_dashboard, name="service"),
+    path("", organisation_dashboard, name="organisation"),
+    path("services/<int:pk>/", service_dashboard, name="service"),
 ]

@@ -20,11 +20,28 @@ from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
 
-from obligations import models as m
-from obligations import penalties, selectors
-from obligations.admin import colleagues
-from obligations.dashboard import charts, queries
+from obligations.access.selectors import active_memberships, scope, visible_organisations
+from obligations.adminkit import colleagues
+from obligations.catalogue.models import HarmKind
+from obligations.catalogue.selectors import catalogue_parameters
+from obligations.dashboard.charts import (
+    BUCKETS,
+    admin_link,
+    figures,
+    filter_params,
+    heatmap_grid,
+    heatmap_legend,
+    risk_tables,
+    stacked_bar,
+    state_links,
+    swatch,
+    timeline,
+    trend_chart,
+)
+from obligations.dashboard.queries import FilterError, Filters, summary
 from obligations.dates import london_today
+from obligations.providers.models import Provider, Service
+from obligations.providers.penalties import money
 
 TEMPLATE = "obligations/dashboard/dashboard.html"
 REFUSED = "obligations/dashboard/refused.html"
@@ -51,13 +68,13 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
     service = None
     if service_pk is not None:
         service = get_object_or_404(
-            selectors.scope(m.Service.objects.select_related("provider"), request.user),
+            scope(Service.objects.select_related("provider"), request.user),
             pk=service_pk,
         )
     today = london_today()
     try:
-        filters = queries.Filters.from_query(request.GET, today=today)
-    except queries.FilterError as exc:
+        filters = Filters.from_query(request.GET, today=today)
+    except FilterError as exc:
         return _refuse(request, 400, exc.errors)
     if service is not None:
         filters = dataclasses.replace(filters, service=service.pk)
@@ -72,8 +89,8 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
 
     # The service filter's choices are every service the user may see: the names the
     # figures need, read once; so are the catalogue's figures.
-    parameters = selectors.catalogue_parameters()
-    found = queries.summary(
+    parameters = catalogue_parameters()
+    found = summary(
         request.user,
         filters,
         today=today,
@@ -81,30 +98,30 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
         parameters=parameters,
     )
     levels = parameters["assessment"]["levels"]
-    harm_labels = dict(m.HarmKind.objects.values_list("code", "label"))
-    links = charts.state_links(filters)
+    harm_labels = dict(HarmKind.objects.values_list("code", "label"))
+    links = state_links(filters)
     context = {
         "service": service,
         "s": found,
         "today": today,
         "form": _form(choices, filters, service),
         "links": links,
-        "totals": charts.figures(found["totals"], links),
-        "legend": [(charts.BUCKETS[key], charts.swatch(key)) for key in charts.BUCKETS],
+        "totals": figures(found["totals"], links),
+        "legend": [(BUCKETS[key], swatch(key)) for key in BUCKETS],
         "services": [_service_row(row, filters) for row in found["services"]],
-        "upcoming_link": charts.admin_link(
-            **charts.filter_params(filters, applicable__exact=1, due=found["upcoming_days"])
+        "upcoming_link": admin_link(
+            **filter_params(filters, applicable__exact=1, due=found["upcoming_days"])
         ),
-        "timeline": charts.timeline(found["upcoming"], found["day"], found["upcoming_days"]),
+        "timeline": timeline(found["upcoming"], found["day"], found["upcoming_days"]),
         "providers": [
-            {**p, "cap": penalties.money(p["cap_gbp"]) if p["cap_gbp"] is not None else None}
+            {**p, "cap": money(p["cap_gbp"]) if p["cap_gbp"] is not None else None}
             for p in found["providers"]
         ],
-        "heatmap": charts.heatmap_grid(found["heatmap"]),
-        "heatmap_legend": charts.heatmap_legend(),
-        "risk_tables": charts.risk_tables(found["risks"], levels, harm_labels),
+        "heatmap": heatmap_grid(found["heatmap"]),
+        "heatmap_legend": heatmap_legend(),
+        "risk_tables": risk_tables(found["risks"], levels, harm_labels),
         "levels": levels,
-        "trend": charts.trend_chart(found["trend"]),
+        "trend": trend_chart(found["trend"]),
         "generated": timezone.localtime(),
     }
     return render(request, TEMPLATE, context)
@@ -113,7 +130,7 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
 def _belongs(request: HttpRequest) -> bool:
     """Any member of an organisation may look (managers above all); operators see all."""
     user = request.user
-    return bool(user.is_superuser) or selectors.active_memberships(user).exists()
+    return bool(user.is_superuser) or active_memberships(user).exists()
 
 
 def _refuse(request: HttpRequest, status: int, errors: Mapping[str, str]) -> HttpResponse:
@@ -124,11 +141,11 @@ def _refuse(request: HttpRequest, status: int, errors: Mapping[str, str]) -> Htt
 def _choices(request: HttpRequest) -> dict[str, dict[int, str]]:
     """What each filter may name: only what the user can see."""
     user = request.user
-    providers: QuerySet[m.Provider] = selectors.scope(m.Provider.objects.all(), user)
-    services: QuerySet[m.Service] = selectors.scope(m.Service.objects.all(), user)
+    providers: QuerySet[Provider] = scope(Provider.objects.all(), user)
+    services: QuerySet[Service] = scope(Service.objects.all(), user)
     return {
         "organisation": dict(
-            selectors.visible_organisations(user).order_by("name").values_list("pk", "name")
+            visible_organisations(user).order_by("name").values_list("pk", "name")
         ),
         "provider": dict(providers.order_by("name").values_list("pk", "name")),
         "service": dict(services.order_by("name").values_list("pk", "name")),
@@ -138,8 +155,8 @@ def _choices(request: HttpRequest) -> dict[str, dict[int, str]]:
 
 def _form(
     choices: Mapping[str, Mapping[int, str]],
-    filters: queries.Filters,
-    service: m.Service | None,
+    filters: Filters,
+    service: Service | None,
 ) -> list[dict[str, Any]]:
     """The filter selects, each option marked if chosen; a service's page fixes the service
     (and with it the organisation and provider), so it offers only the owner."""
@@ -162,11 +179,11 @@ def _form(
     ]
 
 
-def _service_row(row: Mapping[str, Any], filters: queries.Filters) -> dict[str, Any]:
-    links = charts.state_links(filters, service__id__exact=row["service_id"])
+def _service_row(row: Mapping[str, Any], filters: Filters) -> dict[str, Any]:
+    links = state_links(filters, service__id__exact=row["service_id"])
     return {
         **row,
-        "figures": charts.figures(row, links),
+        "figures": figures(row, links),
         "applicable_link": links["applicable"],
-        "bar": charts.stacked_bar(row),
+        "bar": stacked_bar(row),
     }

@@ -8,16 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from obligations import applicability
-from obligations.catalogue import (
-    CatalogueError,
-    ProfileError,
-    parse_profile,
-    read_catalogue,
-)
+from obligations.catalogue.applicability import report
+from obligations.catalogue.profiles import ProfileError, parse_profile
+from obligations.catalogue.rules import CatalogueError, read_catalogue
 from obligations.dates import london_today
 from obligations.inputs import load_json
-from obligations.penalties import money
+from obligations.providers.penalties import money
 
 
 class Command(BaseCommand):
@@ -47,7 +43,7 @@ class Command(BaseCommand):
             profile = parse_profile(data, catalogue)
         except ProfileError as exc:
             raise CommandError(f"profile: {exc}") from None
-        answer = applicability.report(catalogue, profile, day=london_today())
+        answer = report(catalogue, profile, day=london_today())
         if options["json"]:
             self.stdout.write(json.dumps(answer, indent=2))
             return

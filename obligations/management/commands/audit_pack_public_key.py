@@ -5,7 +5,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from obligations import auditpack
+from obligations.exports.signing import public_key_pem
 
 
 class Command(BaseCommand):
@@ -14,6 +14,6 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
-            self.stdout.write(auditpack.public_key_pem(), ending="")
+            self.stdout.write(public_key_pem(), ending="")
         except ImproperlyConfigured as exc:
             raise CommandError(str(exc)) from None

@@ -8,8 +8,11 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from obligations import auditpack, services
-from obligations import models as m
+from obligations.access.users import get_system_user
+from obligations.dates import london_today
+from obligations.exports.auditpack import write_pack
+from obligations.providers.models import Provider, Service
+from obligations.register.models import Obligation
 
 
 def iso_date(value: str) -> dt.date:
@@ -36,29 +39,29 @@ class Command(BaseCommand):
         parser.add_argument("--output", required=True, help="Where to write the pack (.zip).")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        today = services.london_today()
+        today = london_today()
         as_of = iso_date(options["as_of"]) if options["as_of"] else None
         if as_of and as_of > today:
             raise CommandError("--as-of is the register's past, not its future.")
-        obligations = m.Obligation.objects.all()
+        obligations = Obligation.objects.all()
         if options["service"] is not None:
-            service = m.Service.objects.filter(pk=options["service"]).first()
+            service = Service.objects.filter(pk=options["service"]).first()
             if service is None:
                 raise CommandError(f"No service with id {options['service']}.")
             obligations, title = obligations.filter(service=service), f"Service: {service}"
         else:
-            provider = m.Provider.objects.filter(pk=options["provider"]).first()
+            provider = Provider.objects.filter(pk=options["provider"]).first()
             if provider is None:
                 raise CommandError(f"No provider with id {options['provider']}.")
             obligations, title = obligations.filter(provider=provider), f"Provider: {provider}"
-        title += f" (built by {services.get_system_user().get_username()})"
+        title += f" (built by {get_system_user().get_username()})"
         output = Path(options["output"])
         # Written beside the target and renamed into place, so that a failed build never
         # leaves half a pack under the name asked for.
         partial = output.with_name(output.name + ".part")
         try:
             with partial.open("wb") as out:
-                summary = auditpack.write_pack(
+                summary = write_pack(
                     obligations=obligations, title=title, today=today, out=out, as_of=as_of
                 )
             os.replace(partial, output)

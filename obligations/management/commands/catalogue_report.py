@@ -10,8 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from obligations.catalogue import Catalogue, CatalogueError, read_catalogue
-from obligations.commencement import in_force
+from obligations.catalogue.commencement import in_force
+from obligations.catalogue.rules import Catalogue, CatalogueError, read_catalogue
 from obligations.dates import display, london_today
 
 

@@ -6,8 +6,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from obligations import importer, services
-from obligations import models as m
+from obligations.access.models import Organisation
+from obligations.access.users import get_system_user
+from obligations.register.import_files import ImportFileError, read_table
+from obligations.register.importer import run_import
 
 
 class Command(BaseCommand):
@@ -44,11 +46,11 @@ class Command(BaseCommand):
         except OSError as exc:
             raise CommandError(f"cannot read {path}: {exc.strerror}") from None
         try:
-            table = importer.read_table(path.name, data)
-        except importer.ImportFileError as exc:
+            table = read_table(path.name, data)
+        except ImportFileError as exc:
             raise CommandError(f"{path.name}: {exc}") from None
-        report = importer.run_import(
-            actor=services.get_system_user(),
+        report = run_import(
+            actor=get_system_user(),
             organisation=organisation,
             table=table,
             filename=path.name,
@@ -61,9 +63,9 @@ class Command(BaseCommand):
             raise CommandError(report.summary())
         self.stdout.write(report.summary())
 
-    def _organisation(self, value: str | None) -> m.Organisation:
+    def _organisation(self, value: str | None) -> Organisation:
         if value is None:
-            organisations = list(m.Organisation.objects.all()[:2])
+            organisations = list(Organisation.objects.all()[:2])
             if len(organisations) == 1:
                 return organisations[0]
             raise CommandError(
@@ -71,9 +73,9 @@ class Command(BaseCommand):
                 if organisations
                 else "There is no organisation to import into."
             )
-        matches = m.Organisation.objects.filter(name__iexact=value)
+        matches = Organisation.objects.filter(name__iexact=value)
         if value.isdigit():
-            matches = matches | m.Organisation.objects.filter(pk=int(value))
+            matches = matches | Organisation.objects.filter(pk=int(value))
         found = list(matches[:2])
         if len(found) != 1:
             problem = "matches more than one organisation" if found else "is not an organisation"

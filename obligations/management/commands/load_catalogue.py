@@ -5,8 +5,10 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from obligations import services
-from obligations.catalogue import CatalogueError, read_catalogue
+from obligations.access.users import get_system_user
+from obligations.catalogue.diff import MAX_RETIRE_SHARE, diff_catalogue
+from obligations.catalogue.loading import load_catalogue
+from obligations.catalogue.rules import CatalogueError, read_catalogue
 
 
 class Command(BaseCommand):
@@ -21,7 +23,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--allow-retire",
             action="store_true",
-            help=f"Load even if it retires more than {services.MAX_RETIRE_SHARE:.0%} of the "
+            help=f"Load even if it retires more than {MAX_RETIRE_SHARE:.0%} of the "
             f"duties in force.",
         )
 
@@ -30,11 +32,11 @@ class Command(BaseCommand):
         try:
             catalogue = read_catalogue(path)
             if options["dry_run"]:
-                diff = services.diff_catalogue(catalogue, allow_retire=allow_retire)
+                diff = diff_catalogue(catalogue, allow_retire=allow_retire)
                 verb = "would"
             else:
-                diff = services.load_catalogue(
-                    actor=services.get_system_user(),
+                diff = load_catalogue(
+                    actor=get_system_user(),
                     catalogue=catalogue,
                     allow_retire=allow_retire,
                 )

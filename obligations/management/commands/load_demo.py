@@ -9,15 +9,40 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
-from obligations import models as m
-from obligations import selectors, services
+from obligations.access.actions import add_member
+from obligations.access.models import Organisation, Role
+from obligations.access.selectors import active_memberships
+from obligations.access.users import get_system_user
+from obligations.assessments.actions import (
+    decide_measure,
+    rate_entry,
+    start_assessment,
+    update_assessment_notes,
+)
+from obligations.assessments.models import MeasureDecisionKind, RiskAssessment
+from obligations.catalogue.models import CodeMeasure, Duty, Feature, RegisterCategory, RiskFactor
+from obligations.dates import london_today
+from obligations.notices.actions import move_technology_notice, record_notice
+from obligations.notices.models import (
+    NoticeKind,
+    NoticeStage,
+    OfcomNotice,
+    TechnologyNotice,
+    TechnologyRequirement,
+)
+from obligations.providers.models import Provider, RevenueBasis, RevenueKind, RevenuePeriod, Service
+from obligations.register.actions import assign_owner, set_due_date
+from obligations.register.apply import apply_catalogue
+from obligations.register.evidence import add_evidence_link
+from obligations.register.models import Evidence, Obligation
+from obligations.register.states import EventSource
 
 DEMO_PASSWORD = "demo-osa-2026"
 DEMO_USERS = (
-    ("compliance", "Casey", "Compliance", m.Role.COMPLIANCE),
-    ("reviewer", "Robin", "Reviewer", m.Role.COMPLIANCE),
-    ("manager", "Morgan", "Manager", m.Role.MANAGER),
-    ("auditor", "Avery", "Auditor", m.Role.AUDITOR),
+    ("compliance", "Casey", "Compliance", Role.COMPLIANCE),
+    ("reviewer", "Robin", "Reviewer", Role.COMPLIANCE),
+    ("manager", "Morgan", "Manager", Role.MANAGER),
+    ("auditor", "Avery", "Auditor", Role.AUDITOR),
 )
 SERVICES: tuple[tuple[Any, ...], ...] = (
     # provider, name, u2u, search, categories, users, children, features
@@ -101,10 +126,10 @@ DUE_OFFSETS = {
 }
 
 
-def _join(system: Any, organisation: m.Organisation, user: Any, role: str) -> None:
+def _join(system: Any, organisation: Organisation, user: Any, role: str) -> None:
     """A demo member, once: run again, the command leaves memberships as they are."""
-    if not selectors.active_memberships(user).filter(organisation=organisation).exists():
-        services.add_member(actor=system, organisation=organisation, user=user, role=role)
+    if not active_memberships(user).filter(organisation=organisation).exists():
+        add_member(actor=system, organisation=organisation, user=user, role=role)
 
 
 class Command(BaseCommand):
@@ -112,12 +137,12 @@ class Command(BaseCommand):
 
     @transaction.atomic
     def handle(self, *args: Any, **options: Any) -> None:
-        if not m.Duty.objects.exists():
+        if not Duty.objects.exists():
             raise CommandError("No catalogue is loaded: run `python manage.py load_catalogue`.")
-        system = services.get_system_user()
-        source = m.EventSource.COMMAND
-        today = services.london_today()
-        org, _ = m.Organisation.objects.get_or_create(name="Northwind Media Group")
+        system = get_system_user()
+        source = EventSource.COMMAND
+        today = london_today()
+        org, _ = Organisation.objects.get_or_create(name="Northwind Media Group")
         users = {}
         User = get_user_model()
         for username, first, last, role in DEMO_USERS:
@@ -136,24 +161,24 @@ class Command(BaseCommand):
             users[username] = user
         providers = {}
         for name in dict.fromkeys(s[0] for s in SERVICES):
-            providers[name], _ = m.Provider.objects.get_or_create(
+            providers[name], _ = Provider.objects.get_or_create(
                 organisation=org, name=name, defaults={"legal_name": name, "country": "UK"}
             )
         # Calendar-year accounting periods: each is also a fees qualifying period. Northwind
         # Search crosses the fees threshold in 2025, so it must notify for 2027/28 (s.83(1)).
         for provider, year, amount in REVENUE:
-            m.RevenuePeriod.objects.get_or_create(
+            RevenuePeriod.objects.get_or_create(
                 provider=providers[provider],
-                kind=m.RevenueKind.ACCOUNTING,
+                kind=RevenueKind.ACCOUNTING,
                 start=dt.date(year, 1, 1),
                 defaults={
                     "end": dt.date(year, 12, 31),
                     "amount_gbp": Decimal(amount),
-                    "basis": m.RevenueBasis.AUDITED,
+                    "basis": RevenueBasis.AUDITED,
                 },
             )
         for provider, name, u2u, search, cats, n_users, children, features in SERVICES:
-            service, created = m.Service.objects.get_or_create(
+            service, created = Service.objects.get_or_create(
                 provider=providers[provider],
                 name=name,
                 defaults={
@@ -165,25 +190,25 @@ class Command(BaseCommand):
                 },
             )
             if created:
-                service.categories.set(m.RegisterCategory.objects.filter(code__in=cats))
-                service.features.set(m.Feature.objects.filter(code__in=features))
-            services.apply_catalogue(actor=system, service=service, source=source)
+                service.categories.set(RegisterCategory.objects.filter(code__in=cats))
+                service.features.set(Feature.objects.filter(code__in=features))
+            apply_catalogue(actor=system, service=service, source=source)
             if not created:
                 continue
-            provider_wide = m.Obligation.objects.filter(
+            provider_wide = Obligation.objects.filter(
                 provider=service.provider, service__isnull=True, owner__isnull=True
             )
             for obligation in provider_wide.select_related("current_cycle"):
-                services.assign_owner(
+                assign_owner(
                     actor=system, obligation=obligation, owner=users["compliance"], source=source
                 )
             for obligation in service.obligations.select_related("duty", "current_cycle"):
-                services.assign_owner(
+                assign_owner(
                     actor=system, obligation=obligation, owner=users["compliance"], source=source
                 )
                 offset = DUE_OFFSETS[name].get(obligation.duty.code)
                 if offset is not None and obligation.current_cycle is not None:
-                    services.set_due_date(
+                    set_due_date(
                         actor=system,
                         cycle=obligation.current_cycle,
                         due=today + dt.timedelta(days=offset),
@@ -195,67 +220,67 @@ class Command(BaseCommand):
         self._assessments(users)
         self._other_organisation(system)
         self.stdout.write(
-            f"Demo data ready: {m.Service.objects.filter(provider__organisation=org).count()} "
-            f"services, {m.Obligation.objects.filter(service__provider__organisation=org).count()}"
+            f"Demo data ready: {Service.objects.filter(provider__organisation=org).count()} "
+            f"services, {Obligation.objects.filter(service__provider__organisation=org).count()}"
             f" obligations in {org}."
         )
 
     def _technology_notice(self, system: Any, today: dt.date) -> None:
         """Northwind Chat (end-to-end encrypted) has a warning notice: representations due."""
-        chat = m.Service.objects.get(name="Northwind Chat")
+        chat = Service.objects.get(name="Northwind Chat")
         if chat.technology_notices.exists():
             return
-        notice = services.record_notice(
+        notice = record_notice(
             actor=system,
-            notice=m.TechnologyNotice(
+            notice=TechnologyNotice(
                 service=chat,
                 ofcom_reference="DEMO/TN/2026/001",
                 csea_public=True,
                 csea_private=True,
-                requirement=m.TechnologyRequirement.USE,
+                requirement=TechnologyRequirement.USE,
                 accredited_technology="(demo) accredited CSEA hash-matching",
                 skilled_report_on=today - dt.timedelta(days=40),
                 warning_given_on=today - dt.timedelta(days=10),
                 representations_due=today + dt.timedelta(days=18),
             ),
-            source=m.EventSource.COMMAND,
+            source=EventSource.COMMAND,
         )
-        services.move_technology_notice(
+        move_technology_notice(
             actor=system,
             notice=notice,
-            to=m.NoticeStage.WARNING,
+            to=NoticeStage.WARNING,
             on=today - dt.timedelta(days=10),
-            source=m.EventSource.COMMAND,
+            source=EventSource.COMMAND,
         )
 
     def _information_notice(self, system: Any, today: dt.date) -> None:
         """Northwind Search has an information notice (s.100) with a response date."""
-        search = m.Service.objects.get(name="Northwind Search")
+        search = Service.objects.get(name="Northwind Search")
         if search.ofcom_notices.exists():
             return
-        services.record_notice(
+        record_notice(
             actor=system,
-            notice=m.OfcomNotice(
+            notice=OfcomNotice(
                 service=search,
-                kind=m.NoticeKind.INFORMATION,
+                kind=NoticeKind.INFORMATION,
                 ofcom_reference="DEMO/INFO/2026/014",
                 given_on=today - dt.timedelta(days=4),
                 respond_by=today + dt.timedelta(days=10),
             ),
-            source=m.EventSource.COMMAND,
+            source=EventSource.COMMAND,
         )
 
     def _assessments(self, users: dict[str, Any]) -> None:
         """Northwind Social: a complete illegal content assessment (ready to approve), a
         children's assessment in progress, and a measures register with every kind of
         decision."""
-        social = m.Service.objects.get(name="Northwind Social")
+        social = Service.objects.get(name="Northwind Social")
         ra = social.obligations.get(duty__code="U2U-ILLEGAL-RA").current_cycle
-        if ra is None or m.RiskAssessment.objects.filter(cycle=ra).exists():
+        if ra is None or RiskAssessment.objects.filter(cycle=ra).exists():
             return
-        casey, source = users["compliance"], m.EventSource.COMMAND
-        illegal = services.start_assessment(actor=casey, cycle=ra, source=source)
-        services.update_assessment_notes(
+        casey, source = users["compliance"], EventSource.COMMAND
+        illegal = start_assessment(actor=casey, cycle=ra, source=source)
+        update_assessment_notes(
             actor=casey,
             assessment=illegal,
             understand="Ofcom's Register of Risks and U2U Risk Profile; 12 months of user "
@@ -264,12 +289,12 @@ class Command(BaseCommand):
             review="Reported to the trust and safety board; reviewed every 12 months and before "
             "any significant change to messaging or recommendations.",
         )
-        factors = {f.code: f for f in m.RiskFactor.objects.all()}
+        factors = {f.code: f for f in RiskFactor.objects.all()}
         for entry in illegal.entries.select_related("harm_kind").prefetch_related("risk_factors"):
             likelihood, impact = DEMO_RATINGS.get(entry.harm_kind.code, ("low", "medium"))
             # The factors the catalogue pre-selected (encrypted messaging on CSEA) stay.
             chosen = {*entry.risk_factors.all(), *(factors[c] for c in DEMO_FACTORS)}
-            services.rate_entry(
+            rate_entry(
                 actor=casey,
                 entry=entry,
                 likelihood=likelihood,
@@ -281,9 +306,9 @@ class Command(BaseCommand):
             )
         child = social.obligations.get(duty__code="U2U-CHILD-RA").current_cycle
         assert child is not None
-        children = services.start_assessment(actor=casey, cycle=child, source=source)
+        children = start_assessment(actor=casey, cycle=child, source=source)
         for entry in children.entries.select_related("harm_kind")[:8]:
-            services.rate_entry(
+            rate_entry(
                 actor=casey,
                 entry=entry,
                 likelihood="medium",
@@ -292,45 +317,45 @@ class Command(BaseCommand):
             )
         self._measures(social, casey)
 
-    def _measures(self, social: m.Service, casey: Any) -> None:
+    def _measures(self, social: Service, casey: Any) -> None:
         safety = social.obligations.get(duty__code="U2U-ILLEGAL-SAFETY").current_cycle
         assert safety is not None
-        link = services.add_evidence_link(
+        link = add_evidence_link(
             actor=casey,
             cycle=safety,
             url="https://docs.northwind.example/policy/moderation-operations.pdf",
             title="Moderation operations manual",
-            source=m.EventSource.COMMAND,
+            source=EventSource.COMMAND,
         )
-        decisions: tuple[tuple[str, str, str, list[m.Evidence]], ...] = (
-            ("ICU C1", m.MeasureDecisionKind.ADOPTED, "Review queue staffed 24/7.", [link]),
-            ("ICU C2", m.MeasureDecisionKind.ADOPTED, "Takedown within our published SLA.", [link]),
+        decisions: tuple[tuple[str, str, str, list[Evidence]], ...] = (
+            ("ICU C1", MeasureDecisionKind.ADOPTED, "Review queue staffed 24/7.", [link]),
+            ("ICU C2", MeasureDecisionKind.ADOPTED, "Takedown within our published SLA.", [link]),
             (
                 "ICU G3",
-                m.MeasureDecisionKind.ALTERNATIVE,
+                MeasureDecisionKind.ALTERNATIVE,
                 "Terms are published as an in-app walkthrough rather than one page; user testing "
                 "shows the same findability and reading age, meeting the duty as s.23(4) records.",
                 [],
             ),
             (
                 "ICU J3",
-                m.MeasureDecisionKind.NOT_APPLICABLE,
+                MeasureDecisionKind.NOT_APPLICABLE,
                 "No notable-user verification or paid labelling scheme runs on the service.",
                 [],
             ),
         )
         for code, decision, detail, evidence in decisions:
-            services.decide_measure(
+            decide_measure(
                 actor=casey,
                 service=social,
-                measure=m.CodeMeasure.objects.get(code=code),
+                measure=CodeMeasure.objects.get(code=code),
                 decision=decision,
                 detail=detail,
                 evidence=evidence,
             )
 
     def _other_organisation(self, system: Any) -> None:
-        org, _ = m.Organisation.objects.get_or_create(name="Elsewhere Games Ltd")
+        org, _ = Organisation.objects.get_or_create(name="Elsewhere Games Ltd")
         User = get_user_model()
         user, created = User.objects.get_or_create(
             username="elsewhere", defaults={"email": "compliance@elsewhere.example"}
@@ -338,9 +363,9 @@ class Command(BaseCommand):
         if created:
             user.set_password(DEMO_PASSWORD)
             user.save()
-        _join(system, org, user, m.Role.COMPLIANCE)
-        provider, _ = m.Provider.objects.get_or_create(organisation=org, name="Elsewhere Games")
-        service, created = m.Service.objects.get_or_create(
+        _join(system, org, user, Role.COMPLIANCE)
+        provider, _ = Provider.objects.get_or_create(organisation=org, name="Elsewhere Games")
+        service, created = Service.objects.get_or_create(
             provider=provider,
             name="Elsewhere Arena",
             defaults={
@@ -351,6 +376,6 @@ class Command(BaseCommand):
         )
         if created:
             service.features.set(
-                m.Feature.objects.filter(code__in=["direct_messaging", "livestreaming"])
+                Feature.objects.filter(code__in=["direct_messaging", "livestreaming"])
             )
-        services.apply_catalogue(actor=system, service=service, source=m.EventSource.COMMAND)
+        apply_catalogue(actor=system, service=service, source=EventSource.COMMAND)

@@ -6,8 +6,10 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from obligations import reminders
 from obligations.dates import RANGE_TEXT, is_plausible, london_today
+from obligations.reminders.delivery import DeliveryFailed
+from obligations.reminders.outbox import SweepIncomplete
+from obligations.reminders.sweep import run_sweep
 
 
 def iso_date(value: str) -> dt.date:
@@ -39,10 +41,10 @@ class Command(BaseCommand):
         today = iso_date(options["date"]) if options["date"] else london_today()
         incomplete = None
         try:
-            result = reminders.run_sweep(today=today, dry_run=options["dry_run"])
-        except reminders.DeliveryFailed as exc:
+            result = run_sweep(today=today, dry_run=options["dry_run"])
+        except DeliveryFailed as exc:
             raise CommandError(f"{exc} They stay pending; the next run sends them.") from None
-        except reminders.SweepIncomplete as exc:
+        except SweepIncomplete as exc:
             incomplete, result = exc, exc.result  # the rest was done: reported, then the error
         if options["json"]:
             self.stdout.write(json.dumps(result.as_json()))

@@ -6,7 +6,7 @@ from typing import Any
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from obligations import auditpack
+from obligations.exports.pack_verify import verify
 
 
 class Command(BaseCommand):
@@ -38,7 +38,7 @@ class Command(BaseCommand):
         if not path.exists():
             raise CommandError(f"{path}: no such file.")
         try:
-            result = auditpack.verify(path, pem)
+            result = verify(path, pem)
         except ValueError as exc:
             raise CommandError(f"--public-key: {exc}.") from None
         except ImproperlyConfigured as exc:

@@ -1,0 +1,107 @@
+"""The sign-in page's throttle and the access log in the admin."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin
+from django.contrib.admin.forms import AdminAuthenticationForm
+from django.contrib.auth import get_user_model, user_logged_in, user_login_failed
+from django.core.exceptions import ValidationError
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.dispatch import receiver
+from django.http import HttpRequest
+
+from obligations.access.models import AccessAction, AccessLog, Membership, Role
+from obligations.access.selectors import active_memberships, has_role
+from obligations.access.signin import TooManyFailures, check_sign_in_allowed, record_access
+from obligations.adminkit import NotFoundAdmin, ReadOnlyAdmin
+
+
+class ThrottledLoginForm(AdminAuthenticationForm):
+    """The admin's sign-in form, refusing (before any password is checked) while the name or
+    the address has failed too often (services.check_sign_in_allowed)."""
+
+    def clean(self) -> dict[str, Any]:
+        if self.request is not None:
+            try:
+                check_sign_in_allowed(
+                    username=self.cleaned_data.get("username") or "", request=self.request
+                )
+            except TooManyFailures as exc:
+                raise ValidationError(str(exc), code="throttled") from None
+        return super().clean()
+
+
+admin.site.login_form = ThrottledLoginForm
+
+
+@receiver(user_logged_in, dispatch_uid="obligations.access_log.signed_in")
+def signed_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    record_access(user=user, action=AccessAction.SIGN_IN, request=request)
+
+
+@receiver(user_login_failed, dispatch_uid="obligations.access_log.sign_in_failed")
+def sign_in_failed(
+    sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
+) -> None:
+    username = str(credentials.get("username") or "")
+    # The account's user, when the name exists, so that its organisations' admins see it.
+    user = get_user_model().objects.filter(username=username).first()
+    record_access(
+        user=None,
+        action=AccessAction.SIGN_IN_FAILED,
+        request=request,
+        username=username,
+        description=f"Sign-in failed for {username!r}"
+        + (f" (user {user.pk})" if user is not None else " (no such user)"),
+    )
+
+
+def access_log_for(user: Any) -> QuerySet[AccessLog]:
+    """Operators see every row; an organisation's admins see its rows, and the rows about its
+    members that belong to no organisation (sign-ins) from while they were members: a former
+    member's sign-ins then stay in view, later ones do not."""
+    rows = AccessLog.objects.select_related("user", "organisation")
+    if user.is_superuser:
+        return rows
+    administered = active_memberships(user, (Role.ADMIN,)).values("organisation_id")
+    members = Membership.objects.filter(organisation__in=administered)
+    while_member = members.filter(user=OuterRef("user"), created_at__lte=OuterRef("at")).filter(
+        Q(ended_at__isnull=True) | Q(ended_at__gte=OuterRef("at"))
+    )
+    names = get_user_model().objects.filter(pk__in=members.values("user_id")).values("username")
+    return rows.filter(
+        Q(organisation__in=administered)
+        | Q(Exists(while_member), organisation__isnull=True)
+        | Q(organisation__isnull=True, user__isnull=True, username__in=names)
+    )
+
+
+@admin.register(AccessLog)
+class AccessLogAdmin(ReadOnlyAdmin, NotFoundAdmin):
+    """Who signed in, who failed to, and what data left the tracker: read-only, for operators
+    and organisation admins."""
+
+    list_display = ("at", "action", "username", "organisation", "description", "ip_address")
+    list_filter = ("action", ("organisation", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("username", "description", "ip_address")
+    date_hierarchy = "at"
+    list_per_page = 100
+    fields = (
+        "at",
+        "action",
+        "user",
+        "username",
+        "organisation",
+        "description",
+        "ip_address",
+        "user_agent",
+    )
+    readonly_fields = fields
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[AccessLog]:
+        return access_log_for(request.user)
+
+    def has_module_permission(self, request: HttpRequest) -> bool:
+        return request.user.is_superuser or has_role(request.user, (Role.ADMIN,))

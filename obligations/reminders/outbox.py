@@ -1,0 +1,238 @@
+"""The outbox: reminders owed are recorded here and delivery is enqueued by task name, so
+the register never imports Celery tasks."""
+
+from __future__ import annotations
+
+import datetime as dt
+import functools
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+from celery import current_app
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.db.models import Q, QuerySet
+from django.utils import timezone
+
+from obligations.bulk import insert_ignoring_conflicts
+from obligations.dates import display, london_today
+from obligations.register.models import Event, ObligationCycle
+from obligations.reminders.models import Reminder, ReminderKind, ReminderStatus
+
+# dates.display, remembered: a sweep formats the same few dates 100,000 times.
+fmt = functools.lru_cache(maxsize=1024)(display)
+
+
+@dataclass
+class SweepResult:
+    date: dt.date
+    dry_run: bool = False
+    sent: int = 0
+    already_sent: int = 0
+    recipients: int = 0
+    escalations: int = 0
+    digests: int = 0
+    in_app_only: int = 0
+    cancelled: int = 0
+    rolled_forward: int = 0
+    no_longer_met: int = 0
+    cycles_checked: int = 0
+    skipped: int = 0  # cycles whose decision raised (logged)
+    not_sent: int = 0  # digests that raised while built or sent (logged), their rows given back
+    _recipients: set[int] = field(default_factory=set, repr=False)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "date": self.date.isoformat(),
+            "sent": self.sent,
+            "already_sent": self.already_sent,
+            "recipients": self.recipients,
+            "escalations": self.escalations,
+            "digests": self.digests,
+        }
+
+    def summary(self) -> str:
+        verb = "would send" if self.dry_run else "sent"
+        dry = " (dry run: nothing written)" if self.dry_run else ""
+        lines = [
+            f"Reminder sweep for {fmt(self.date)}{dry}:",
+            f"  {self.cycles_checked} cycle(s) checked",
+            f"  {verb} {self.sent} reminder(s) in {self.digests} digest(s) to "
+            f"{self.recipients} recipient(s), {self.escalations} of them escalations",
+            f"  {self.already_sent} already sent by an earlier run",
+        ]
+        if self.in_app_only:
+            lines.append(f"  {self.in_app_only} in the admin only (recipient has no e-mail)")
+        if self.cancelled:
+            lines.append(f"  {self.cancelled} no longer relevant, not sent")
+        if self.rolled_forward:
+            lines.append(f"  {self.rolled_forward} recurring obligation(s) rolled forward")
+        if self.no_longer_met:
+            lines.append(f"  {self.no_longer_met} no longer met: their evidence expired")
+        lines += [f"  {error}" for error in self.errors()]
+        return "\n".join(lines)
+
+    def errors(self) -> list[str]:
+        errors = []
+        if self.skipped:
+            errors.append(f"{self.skipped} cycle(s) skipped after an error: see the log")
+        if self.not_sent:
+            errors.append(f"{self.not_sent} digest(s) not sent after an error: see the log")
+        return errors
+
+
+class SweepIncomplete(Exception):
+    """The run did everything else, but skipped cycles or digests after an unexpected error
+    (each logged with its ids). Not retried: the skipped cycles are looked at again the next
+    day, and the digests' rows are pending for the next delivery run."""
+
+    result: SweepResult  # what the run did (its message alone travels: Celery rebuilds it)
+
+    @classmethod
+    def of(cls, result: SweepResult) -> SweepIncomplete:
+        incomplete = cls("; ".join(result.errors()))
+        incomplete.result = result
+        return incomplete
+
+
+def claim_lease() -> dt.timedelta:
+    """How long a claim holds unless renewed (the module docstring: the lease)."""
+    return dt.timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS)
+
+
+class Claim:
+    """A run's claim on pending outbox rows: its token, when it last renewed them (each row it
+    holds was claimed since), and how many it should hold (rows it took or recorded, less those
+    it settled or gave back)."""
+
+    def __init__(self) -> None:
+        self.token = uuid.uuid4().hex
+        self.renewed_at = timezone.now()
+        self.held = 0
+
+    def rows(self) -> QuerySet[Reminder]:
+        # Found through the partial index on pending claims.
+        return Reminder.objects.filter(claim=self.token, status=ReminderStatus.PENDING)
+
+    def take_over(self) -> None:
+        """Claim pending rows nobody holds: new ones from the web, and those of a dead run."""
+        now = timezone.now()
+        self.held += (
+            Reminder.objects.filter(status=ReminderStatus.PENDING)
+            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_lease()))
+            .exclude(claim=self.token)
+            .update(claim=self.token, claimed_at=now)
+        )
+
+    def renew(self) -> bool:
+        """Renew the claim on every row the run holds once a quarter of the lease has passed.
+        False if some are no longer held: the run stalled past its lease and another took
+        them over."""
+        now = timezone.now()
+        if now - self.renewed_at < claim_lease() / 4:
+            return True
+        renewed = self.rows().update(claimed_at=now)
+        self.renewed_at = now
+        return renewed >= self.held
+
+    def give_back(self) -> None:
+        """Leave every row the run still holds to the next run, at once."""
+        self.held -= self.rows().update(claim="", claimed_at=None)
+
+
+class Owed(NamedTuple):
+    """A reminder owed: the fields of its outbox row, in OUTBOX_FIELDS order (a tuple is built
+    faster than a frozen dataclass, and a sweep builds 80,000)."""
+
+    cycle_id: int
+    kind: str
+    step: int
+    deadline: dt.date
+    recipient_id: int
+    reason: str
+
+    @property
+    def key(self) -> tuple[int, str, int, dt.date, int]:
+        return (self.cycle_id, self.kind, self.step, self.deadline, self.recipient_id)
+
+
+def subject(code: str, title: str, service: str | None, provider: str) -> str:
+    where = service or f"{provider} (all its services)"
+    return f"{code} {title} for {where}"
+
+
+OUTBOX_FIELDS = ("cycle", "kind", "step", "deadline", "recipient", "reason")
+
+
+def record_owed(owed: list[Owed], token: str, now: dt.datetime) -> None:
+    insert_ignoring_conflicts(
+        Reminder,
+        OUTBOX_FIELDS,
+        owed,
+        same={
+            "status": ReminderStatus.PENDING,
+            "created_at": now,
+            "claim": token,
+            "claimed_at": now,
+        },
+    )
+
+
+def already_recorded(owed: list[Owed]) -> set[tuple[int, str, int, dt.date, int]]:
+    cycles = {o.cycle_id for o in owed}
+    return set(
+        Reminder.objects.filter(cycle__id__any=cycles).values_list(
+            "cycle_id", "kind", "step", "deadline", "recipient_id"
+        )
+    )
+
+
+def notify_review(
+    *, cycle: ObligationCycle, submitted_by: User, event: Event, recipients: Iterable[int]
+) -> None:
+    """Outbox rows for the colleagues who can review a submission, in the caller's
+    transaction; a worker delivers them (or beat's periodic delivery, if the broker was down)."""
+    obligation = cycle.obligation
+    service = obligation.service.name if obligation.service else None
+    reason = (
+        f"{submitted_by.get_full_name() or submitted_by.get_username()} submitted "
+        f"{subject(obligation.duty.code, obligation.duty.title, service, str(obligation.provider))}"
+        " for review."
+    )
+    now = timezone.now()
+    deadline = cycle.due_date or london_today()
+    _record_unclaimed(
+        [
+            Owed(cycle.pk, ReminderKind.REVIEW_REQUESTED, event.pk, deadline, user, reason)
+            for user in recipients
+        ],
+        now,
+    )
+
+
+def enqueue_delivery() -> None:
+    """Ask a worker to deliver the outbox, by the task's name (the register never imports the
+    tasks). Called after commit with robust=True: if the broker is down this raises, Django
+    logs it, and the save has already succeeded; beat's periodic delivery sends the rows once
+    the broker is back."""
+    current_app.send_task("obligations.deliver_reminders", retry=False)
+
+
+def _record_unclaimed(owed: list[Owed], now: dt.datetime) -> None:
+    Reminder.objects.bulk_create(
+        [
+            Reminder(
+                cycle_id=o.cycle_id,
+                kind=o.kind,
+                step=o.step,
+                deadline=o.deadline,
+                recipient_id=o.recipient_id,
+                reason=o.reason,
+                created_at=now,
+            )
+            for o in owed
+        ],
+        ignore_conflicts=True,
+    )
