@@ -69,3 +69,15 @@ def check_plausible_dates(**named: dt.date | dt.datetime | None) -> None:
 def end_of_day(day: dt.date) -> dt.datetime:
     """The first instant after `day` in Europe/London (deadlines are London dates)."""
     return timezone.make_aware(dt.datetime.combine(day + dt.timedelta(days=1), dt.time.min))
+
+
+def month_ends(day: dt.date, months: int) -> list[dt.date]:
+    """The last day of each of the `months` months up to and including `day`'s month (the
+    current month ends on `day`), oldest first."""
+    ends = [day]
+    first = day.replace(day=1)
+    for _ in range(months - 1):
+        end = first - dt.timedelta(days=1)
+        ends.append(end)
+        first = end.replace(day=1)
+    return ends[::-1]

@@ -18,6 +18,7 @@ from django.conf import settings
 from kombu.exceptions import OperationalError
 
 from obligations.access.users import get_system_user
+from obligations.dashboard.actions import fill_trend_counts
 from obligations.dates import check_plausible_dates, london_today
 from obligations.register.apply import apply_commencements as apply_commencements_now
 from obligations.reminders.delivery import DeliveryFailed, deliver
@@ -72,6 +73,14 @@ def apply_commencements() -> list[str]:
     if started:
         log.info("Duties now in force started to apply on: %s", ", ".join(started))
     return started
+
+
+@shared_task(name="obligations.fill_compliance_counts", **RETRY)
+def fill_compliance_counts() -> list[str]:
+    """Nightly (beat): store the dashboard trend's counts for the month ends now complete, so
+    that a dashboard page only reads them."""
+    filled = fill_trend_counts(today=london_today())
+    return [day.isoformat() for day in filled]
 
 
 def day_of(date: str | None) -> dt.date:

@@ -3,13 +3,18 @@ cost of computing them, which must not grow with the register."""
 
 import datetime as dt
 from decimal import Decimal
+from io import StringIO
 
 import pytest
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.core.management import CommandError, call_command
+from django.db import connection
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from obligations.access.models import Role
+from obligations.dashboard.models import ComplianceCount, ComplianceFill
 from obligations.dashboard.queries import FilterError, Filters, summary
 from obligations.providers.selectors import overdue_obligations
 from obligations.register.actions import assign_owner
@@ -17,6 +22,7 @@ from obligations.register.evidence import add_evidence_file, add_evidence_link, 
 from obligations.register.models import Obligation
 from obligations.register.states import EventSource
 from obligations.register.workflow import do_start
+from obligations.tasks import fill_compliance_counts
 from tests.bulk import grower
 from tests.conftest import NOW, TODAY
 from tests.factories import (
@@ -254,3 +260,49 @@ def test_expiring_evidence_is_the_current_evidence_of_the_obligations_in_view(fi
     expiring = summary(fixed["manager"], Filters(), today=TODAY)["expiring"]
     assert [row["title"] for row in expiring["rows"]] == ["Soon", "Replacement", "Later"]
     assert expiring["rows"][0]["obligation"] == b.pk and not expiring["more"]
+
+
+def _trend(figures):  # type: ignore[no-untyped-def]
+    return {p["month_end"]: (p["met"], p["applicable"]) for p in figures["trend"]}
+
+
+def test_a_dashboard_page_only_reads_and_the_nightly_task_stores_the_month_ends(fixed):
+    client = Client()
+    client.force_login(fixed["manager"])
+    with CaptureQueriesContext(connection) as read:
+        page = client.get("/dashboard/")
+    assert page.status_code == 200
+    verbs = {q["sql"].split()[0].upper() for q in read.captured_queries}
+    assert not verbs & {"INSERT", "UPDATE", "DELETE"}, verbs
+    assert not ComplianceCount.objects.exists() and not ComplianceFill.objects.exists()
+    # Not stored yet, the past month ends are replayed from the events: the same numbers.
+    replayed = _trend(summary(fixed["manager"], Filters(), today=TODAY))
+    assert replayed[dt.date(2026, 9, 30)] == (1, 5)
+
+    stored = fill_compliance_counts.apply().get()
+    assert stored == [d.isoformat() for d in sorted(replayed) if d < TODAY]
+    assert ComplianceFill.objects.count() == 11
+    assert ComplianceCount.objects.get(day=dt.date(2026, 9, 30)).met == 1
+    assert _trend(summary(fixed["manager"], Filters(), today=TODAY)) == replayed
+    assert fill_compliance_counts.apply().get() == []  # a second night stores nothing again
+
+
+def test_the_backfill_command_stores_past_month_ends_once_and_refuses_bad_options(fixed):
+    out = StringIO()
+    call_command("backfill_compliance_counts", "--months", "3", stdout=out)
+    assert "Stored the counts of 2 month ends: 30 Sep 2026, 31 Oct 2026." in out.getvalue()
+    assert set(ComplianceFill.objects.values_list("day", flat=True)) == {
+        dt.date(2026, 9, 30),
+        dt.date(2026, 10, 31),
+    }
+    again = StringIO()
+    call_command("backfill_compliance_counts", "--months", "3", stdout=again)
+    assert "Nothing to store" in again.getvalue()
+    for option, value, message in (
+        ("--months", "0", "--months must be from 1 to 1200, not 0"),
+        ("--months", "1e27", "--months must be a whole number, not '1e27'"),
+        ("--date", "9999-12-31", "--date must be a date from"),
+        ("--date", "yesterday", "--date must be a YYYY-MM-DD date"),
+    ):
+        with pytest.raises(CommandError, match=message):
+            call_command("backfill_compliance_counts", option, value)

@@ -24,8 +24,9 @@ from obligations.assessments.selectors import (
 )
 from obligations.catalogue.models import Duty
 from obligations.catalogue.selectors import catalogue_parameters
-from obligations.dashboard.actions import fill_compliance_counts
-from obligations.dashboard.models import ComplianceCount
+from obligations.dashboard.actions import TREND_MONTHS
+from obligations.dashboard.models import ComplianceCount, ComplianceFill
+from obligations.dates import month_ends
 from obligations.notices.models import NoticeStage, OfcomNotice, TechnologyNotice
 from obligations.providers.models import Provider, Service
 from obligations.providers.selectors import (
@@ -49,7 +50,6 @@ from obligations.register.states import (
 SHOWN = 25
 UPCOMING_DAYS = 90
 EXPIRING_DAYS = 30
-TREND_MONTHS = 12
 
 
 @dataclass(frozen=True)
@@ -477,37 +477,29 @@ def expiring_evidence(user: AnyUser, f: Filters, day: dt.date) -> dict[str, Any]
     return {"rows": rows[:SHOWN], "more": len(rows) > SHOWN, "days": EXPIRING_DAYS}
 
 
-def month_ends(day: dt.date, months: int = TREND_MONTHS) -> list[dt.date]:
-    """The last day of each of the `months` months up to and including `day`'s month (the
-    current month ends on `day`)."""
-    ends = [day]
-    first = day.replace(day=1)
-    for _ in range(months - 1):
-        end = first - dt.timedelta(days=1)
-        ends.append(end)
-        first = end.replace(day=1)
-    return ends[::-1]
-
-
 def trend(user: AnyUser, f: Filters, day: dt.date, totals: dict[str, Any]) -> list[dict[str, Any]]:
     """Percentage met at each of the last 12 month ends; the last point is `day` itself,
-    from the headline totals. Past month ends come from ComplianceCount rows (filled once,
-    from the events, the first time a month end is asked for); an owner filter has no
-    stored counts, so it replays the events of that owner's obligations."""
-    ends = month_ends(day)
-    past = ends[:-1]
-    if f.owner:
-        owned = scoped(user, f).filter(owner_id=f.owner)
-        # One replay for all eleven month ends (states_at takes them together).
-        counts = {day: both for (_, _, day), both in states_at(past, owned).items()}
-    else:
-        fill_compliance_counts(past)
+    from the headline totals. Past month ends come from ComplianceCount rows, which the
+    nightly task stores (a page only reads); a month end not stored yet, and an owner filter,
+    which has no stored counts, are replayed from the events, all in one query."""
+    past = month_ends(day, TREND_MONTHS)[:-1]
+    counts: dict[dt.date, tuple[int, int]] = {}
+    replay = past
+    if not f.owner:
+        stored = set(ComplianceFill.objects.filter(day__in=past).values_list("day", flat=True))
+        replay = [end for end in past if end not in stored]
         rows = (
-            narrow(scope(ComplianceCount.objects.filter(day__in=past), user), f)
+            narrow(scope(ComplianceCount.objects.filter(day__in=stored), user), f)
             .values("day")
             .annotate(met=Sum("met"), applicable=Sum("applicable"))
         )
         counts = {row["day"]: (row["met"], row["applicable"]) for row in rows}
+    if replay:
+        mine = scoped(user, f)
+        if f.owner:
+            mine = mine.filter(owner_id=f.owner)
+        # One replay for all the month ends it needs (states_at takes them together).
+        counts |= {end: both for (_, _, end), both in states_at(replay, mine).items()}
     points = []
     for end in past:
         met, applicable = counts.get(end, (0, 0))

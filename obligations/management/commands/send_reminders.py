@@ -1,25 +1,15 @@
 """Run the reminder sweep now: what the daily Celery task does, from the command line."""
 
-import datetime as dt
 import json
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from obligations.dates import RANGE_TEXT, is_plausible, london_today
+from obligations.dates import london_today
+from obligations.management.options import iso_date
 from obligations.reminders.delivery import DeliveryFailed
 from obligations.reminders.outbox import SweepIncomplete
 from obligations.reminders.sweep import run_sweep
-
-
-def iso_date(value: str) -> dt.date:
-    try:
-        day = dt.date.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"--date must be a YYYY-MM-DD date, not {value!r}") from None
-    if not is_plausible(day):
-        raise CommandError(f"--date must be a date from {RANGE_TEXT}, not {value}")
-    return day
 
 
 class Command(BaseCommand):
