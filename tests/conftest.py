@@ -18,6 +18,9 @@ from tests.world import make_world
 
 __all__ = ["LONDON", "NOW", "TODAY"]  # tests import the clock's names from here
 
+# The `browser` fixture (Debian's chromium through Playwright), for every test that asks.
+pytest_plugins = ["tests.browser"]
+
 
 @pytest.fixture(autouse=True)
 def clock() -> Iterator[object]:

@@ -1,7 +1,8 @@
-"""A worker that dies mid-delivery, for tests/test_workers.py: the file-based mail backend,
-except that the process kills itself (SIGKILL: nothing after it runs, as when the kernel kills
-a worker out of memory) just after writing its DIE_AFTER_MESSAGES-th message. The mail server
-has accepted that digest and its rows are not yet marked sent: the documented duplicate."""
+"""A worker that dies mid-delivery, for tests/reminders/test_workers.py: the file-based mail
+backend, except that the process kills itself (SIGKILL: nothing after it runs, as when the
+kernel kills a worker out of memory) just after writing its DIE_AFTER_MESSAGES-th message.
+The mail server has accepted that digest and its rows are not yet marked sent: the
+documented duplicate."""
 
 import os
 import signal

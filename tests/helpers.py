@@ -1,4 +1,5 @@
-"""Helpers the tests share: constant query counts, and a page's form as a browser sends it."""
+"""Helpers the tests share: constant query counts, a page's form as a browser sends it, API and
+admin clients signed in as someone, and small builders several domains' tests use."""
 
 import re
 from collections import Counter
@@ -6,8 +7,14 @@ from collections.abc import Callable
 from html.parser import HTMLParser
 from typing import Any
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.db import connection
+from django.test import Client
 from django.test.utils import CaptureQueriesContext
+from rest_framework.test import APIClient
+
+from obligations.access.tokens import create_api_token
 
 
 def _shape(sql: str) -> str:
@@ -122,3 +129,44 @@ def admin_form_data(response: Any) -> dict[str, Any]:
     inline's management form and rows, so a test changes only what it means to."""
     opts = response.context["opts"]
     return form_data(response, f"{opts.model_name}_form")
+
+
+def client_for(user, *, read_only=False):  # type: ignore[no-untyped-def]
+    _, key = create_api_token(actor=user, name="t", read_only=read_only)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
+    return client
+
+
+def team_obligation(team, code="U2U-RECORDS"):  # type: ignore[no-untyped-def]
+    return team["service"].obligations.get(duty__code=code)
+
+
+def signed_in_client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+OPERATOR_APPS = {"auth.group", "django_celery_beat"}
+
+
+def private_pem(key: Ed25519PrivateKey) -> str:
+    return key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.PKCS8,
+        serialization.NoEncryption(),
+    ).decode()
+
+
+def revenue_row(amount: str) -> dict[str, str]:
+    """One complete accounting period for 2024, as the provider page's inline posts it."""
+    return {
+        "revenue_periods-TOTAL_FORMS": "1",
+        "revenue_periods-0-kind": "accounting",
+        "revenue_periods-0-start": "2024-01-01",
+        "revenue_periods-0-end": "2024-12-31",
+        "revenue_periods-0-amount_gbp": amount,
+        "revenue_periods-0-basis": "audited",
+        "revenue_periods-0-complete": "on",
+    }

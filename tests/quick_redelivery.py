@@ -1,6 +1,6 @@
-"""The tracker's Celery app for tests/test_workers.py, but Redis gives an unacknowledged task
-back after TEST_VISIBILITY_TIMEOUT seconds instead of settings.REDIS_VISIBILITY_TIMEOUT, so a
-test sees the task of a killed worker run again."""
+"""The tracker's Celery app for tests/reminders/test_workers.py, but Redis gives an
+unacknowledged task back after TEST_VISIBILITY_TIMEOUT seconds instead of
+settings.REDIS_VISIBILITY_TIMEOUT, so a test sees the task of a killed worker run again."""
 
 import os
 

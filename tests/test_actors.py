@@ -39,7 +39,7 @@ from obligations.notices.models import NoticeEventKind, NoticeKind, NoticeStage
 from obligations.register.evidence import add_evidence_link
 from obligations.register.states import CycleStatus, EventSource
 from tests.conftest import TODAY
-from tests.helpers import admin_form_data
+from tests.helpers import OPERATOR_APPS, admin_form_data, signed_in_client
 from tests.world import World
 
 User = get_user_model()
@@ -112,12 +112,6 @@ def test_the_actor_columns_are_the_ones_we_know():
 # --- The world the paths act in --------------------------------------------
 
 
-def browser(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def api(user: Any, how: str) -> APIClient:
     client = APIClient()
     if how == "token":
@@ -161,7 +155,7 @@ def admin_page(
     `changes` made to what the page shows: the page's own form, not a copy of its fields."""
 
     def path(w: World) -> tuple[Any, Act]:
-        client = browser(w.people[who])
+        client = signed_in_client(w.people[who])
         if obj is None:
             url = reverse(f"admin:{model.replace('.', '_')}_add")
         else:
@@ -175,7 +169,7 @@ def admin_page(
 def admin_riskassessment_change(w: World) -> tuple[Any, Act]:
     ob = w.started("U2U-ILLEGAL-RA")
     assessment = start_assessment(actor=w.people["casey"], cycle=ob.current_cycle, source=SOURCE)
-    client = browser(w.people["rita"])
+    client = signed_in_client(w.people["rita"])
     url = reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
     data = changed_form(client, url, understand_notes="We read Ofcom's register of risks.")
     first = assessment.entries.order_by("pk").first()
@@ -189,7 +183,7 @@ def admin_riskassessment_change(w: World) -> tuple[Any, Act]:
 def admin_action(model: str, action: str, actor: str, prepare: Callable[[World], list[int]]):  # type: ignore[no-untyped-def]
     def path(w: World) -> tuple[Any, Act]:
         ids = prepare(w)
-        client = browser(w.people[actor])
+        client = signed_in_client(w.people[actor])
         url = reverse(f"admin:obligations_{model}_changelist")
         data: dict[str, Any] = {"action": action, "_selected_action": ids}
         if action == "bulk_assign_owner":
@@ -225,7 +219,7 @@ def _own_feed(w: World) -> list[int]:
 def admin_view(name: str, actor: str, prepare: Callable[[World], tuple[list[Any], dict[str, Any]]]):  # type: ignore[no-untyped-def]
     def path(w: World) -> tuple[Any, Act]:
         args, data = prepare(w)
-        client = browser(w.people[actor])
+        client = signed_in_client(w.people[actor])
         url = reverse(f"admin:{name}", args=args)
         return w.people[actor], lambda: posted(client.post(url, data), 200, 302, 303)
 
@@ -293,7 +287,7 @@ def _import_file(w: World) -> bytes:
 
 def admin_import(w: World) -> tuple[Any, Act]:
     data = _import_file(w)
-    client = browser(w.people["casey"])
+    client = signed_in_client(w.people["casey"])
     url = reverse("admin:obligations_obligation_import")
 
     def act() -> None:
@@ -528,7 +522,6 @@ READ_ONLY_ADMINS = {
     "obligations.codemeasure",
     "obligations.measuredecision",
 }
-OPERATOR_APPS = {"auth.group", "django_celery_beat"}
 
 
 def _operators_only(label: str) -> bool:

@@ -4,24 +4,18 @@ Playwright drives Debian's chromium (no browser download); screenshots are kept 
 test-artifacts/browser/ as the run's record.
 """
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
-from django.conf import settings
 from django.core.management import call_command
 
 from obligations.assessments.models import AssessmentKind, RiskAssessment
 from obligations.register.models import Obligation
 from obligations.register.states import CycleStatus, EventKind
+from tests.browser import SHOTS, browser_sign_in
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-CHROMIUM = "/usr/bin/chromium"
-SHOTS = Path(settings.BASE_DIR) / "test-artifacts" / "browser"
-PASSWORD = "demo-osa-2026"
 
 
 @pytest.fixture
@@ -29,39 +23,6 @@ def clock() -> Iterator[None]:
     """The live server and the browser need time to pass (sessions, timeouts), so this test
     runs on the real clock instead of the suite's frozen one; it asserts nothing date-bound."""
     yield None
-
-
-@pytest.fixture
-def browser(monkeypatch):  # type: ignore[no-untyped-def]
-    if not os.path.exists(CHROMIUM):
-        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium package")
-    # Playwright's sync API runs an event loop in this thread; the ORM calls made here
-    # are ordinary synchronous ones.
-    monkeypatch.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
-    from playwright.sync_api import sync_playwright
-
-    SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"],
-        )
-        yield chromium
-        chromium.close()
-        # Django's connections are per context, and Playwright's event loop gives the test
-        # its own: close it here, or it holds the test database open at teardown.
-        from django.db import connections
-
-        connections.close_all()
-
-
-def sign_in(page, base_url, username):  # type: ignore[no-untyped-def]
-    page.goto(f"{base_url}/admin/login/?next=/admin/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_selector("#user-tools")
 
 
 def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser, tmp_path):
@@ -75,7 +36,7 @@ def test_compliance_does_the_work_and_a_colleague_approves(live_server, browser,
     pdf.write_bytes(b"%PDF-1.4\n% illegal content risk assessment\n%%EOF\n")
 
     def log_in(page, username):  # type: ignore[no-untyped-def]
-        sign_in(page, live_server.url, username)
+        browser_sign_in(page, live_server.url, username)
 
     def transition(page, label):  # type: ignore[no-untyped-def]
         page.click(f"#workflow button:has-text('{label}')")
@@ -136,7 +97,7 @@ def test_the_printable_assessment_record_renders_and_prints(live_server, browser
     call_command("load_demo", verbosity=0)
     assessment = RiskAssessment.objects.get(kind=AssessmentKind.ILLEGAL_U2U)
     page = browser.new_page()
-    sign_in(page, live_server.url, "manager")
+    browser_sign_in(page, live_server.url, "manager")
     page.goto(f"{live_server.url}/admin/obligations/riskassessment/{assessment.pk}/change/")
     assert "20 of 20 rows rated" in page.inner_text("body")
     # Listen before clicking: the tab can open before a later wait would start.
@@ -155,7 +116,7 @@ def test_the_printable_assessment_record_renders_and_prints(live_server, browser
     pdf = record.pdf(path=str(SHOTS / "10-assessment-record.pdf"), format="A4")
     assert pdf.startswith(b"%PDF")
     register = browser.new_page()
-    sign_in(register, live_server.url, "compliance")
+    browser_sign_in(register, live_server.url, "compliance")
     register.goto(f"{live_server.url}/admin/obligations/service/{assessment.service_id}/measures/")
     assert "Adopted" in register.inner_text("#measures")
     register.screenshot(path=SHOTS / "11-measures-register.png", full_page=True)
@@ -165,7 +126,7 @@ def test_the_manager_dashboard_fits_drills_down_and_prints(live_server, browser)
     call_command("load_catalogue", verbosity=0)
     call_command("load_demo", verbosity=0)
     page = browser.new_page(viewport={"width": 1366, "height": 768})
-    sign_in(page, live_server.url, "manager")
+    browser_sign_in(page, live_server.url, "manager")
     page.click("#user-tools a:has-text('Dashboard')")
     page.wait_for_load_state()
     assert "Compliance dashboard" in page.inner_text("h1")

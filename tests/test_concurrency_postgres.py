@@ -21,7 +21,7 @@ from obligations.register.states import CycleStatus, EventKind, EventSource, Tra
 from obligations.register.workflow import do_approve, do_send_back, do_start, do_submit_for_review
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
-from tests.test_audit_pack import private_pem
+from tests.helpers import private_pem
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
 

@@ -28,9 +28,8 @@ from obligations.providers.models import Service
 from obligations.register.evidence import add_evidence_file
 from obligations.register.models import Event
 from obligations.register.states import EventSource
+from tests.browser import browser_sign_in
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
-from tests.test_browser import browser  # noqa: F401 (fixture)
-from tests.test_browser import sign_in as browser_sign_in
 
 ADMIN = EventSource.ADMIN
 PDF = b"%PDF-1.4\n" + b"policy " * 50 + b"\n%%EOF\n"
@@ -429,7 +428,7 @@ class TestInABrowser:
         """The live server needs the real clock (sessions), as in tests/test_browser.py."""
         yield None
 
-    def test_no_page_breaks_the_content_security_policy(self, live_server, browser):  # noqa: F811
+    def test_no_page_breaks_the_content_security_policy(self, live_server, browser):
         call_command("load_catalogue", verbosity=0)
         call_command("load_demo", verbosity=0)
         service = Service.objects.get(name="Northwind Social")

@@ -22,9 +22,7 @@ from tests.factories import (
     applied_service,
     member,
 )
-from tests.helpers import admin_form_data
-from tests.test_api import client_for
-from tests.test_penalties import revenue_row
+from tests.helpers import admin_form_data, client_for, revenue_row
 
 AMOUNT = "an amount in pounds from 0 to 99,999,999,999,999.99, to the penny"
 NOT_AMOUNTS = ["1e27", "NaN", "Infinity", "-Infinity", "-1", "0.001", "100000000000000"]

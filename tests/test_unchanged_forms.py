@@ -27,8 +27,7 @@ from obligations.providers.actions import revenue_changed, save_service
 from obligations.providers.models import RevenueBasis, RevenuePeriod
 from obligations.register.actions import assign_owner
 from obligations.register.states import EventSource
-from tests.helpers import form_data
-from tests.test_actors import OPERATOR_APPS, browser
+from tests.helpers import OPERATOR_APPS, form_data, signed_in_client
 from tests.world import World
 
 User = get_user_model()
@@ -131,7 +130,7 @@ def test_every_change_form_is_round_tripped():
 def test_a_change_form_submitted_unchanged_changes_nothing(world, label):
     who, make = OBJECTS[label]
     obj = make(world)
-    client = browser(world.people[who])
+    client = signed_in_client(world.people[who])
     url = reverse(f"admin:{label.replace('.', '_')}_change", args=[obj.pk])
     page = client.get(url)
     assert page.status_code == 200
@@ -144,7 +143,7 @@ def test_a_change_form_submitted_unchanged_changes_nothing(world, label):
 
 def test_the_children_select_shows_the_stored_answer(world):
     service = _service(world)
-    page = browser(world.people["casey"]).get(
+    page = signed_in_client(world.people["casey"]).get(
         reverse("admin:obligations_service_change", args=[service.pk])
     )
     sent = form_data(page, "service_form")
@@ -176,7 +175,7 @@ def test_an_obligation_whose_owner_has_left_saves_unchanged(world):
     )
     rita = Membership.objects.get(user=world.people["rita"])
     end_membership(actor=world.people["ada"], membership=rita)
-    client = browser(world.people["casey"])
+    client = signed_in_client(world.people["casey"])
     url = reverse("admin:obligations_obligation_change", args=[ob.pk])
     data = form_data(client.get(url), "obligation_form")
     before = everything()

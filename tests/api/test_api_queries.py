@@ -36,8 +36,7 @@ from obligations.reminders.models import Reminder, ReminderKind
 from tests.bulk import make_register
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, member
-from tests.helpers import assert_constant_queries
-from tests.test_api import client_for
+from tests.helpers import assert_constant_queries, client_for
 
 SIZES = (10, 500)
 

@@ -28,7 +28,7 @@ from obligations.register.states import CycleStatus, EventKind, EventSource
 from obligations.register.workflow import do_mark_not_applicable
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
-from tests.helpers import admin_form_data, assert_constant_queries
+from tests.helpers import admin_form_data, assert_constant_queries, revenue_row
 
 D = Decimal
 ADMIN = EventSource.ADMIN
@@ -369,19 +369,6 @@ def test_the_provider_list_costs_the_same_queries_at_two_sizes(client, catalogue
     assert_constant_queries(
         grow, lambda: client.get(reverse("admin:obligations_provider_changelist")), (2, 12)
     )
-
-
-def revenue_row(amount: str) -> dict[str, str]:
-    """One complete accounting period for 2024, as the provider page's inline posts it."""
-    return {
-        "revenue_periods-TOTAL_FORMS": "1",
-        "revenue_periods-0-kind": "accounting",
-        "revenue_periods-0-start": "2024-01-01",
-        "revenue_periods-0-end": "2024-12-31",
-        "revenue_periods-0-amount_gbp": amount,
-        "revenue_periods-0-basis": "audited",
-        "revenue_periods-0-complete": "on",
-    }
 
 
 def test_saving_revenue_in_the_admin_updates_the_fees_obligations(client, provider):

@@ -18,7 +18,7 @@ from obligations.register.states import EventSource
 from obligations.register.workflow import do_approve, do_start, do_submit_for_review
 from tests.conftest import NOW, TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
-from tests.test_api import client_for
+from tests.helpers import client_for
 
 SYSTEM = EventSource.ADMIN
 EVIL = '=HYPERLINK("http://evil.test","click")'

@@ -36,8 +36,7 @@ from tests.factories import (
     meet,
     member,
 )
-from tests.helpers import assert_constant_queries
-from tests.test_api import client_for
+from tests.helpers import assert_constant_queries, client_for
 
 SYSTEM = EventSource.ADMIN
 KEEP = UNGATED

@@ -23,12 +23,11 @@ from obligations.catalogue.models import Duty
 from obligations.notices.actions import change_notice, move_technology_notice, record_notice
 from obligations.notices.models import NoticeStage, TechnologyNotice
 from obligations.register.actions import assign_owner, set_due_date
-from obligations.register.cycles import open_cycle, recheck_reminders
+from obligations.register.cycles import recheck_reminders
 from obligations.register.evidence import add_evidence_link
 from obligations.register.models import Evidence, Obligation, ObligationCycle
-from obligations.register.states import CycleStatus, CycleTrigger, EventSource
+from obligations.register.states import CycleStatus, EventSource
 from obligations.register.workflow import (
-    do_approve,
     do_mark_not_applicable,
     do_start,
     do_submit_for_review,
@@ -44,68 +43,17 @@ from tests.bulk import make_register
 from tests.conftest import NOW, TODAY
 from tests.factories import (
     OrganisationFactory,
-    ProviderFactory,
-    ServiceFactory,
     member,
 )
 from tests.helpers import assert_constant_queries
+from tests.reminders.helpers import day, items_to, obligation
 
 ADMIN = EventSource.ADMIN
-
-
-def day(n: int) -> dt.date:
-    return TODAY + dt.timedelta(days=n)
-
-
-@pytest.fixture
-def org(catalogue):  # type: ignore[no-untyped-def]
-    organisation = OrganisationFactory(name="Acme Group")
-    owner = member(organisation, username="olive", first_name="Olive")
-    manager = member(organisation, Role.MANAGER, username="maya")
-    provider = ProviderFactory(organisation=organisation, name="Acme")
-    # A bare service: obligations are made one at a time below, each with its own due date.
-    service = ServiceFactory(provider=provider, name="Acme Chat")
-    return {"org": organisation, "owner": owner, "manager": manager, "service": service}
-
-
-def obligation(ctx, code="U2U-ILLEGAL-RA", due=None, owner="owner", status=None):  # type: ignore[no-untyped-def]
-    """One obligation with its first cycle, as the services create it."""
-    system = get_system_user()
-    ob = Obligation.objects.create(
-        provider=ctx["service"].provider,
-        service=ctx["service"],
-        duty=Duty.objects.get(code=code),
-        owner=ctx[owner] if owner else None,
-        why="test",
-    )
-    open_cycle(actor=system, obligation=ob, due=due, trigger=CycleTrigger.INITIAL, source=ADMIN)
-    ob.refresh_from_db()
-    if status == CycleStatus.MET:
-        cycle = ob.current_cycle
-        do_start(actor=system, cycle=cycle, source=ADMIN)
-        add_evidence_link(
-            actor=ctx["owner"], cycle=cycle, url="https://example.test/ra", title="RA", source=ADMIN
-        )
-        do_submit_for_review(actor=ctx["owner"], cycle=cycle, source=ADMIN)
-        do_approve(actor=ctx["manager"], cycle=cycle, source=ADMIN)
-        ob.refresh_from_db()
-    return ob
 
 
 def sweep(on: dt.date) -> SweepResult:
     mail.outbox.clear()
     return run_sweep(today=on)
-
-
-def items_to(user) -> list[str]:  # type: ignore[no-untyped-def]
-    """The reminder lines of the digests sent to a user in the last sweep."""
-    return [
-        line[2:]
-        for message in mail.outbox
-        if message.to == [user.email]
-        for line in message.body.splitlines()
-        if line.startswith("- ")
-    ]
 
 
 # --- Digests on the right days --------------------------------------------

@@ -32,19 +32,11 @@ from obligations.register.models import Event, Obligation
 from obligations.register.states import EventKind, EventSource
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
-from tests.helpers import assert_constant_queries
+from tests.helpers import assert_constant_queries, client_for, private_pem
 
 PDF = b"%PDF-1.4\n" + b"illegal content risk assessment " * 300 + b"\n%%EOF\n"
 NOTES = b"Moderation team minutes, 3 November 2026.\n"
 SOURCE = EventSource.ADMIN
-
-
-def private_pem(key: Ed25519PrivateKey) -> str:
-    return key.private_bytes(
-        serialization.Encoding.PEM,
-        serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption(),
-    ).decode()
 
 
 def public_pem(key: Ed25519PrivateKey) -> str:
@@ -662,8 +654,6 @@ def test_the_key_comes_from_the_environment_or_a_file(settings, tmp_path, signin
 
 
 def test_an_auditor_downloads_a_pack_over_the_api_and_it_verifies(setup, signing_key):
-    from tests.test_api import client_for
-
     auditor = member(setup["service"].provider.organisation, role=Role.AUDITOR)
     client = client_for(auditor, read_only=True)
     response = client.get("/api/v1/audit-packs/", {"service": setup["service"].pk})
@@ -695,16 +685,12 @@ def test_an_auditor_downloads_a_pack_over_the_api_and_it_verifies(setup, signing
     ],
 )
 def test_a_bad_pack_request_is_a_clear_error(setup, params, status, message):
-    from tests.test_api import client_for
-
     response = client_for(setup["user"]).get("/api/v1/audit-packs/", params)
     assert response.status_code == status
     assert message in response.json()["error"]
 
 
 def test_another_organisations_pack_is_a_404(setup):
-    from tests.test_api import client_for
-
     theirs = Service.objects.exclude(provider=setup["service"].provider).get()
     response = client_for(setup["user"]).get("/api/v1/audit-packs/", {"service": theirs.pk})
     assert response.status_code == 404

@@ -19,7 +19,7 @@ from obligations.register.states import EventSource
 from obligations.register.workflow import do_start
 from obligations.tasks import day_of
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
-from tests.test_api import client_for
+from tests.helpers import client_for
 
 FAR = dt.date(9999, 12, 31)
 SOURCE = EventSource.ADMIN

@@ -17,7 +17,7 @@ from obligations.access.models import Role
 from tests.bulk import make_register
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, member
-from tests.test_api import client_for
+from tests.helpers import client_for
 
 pytestmark = pytest.mark.skipif(
     connection.vendor != "postgresql", reason="PostgreSQL's planner and its statistics"

@@ -1,7 +1,7 @@
 """The reminder sweep under trouble: one organisation's bad row never stops another's
 reminders, a digest that cannot be sent costs its recipient alone, a live run keeps its rows
 however long it takes, and one that stalls past its lease sends at most one digest twice.
-(tests/test_reminders.py kills a run at each point; tests/test_workers.py kills a worker.)"""
+(test_reminders.py kills a run at each point; test_workers.py kills a worker.)"""
 
 import datetime as dt
 import importlib
@@ -22,13 +22,9 @@ from obligations.reminders.models import Reminder, ReminderStatus
 from obligations.reminders.outbox import SweepIncomplete, SweepResult
 from obligations.reminders.sweep import london_midnight, run_sweep
 from obligations.tasks import deliver_reminders, send_reminders
-from tests import test_reminders
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, ServiceFactory, member
-from tests.test_reminders import day, items_to, obligation
-
-# Acme Group, its owner olive and manager maya, as in tests/test_reminders.py.
-org = test_reminders.org
+from tests.reminders.helpers import day, items_to, obligation
 
 
 def team(name: str, people: str):  # type: ignore[no-untyped-def]

@@ -39,8 +39,7 @@ from tests.factories import (
     due_in,
     member,
 )
-from tests.helpers import assert_constant_queries
-from tests.test_api import client_for
+from tests.helpers import assert_constant_queries, client_for
 
 ALL = list(CycleStatus.values)
 PDF = b"%PDF-1.4\n1 0 obj<<>>endobj\ntrailer<<>>\n%%EOF\n"

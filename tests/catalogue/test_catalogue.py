@@ -13,6 +13,7 @@ from django.core.management import call_command
 from obligations.catalogue.models import Duty, Feature
 from obligations.catalogue.selectors import loaded_catalogue
 from obligations.register.models import Obligation
+from tests.factories import applied_service
 
 REFERENCE = Path(settings.BASE_DIR).parent / "shared" / "osa-reference.md"
 
@@ -101,8 +102,6 @@ def _new_version(tmp_path, mutate):  # type: ignore[no-untyped-def]
 def test_a_new_version_adds_changes_and_retires_and_reaches_the_register(
     catalogue, tmp_path, capsys
 ):
-    from tests.factories import applied_service
-
     service = applied_service()
 
     def mutate(data):  # type: ignore[no-untyped-def]

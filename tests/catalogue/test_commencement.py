@@ -34,7 +34,7 @@ from obligations.register.models import Obligation
 from obligations.register.states import EventKind, EventSource, overdue
 from tests.conftest import LONDON, TODAY
 from tests.factories import ProviderFactory, UserFactory, applied_service
-from tests.test_api import client_for
+from tests.helpers import client_for
 
 SYSTEM = EventSource.ADMIN
 

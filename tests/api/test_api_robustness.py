@@ -10,7 +10,7 @@ from rest_framework.test import APIClient
 
 from obligations.api import views as api_views
 from tests.factories import UserFactory, member
-from tests.test_api import client_for, obligation, team  # noqa: F401 (fixture)
+from tests.helpers import client_for, team_obligation
 
 DEEP = 50_000
 PROFILE = {"name": "New app", "user_to_user": True, "search": False}
@@ -29,19 +29,19 @@ def error_shape(response) -> dict:  # type: ignore[no-untyped-def]
     return body
 
 
-def test_a_body_nested_50000_deep_is_a_400_not_a_500(team):  # noqa: F811
+def test_a_body_nested_50000_deep_is_a_400_not_a_500(team):
     client = client_for(team["casey"])
     for url in (
         "/api/v1/applicability/",
         "/api/v1/services/",
-        f"/api/v1/obligations/{obligation(team).pk}/owner/",
+        f"/api/v1/obligations/{team_obligation(team).pk}/owner/",
     ):
         response = client.post(url, deep_json(DEEP), content_type="application/json")
         assert response.status_code == 400, url
         assert "nested more than 32 levels deep" in error_shape(response)["error"]
 
 
-def test_the_browsable_api_refuses_it_too(team):  # noqa: F811
+def test_the_browsable_api_refuses_it_too(team):
     client = APIClient()
     client.force_login(team["casey"])
     response = client.post(
@@ -54,7 +54,7 @@ def test_the_browsable_api_refuses_it_too(team):  # noqa: F811
     assert "nested more than 32 levels deep" in response.content.decode()
 
 
-def test_ordinary_nesting_still_parses(team):  # noqa: F811
+def test_ordinary_nesting_still_parses(team):
     body = json.dumps({**PROFILE, "features": []})
     response = client_for(team["casey"]).post(
         "/api/v1/applicability/", body, content_type="application/json"
@@ -69,7 +69,7 @@ def test_ordinary_nesting_still_parses(team):  # noqa: F811
         ("name=" + "x" * 2000, "application/x-www-form-urlencoded"),
     ],
 )
-def test_a_body_over_the_upload_limit_is_a_json_413(team, settings, body, content_type):  # noqa: F811
+def test_a_body_over_the_upload_limit_is_a_json_413(team, settings, body, content_type):
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
     response = client_for(team["casey"]).post(
         "/api/v1/applicability/", body, content_type=content_type
@@ -78,7 +78,7 @@ def test_a_body_over_the_upload_limit_is_a_json_413(team, settings, body, conten
     assert "1,000-byte limit" in error_shape(response)["error"]
 
 
-def test_an_unknown_api_address_is_a_json_404_and_other_pages_keep_theirs(team, client):  # noqa: F811
+def test_an_unknown_api_address_is_a_json_404_and_other_pages_keep_theirs(team, client):
     response = client_for(team["casey"]).get("/api/v1/no-such-thing/")
     assert response.status_code == 404
     assert "no such address" in error_shape(response)["error"]
@@ -86,7 +86,7 @@ def test_an_unknown_api_address_is_a_json_404_and_other_pages_keep_theirs(team, 
     assert page.status_code == 404 and page["Content-Type"].startswith("text/html")
 
 
-def test_a_bug_in_an_api_view_is_a_json_500(team, monkeypatch):  # noqa: F811
+def test_a_bug_in_an_api_view_is_a_json_500(team, monkeypatch):
     def broken() -> None:
         raise RuntimeError("a bug")
 
@@ -99,7 +99,7 @@ def test_a_bug_in_an_api_view_is_a_json_500(team, monkeypatch):  # noqa: F811
     assert "has been logged" in body["error"] and "a bug" not in body["error"]
 
 
-def test_a_database_outage_is_a_json_503_saying_so(team):  # noqa: F811
+def test_a_database_outage_is_a_json_503_saying_so(team):
     client = client_for(team["casey"])
     client.raise_request_exception = False
 
@@ -113,8 +113,8 @@ def test_a_database_outage_is_a_json_503_saying_so(team):  # noqa: F811
     assert response["Retry-After"] == "60"
 
 
-def test_the_owner_field_gives_one_answer_for_an_unknown_id_and_an_outsider(team):  # noqa: F811
-    url = f"/api/v1/obligations/{obligation(team).pk}/owner/"
+def test_the_owner_field_gives_one_answer_for_an_unknown_id_and_an_outsider(team):
+    url = f"/api/v1/obligations/{team_obligation(team).pk}/owner/"
     client = client_for(team["casey"])
     gone = member(team["org"], username="gone")
     type(gone).objects.filter(pk=gone.pk).update(is_active=False)  # the account closed since
@@ -141,4 +141,4 @@ def test_the_owner_field_gives_one_answer_for_an_unknown_id_and_an_outsider(team
     }, bodies
     ours = client.post(url, {"owner": team["rita"].pk}, format="json")
     assert ours.status_code == 200 and ours.json()["owner"] == "rita"
-    assert obligation(team).owner == team["rita"]
+    assert team_obligation(team).owner == team["rita"]

@@ -18,46 +18,15 @@ from obligations.register.states import CycleStatus, EventSource
 from obligations.register.workflow import do_start
 from tests.conftest import TODAY
 from tests.factories import (
-    OrganisationFactory,
-    ProviderFactory,
     UserFactory,
-    applied_service,
     due_in,
     member,
     put_in,
 )
+from tests.helpers import client_for, team_obligation
 
 PDF = b"%PDF-1.4\n" + b"policy " * 200 + b"\n%%EOF\n"
 SYSTEM = EventSource.ADMIN
-
-
-def client_for(user, *, read_only=False):  # type: ignore[no-untyped-def]
-    _, key = create_api_token(actor=user, name="t", read_only=read_only)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
-    return client
-
-
-@pytest.fixture
-def team(catalogue):  # type: ignore[no-untyped-def]
-    org, other_org = OrganisationFactory(name="Ours"), OrganisationFactory(name="Theirs")
-    provider = ProviderFactory(organisation=org, name="Northwind")
-    service = applied_service(provider=provider, name="Chat")
-    other = applied_service(provider=ProviderFactory(organisation=other_org), name="Elsewhere")
-    return {
-        "org": org,
-        "provider": provider,
-        "service": service,
-        "other": other,
-        "casey": member(org, username="casey"),
-        "rita": member(org, username="rita"),
-        "audrey": member(org, role=Role.AUDITOR, username="audrey"),
-        "eve": member(other_org, username="eve"),
-    }
-
-
-def obligation(team, code="U2U-RECORDS"):  # type: ignore[no-untyped-def]
-    return team["service"].obligations.get(duty__code=code)
 
 
 # --- Authentication and scoping --------------------------------------------
@@ -126,7 +95,7 @@ def test_another_organisations_records_are_invisible_and_a_404(team):
 
 
 def test_filters_narrow_the_register(team, clock):
-    ob = obligation(team)
+    ob = team_obligation(team)
     assign_owner(actor=team["casey"], obligation=ob, owner=team["casey"], source=SYSTEM)
     set_due_date(
         actor=team["casey"],
@@ -208,7 +177,7 @@ def test_pages_follow_a_cursor_with_no_row_twice(team):
 
 
 def test_the_workflow_runs_through_the_api_with_four_eyes(team, evidence_storage):
-    ob = obligation(team)
+    ob = team_obligation(team)
     casey, rita = client_for(team["casey"]), client_for(team["rita"])
     url = f"/api/v1/obligations/{ob.pk}/"
 
@@ -235,7 +204,7 @@ def test_the_workflow_runs_through_the_api_with_four_eyes(team, evidence_storage
 
 
 def test_read_only_tokens_and_auditors_cannot_change_anything(team):
-    ob = obligation(team)
+    ob = team_obligation(team)
     body = {"to": "in_progress"}
     read_only = client_for(team["casey"], read_only=True)
     response = read_only.post(f"/api/v1/obligations/{ob.pk}/transition/", body, format="json")
@@ -251,7 +220,7 @@ def test_read_only_tokens_and_auditors_cannot_change_anything(team):
 
 
 def test_owner_and_due_date_actions(team):
-    ob = obligation(team)
+    ob = team_obligation(team)
     client = client_for(team["casey"])
     url = f"/api/v1/obligations/{ob.pk}/"
     assert client.post(url + "owner/", {"owner": team["rita"].pk}, format="json").json()[
@@ -277,7 +246,7 @@ def test_owner_and_due_date_actions(team):
 def test_a_refused_upload_is_a_clear_4xx_and_nothing_is_stored(
     team, evidence_storage, name, content, status
 ):
-    ob = obligation(team)
+    ob = team_obligation(team)
     response = client_for(team["casey"]).post(
         f"/api/v1/obligations/{ob.pk}/evidence/",
         {"file": SimpleUploadedFile(name, content)},
@@ -290,7 +259,7 @@ def test_a_refused_upload_is_a_clear_4xx_and_nothing_is_stored(
 
 def test_an_oversized_upload_is_413(team, settings, evidence_storage):
     settings.EVIDENCE_MAX_BYTES = 100
-    ob = obligation(team)
+    ob = team_obligation(team)
     response = client_for(team["casey"]).post(
         f"/api/v1/obligations/{ob.pk}/evidence/",
         {"file": SimpleUploadedFile("big.pdf", PDF)},
@@ -302,7 +271,7 @@ def test_an_oversized_upload_is_413(team, settings, evidence_storage):
 
 
 def test_evidence_links_and_downloads(team, evidence_storage):
-    ob = obligation(team)
+    ob = team_obligation(team)
     client = client_for(team["casey"])
     link = client.post(
         f"/api/v1/obligations/{ob.pk}/evidence/",
