@@ -1,10 +1,8 @@
 from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
+from obligations.api.reports import ApplicabilityView, AuditPackView, DashboardView, PublicKeyView
 from obligations.api.views import (
-    ApplicabilityView,
-    AuditPackView,
-    DashboardView,
     DutyViewSet,
     EventViewSet,
     EvidenceViewSet,
@@ -13,7 +11,6 @@ from obligations.api.views import (
     OfcomNoticeViewSet,
     OrganisationViewSet,
     ProviderViewSet,
-    PublicKeyView,
     ReminderViewSet,
     RiskAssessmentViewSet,
     ServiceViewSet,

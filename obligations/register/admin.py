@@ -8,12 +8,11 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
-from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.contrib.admin.views.main import ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import (
     Http404,
     HttpRequest,
@@ -50,26 +49,22 @@ from obligations.adminkit import (
 )
 from obligations.assessments.actions import AssessmentError, start_assessment
 from obligations.assessments.admin import assessment_panel
-from obligations.dashboard.queries import buckets
 from obligations.dates import london_today, validate_plausible_date
 from obligations.inputs import validate_single_line
 from obligations.register.actions import assign_owner
+from obligations.register.admin_filters import MyWorkFilter, OverdueFilter, StateFilter
 from obligations.register.admin_import import ImportRegisterAdminMixin
 from obligations.register.evidence import add_evidence_file, add_evidence_link, purge_evidence
 from obligations.register.models import Event, Evidence, Obligation, ObligationCycle
 from obligations.register.selectors import (
     evidence_for,
     my_work,
-    my_work_filters,
     obligations_for_list,
-    register_state,
 )
 from obligations.register.states import (
     CycleStatus,
     EventSource,
     TransitionError,
-    due_within,
-    overdue,
 )
 from obligations.register.uploads import EvidenceRefused
 from obligations.register.workflow import TRANSITIONS, transition_to
@@ -81,76 +76,6 @@ TRANSITION_LABELS: dict[str, str] = {
     CycleStatus.SENT_BACK: "Send back",
     CycleStatus.NOT_APPLICABLE: "Mark not applicable",
 }
-
-
-class OverdueFilter(admin.SimpleListFilter):
-    title = "deadline"
-    parameter_name = "due"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [
-            ("overdue", "Overdue"),
-            ("7", "Due in the next 7 days"),
-            ("30", "Due in the next 30 days"),
-            ("90", "Due in the next 90 days"),
-        ]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        today = london_today()
-        if self.value() == "overdue":
-            return queryset.filter(overdue(today))
-        if self.value() in {"7", "30", "90"}:
-            return queryset.filter(due_within(today, int(self.value() or 0)))
-        return queryset
-
-
-class StateFilter(admin.SimpleListFilter):
-    """The dashboard's four states, so that a figure's link lists exactly what it counted."""
-
-    title = "state (as on the dashboard)"
-    parameter_name = "state"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        return [
-            ("met", "Met"),
-            ("overdue", "Overdue"),
-            ("in_progress", "In progress, on time"),
-            ("not_started", "Not started, on time"),
-        ]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value is None:
-            return queryset
-        today = london_today()
-        wanted = buckets(today).get(value)
-        if wanted is None:
-            raise IncorrectLookupParameters(f"Unknown state {value!r}.")
-        return queryset.filter(
-            pk__in=register_state(queryset.model.objects.all())
-            .filter(wanted & Q(r_applicable=True))
-            .values("pk")
-        )
-
-
-class MyWorkFilter(admin.SimpleListFilter):
-    """The sections of "My work", so that each lists all of its obligations here."""
-
-    title = "my work"
-    parameter_name = "mine"
-
-    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
-        sections = my_work_filters(request.user, london_today())
-        return [(key, title) for key, (title, _) in sections.items()]
-
-    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        value = self.value()
-        if value is None:
-            return queryset
-        section = my_work_filters(request.user, london_today()).get(value)
-        if section is None:
-            raise IncorrectLookupParameters(f"Unknown section of my work {value!r}.")
-        return queryset.filter(section[1])
 
 
 class CycleInline(ReadOnlyInline):

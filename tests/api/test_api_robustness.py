@@ -8,7 +8,7 @@ import pytest
 from django.db import OperationalError, connection
 from rest_framework.test import APIClient
 
-from obligations.api import views as api_views
+from obligations.api import reports as api_reports
 from tests.factories import UserFactory, member
 from tests.helpers import client_for, team_obligation
 
@@ -90,7 +90,7 @@ def test_a_bug_in_an_api_view_is_a_json_500(team, monkeypatch):
     def broken() -> None:
         raise RuntimeError("a bug")
 
-    monkeypatch.setattr(api_views, "loaded_catalogue", broken)
+    monkeypatch.setattr(api_reports, "loaded_catalogue", broken)
     client = client_for(team["casey"])
     client.raise_request_exception = False
     response = client.post("/api/v1/applicability/", PROFILE, format="json")

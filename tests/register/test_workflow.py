@@ -10,7 +10,7 @@ from django.urls import reverse
 from obligations.access.models import Role
 from obligations.register import selectors as register_selectors
 from obligations.register.actions import assign_owner
-from obligations.register.admin import OverdueFilter
+from obligations.register.admin_filters import OverdueFilter
 from obligations.register.evidence import add_evidence_file
 from obligations.register.models import Event, Obligation
 from obligations.register.states import (
