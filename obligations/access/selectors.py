@@ -22,7 +22,7 @@ from obligations.register.models import Event, Evidence, Obligation, ObligationC
 from obligations.register.states import CycleStatus
 from obligations.reminders.models import LeadTime, Reminder
 
-M = TypeVar("M", bound=Model)
+ModelT = TypeVar("ModelT", bound=Model)
 
 
 # How each tenant-owned model reaches its organisation.
@@ -74,7 +74,9 @@ def active_memberships_of(organisation_id: int) -> QuerySet[Membership]:
     return Membership.objects.active().filter(organisation_id=organisation_id)
 
 
-def scope(qs: QuerySet[M], user: AnyUser, roles: tuple[str, ...] | None = None) -> QuerySet[M]:
+def scope(
+    qs: QuerySet[ModelT], user: AnyUser, roles: tuple[str, ...] | None = None
+) -> QuerySet[ModelT]:
     """Rows of `qs` that belong to organisations where `user` holds one of `roles`.
 
     Superusers (the installation's operators) see every organisation.
@@ -192,7 +194,9 @@ def organisation_of(obj: Model) -> int:
     return int(getattr(value, f"{last}_id"))
 
 
-def search_related(qs: QuerySet[M], fields: Iterable[str], terms: Iterable[str]) -> QuerySet[M]:
+def search_related(
+    qs: QuerySet[ModelT], fields: Iterable[str], terms: Iterable[str]
+) -> QuerySet[ModelT]:
     """Rows of `qs` with every term in one of `fields`, each a column of a related table
     ("duty__title"), as the admin's search over those fields would find them.
 

@@ -30,7 +30,6 @@ from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.helpers import admin_form_data, assert_constant_queries, revenue_row
 
-D = Decimal
 ADMIN = EventSource.ADMIN
 
 
@@ -40,7 +39,7 @@ def params(catalogue_file):  # type: ignore[no-untyped-def]
 
 
 def year(y: int, amount: str, **kwargs) -> Revenue:  # type: ignore[no-untyped-def]
-    return Revenue(dt.date(y, 1, 1), dt.date(y, 12, 31), D(amount), **kwargs)
+    return Revenue(dt.date(y, 1, 1), dt.date(y, 12, 31), Decimal(amount), **kwargs)
 
 
 def cap_of(periods, params, no_period=False):  # type: ignore[no-untyped-def]
@@ -76,7 +75,7 @@ def test_the_revenue_share_wins_only_when_greater(params):
 
 def test_the_most_recent_complete_period_is_used(params):
     cap = cap_of([year(2024, "300000000"), year(2025, "500000000")], params)
-    assert cap.amount == D("50000000.00")
+    assert cap.amount == Decimal("50000000.00")
     assert cap.period is not None and cap.period.start == dt.date(2025, 1, 1)
 
 
@@ -84,12 +83,12 @@ def test_an_estimate_while_the_first_period_runs(params):
     running = Revenue(
         dt.date(2026, 1, 1),
         dt.date(2026, 12, 31),
-        D("400000000"),
+        Decimal("400000000"),
         complete=False,
         basis="ofcom_estimate",
     )
     cap = cap_of([running], params)
-    assert (cap.amount, cap.rule) == (D("40000000.00"), "Sch.13 para 4(4)")
+    assert (cap.amount, cap.rule) == (Decimal("40000000.00"), "Sch.13 para 4(4)")
     assert "estimate for the first accounting period" in cap.explanation
 
 
@@ -103,8 +102,8 @@ def test_an_estimate_while_the_first_period_runs(params):
 def test_periods_shorter_or_longer_than_a_year_scale_pro_rata(
     params, start, end, revenue, expected
 ):
-    cap = cap_of([Revenue(start, end, D(revenue))], params)
-    assert cap.amount == D(expected)
+    cap = cap_of([Revenue(start, end, Decimal(revenue))], params)
+    assert cap.amount == Decimal(expected)
     assert cap.rule == "Sch.13 para 4(1) and 4(5)"
 
 
@@ -157,7 +156,7 @@ def test_the_proposed_10m_exemption_is_shown_but_not_applied_until_it_is_law(par
     """No exemption under s.83(6) was found: a provider below GBP 10m of UK-referable revenue
     still notifies (s.83(1)), told of the proposal; once made, it is exempt from that
     charging year (s.83(8))."""
-    periods = [year(2024, "900000000", uk_referable=D("8000000"))]
+    periods = [year(2024, "900000000", uk_referable=Decimal("8000000"))]
     position = fees_year(periods, 2026, params["fees"])
     assert (position.fee_paying, position.exempt) == (True, False)
     assert "a proposed exemption would cover it, but it is not in force" in position.why
@@ -166,7 +165,7 @@ def test_the_proposed_10m_exemption_is_shown_but_not_applied_until_it_is_law(par
         "exemption": {**params["fees"]["exemption"], "in_force_from": "2027-04-01"},
     }
     assert fees_year(periods, 2026, made).exempt is False  # not for 2026/27
-    later = fees_year([year(2025, "900000000", uk_referable=D("8000000"))], 2027, made)
+    later = fees_year([year(2025, "900000000", uk_referable=Decimal("8000000"))], 2027, made)
     assert (later.fee_paying, later.exempt) == (False, True)
 
 
@@ -222,7 +221,7 @@ def record_revenue(provider, y, amount, **kwargs):  # type: ignore[no-untyped-de
         provider=provider,
         start=dt.date(y, 1, 1),
         end=dt.date(y, 12, 31),
-        amount_gbp=D(amount),
+        amount_gbp=Decimal(amount),
         basis=RevenueBasis.AUDITED,
         **kwargs,
     )
@@ -251,8 +250,8 @@ def test_below_the_threshold_the_fees_obligations_do_not_apply(provider):
 
 
 def test_below_the_proposed_exemption_the_provider_still_notifies_and_is_told_why(provider):
-    record_revenue(provider, 2024, "900000000", uk_referable_gbp=D("8000000"))
-    record_revenue(provider, 2025, "900000000", uk_referable_gbp=D("8000000"))
+    record_revenue(provider, 2024, "900000000", uk_referable_gbp=Decimal("8000000"))
+    record_revenue(provider, 2025, "900000000", uk_referable_gbp=Decimal("8000000"))
     notify = fees_obligations(provider)["FEES-NOTIFY"]
     assert notify.applicable
     assert "a proposed exemption would cover it, but it is not in force" in notify.why
@@ -284,7 +283,7 @@ def test_a_corrected_revenue_moves_the_open_cycle(provider):
     record_revenue(provider, 2025, "100000000")
     assert not fees_obligations(provider)["FEES-PAY"].applicable
     period = RevenuePeriod.objects.get(provider=provider, start=dt.date(2025, 1, 1))
-    period.amount_gbp = D("260000000")
+    period.amount_gbp = Decimal("260000000")
     period.save()
     revenue_changed(actor=get_system_user(), provider=provider, source=ADMIN)
     pay = fees_obligations(provider)["FEES-PAY"]
@@ -306,18 +305,18 @@ def test_a_penalty_above_the_cap_is_saved_and_flagged_then_cleared(provider):
             service=service,
             kind=NoticeKind.CONFIRMATION,
             given_on=TODAY,
-            single_penalty_gbp=D("25000000"),
+            single_penalty_gbp=Decimal("25000000"),
             pay_by=TODAY + dt.timedelta(days=28),
         ),
         source=ADMIN,
     )
-    assert OfcomNotice.objects.get(pk=notice.pk).single_penalty_gbp == D("25000000")
+    assert OfcomNotice.objects.get(pk=notice.pk).single_penalty_gbp == Decimal("25000000")
     assert "above the computed cap £18,000,000.00" in penalty_above_cap(notice)
     codes = {o.duty.code: o for o in notice.obligations.select_related("duty")}
     assert codes.keys() == {"PENALTY-PAY", "PENALTY-CAP-CHECK"}
     # Ofcom knew better: the revenue was £400m, so the cap is £40m and the flag clears.
     period = RevenuePeriod.objects.get(provider=provider)
-    period.amount_gbp = D("400000000")
+    period.amount_gbp = Decimal("400000000")
     period.save()
     revenue_changed(actor=system, provider=provider, source=ADMIN)
     assert penalty_above_cap(notice) == ""
@@ -331,8 +330,8 @@ def test_single_and_daily_penalties_share_one_cap(provider):
         service=provider.services.first(),
         kind=NoticeKind.PENALTY,
         given_on=TODAY,
-        single_penalty_gbp=D("17990000"),
-        daily_penalty_gbp=D("20000"),
+        single_penalty_gbp=Decimal("17990000"),
+        daily_penalty_gbp=Decimal("20000"),
     )
     assert "para 4(7)" in penalty_above_cap(notice)
 
