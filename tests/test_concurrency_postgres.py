@@ -14,7 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from obligations.exports import auditpack
-from obligations.exports.auditpack import _write_evidence, write_pack
+from obligations.exports.auditpack import write_evidence, write_pack
 from obligations.register.evidence import add_evidence_link
 from obligations.register.models import Event
 from obligations.register.states import CycleStatus, EventKind, EventSource, TransitionError
@@ -97,7 +97,7 @@ def test_a_pack_is_one_snapshot_though_work_is_committed_while_it_is_written(
     service = applied_service(provider=ProviderFactory(organisation=org))
     alice = member(org, username="alice")
     cycle = service.obligations.get(duty__code="U2U-RECORDS").current_cycle
-    real_write_evidence = _write_evidence
+    real_write_evidence = write_evidence
 
     def work_committed_meanwhile(*args, **kwargs):  # type: ignore[no-untyped-def]
         def start() -> None:
@@ -111,7 +111,7 @@ def test_a_pack_is_one_snapshot_though_work_is_committed_while_it_is_written(
         thread.join(20)
         return real_write_evidence(*args, **kwargs)
 
-    monkeypatch.setattr(auditpack, "_write_evidence", work_committed_meanwhile)
+    monkeypatch.setattr(auditpack, "write_evidence", work_committed_meanwhile)
     out = io.BytesIO()
     write_pack(obligations=service.obligations.all(), title="Snapshot", today=TODAY, out=out)
     assert Event.objects.filter(cycle=cycle, to_status=CycleStatus.IN_PROGRESS).exists()

@@ -121,7 +121,7 @@ def write_pack(
     with snapshot(), zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as zf:
         pack = Pack(zf)
         count = _write_register(pack, obligations, title=title, today=today, as_of=as_of)
-        evidence = _write_evidence(pack, ids, end)
+        evidence = write_evidence(pack, ids, end)
         write_history(pack, ids, end)
         pack.text(
             "README.txt",
@@ -235,7 +235,7 @@ def _iso(value: dt.date | dt.datetime | None) -> str | None:
     return value.isoformat() if value else None
 
 
-def _write_evidence(pack: Pack, ids: QuerySet[Any], end: dt.datetime | None) -> _EvidenceTally:
+def write_evidence(pack: Pack, ids: QuerySet[Any], end: dt.datetime | None) -> _EvidenceTally:
     """Every evidence file, re-hashed as it is copied, then the index of every evidence row
     (one query, read as values: a pack of a provider reads thousands of rows)."""
     evidence = Evidence.objects.filter(cycle__obligation__in=ids).order_by(

@@ -178,7 +178,7 @@ def _history_type(value: str | None) -> str | None:
     return safe_cell(HISTORY_TYPES.get(value, value) if value else value)
 
 
-def _converter(model: type[Model], lookup: str) -> Callable[[Any], Any] | None:
+def history_converter(model: type[Model], lookup: str) -> Callable[[Any], Any] | None:
     """How the values of `lookup` (a column of `model`'s values_list) become cells, chosen
     once per column by the field's type rather than per value (a provider's pack has about
     100,000 history cells). None where the csv module already writes the value as a cell:
@@ -203,7 +203,7 @@ def _history_cells(
     model: type[Model], lookups: Sequence[str], rows: Iterable[Sequence[Any]]
 ) -> Iterator[list[Any]]:
     """Each row's values as cells."""
-    converters = [(i, _converter(model, lookup)) for i, lookup in enumerate(lookups)]
+    converters = [(i, history_converter(model, lookup)) for i, lookup in enumerate(lookups)]
     todo = [(i, convert) for i, convert in converters if convert is not None]
     for row in rows:
         cells = list(row)

@@ -23,7 +23,7 @@ from django.core.management import CommandError, call_command
 from obligations.access.models import Role
 from obligations.exports import tables
 from obligations.exports.auditpack import PackSummary, write_pack
-from obligations.exports.pack_files import _converter
+from obligations.exports.pack_files import history_converter
 from obligations.exports.pack_verify import verify
 from obligations.exports.signing import load_public_key, public_key_pem
 from obligations.providers.models import RevenuePeriod, Service
@@ -342,7 +342,7 @@ def test_history_cells_are_iso_dates_words_and_text_that_cannot_run_as_a_formula
 
 def test_a_history_column_of_a_type_without_a_cell_format_is_refused():
     with pytest.raises(TypeError, match="no cell format for amount_gbp"):
-        _converter(RevenuePeriod, "amount_gbp")
+        history_converter(RevenuePeriod, "amount_gbp")
 
 
 def test_an_evidence_file_changed_inside_the_pack_fails(setup):
