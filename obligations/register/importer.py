@@ -161,7 +161,7 @@ class ImportPlan:
 
 
 @dataclass
-class _Register:
+class ImportContext:
     """The organisation's register, read once for the whole file."""
 
     organisation: Organisation
@@ -174,7 +174,7 @@ class _Register:
     evidence_urls: dict[int, set[str]]
 
     @classmethod
-    def load(cls, organisation: Organisation) -> _Register:
+    def load(cls, organisation: Organisation) -> ImportContext:
         in_org = Q(provider__organisation=organisation)
         obligations = list(
             Obligation.objects.filter(in_org).select_related(
@@ -225,7 +225,7 @@ def plan_import(
     table: Table, *, organisation: Organisation, filename: str, dry_run: bool
 ) -> ImportPlan:
     """Validate every row against the register and work out the writes it needs (reads only)."""
-    register = _Register.load(organisation)
+    register = ImportContext.load(organisation)
     refs_seen: dict[str, int] = {}
     obligations_seen: dict[int, int] = {}
     report = ImportReport(
@@ -272,7 +272,7 @@ def _field_errors(name: str, value: str) -> list[str]:
 
 
 def _find_obligation(
-    register: _Register,
+    register: ImportContext,
     outcome: RowOutcome,
     refs_seen: dict[str, int],
     obligations_seen: dict[int, int],
@@ -341,7 +341,7 @@ class _Fields:
 
 
 def _check_fields(
-    register: _Register, values: dict[str, str], due_cell: Cell | None, errors: list[str]
+    register: ImportContext, values: dict[str, str], due_cell: Cell | None, errors: list[str]
 ) -> _Fields:
     owner = approver = None
     if values.get("owner"):
@@ -406,7 +406,7 @@ def _date(value: Cell) -> dt.date | None:
 
 
 def _plan_row(
-    register: _Register,
+    register: ImportContext,
     obligation: Obligation,
     fields: _Fields,
     outcome: RowOutcome,

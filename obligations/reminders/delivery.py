@@ -180,7 +180,7 @@ def deliver(*, claim: Claim | None = None, result: SweepResult | None = None) ->
     members = set(
         Membership.objects.active().filter(user__in=held).values_list("user_id", "organisation_id")
     )
-    mailer = _Mailer()
+    mailer = Mailer()
     try:
         for recipient_id, group in groupby(_pending(claim), key=lambda r: r.recipient_id):
             if not claim.renew():
@@ -206,7 +206,7 @@ def deliver(*, claim: Claim | None = None, result: SweepResult | None = None) ->
     return result
 
 
-class _Mailer:
+class Mailer:
     """One mail connection for the whole run, opened by the first digest (an idle run opens
     nothing) and opened again after a failure."""
 
@@ -230,7 +230,7 @@ class _Mailer:
 
 
 def _deliver_one(
-    mailer: _Mailer,
+    mailer: Mailer,
     recipient: User,
     rows: list[PendingRow],
     claim: Claim,

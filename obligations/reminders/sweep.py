@@ -133,7 +133,7 @@ def load_duties() -> dict[int, DutyRow]:
 
 
 @dataclass
-class _Context:
+class SweepContext:
     """What one batch's decisions need, read in a fixed number of queries."""
 
     today: dt.date
@@ -145,7 +145,7 @@ class _Context:
     _leads: dict[tuple[int, int], list[int]] = field(default_factory=dict)
 
     @classmethod
-    def load(cls, rows: list[CycleRow], today: dt.date, duties: dict[int, DutyRow]) -> _Context:
+    def load(cls, rows: list[CycleRow], today: dt.date, duties: dict[int, DutyRow]) -> SweepContext:
         organisations = {r.organisation_id for r in rows}
         staff: dict[int, dict[str, list[int]]] = defaultdict(lambda: defaultdict(list))
         memberships = (
@@ -207,7 +207,7 @@ class _Context:
         return subject(duty.code, duty.title, row.service_name, row.provider_name)
 
 
-def _owed_for_open(row: CycleRow, ctx: _Context) -> tuple[list[Owed], list[dt.date]]:
+def _owed_for_open(row: CycleRow, ctx: SweepContext) -> tuple[list[Owed], list[dt.date]]:
     """Reminders owed today for an open cycle, and the later dates on which more fall due."""
     today, due = ctx.today, row.due_date
     owed: list[Owed] = []
@@ -243,7 +243,7 @@ def _owed_for_open(row: CycleRow, ctx: _Context) -> tuple[list[Owed], list[dt.da
     return owed, later
 
 
-def _owed_for_evidence(row: CycleRow, ctx: _Context) -> tuple[list[Owed], list[dt.date]]:
+def _owed_for_evidence(row: CycleRow, ctx: SweepContext) -> tuple[list[Owed], list[dt.date]]:
     """Evidence on the cycle is flagged 30 days before it expires."""
     owed: list[Owed] = []
     later: list[dt.date] = []
@@ -266,7 +266,7 @@ def _owed_for_evidence(row: CycleRow, ctx: _Context) -> tuple[list[Owed], list[d
     return owed, later
 
 
-def _lapsed_on(row: CycleRow, ctx: _Context) -> dt.date | None:
+def _lapsed_on(row: CycleRow, ctx: SweepContext) -> dt.date | None:
     """The day a met cycle's evidence ran out, if every current item has expired."""
     items = ctx.evidence.get(row.pk, [])
     if not items or any(e is None or e >= ctx.today for _, _, e in items):
@@ -285,7 +285,7 @@ def _next_due(due: dt.date | None, months: int, today: dt.date) -> dt.date:
 
 
 def _decide_met(
-    row: CycleRow, ctx: _Context, result: SweepResult, dry_run: bool
+    row: CycleRow, ctx: SweepContext, result: SweepResult, dry_run: bool
 ) -> tuple[list[Owed], list[dt.date]]:
     """A met cycle: a recurring duty rolls forward; evidence that has all expired un-meets
     it; otherwise its evidence is watched."""
@@ -325,7 +325,7 @@ def _decide_met(
 
 
 def _decide_one(
-    row: CycleRow, ctx: _Context, result: SweepResult, dry_run: bool
+    row: CycleRow, ctx: SweepContext, result: SweepResult, dry_run: bool
 ) -> tuple[list[Owed], list[dt.date]]:
     """What one cycle is owed today, and the later dates on which more falls due."""
     if row.current_cycle_id != row.pk or not row.applicable:
@@ -340,7 +340,7 @@ def _decide_one(
 
 
 def _decide(
-    rows: list[CycleRow], ctx: _Context, result: SweepResult, dry_run: bool
+    rows: list[CycleRow], ctx: SweepContext, result: SweepResult, dry_run: bool
 ) -> tuple[list[Owed], list[tuple[int, dt.datetime | None]]]:
     """What each cycle is owed today, and (pk, next_reminder_at) for each."""
     owed: list[Owed] = []
@@ -400,7 +400,7 @@ def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
                 break
             after = rows[-1].pk
             result.cycles_checked += len(rows)
-            ctx = _Context.load(rows, today, duties)
+            ctx = SweepContext.load(rows, today, duties)
             owed, schedule = _decide(rows, ctx, result, dry_run)
             owed_total += len(owed)
             if dry_run:

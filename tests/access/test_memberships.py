@@ -29,10 +29,10 @@ from obligations.access.selectors import (
 )
 from obligations.access.signin import record_access
 from obligations.access.tokens import create_api_token, revoke_api_token
-from obligations.register.importer import _Register
+from obligations.register.importer import ImportContext
 from obligations.register.models import Obligation, ObligationCycle
 from obligations.register.workflow import reviewers_for
-from obligations.reminders.sweep import CYCLE_FIELDS, CycleRow, _Context
+from obligations.reminders.sweep import CYCLE_FIELDS, CycleRow, SweepContext
 from tests.conftest import NOW
 from tests.factories import (
     OrganisationFactory,
@@ -310,10 +310,10 @@ def test_an_ended_membership_counts_nowhere(org):
     end_membership(actor=org["ada"], membership=membership(casey, ours))
     assert casey.pk not in reviewers_for(obligation, submitted_by=audrey)
     assert not active_memberships_of(ours).filter(user=casey).exists()
-    assert "casey@example.test" not in _Register.load(ours).members
+    assert "casey@example.test" not in ImportContext.load(ours).members
     cycle = ObligationCycle.objects.filter(pk=obligation.current_cycle_id)
     row = CycleRow(*cycle.values_list(*CYCLE_FIELDS).get())
-    staff = _Context.load([row], NOW.date(), {}).staff[ours.pk]  # who is reminded
+    staff = SweepContext.load([row], NOW.date(), {}).staff[ours.pk]  # who is reminded
     assert casey.pk not in staff.get(Role.MANAGER, [])
     # Their admin no longer oversees their tokens: casey left.
     token, _ = create_api_token(actor=casey, name="mine")

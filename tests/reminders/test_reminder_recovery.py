@@ -17,7 +17,7 @@ from django_celery_beat.models import PeriodicTask
 from obligations.access.models import Role
 from obligations.register.models import Event, Obligation
 from obligations.register.states import CycleStatus
-from obligations.reminders.delivery import _Mailer, deliver
+from obligations.reminders.delivery import Mailer, deliver
 from obligations.reminders.models import Reminder, ReminderStatus
 from obligations.reminders.outbox import SweepIncomplete, SweepResult
 from obligations.reminders.sweep import london_midnight, run_sweep
@@ -146,7 +146,7 @@ def owners(org, n):  # type: ignore[no-untyped-def]
 
 def slow_mail(monkeypatch, clock, each, during=None):  # type: ignore[no-untyped-def]
     """Each digest takes `each` to send; `during(n)` runs as the n-th is being sent."""
-    send, sent = _Mailer.send, []
+    send, sent = Mailer.send, []
 
     def slow(self, message):  # type: ignore[no-untyped-def]
         accepted = send(self, message)
@@ -156,7 +156,7 @@ def slow_mail(monkeypatch, clock, each, during=None):  # type: ignore[no-untyped
             during(len(sent))
         return accepted
 
-    monkeypatch.setattr(_Mailer, "send", slow)
+    monkeypatch.setattr(Mailer, "send", slow)
 
 
 def test_a_run_longer_than_the_lease_keeps_its_rows_from_another_run(

@@ -35,7 +35,7 @@ from obligations.register.workflow import (
 from obligations.reminders import delivery
 from obligations.reminders import sweep as sweep_module
 from obligations.reminders.actions import set_lead_days
-from obligations.reminders.delivery import DeliveryFailed, _Mailer, deliver
+from obligations.reminders.delivery import DeliveryFailed, Mailer, deliver
 from obligations.reminders.models import Reminder, ReminderKind, ReminderStatus
 from obligations.reminders.outbox import SweepIncomplete, SweepResult, claim_lease
 from obligations.reminders.sweep import run_sweep
@@ -332,7 +332,7 @@ def crash(monkeypatch, where):  # type: ignore[no-untyped-def]
         def refuse(self, message):  # type: ignore[no-untyped-def]
             raise Died
 
-        monkeypatch.setattr(_Mailer, "send", refuse)
+        monkeypatch.setattr(Mailer, "send", refuse)
     elif where == "after_accepting_before_marking_sent":
 
         def die(ids, token):  # type: ignore[no-untyped-def]
@@ -383,7 +383,7 @@ def test_a_refused_send_is_released_for_the_retry_and_raises_for_it(org, monkeyp
         raise smtplib.SMTPServerDisconnected("gone")
 
     with monkeypatch.context() as patch:
-        patch.setattr(_Mailer, "send", refuse)
+        patch.setattr(Mailer, "send", refuse)
         with pytest.raises(DeliveryFailed):
             sweep(TODAY)
     row = Reminder.objects.get()
