@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery
 
@@ -197,7 +198,10 @@ def states_at(
     Keyed by (provider, service, day), or (None, None, day) unless `by_service`."""
     adapt = connection.ops.adapt_datetimefield_value
     cuts = [adapt(end_of_day(day)) for day in days]
-    scope_sql, scope_params = obligations.values("pk").query.sql_with_params()
+    try:
+        scope_sql, scope_params = obligations.values("pk").query.sql_with_params()
+    except EmptyResultSet:  # a scope that can match nothing (no organisation): no states
+        return {}
     columns = ", ".join(
         "SUM(CASE WHEN at < %s AND (next_at IS NULL OR next_at >= %s) "
         "AND to_status = 'met' THEN 1 ELSE 0 END), "

@@ -305,3 +305,10 @@ def test_the_backfill_command_stores_past_month_ends_once_and_refuses_bad_option
     ):
         with pytest.raises(CommandError, match=message):
             call_command("backfill_compliance_counts", option, value)
+
+
+def test_a_user_of_no_organisation_sees_an_empty_trend_not_an_error(fixed):
+    # Not stored yet, every past month end is replayed over a scope that matches nothing.
+    stranger = User.objects.create_user("stranger")
+    trend = _trend(summary(stranger, Filters(), today=TODAY))
+    assert len(trend) == 12 and set(trend.values()) == {(0, 0)}
