@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from obligations.dates import add_months, display
+from obligations.dates import display, period_end
 
 IN_FORCE, EXPECTED, AWAITING, NOT_COMMENCED, UNKNOWN = (
     "in_force",
@@ -121,4 +121,4 @@ def first_due(deadline: Mapping[str, Any], start: dt.date | None) -> dt.date | N
     after = deadline.get("after_start")
     if after is None:
         return max(due, start)
-    return max(due, add_months(start, after["months"]) + dt.timedelta(days=after["days"]))
+    return max(due, period_end(start, after["months"]))

@@ -304,10 +304,12 @@ def describe_deadline(deadline: Mapping[str, Any]) -> str:
         parts = [f"first due {display(dt.date.fromisoformat(deadline['date']))} ({basis})"]
         after = deadline.get("after_start")
         if after:
+            months = after["months"]
             parts.append(
-                f"for a service that starts to be in scope later, within {after['months']} "
-                f"months of that day, counting it ({after['source']}; "
-                f"{BASES[after['basis']]})"
+                f"for a service that starts to be in scope later, within the {months} months "
+                f"beginning with that day: by the day before the same date {months} months "
+                f"on, or that month's last day where it has no such date "
+                f"({after['source']}; {BASES[after['basis']]})"
             )
         else:
             parts.append("never before the day it starts to apply to the service")

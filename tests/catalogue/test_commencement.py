@@ -3,7 +3,8 @@ apply to the service, and by the period Schedule 3 gives from that day. Every da
 worked out by hand from the Act; the clock is 24 Nov 2026 (tests/conftest.py).
 
 Sch.3 paras 2-5: "within the period of three months beginning with" a day: the day counts, so
-the period ends the day before the same date three months on.
+the period ends the day before the same date three months on, or on that month's last day
+where it has no such date (31 Aug -> 30 Nov).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from obligations.access.users import get_system_user
 from obligations.catalogue.commencement import EXPECTED, IN_FORCE, in_force, start_day
 from obligations.catalogue.loading import load_catalogue
 from obligations.catalogue.models import Duty
-from obligations.catalogue.rules import read_catalogue
+from obligations.catalogue.rules import describe_deadline, read_catalogue
 from obligations.catalogue.selectors import duty_entry
+from obligations.dates import period_end
 from obligations.providers.actions import save_service
 from obligations.providers.models import Service
 from obligations.register import apply as apply_module
@@ -96,12 +98,35 @@ def test_a_service_launching_next_year_owes_nothing_before_it_launches(catalogue
 
 
 def test_a_launch_on_31_august_counts_to_the_last_day_of_november(catalogue):
-    """Three months from 31 Aug end with 30 Nov: add_months keeps to the month's last day."""
+    """Three months beginning with 31 Aug: there is no 31 Nov, so the period ends on the last
+    day of November, 30 Nov (not 29 Nov, one day short)."""
     service = applied_service(launch_date=dt.date(2027, 8, 31))
-    assert due(service, "U2U-ILLEGAL-RA") == dt.date(2027, 11, 29)
+    assert due(service, "U2U-ILLEGAL-RA") == dt.date(2027, 11, 30)
     leap = applied_service(launch_date=dt.date(2027, 11, 30))
-    # 30 Nov 2027 + 3 months is 29 Feb 2028 (a leap year), less the day: 28 Feb 2028.
-    assert due(leap, "U2U-ILLEGAL-RA") == dt.date(2028, 2, 28)
+    # There is no 30 Feb 2028: the three months end on February's last day, 29 Feb 2028.
+    assert due(leap, "U2U-ILLEGAL-RA") == dt.date(2028, 2, 29)
+    rule = describe_deadline(duty_entry(Duty.objects.get(code="U2U-ILLEGAL-RA"))["deadline"])
+    assert (
+        "within the 3 months beginning with that day: by the day before the same date 3 "
+        "months on, or that month's last day where it has no such date" in rule
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "end"),
+    [
+        (dt.date(2025, 1, 1), 3, dt.date(2025, 3, 31)),  # the day before 1 Apr
+        (dt.date(2024, 12, 16), 3, dt.date(2025, 3, 15)),  # Sch.3 para 1(2), read strictly
+        (dt.date(2025, 8, 31), 3, dt.date(2025, 11, 30)),  # no 31 Nov: November's last day
+        (dt.date(2027, 11, 30), 3, dt.date(2028, 2, 29)),  # no 30 Feb 2028: leap day
+        (dt.date(2026, 11, 29), 3, dt.date(2027, 2, 28)),  # no 29 Feb 2027
+        (dt.date(2027, 11, 29), 3, dt.date(2028, 2, 28)),  # 29 Feb 2028 exists: the day before
+        (dt.date(2025, 10, 31), 3, dt.date(2026, 1, 30)),  # across the year: 31 Jan less a day
+        (dt.date(2025, 1, 31), 1, dt.date(2025, 2, 28)),
+    ],
+)
+def test_a_period_beginning_with_a_day_ends_as_statutes_count_it(start, months, end):
+    assert period_end(start, months) == end
 
 
 def test_a_duty_not_in_force_is_listed_with_no_due_date_and_never_overdue(catalogue):
