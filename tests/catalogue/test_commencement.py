@@ -21,7 +21,7 @@ from django.core.exceptions import ValidationError
 from obligations.access.actions import add_member
 from obligations.access.models import Role
 from obligations.access.users import get_system_user
-from obligations.catalogue.commencement import EXPECTED, IN_FORCE, in_force, start_day
+from obligations.catalogue.commencement import EXPECTED, IN_FORCE, in_force, start_day, start_reason
 from obligations.catalogue.loading import load_catalogue
 from obligations.catalogue.models import Duty
 from obligations.catalogue.rules import describe_deadline, read_catalogue
@@ -296,3 +296,58 @@ def test_a_duty_not_yet_in_force_cannot_be_given_a_due_date(catalogue):
     assert refused.value.message_dict == {
         "due_date": ["The duty is not yet in force: it has no due date until it is."]
     }
+
+
+SAFETY = {
+    "code": "U2U-ILLEGAL-SAFETY",
+    "in_force_from": "2024-01-10",
+    "commencement": {"instrument": "SI 2023/1420 reg 2(c)"},
+    "applies_from": "2025-03-17",
+    "applies_note": "s.51(1), (3)(a): from the first code relating to the duty",
+    "verified": True,
+}
+
+
+def test_a_duty_that_bites_after_its_section_cites_both_days_and_why():
+    """s.51: the section commenced on 10 Jan 2024 (SI 2023/1420), the duty bites from the first
+    code, 17 Mar 2025. The text (admin, API, report, register) names both, not one day with
+    the other day's instrument."""
+    state = in_force(SAFETY, TODAY)
+    assert state.state == IN_FORCE and state.since == dt.date(2025, 3, 17)
+    assert state.text == (
+        "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c)); applies from 17 Mar 2025: "
+        "s.51(1), (3)(a): from the first code relating to the duty."
+    )
+    before = in_force(SAFETY, dt.date(2025, 1, 1))
+    assert before.state == EXPECTED
+    assert before.text == (
+        "Not yet in force: applies from 17 Mar 2025: s.51(1), (3)(a): from the first code "
+        "relating to the duty. Its provision has been in force since 10 Jan 2024 "
+        "(SI 2023/1420 reg 2(c))."
+    )
+    awaiting = in_force({**SAFETY, "applies_from": None, "applies_note": "s.51(3)(c)."}, TODAY)
+    assert awaiting.text == (
+        "Not yet in force: s.51(3)(c). Its provision has been in force since 10 Jan 2024 "
+        "(SI 2023/1420 reg 2(c))."
+    )
+    why = start_reason(SAFETY, dt.date(2025, 3, 17), launch=None)
+    assert why == (
+        "Applies from 17 Mar 2025: s.51(1), (3)(a): from the first code relating to the duty. "
+        "Its provision has been in force since 10 Jan 2024 (SI 2023/1420 reg 2(c))."
+    )
+    # A duty that bites the day its section commenced cites the one day and instrument.
+    same = {k: v for k, v in SAFETY.items() if k not in ("applies_from", "applies_note")}
+    assert in_force(same, TODAY).text == "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c))."
+
+
+def test_the_register_and_the_api_say_both_days_for_a_duty_that_bites_later(catalogue):
+    service = applied_service()
+    safety = obligation(service, "U2U-ILLEGAL-SAFETY")
+    assert "Its provision has been in force since 10 Jan 2024 (SI 2023/1420 reg 2(c))" in (
+        safety.applies_since_why
+    )
+    text = in_force(duty_entry(safety.duty), TODAY).text
+    assert text.startswith(
+        "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c)); applies from 17 Mar 2025: "
+        "s.51(1), (3)(a)"
+    )
