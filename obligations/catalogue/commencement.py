@@ -164,8 +164,10 @@ def first_due(deadline: Mapping[str, Any], start: dt.date | None) -> dt.date | N
     with no date, or not in force."""
     if start is None or deadline["kind"] != "fixed":
         return None
-    due = dt.date.fromisoformat(deadline["date"])
     after = deadline.get("after_start")
+    if "date" not in deadline:  # only a period from the start day (schema: after_start)
+        return period_end(start, deadline["after_start"]["months"])
+    due = dt.date.fromisoformat(deadline["date"])
     if after is None:
         return max(due, start)
     return max(due, period_end(start, after["months"]))

@@ -293,8 +293,8 @@ def no_unverified_note(data: dict[str, Any]) -> None:
             'duties[0].deadline.kind: only a fixed deadline has after_start, not "continuous"',
         ),
         (
-            lambda d: d["duties"][0]["deadline"].pop("date"),
-            "duties[0].deadline.date: a fixed deadline needs its date",
+            lambda d: [d["duties"][0]["deadline"].pop(key) for key in ("date", "after_start")],
+            "duties[0].deadline.date: a fixed deadline needs its date, or after_start",
         ),
         (
             lambda d: d["duties"][0].update(in_force_from="1989-12-31"),

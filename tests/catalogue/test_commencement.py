@@ -23,7 +23,7 @@ from obligations.access.models import Role
 from obligations.access.users import get_system_user
 from obligations.catalogue.commencement import EXPECTED, IN_FORCE, in_force, start_day, start_reason
 from obligations.catalogue.loading import load_catalogue
-from obligations.catalogue.models import Duty
+from obligations.catalogue.models import Duty, RegisterCategory
 from obligations.catalogue.rules import describe_deadline, read_catalogue
 from obligations.catalogue.selectors import duty_entry
 from obligations.dates import period_end
@@ -351,3 +351,38 @@ def test_the_register_and_the_api_say_both_days_for_a_duty_that_bites_later(cata
         "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c)); applies from 17 Mar 2025: "
         "s.51(1), (3)(a)"
     )
+
+
+def test_the_user_empowerment_assessment_is_due_on_categorisation_the_duties_await_a_code(
+    catalogue,
+):
+    """s.14 (commenced 10 Jan 2024, SI 2023/1420 reg 2(e)) is not among the duties s.51(3)
+    defers, so the assessment is owed from the day the service is Category 1: within the three
+    months beginning with it (Sch.3 para 6(2)). The s.15 duties wait for the first code
+    relating to them (s.51(1), (3)(c)): listed, undated."""
+    service = applied_service(uk_monthly_users=40_000_000)
+    assert not service.obligations.filter(duty__code__startswith="U2U-UE").exists()
+    category_1 = RegisterCategory.objects.filter(code="1")
+    save_service(actor=UserFactory(), service=service, source=SYSTEM, categories=category_1)
+    assessment = obligation(service, "U2U-UE-ASSESS")
+    assert assessment.duty.section == "s.14"
+    assert assessment.applies_since == TODAY  # 24 Nov 2026: the three months end 23 Feb 2027
+    assert assessment.current_cycle.due_date == dt.date(2027, 2, 23)
+    duties = obligation(service, "U2U-UE")
+    assert duties.duty.section == "s.15"
+    assert (duties.applies_since, duties.current_cycle.due_date) == (None, None)
+    assert "s.51(1), (3)(c)" in in_force(duty_entry(duties.duty), TODAY).text
+
+
+def test_the_terms_of_service_summaries_bite_with_their_sections_first_codes(catalogue):
+    """s.10(9) and s.12(14) are duties set out in ss.10 and 12: s.51(3)(a) and (b) date them from
+    the first illegal content code (17 Mar 2025) and children's code (25 Jul 2025)."""
+    entries = {d.code: duty_entry(d) for d in Duty.objects.filter(code__endswith="-SUMMARY")}
+    assert in_force(entries["U2U-ILLEGAL-RA-SUMMARY"], TODAY).since == dt.date(2025, 3, 17)
+    assert in_force(entries["U2U-CHILD-RA-SUMMARY"], TODAY).since == dt.date(2025, 7, 25)
+    assert in_force(entries["U2U-ILLEGAL-RA-SUMMARY"], dt.date(2025, 3, 1)).state == EXPECTED
+    search = Duty.objects.get(code="SEARCH-CHILD-SAFETY")
+    assert not search.verified  # the search children's code's day is assumed, not read
+    # The CAA's first date (16 Apr 2025) is Ofcom's; its yearly repeat is the Act's (s.36(3)).
+    caa = Duty.objects.get(code="CAA").deadline
+    assert (caa["basis"], caa["recurrence"]["basis"]) == ("ofcom", "act")
