@@ -32,6 +32,25 @@ def add_months(day: dt.date, months: int) -> dt.date:
     return dt.date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
 
 
+def period_end(start: dt.date, months: int) -> dt.date:
+    """The last day of "the period of `months` months beginning with" `start`, as UK statutes
+    count it: `start` is the period's first day, so the period ends the day before the
+    corresponding date `months` later; where that month has no corresponding date (31 Aug + 3
+    months: there is no 31 Nov), it ends on that month's last day. 1 Jan -> 31 Mar,
+    31 Aug 2025 -> 30 Nov 2025, 30 Nov 2027 -> 29 Feb 2028.
+
+    Only for periods the law says begin *with* a day (e.g. Schedule 3's "three months
+    beginning with"); a calendar-month recurrence uses add_months."""
+    if months < 1:
+        raise ValueError("a period runs for at least one month")
+    month_index = start.month - 1 + months
+    year, month = start.year + month_index // 12, month_index % 12 + 1
+    last = calendar.monthrange(year, month)[1]
+    if start.day > last:
+        return dt.date(year, month, last)
+    return dt.date(year, month, start.day) - dt.timedelta(days=1)
+
+
 EARLIEST = dt.date(1990, 1, 1)
 LATEST = dt.date(2100, 12, 31)
 RANGE_TEXT = f"{display(EARLIEST)} to {display(LATEST)}"

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from obligations.dates import add_months, display
+from obligations.dates import display, period_end
 
 IN_FORCE, EXPECTED, AWAITING, NOT_COMMENCED, UNKNOWN = (
     "in_force",
@@ -36,13 +36,39 @@ def in_force_on(effective: dt.date | None, day: dt.date) -> bool:
     return effective is not None and effective <= day
 
 
-def effective_from(duty: Mapping[str, Any]) -> dt.date | None:
-    """The day the duty bites: its applies_from where it has one (null: not yet), else the
-    day its provision came into force."""
-    value = duty["applies_from"] if "applies_from" in duty else duty.get("in_force_from")
+def _as_date(value: Any) -> dt.date | None:
     if value is None or isinstance(value, dt.date):
         return value
     return dt.date.fromisoformat(value)
+
+
+def effective_from(duty: Mapping[str, Any]) -> dt.date | None:
+    """The day the duty bites: its applies_from where it has one (null: not yet), else the
+    day its provision came into force."""
+    return _as_date(duty["applies_from"] if "applies_from" in duty else duty.get("in_force_from"))
+
+
+def _sentence(text: str) -> str:
+    text = text.strip()
+    return text if not text or text.endswith(".") else f"{text}."
+
+
+def commenced_text(duty: Mapping[str, Any]) -> str:
+    """The provision's own commencement, in words: its date and the instrument, e.g. "10 Jan
+    2024 (SI 2023/1420 reg 2(c))"; empty when it has no commencement date."""
+    commenced = _as_date(duty.get("in_force_from"))
+    if commenced is None:
+        return ""
+    instrument = (duty.get("commencement") or {}).get("instrument") or ""
+    return f"{display(commenced)} ({instrument})" if instrument else display(commenced)
+
+
+def applies_later(duty: Mapping[str, Any]) -> bool:
+    """Whether the duty bites on a day other than its provision's commencement (s.51: from the
+    first code relating to it), so both must be cited."""
+    return "applies_from" in duty and _as_date(duty["applies_from"]) != _as_date(
+        duty.get("in_force_from")
+    )
 
 
 @dataclass(frozen=True)
@@ -62,16 +88,32 @@ class InForce:
 
 
 def in_force(duty: Mapping[str, Any], day: dt.date) -> InForce:
+    """Whether the duty is in force on `day`, citing the instrument that commenced it and its
+    date, and, where the duty applies from a later day, that day and why (applies_note)."""
     commenced = duty.get("commencement") or {}
     instrument = commenced.get("instrument") or ""
     effective = effective_from(duty)
+    section = commenced_text(duty)
+    note = _sentence(duty.get("applies_note") or "")
+    if applies_later(duty) and section:
+        provision = f"Its provision has been in force since {section}."
+        if not in_force_on(_as_date(duty.get("in_force_from")), day):
+            provision = f"Its provision comes into force on {section}."
+        if effective is not None and in_force_on(effective, day):
+            text = f"In force since {section}; applies from {display(effective)}: {note}"
+            return InForce(IN_FORCE, effective, text.strip())
+        if effective is not None:
+            text = f"Not yet in force: applies from {display(effective)}: {note} {provision}"
+            return InForce(EXPECTED, effective, text)
+        return InForce(AWAITING, None, f"Not yet in force: {note} {provision}".replace("  ", " "))
     if effective is not None and in_force_on(effective, day):
         cite = f" ({instrument})" if instrument else ""
         return InForce(IN_FORCE, effective, f"In force since {display(effective)}{cite}.")
     if effective is not None:
-        return InForce(EXPECTED, effective, f"Not yet in force: from {display(effective)}.")
+        cite = f" ({instrument})" if instrument else ""
+        return InForce(EXPECTED, effective, f"Not yet in force: from {display(effective)}{cite}.")
     if duty.get("in_force_from"):
-        return InForce(AWAITING, None, f"Not yet in force: {duty.get('applies_note', '')}")
+        return InForce(AWAITING, None, f"Not yet in force: {note}".strip())
     note = commenced.get("note", "")
     if duty.get("verified", True):
         return InForce(NOT_COMMENCED, None, f"Not in force: not commenced. {note}".strip())
@@ -107,9 +149,14 @@ def start_reason(
         return f"Applies from {when}: the service's profile changed that day."
     if launch is not None and start == launch:
         return f"Applies from {when}: the day the service is first in scope (its UK launch)."
+    if applies_later(duty) and commenced_text(duty):
+        note = _sentence(duty.get("applies_note") or "")
+        return (
+            f"Applies from {when}: {note} Its provision has been in force since "
+            f"{commenced_text(duty)}."
+        ).replace("  ", " ")
     instrument = (duty.get("commencement") or {}).get("instrument") or "the Act"
-    later = f"; {duty['applies_note']}" if duty.get("applies_note") else ""
-    return f"Applies from {when}, when the duty came into force ({instrument}{later})."
+    return f"Applies from {when}, when the duty came into force ({instrument})."
 
 
 def first_due(deadline: Mapping[str, Any], start: dt.date | None) -> dt.date | None:
@@ -117,8 +164,10 @@ def first_due(deadline: Mapping[str, Any], start: dt.date | None) -> dt.date | N
     with no date, or not in force."""
     if start is None or deadline["kind"] != "fixed":
         return None
-    due = dt.date.fromisoformat(deadline["date"])
     after = deadline.get("after_start")
+    if "date" not in deadline:  # only a period from the start day (schema: after_start)
+        return period_end(start, deadline["after_start"]["months"])
+    due = dt.date.fromisoformat(deadline["date"])
     if after is None:
         return max(due, start)
-    return max(due, add_months(start, after["months"]) + dt.timedelta(days=after["days"]))
+    return max(due, period_end(start, after["months"]))

@@ -301,15 +301,26 @@ def describe_deadline(deadline: Mapping[str, Any]) -> str:
     basis = BASES[deadline["basis"]]
     parts: list[str]
     if kind == "fixed":
-        parts = [f"first due {display(dt.date.fromisoformat(deadline['date']))} ({basis})"]
         after = deadline.get("after_start")
-        if after:
+        if "date" not in deadline:
+            after = deadline["after_start"]
+            months = after["months"]
+            parts = [
+                f"within the {months} months beginning with the day it starts to apply to the "
+                f"service: by the day before the same date {months} months on, or that "
+                f"month's last day where it has no such date ({after['source']}; {basis})"
+            ]
+        elif after:
+            parts = [f"first due {display(dt.date.fromisoformat(deadline['date']))} ({basis})"]
+            months = after["months"]
             parts.append(
-                f"for a service that starts to be in scope later, within {after['months']} "
-                f"months of that day, counting it ({after['source']}; "
-                f"{BASES[after['basis']]})"
+                f"for a service that starts to be in scope later, within the {months} months "
+                f"beginning with that day: by the day before the same date {months} months "
+                f"on, or that month's last day where it has no such date "
+                f"({after['source']}; {BASES[after['basis']]})"
             )
         else:
+            parts = [f"first due {display(dt.date.fromisoformat(deadline['date']))} ({basis})"]
             parts.append("never before the day it starts to apply to the service")
     elif kind == "continuous":
         parts = [f"continuous ({basis})"]

@@ -21,6 +21,7 @@ from django.core.management.base import CommandError
 from jsonschema import Draft202012Validator
 
 from obligations.assessments.models import AssessmentKind
+from obligations.catalogue.commencement import effective_from
 from obligations.catalogue.models import (
     CatalogueVersion,
     CodeMeasure,
@@ -293,8 +294,8 @@ def no_unverified_note(data: dict[str, Any]) -> None:
             'duties[0].deadline.kind: only a fixed deadline has after_start, not "continuous"',
         ),
         (
-            lambda d: d["duties"][0]["deadline"].pop("date"),
-            "duties[0].deadline.date: a fixed deadline needs its date",
+            lambda d: [d["duties"][0]["deadline"].pop(key) for key in ("date", "after_start")],
+            "duties[0].deadline.date: a fixed deadline needs its date, or after_start",
         ),
         (
             lambda d: d["duties"][0].update(in_force_from="1989-12-31"),
@@ -432,3 +433,20 @@ def test_the_schema_vocabularies_are_the_codes_vocabularies():
     assert DEFS["assessment_kind"]["enum"] == AssessmentKind.values
     kinds = DEFS["parameters"]["properties"]["assessment"]["properties"]["kinds"]
     assert kinds["required"] == AssessmentKind.values
+
+
+def test_after_migrate_loading_the_same_file_fills_what_a_migration_left_empty(catalogue):
+    """Migration 0022 added Duty.effective_from empty: every duty read as not in force until the
+    catalogue was loaded again. The same file loaded again fills it, and the README's deploy
+    steps run load_catalogue after migrate."""
+    Duty.objects.update(effective_from=None)  # as 0022 leaves an existing installation
+    call_command("load_catalogue", stdout=io.StringIO())
+    safety = Duty.objects.get(code="U2U-ILLEGAL-SAFETY")
+    assert str(safety.effective_from) == "2025-03-17"
+    stored = dict(Duty.objects.values_list("code", "effective_from"))
+    assert stored == {d["code"]: effective_from(d) for d in FILE["duties"]}
+    readme = (Path(settings.BASE_DIR) / "README.md").read_text(encoding="utf-8")
+    steps = readme[readme.index("## Running with PostgreSQL and Redis") :]
+    migrate = steps.index("python manage.py migrate")
+    assert migrate < steps.index("python manage.py load_catalogue", migrate)
+    assert "Migration 0022 adds\n`Duty.effective_from`" in steps

@@ -3,7 +3,8 @@ apply to the service, and by the period Schedule 3 gives from that day. Every da
 worked out by hand from the Act; the clock is 24 Nov 2026 (tests/conftest.py).
 
 Sch.3 paras 2-5: "within the period of three months beginning with" a day: the day counts, so
-the period ends the day before the same date three months on.
+the period ends the day before the same date three months on, or on that month's last day
+where it has no such date (31 Aug -> 30 Nov).
 """
 
 from __future__ import annotations
@@ -20,11 +21,12 @@ from django.core.exceptions import ValidationError
 from obligations.access.actions import add_member
 from obligations.access.models import Role
 from obligations.access.users import get_system_user
-from obligations.catalogue.commencement import EXPECTED, IN_FORCE, in_force, start_day
+from obligations.catalogue.commencement import EXPECTED, IN_FORCE, in_force, start_day, start_reason
 from obligations.catalogue.loading import load_catalogue
-from obligations.catalogue.models import Duty
-from obligations.catalogue.rules import read_catalogue
+from obligations.catalogue.models import Duty, RegisterCategory
+from obligations.catalogue.rules import describe_deadline, read_catalogue
 from obligations.catalogue.selectors import duty_entry
+from obligations.dates import period_end
 from obligations.providers.actions import save_service
 from obligations.providers.models import Service
 from obligations.register import apply as apply_module
@@ -96,12 +98,35 @@ def test_a_service_launching_next_year_owes_nothing_before_it_launches(catalogue
 
 
 def test_a_launch_on_31_august_counts_to_the_last_day_of_november(catalogue):
-    """Three months from 31 Aug end with 30 Nov: add_months keeps to the month's last day."""
+    """Three months beginning with 31 Aug: there is no 31 Nov, so the period ends on the last
+    day of November, 30 Nov (not 29 Nov, one day short)."""
     service = applied_service(launch_date=dt.date(2027, 8, 31))
-    assert due(service, "U2U-ILLEGAL-RA") == dt.date(2027, 11, 29)
+    assert due(service, "U2U-ILLEGAL-RA") == dt.date(2027, 11, 30)
     leap = applied_service(launch_date=dt.date(2027, 11, 30))
-    # 30 Nov 2027 + 3 months is 29 Feb 2028 (a leap year), less the day: 28 Feb 2028.
-    assert due(leap, "U2U-ILLEGAL-RA") == dt.date(2028, 2, 28)
+    # There is no 30 Feb 2028: the three months end on February's last day, 29 Feb 2028.
+    assert due(leap, "U2U-ILLEGAL-RA") == dt.date(2028, 2, 29)
+    rule = describe_deadline(duty_entry(Duty.objects.get(code="U2U-ILLEGAL-RA"))["deadline"])
+    assert (
+        "within the 3 months beginning with that day: by the day before the same date 3 "
+        "months on, or that month's last day where it has no such date" in rule
+    )
+
+
+@pytest.mark.parametrize(
+    ("start", "months", "end"),
+    [
+        (dt.date(2025, 1, 1), 3, dt.date(2025, 3, 31)),  # the day before 1 Apr
+        (dt.date(2024, 12, 16), 3, dt.date(2025, 3, 15)),  # Sch.3 para 1(2), read strictly
+        (dt.date(2025, 8, 31), 3, dt.date(2025, 11, 30)),  # no 31 Nov: November's last day
+        (dt.date(2027, 11, 30), 3, dt.date(2028, 2, 29)),  # no 30 Feb 2028: leap day
+        (dt.date(2026, 11, 29), 3, dt.date(2027, 2, 28)),  # no 29 Feb 2027
+        (dt.date(2027, 11, 29), 3, dt.date(2028, 2, 28)),  # 29 Feb 2028 exists: the day before
+        (dt.date(2025, 10, 31), 3, dt.date(2026, 1, 30)),  # across the year: 31 Jan less a day
+        (dt.date(2025, 1, 31), 1, dt.date(2025, 2, 28)),
+    ],
+)
+def test_a_period_beginning_with_a_day_ends_as_statutes_count_it(start, months, end):
+    assert period_end(start, months) == end
 
 
 def test_a_duty_not_in_force_is_listed_with_no_due_date_and_never_overdue(catalogue):
@@ -271,3 +296,93 @@ def test_a_duty_not_yet_in_force_cannot_be_given_a_due_date(catalogue):
     assert refused.value.message_dict == {
         "due_date": ["The duty is not yet in force: it has no due date until it is."]
     }
+
+
+SAFETY = {
+    "code": "U2U-ILLEGAL-SAFETY",
+    "in_force_from": "2024-01-10",
+    "commencement": {"instrument": "SI 2023/1420 reg 2(c)"},
+    "applies_from": "2025-03-17",
+    "applies_note": "s.51(1), (3)(a): from the first code relating to the duty",
+    "verified": True,
+}
+
+
+def test_a_duty_that_bites_after_its_section_cites_both_days_and_why():
+    """s.51: the section commenced on 10 Jan 2024 (SI 2023/1420), the duty bites from the first
+    code, 17 Mar 2025. The text (admin, API, report, register) names both, not one day with
+    the other day's instrument."""
+    state = in_force(SAFETY, TODAY)
+    assert state.state == IN_FORCE and state.since == dt.date(2025, 3, 17)
+    assert state.text == (
+        "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c)); applies from 17 Mar 2025: "
+        "s.51(1), (3)(a): from the first code relating to the duty."
+    )
+    before = in_force(SAFETY, dt.date(2025, 1, 1))
+    assert before.state == EXPECTED
+    assert before.text == (
+        "Not yet in force: applies from 17 Mar 2025: s.51(1), (3)(a): from the first code "
+        "relating to the duty. Its provision has been in force since 10 Jan 2024 "
+        "(SI 2023/1420 reg 2(c))."
+    )
+    awaiting = in_force({**SAFETY, "applies_from": None, "applies_note": "s.51(3)(c)."}, TODAY)
+    assert awaiting.text == (
+        "Not yet in force: s.51(3)(c). Its provision has been in force since 10 Jan 2024 "
+        "(SI 2023/1420 reg 2(c))."
+    )
+    why = start_reason(SAFETY, dt.date(2025, 3, 17), launch=None)
+    assert why == (
+        "Applies from 17 Mar 2025: s.51(1), (3)(a): from the first code relating to the duty. "
+        "Its provision has been in force since 10 Jan 2024 (SI 2023/1420 reg 2(c))."
+    )
+    # A duty that bites the day its section commenced cites the one day and instrument.
+    same = {k: v for k, v in SAFETY.items() if k not in ("applies_from", "applies_note")}
+    assert in_force(same, TODAY).text == "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c))."
+
+
+def test_the_register_and_the_api_say_both_days_for_a_duty_that_bites_later(catalogue):
+    service = applied_service()
+    safety = obligation(service, "U2U-ILLEGAL-SAFETY")
+    assert "Its provision has been in force since 10 Jan 2024 (SI 2023/1420 reg 2(c))" in (
+        safety.applies_since_why
+    )
+    text = in_force(duty_entry(safety.duty), TODAY).text
+    assert text.startswith(
+        "In force since 10 Jan 2024 (SI 2023/1420 reg 2(c)); applies from 17 Mar 2025: "
+        "s.51(1), (3)(a)"
+    )
+
+
+def test_the_user_empowerment_assessment_is_due_on_categorisation_the_duties_await_a_code(
+    catalogue,
+):
+    """s.14 (commenced 10 Jan 2024, SI 2023/1420 reg 2(e)) is not among the duties s.51(3)
+    defers, so the assessment is owed from the day the service is Category 1: within the three
+    months beginning with it (Sch.3 para 6(2)). The s.15 duties wait for the first code
+    relating to them (s.51(1), (3)(c)): listed, undated."""
+    service = applied_service(uk_monthly_users=40_000_000)
+    assert not service.obligations.filter(duty__code__startswith="U2U-UE").exists()
+    category_1 = RegisterCategory.objects.filter(code="1")
+    save_service(actor=UserFactory(), service=service, source=SYSTEM, categories=category_1)
+    assessment = obligation(service, "U2U-UE-ASSESS")
+    assert assessment.duty.section == "s.14"
+    assert assessment.applies_since == TODAY  # 24 Nov 2026: the three months end 23 Feb 2027
+    assert assessment.current_cycle.due_date == dt.date(2027, 2, 23)
+    duties = obligation(service, "U2U-UE")
+    assert duties.duty.section == "s.15"
+    assert (duties.applies_since, duties.current_cycle.due_date) == (None, None)
+    assert "s.51(1), (3)(c)" in in_force(duty_entry(duties.duty), TODAY).text
+
+
+def test_the_terms_of_service_summaries_bite_with_their_sections_first_codes(catalogue):
+    """s.10(9) and s.12(14) are duties set out in ss.10 and 12: s.51(3)(a) and (b) date them from
+    the first illegal content code (17 Mar 2025) and children's code (25 Jul 2025)."""
+    entries = {d.code: duty_entry(d) for d in Duty.objects.filter(code__endswith="-SUMMARY")}
+    assert in_force(entries["U2U-ILLEGAL-RA-SUMMARY"], TODAY).since == dt.date(2025, 3, 17)
+    assert in_force(entries["U2U-CHILD-RA-SUMMARY"], TODAY).since == dt.date(2025, 7, 25)
+    assert in_force(entries["U2U-ILLEGAL-RA-SUMMARY"], dt.date(2025, 3, 1)).state == EXPECTED
+    search = Duty.objects.get(code="SEARCH-CHILD-SAFETY")
+    assert not search.verified  # the search children's code's day is assumed, not read
+    # The CAA's first date (16 Apr 2025) is Ofcom's; its yearly repeat is the Act's (s.36(3)).
+    caa = Duty.objects.get(code="CAA").deadline
+    assert (caa["basis"], caa["recurrence"]["basis"]) == ("ofcom", "act")
