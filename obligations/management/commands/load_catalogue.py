@@ -24,7 +24,7 @@ class Command(BaseCommand):
             "--allow-retire",
             action="store_true",
             help=f"Load even if it retires more than {MAX_RETIRE_SHARE:.0%} of the "
-            f"duties in force.",
+            f"current duties.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
