@@ -36,6 +36,16 @@ def in_force_on(effective: dt.date | None, day: dt.date) -> bool:
     return effective is not None and effective <= day
 
 
+def in_force_known(
+    effective: dt.date | None, day: dt.date, *, in_force_from: dt.date | None, verified: bool
+) -> bool | None:
+    """`in_force_on`, or None where it is not known: an unverified duty with no in-force day
+    (what `InForce.value` says, from a duty's columns rather than its catalogue entry)."""
+    if in_force_on(effective, day):
+        return True
+    return None if not verified and in_force_from is None else False
+
+
 def effective_from(duty: Mapping[str, Any]) -> dt.date | None:
     """The day the duty bites: its applies_from where it has one (null: not yet), else the
     day its provision came into force."""

@@ -8,7 +8,9 @@ the period ends the day before the same date three months on.
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -234,8 +236,24 @@ def test_the_dashboard_and_the_export_say_which_duties_are_not_yet_in_force(cata
     rows = json.loads(b"".join(export.streaming_content))["obligations"]
     news = next(r for r in rows if r["duty_code"] == "U2U-NEWS")
     ra = next(r for r in rows if r["duty_code"] == "U2U-ILLEGAL-RA")
-    assert (news["in_force"], news["in_force_from"], news["due"]) == (False, None, None)
+    # U2U-NEWS is unverified with no in-force day: whether it is in force is not known.
+    assert (news["in_force"], news["in_force_from"], news["due"]) == (None, None, None)
     assert (ra["in_force"], ra["in_force_from"]) == (True, "2024-01-10")
+    # A verified duty not yet commenced is known not to be in force.
+    democratic = next(r for r in rows if r["duty_code"] == "U2U-DEMOCRATIC")
+    assert democratic["in_force"] is False
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(
+                b"".join(
+                    client_for(manager).get("/api/v1/obligations/export/csv/").streaming_content
+                ).decode("utf-8-sig")
+            )
+        )
+    )
+    by_code = {r["Duty code"]: r for r in csv_rows}
+    assert by_code["U2U-NEWS"]["In force"] == ""
+    assert by_code["U2U-ILLEGAL-RA"]["In force"] == "yes"
 
 
 def test_one_service_that_cannot_start_never_stops_the_others(catalogue, monkeypatch, caplog):
