@@ -129,10 +129,10 @@ def _yes_no(value: bool | None) -> str:
 
 
 def csv_cells(row: dict[str, Any]) -> list[Any]:
-    """A `register_row` as cells, in COLUMNS' order: yes/no for its booleans, the label of
-    its status, empty for no value (and for an in-force that is not known), and text kept from running as a formula. Spelled out
-    column by column, as it runs for every row of an export (an ISO date or an integer
-    cannot start a formula)."""
+    """A `register_row` as cells, in COLUMNS' order: yes/no for its booleans (empty for an
+    in-force that is not known), the label of its status, empty for no value, and text kept
+    from running as a formula. Spelled out column by column, as it runs for every row of an
+    export (an ISO date or an integer cannot start a formula)."""
     status = row["status"]
     due, last_change = row["due"], row["last_change"]
     return [
