@@ -19,6 +19,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Q
+
 from obligations.dates import add_months, display
 
 IN_FORCE, EXPECTED, AWAITING, NOT_COMMENCED, UNKNOWN = (
@@ -32,8 +34,17 @@ IN_FORCE, EXPECTED, AWAITING, NOT_COMMENCED, UNKNOWN = (
 
 def in_force_on(effective: dt.date | None, day: dt.date) -> bool:
     """Whether a duty that bites from `effective` (None: not yet) is in force on `day`; the
-    register's lists read `effective` as a column (Duty.effective_from)."""
+    register's lists read `effective` as a column (Duty.effective_from) and filter with
+    `in_force_q`, the same rule as a query."""
     return effective is not None and effective <= day
+
+
+def in_force_q(day: dt.date, prefix: str = "") -> Q:
+    """`in_force_on` as a query: the duties (reached through `prefix`, e.g. "duty__") in force
+    on `day`. Its negation (~ or exclude) keeps the duties with no effective day, as SQL's
+    NULL <= day is not true: they are not in force. The admin's and the API's filters, the
+    dashboard and the nightly commencement run all ask it this way."""
+    return Q(**{f"{prefix}effective_from__lte": day})
 
 
 def in_force_known(

@@ -12,7 +12,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 
 from obligations.assessments.actions import sync_open_assessments
-from obligations.catalogue.commencement import first_due, start_day
+from obligations.catalogue.commencement import first_due, in_force_q, start_day
 from obligations.catalogue.models import DutyScope
 from obligations.catalogue.rules import (
     Applicable,
@@ -183,11 +183,11 @@ def apply_commencements(*, actor: User) -> list[str]:
     rest, and the run then says so (CommencementsIncomplete)."""
     waiting = (
         Service.objects.filter(
+            in_force_q(london_today(), prefix="obligations__duty__"),
             obligations__applicable=True,
             obligations__applies_since__isnull=True,
             obligations__technology_notice__isnull=True,
             obligations__ofcom_notice__isnull=True,
-            obligations__duty__effective_from__lte=london_today(),
         )
         .distinct()
         .order_by("pk")

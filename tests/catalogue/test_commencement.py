@@ -289,3 +289,33 @@ def test_a_duty_not_yet_in_force_cannot_be_given_a_due_date(catalogue):
     assert refused.value.message_dict == {
         "due_date": ["The duty is not yet in force: it has no due date until it is."]
     }
+
+
+def test_in_force_is_one_rule_for_the_admin_the_api_and_the_dashboard(catalogue, rf):
+    """The catalogue admin's filter and the API's agree with `in_force_on`, duty by duty,
+    including the duties with no effective day (not in force)."""
+    from django.contrib import admin as django_admin
+
+    from obligations.catalogue.admin import InForceFilter
+    from obligations.catalogue.commencement import in_force_on, in_force_q
+
+    duties = list(Duty.objects.filter(retired_at__isnull=True))
+    live = {d.code for d in duties if in_force_on(d.effective_from, TODAY)}
+    assert live and live != {d.code for d in duties}  # both kinds are there
+    assert set(Duty.objects.filter(in_force_q(TODAY)).values_list("code", flat=True)) == live
+    duty_admin = django_admin.site._registry[Duty]
+    for value, expected in (("yes", live), ("no", {d.code for d in duties} - live)):
+        chosen = InForceFilter(rf.get("/"), {"in_force": [value]}, Duty, duty_admin).queryset(
+            rf.get("/"), Duty.objects.filter(retired_at__isnull=True)
+        )
+        assert set(chosen.values_list("code", flat=True)) == expected
+    user = UserFactory()
+    api = client_for(user)
+    shown = {
+        flag: {
+            r["code"]
+            for r in api.get(f"/api/v1/duties/?in_force={flag}&page_size=500").json()["results"]
+        }
+        for flag in ("true", "false")
+    }
+    assert shown == {"true": live, "false": {d.code for d in duties} - live}
