@@ -163,3 +163,14 @@ def test_a_later_due_date_is_brought_forward_by_a_change(catalogue):
     assert ra.cycles.count() == 1
     assert ra.current_cycle.due_date == launch + dt.timedelta(days=29)
     assert ra.events.filter(kind=EventKind.DUE_CHANGED).count() == 1
+
+
+def test_why_a_duty_applies_since_its_day_is_kept_whole_however_long(catalogue):
+    # The reason quotes the catalogue's applies_note, which has no length limit.
+    service = applied_service()
+    obligation = service.obligations.get(duty__code="U2U-RECORDS")
+    obligation.applies_since_why = "Applies from 17 Mar 2025; " + "the first code came. " * 40
+    obligation.full_clean(exclude=["provider", "service", "duty", "owner", "current_cycle"])
+    obligation.save()
+    obligation.refresh_from_db()
+    assert len(obligation.applies_since_why) > 500
