@@ -319,3 +319,39 @@ def test_in_force_is_one_rule_for_the_admin_the_api_and_the_dashboard(catalogue,
         for flag in ("true", "false")
     }
     assert shown == {"true": live, "false": {d.code for d in duties} - live}
+
+
+def test_the_childrens_duties_start_the_day_the_access_assessment_found_children_likely(
+    catalogue,
+):
+    # s.37(3): from the day the children's access assessment concluded it.
+    assessed = dt.date(2026, 9, 1)
+    service = applied_service(children_likely_to_access=True, children_access_assessed_on=assessed)
+    child_ra = obligation(service, "U2U-CHILD-RA")
+    assert child_ra.applies_since == assessed
+    assert "s.37(3)" in child_ra.applies_since_why
+    # Sch.3 para 5(2): the three months beginning with 1 Sep 2026 end on 30 Nov 2026.
+    assert child_ra.current_cycle.due_date == dt.date(2026, 11, 30)
+    created = child_ra.events.get(kind=EventKind.CREATED)
+    assert "s.37(3)" in created.reason
+    # The duties for every service are not moved by it.
+    assert obligation(service, "U2U-ILLEGAL-RA").applies_since == dt.date(2024, 1, 10)
+
+
+def test_without_an_access_assessment_the_childrens_duties_start_when_it_was_due(catalogue):
+    # s.37(4)-(5): no assessment by its due date (three months from launch, Sch.3 para 3):
+    # treated as likely to be accessed by children from that date.
+    launch = dt.date(2026, 6, 10)
+    service = applied_service(launch_date=launch, children_likely_to_access=None)
+    assert due(service, "CAA") == dt.date(2026, 9, 9)
+    child_ra = obligation(service, "U2U-CHILD-RA")
+    assert child_ra.applies_since == dt.date(2026, 9, 9)
+    assert "s.37(4)-(5)" in child_ra.applies_since_why
+    # Sch.3 para 5(2): three months beginning with 9 Sep 2026 end on 8 Dec 2026.
+    assert child_ra.current_cycle.due_date == dt.date(2026, 12, 8)
+    assert obligation(service, "U2U-CHILD-SAFETY").applies_since == dt.date(2026, 9, 9)
+
+
+def test_children_likely_with_no_assessment_date_starts_as_before(catalogue):
+    service = applied_service(children_likely_to_access=True)
+    assert obligation(service, "U2U-CHILD-RA").applies_since == dt.date(2024, 1, 10)
