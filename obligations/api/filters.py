@@ -9,7 +9,7 @@ from typing import Any
 
 import django_filters as df
 from django import forms
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django_filters.fields import IsoDateTimeField
 from django_filters.rest_framework import DjangoFilterBackend
 from drf_spectacular.utils import extend_schema_field
@@ -21,6 +21,7 @@ from obligations.assessments.models import (
     MeasureDecisionKind,
     RiskAssessment,
 )
+from obligations.catalogue.commencement import in_force_q
 from obligations.catalogue.models import Duty
 from obligations.dates import london_today
 from obligations.notices.models import NoticeKind, NoticeStage, OfcomNotice, TechnologyNotice
@@ -203,7 +204,7 @@ class DutyFilter(df.FilterSet):
     )
 
     def filter_in_force(self, queryset: QuerySet[Duty], name: str, value: bool) -> Any:
-        now = Q(effective_from__lte=london_today())
+        now = in_force_q(london_today())
         return queryset.filter(now if value else ~now)
 
     class Meta:

@@ -195,7 +195,10 @@ class RegisterSerializer(serializers.Serializer[Any]):
     title = serializers.CharField(read_only=True)
     applicable = serializers.BooleanField(read_only=True)
     in_force = serializers.BooleanField(
-        read_only=True, help_text="The duty is in force today; if not, it has no due date."
+        read_only=True,
+        allow_null=True,
+        help_text="The duty is in force today; if not, it has no due date. Null: not known "
+        "(an unverified duty with no in-force day).",
     )
     in_force_from = serializers.DateField(
         read_only=True, allow_null=True, help_text="The day it is (or will be) in force."

@@ -5,12 +5,12 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils.html import format_html
 
 from obligations.adminkit import ReadOnlyAdmin
-from obligations.catalogue.commencement import in_force
+from obligations.catalogue.commencement import in_force, in_force_q
 from obligations.catalogue.models import (
     CatalogueVersion,
     Duty,
@@ -37,7 +37,7 @@ class InForceFilter(admin.SimpleListFilter):
         return [("yes", "In force"), ("no", "Not yet in force")]
 
     def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
-        now = Q(effective_from__lte=london_today())
+        now = in_force_q(london_today())
         if self.value() == "yes":
             return queryset.filter(now)
         if self.value() == "no":

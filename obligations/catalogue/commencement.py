@@ -7,9 +7,12 @@ while that has not happened). Whether a duty is in force on a day follows from t
 
 A duty starts to apply to a service on the latest of: the day it is in force, the day the
 service comes into scope (its UK launch), and the day the service's profile came to meet the
-duty's rule. It is never due before that day. Schedule 3 gives a first assessment the three
-months beginning with it (paras 2-5: "after_start"); a fixed date (Ofcom's, for the services
-already in scope when its guidance or code came) stands where it is later.
+duty's rule; for the children's duties, the day the service is treated as likely to be
+accessed by children (s.37(3): the access assessment concluded so; s.37(4)-(5): none was
+done by its due date) stands for that change. It is never due before that day. Schedule 3
+gives a first assessment the three months beginning with it (paras 2-5: "after_start"); a
+fixed date (Ofcom's, for the services already in scope when its guidance or code came)
+stands where it is later.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import datetime as dt
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
+
+from django.db.models import Q
 
 from obligations.dates import display, period_end
 
@@ -32,8 +37,27 @@ IN_FORCE, EXPECTED, AWAITING, NOT_COMMENCED, UNKNOWN = (
 
 def in_force_on(effective: dt.date | None, day: dt.date) -> bool:
     """Whether a duty that bites from `effective` (None: not yet) is in force on `day`; the
-    register's lists read `effective` as a column (Duty.effective_from)."""
+    register's lists read `effective` as a column (Duty.effective_from) and filter with
+    `in_force_q`, the same rule as a query."""
     return effective is not None and effective <= day
+
+
+def in_force_q(day: dt.date, prefix: str = "") -> Q:
+    """`in_force_on` as a query: the duties (reached through `prefix`, e.g. "duty__") in force
+    on `day`. Its negation (~ or exclude) keeps the duties with no effective day, as SQL's
+    NULL <= day is not true: they are not in force. The admin's and the API's filters, the
+    dashboard and the nightly commencement run all ask it this way."""
+    return Q(**{f"{prefix}effective_from__lte": day})
+
+
+def in_force_known(
+    effective: dt.date | None, day: dt.date, *, in_force_from: dt.date | None, verified: bool
+) -> bool | None:
+    """`in_force_on`, or None where it is not known: an unverified duty with no in-force day
+    (what `InForce.value` says, from a duty's columns rather than its catalogue entry)."""
+    if in_force_on(effective, day):
+        return True
+    return None if not verified and in_force_from is None else False
 
 
 def _as_date(value: Any) -> dt.date | None:
@@ -120,20 +144,53 @@ def in_force(duty: Mapping[str, Any], day: dt.date) -> InForce:
     return InForce(UNKNOWN, None, f"Not known to be in force. {note}".strip())
 
 
+@dataclass(frozen=True)
+class ChildrenLikely:
+    """The day a service is treated as likely to be accessed by children (s.37), and why."""
+
+    since: dt.date
+    why: str
+
+
+def children_likely_from(
+    likely: bool | None, assessed_on: dt.date | None, access_assessment_due: dt.date | None
+) -> ChildrenLikely | None:
+    """From when the service is treated as likely to be accessed by children, where the
+    profile says: from the day its children's access assessment concluded so (s.37(3)); with
+    no assessment, from the day the first one was due (s.37(4)-(5)). None where the profile
+    does not say (no date recorded, or not likely)."""
+    if likely is True and assessed_on is not None:
+        return ChildrenLikely(
+            assessed_on,
+            "the children's access assessment concluded that day that children are likely to "
+            "access the service (s.37(3))",
+        )
+    if likely is None and access_assessment_due is not None:
+        return ChildrenLikely(
+            access_assessment_due,
+            "no children's access assessment was done by its due date, that day, so the service "
+            "is treated as likely to be accessed by children from then (s.37(4)-(5))",
+        )
+    return None
+
+
 def start_day(
     duty: Mapping[str, Any],
     day: dt.date,
     *,
     launch: dt.date | None,
     changed_on: dt.date | None = None,
+    children: ChildrenLikely | None = None,
 ) -> dt.date | None:
     """The day the duty starts (or started) to apply to a service, or None while it is not in
     force on `day`: the latest of its in-force day, the service's launch and the profile
-    change that brought it in."""
+    change that brought it in. For a children's duty, `children` (s.37) stands for the
+    change: the Act dates it from the assessment, not from when the register heard of it."""
     effective = effective_from(duty)
     if effective is None or not in_force_on(effective, day):
         return None
-    return max(d for d in (effective, launch, changed_on) if d is not None)
+    latest = children.since if children is not None else changed_on
+    return max(d for d in (effective, launch, latest) if d is not None)
 
 
 def start_reason(
@@ -142,10 +199,13 @@ def start_reason(
     *,
     launch: dt.date | None,
     changed_on: dt.date | None = None,
+    children: ChildrenLikely | None = None,
 ) -> str:
     """Why the duty applies from `start`, in words (the obligation keeps it)."""
     when = display(start)
-    if changed_on is not None and start == changed_on:
+    if children is not None and start == children.since:
+        return f"Applies from {when}: {children.why}."
+    if children is None and changed_on is not None and start == changed_on:
         return f"Applies from {when}: the service's profile changed that day."
     if launch is not None and start == launch:
         return f"Applies from {when}: the day the service is first in scope (its UK launch)."

@@ -149,7 +149,7 @@ def diff_catalogue(catalogue: Catalogue, *, allow_retire: bool = False) -> Catal
     return diff
 
 
-# A load that would retire more than this share of the duties in force is refused unless the
+# A load that would retire more than this share of the current duties is refused unless the
 # loader says it is meant (--allow-retire): a truncated or wrong file must not empty the register.
 MAX_RETIRE_SHARE = 0.10
 
@@ -200,10 +200,11 @@ def check_catalogue_load(
                 f"published: {catalogue.published} is before {latest.published}, when the "
                 f"loaded version {latest.version} was published: a catalogue only goes forward"
             )
-    in_force = Duty.objects.filter(retired_at__isnull=True).count()
-    if not allow_retire and len(diff.retired) > MAX_RETIRE_SHARE * in_force:
+    # Current: loaded and not retired, whether in force or not.
+    current = Duty.objects.filter(retired_at__isnull=True).count()
+    if not allow_retire and len(diff.retired) > MAX_RETIRE_SHARE * current:
         problems.append(
-            f"duties: loading would retire {len(diff.retired)} of the {in_force} duties in force "
+            f"duties: loading would retire {len(diff.retired)} of the {current} current duties "
             f"(more than {MAX_RETIRE_SHARE:.0%}): {', '.join(diff.retired)}; if that is meant, "
             f"load with --allow-retire"
         )

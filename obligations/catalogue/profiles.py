@@ -139,5 +139,7 @@ def parse_profile(data: Any, catalogue: Catalogue) -> Profile:
         uk_significant_users=data.get("uk_significant_users"),
         uk_target_market=data.get("uk_target_market"),
         uk_material_risk=data.get("uk_material_risk"),
-        **flags,
+        user_to_user=flags["user_to_user"],
+        search=flags["search"],
+        provider_pornography=flags["provider_pornography"],
     )

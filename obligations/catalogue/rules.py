@@ -37,7 +37,15 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from obligations.catalogue.commencement import InForce, first_due, in_force, start_day, start_reason
+from obligations.catalogue.commencement import (
+    ChildrenLikely,
+    InForce,
+    children_likely_from,
+    first_due,
+    in_force,
+    start_day,
+    start_reason,
+)
 from obligations.catalogue.schema import problems
 from obligations.dates import display
 
@@ -86,6 +94,7 @@ class Profile:
     categories: frozenset[str] = frozenset()
     uk_monthly_users: int = 0
     children_likely_to_access: bool | None = None
+    children_access_assessed_on: dt.date | None = None
     features: frozenset[str] = frozenset()
     launch_date: dt.date | None = None
     exemption: str | None = None
@@ -360,6 +369,7 @@ def applicable_duties(
     is in force on `day`, the day it started to apply and its first due date. `changed_on`:
     the day a profile change brought the service under the duties it newly meets."""
     features = catalogue.implied_features(profile.features)
+    children = _children_likely_from(catalogue, profile, day)
     result = []
     for duty in catalogue.duties:
         if duty.get("retired"):
@@ -370,7 +380,9 @@ def applicable_duties(
         if duty.get("scope") == "provider":
             reasons.append("one obligation for the provider, covering all its services")
         launch = profile.launch_date
-        start = start_day(duty, day, launch=launch, changed_on=changed_on)
+        # The children's duties start when the service is treated as likely (s.37).
+        child = children if duty["applies"].get("children_likely_to_access") is True else None
+        start = start_day(duty, day, launch=launch, changed_on=changed_on, children=child)
         result.append(
             Applicable(
                 code=duty["code"],
@@ -385,10 +397,30 @@ def applicable_duties(
                 start=start,
                 start_why=""
                 if start is None
-                else start_reason(duty, start, launch=launch, changed_on=changed_on),
+                else start_reason(
+                    duty, start, launch=launch, changed_on=changed_on, children=child
+                ),
             )
         )
     return result
+
+
+def _children_likely_from(
+    catalogue: Catalogue, profile: Profile, day: dt.date
+) -> ChildrenLikely | None:
+    """`children_likely_from` for the profile: the access assessment's first due date is the
+    one the catalogue's duty named in parameters.children gives the service (none named, or
+    not in force: no such date)."""
+    code = (catalogue.parameters.get("children") or {}).get("access_assessment_duty")
+    assessment = next((d for d in catalogue.duties if d["code"] == code), None)
+    due = None
+    if assessment is not None and profile.children_likely_to_access is None:
+        due = first_due(
+            assessment["deadline"], start_day(assessment, day, launch=profile.launch_date)
+        )
+    return children_likely_from(
+        profile.children_likely_to_access, profile.children_access_assessed_on, due
+    )
 
 
 def not_applicable_reason(catalogue: Catalogue, duty: Mapping[str, Any], profile: Profile) -> str:

@@ -38,6 +38,7 @@ def _profile(service: Service, categories: Any, features: Any, revenue: Decimal 
         categories=frozenset(c.code for c in categories),
         uk_monthly_users=service.uk_monthly_users,
         children_likely_to_access=service.children_likely_to_access,
+        children_access_assessed_on=service.children_access_assessed_on,
         features=frozenset(f.code for f in features),
         launch_date=service.launch_date,
         exemption=service.exemption.code if service.exemption_id else None,  # type: ignore[union-attr]

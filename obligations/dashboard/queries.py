@@ -22,6 +22,7 @@ from obligations.assessments.selectors import (
     latest_levels_of,
     recommended_measures_of,
 )
+from obligations.catalogue.commencement import in_force_q
 from obligations.catalogue.models import Duty
 from obligations.catalogue.selectors import catalogue_parameters
 from obligations.dashboard.actions import TREND_MONTHS
@@ -253,9 +254,7 @@ def summary(
         )
     )
     # Listed on the register, undated, never overdue: counted so the headline says so.
-    not_in_force = state.filter(
-        duty__in=Duty.objects.exclude(effective_from__lte=day).values("pk")
-    ).count()
+    not_in_force = state.filter(duty__in=Duty.objects.exclude(in_force_q(day)).values("pk")).count()
     return {
         "day": day,
         "as_of": f.as_of,

@@ -16,7 +16,7 @@ from typing import IO, Any
 from django.db.models import QuerySet
 from openpyxl import Workbook
 
-from obligations.catalogue.commencement import in_force_on
+from obligations.catalogue.commencement import in_force_known
 from obligations.register.models import Obligation
 from obligations.register.states import CycleStatus, is_overdue
 
@@ -71,7 +71,13 @@ def register_row(values: dict[str, Any], today: dt.date) -> dict[str, Any]:
         "section": values["duty__section"],
         "title": values["duty__title"],
         "applicable": bool(values["r_applicable"]),
-        "in_force": in_force_on(effective, today),
+        # None (an empty cell) where nobody knows: unverified, with no in-force day.
+        "in_force": in_force_known(
+            effective,
+            today,
+            in_force_from=values["duty__in_force_from"],
+            verified=values["duty__verified"],
+        ),
         "in_force_from": effective.isoformat() if effective else None,
         "status": status,
         "owner": values["r_owner"] or "",
@@ -91,6 +97,8 @@ REGISTER_VALUES = (
     "duty__section",
     "duty__title",
     "duty__effective_from",
+    "duty__in_force_from",
+    "duty__verified",
     "r_applicable",
     "r_status",
     "r_owner",
@@ -116,11 +124,15 @@ def safe_cell(value: Any) -> Any:
     return safe_text(value) if isinstance(value, str) else value
 
 
+def _yes_no(value: bool | None) -> str:
+    return "" if value is None else ("yes" if value else "no")
+
+
 def csv_cells(row: dict[str, Any]) -> list[Any]:
-    """A `register_row` as cells, in COLUMNS' order: yes/no for its booleans, the label of
-    its status, empty for no value, and text kept from running as a formula. Spelled out
-    column by column, as it runs for every row of an export (an ISO date or an integer
-    cannot start a formula)."""
+    """A `register_row` as cells, in COLUMNS' order: yes/no for its booleans (empty for an
+    in-force that is not known), the label of its status, empty for no value, and text kept
+    from running as a formula. Spelled out column by column, as it runs for every row of an
+    export (an ISO date or an integer cannot start a formula)."""
     status = row["status"]
     due, last_change = row["due"], row["last_change"]
     return [
@@ -132,7 +144,7 @@ def csv_cells(row: dict[str, Any]) -> list[Any]:
         safe_text(row["section"]),
         safe_text(row["title"]),
         "yes" if row["applicable"] else "no",
-        "yes" if row["in_force"] else "no",
+        _yes_no(row["in_force"]),
         row["in_force_from"] or "",
         safe_text(STATUS_LABELS.get(status, status)),
         safe_text(row["owner"]),

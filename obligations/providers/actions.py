@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterable
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db import transaction
+from django.db.models import Model
 
 from obligations.catalogue.models import Feature, RegisterCategory
 from obligations.dates import check_plausible_dates, display, london_today
@@ -37,15 +39,33 @@ def save_service(
     stored = Service.objects.filter(pk=service.pk).first() if service.pk else None
     service._history_user = actor  # type: ignore[attr-defined]
     service.full_clean(exclude=["categories", "features"], validate_unique=True)
-    if stored is None or _profile_changed(stored, service):
+    changed = stored is not None and _profile_changed(stored, service)
+    if stored is None or changed:
         service.save()
     # set() writes (and simple-history records) only what differs.
     if categories is not None:
-        service.categories.set(categories)
+        changed |= _set_changed(service.categories, categories, stored)
     if features is not None:
-        service.features.set(features)
-    changed_on = london_today() if stored is not None else None
-    return apply_catalogue(actor=actor, service=service, source=source, changed_on=changed_on)
+        changed |= _set_changed(service.features, features, stored)
+    # A duty the change brings in starts today; a save that changes nothing (or creates the
+    # service, whose duties start from its launch) gives no day.
+    return apply_catalogue(
+        actor=actor,
+        service=service,
+        source=source,
+        changed_on=london_today() if changed else None,
+        launch_was=stored.launch_date
+        if stored is not None and stored.launch_date != service.launch_date
+        else "unchanged",
+    )
+
+
+def _set_changed(manager: Any, values: Iterable[Model], stored: Service | None) -> bool:
+    """Set a M2M field to `values`; whether that changed a stored service's profile."""
+    values = list(values)
+    was = set(manager.values_list("pk", flat=True)) if stored is not None else set()
+    manager.set(values)
+    return stored is not None and was != {v.pk for v in values}
 
 
 def _profile_changed(stored: Service, service: Service) -> bool:

@@ -5,18 +5,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, replace
+from typing import Literal
 
 from django.contrib.auth.models import User
 from django.db import transaction
 
 from obligations.assessments.actions import sync_open_assessments
-from obligations.catalogue.commencement import first_due, start_day
+from obligations.catalogue.commencement import in_force_q
 from obligations.catalogue.models import DutyScope
 from obligations.catalogue.rules import (
     Applicable,
     Catalogue,
+    Profile,
     applicable_duties,
     describe_rule,
     evaluate,
@@ -35,8 +36,9 @@ from obligations.register.cycles import (
     mark_not_applicable,
     open_cycle,
 )
+from obligations.register.events import record_event
 from obligations.register.models import Obligation
-from obligations.register.states import CycleTrigger, EventSource
+from obligations.register.states import CycleTrigger, EventKind, EventSource
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +53,43 @@ class ApplyResult:
 
 @transaction.atomic
 def apply_catalogue(
-    *, actor: User, service: Service, source: str, changed_on: dt.date | None = None
+    *,
+    actor: User,
+    service: Service,
+    source: str,
+    changed_on: dt.date | None = None,
+    launch_was: dt.date | Literal["unchanged"] | None = "unchanged",
 ) -> ApplyResult:
     """Bring the service's register in line with its profile. Idempotent; deletes nothing.
 
     Every duty the Act places on the service gets an obligation, in force or not; one not in
     force has no due date until it is (`apply_commencements`). `changed_on`: the day a change
-    to the profile took effect, so that a duty it brings in starts to apply then (Sch.3
-    paras 4-5), never on a date already past.
+    to the profile took effect (given only when it did), so that a duty the change brings in
+    starts to apply then (Sch.3 paras 4-5), never on a date already past; a duty that applies
+    again starts again that day (today, without a change). Duties that already applied, or
+    start to by coming into force, keep the day their own rule gives.
+
+    `launch_was`: the launch date before this change, when it moved: a duty whose start
+    followed the old launch (or commencement) follows the new one, and so does its first
+    cycle's due date unless someone moved that date.
     """
     today = london_today()
     catalogue = loaded_catalogue()
     profile = service_profile(service)
     duties = {d["code"]: d for d in catalogue.duties}
     provider_wide = {code for code, d in duties.items() if d.get("scope") == DutyScope.PROVIDER}
-    applicable = {
-        a.code: a
-        for a in applicable_duties(catalogue, profile, day=today, changed_on=changed_on)
-        if a.code not in provider_wide
-    }
+
+    def hits(profile: Profile, changed_on: dt.date | None) -> dict[str, Applicable]:
+        found = applicable_duties(catalogue, profile, day=today, changed_on=changed_on)
+        return {a.code: a for a in found if a.code not in provider_wide}
+
+    # `now`: what starts on the day of the change (or today); `standing`: what the profile
+    # alone gives, for the duties that already applied or come into force.
+    now, standing = hits(profile, changed_on or today), hits(profile, None)
+    before = None
+    if not isinstance(launch_was, str) and launch_was != profile.launch_date:
+        before = hits(replace(profile, launch_date=launch_was), None)
+    applicable = standing
     existing = {
         o.duty.code: o
         # Obligations an Ofcom notice created follow the notice, not the profile.
@@ -83,6 +103,7 @@ def apply_catalogue(
     for code, hit in applicable.items():
         obligation = existing.get(code)
         if obligation is None:
+            hit = now[code] if changed_on is not None else hit
             obligation = create_obligation(
                 actor=actor,
                 source=source,
@@ -100,7 +121,9 @@ def apply_catalogue(
             result.created.append(code)
         elif not obligation.applicable:
             mark_applicable_again(actor=actor, obligation=obligation, why=hit.why, source=source)
-            _apply_again(actor=actor, obligation=obligation, duty=duties[code], source=source)
+            _start_applying(
+                actor=actor, obligation=obligation, hit=now[code], source=source, again=True
+            )
             result.reapplied.append(code)
         else:
             if obligation.why != hit.why:
@@ -108,6 +131,10 @@ def apply_catalogue(
                 obligation.save(update_fields=["why", "updated_at"])
             if obligation.applies_since is None and hit.start is not None:
                 _start_applying(actor=actor, obligation=obligation, hit=hit, source=source)
+            elif before is not None and code in before:
+                _follow_launch(
+                    actor=actor, obligation=obligation, hit=hit, was=before[code], source=source
+                )
             result.unchanged.append(code)
     for code, obligation in existing.items():
         if code in applicable or not obligation.applicable:
@@ -132,42 +159,64 @@ def apply_catalogue(
     return result
 
 
-def _apply_again(*, actor: User, obligation: Obligation, duty: dict[str, Any], source: str) -> None:
-    """A duty applies again after a spell of not applying: it starts again today (or when it
-    comes into force), and a closed cycle is followed by a new one due from that day."""
-    today = london_today()
-    launch = obligation.service.launch_date if obligation.service else None
-    start = start_day(duty, today, launch=launch)
-    start = max(start, today) if start is not None else None
-    obligation.applies_since = start
-    obligation.applies_since_why = f"Applies again from {display(start)}." if start else ""
-    obligation.save(update_fields=["applies_since", "applies_since_why", "updated_at"])
-    if obligation.current_cycle is None or obligation.current_cycle.is_closed:
-        open_cycle(
-            actor=actor,
-            obligation=obligation,
-            due=first_due(duty["deadline"], start),
-            trigger=CycleTrigger.REAPPLIED,
-            source=source,
-        )
-
-
-def _start_applying(*, actor: User, obligation: Obligation, hit: Applicable, source: str) -> None:
-    """An obligation whose duty was not in force (or which predates the tracker keeping the
-    day) starts to apply: it keeps the day and why, and its first cycle, if still open, is due
-    as the duty's deadline rule says from that day, never earlier."""
+def _start_applying(
+    *, actor: User, obligation: Obligation, hit: Applicable, source: str, again: bool = False
+) -> None:
+    """An obligation starts (`again`: after a spell of not applying) to apply on the day `hit`
+    gives, as a newly applicable duty would: it keeps the day and why. Applying again, a
+    closed (or no) cycle is followed by a new one due from that day. An open cycle with no
+    due date gets one, and a first cycle is never due earlier than that."""
     obligation.applies_since, obligation.applies_since_why = hit.start, hit.start_why
     obligation._history_user = actor  # type: ignore[attr-defined]
     obligation.save(update_fields=["applies_since", "applies_since_why", "updated_at"])
+    cycle = obligation.current_cycle
+    if cycle is None or cycle.is_closed:
+        if again:
+            open_cycle(
+                actor=actor,
+                obligation=obligation,
+                due=hit.due,
+                trigger=CycleTrigger.REAPPLIED,
+                source=source,
+            )
+        return
+    if hit.due is not None and (
+        cycle.due_date is None
+        or (cycle.trigger == CycleTrigger.INITIAL and cycle.due_date < hit.due)
+    ):
+        set_due_date(actor=actor, cycle=cycle, due=hit.due, reason=hit.start_why, source=source)
+
+
+def _follow_launch(
+    *, actor: User, obligation: Obligation, hit: Applicable, was: Applicable, source: str
+) -> None:
+    """The service's launch date moved. An obligation whose start was the one the old launch
+    gave (the launch itself, or commencement) takes the new start, with an event naming who
+    moved it; so does its open first cycle's due date, unless it is not the date the old start
+    gave (someone set it: set_due_date keeps no other mark of a hand-set date)."""
+    old = obligation.applies_since
+    if old is None or old != was.start or hit.start in (None, was.start):
+        return  # its start came from elsewhere (a profile change, applying again), or holds
+    obligation.applies_since, obligation.applies_since_why = hit.start, hit.start_why
+    obligation._history_user = actor  # type: ignore[attr-defined]
+    obligation.save(update_fields=["applies_since", "applies_since_why", "updated_at"])
+    reason = f"The service's UK launch moved: start moved from {display(old)}. {hit.start_why}"
+    record_event(
+        actor=actor,
+        obligation=obligation,
+        kind=EventKind.START_CHANGED,
+        source=source,
+        reason=reason,
+    )
     cycle = obligation.current_cycle
     if (
         cycle is not None
         and not cycle.is_closed
         and cycle.trigger == CycleTrigger.INITIAL
-        and hit.due is not None
-        and (cycle.due_date is None or cycle.due_date < hit.due)
+        and cycle.due_date == was.due
+        and hit.due != was.due
     ):
-        set_due_date(actor=actor, cycle=cycle, due=hit.due, reason=hit.start_why, source=source)
+        set_due_date(actor=actor, cycle=cycle, due=hit.due, reason=reason, source=source)
 
 
 class CommencementsIncomplete(RuntimeError):
@@ -183,11 +232,11 @@ def apply_commencements(*, actor: User) -> list[str]:
     rest, and the run then says so (CommencementsIncomplete)."""
     waiting = (
         Service.objects.filter(
+            in_force_q(london_today(), prefix="obligations__duty__"),
             obligations__applicable=True,
             obligations__applies_since__isnull=True,
             obligations__technology_notice__isnull=True,
             obligations__ofcom_notice__isnull=True,
-            obligations__duty__effective_from__lte=london_today(),
         )
         .distinct()
         .order_by("pk")

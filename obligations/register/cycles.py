@@ -9,6 +9,7 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.utils import timezone
 
+from obligations.catalogue.commencement import in_force_on
 from obligations.dates import london_today
 from obligations.register.events import record_event
 from obligations.register.models import Obligation, ObligationCycle
@@ -135,9 +136,9 @@ def mark_applicable_again(*, actor: User, obligation: Obligation, why: str, sour
 
 
 def in_force(obligation: Obligation) -> bool:
-    """Whether the obligation's duty is in force today (its duty row is loaded)."""
-    effective = obligation.duty.effective_from
-    return effective is not None and effective <= london_today()
+    """Whether the obligation's duty is in force today (its duty row is loaded, so no query:
+    `in_force_on`, the rule `in_force_q` asks as a query)."""
+    return in_force_on(obligation.duty.effective_from, london_today())
 
 
 def recheck_reminders(cycle: ObligationCycle | None) -> None:

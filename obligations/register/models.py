@@ -71,7 +71,7 @@ class Obligation(models.Model):
         help_text="The day the duty started (or starts) to apply to the service; empty while "
         "it is not in force. No due date is ever before it.",
     )
-    applies_since_why = models.CharField(max_length=500, blank=True)
+    applies_since_why = models.TextField(blank=True)
     not_applicable_reason = models.TextField(blank=True)
     notes = models.TextField(blank=True)
     external_ref = models.CharField(

@@ -89,6 +89,7 @@ class EventKind(models.TextChoices):
     EVIDENCE_ADDED = "evidence_added", "Evidence added"
     EVIDENCE_PURGED = "evidence_purged", "Evidence purged"
     ASSESSMENT = "assessment", "Risk assessment"
+    START_CHANGED = "start_changed", "Start day changed"
 
 
 class TransitionError(ValueError):

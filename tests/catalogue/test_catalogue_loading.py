@@ -206,7 +206,7 @@ def without(codes: list[str]) -> Callable[[dict[str, Any]], None]:
 def test_retiring_more_than_a_tenth_of_the_duties_needs_saying_so(register, tmp_path):
     path = new_version(tmp_path, without(SIX))
     problem = [
-        f"duties: loading would retire 6 of the {len(FILE['duties'])} duties in force (more "
+        f"duties: loading would retire 6 of the {len(FILE['duties'])} current duties (more "
         "than 10%): "
         f"{', '.join(SIX)}; if that is meant, load with --allow-retire"
     ]

@@ -9,7 +9,9 @@ where it has no such date (31 Aug -> 30 Nov).
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
+import io
 import json
 from pathlib import Path
 
@@ -259,8 +261,24 @@ def test_the_dashboard_and_the_export_say_which_duties_are_not_yet_in_force(cata
     rows = json.loads(b"".join(export.streaming_content))["obligations"]
     news = next(r for r in rows if r["duty_code"] == "U2U-NEWS")
     ra = next(r for r in rows if r["duty_code"] == "U2U-ILLEGAL-RA")
-    assert (news["in_force"], news["in_force_from"], news["due"]) == (False, None, None)
+    # U2U-NEWS is unverified with no in-force day: whether it is in force is not known.
+    assert (news["in_force"], news["in_force_from"], news["due"]) == (None, None, None)
     assert (ra["in_force"], ra["in_force_from"]) == (True, "2024-01-10")
+    # A verified duty not yet commenced is known not to be in force.
+    democratic = next(r for r in rows if r["duty_code"] == "U2U-DEMOCRATIC")
+    assert democratic["in_force"] is False
+    csv_rows = list(
+        csv.DictReader(
+            io.StringIO(
+                b"".join(
+                    client_for(manager).get("/api/v1/obligations/export/csv/").streaming_content
+                ).decode("utf-8-sig")
+            )
+        )
+    )
+    by_code = {r["Duty code"]: r for r in csv_rows}
+    assert by_code["U2U-NEWS"]["In force"] == ""
+    assert by_code["U2U-ILLEGAL-RA"]["In force"] == "yes"
 
 
 def test_one_service_that_cannot_start_never_stops_the_others(catalogue, monkeypatch, caplog):
@@ -386,3 +404,69 @@ def test_the_terms_of_service_summaries_bite_with_their_sections_first_codes(cat
     # The CAA's first date (16 Apr 2025) is Ofcom's; its yearly repeat is the Act's (s.36(3)).
     caa = Duty.objects.get(code="CAA").deadline
     assert (caa["basis"], caa["recurrence"]["basis"]) == ("ofcom", "act")
+
+
+def test_in_force_is_one_rule_for_the_admin_the_api_and_the_dashboard(catalogue, rf):
+    """The catalogue admin's filter and the API's agree with `in_force_on`, duty by duty,
+    including the duties with no effective day (not in force)."""
+    from django.contrib import admin as django_admin
+
+    from obligations.catalogue.admin import InForceFilter
+    from obligations.catalogue.commencement import in_force_on, in_force_q
+
+    duties = list(Duty.objects.filter(retired_at__isnull=True))
+    live = {d.code for d in duties if in_force_on(d.effective_from, TODAY)}
+    assert live and live != {d.code for d in duties}  # both kinds are there
+    assert set(Duty.objects.filter(in_force_q(TODAY)).values_list("code", flat=True)) == live
+    duty_admin = django_admin.site._registry[Duty]
+    for value, expected in (("yes", live), ("no", {d.code for d in duties} - live)):
+        params = {"in_force": [value]}
+        chosen = InForceFilter(rf.get("/"), params, Duty, duty_admin)  # type: ignore[arg-type]
+        listed = chosen.queryset(rf.get("/"), Duty.objects.filter(retired_at__isnull=True))
+        assert set(listed.values_list("code", flat=True)) == expected
+    user = UserFactory()
+    api = client_for(user)
+    shown = {
+        flag: {
+            r["code"]
+            for r in api.get(f"/api/v1/duties/?in_force={flag}&page_size=500").json()["results"]
+        }
+        for flag in ("true", "false")
+    }
+    assert shown == {"true": live, "false": {d.code for d in duties} - live}
+
+
+def test_the_childrens_duties_start_the_day_the_access_assessment_found_children_likely(
+    catalogue,
+):
+    # s.37(3): from the day the children's access assessment concluded it.
+    assessed = dt.date(2026, 9, 1)
+    service = applied_service(children_likely_to_access=True, children_access_assessed_on=assessed)
+    child_ra = obligation(service, "U2U-CHILD-RA")
+    assert child_ra.applies_since == assessed
+    assert "s.37(3)" in child_ra.applies_since_why
+    # Sch.3 para 5(2): the three months beginning with 1 Sep 2026 end on 30 Nov 2026.
+    assert child_ra.current_cycle.due_date == dt.date(2026, 11, 30)
+    created = child_ra.events.get(kind=EventKind.CREATED)
+    assert "s.37(3)" in created.reason
+    # The duties for every service are not moved by it.
+    assert obligation(service, "U2U-ILLEGAL-RA").applies_since == dt.date(2024, 1, 10)
+
+
+def test_without_an_access_assessment_the_childrens_duties_start_when_it_was_due(catalogue):
+    # s.37(4)-(5): no assessment by its due date (three months from launch, Sch.3 para 3):
+    # treated as likely to be accessed by children from that date.
+    launch = dt.date(2026, 6, 10)
+    service = applied_service(launch_date=launch, children_likely_to_access=None)
+    assert due(service, "CAA") == dt.date(2026, 9, 9)
+    child_ra = obligation(service, "U2U-CHILD-RA")
+    assert child_ra.applies_since == dt.date(2026, 9, 9)
+    assert "s.37(4)-(5)" in child_ra.applies_since_why
+    # Sch.3 para 5(2): three months beginning with 9 Sep 2026 end on 8 Dec 2026.
+    assert child_ra.current_cycle.due_date == dt.date(2026, 12, 8)
+    assert obligation(service, "U2U-CHILD-SAFETY").applies_since == dt.date(2026, 9, 9)
+
+
+def test_children_likely_with_no_assessment_date_starts_as_before(catalogue):
+    service = applied_service(children_likely_to_access=True)
+    assert obligation(service, "U2U-CHILD-RA").applies_since == dt.date(2024, 1, 10)

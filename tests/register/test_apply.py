@@ -163,3 +163,137 @@ def test_a_later_due_date_is_brought_forward_by_a_change(catalogue):
     assert ra.cycles.count() == 1
     assert ra.current_cycle.due_date == launch + dt.timedelta(days=29)
     assert ra.events.filter(kind=EventKind.DUE_CHANGED).count() == 1
+
+
+def test_why_a_duty_applies_since_its_day_is_kept_whole_however_long(catalogue):
+    # The reason quotes the catalogue's applies_note, which has no length limit.
+    service = applied_service()
+    obligation = service.obligations.get(duty__code="U2U-RECORDS")
+    obligation.applies_since_why = "Applies from 17 Mar 2025; " + "the first code came. " * 40
+    obligation.full_clean(exclude=["provider", "service", "duty", "owner", "current_cycle"])
+    obligation.save()
+    obligation.refresh_from_db()
+    assert len(obligation.applies_since_why) > 500
+
+
+def _ob(service, code):  # type: ignore[no-untyped-def]
+    return service.obligations.select_related("current_cycle", "duty").get(duty__code=code)
+
+
+def test_moving_the_launch_moves_the_starts_and_first_dates_that_followed_it(catalogue):
+    from obligations.providers.actions import save_service
+    from obligations.register.actions import set_due_date
+
+    service = applied_service(launch_date=dt.date(2026, 6, 1), children_likely_to_access=False)
+    ra = _ob(service, "U2U-ILLEGAL-RA")
+    # Sch.3 para 3: the three months beginning with 1 Jun 2026 end on 31 Aug 2026.
+    assert (ra.applies_since, ra.current_cycle.due_date) == (
+        dt.date(2026, 6, 1),
+        dt.date(2026, 8, 31),
+    )
+    planner = UserFactory(username="planner")
+    caa = _ob(service, "CAA")
+    set_due_date(actor=planner, cycle=caa.current_cycle, due=dt.date(2026, 12, 31),
+                 reason="Agreed with the board", source=EventSource.API)  # fmt: skip
+    # Children found likely today: the children's duties start today, from the change.
+    service.children_likely_to_access = True
+    save_service(actor=planner, service=service, source=SYSTEM)
+    assert _ob(service, "U2U-CHILD-RA").applies_since == TODAY
+
+    # The launch is corrected: a month later.
+    editor = UserFactory(username="editor")
+    service.launch_date = dt.date(2026, 7, 1)
+    save_service(actor=editor, service=service, source=SYSTEM)
+
+    ra = _ob(service, "U2U-ILLEGAL-RA")
+    assert ra.applies_since == dt.date(2026, 7, 1)
+    assert "UK launch" in ra.applies_since_why
+    assert ra.current_cycle.due_date == ra.due_date == dt.date(2026, 9, 30)
+    moved = ra.events.get(kind=EventKind.START_CHANGED)
+    assert (moved.actor, moved.source) == (editor, SYSTEM)
+    assert "1 Jun 2026" in moved.reason
+    due_moved = ra.events.get(kind=EventKind.DUE_CHANGED)
+    assert (due_moved.actor, due_moved.due_date) == (editor, dt.date(2026, 9, 30))
+    # The CAA's start follows the launch too, but the date someone set stays.
+    caa = _ob(service, "CAA")
+    assert caa.applies_since == dt.date(2026, 7, 1)
+    assert caa.current_cycle.due_date == dt.date(2026, 12, 31)
+    assert not caa.events.filter(kind=EventKind.DUE_CHANGED, actor=editor).exists()
+    # A start the profile change gave is not the launch's: it stays.
+    child = _ob(service, "U2U-CHILD-RA")
+    assert child.applies_since == TODAY
+    assert not child.events.filter(kind=EventKind.START_CHANGED).exists()
+
+    # Saving again changes nothing.
+    count = Event.objects.count()
+    save_service(actor=editor, service=service, source=SYSTEM)
+    assert Event.objects.count() == count
+
+
+def test_a_save_that_changes_nothing_gives_no_change_day(catalogue):
+    """A service whose catalogue was never applied (imported, say) and is saved as it is: its
+    duties start when their own rules say, not on the day of the save."""
+    from obligations.providers.actions import save_service
+    from tests.factories import ServiceFactory
+
+    service = ServiceFactory(children_likely_to_access=False)
+    save_service(actor=UserFactory(), service=service, source=SYSTEM)
+    ra = _ob(service, "U2U-ILLEGAL-RA")
+    assert ra.applies_since == dt.date(2024, 1, 10)
+    assert "came into force" in ra.applies_since_why
+    assert ra.current_cycle.due_date == dt.date(2025, 3, 16)
+
+
+def test_a_change_day_is_only_for_the_duties_the_change_brings_in(catalogue):
+    from obligations.providers.actions import save_service
+
+    service = applied_service(children_likely_to_access=False)
+    # Only a register category changes (no field of the service): that is a change, and
+    # what it brings in starts today; what was there keeps its day.
+    save_service(actor=UserFactory(), service=service, source=SYSTEM,
+                 categories=RegisterCategory.objects.filter(code="1"))  # fmt: skip
+    assert _ob(service, "U2U-UE").applies_since == TODAY
+    assert "profile changed" in _ob(service, "U2U-UE").applies_since_why
+    assert _ob(service, "U2U-ILLEGAL-RA").applies_since == dt.date(2024, 1, 10)
+
+
+def test_a_duty_applying_again_starts_today_as_a_new_one_would(catalogue):
+    service = applied_service(children_likely_to_access=True)
+    actor = UserFactory()
+    service.children_likely_to_access = False
+    service.save()
+    apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    service.children_likely_to_access = True
+    service.save()
+    # Applying again without a profile change (a catalogue load, say): today.
+    apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    child = _ob(service, "U2U-CHILD-RA")
+    assert child.applies_since == TODAY
+    assert child.current_cycle.trigger == CycleTrigger.REAPPLIED
+    assert child.current_cycle.due_date == dt.date(2027, 2, 23)  # Sch.3 para 5(2)
+
+
+def test_an_open_cycle_without_a_date_gets_one_when_its_duty_comes_into_force(catalogue):
+    """A duty that applied again while not in force opened a cycle with no date; when it comes
+    into force, that cycle gets its date, as a first cycle would."""
+    from obligations.catalogue.models import Duty
+
+    later = TODAY + dt.timedelta(days=30)
+    Duty.objects.filter(code="U2U-CHILD-RA").update(in_force_from=later, effective_from=later)
+    service = applied_service(children_likely_to_access=True)
+    actor = UserFactory()
+    for likely in (False, True):
+        service.children_likely_to_access = likely
+        service.save()
+        apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    child = _ob(service, "U2U-CHILD-RA")
+    assert (child.applies_since, child.current_cycle.trigger) == (None, CycleTrigger.REAPPLIED)
+    assert child.current_cycle.due_date is None
+    # It comes into force today.
+    Duty.objects.filter(code="U2U-CHILD-RA").update(in_force_from=TODAY, effective_from=TODAY)
+    apply_catalogue(actor=actor, service=service, source=SYSTEM)
+    child = _ob(service, "U2U-CHILD-RA")
+    assert child.applies_since == TODAY
+    assert child.current_cycle.due_date == child.due_date == dt.date(2027, 2, 23)
+    event = child.events.get(kind=EventKind.DUE_CHANGED)
+    assert (event.actor, event.due_date) == (actor, dt.date(2027, 2, 23))

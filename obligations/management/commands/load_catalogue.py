@@ -23,8 +23,7 @@ class Command(BaseCommand):
         parser.add_argument(
             "--allow-retire",
             action="store_true",
-            help=f"Load even if it retires more than {MAX_RETIRE_SHARE:.0%} of the "
-            f"duties in force.",
+            help=f"Load even if it retires more than {MAX_RETIRE_SHARE:.0%} of the current duties.",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
