@@ -18,11 +18,13 @@ from pathlib import Path
 import pytest
 import time_machine
 from django.conf import settings
+from django.contrib import admin as django_admin
 from django.core.exceptions import ValidationError
 
 from obligations.access.actions import add_member
 from obligations.access.models import Role
 from obligations.access.users import get_system_user
+from obligations.catalogue.admin import InForceFilter
 from obligations.catalogue.commencement import EXPECTED, IN_FORCE, in_force, start_day, start_reason
 from obligations.catalogue.loading import load_catalogue
 from obligations.catalogue.models import Duty, RegisterCategory
@@ -409,9 +411,6 @@ def test_the_terms_of_service_summaries_bite_with_their_sections_first_codes(cat
 def test_in_force_is_one_rule_for_the_admin_the_api_and_the_dashboard(catalogue, rf):
     """The catalogue admin's filter and the API's agree with `in_force_on`, duty by duty,
     including the duties with no effective day (not in force)."""
-    from django.contrib import admin as django_admin
-
-    from obligations.catalogue.admin import InForceFilter
     from obligations.catalogue.commencement import in_force_on, in_force_q
 
     duties = list(Duty.objects.filter(retired_at__isnull=True))

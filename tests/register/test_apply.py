@@ -2,13 +2,14 @@
 
 import datetime as dt
 
-from obligations.catalogue.models import Exemption, RegisterCategory
-from obligations.providers.actions import record_significant_change
+from obligations.catalogue.models import Duty, Exemption, RegisterCategory
+from obligations.providers.actions import record_significant_change, save_service
+from obligations.register.actions import set_due_date
 from obligations.register.apply import apply_catalogue
 from obligations.register.models import Event, Obligation, ObligationCycle
 from obligations.register.states import CycleStatus, CycleTrigger, EventKind, EventSource
 from tests.conftest import TODAY
-from tests.factories import UserFactory, applied_service, put_in
+from tests.factories import ServiceFactory, UserFactory, applied_service, put_in
 
 SYSTEM = EventSource.ADMIN
 
@@ -181,9 +182,6 @@ def _ob(service, code):  # type: ignore[no-untyped-def]
 
 
 def test_moving_the_launch_moves_the_starts_and_first_dates_that_followed_it(catalogue):
-    from obligations.providers.actions import save_service
-    from obligations.register.actions import set_due_date
-
     service = applied_service(launch_date=dt.date(2026, 6, 1), children_likely_to_access=False)
     ra = _ob(service, "U2U-ILLEGAL-RA")
     # Sch.3 para 3: the three months beginning with 1 Jun 2026 end on 31 Aug 2026.
@@ -233,9 +231,6 @@ def test_moving_the_launch_moves_the_starts_and_first_dates_that_followed_it(cat
 def test_a_save_that_changes_nothing_gives_no_change_day(catalogue):
     """A service whose catalogue was never applied (imported, say) and is saved as it is: its
     duties start when their own rules say, not on the day of the save."""
-    from obligations.providers.actions import save_service
-    from tests.factories import ServiceFactory
-
     service = ServiceFactory(children_likely_to_access=False)
     save_service(actor=UserFactory(), service=service, source=SYSTEM)
     ra = _ob(service, "U2U-ILLEGAL-RA")
@@ -245,15 +240,13 @@ def test_a_save_that_changes_nothing_gives_no_change_day(catalogue):
 
 
 def test_a_change_day_is_only_for_the_duties_the_change_brings_in(catalogue):
-    from obligations.providers.actions import save_service
-
     service = applied_service(children_likely_to_access=False)
     # Only a register category changes (no field of the service): that is a change, and
     # what it brings in starts today; what was there keeps its day.
     save_service(actor=UserFactory(), service=service, source=SYSTEM,
                  categories=RegisterCategory.objects.filter(code="1"))  # fmt: skip
-    assert _ob(service, "U2U-UE").applies_since == TODAY
-    assert "profile changed" in _ob(service, "U2U-UE").applies_since_why
+    assert _ob(service, "U2U-UE-ASSESS").applies_since == TODAY
+    assert "profile changed" in _ob(service, "U2U-UE-ASSESS").applies_since_why
     assert _ob(service, "U2U-ILLEGAL-RA").applies_since == dt.date(2024, 1, 10)
 
 
@@ -276,8 +269,6 @@ def test_a_duty_applying_again_starts_today_as_a_new_one_would(catalogue):
 def test_an_open_cycle_without_a_date_gets_one_when_its_duty_comes_into_force(catalogue):
     """A duty that applied again while not in force opened a cycle with no date; when it comes
     into force, that cycle gets its date, as a first cycle would."""
-    from obligations.catalogue.models import Duty
-
     later = TODAY + dt.timedelta(days=30)
     Duty.objects.filter(code="U2U-CHILD-RA").update(in_force_from=later, effective_from=later)
     service = applied_service(children_likely_to_access=True)
