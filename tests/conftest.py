@@ -7,7 +7,7 @@ import pytest
 import time_machine
 from django.conf import settings
 from django.db import connection
-from django.test import TransactionTestCase
+from django.test import TransactionTestCase, override_settings
 
 from obligations import services
 from obligations.catalogue import Catalogue, read_catalogue
@@ -23,6 +23,15 @@ def clock() -> Iterator[object]:
     """Every test runs on a fixed clock: 24 Nov 2026, 10:00 in London."""
     with time_machine.travel(NOW, tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing() -> Iterator[None]:
+    """Every user the factories make has a password, and PBKDF2's million iterations cost
+    about half a second each (a world's five people, 2 s): the tests hash with MD5, as
+    Django's testing documentation advises. Production keeps its hashers."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
 
 
 @pytest.fixture(autouse=True)
