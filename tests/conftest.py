@@ -5,13 +5,15 @@ from collections.abc import Iterator
 import dj_database_url
 import pytest
 import time_machine
+from django.apps import apps
 from django.conf import settings
-from django.db import connection
+from django.db import connection, transaction
 from django.test import TransactionTestCase, override_settings
+from pytest_django import DjangoDbBlocker
 
 from obligations import services
 from obligations.catalogue import Catalogue, read_catalogue
-from obligations.models import Obligation
+from obligations.models import CatalogueVersion, Obligation
 from tests.clock import LONDON, NOW, TODAY
 from tests.world import make_world
 
@@ -34,16 +36,21 @@ def fast_password_hashing() -> Iterator[None]:
         yield
 
 
+def uses_database(request: pytest.FixtureRequest) -> bool:
+    """Whether the test uses the database; if so, its database is set up first (so that it
+    is still there when a fixture calling this looks at it after the test)."""
+    if "_django_db_helper" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("_django_db_helper")
+        return True
+    return False
+
+
 @pytest.fixture(autouse=True)
 def register_in_step(request: pytest.FixtureRequest) -> Iterator[None]:
     """After every test that used the database, each obligation's copy of its current
     cycle's status and due date still agrees with the cycle: whatever path a test took, the
     services kept the two in step."""
-    uses_db = "_django_db_helper" in request.fixturenames
-    if uses_db or request.node.get_closest_marker("django_db"):
-        # Set up the database first, so that it is still there when this checks it.
-        request.getfixturevalue("_django_db_helper")
-        uses_db = True
+    uses_db = uses_database(request)
     yield
     if uses_db:
         rows = Obligation.objects.filter(current_cycle__isnull=False).values_list(
@@ -57,11 +64,70 @@ def catalogue_file() -> Catalogue:
     return read_catalogue(settings.CATALOGUE_PATH)
 
 
+# --- The catalogue, loaded once a run -------------------------------------------------------
+# Loading the OSA catalogue writes a few hundred rows; loading it for each of the ~600 tests
+# that ask for it cost more than anything else in their set-up. It is loaded once, committed,
+# just after the test database is made (django_db_setup below), so that each test's
+# transaction starts with it: what a test changes (a new version, a retired duty) is rolled
+# back with the rest. A transactional test commits, and its database is emptied after it
+# (Django's flush): the catalogue is loaded again straight after. A test that does not ask for
+# the catalogue finds none, as before: the rows the load added are deleted inside its
+# transaction (or, for a transactional test, before it; its flush and the reload follow).
+
+# The rows the last load added, table by table (they are deleted for a test without it).
+_catalogue_rows: dict[tuple[str, str], list[object]] = {}
+
+
+def _row_keys() -> dict[tuple[str, str], set[object]]:
+    keys: dict[tuple[str, str], set[object]] = {}
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.proxy or not model._meta.managed:
+            continue
+        table, pk = model._meta.db_table, model._meta.pk.column
+        keys[(table, pk)] = set(model._base_manager.values_list("pk", flat=True))
+    return keys
+
+
+def load_catalogue_for_the_run(catalogue: Catalogue) -> None:
+    """Load the catalogue, committed, on the tests' clock, and note the rows it added."""
+    before = _row_keys()
+    with time_machine.travel(NOW, tick=False), transaction.atomic():
+        services.load_catalogue(actor=services.get_system_user(), catalogue=catalogue)
+    _catalogue_rows.clear()
+    for key, rows in _row_keys().items():
+        if added := list(rows - before[key]):
+            _catalogue_rows[key] = added
+
+
+def delete_the_catalogue() -> None:
+    """Delete the rows the load added, in one transaction (foreign keys are checked at its
+    end, so the order does not matter)."""
+    quote = connection.ops.quote_name
+    with transaction.atomic(), connection.cursor() as cursor:
+        for (table, pk), rows in _catalogue_rows.items():
+            for start in range(0, len(rows), 500):
+                chunk = rows[start : start + 500]
+                cursor.execute(
+                    f"DELETE FROM {quote(table)} WHERE {quote(pk)} IN "
+                    f"({', '.join(['%s'] * len(chunk))})",
+                    chunk,
+                )
+
+
 @pytest.fixture
 def catalogue(db, catalogue_file):  # type: ignore[no-untyped-def]
-    """The OSA catalogue loaded into the test database."""
-    services.load_catalogue(actor=services.get_system_user(), catalogue=catalogue_file)
+    """The OSA catalogue in the test database (loaded once a run: see above)."""
+    if not CatalogueVersion.objects.filter(sha256=catalogue_file.sha256).exists():
+        # Asked for by name during a test (getfixturevalue), after it was taken away.
+        services.load_catalogue(actor=services.get_system_user(), catalogue=catalogue_file)
     return catalogue_file
+
+
+@pytest.fixture(autouse=True)
+def no_catalogue_unless_asked(request: pytest.FixtureRequest) -> None:
+    """A test using the database without asking for the catalogue finds none."""
+    if "catalogue" not in request.fixturenames and uses_database(request):
+        delete_the_catalogue()
 
 
 @pytest.fixture(autouse=True)
@@ -174,22 +240,27 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: N
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None) -> Iterator[None]:
-    """Then the tests log in as the app's role; the owner flushes and, at the end, drops."""
-    if not OWNER_URL:
-        yield
-        return
-    _log_in_as(os.environ["DATABASE_URL"])
+def django_db_setup(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, catalogue_file: Catalogue
+) -> Iterator[None]:
+    """Then the tests log in as the app's role, which loads the catalogue for the whole run
+    (and again after each flush); the owner flushes and, at the end, drops."""
+    if OWNER_URL:
+        _log_in_as(os.environ["DATABASE_URL"])
+    with django_db_blocker.unblock():
+        load_catalogue_for_the_run(catalogue_file)
     flush = TransactionTestCase._fixture_teardown
 
-    def flush_as_owner(self: TransactionTestCase) -> None:
+    def flush_and_reload(self: TransactionTestCase) -> None:
         with as_table_owner():
             flush(self)
+        load_catalogue_for_the_run(catalogue_file)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TransactionTestCase, "_fixture_teardown", flush_as_owner)
+        patch.setattr(TransactionTestCase, "_fixture_teardown", flush_and_reload)
         yield
-    _log_in_as(OWNER_URL)
+    if OWNER_URL:
+        _log_in_as(OWNER_URL)
 
 
 @pytest.fixture
