@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.test import TransactionTestCase, override_settings
 from pytest_django import DjangoDbBlocker
+from pytest_django.fixtures import validate_django_db
 
 from obligations import services
 from obligations.catalogue import Catalogue, read_catalogue
@@ -144,8 +145,26 @@ def evidence_storage(settings, tmp_path):  # type: ignore[no-untyped-def]
     return root
 
 
+def commits(item: pytest.Item) -> bool:
+    """Whether the test's writes are committed (transaction=True, transactional_db,
+    live_server), as pytest-django decides it."""
+    fixtures = getattr(item, "fixturenames", ())
+    if {"transactional_db", "live_server", "django_db_reset_sequences"} & set(fixtures):
+        return True
+    marker = item.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    transaction, reset_sequences, *_ = validate_django_db(marker)
+    return bool(transaction or reset_sequences)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so that it can select by the marker
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
-    """Tests marked `postgres` need PostgreSQL's locking; `make test` runs them there."""
+    """Tests whose data is committed are marked `transactional`. Tests marked `postgres`
+    need PostgreSQL's locking; `make test` runs them there."""
+    for item in items:
+        if commits(item):
+            item.add_marker(pytest.mark.transactional)
     if "postgres" in settings.DATABASES["default"]["ENGINE"]:
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (make test runs it on a throwaway server)")
@@ -233,10 +252,21 @@ def as_table_owner() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
-    """The owner creates and migrates the test database."""
+def django_db_modify_db_settings(
+    request: pytest.FixtureRequest, django_db_modify_db_settings_parallel_suffix: None
+) -> None:
+    """The owner creates and migrates the test database.
+
+    On SQLite the test database is kept in memory, unless a test that commits is among those
+    run: only such a test can share its data with a Celery worker, a command or a live
+    server's threads, and they need it in a file (tracker/settings.py names it). `make test`
+    runs those tests on their own (`-m transactional`), the rest in memory."""
     if OWNER_URL:
         _log_in_as(OWNER_URL)
+    if connection.vendor == "sqlite" and not any(
+        item.get_closest_marker("transactional") for item in request.session.items
+    ):
+        connection.settings_dict["TEST"]["NAME"] = ":memory:"
 
 
 @pytest.fixture(scope="session")
