@@ -5,12 +5,16 @@ from collections.abc import Iterator
 import dj_database_url
 import pytest
 import time_machine
+from django.apps import apps
 from django.conf import settings
-from django.db import connection
-from django.test import TransactionTestCase
+from django.db import connection, transaction
+from django.test import TransactionTestCase, override_settings
+from pytest_django import DjangoDbBlocker
+from pytest_django.fixtures import validate_django_db
 
 from obligations.access.users import get_system_user
 from obligations.catalogue.loading import load_catalogue
+from obligations.catalogue.models import CatalogueVersion
 from obligations.catalogue.rules import Catalogue, read_catalogue
 from obligations.register.models import Obligation
 from tests.clock import LONDON, NOW, TODAY
@@ -29,16 +33,30 @@ def clock() -> Iterator[object]:
         yield traveller
 
 
+@pytest.fixture(autouse=True, scope="session")
+def fast_password_hashing() -> Iterator[None]:
+    """Every user the factories make has a password, and PBKDF2's million iterations cost
+    about half a second each (a world's five people, 2 s): the tests hash with MD5, as
+    Django's testing documentation advises. Production keeps its hashers."""
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.MD5PasswordHasher"]):
+        yield
+
+
+def uses_database(request: pytest.FixtureRequest) -> bool:
+    """Whether the test uses the database; if so, its database is set up first (so that it
+    is still there when a fixture calling this looks at it after the test)."""
+    if "_django_db_helper" in request.fixturenames or request.node.get_closest_marker("django_db"):
+        request.getfixturevalue("_django_db_helper")
+        return True
+    return False
+
+
 @pytest.fixture(autouse=True)
 def register_in_step(request: pytest.FixtureRequest) -> Iterator[None]:
     """After every test that used the database, each obligation's copy of its current
     cycle's status and due date still agrees with the cycle: whatever path a test took, the
     services kept the two in step."""
-    uses_db = "_django_db_helper" in request.fixturenames
-    if uses_db or request.node.get_closest_marker("django_db"):
-        # Set up the database first, so that it is still there when this checks it.
-        request.getfixturevalue("_django_db_helper")
-        uses_db = True
+    uses_db = uses_database(request)
     yield
     if uses_db:
         rows = Obligation.objects.filter(current_cycle__isnull=False).values_list(
@@ -52,11 +70,70 @@ def catalogue_file() -> Catalogue:
     return read_catalogue(settings.CATALOGUE_PATH)
 
 
+# --- The catalogue, loaded once a run -------------------------------------------------------
+# Loading the OSA catalogue writes a few hundred rows; loading it for each of the ~600 tests
+# that ask for it cost more than anything else in their set-up. It is loaded once, committed,
+# just after the test database is made (django_db_setup below), so that each test's
+# transaction starts with it: what a test changes (a new version, a retired duty) is rolled
+# back with the rest. A transactional test commits, and its database is emptied after it
+# (Django's flush): the catalogue is loaded again straight after. A test that does not ask for
+# the catalogue finds none, as before: the rows the load added are deleted inside its
+# transaction (or, for a transactional test, before it; its flush and the reload follow).
+
+# The rows the last load added, table by table (they are deleted for a test without it).
+_catalogue_rows: dict[tuple[str, str], list[object]] = {}
+
+
+def _row_keys() -> dict[tuple[str, str], set[object]]:
+    keys: dict[tuple[str, str], set[object]] = {}
+    for model in apps.get_models(include_auto_created=True):
+        if model._meta.proxy or not model._meta.managed:
+            continue
+        table, pk = model._meta.db_table, model._meta.pk.column
+        keys[(table, pk)] = set(model._base_manager.values_list("pk", flat=True))
+    return keys
+
+
+def load_catalogue_for_the_run(catalogue: Catalogue) -> None:
+    """Load the catalogue, committed, on the tests' clock, and note the rows it added."""
+    before = _row_keys()
+    with time_machine.travel(NOW, tick=False), transaction.atomic():
+        load_catalogue(actor=get_system_user(), catalogue=catalogue)
+    _catalogue_rows.clear()
+    for key, rows in _row_keys().items():
+        if added := list(rows - before[key]):
+            _catalogue_rows[key] = added
+
+
+def delete_the_catalogue() -> None:
+    """Delete the rows the load added, in one transaction (foreign keys are checked at its
+    end, so the order does not matter)."""
+    quote = connection.ops.quote_name
+    with transaction.atomic(), connection.cursor() as cursor:
+        for (table, pk), rows in _catalogue_rows.items():
+            for start in range(0, len(rows), 500):
+                chunk = rows[start : start + 500]
+                cursor.execute(
+                    f"DELETE FROM {quote(table)} WHERE {quote(pk)} IN "
+                    f"({', '.join(['%s'] * len(chunk))})",
+                    chunk,
+                )
+
+
 @pytest.fixture
 def catalogue(db, catalogue_file):  # type: ignore[no-untyped-def]
-    """The OSA catalogue loaded into the test database."""
-    load_catalogue(actor=get_system_user(), catalogue=catalogue_file)
+    """The OSA catalogue in the test database (loaded once a run: see above)."""
+    if not CatalogueVersion.objects.filter(sha256=catalogue_file.sha256).exists():
+        # Asked for by name during a test (getfixturevalue), after it was taken away.
+        load_catalogue(actor=get_system_user(), catalogue=catalogue_file)
     return catalogue_file
+
+
+@pytest.fixture(autouse=True)
+def no_catalogue_unless_asked(request: pytest.FixtureRequest) -> None:
+    """A test using the database without asking for the catalogue finds none."""
+    if "catalogue" not in request.fixturenames and uses_database(request):
+        delete_the_catalogue()
 
 
 @pytest.fixture(autouse=True)
@@ -73,8 +150,26 @@ def evidence_storage(settings, tmp_path):  # type: ignore[no-untyped-def]
     return root
 
 
+def commits(item: pytest.Item) -> bool:
+    """Whether the test's writes are committed (transaction=True, transactional_db,
+    live_server), as pytest-django decides it."""
+    fixtures = getattr(item, "fixturenames", ())
+    if {"transactional_db", "live_server", "django_db_reset_sequences"} & set(fixtures):
+        return True
+    marker = item.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    transaction, reset_sequences, *_ = validate_django_db(marker)
+    return bool(transaction or reset_sequences)
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so that it can select by the marker
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
-    """Tests marked `postgres` need PostgreSQL's locking; `make test` runs them there."""
+    """Tests whose data is committed are marked `transactional`. Tests marked `postgres`
+    need PostgreSQL's locking; `make test` runs them there."""
+    for item in items:
+        if commits(item):
+            item.add_marker(pytest.mark.transactional)
     if "postgres" in settings.DATABASES["default"]["ENGINE"]:
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (make test runs it on a throwaway server)")
@@ -162,29 +257,45 @@ def as_table_owner() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
-    """The owner creates and migrates the test database."""
+def django_db_modify_db_settings(
+    request: pytest.FixtureRequest, django_db_modify_db_settings_parallel_suffix: None
+) -> None:
+    """The owner creates and migrates the test database.
+
+    On SQLite the test database is kept in memory, unless a test that commits is among those
+    run: only such a test can share its data with a Celery worker, a command or a live
+    server's threads, and they need it in a file (tracker/settings.py names it). `make test`
+    runs those tests on their own (`-m transactional`), the rest in memory."""
     if OWNER_URL:
         _log_in_as(OWNER_URL)
+    if connection.vendor == "sqlite" and not any(
+        item.get_closest_marker("transactional") for item in request.session.items
+    ):
+        connection.settings_dict["TEST"]["NAME"] = ":memory:"
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup: None) -> Iterator[None]:
-    """Then the tests log in as the app's role; the owner flushes and, at the end, drops."""
-    if not OWNER_URL:
-        yield
-        return
-    _log_in_as(os.environ["DATABASE_URL"])
+def django_db_setup(
+    django_db_setup: None, django_db_blocker: DjangoDbBlocker, catalogue_file: Catalogue
+) -> Iterator[None]:
+    """Then the tests log in as the app's role, which loads the catalogue for the whole run
+    (and again after each flush); the owner flushes and, at the end, drops."""
+    if OWNER_URL:
+        _log_in_as(os.environ["DATABASE_URL"])
+    with django_db_blocker.unblock():
+        load_catalogue_for_the_run(catalogue_file)
     flush = TransactionTestCase._fixture_teardown
 
-    def flush_as_owner(self: TransactionTestCase) -> None:
+    def flush_and_reload(self: TransactionTestCase) -> None:
         with as_table_owner():
             flush(self)
+        load_catalogue_for_the_run(catalogue_file)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(TransactionTestCase, "_fixture_teardown", flush_as_owner)
+        patch.setattr(TransactionTestCase, "_fixture_teardown", flush_and_reload)
         yield
-    _log_in_as(OWNER_URL)
+    if OWNER_URL:
+        _log_in_as(OWNER_URL)
 
 
 @pytest.fixture
