@@ -274,21 +274,51 @@ def django_db_modify_db_settings(
         connection.settings_dict["TEST"]["NAME"] = ":memory:"
 
 
+def no_autovacuum() -> None:
+    """The owner turns autovacuum off on every table of the test database.
+
+    Each test's rows are never committed, so autovacuum has nothing to do here but harm: one
+    that runs while a test holds thousands of uncommitted rows records the table as N pages
+    of 0 rows, and from then on the planner estimates one row there whatever a test inserts.
+    The next test to query 2,000 obligations got nested loops over them: the sweep's query
+    took minutes instead of milliseconds (a whole run hung in it). Never vacuumed, a table
+    is estimated from its actual size, as in each test's own transaction."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            DO $$
+            DECLARE t record;
+            BEGIN
+                FOR t IN SELECT tablename FROM pg_tables WHERE schemaname = 'public' LOOP
+                    EXECUTE format(
+                        'ALTER TABLE %I SET (autovacuum_enabled = off)', t.tablename
+                    );
+                END LOOP;
+            END
+            $$
+            """
+        )
+
+
 @pytest.fixture(scope="session")
 def django_db_setup(
     django_db_setup: None, django_db_blocker: DjangoDbBlocker, catalogue_file: Catalogue
 ) -> Iterator[None]:
     """Then the tests log in as the app's role, which loads the catalogue for the whole run
-    (and again after each flush); the owner flushes and, at the end, drops."""
-    if OWNER_URL:
-        _log_in_as(os.environ["DATABASE_URL"])
+    (and again after each flush); the owner flushes (and turns autovacuum off, again after
+    the migration tests) and, at the end, drops."""
     with django_db_blocker.unblock():
+        if OWNER_URL:
+            no_autovacuum()
+            _log_in_as(os.environ["DATABASE_URL"])
         load_catalogue_for_the_run(catalogue_file)
     flush = TransactionTestCase._fixture_teardown
 
     def flush_and_reload(self: TransactionTestCase) -> None:
         with as_table_owner():
             flush(self)
+            if OWNER_URL:
+                no_autovacuum()
         load_catalogue_for_the_run(catalogue_file)
 
     with pytest.MonkeyPatch.context() as patch:
