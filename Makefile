@@ -62,15 +62,12 @@ lint: install
 # The suite runs twice at once, each with its own var/: on SQLite (its output is kept in
 # var/test-sqlite.log and shown when it ends) and on a throwaway PostgreSQL with a throwaway
 # Redis as the Celery broker (shown as it runs). The PostgreSQL leg waits on its servers
-# much of the time, so together they take little longer than it does alone. On SQLite the
-# tests that commit (workers, live servers, migrations: marked `transactional` by
-# tests/conftest.py) run on their own with the database in a file; the rest in memory.
+# much of the time, so together they take little longer than it does alone.
 test: install system-test-deps browser-deps lint
 	@mkdir -p var
 	@echo "== test suite on SQLite (in the background) and on PostgreSQL with Redis"
-	@env -u DATABASE_URL -u REDIS_URL TRACKER_VAR_DIR=$(CURDIR)/var/test-sqlite sh -c \
-	  '$(BIN)/pytest -m "not transactional"; a=$$?; $(BIN)/pytest -m transactional; b=$$?; \
-	   test $$a -eq 0 && test $$b -eq 0' > var/test-sqlite.log 2>&1 & lite=$$!; \
+	@env -u DATABASE_URL -u REDIS_URL TRACKER_VAR_DIR=$(CURDIR)/var/test-sqlite \
+	  $(BIN)/pytest > var/test-sqlite.log 2>&1 & lite=$$!; \
 	TRACKER_VAR_DIR=$(CURDIR)/var/test-postgres \
 	  $(BIN)/python -m tests.servers postgres redis -- $(BIN)/pytest; pg=$$?; \
 	wait $$lite; sqlite=$$?; \

@@ -1,5 +1,6 @@
 import contextlib
 import os
+import sqlite3
 from collections.abc import Iterator
 
 import dj_database_url
@@ -150,26 +151,8 @@ def evidence_storage(settings, tmp_path):  # type: ignore[no-untyped-def]
     return root
 
 
-def commits(item: pytest.Item) -> bool:
-    """Whether the test's writes are committed (transaction=True, transactional_db,
-    live_server), as pytest-django decides it."""
-    fixtures = getattr(item, "fixturenames", ())
-    if {"transactional_db", "live_server", "django_db_reset_sequences"} & set(fixtures):
-        return True
-    marker = item.get_closest_marker("django_db")
-    if marker is None:
-        return False
-    transaction, reset_sequences, *_ = validate_django_db(marker)
-    return bool(transaction or reset_sequences)
-
-
-@pytest.hookimpl(tryfirst=True)  # before `-m` deselects, so that it can select by the marker
 def pytest_collection_modifyitems(config, items):  # type: ignore[no-untyped-def]
-    """Tests whose data is committed are marked `transactional`. Tests marked `postgres`
-    need PostgreSQL's locking; `make test` runs them there."""
-    for item in items:
-        if commits(item):
-            item.add_marker(pytest.mark.transactional)
+    """Tests marked `postgres` need PostgreSQL's locking; `make test` runs them there."""
     if "postgres" in settings.DATABASES["default"]["ENGINE"]:
         return
     skip = pytest.mark.skip(reason="needs PostgreSQL (make test runs it on a throwaway server)")
@@ -257,21 +240,61 @@ def as_table_owner() -> Iterator[None]:
 
 
 @pytest.fixture(scope="session")
-def django_db_modify_db_settings(
-    request: pytest.FixtureRequest, django_db_modify_db_settings_parallel_suffix: None
-) -> None:
-    """The owner creates and migrates the test database.
-
-    On SQLite the test database is kept in memory, unless a test that commits is among those
-    run: only such a test can share its data with a Celery worker, a command or a live
-    server's threads, and they need it in a file (tracker/settings.py names it). `make test`
-    runs those tests on their own (`-m transactional`), the rest in memory."""
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix: None) -> None:
+    """The owner creates and migrates the test database; SQLite's, in memory (below)."""
     if OWNER_URL:
         _log_in_as(OWNER_URL)
-    if connection.vendor == "sqlite" and not any(
-        item.get_closest_marker("transactional") for item in request.session.items
-    ):
+    if connection.vendor == "sqlite":
+        _sqlite_file.append(connection.settings_dict["TEST"]["NAME"])
         connection.settings_dict["TEST"]["NAME"] = ":memory:"
+
+
+# --- SQLite: in memory, then in a file once a test commits -----------------------------------
+# SQLite's test database is made in memory. A Celery worker, a command or a live server's
+# threads started by a test cannot see a database in this process's memory; only a test that
+# commits can share its data with them (transaction=True, transactional_db, live_server), and
+# pytest-django runs those after all the others. The first of them copies the database, as it
+# stands, to the file tracker/settings.py names, and every test from then on uses the file.
+_sqlite_file: list[str] = []
+
+
+def commits(item: pytest.Item) -> bool:
+    """Whether the test's writes are committed, as pytest-django decides it."""
+    fixtures = set(getattr(item, "fixturenames", ()))
+    if {"transactional_db", "live_server", "django_db_reset_sequences"} & fixtures:
+        return True
+    marker = item.get_closest_marker("django_db")
+    if marker is None:
+        return False
+    transaction, reset_sequences, *_ = validate_django_db(marker)
+    return bool(transaction or reset_sequences)
+
+
+@pytest.fixture(scope="session")
+def database_in_a_file(django_db_setup: None, django_db_blocker: DjangoDbBlocker) -> None:
+    """From now on, the SQLite test database is a file (SQLite's backup copies it)."""
+    if connection.vendor != "sqlite" or not connection.is_in_memory_db():
+        return
+    with django_db_blocker.unblock():
+        connection.ensure_connection()
+        memory = connection.connection
+        with contextlib.closing(sqlite3.connect(_sqlite_file[0])) as target:
+            memory.backup(target)
+        connection.settings_dict["NAME"] = _sqlite_file[0]
+        connection.close()  # now it is not in memory, this closes it (and frees the memory)
+    # At the end, pytest-django destroys the test database by this name: the file.
+
+
+@pytest.fixture(scope="session")
+def live_server(database_in_a_file: None, live_server):  # type: ignore[no-untyped-def]
+    """A live server's threads open the database in the file, each on its own connection."""
+    return live_server
+
+
+@pytest.fixture(autouse=True)
+def database_in_a_file_for_a_test_that_commits(request: pytest.FixtureRequest) -> None:
+    if commits(request.node):
+        request.getfixturevalue("database_in_a_file")
 
 
 def no_autovacuum() -> None:

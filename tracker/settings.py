@@ -115,8 +115,8 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     }
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     # A file, not memory, so that a Celery worker started by a test sees the test's data.
-    # One file per test run (by process id), so that two runs never share it. A test run
-    # without a test that commits keeps it in memory instead (tests/conftest.py).
+    # One file per test run (by process id), so that two runs never share it. The tests keep
+    # it in memory until the first test that commits, which copies it here (tests/conftest.py).
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
 elif not env_bool("DATABASE_JIT"):
     # PostgreSQL compiles a query to machine code once its estimated cost passes
