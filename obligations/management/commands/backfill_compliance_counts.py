@@ -6,7 +6,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from obligations.dashboard.actions import TREND_MONTHS, fill_trend_counts
-from obligations.dates import display, london_today
+from obligations.dates import EARLIEST, display, london_today, month_ends
 from obligations.management.options import iso_date
 
 MAX_MONTHS = 1200
@@ -38,9 +38,18 @@ class Command(BaseCommand):
             ) from None
         if not 1 <= months <= MAX_MONTHS:
             raise CommandError(f"--months must be from 1 to {MAX_MONTHS}, not {months}")
+        if month_ends(today, months)[0] < EARLIEST:
+            raise CommandError(
+                f"--months {months} reaches back before {display(EARLIEST)}, "
+                "the register's earliest date"
+            )
         filled = fill_trend_counts(today=today, months=months)
         if filled:
-            days = ", ".join(display(day) for day in filled)
-            self.stdout.write(f"Stored the counts of {len(filled)} month ends: {days}.")
+            span = (
+                display(filled[0])
+                if len(filled) == 1
+                else (f"{display(filled[0])} to {display(filled[-1])}")
+            )
+            self.stdout.write(f"Stored the counts of {len(filled)} month ends: {span}.")
         else:
             self.stdout.write("Nothing to store: every past month end asked for is stored.")
