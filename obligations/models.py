@@ -38,6 +38,7 @@ from obligations.notices.models import (
     OfcomNotice,
     TechnologyNotice,
 )
+from obligations.operations.models import Heartbeat
 from obligations.providers.models import (
     Provider,
     RevenuePeriod,
@@ -72,6 +73,7 @@ __all__ = [
     "Exemption",
     "Feature",
     "HarmKind",
+    "Heartbeat",
     "LeadTime",
     "MeasureDecision",
     "Membership",

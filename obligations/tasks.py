@@ -20,6 +20,7 @@ from kombu.exceptions import OperationalError
 from obligations.access.users import get_system_user
 from obligations.dashboard.actions import fill_trend_counts
 from obligations.dates import check_plausible_dates, london_today
+from obligations.operations.actions import record_heartbeat
 from obligations.register.apply import apply_commencements as apply_commencements_now
 from obligations.reminders.delivery import DeliveryFailed, deliver
 from obligations.reminders.outbox import SweepIncomplete
@@ -81,6 +82,13 @@ def fill_compliance_counts() -> list[str]:
     that a dashboard page only reads them."""
     filled = fill_trend_counts(today=london_today())
     return [day.isoformat() for day in filled]
+
+
+@shared_task(name="obligations.beat_heartbeat")
+def beat_heartbeat() -> None:
+    """Every minute (beat): proof for /health/ that beat, the broker and a worker all run. Not
+    retried: the next heartbeat is the retry."""
+    record_heartbeat()
 
 
 def day_of(date: str | None) -> dt.date:

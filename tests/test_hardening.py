@@ -3,12 +3,7 @@ only as an attachment, the record that cannot be rewritten, and production setti
 
 from __future__ import annotations
 
-import os
-import secrets
-import subprocess
-import sys
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -335,86 +330,6 @@ def test_on_postgresql_a_trigger_refuses_update_and_delete_of_the_record(team):
             ):
                 cursor.execute(sql)
     assert Event.objects.exists() and AccessLog.objects.exists()
-
-
-# --- Production settings -----------------------------------------------------------------
-
-
-def python(tmp_path: Path, *args: str, **env: str | None) -> subprocess.CompletedProcess[str]:
-    """Python run in the project with its own settings and var directory; `env` sets (or,
-    with None, removes) environment variables."""
-    environment = {**os.environ, "TRACKER_VAR_DIR": str(tmp_path)}
-    for name, value in env.items():
-        if value is None:
-            environment.pop(name, None)
-        else:
-            environment[name] = value
-    return subprocess.run(
-        [sys.executable, *args],
-        cwd=Path(settings.BASE_DIR),
-        env=environment,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-
-
-def production(**env: str | None) -> dict[str, str | None]:
-    """A production environment that starts, changed by `env`."""
-    return {
-        "TRACKER_ENV": "production",
-        "SECRET_KEY": secrets.token_urlsafe(50),
-        "ALLOWED_HOSTS": "example.org",
-        "DEBUG": "",
-        **env,
-    }
-
-
-def test_check_deploy_is_clean_with_production_settings(tmp_path):
-    result = python(
-        tmp_path, *("manage.py", "check", "--deploy", "--fail-level", "WARNING"), **production()
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "no issues" in result.stdout
-
-
-POSTGRES = "postgres://osa@db.example/osa"
-OPTIONS = "from django.conf import settings; print(settings.DATABASES['default'].get('OPTIONS'))"
-
-
-def test_postgres_sessions_turn_jit_off_unless_told(tmp_path):
-    env = {"DJANGO_SETTINGS_MODULE": "tracker.settings", "DATABASE_URL": POSTGRES}
-    off = python(tmp_path, "-c", OPTIONS, **env)
-    assert off.stdout.strip() == "{'options': '-c jit=off'}", off.stderr
-    server = python(tmp_path, "-c", OPTIONS, **env, DATABASE_JIT="true")
-    assert server.stdout.strip() == "None", server.stderr
-    refused = python(tmp_path, "-c", OPTIONS, **env, DATABASE_JIT="x")
-    assert refused.returncode != 0 and "DATABASE_JIT must be true or false" in refused.stderr
-
-
-@pytest.mark.postgres
-def test_the_postgres_session_runs_without_jit(db):
-    with connection.cursor() as cursor:
-        cursor.execute("SHOW jit")
-        assert cursor.fetchone() == ("off",)
-
-
-def test_production_refuses_to_start_without_a_secret_key(tmp_path):
-    result = python(tmp_path, "manage.py", "check", **production(SECRET_KEY=None))
-    assert result.returncode != 0 and "SECRET_KEY must be set" in result.stderr
-
-
-def test_production_refuses_to_start_with_debug_on(tmp_path):
-    result = python(tmp_path, "manage.py", "check", **production(DEBUG="1"))
-    assert result.returncode != 0
-    assert result.stderr.strip().splitlines()[-1] == (
-        "django.core.exceptions.ImproperlyConfigured: DEBUG must be off when TRACKER_ENV=production"
-    )
-
-
-def test_passwords_are_validated():
-    validators = {v["NAME"].rsplit(".", 1)[1] for v in settings.AUTH_PASSWORD_VALIDATORS}
-    assert {"MinimumLengthValidator", "CommonPasswordValidator"} <= validators
 
 
 # --- In a real browser ----------------------------------------------------------------

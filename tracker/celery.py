@@ -3,6 +3,9 @@
 import os
 
 from celery import Celery
+from celery.signals import task_postrun, task_prerun
+
+from tracker.requestid import task_ended, task_started
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
 
@@ -18,5 +21,10 @@ app.conf.update(
     # The worker waits for a broker that is late to start; a publisher never waits (see
     # obligations.reminders.outbox.enqueue_delivery).
     broker_connection_retry_on_startup=True,
+    # Django's LOGGING (tracker/logs.py) formats the worker's and beat's lines too, JSON in
+    # production, each task's carrying its id as the request id.
+    worker_hijack_root_logger=False,
 )
+task_prerun.connect(task_started, weak=False)
+task_postrun.connect(task_ended, weak=False)
 app.autodiscover_tasks()

@@ -2,54 +2,52 @@
 
 With nothing set it runs locally: SQLite under var/, the file-system Celery
 broker, e-mail to files. Production sets TRACKER_ENV=production plus
-SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL. Its DATABASE_URL logs in
-as a role that owns no table; the migrate step alone is given the owner's
-(README, "Database roles").
+SECRET_KEY, ALLOWED_HOSTS, DATABASE_URL and REDIS_URL, and refuses to start
+without them (README, "Deploying"). Its DATABASE_URL logs in as a role that owns
+no table; the migrate step alone is given the owner's (README, "Database roles").
+
+Every variable is read through `env` (tracker/env.py): a malformed one stops the
+process at start-up with one line naming it. Nothing here writes to disk, so the
+settings load on a read-only file system; local folders are made by the app when it
+uses them (obligations/apps.py).
 """
 
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
-from django.core.exceptions import ImproperlyConfigured
+
+from tracker.env import Env
+from tracker.logs import logging_config
+from tracker.sentry import start_error_tracking
+
+env = Env(os.environ)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-VAR_DIR = Path(os.environ.get("TRACKER_VAR_DIR", BASE_DIR / "var"))
-# Local state (SQLite, evidence, broker, mail) lives here; created so every command just works.
-VAR_DIR.mkdir(parents=True, exist_ok=True)
+# Local state (SQLite, evidence, broker, mail, the development signing key) lives here.
+VAR_DIR = Path(env.str("TRACKER_VAR_DIR", str(BASE_DIR / "var")))
 
-
-def env_bool(name: str, default: bool = False) -> bool:
-    value = os.environ.get(name)
-    if value is None or value == "":
-        return default
-    if value.lower() in {"1", "true", "yes", "on"}:
-        return True
-    if value.lower() in {"0", "false", "no", "off"}:
-        return False
-    raise ImproperlyConfigured(f"{name} must be true or false, not {value!r}")
-
-
-def env_list(name: str, default: str = "") -> list[str]:
-    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
-
-
-PRODUCTION = os.environ.get("TRACKER_ENV", "development") == "production"
-DEBUG = env_bool("DEBUG", default=False)
+PRODUCTION = env.choice("TRACKER_ENV", "development", ("development", "production")) == (
+    "production"
+)
+DEBUG = env.bool("DEBUG", default=False)
 if PRODUCTION and DEBUG:
     # Debug pages show settings, code and data to whoever triggers an error.
-    raise ImproperlyConfigured("DEBUG must be off when TRACKER_ENV=production")
+    env.refuse("DEBUG must be off when TRACKER_ENV=production")
 
-SECRET_KEY = os.environ.get("SECRET_KEY", "")
+SECRET_KEY = env.str("SECRET_KEY")
 if not SECRET_KEY:
     if PRODUCTION:
-        raise ImproperlyConfigured("SECRET_KEY must be set when TRACKER_ENV=production")
+        env.refuse("SECRET_KEY must be set when TRACKER_ENV=production")
     # Local and test use only; production refuses to start without its own key.
     SECRET_KEY = "django-insecure-local-development-key-not-for-production"
 
-ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
-CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS")
-SITE_URL = os.environ.get("SITE_URL", "http://127.0.0.1:8000")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", "" if PRODUCTION else "127.0.0.1,localhost,testserver")
+if PRODUCTION and not ALLOWED_HOSTS:
+    env.refuse("ALLOWED_HOSTS must name the site's host names when TRACKER_ENV=production")
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
+SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -64,10 +62,12 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "health_check",
     "obligations",
 ]
 
 MIDDLEWARE = [
+    "tracker.requestid.RequestIdMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -99,14 +99,26 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {
-    "default": dj_database_url.config(
-        default=f"sqlite:///{VAR_DIR / 'tracker.sqlite3'}",
-        conn_max_age=int(os.environ.get("DB_CONN_MAX_AGE", "60")),
-        conn_health_checks=True,
+DATABASE_URL = env.str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tracker.sqlite3'}")
+try:
+    DATABASES = {
+        "default": dj_database_url.parse(
+            DATABASE_URL,
+            conn_max_age=env.int("DB_CONN_MAX_AGE", 60, minimum=0, maximum=24 * 60 * 60),
+            conn_health_checks=True,
+        )
+    }
+except ValueError as exc:
+    env.refuse(f"DATABASE_URL is not a database URL this tracker knows ({exc})")
+    DATABASES = {"default": dj_database_url.parse("sqlite://:memory:")}
+SQLITE = DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3"
+if PRODUCTION and SQLITE and not env.bool("ALLOW_SQLITE_IN_PRODUCTION"):
+    # One file on one machine: no second web process, no backups while it runs, no roles.
+    env.refuse(
+        "TRACKER_ENV=production needs DATABASE_URL to name a PostgreSQL database, not SQLite "
+        "(set ALLOW_SQLITE_IN_PRODUCTION=1 to run on SQLite anyway)"
     )
-}
-if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+if SQLITE:
     # WAL lets the web server, worker and beat share one SQLite file on a laptop.
     DATABASES["default"]["OPTIONS"] = {
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
@@ -118,7 +130,7 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # One file per test run (by process id), so that two runs never share it. The tests keep
     # it in memory until the first test that commits, which copies it here (tests/conftest.py).
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / f"test-{os.getpid()}.sqlite3")}
-elif not env_bool("DATABASE_JIT"):
+elif not env.bool("DATABASE_JIT"):
     # PostgreSQL compiles a query to machine code once its estimated cost passes
     # jit_above_cost. The whole register's correlated subqueries estimate high, and compiling
     # cost more than it saved: the 100,000-row CSV export took 2.44 s with JIT, 2.05 s without.
@@ -141,8 +153,8 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = VAR_DIR / "staticfiles"
-STATIC_ROOT.mkdir(exist_ok=True)
+# `manage.py collectstatic` writes here (at image build time in a container); WhiteNoise serves it.
+STATIC_ROOT = Path(env.str("STATIC_ROOT", str(VAR_DIR / "staticfiles")))
 STORAGES = {
     "default": {
         "BACKEND": "django.core.files.storage.FileSystemStorage",
@@ -163,10 +175,12 @@ LOGIN_URL = "admin:login"
 # failures for one name from one address, or for any names from one address, pause sign-in
 # (and API keys from that address) for the lockout. Behind reverse proxies, TRUSTED_PROXIES
 # says how many, so that the client's address is read from X-Forwarded-For, not the proxy's.
-SIGN_IN_FAILURES_PER_NAME = int(os.environ.get("SIGN_IN_FAILURES_PER_NAME", "5"))
-SIGN_IN_FAILURES_PER_ADDRESS = int(os.environ.get("SIGN_IN_FAILURES_PER_ADDRESS", "30"))
-SIGN_IN_LOCKOUT_MINUTES = int(os.environ.get("SIGN_IN_LOCKOUT_MINUTES", "15"))
-TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
+SIGN_IN_FAILURES_PER_NAME = env.int("SIGN_IN_FAILURES_PER_NAME", 5, minimum=1, maximum=1000)
+SIGN_IN_FAILURES_PER_ADDRESS = env.int(
+    "SIGN_IN_FAILURES_PER_ADDRESS", 30, minimum=1, maximum=100000
+)
+SIGN_IN_LOCKOUT_MINUTES = env.int("SIGN_IN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
+TRUSTED_PROXIES = env.int("TRUSTED_PROXIES", 0, minimum=0, maximum=10)
 
 # Content Security Policy (tracker.csp): nothing inline runs anywhere, Swagger UI included
 # (its start-up script is served from /api/docs/?script); styles come from our own files or
@@ -176,7 +190,7 @@ CSP_INLINE_STYLE_PREFIXES = ("/admin/", "/api/")
 
 # Evidence uploads: hashed as they stream in, refused past the size limit or outside the
 # allow-list (content type from the name, checked against the first bytes where it can be).
-EVIDENCE_MAX_BYTES = int(os.environ.get("EVIDENCE_MAX_BYTES", str(50 * 1024 * 1024)))
+EVIDENCE_MAX_BYTES = env.int("EVIDENCE_MAX_BYTES", 50 * 1024 * 1024, minimum=1, maximum=2**40)
 EVIDENCE_CONTENT_TYPES = {
     "application/pdf",
     "image/png",
@@ -192,34 +206,46 @@ EVIDENCE_CONTENT_TYPES = {
 FILE_UPLOAD_HANDLERS = ["obligations.register.uploads.HashingUploadHandler"]
 # The largest register file an import reads (admin upload or command), in bytes; the admin
 # stops receiving at this size. Rows, columns and cell length have fixed limits (importer.py).
-IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", str(5 * 1024 * 1024)))
+IMPORT_MAX_BYTES = env.int("IMPORT_MAX_BYTES", 5 * 1024 * 1024, minimum=1, maximum=2**31)
 # Uploads beyond this are refused by the handler with a clear message, not a 400 page.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 5 * 1024 * 1024
 # History is a record, not an undo button.
 SIMPLE_HISTORY_REVERT_DISABLED = True
 
 # E-mail: SMTP from the environment in production, files locally.
-EMAIL_BACKEND = os.environ.get(
+EMAIL_BACKEND = env.str(
     "EMAIL_BACKEND",
     "django.core.mail.backends.smtp.EmailBackend"
     if PRODUCTION
     else "django.core.mail.backends.filebased.EmailBackend",
 )
 EMAIL_FILE_PATH = VAR_DIR / "mail"
-EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
-EMAIL_PORT = int(os.environ.get("EMAIL_PORT", "25"))
-EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
-EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
-EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS")
-DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "osa-tracker@localhost")
-# Each wait on the mail server ends within this, so that one reminder digest is sent well within
-# its delivery run's lease (obligations/reminders.py).
-EMAIL_TIMEOUT = 10
+EMAIL_HOST = env.str("EMAIL_HOST", "localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS")
+EMAIL_USE_SSL = env.bool("EMAIL_USE_SSL")
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    env.refuse("EMAIL_USE_TLS and EMAIL_USE_SSL are two ways of encrypting: set one of them")
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", "osa-tracker@localhost")
+# Each wait on the mail server (connect, send) ends within this many seconds, so that a stuck
+# server cannot hang a worker, and one digest is sent well within its delivery run's lease
+# (REMINDER_CLAIM_LEASE_SECONDS).
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
 
 # Celery: Redis when REDIS_URL is set; otherwise kombu's file-system transport,
 # so a laptop runs a real worker and beat with no server to install.
-REDIS_URL = os.environ.get("REDIS_URL", "")
-CELERY_BROKER_DIR = Path(os.environ.get("CELERY_BROKER_DIR", VAR_DIR / "broker"))
+REDIS_URL = env.str("REDIS_URL")
+if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    env.refuse(f"REDIS_URL must begin redis://, rediss:// or unix://, not {REDIS_URL[:12]!r}")
+if PRODUCTION and not REDIS_URL and not env.bool("ALLOW_FILESYSTEM_BROKER_IN_PRODUCTION"):
+    # The file-system broker is one folder on one machine: workers elsewhere never see it.
+    env.refuse(
+        "TRACKER_ENV=production needs REDIS_URL for Celery, not the file-system broker "
+        "(set ALLOW_FILESYSTEM_BROKER_IN_PRODUCTION=1 to use it anyway)"
+    )
+CELERY_BROKER_DIR = Path(env.str("CELERY_BROKER_DIR", str(VAR_DIR / "broker")))
 CELERY_BROKER_URL = REDIS_URL or "filesystem://"
 # Short timeouts: with the broker down, a web request that enqueues gives up in seconds
 # (and its save has already committed); it never hangs.
@@ -262,21 +288,23 @@ else:
         "control_folder": str(CELERY_BROKER_DIR / "control"),
         "store_processed": False,
     }
-    for folder in ("queue", "control"):
-        (CELERY_BROKER_DIR / folder).mkdir(parents=True, exist_ok=True)
 CELERY_TIMEZONE = TIME_ZONE
 CELERY_TASK_IGNORE_RESULT = True
 # Beat's schedule lives in the database, so staff see and change it in the admin.
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 # The first time of the daily reminder sweep (Europe/London); change it in the admin after.
-REMINDER_SWEEP_AT = os.environ.get("REMINDER_SWEEP_AT", "07:00")
+REMINDER_SWEEP_AT = env.str("REMINDER_SWEEP_AT", "07:00")
+if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", REMINDER_SWEEP_AT):
+    env.refuse(f"REMINDER_SWEEP_AT must be a time of day as HH:MM, not {REMINDER_SWEEP_AT!r}")
 # Beat delivers the outbox this often (set at the first migrate; change it in the admin after).
 REMINDER_DELIVERY_EVERY_MINUTES = 5
 # A delivery run's claim on outbox rows lapses after this unless the run renews it, and the next
 # delivery run takes the rows over (obligations/reminders.py: the lease, the duplicate window).
-REMINDER_CLAIM_LEASE_SECONDS = int(os.environ.get("REMINDER_CLAIM_LEASE_SECONDS", "120"))
+REMINDER_CLAIM_LEASE_SECONDS = env.int(
+    "REMINDER_CLAIM_LEASE_SECONDS", 120, minimum=30, maximum=3600
+)
 # A digest lists this many items per section and counts the rest (all are in the admin).
-REMINDER_DIGEST_MAX_ITEMS = int(os.environ.get("REMINDER_DIGEST_MAX_ITEMS", "100"))
+REMINDER_DIGEST_MAX_ITEMS = env.int("REMINDER_DIGEST_MAX_ITEMS", 100, minimum=1, maximum=10000)
 
 # The REST API: session auth for the browsable API, hashed tokens for scripts; every list
 # filtered strictly (an unknown parameter is a 400), paginated by cursor (no OFFSET scans).
@@ -320,8 +348,8 @@ SPECTACULAR_SETTINGS = {
 # Audit packs are signed with an Ed25519 private key (PEM, PKCS8): the key itself, or the path
 # of a file holding it. With neither, development makes one in VAR_DIR on first use; production
 # refuses to sign (checked when a pack is made, so that `check --deploy` needs no key).
-AUDIT_PACK_SIGNING_KEY = os.environ.get("AUDIT_PACK_SIGNING_KEY", "")
-AUDIT_PACK_SIGNING_KEY_FILE = os.environ.get("AUDIT_PACK_SIGNING_KEY_FILE", "")
+AUDIT_PACK_SIGNING_KEY = env.str("AUDIT_PACK_SIGNING_KEY", single_line=False)
+AUDIT_PACK_SIGNING_KEY_FILE = env.str("AUDIT_PACK_SIGNING_KEY_FILE")
 
 # The catalogue the tracker loads by default.
 CATALOGUE_PATH = BASE_DIR / "fixtures" / "osa-catalogue.json"
@@ -330,10 +358,12 @@ SYSTEM_USERNAME = "osa-tracker-system"
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-    SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", default=True)
-    SECURE_HSTS_SECONDS = int(os.environ.get("SECURE_HSTS_SECONDS", str(60 * 60 * 24 * 365)))
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_HSTS_SECONDS = env.int(
+        "SECURE_HSTS_SECONDS", 60 * 60 * 24 * 365, minimum=0, maximum=2 * 60 * 60 * 24 * 365
+    )
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
-    SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", default=False)
+    SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
     if not SECURE_HSTS_PRELOAD:
         # Preloading commits the whole domain to HTTPS for browsers for months: the operator
         # opts in with SECURE_HSTS_PRELOAD=1, so its absence is a decision, not an oversight.
@@ -341,9 +371,23 @@ if PRODUCTION:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
-    "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-}
+# Logs go to standard error, one JSON object a line in production (time, level, logger,
+# message, request_id) for a log collector; plain text on a laptop. tracker/logs.py.
+LOGGING = logging_config(
+    json=env.choice("LOG_FORMAT", "json" if PRODUCTION else "text", ("json", "text")) == "json",
+    level=env.choice("LOG_LEVEL", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")),
+)
+
+# Errors to Sentry (or a Sentry-compatible service such as GlitchTip) when a DSN is given:
+# no personal data is sent (tracker/sentry.py).
+SENTRY_DSN = env.str("SENTRY_DSN")
+SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", "production" if PRODUCTION else "development")
+SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0, maximum=1)
+
+# /health/ (tracker/health.py): beat queues a heartbeat task this often; a heartbeat older than
+# twice this means beat (or every worker) has stopped.
+BEAT_HEARTBEAT_SECONDS = 60
+
+env.check()
+if SENTRY_DSN:
+    start_error_tracking(SENTRY_DSN, SENTRY_ENVIRONMENT, SENTRY_TRACES_SAMPLE_RATE)

@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from obligations.exports.feeds import calendar_feed
+from obligations.operations.health import health_view
 from obligations.views import assessment_record, download_evidence, measures_record
 
 admin.site.site_header = "Online Safety Act obligations tracker"
@@ -22,6 +23,8 @@ urlpatterns = [
     path("records/services/<int:pk>/measures/", measures_record, name="measures-record"),
     path("calendar/<str:secret>.ics", calendar_feed, name="calendar-feed"),
     path("dashboard/", include("obligations.dashboard.urls")),
+    # For load balancers and monitors: no sign-in, nothing but each check's status.
+    path("health/", health_view(), name="health"),
 ]
 
 # Under /api/ these answer in the API's JSON error shape; elsewhere with Django's pages.

@@ -64,6 +64,7 @@ def _development_key(path: Path) -> bytes:
         )
         # Written whole to a private (0600) temporary file, then linked into place: two
         # processes making it at once end up with one key, and neither reads half a file.
+        path.parent.mkdir(parents=True, exist_ok=True)
         fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=".audit-pack-key-")
         try:
             with os.fdopen(fd, "wb") as out:

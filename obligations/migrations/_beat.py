@@ -27,3 +27,28 @@ def nightly(name: str, task: str, *, hour: str, minute: str, description: str):
         apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=name).delete()
 
     return schedule, unschedule
+
+
+def every(name: str, task: str, *, seconds: int, description: str):
+    """RunPython's forward and backward functions for one task every `seconds`, each run
+    expiring when the next is due (a heartbeat queued while no worker runs is not worth
+    running late)."""
+
+    def schedule(apps, schema_editor):
+        IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
+        PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
+        if PeriodicTask.objects.filter(name=name).exists():
+            return
+        interval, _ = IntervalSchedule.objects.get_or_create(every=seconds, period="seconds")
+        PeriodicTask.objects.create(
+            name=name,
+            task=task,
+            interval=interval,
+            expire_seconds=seconds,
+            description=description,
+        )
+
+    def unschedule(apps, schema_editor):
+        apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=name).delete()
+
+    return schedule, unschedule

@@ -1,0 +1,143 @@
+"""What an operator reads: JSON log lines with a request id, errors sent to Sentry without
+personal data, and a mail server that hangs not hanging the worker."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import logging
+import smtplib
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from logging.config import dictConfig
+from pathlib import Path
+
+import pytest
+from django.core.mail import send_mail
+from django.test import Client
+
+from tests.deploy.test_settings import production, python
+from tracker.logs import logging_config
+from tracker.requestid import HEADER
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def json_lines() -> Iterator[list[dict[str, str]]]:
+    """The tracker's production logging configuration, writing into a list."""
+    lines: list[dict[str, str]] = []
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(json.loads(self.format(record)))
+
+    config = logging_config(json=True, level="INFO")
+    config["handlers"]["console"] = {
+        "()": Collect,
+        "formatter": "default",
+        "filters": ["request_id"],
+    }
+    dictConfig(config)
+    try:
+        yield lines
+    finally:
+        logging.config.dictConfig(logging_config(json=False, level="INFO"))
+
+
+def test_a_request_logs_json_lines_carrying_its_id(json_lines):
+    response = Client().get("/no-such-page/")
+    request_id = response[HEADER]
+    assert len(request_id) == 32
+    [line] = [line for line in json_lines if line["logger"] == "django.request"]
+    assert line["level"] == "WARNING"
+    assert line["message"] == "Not Found: /no-such-page/"
+    assert line["request_id"] == request_id
+    assert line["time"].startswith("2026-11-24T10:00:00")
+
+
+def test_the_proxys_request_id_is_kept_when_plain_and_replaced_when_not(json_lines):
+    assert Client().get("/nope/", HTTP_X_REQUEST_ID="lb-7f3a.01")[HEADER] == "lb-7f3a.01"
+    for forged in ("a\nfake line", "x" * 65, 'x" "level":"ERROR'):
+        answered = Client().get("/nope/", HTTP_X_REQUEST_ID=forged)[HEADER]
+        assert answered != forged and len(answered) == 32
+    assert {line["request_id"] for line in json_lines} >= {"lb-7f3a.01"}
+
+
+def test_production_logs_are_json_on_standard_error(tmp_path):
+    result = python(
+        tmp_path,
+        "-c",
+        "import django, logging; django.setup(); logging.getLogger('obligations').warning('hi')",
+        **production(DJANGO_SETTINGS_MODULE="tracker.settings"),
+    )
+    line = json.loads(result.stderr.strip().splitlines()[-1])
+    assert {k: line[k] for k in ("level", "logger", "message", "request_id")} == {
+        "level": "WARNING",
+        "logger": "obligations",
+        "message": "hi",
+        "request_id": "-",
+    }
+
+
+class Receiver(BaseHTTPRequestHandler):
+    """Sentry's ingest endpoint, as far as a test needs: it keeps what is posted."""
+
+    received: list[bytes] = []
+
+    def do_POST(self) -> None:
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        if self.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        Receiver.received.append(body)
+        self.send_response(200)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+def test_errors_go_to_sentry_without_personal_data(tmp_path: Path):
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Receiver)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    Receiver.received.clear()
+    try:
+        result = python(
+            tmp_path,
+            "-c",
+            "import django, sentry_sdk; django.setup(); "
+            "print(sentry_sdk.get_client().options['send_default_pii']); 1/0",
+            DJANGO_SETTINGS_MODULE="tracker.settings",
+            SENTRY_DSN=f"http://public@127.0.0.1:{server.server_port}/42",
+            SENTRY_ENVIRONMENT="staging",
+        )
+    finally:
+        server.shutdown()
+    assert result.stdout.strip() == "False"
+    assert "ZeroDivisionError" in result.stderr
+    [envelope] = [body for body in Receiver.received if b"ZeroDivisionError" in body]
+    event = json.loads(envelope.splitlines()[2])
+    assert event["environment"] == "staging"
+    assert event["exception"]["values"][-1]["type"] == "ZeroDivisionError"
+
+
+def test_a_mail_server_that_never_answers_cannot_hang_a_worker(settings):
+    """EMAIL_TIMEOUT bounds every wait: a server that takes the connection and then says
+    nothing fails the send in about that time (the outbox retries it later)."""
+    silent = socket.socket()
+    silent.bind(("127.0.0.1", 0))
+    silent.listen()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", silent.getsockname()[1]
+    settings.EMAIL_TIMEOUT = 1
+    started = time.perf_counter()
+    try:
+        with pytest.raises((TimeoutError, smtplib.SMTPServerDisconnected), match="timed out"):
+            send_mail("s", "b", "from@example.org", ["to@example.org"])
+    finally:
+        silent.close()
+    assert time.perf_counter() - started < 10
