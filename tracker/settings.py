@@ -8,7 +8,10 @@ as a role that owns no table; the migrate step alone is given the owner's
 """
 
 import os
+import re
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -156,6 +159,65 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# Evidence in object storage (README, "Evidence in object storage"): with EVIDENCE_S3_BUCKET set,
+# evidence goes to that bucket instead of VAR_DIR/evidence. Credentials are boto3's own
+# (AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, a profile, or an instance role).
+EVIDENCE_S3_VARIABLES = ("EVIDENCE_S3_ENDPOINT_URL", "EVIDENCE_S3_REGION", "EVIDENCE_S3_PREFIX")
+
+
+def evidence_s3_storage(environ: Mapping[str, str]) -> dict[str, Any] | None:
+    """The default storage for an S3 bucket, or None (local disk) when no bucket is named."""
+    bucket = environ.get("EVIDENCE_S3_BUCKET", "").strip()
+    if not bucket:
+        stray = [name for name in EVIDENCE_S3_VARIABLES if environ.get(name, "").strip()]
+        if stray:
+            # A mistyped bucket variable would otherwise leave evidence on local disk unnoticed.
+            raise ImproperlyConfigured(f"{stray[0]} is set but EVIDENCE_S3_BUCKET is not")
+        return None
+    if not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ImproperlyConfigured(
+            f"EVIDENCE_S3_BUCKET must be a bucket name (3 to 63 lowercase letters, digits, "
+            f"dots and hyphens), not {bucket!r}"
+        )
+    endpoint = environ.get("EVIDENCE_S3_ENDPOINT_URL", "").strip()
+    if endpoint and not re.fullmatch(r"https?://[^/\s?#]+/?", endpoint):
+        raise ImproperlyConfigured(
+            f"EVIDENCE_S3_ENDPOINT_URL must be http(s)://host[:port], not {endpoint!r}"
+        )
+    region = environ.get("EVIDENCE_S3_REGION", "").strip()
+    if region and not re.fullmatch(r"[a-z0-9-]+", region):
+        raise ImproperlyConfigured(f"EVIDENCE_S3_REGION must be like eu-west-2, not {region!r}")
+    prefix = environ.get("EVIDENCE_S3_PREFIX", "").strip().strip("/")
+    if not re.fullmatch(r"[A-Za-z0-9._-]*(/[A-Za-z0-9._-]+)*", prefix) or ".." in prefix:
+        raise ImproperlyConfigured(
+            f"EVIDENCE_S3_PREFIX must be a key prefix such as tracker/evidence, not {prefix!r}"
+        )
+    return {
+        "BACKEND": "storages.backends.s3.S3Storage",
+        "OPTIONS": {
+            "bucket_name": bucket,
+            "endpoint_url": endpoint or None,
+            "region_name": region or None,
+            "location": prefix,
+            # Objects take the bucket's private default; nothing is ever made public.
+            "default_acl": None,
+            # We never hand out bucket URLs (the authorised views stream every file); should one
+            # slip out, unsigned it is refused by the private bucket rather than working for a day.
+            "querystring_auth": False,
+            # Two uploads with the same hash each keep their own object, as on disk.
+            "file_overwrite": False,
+            # S3-compatible servers (MinIO and the like) are addressed by path: a bucket as a
+            # subdomain needs wildcard DNS they seldom have. AWS itself keeps botocore's choice.
+            "addressing_style": "path" if endpoint else None,
+            # A download is spooled here before it is streamed: past 2 MB to a temporary file,
+            # so that a 50 MB file does not sit in memory for each download.
+            "max_memory_size": 2 * 1024 * 1024,
+        },
+    }
+
+
+STORAGES["default"] = evidence_s3_storage(os.environ) or STORAGES["default"]
 
 LOGIN_URL = "admin:login"
 
