@@ -6,7 +6,9 @@ starts a fresh PostgreSQL cluster in a temporary directory (as the `postgres`
 system user when run as root: PostgreSQL refuses to run as root) and a Redis
 server with no persistence, runs the command with DATABASE_URL and REDIS_URL
 pointing at them, then stops the servers and removes their directories,
-whatever the command's outcome.
+whatever the command's outcome. `s3` is moto's S3 server, in memory, with an empty
+bucket; it sets the EVIDENCE_S3_* variables and dummy AWS keys (README, "Evidence in
+object storage").
 
 PostgreSQL has the two roles production has (tracker/database-roles.sql):
 DATABASE_URL logs in as the app's role, which owns no table, and
@@ -29,6 +31,9 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
+
+import boto3
 
 ROLES_SQL = Path(__file__).resolve().parent.parent / "tracker" / "database-roles.sql"
 
@@ -204,7 +209,60 @@ def redis() -> Iterator[dict[str, str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-SERVERS = {"postgres": postgres, "redis": redis}
+S3_BUCKET, S3_REGION = "osa-evidence", "eu-west-2"
+
+
+@contextlib.contextmanager
+def s3() -> Iterator[dict[str, str]]:
+    """moto in server mode: a real S3 API over HTTP, holding everything in memory."""
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            with contextlib.suppress(OSError):
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise SystemExit("The S3 server (moto) did not start")
+            time.sleep(0.1)
+        env = {
+            "EVIDENCE_S3_BUCKET": S3_BUCKET,
+            "EVIDENCE_S3_ENDPOINT_URL": endpoint,
+            "EVIDENCE_S3_REGION": S3_REGION,
+            # moto accepts any keys; these only keep boto3 from looking for real ones.
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+        }
+        s3_client(env).create_bucket(
+            Bucket=S3_BUCKET, CreateBucketConfiguration={"LocationConstraint": S3_REGION}
+        )
+        yield env
+    finally:
+        server.terminate()
+        try:
+            server.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+
+
+def s3_client(env: dict[str, str]) -> Any:
+    """A boto3 client for the server `s3()` started, to look in (or tamper with) its bucket."""
+    return boto3.client(
+        "s3",
+        endpoint_url=env["EVIDENCE_S3_ENDPOINT_URL"],
+        region_name=env["EVIDENCE_S3_REGION"],
+        aws_access_key_id=env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=env["AWS_SECRET_ACCESS_KEY"],
+    )
+
+
+SERVERS = {"postgres": postgres, "redis": redis, "s3": s3}
 
 
 def _terminated(signum: int, frame: object) -> None:

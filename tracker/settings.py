@@ -21,6 +21,7 @@ import dj_database_url
 from tracker.env import Env
 from tracker.logs import logging_config
 from tracker.sentry import start_error_tracking
+from tracker.storage import evidence_s3_storage
 
 env = Env(os.environ)
 
@@ -168,6 +169,10 @@ STORAGES = {
     },
 }
 WHITENOISE_USE_FINDERS = not PRODUCTION
+
+# Evidence in object storage (README, "Evidence in object storage"): with EVIDENCE_S3_BUCKET set,
+# evidence goes to that private bucket instead of VAR_DIR/evidence (tracker/storage.py).
+STORAGES["default"] = evidence_s3_storage(env) or STORAGES["default"]
 
 LOGIN_URL = "admin:login"
 
