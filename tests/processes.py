@@ -39,39 +39,47 @@ def environment(var_dir: Path, **extra: str) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def celery_worker(
-    env: dict[str, str], log: Path, app: str = "tracker"
+def running(
+    command: list[str], env: dict[str, str], log: Path
 ) -> Iterator[subprocess.Popen[bytes]]:
-    """A worker process, as `make run` starts one; stopped (warm shutdown) afterwards."""
+    """A process of the project, its output in `log`; stopped as a supervisor stops it
+    (SIGTERM, then SIGKILL after 30 s) when the block ends."""
     with log.open("wb") as out:
-        worker = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "-A",
-                app,
-                "worker",
-                "--pool=solo",
-                "--without-gossip",
-                "--without-mingle",
-                "--without-heartbeat",
-                "--loglevel=INFO",
-            ],
-            cwd=settings.BASE_DIR,
-            env=env,
-            stdout=out,
-            stderr=subprocess.STDOUT,
+        process = subprocess.Popen(
+            command, cwd=settings.BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT
         )
         try:
-            yield worker
+            yield process
         finally:
-            worker.terminate()
+            process.terminate()
             try:
-                worker.wait(timeout=30)
+                process.wait(timeout=30)
             except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+                process.kill()
+                process.wait()
+
+
+def celery_worker(
+    env: dict[str, str], log: Path, app: str = "tracker"
+) -> contextlib.AbstractContextManager[subprocess.Popen[bytes]]:
+    """A worker process, as `make run` starts one; stopped (warm shutdown) afterwards."""
+    return running(
+        [
+            sys.executable,
+            "-m",
+            "celery",
+            "-A",
+            app,
+            "worker",
+            "--pool=solo",
+            "--without-gossip",
+            "--without-mingle",
+            "--without-heartbeat",
+            "--loglevel=INFO",
+        ],
+        env,
+        log,
+    )
 
 
 def wait_for(condition: Callable[[], bool], what: str, log: Path | None = None) -> None:

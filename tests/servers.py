@@ -29,7 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -164,9 +164,10 @@ def redis_server_binary() -> str:
 
 
 @contextlib.contextmanager
-def redis() -> Iterator[dict[str, str]]:
+def redis(port: int | None = None) -> Iterator[dict[str, str]]:
+    """A Redis server, on `port` when given (a test that stops one starts it again there)."""
     root = tempfile.mkdtemp(prefix="osa-redis-")
-    port = free_port()
+    port = port or free_port()
     server = subprocess.Popen(
         [
             redis_server_binary(),
@@ -262,7 +263,11 @@ def s3_client(env: dict[str, str]) -> Any:
     )
 
 
-SERVERS = {"postgres": postgres, "redis": redis, "s3": s3}
+SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[dict[str, str]]]] = {
+    "postgres": postgres,
+    "redis": redis,
+    "s3": s3,
+}
 
 
 def _terminated(signum: int, frame: object) -> None:
