@@ -94,6 +94,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "obligations.access.admin_sso.single_sign_on",
             ],
         },
     },
@@ -327,6 +328,43 @@ AUDIT_PACK_SIGNING_KEY_FILE = os.environ.get("AUDIT_PACK_SIGNING_KEY_FILE", "")
 CATALOGUE_PATH = BASE_DIR / "fixtures" / "osa-catalogue.json"
 # The named user that tasks and commands act as.
 SYSTEM_USERNAME = "osa-tracker-system"
+
+# Single sign-on through an OpenID Connect identity provider (README, "Single sign-on";
+# obligations/access/sso.py), on only when OIDC_RP_CLIENT_ID is set: then the secret, the
+# issuer and its endpoints are required, and the admin's sign-in page offers it beside the
+# password form. mozilla-django-oidc reads these settings on each request.
+OIDC_RP_CLIENT_ID = os.environ.get("OIDC_RP_CLIENT_ID", "")
+OIDC_RP_CLIENT_SECRET = os.environ.get("OIDC_RP_CLIENT_SECRET", "")
+OIDC_OP_ISSUER = os.environ.get("OIDC_OP_ISSUER", "")
+OIDC_OP_AUTHORIZATION_ENDPOINT = os.environ.get("OIDC_OP_AUTHORIZATION_ENDPOINT", "")
+OIDC_OP_TOKEN_ENDPOINT = os.environ.get("OIDC_OP_TOKEN_ENDPOINT", "")
+OIDC_OP_USER_ENDPOINT = os.environ.get("OIDC_OP_USER_ENDPOINT", "")
+OIDC_OP_JWKS_ENDPOINT = os.environ.get("OIDC_OP_JWKS_ENDPOINT", "")
+OIDC_PROVIDER_NAME = os.environ.get("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_GROUPS_CLAIM = os.environ.get("OIDC_GROUPS_CLAIM", "groups")
+OIDC_RP_SCOPES = os.environ.get("OIDC_RP_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = "RS256"  # ID tokens signed with the provider's key, read from its JWKS
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10  # seconds for each call to the provider: a sign-in never hangs
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"  # where a refusal's message is shown
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_RP_CLIENT_ID:
+    _missing = [
+        name
+        for name in (
+            "OIDC_RP_CLIENT_SECRET",
+            "OIDC_OP_ISSUER",
+            "OIDC_OP_AUTHORIZATION_ENDPOINT",
+            "OIDC_OP_TOKEN_ENDPOINT",
+            "OIDC_OP_USER_ENDPOINT",
+            "OIDC_OP_JWKS_ENDPOINT",
+        )
+        if not globals()[name]
+    ]
+    if _missing:
+        raise ImproperlyConfigured(f"OIDC_RP_CLIENT_ID is set: set {', '.join(_missing)} too")
+    AUTHENTICATION_BACKENDS.append("obligations.access.sso.OidcBackend")
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

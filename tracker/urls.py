@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -23,6 +24,10 @@ urlpatterns = [
     path("calendar/<str:secret>.ics", calendar_feed, name="calendar-feed"),
     path("dashboard/", include("obligations.dashboard.urls")),
 ]
+
+if settings.OIDC_RP_CLIENT_ID:
+    # Single sign-on, when configured (README): the redirect URI is /oidc/callback/.
+    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
 
 # Under /api/ these answer in the API's JSON error shape; elsewhere with Django's pages.
 handler400 = "obligations.api.errors.bad_request"
