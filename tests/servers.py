@@ -30,6 +30,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+from tests.oidc_provider.server import running_provider
+
 ROLES_SQL = Path(__file__).resolve().parent.parent / "tracker" / "database-roles.sql"
 
 
@@ -204,7 +206,21 @@ def redis() -> Iterator[dict[str, str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-SERVERS = {"postgres": postgres, "redis": redis}
+@contextlib.contextmanager
+def oidc() -> Iterator[dict[str, str]]:
+    """The throwaway OpenID Connect provider (tests/oidc_provider/), for a tracker process the
+    command starts: the tracker's OIDC_* variables, and the provider's own two, which
+    `python -m tests.oidc_provider user NAME PASSWORD --group G` needs to add a user. Not
+    for the whole suite: the access matrix expects no single sign-on URLs."""
+    with running_provider() as provider:
+        yield {
+            **provider.tracker_settings(),
+            "OIDC_PROVIDER_DIR": str(provider.directory),
+            "OIDC_PROVIDER_ISSUER": provider.issuer,
+        }
+
+
+SERVERS = {"postgres": postgres, "redis": redis, "oidc": oidc}
 
 
 def _terminated(signum: int, frame: object) -> None:

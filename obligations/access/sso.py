@@ -91,7 +91,10 @@ def reconcile_memberships(user: User, wanted: dict[int, tuple[str, list[str]]]) 
     )
     held = {m.organisation_id: m for m in open_rows}
     for organisation_id, (role, groups) in sorted(wanted.items()):
-        why = f"Single sign-on: {provider}'s group {', '.join(groups)} gives this role."[:300]
+        said = (
+            f"group {groups[0]} gives" if len(groups) == 1 else f"groups {', '.join(groups)} give"
+        )
+        why = f"Single sign-on: {provider}'s {said} this role."[:300]
         membership = held.pop(organisation_id, None)
         if membership is None:
             add_member(
