@@ -1,5 +1,4 @@
 import importlib
-import sys
 from collections.abc import Iterator
 
 import pytest
@@ -17,7 +16,7 @@ def oidc_provider() -> Iterator[Provider]:
 
 def reload_urls() -> None:
     """tracker/urls.py adds the single sign-on URLs when its settings say so as it is read."""
-    importlib.reload(sys.modules["tracker.urls"])
+    importlib.reload(importlib.import_module("tracker.urls"))
     clear_url_caches()
 
 
