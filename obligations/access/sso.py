@@ -8,9 +8,10 @@ refused, and every refusal is in the access log."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import jwt
@@ -106,19 +107,26 @@ def reconcile_memberships(user: User, wanted: dict[int, tuple[str, list[str]]]) 
                 via_sso=True,
             )
         elif membership.via_sso and membership.role != role:
-            change_role(actor=system, membership=membership, role=role, description=why)
+            with _keeping_the_last_admin(membership):
+                change_role(actor=system, membership=membership, role=role, description=why)
     for membership in held.values():
-        if not membership.via_sso:
-            continue
-        try:
-            end_membership(
-                actor=system,
-                membership=membership,
-                description=f"Single sign-on: no group at {provider} gives a role here now.",
-            )
-        except ValidationError:
-            # The organisation's last admin: ending it would leave nobody to manage members.
-            logger.warning("single sign-on kept %s: the last admin", membership)
+        if membership.via_sso:
+            with _keeping_the_last_admin(membership):
+                end_membership(
+                    actor=system,
+                    membership=membership,
+                    description=f"Single sign-on: no group at {provider} gives a role here now.",
+                )
+
+
+@contextlib.contextmanager
+def _keeping_the_last_admin(membership: Membership) -> Iterator[None]:
+    """The membership writes refuse to demote or end an organisation's last admin (nobody could
+    manage its members): then the membership stays as it is, and the sign-in goes on."""
+    try:
+        yield
+    except ValidationError:
+        logger.warning("single sign-on kept %s: the organisation's last admin", membership)
 
 
 def _username_for(claims: dict[str, Any]) -> str:

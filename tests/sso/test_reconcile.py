@@ -9,6 +9,7 @@ import sys
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
+from django.db import DatabaseError, transaction
 
 from obligations.access.actions import add_member
 from obligations.access.models import (
@@ -163,9 +164,20 @@ def test_a_deactivated_user_is_refused_and_nothing_changes(orgs):
 def test_the_last_admin_is_kept_when_their_group_goes(orgs):
     user = sign_in("north-admins", "south-managers")
 
-    sign_in("south-managers")  # North would have no admin: the membership stays
+    sign_in("north-staff", "south-managers")  # North would have no admin: still one
+    sign_in("south-managers")
 
     assert roles(user) == {"North": (Role.ADMIN, True), "South": (Role.MANAGER, True)}
+
+
+@pytest.mark.postgres
+def test_where_a_membership_came_from_never_changes_on_postgresql(orgs):
+    user = sign_in("south-managers")
+    with (
+        pytest.raises(DatabaseError, match="where a membership came from never changes"),
+        transaction.atomic(),
+    ):
+        Membership.objects.filter(user=user).update(via_sso=False)
 
 
 def test_the_settings_turn_single_sign_on_on_only_when_configured_and_whole(tmp_path):
