@@ -10,6 +10,8 @@ from obligations.access.models import (
     Membership,
     MembershipEvent,
     Organisation,
+    SsoGroupRole,
+    SsoIdentity,
     default_lead_days,
     validate_lead_days,
 )
@@ -91,6 +93,8 @@ __all__ = [
     "RiskFactor",
     "Service",
     "SignificantChange",
+    "SsoGroupRole",
+    "SsoIdentity",
     "TechnologyNotice",
     "default_lead_days",
     "evidence_path",

@@ -35,6 +35,8 @@ from typing import Any
 
 import boto3
 
+from tests.oidc_provider.server import running_provider
+
 ROLES_SQL = Path(__file__).resolve().parent.parent / "tracker" / "database-roles.sql"
 
 
@@ -263,10 +265,25 @@ def s3_client(env: dict[str, str]) -> Any:
     )
 
 
+@contextlib.contextmanager
+def oidc() -> Iterator[dict[str, str]]:
+    """The throwaway OpenID Connect provider (tests/oidc_provider/), for a tracker process the
+    command starts: the tracker's OIDC_* variables, and the provider's own two, which
+    `python -m tests.oidc_provider user NAME PASSWORD --group G` needs to add a user. Not
+    for the whole suite: the access matrix expects no single sign-on URLs."""
+    with running_provider() as provider:
+        yield {
+            **provider.tracker_settings(),
+            "OIDC_PROVIDER_DIR": str(provider.directory),
+            "OIDC_PROVIDER_ISSUER": provider.issuer,
+        }
+
+
 SERVERS: dict[str, Callable[[], contextlib.AbstractContextManager[dict[str, str]]]] = {
     "postgres": postgres,
     "redis": redis,
     "s3": s3,
+    "oidc": oidc,
 }
 
 

@@ -95,6 +95,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "obligations.access.admin_sso.single_sign_on",
             ],
         },
     },
@@ -360,6 +361,39 @@ AUDIT_PACK_SIGNING_KEY_FILE = env.str("AUDIT_PACK_SIGNING_KEY_FILE")
 CATALOGUE_PATH = BASE_DIR / "fixtures" / "osa-catalogue.json"
 # The named user that tasks and commands act as.
 SYSTEM_USERNAME = "osa-tracker-system"
+
+# Single sign-on through an OpenID Connect identity provider (README, "Single sign-on";
+# obligations/access/sso.py), on only when OIDC_RP_CLIENT_ID is set: then the secret, the
+# issuer and its endpoints are required, and the admin's sign-in page offers it beside the
+# password form. mozilla-django-oidc reads these settings on each request.
+OIDC_RP_CLIENT_ID = env.str("OIDC_RP_CLIENT_ID")
+OIDC_RP_CLIENT_SECRET = env.str("OIDC_RP_CLIENT_SECRET")
+OIDC_OP_ISSUER = env.str("OIDC_OP_ISSUER")
+OIDC_OP_AUTHORIZATION_ENDPOINT = env.str("OIDC_OP_AUTHORIZATION_ENDPOINT")
+OIDC_OP_TOKEN_ENDPOINT = env.str("OIDC_OP_TOKEN_ENDPOINT")
+OIDC_OP_USER_ENDPOINT = env.str("OIDC_OP_USER_ENDPOINT")
+OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT")
+OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", "single sign-on")
+OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", "groups")
+OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", "openid email profile")
+OIDC_RP_SIGN_ALGO = "RS256"  # ID tokens signed with the provider's key, read from its JWKS
+OIDC_USE_PKCE = True
+OIDC_TIMEOUT = 10  # seconds for each call to the provider: a sign-in never hangs
+LOGIN_REDIRECT_URL = "/admin/"
+LOGIN_REDIRECT_URL_FAILURE = "/admin/login/"  # where a refusal's message is shown
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
+if OIDC_RP_CLIENT_ID:
+    for _name in (
+        "OIDC_RP_CLIENT_SECRET",
+        "OIDC_OP_ISSUER",
+        "OIDC_OP_AUTHORIZATION_ENDPOINT",
+        "OIDC_OP_TOKEN_ENDPOINT",
+        "OIDC_OP_USER_ENDPOINT",
+        "OIDC_OP_JWKS_ENDPOINT",
+    ):
+        if not globals()[_name]:
+            env.refuse(f"{_name} must be set when OIDC_RP_CLIENT_ID is (single sign-on)")
+    AUTHENTICATION_BACKENDS.append("obligations.access.sso.OidcBackend")
 
 if PRODUCTION:
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

@@ -1,3 +1,4 @@
+from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views.generic import RedirectView
@@ -26,6 +27,10 @@ urlpatterns = [
     # For load balancers and monitors: no sign-in, nothing but each check's status.
     path("health/", health_view(), name="health"),
 ]
+
+if settings.OIDC_RP_CLIENT_ID:
+    # Single sign-on, when configured (README): the redirect URI is /oidc/callback/.
+    urlpatterns.append(path("oidc/", include("mozilla_django_oidc.urls")))
 
 # Under /api/ these answer in the API's JSON error shape; elsewhere with Django's pages.
 handler400 = "obligations.api.errors.bad_request"

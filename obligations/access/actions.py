@@ -108,6 +108,7 @@ def _membership_event(
     from_role: str = "",
     to_role: str = "",
     at: dt.datetime | None = None,
+    description: str = "",
 ) -> None:
     MembershipEvent.objects.create(
         membership=membership,
@@ -117,6 +118,7 @@ def _membership_event(
         to_role=to_role,
         actor=actor,
         at=at or timezone.now(),
+        description=description,
     )
 
 
@@ -128,16 +130,25 @@ def add_member(
     user: User,
     role: str,
     expires_at: dt.datetime | None = None,
+    description: str = "",
+    via_sso: bool = False,
 ) -> Membership:
     """Give a user a role in an organisation: a new membership (an ended one of theirs stays
-    on record as it was). Members use the admin, so they are staff."""
+    on record as it was). Members use the admin, so they are staff. `via_sso`: single sign-on
+    gives it, and will change and end it (access/sso.py)."""
     _lock_members(organisation.pk)
     _check_manages_members(actor, organisation.pk)
     check_new_member(organisation=organisation, user=user, role=role, expires_at=expires_at)
     membership = Membership.objects.create(
-        user=user, organisation=organisation, role=role, expires_at=expires_at
+        user=user, organisation=organisation, role=role, expires_at=expires_at, via_sso=via_sso
     )
-    _membership_event(actor=actor, membership=membership, kind=MembershipChange.ADDED, to_role=role)
+    _membership_event(
+        actor=actor,
+        membership=membership,
+        kind=MembershipChange.ADDED,
+        to_role=role,
+        description=description,
+    )
     if not user.is_staff:
         user.is_staff = True
         user.save(update_fields=["is_staff"])
@@ -145,7 +156,9 @@ def add_member(
 
 
 @transaction.atomic
-def change_role(*, actor: User, membership: Membership, role: str) -> Membership:
+def change_role(
+    *, actor: User, membership: Membership, role: str, description: str = ""
+) -> Membership:
     """Give a member another role in the same organisation; the event keeps the old one."""
     _lock_members(membership.organisation_id)
     _check_manages_members(actor, membership.organisation_id)
@@ -164,13 +177,14 @@ def change_role(*, actor: User, membership: Membership, role: str) -> Membership
         kind=MembershipChange.ROLE_CHANGED,
         from_role=current,
         to_role=role,
+        description=description,
     )
     membership.role = role
     return membership
 
 
 @transaction.atomic
-def end_membership(*, actor: User, membership: Membership) -> Membership:
+def end_membership(*, actor: User, membership: Membership, description: str = "") -> Membership:
     """End a membership now: the person loses the organisation at once. The row is kept,
     with when and by whom; to come back, they are added again (a new membership)."""
     _lock_members(membership.organisation_id)
@@ -183,7 +197,12 @@ def end_membership(*, actor: User, membership: Membership) -> Membership:
         ended_at=now, ended_by=actor
     )
     _membership_event(
-        actor=actor, membership=membership, kind=MembershipChange.ENDED, from_role=role, at=now
+        actor=actor,
+        membership=membership,
+        kind=MembershipChange.ENDED,
+        from_role=role,
+        at=now,
+        description=description,
     )
     membership.ended_at, membership.ended_by = now, actor
     return membership

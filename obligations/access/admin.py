@@ -24,6 +24,7 @@ from obligations.access.actions import (
     check_new_member,
     end_membership,
 )
+from obligations.access.admin_sso import SsoGroupRoleInline
 from obligations.access.models import Membership, MembershipEvent, Organisation, Role
 from obligations.access.selectors import forget_roles, has_role
 from obligations.adminkit import (
@@ -131,8 +132,8 @@ class MembershipInline(OrganisationAdminInline):
     model = Membership
     form = MembershipForm
     formset = MembershipFormSet
-    fields = ("user", "role", "expires_at", "created_at", "end")
-    readonly_fields = ("created_at",)
+    fields = ("user", "role", "expires_at", "created_at", "via_sso", "end")
+    readonly_fields = ("created_at", "via_sso")
     can_delete = False
     verbose_name, verbose_name_plural = "member", "members"
 
@@ -154,7 +155,7 @@ class MembershipEventInline(OrganisationAdminInline):
     """Who gave whom which role, changed or ended it, and when: newest first, read-only."""
 
     model = MembershipEvent
-    fields = ("at", "member", "kind", "from_role", "to_role", "actor")
+    fields = ("at", "member", "kind", "from_role", "to_role", "actor", "description")
     readonly_fields = fields
     can_delete = False
     verbose_name_plural = "membership history"
@@ -192,7 +193,7 @@ class OrganisationAdmin(ScopedAdmin):
     list_display = ("name", "reminder_lead_days", "created_at")
     search_fields = ("name",)
     fields = ("name", "reminder_lead_days")
-    inlines = [MembershipInline, LeadTimeInline, MembershipEventInline]
+    inlines = [MembershipInline, LeadTimeInline, SsoGroupRoleInline, MembershipEventInline]
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         super().save_model(request, obj, form, change)

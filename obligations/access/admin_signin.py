@@ -45,6 +45,8 @@ def signed_in(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any
 def sign_in_failed(
     sender: Any, credentials: dict[str, Any], request: HttpRequest | None = None, **kwargs: Any
 ) -> None:
+    if "username" not in credentials:
+        return  # single sign-on: access/sso.py records its failures, with the reason
     username = str(credentials.get("username") or "")
     # The account's user, when the name exists, so that its organisations' admins see it.
     user = get_user_model().objects.filter(username=username).first()

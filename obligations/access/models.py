@@ -93,6 +93,14 @@ class Membership(models.Model):
         blank=True,
         related_name="+",
     )
+    # Set once, when made: single sign-on keeps the memberships it gave in step with the
+    # identity provider's groups (access/sso.py) and never touches ones an admin gave.
+    via_sso = models.BooleanField(
+        "from single sign-on",
+        default=False,
+        editable=False,
+        help_text="Given by the identity provider's groups; single sign-on changes and ends it.",
+    )
 
     objects = MembershipQuerySet.as_manager()
 
@@ -138,6 +146,8 @@ class MembershipEvent(models.Model):
     to_role = models.CharField(max_length=20, choices=Role.choices, blank=True)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
     at = models.DateTimeField()
+    # Why, where the actor alone does not say (single sign-on acts as the system user).
+    description = models.CharField(max_length=300, blank=True)
 
     class Meta:
         ordering = ["-at", "-pk"]
@@ -157,6 +167,58 @@ class MembershipEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()}: {self.membership.user}"
+
+
+class SsoGroupRole(models.Model):
+    """Which role in an organisation a group of the identity provider gives its members when
+    they sign in through single sign-on (access/sso.py)."""
+
+    organisation = models.ForeignKey(
+        Organisation, on_delete=models.PROTECT, related_name="sso_group_roles"
+    )
+    group = models.CharField(
+        max_length=200,
+        validators=[validate_single_line],
+        help_text="The group's name exactly as the identity provider sends it.",
+    )
+    role = models.CharField(max_length=20, choices=Role.choices)
+
+    class Meta:
+        ordering = ["organisation", "group"]
+        verbose_name = "single sign-on group"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organisation", "group"],
+                name="sso_group_role_unique",
+                violation_error_message="This group already gives a role here.",
+            ),
+            models.CheckConstraint(condition=Q(role__in=Role.values), name="sso_group_role_valid"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.group} → {self.get_role_display()} in {self.organisation}"
+
+
+class SsoIdentity(models.Model):
+    """The identity provider's account (its issuer and the `sub` it gives) a user signs in as.
+    Never an e-mail address: an account there may change its address to someone else's."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="sso_identities"
+    )
+    issuer = models.CharField(max_length=255)
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name = "single sign-on identity"
+        verbose_name_plural = "single sign-on identities"
+        constraints = [
+            models.UniqueConstraint(fields=["issuer", "subject"], name="sso_identity_unique")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer}"
 
 
 class ApiToken(models.Model):

@@ -13,7 +13,14 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, Q, QuerySet
 
-from obligations.access.models import ApiToken, Membership, MembershipEvent, Organisation, Role
+from obligations.access.models import (
+    ApiToken,
+    Membership,
+    MembershipEvent,
+    Organisation,
+    Role,
+    SsoGroupRole,
+)
 from obligations.assessments.models import AssessmentEntry, MeasureDecision, RiskAssessment
 from obligations.dashboard.models import ComplianceCount
 from obligations.notices.models import OfcomNotice, TechnologyNotice
@@ -30,6 +37,7 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
     Organisation: "pk",
     Membership: "organisation",
     MembershipEvent: "organisation",
+    SsoGroupRole: "organisation",
     Provider: "organisation",
     RevenuePeriod: "provider__organisation",
     Service: "provider__organisation",
