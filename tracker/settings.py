@@ -168,6 +168,30 @@ SIGN_IN_FAILURES_PER_ADDRESS = int(os.environ.get("SIGN_IN_FAILURES_PER_ADDRESS"
 SIGN_IN_LOCKOUT_MINUTES = int(os.environ.get("SIGN_IN_LOCKOUT_MINUTES", "15"))
 TRUSTED_PROXIES = int(os.environ.get("TRUSTED_PROXIES", "0"))
 
+# Two-factor, password reset, lockouts and access-log retention (README, "Roles and security").
+# django-otp's apps come before ours, whose admin replaces its device admin (access/admin_otp.py).
+OURS = INSTALLED_APPS.index("obligations")
+INSTALLED_APPS[OURS:OURS] = ["django_otp", "django_otp.plugins.otp_totp"]
+AFTER_AUTH = MIDDLEWARE.index("django.contrib.auth.middleware.AuthenticationMiddleware") + 1
+MIDDLEWARE[AFTER_AUTH:AFTER_AUTH] = [
+    "django_otp.middleware.OTPMiddleware",
+    "obligations.access.admin_otp.TwoFactorRequiredMiddleware",
+]
+# On: operators and organisation admins without a confirmed device are kept on the enrolment
+# page until they have one. Sign-ins that are not by password (single sign-on) count as verified.
+OTP_REQUIRED_FOR_ADMINS = env_bool("OTP_REQUIRED_FOR_ADMINS", default=False)
+OTP_TOTP_ISSUER = os.environ.get("OTP_TOTP_ISSUER", "OSA tracker")
+# Reset mails for one address per hour (more are recorded, not sent).
+PASSWORD_RESETS_PER_HOUR = int(os.environ.get("PASSWORD_RESETS_PER_HOUR", "3"))
+# Access-log rows older than this many days are removed nightly; 0 keeps them for ever. At
+# least 30 (the database function refuses to remove newer rows), at most 100 years.
+RETENTION = os.environ.get("ACCESS_LOG_RETENTION_DAYS") or "730"
+if not RETENTION.isdigit() or not (int(RETENTION) == 0 or 30 <= int(RETENTION) <= 36500):
+    raise ImproperlyConfigured(
+        f"ACCESS_LOG_RETENTION_DAYS must be 0 (keep for ever) or 30 to 36500, not {RETENTION!r}"
+    )
+ACCESS_LOG_RETENTION_DAYS = int(RETENTION)
+
 # Content Security Policy (tracker.csp): nothing inline runs anywhere, Swagger UI included
 # (its start-up script is served from /api/docs/?script); styles come from our own files or
 # a <style> carrying the request's nonce. The admin and the browsable API use style
