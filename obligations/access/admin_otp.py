@@ -74,7 +74,7 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         try:
             device = enrol(actor=user, key=key, code=form.cleaned_data["code"], request=request)
         except ValidationError as exc:
-            form.add_error("code" if hasattr(exc, "error_dict") else None, exc)
+            form.add_error(None, exc)  # its errors name the field, where it has one
         else:
             django_otp.login(request, device)
             del request.session[PENDING_KEY]
