@@ -2,7 +2,7 @@
 imported here so its registrations and sign-in hooks take effect. Nothing else lives here."""
 
 from obligations.access import admin as access_admin
-from obligations.access import admin_signin, admin_tokens
+from obligations.access import admin_otp, admin_passwords, admin_signin, admin_tokens
 from obligations.assessments import admin as assessments_admin
 from obligations.catalogue import admin as catalogue_admin
 from obligations.notices import admin as notices_admin
@@ -12,6 +12,8 @@ from obligations.reminders import admin as reminders_admin
 
 __all__ = [
     "access_admin",
+    "admin_otp",
+    "admin_passwords",
     "admin_signin",
     "admin_tokens",
     "assessments_admin",

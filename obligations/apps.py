@@ -20,9 +20,10 @@ class ObligationsConfig(AppConfig):
 
 def make_local_folders() -> None:
     """The folders a laptop's set-up writes to, made when it uses them (not by the settings,
-    which load on read-only file systems too): SQLite's and the file-system broker's. A
-    production set-up (PostgreSQL, Redis) makes none."""
-    folders = []
+    which load on read-only file systems too): SQLite's, the file-system broker's, and the
+    static files' (which WhiteNoise looks for). Production makes none: collectstatic made its
+    static folder when the release was built."""
+    folders = [] if settings.PRODUCTION else [Path(settings.STATIC_ROOT)]
     if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         folders.append(Path(settings.DATABASES["default"]["NAME"]).parent)
     if settings.CELERY_BROKER_URL == "filesystem://":

@@ -17,6 +17,7 @@ from celery import shared_task
 from django.conf import settings
 from kombu.exceptions import OperationalError
 
+from obligations.access.retention import purge_access_log as purge_access_log_now
 from obligations.access.users import get_system_user
 from obligations.dashboard.actions import fill_trend_counts
 from obligations.dates import check_plausible_dates, london_today
@@ -89,6 +90,19 @@ def beat_heartbeat() -> None:
     """Every minute (beat): proof for /health/ that beat, the broker and a worker all run. Not
     retried: the next heartbeat is the retry."""
     record_heartbeat()
+
+
+@shared_task(name="obligations.purge_access_log", **RETRY)
+def purge_access_log() -> int:
+    """Nightly (beat): remove access-log rows older than ACCESS_LOG_RETENTION_DAYS (none when it
+    is 0); the removal is itself recorded in the log."""
+    days = settings.ACCESS_LOG_RETENTION_DAYS
+    if not days:
+        log.info("Access log kept in full: ACCESS_LOG_RETENTION_DAYS is 0")
+        return 0
+    purged = purge_access_log_now(actor=get_system_user(), days=days)
+    log.info("Access log: %d rows older than %d days removed", purged, days)
+    return purged
 
 
 def day_of(date: str | None) -> dt.date:

@@ -64,6 +64,10 @@ INSTALLED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "health_check",
+    # django-otp's apps come before ours, whose admin replaces its device admin
+    # (access/admin_otp.py).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
     "obligations",
 ]
 
@@ -75,6 +79,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "obligations.access.admin_otp.TwoFactorRequiredMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "tracker.csp.ContentSecurityPolicyMiddleware",
@@ -187,6 +193,22 @@ SIGN_IN_FAILURES_PER_ADDRESS = env.int(
 )
 SIGN_IN_LOCKOUT_MINUTES = env.int("SIGN_IN_LOCKOUT_MINUTES", 15, minimum=1, maximum=7 * 24 * 60)
 TRUSTED_PROXIES = env.int("TRUSTED_PROXIES", 0, minimum=0, maximum=10)
+
+# Two-factor, password reset, lockouts and access-log retention (README, "Roles and security").
+# On: operators and organisation admins without a confirmed device are kept on the enrolment
+# page until they have one. Sign-ins that are not by password (single sign-on) count as verified.
+OTP_REQUIRED_FOR_ADMINS = env.bool("OTP_REQUIRED_FOR_ADMINS", default=False)
+OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", "OSA tracker")
+# Reset mails for one address per hour (more are recorded, not sent).
+PASSWORD_RESETS_PER_HOUR = env.int("PASSWORD_RESETS_PER_HOUR", 3, minimum=1, maximum=100)
+# Access-log rows older than this many days are removed nightly; 0 keeps them for ever. At
+# least 30 (the database function refuses to remove newer rows), at most 100 years.
+ACCESS_LOG_RETENTION_DAYS = env.int("ACCESS_LOG_RETENTION_DAYS", 730, minimum=0, maximum=36500)
+if 0 < ACCESS_LOG_RETENTION_DAYS < 30:
+    env.refuse(
+        "ACCESS_LOG_RETENTION_DAYS must be 0 (keep for ever) or 30 to 36500, "
+        f"not {ACCESS_LOG_RETENTION_DAYS}"
+    )
 
 # Content Security Policy (tracker.csp): nothing inline runs anywhere, Swagger UI included
 # (its start-up script is served from /api/docs/?script); styles come from our own files or

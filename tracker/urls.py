@@ -4,6 +4,8 @@ from django.urls import include, path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
+from obligations.access import admin_passwords
+from obligations.access.admin_otp import two_factor
 from obligations.exports.feeds import calendar_feed
 from obligations.operations.health import health_view
 from obligations.views import assessment_record, download_evidence, measures_record
@@ -14,6 +16,9 @@ admin.site.index_title = "Compliance register"
 
 urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
+    # Two-factor enrolment and password reset: before the admin's catch-all.
+    path("admin/two-factor/", admin.site.admin_view(two_factor), name="admin_two_factor"),
+    path("admin/", include(admin_passwords)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("obligations.api.urls", "api"))),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),

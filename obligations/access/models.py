@@ -288,6 +288,14 @@ class AccessAction(models.TextChoices):
     EXPORT = "export", "Register exported"
     AUDIT_PACK = "audit_pack", "Audit pack downloaded"
     EVIDENCE_DOWNLOAD = "evidence_download", "Evidence downloaded"
+    # `user` lifted it; `username` and `ip_address` say for which name and address
+    # (signin.lift_lockout): the throttle counts only failures after it.
+    LOCKOUT_LIFTED = "lockout_lifted", "Sign-in lockout lifted"
+    # `username` is the address typed, whether or not an account has it (passwords.py).
+    PASSWORD_RESET_ASKED = "password_reset_asked", "Password reset asked for"
+    PASSWORD_CHANGED = "password_changed", "Password set through a reset link"
+    TWO_FACTOR_ENROLLED = "two_factor_enrolled", "Two-factor device enrolled"
+    ACCESS_LOG_PURGED = "access_log_purged", "Old access log rows removed"
 
 
 class AccessLog(models.Model):

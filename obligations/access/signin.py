@@ -1,5 +1,5 @@
-"""The access log and sign-in throttling: who signed in or failed, from where, and when to
-refuse further attempts."""
+"""The access log and sign-in throttling: who signed in or failed, from where, when to
+refuse further attempts, and an admin lifting a lockout before it ends."""
 
 from __future__ import annotations
 
@@ -9,12 +9,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Q, QuerySet
+from django.contrib.auth.models import User
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 
-from obligations.access.models import AccessAction, AccessLog
+from obligations.access.models import AccessAction, AccessLog, Membership, Role
+from obligations.access.selectors import active_memberships
+from obligations.access.users import is_system_user
 
 
 class TooManyFailures(PermissionDenied):
@@ -62,16 +65,33 @@ def record_access(
 
 
 def _recent(action: str, request: HttpRequest) -> QuerySet[AccessLog]:
-    since = timezone.now() - dt.timedelta(minutes=settings.SIGN_IN_LOCKOUT_MINUTES)
-    return AccessLog.objects.filter(action=action, ip_address=client_ip(request), at__gte=since)
+    return AccessLog.objects.filter(action=action, ip_address=client_ip(request), at__gte=_since())
+
+
+def _since() -> dt.datetime:
+    return timezone.now() - dt.timedelta(minutes=settings.SIGN_IN_LOCKOUT_MINUTES)
 
 
 def check_sign_in_allowed(*, username: str, request: HttpRequest) -> None:
     """Refuse a sign-in attempt (before the password is checked) after too many failures for
     this name from this address, or from this address for any names (password spraying).
-    Counted from the access log, so every web process sees the same count."""
+    Counted from the access log, so every web process sees the same count; failures before
+    the latest lift of the lockout (lift_lockout) do not count."""
+    address = client_ip(request)
+    lifts = AccessLog.objects.filter(action=AccessAction.LOCKOUT_LIFTED, at__gte=_since())
+    for_address = Q(username="", ip_address=address)
+    lifted = lifts.aggregate(
+        name=Max(
+            "at",
+            filter=Q(username=username) & (Q(ip_address=address) | Q(ip_address__isnull=True))
+            | for_address,
+        ),
+        address=Max("at", filter=for_address),
+    )
+    epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
     counts = _recent(AccessAction.SIGN_IN_FAILED, request).aggregate(
-        address=Count("pk"), name=Count("pk", filter=Q(username=username))
+        address=Count("pk", filter=Q(at__gt=lifted["address"] or epoch)),
+        name=Count("pk", filter=Q(username=username, at__gt=lifted["name"] or epoch)),
     )
     if (
         counts["name"] >= settings.SIGN_IN_FAILURES_PER_NAME
@@ -83,8 +103,47 @@ def check_sign_in_allowed(*, username: str, request: HttpRequest) -> None:
         raise TooManyFailures(
             "Too many failed sign-ins from this address. Sign-in is paused for "
             f"{settings.SIGN_IN_LOCKOUT_MINUTES} minutes; then try again, or ask an "
-            "administrator to reset your password."
+            "administrator to lift the lockout or reset your password."
         )
+
+
+def lift_lockout(
+    *, actor: User, username: str, ip_address: str | None, request: HttpRequest | None
+) -> None:
+    """Let `username` (from `ip_address`, or from anywhere when None) try again at once; with
+    no name, every name from `ip_address`. Appends a LOCKOUT_LIFTED row (the log stays
+    append-only): its user is the actor, its name and address those lifted. Operators lift
+    any; an organisation's admins only their members' names, never a whole address (that
+    would reopen password spraying across other organisations' names)."""
+    if not username and not ip_address:
+        raise ValidationError("Name a user, an address, or both.")
+    operator = actor.is_superuser or is_system_user(actor)
+    members = Membership.objects.active().filter(user__username=username)
+    if not operator:
+        if not username:
+            raise PermissionDenied("Only operators lift a lockout for every name at an address.")
+        administered = active_memberships(actor, (Role.ADMIN,)).values("organisation_id")
+        members = members.filter(organisation__in=administered)
+        if not members.exists():
+            raise PermissionDenied(f"{username!r} is not a member of an organisation you admin.")
+    where = f"from {ip_address}" if ip_address else "from any address"
+    by = f"by {actor.get_username()}" + (
+        f" (from {client_ip(request)})" if request is not None else ""
+    )
+    common = {
+        "at": timezone.now(),
+        "action": AccessAction.LOCKOUT_LIFTED,
+        "user": actor,
+        "username": username[:150],
+        "ip_address": ip_address,
+        "description": f"Sign-in lockout lifted for {username or 'every name'!r} {where} {by}"[
+            :500
+        ],
+        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:500] if request else "",
+    }
+    # One row per organisation of the member, so that each one's admins see it.
+    ids: list[int | None] = [*members.values_list("organisation_id", flat=True)] or [None]
+    AccessLog.objects.bulk_create([AccessLog(organisation_id=pk, **common) for pk in ids])
 
 
 def check_token_attempt_allowed(*, request: HttpRequest) -> None:

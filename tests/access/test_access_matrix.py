@@ -35,6 +35,7 @@ from django.test import Client
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 from django.utils import timezone
 from django_celery_beat import models as beat
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from obligations.access.models import AccessAction, AccessLog, CalendarFeed, Membership, Role
 from obligations.access.signin import record_access
@@ -222,6 +223,7 @@ def world(db, catalogue, settings) -> dict[str, Any]:  # type: ignore[no-untyped
     beat.ClockedSchedule.objects.create(clocked_time=timezone.now())
     beat.CrontabSchedule.objects.get_or_create(minute="0", hour="7")
     beat.SolarSchedule.objects.create(event="sunrise", latitude=51.5, longitude=-0.1)
+    TOTPDevice.objects.create(user=lapsed, name="Phone", confirmed=True)
     users = {role: data["A"]["people"][role] for role in (*EDITORS, "manager", "auditor")}
     users.update(expired=lapsed, outsider=data["B"]["people"]["compliance"])
     return {**data, "users": users, "lapsed_feed": lapsed_secret}
@@ -505,6 +507,17 @@ ROUTES: dict[str, Route] = {
     "admin:password_change_done": Route(
         lambda w, s, side: admin_url("password_change_done"), same(200)
     ),
+    # Each user's own two-factor enrolment; password reset, for anyone (a bad link: its page).
+    "admin_two_factor": Route(lambda w, s, side: reverse("admin_two_factor"), same(200)),
+    "admin_password_reset": Route(lambda w, s, side: reverse("admin_password_reset"), anyone(200)),
+    "password_reset_done": Route(lambda w, s, side: reverse("password_reset_done"), anyone(200)),
+    "password_reset_confirm": Route(
+        lambda w, s, side: reverse("password_reset_confirm", args=["MQ", "no-such-token"]),
+        anyone(200),
+    ),
+    "password_reset_complete": Route(
+        lambda w, s, side: reverse("password_reset_complete"), anyone(200)
+    ),
     "admin:jsi18n": Route(lambda w, s, side: admin_url("jsi18n"), same(200)),
     "admin:app_list": Route(
         lambda w, s, side: reverse("admin:app_list", args=["obligations"]), same(200)
@@ -700,6 +713,7 @@ ROUTES: dict[str, Route] = {
     ),
     # Operators only.
     **superuser_admin("auth_group", Group),
+    **superuser_admin("otp_totp_totpdevice", TOTPDevice),
     **{
         k: v
         for model in BEAT_MODELS
@@ -771,6 +785,11 @@ ROUTES: dict[str, Route] = {
         lambda w, s, side: reverse("api-schema"), anyone(200), subjects=("anonymous", "auditor")
     ),
     "api-docs": Route(lambda w, s, side: reverse("api-docs"), anyone(200)),
+    # For load balancers: no sign-in, the same answer for everyone, no one's data. The test's
+    # world has no beat heartbeat, so it is unhealthy (tests/deploy/test_health.py for more).
+    "health": Route(
+        lambda w, s, side: reverse("health"), anyone(503), subjects=("anonymous", "auditor")
+    ),
     # Pages outside the admin.
     "dashboard:organisation": Route(
         lambda w, s, side: reverse("dashboard:organisation"), by_role()

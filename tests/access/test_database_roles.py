@@ -6,6 +6,7 @@ tracker/database-roles.sql and the suite logs in as the app's, so every test on 
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -14,7 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
 
-from obligations.access.models import AccessAction
+from obligations.access.models import AccessAction, AccessLog
 from obligations.access.signin import record_access
 from obligations.register.states import CycleStatus, EventKind
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
@@ -91,6 +92,10 @@ GETTING_ROUND = [
     "EXECUTE FUNCTION suppress_redundant_updates_trigger()",
     "CREATE TABLE obligations_shadow (id integer)",
     "SET session_replication_role = replica",
+    "DROP FUNCTION obligations_accesslog_keep() CASCADE",
+    "CREATE OR REPLACE FUNCTION osa_purge_access_log(before timestamptz) RETURNS bigint "
+    "LANGUAGE sql AS $$ SELECT 0::bigint $$",
+    "ALTER FUNCTION osa_purge_access_log(timestamptz) SECURITY INVOKER",
 ]
 
 
@@ -128,3 +133,69 @@ def test_the_app_role_does_the_apps_work(catalogue):
     assert cycle.evidence.get().history.count() == 1
     assert cycle.reminders.filter(recipient=reviewer).exists()
     record_access(user=reviewer, action=AccessAction.SIGN_IN, request=None)
+
+
+# The access log's retention (migration 0033): old rows go through osa_purge_access_log only.
+@pytest.fixture
+def access_rows(db):  # type: ignore[no-untyped-def]
+    # The database's clock, which the function reads: the tests' Python clock is fixed.
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        (now,) = cursor.fetchone()
+    for days, name in ((400, "old"), (29, "recent"), (0, "today")):
+        AccessLog.objects.create(
+            at=now - dt.timedelta(days=days), action=AccessAction.SIGN_IN, username=name
+        )
+
+
+def purge(sql: str, *params: object) -> int:
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return int(cursor.fetchone()[0])
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "DELETE FROM obligations_accesslog",
+        "DELETE FROM obligations_accesslog WHERE at < now() - interval '300 days'",
+        # The limit the trigger reads, set by hand: the DELETE still runs as the app's role.
+        "SELECT set_config('osa.purge_access_log_before', '3000-01-01', true); "
+        "DELETE FROM obligations_accesslog",
+    ],
+    ids=["all", "old", "with the purge limit set"],
+)
+def test_the_app_role_cannot_delete_from_the_access_log_itself(access_rows, sql):
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
+    assert AccessLog.objects.count() == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "before", ["now()", "now() - interval '29 days'", "now() + interval '9 years'"]
+)
+def test_the_purge_function_refuses_the_last_30_days(access_rows, before):
+    with pytest.raises(DatabaseError, match="keeps the last 30 days"):
+        purge(f"SELECT osa_purge_access_log({before})")
+    assert AccessLog.objects.count() == 3
+
+
+@pytest.mark.postgres
+def test_the_purge_function_removes_old_rows_for_the_app_role(access_rows):
+    assert purge("SELECT osa_purge_access_log(now() - interval '30 days')") == 1
+    assert set(AccessLog.objects.values_list("username", flat=True)) == {"recent", "today"}
+    # The limit it set for the trigger is gone with it: a DELETE after it is refused too.
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute("SELECT osa_purge_access_log(now() - interval '30 days')")
+        cursor.execute("DELETE FROM obligations_accesslog")
+    assert AccessLog.objects.count() == 2
