@@ -36,14 +36,9 @@ from typing import Any
 import boto3
 
 from tests.oidc_provider.server import running_provider
+from tests.ports import free_port
 
 ROLES_SQL = Path(__file__).resolve().parent.parent / "tracker" / "database-roles.sql"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def pg_bindir() -> str:

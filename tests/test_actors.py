@@ -27,6 +27,7 @@ from django.core.management import call_command
 from django.db import models
 from django.test import Client
 from django.urls import URLPattern, URLResolver, reverse
+from django_otp.plugins.otp_totp.models import TOTPDevice
 from rest_framework.test import APIClient
 
 from obligations.access.tokens import create_api_token, create_calendar_feed
@@ -351,7 +352,17 @@ def _api_evidence(w: World) -> tuple[str, dict[str, Any]]:
     return f"/api/v1/obligations/{w.started().pk}/evidence/", {"url": "https://wiki.test/e"}
 
 
+def _remove_device(w: World) -> tuple[Any, Act]:
+    """An operator removes a member's lost authenticator: the access log names the operator."""
+    device = TOTPDevice.objects.create(user=w.people["casey"], name="phone", confirmed=True)
+    client = signed_in_client(w.people["root"])
+    url = reverse("admin:otp_totp_totpdevice_changelist")
+    data = {"action": "delete_selected", "_selected_action": [device.pk], "post": "yes"}
+    return w.people["root"], lambda: posted(client.post(url, data), 302)
+
+
 ADMIN_PATHS: dict[str, Path_] = {
+    "action otp_totp.totpdevice delete_selected": _remove_device,
     "add obligations.service": admin_page(
         "obligations.service",
         "casey",

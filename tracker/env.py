@@ -100,3 +100,8 @@ class Env:
         """Stop here if anything read was malformed (called at the end of the settings)."""
         if self.problems:
             raise ConfigurationError(self.problems)
+
+
+def web_address(env: Env) -> str:
+    """Where `bin/tracker web` listens: WEB_BIND, else every interface on PORT."""
+    return env.str("WEB_BIND") or f"0.0.0.0:{env.int('PORT', 8000, minimum=1, maximum=65535)}"

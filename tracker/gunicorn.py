@@ -6,13 +6,13 @@ import os
 
 from django.conf import settings
 
-from tracker.env import Env
+from tracker.env import Env, web_address
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tracker.settings")
 env = Env(os.environ)
 
 wsgi_app = "tracker.wsgi:application"
-bind = [env.str("WEB_BIND") or f"0.0.0.0:{env.int('PORT', 8000, minimum=1, maximum=65535)}"]
+bind = [web_address(env)]
 # Each process serves one request at a time, so a slow export never holds up another page in
 # the same process; two or three per core.
 workers = env.int("WEB_WORKERS", 2, minimum=1, maximum=256)

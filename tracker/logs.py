@@ -25,14 +25,17 @@ def logging_config(*, json: bool, level: str) -> dict[str, Any]:
     return {
         "version": 1,
         "disable_existing_loggers": False,
-        "filters": {"request_id": {"()": "tracker.requestid.RequestIdFilter"}},
+        "filters": {
+            "request_id": {"()": "tracker.requestid.RequestIdFilter"},
+            "redact": {"()": "tracker.redact.RedactSecretsFilter"},
+        },
         "formatters": {"default": formatter},
         "handlers": {
             "console": {
                 "class": "logging.StreamHandler",
                 "stream": "ext://sys.stderr",
                 "formatter": "default",
-                "filters": ["request_id"],
+                "filters": ["request_id", "redact"],
             }
         },
         "root": {"handlers": ["console"], "level": level},

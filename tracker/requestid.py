@@ -1,6 +1,8 @@
-"""A request id on every log line: taken from a sane `X-Request-ID` sent by the proxy in front,
-or made here, returned in the response's `X-Request-ID`, and carried by Celery tasks as their
-task id, so that one person's request can be followed through every process's logs."""
+"""A request id on every log line: taken from a sane `X-Request-ID` sent by the proxy in
+front (only when TRUSTED_PROXIES says there is one: a client must not choose the ids of the
+log lines it causes), or made here; returned in the response's `X-Request-ID`, and carried
+by Celery tasks as their task id, so that one person's request can be followed through
+every process's logs."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
+from django.conf import settings
 from django.core import signals
 from django.http import HttpRequest, HttpResponse
 
@@ -26,7 +29,7 @@ class RequestIdMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        offered = request.headers.get(HEADER, "")
+        offered = request.headers.get(HEADER, "") if settings.TRUSTED_PROXIES else ""
         request_id = offered if SANE.fullmatch(offered) else uuid.uuid4().hex
         # Left set when the response leaves this middleware: Django logs a failed request's
         # line after it; `request_finished` clears it (tracker/celery.py does so for tasks).

@@ -49,6 +49,11 @@ if PRODUCTION and not ALLOWED_HOSTS:
     env.refuse("ALLOWED_HOSTS must name the site's host names when TRACKER_ENV=production")
 CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS")
 SITE_URL = env.str("SITE_URL", "http://127.0.0.1:8000")
+if PRODUCTION and not env.str("SITE_URL"):
+    # Reminder and password-reset links would point at a laptop's address.
+    env.refuse("SITE_URL must be set when TRACKER_ENV=production (e.g. https://osa.example.org)")
+elif not re.fullmatch(r"https?://[^/\s]+(/\S*)?", SITE_URL):
+    env.refuse(f"SITE_URL must be the site's address, http(s)://host, not {SITE_URL!r}")
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -266,7 +271,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", 10, minimum=1, maximum=300)
 # so a laptop runs a real worker and beat with no server to install.
 REDIS_URL = env.str("REDIS_URL")
 if REDIS_URL and not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
-    env.refuse(f"REDIS_URL must begin redis://, rediss:// or unix://, not {REDIS_URL[:12]!r}")
+    # Not quoted back: the URL may hold a password.
+    env.refuse("REDIS_URL must begin redis://, rediss:// or unix://")
 if PRODUCTION and not REDIS_URL and not env.bool("ALLOW_FILESYSTEM_BROKER_IN_PRODUCTION"):
     # The file-system broker is one folder on one machine: workers elsewhere never see it.
     env.refuse(
@@ -328,11 +334,9 @@ if not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", REMINDER_SWEEP_AT):
 REMINDER_DELIVERY_EVERY_MINUTES = 5
 # A delivery run's claim on outbox rows lapses after this unless the run renews it, and the next
 # delivery run takes the rows over (obligations/reminders.py: the lease, the duplicate window).
-REMINDER_CLAIM_LEASE_SECONDS = env.int(
-    "REMINDER_CLAIM_LEASE_SECONDS", 120, minimum=30, maximum=3600
-)
+REMINDER_CLAIM_LEASE_SECONDS = env.int("REMINDER_CLAIM_LEASE_SECONDS", 120, minimum=1, maximum=3600)
 # A digest lists this many items per section and counts the rest (all are in the admin).
-REMINDER_DIGEST_MAX_ITEMS = env.int("REMINDER_DIGEST_MAX_ITEMS", 100, minimum=1, maximum=10000)
+REMINDER_DIGEST_MAX_ITEMS = env.int("REMINDER_DIGEST_MAX_ITEMS", 100, minimum=1, maximum=1_000_000)
 
 # The REST API: session auth for the browsable API, hashed tokens for scripts; every list
 # filtered strictly (an unknown parameter is a 400), paginated by cursor (no OFFSET scans).
@@ -398,6 +402,14 @@ OIDC_OP_JWKS_ENDPOINT = env.str("OIDC_OP_JWKS_ENDPOINT")
 OIDC_PROVIDER_NAME = env.str("OIDC_PROVIDER_NAME", "single sign-on")
 OIDC_GROUPS_CLAIM = env.str("OIDC_GROUPS_CLAIM", "groups")
 OIDC_RP_SCOPES = env.str("OIDC_RP_SCOPES", "openid email profile")
+# RFC 8176 methods that count as a second factor where two-factor is required of
+# administrators (OTP_REQUIRED_FOR_ADMINS): "mfa" is what most providers send.
+OIDC_SECOND_FACTOR_AMR = env.list(
+    "OIDC_SECOND_FACTOR_AMR", "mfa,otp,hwk,swk,sc,sms,tel,fpt,face,iris,retina,pop"
+)
+# A session signed in through the provider lasts this long; then the person signs in again
+# and their memberships follow the provider's groups.
+SSO_SESSION_HOURS = env.int("SSO_SESSION_HOURS", 8, minimum=1, maximum=24 * 30)
 OIDC_RP_SIGN_ALGO = "RS256"  # ID tokens signed with the provider's key, read from its JWKS
 OIDC_USE_PKCE = True
 OIDC_TIMEOUT = 10  # seconds for each call to the provider: a sign-in never hangs
@@ -429,6 +441,8 @@ if PRODUCTION:
         # Preloading commits the whole domain to HTTPS for browsers for months: the operator
         # opts in with SECURE_HSTS_PRELOAD=1, so its absence is a decision, not an oversight.
         SILENCED_SYSTEM_CHECKS = ["security.W021"]
+    # The probes of the load balancer and the container speak plain HTTP to the process.
+    SECURE_REDIRECT_EXEMPT = [r"^health/"]
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
 
@@ -445,8 +459,8 @@ SENTRY_DSN = env.str("SENTRY_DSN")
 SENTRY_ENVIRONMENT = env.str("SENTRY_ENVIRONMENT", "production" if PRODUCTION else "development")
 SENTRY_TRACES_SAMPLE_RATE = env.float("SENTRY_TRACES_SAMPLE_RATE", 0.0, minimum=0, maximum=1)
 
-# /health/ (tracker/health.py): beat queues a heartbeat task this often; a heartbeat older than
-# twice this means beat (or every worker) has stopped.
+# /health/ (obligations/operations/health.py): beat queues a heartbeat task this often; a
+# heartbeat older than twice this means beat (or every worker) has stopped.
 BEAT_HEARTBEAT_SECONDS = 60
 
 env.check()

@@ -7,7 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 from obligations.access import admin_passwords
 from obligations.access.admin_otp import two_factor
 from obligations.exports.feeds import calendar_feed
-from obligations.operations.health import health_view
+from obligations.operations.health import health_view, liveness_view
 from obligations.views import assessment_record, download_evidence, measures_record
 
 admin.site.site_header = "Online Safety Act obligations tracker"
@@ -29,8 +29,9 @@ urlpatterns = [
     path("records/services/<int:pk>/measures/", measures_record, name="measures-record"),
     path("calendar/<str:secret>.ics", calendar_feed, name="calendar-feed"),
     path("dashboard/", include("obligations.dashboard.urls")),
-    # For load balancers and monitors: no sign-in, nothing but each check's status.
+    # No sign-in, nothing but each check's status: for monitoring, and for load balancers.
     path("health/", health_view(), name="health"),
+    path("health/live/", liveness_view(), name="health-live"),
 ]
 
 if settings.OIDC_RP_CLIENT_ID:

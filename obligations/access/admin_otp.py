@@ -16,6 +16,7 @@ from django.contrib import admin, messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -29,6 +30,7 @@ from obligations.access.otp import (
     must_have_device,
     new_secret,
     provisioning_uri,
+    remove_device,
     session_is_verified,
 )
 from obligations.adminkit import ReadOnlyAdmin, acting_user
@@ -132,3 +134,10 @@ class TOTPDeviceAdmin(ReadOnlyAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: object = None) -> bool:
         return request.user.is_superuser
+
+    def delete_model(self, request: HttpRequest, obj: TOTPDevice) -> None:
+        remove_device(actor=acting_user(request), device=obj, request=request)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[TOTPDevice]) -> None:
+        for device in queryset.select_related("user"):
+            remove_device(actor=acting_user(request), device=device, request=request)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.contrib.auth import user_logged_in
+from django.dispatch import receiver
 from django.http import HttpRequest
 
 from obligations.access.models import SsoGroupRole
@@ -27,3 +30,11 @@ class SsoGroupRoleInline(OrganisationAdminInline):
 def single_sign_on(request: HttpRequest) -> dict[str, str]:
     """The provider's name for the sign-in page's "Sign in with ..." (empty: no button)."""
     return {"sso_provider": provider_name() if sso_enabled() else ""}
+
+
+@receiver(user_logged_in, dispatch_uid="obligations.sso.session_length")
+def sso_session_length(sender: Any, request: HttpRequest | None, user: Any, **kwargs: Any) -> None:
+    """A session signed in through the provider ends after SSO_SESSION_HOURS: the next sign-in
+    brings the memberships in step with the provider's groups again."""
+    if request is not None and getattr(user, "backend", "") == "obligations.access.sso.OidcBackend":
+        request.session.set_expiry(settings.SSO_SESSION_HOURS * 60 * 60)

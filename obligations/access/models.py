@@ -295,6 +295,8 @@ class AccessAction(models.TextChoices):
     PASSWORD_RESET_ASKED = "password_reset_asked", "Password reset asked for"
     PASSWORD_CHANGED = "password_changed", "Password set through a reset link"
     TWO_FACTOR_ENROLLED = "two_factor_enrolled", "Two-factor device enrolled"
+    # `user` removed it (an operator: a lost phone); `username` is whose it was.
+    TWO_FACTOR_REMOVED = "two_factor_removed", "Two-factor device removed"
     ACCESS_LOG_PURGED = "access_log_purged", "Old access log rows removed"
 
 

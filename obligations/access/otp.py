@@ -17,7 +17,7 @@ from django.http import HttpRequest
 from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from obligations.access.models import AccessAction, Role
+from obligations.access.models import AccessAction, Membership, Role
 from obligations.access.selectors import has_role
 from obligations.access.signin import record_access
 
@@ -97,6 +97,25 @@ def enrol(*, actor: User, key: str, code: str, request: HttpRequest | None) -> T
             description=f"{actor.get_username()} enrolled an authenticator app",
         )
     return device
+
+
+def remove_device(*, actor: User, device: TOTPDevice, request: HttpRequest | None) -> None:
+    """An operator removes someone's device (a lost phone): they enrol again at their next
+    sign-in. Recorded in the access log for the device owner's organisations."""
+    owner = device.user
+    with transaction.atomic():
+        device.delete()
+        record_access(
+            user=actor,
+            action=AccessAction.TWO_FACTOR_REMOVED,
+            request=request,
+            organisation_ids=Membership.objects.active()
+            .filter(user=owner)
+            .values_list("organisation_id", flat=True),
+            username=owner.get_username(),
+            description=f"{actor.get_username()} removed {owner.get_username()}'s "
+            "authenticator app; they enrol a new one at their next sign-in",
+        )
 
 
 def must_have_device(user: Any) -> bool:

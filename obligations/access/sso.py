@@ -4,7 +4,9 @@ mozilla-django-oidc runs the authorisation code flow; `OidcBackend` checks the I
 issuer and audience, finds the user by the provider's `sub` (never by e-mail), and keeps the
 memberships single sign-on gave in step with the provider's groups (`SsoGroupRole`), through
 the membership writes, as the system user. A person none of whose groups gives a role is
-refused, and every refusal is in the access log."""
+refused, and so is an administrator whose provider used no second factor when two-factor is
+required of administrators; every refusal is in the access log. A session signed in this
+way lasts SSO_SESSION_HOURS, so that groups taken away at the provider bite within hours."""
 
 from __future__ import annotations
 
@@ -195,7 +197,25 @@ def sign_in_through_sso(*, issuer: str, claims: dict[str, Any]) -> User:
         reconcile_memberships(user, wanted)
     if not wanted:
         raise _no_role(groups, user.get_username())
+    if settings.OTP_REQUIRED_FOR_ADMINS and not second_factor_used(claims):
+        admin_anywhere = any(role == Role.ADMIN for role, _ in wanted.values())
+        if admin_anywhere or user.is_superuser:
+            raise SsoRefused(
+                f"Administrators must sign in with a second factor, and {provider_name()} did "
+                "not use one this time. Sign in there with your second factor and try again.",
+                f"no second factor in the ID token (amr: {claims.get('amr')!r})",
+                user.get_username(),
+            )
     return user
+
+
+def second_factor_used(claims: dict[str, Any]) -> bool:
+    """Whether the provider says (RFC 8176 `amr`) this sign-in used more than a password.
+    Where two-factor is required of administrators (OTP_REQUIRED_FOR_ADMINS), a sign-in
+    through the provider counts only with one of OIDC_SECOND_FACTOR_AMR."""
+    amr = claims.get("amr") or []
+    methods = {amr} if isinstance(amr, str) else {str(m) for m in amr}
+    return bool(methods & set(settings.OIDC_SECOND_FACTOR_AMR))
 
 
 class OidcBackend(OIDCAuthenticationBackend):

@@ -790,6 +790,9 @@ ROUTES: dict[str, Route] = {
     "health": Route(
         lambda w, s, side: reverse("health"), anyone(503), subjects=("anonymous", "auditor")
     ),
+    "health-live": Route(
+        lambda w, s, side: reverse("health-live"), anyone(200), subjects=("anonymous", "auditor")
+    ),
     # Pages outside the admin.
     "dashboard:organisation": Route(
         lambda w, s, side: reverse("dashboard:organisation"), by_role()

@@ -22,6 +22,7 @@ from django.test import Client
 from tests.deploy.test_settings import production, python
 from tracker.logs import logging_config
 from tracker.requestid import HEADER
+from tracker.sentry import scrub
 
 pytestmark = pytest.mark.django_db
 
@@ -39,7 +40,7 @@ def json_lines() -> Iterator[list[dict[str, str]]]:
     config["handlers"]["console"] = {
         "()": Collect,
         "formatter": "default",
-        "filters": ["request_id"],
+        "filters": ["request_id", "redact"],
     }
     dictConfig(config)
     try:
@@ -59,12 +60,42 @@ def test_a_request_logs_json_lines_carrying_its_id(json_lines):
     assert line["time"].startswith("2026-11-24T10:00:00")
 
 
-def test_the_proxys_request_id_is_kept_when_plain_and_replaced_when_not(json_lines):
+def test_the_proxys_request_id_is_kept_when_plain_and_replaced_when_not(json_lines, settings):
+    # A client cannot choose its request's id: only a proxy the settings trust can.
+    assert Client().get("/nope/", HTTP_X_REQUEST_ID="lb-7f3a.01")[HEADER] != "lb-7f3a.01"
+    settings.TRUSTED_PROXIES = 1
     assert Client().get("/nope/", HTTP_X_REQUEST_ID="lb-7f3a.01")[HEADER] == "lb-7f3a.01"
     for forged in ("a\nfake line", "x" * 65, 'x" "level":"ERROR'):
         answered = Client().get("/nope/", HTTP_X_REQUEST_ID=forged)[HEADER]
         assert answered != forged and len(answered) == 32
     assert {line["request_id"] for line in json_lines} >= {"lb-7f3a.01"}
+
+
+def test_secrets_in_addresses_never_reach_the_log(json_lines):
+    Client().get("/calendar/s3cr3t-feed-key.ics")
+    Client().get("/admin/reset/MQ/cq8-1f2a3b4c5d6e7f8a9b0c/")
+    logged = json.dumps(json_lines)
+    assert "s3cr3t-feed-key" not in logged and "cq8-1f2a3b4c5d6e7f8a9b0c" not in logged
+    assert "/calendar/[secret].ics" in logged
+
+
+def test_sentry_is_sent_no_person_and_no_secret():
+    event = {
+        "request": {
+            "url": "https://osa.example.org/calendar/s3cr3t.ics",
+            "method": "GET",
+            "cookies": {"sessionid": "x"},
+            "headers": {"Authorization": "Token abc"},
+            "data": {"password": "pw"},
+            "env": {"REMOTE_ADDR": "203.0.113.9"},
+        },
+        "user": {"username": "casey", "email": "casey@example.org"},
+        "transaction": "/admin/reset/MQ/cq8-abc/",
+    }
+    assert scrub(event, {}) == {
+        "request": {"url": "https://osa.example.org/calendar/[secret].ics", "method": "GET"},
+        "transaction": "/admin/reset/MQ/[token]/",
+    }
 
 
 def test_production_logs_are_json_on_standard_error(tmp_path):
@@ -110,14 +141,16 @@ def test_errors_go_to_sentry_without_personal_data(tmp_path: Path):
             tmp_path,
             "-c",
             "import django, sentry_sdk; django.setup(); "
-            "print(sentry_sdk.get_client().options['send_default_pii']); 1/0",
+            "options = sentry_sdk.get_client().options; "
+            "print(options['send_default_pii'], options['include_local_variables'], "
+            "options['max_breadcrumbs']); 1/0",
             DJANGO_SETTINGS_MODULE="tracker.settings",
             SENTRY_DSN=f"http://public@127.0.0.1:{server.server_port}/42",
             SENTRY_ENVIRONMENT="staging",
         )
     finally:
         server.shutdown()
-    assert result.stdout.strip() == "False"
+    assert result.stdout.strip() == "False False 0"
     assert "ZeroDivisionError" in result.stderr
     [envelope] = [body for body in Receiver.received if b"ZeroDivisionError" in body]
     event = json.loads(envelope.splitlines()[2])

@@ -45,6 +45,7 @@ def production(**env: str | None) -> dict[str, str | None]:
         "TRACKER_ENV": "production",
         "SECRET_KEY": secrets.token_urlsafe(50),
         "ALLOWED_HOSTS": "example.org",
+        "SITE_URL": "https://example.org",
         "DATABASE_URL": POSTGRES,
         "REDIS_URL": REDIS,
         "DEBUG": "0",
@@ -98,6 +99,10 @@ def test_production_refuses_debug_a_missing_key_and_no_hosts(tmp_path):
         "Configuration error: ALLOWED_HOSTS must name the site's host names when "
         "TRACKER_ENV=production"
     ]
+    assert refusal(python(tmp_path, "manage.py", "check", **production(SITE_URL=None))) == [
+        "Configuration error: SITE_URL must be set when TRACKER_ENV=production "
+        "(e.g. https://osa.example.org)"
+    ]
 
 
 @pytest.mark.parametrize(
@@ -113,6 +118,7 @@ def test_production_refuses_debug_a_missing_key_and_no_hosts(tmp_path):
         ("SENTRY_TRACES_SAMPLE_RATE", "NaN", "SENTRY_TRACES_SAMPLE_RATE must be a number"),
         ("LOG_LEVEL", "LOUD", "LOG_LEVEL must be one of DEBUG, INFO, WARNING, ERROR, CRITICAL"),
         ("SITE_URL", "https://a\r\nb", "SITE_URL must be one line without control characters"),
+        ("SITE_URL", "osa.example.org", "SITE_URL must be the site's address, http(s)://host"),
         ("REMINDER_SWEEP_AT", "7am", "REMINDER_SWEEP_AT must be a time of day as HH:MM"),
     ],
 )
@@ -205,7 +211,7 @@ def variables_read() -> set[str]:
         }, f"{path.name} reads the environment around tracker.env"
     names |= set(SHELL.findall((ROOT / "bin" / "tracker").read_text()))
     # boto3 reads the bucket's credentials itself; the README lists them beside the bucket's.
-    return (names - {"PYTHON"}) | {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    return names | {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
 
 
 def variables_documented() -> set[str]:

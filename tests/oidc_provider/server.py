@@ -16,7 +16,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -29,14 +28,10 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOOPBACK_CALLBACKS = ("http://127.0.0.1/oidc/callback/", "http://localhost/oidc/callback/")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass(frozen=True)
@@ -111,7 +106,7 @@ def running_provider(
             serialization.NoEncryption(),
         )
     )
-    port = _free_port()
+    port = free_port()
     provider = Provider(
         url=f"http://127.0.0.1:{port}",
         directory=directory,

@@ -9,9 +9,11 @@ import sys
 import pytest
 from django.conf import settings as django_settings
 from django.contrib.auth.models import User
+from django.contrib.sessions.backends.db import SessionStore
 from django.db import DatabaseError, transaction
 
 from obligations.access.actions import add_member
+from obligations.access.admin_sso import sso_session_length
 from obligations.access.models import (
     Membership,
     MembershipChange,
@@ -223,3 +225,30 @@ def test_the_settings_turn_single_sign_on_on_only_when_configured_and_whole(tmp_
         "Configuration error: OIDC_OP_AUTHORIZATION_ENDPOINT must be set when OIDC_RP_CLIENT_ID is "
         "(single sign-on)",
     ]
+
+
+def test_where_two_factor_is_required_an_admin_s_provider_must_have_used_one(orgs, settings):
+    """OTP_REQUIRED_FOR_ADMINS: the tracker asks no code of a person signed in through the
+    provider, so an administrator's sign-in counts only when the ID token says (RFC 8176
+    `amr`) a second factor was used; others are let in as before."""
+    settings.OTP_REQUIRED_FOR_ADMINS = True
+    with pytest.raises(SsoRefused, match="Administrators must sign in with a second factor"):
+        sign_in("north-admins", amr=["pwd"])
+    assert sign_in("north-admins", amr=["pwd", "mfa"]).username == "ada"
+    assert sign_in("north-compliance", sub="sub-bob", preferred_username="bob").username == "bob"
+    settings.OTP_REQUIRED_FOR_ADMINS = False
+    assert sign_in("north-admins").username == "ada"
+
+
+def test_a_session_signed_in_through_the_provider_lasts_sso_session_hours(rf, settings):
+    settings.SSO_SESSION_HOURS = 8
+    request = rf.get("/")
+    request.session = SessionStore()
+    sso_user, password_user = User(username="a"), User(username="b")
+    sso_user.backend = "obligations.access.sso.OidcBackend"
+    password_user.backend = "django.contrib.auth.backends.ModelBackend"
+    # The receiver of user_logged_in (the signal's other receivers need saved users).
+    sso_session_length(sender=User, request=request, user=password_user)
+    assert request.session.get_expiry_age() == django_settings.SESSION_COOKIE_AGE
+    sso_session_length(sender=User, request=request, user=sso_user)
+    assert request.session.get_expiry_age() == 8 * 60 * 60
