@@ -1,7 +1,8 @@
 """Access-log retention: rows older than ACCESS_LOG_RETENTION_DAYS are removed nightly
 (tasks.purge_access_log). On PostgreSQL the log is append-only by trigger, and the one way
-to delete from it is osa_purge_access_log (migration 0033), which refuses anything newer
-than MIN_RETENTION_DAYS whoever calls it."""
+to delete from it is osa_purge_access_log (migrations 0033 and 0035), which refuses anything
+newer than the retention the tables' owner set (never less than MIN_RETENTION_DAYS), and
+everything when the log is kept for ever, whoever calls it."""
 
 from __future__ import annotations
 

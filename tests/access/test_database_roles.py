@@ -6,8 +6,12 @@ tracker/database-roles.sql and the suite logs in as the app's, so every test on 
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import os
+import subprocess
+import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import dj_database_url
@@ -18,6 +22,7 @@ from django.db import DatabaseError, connection, transaction
 from obligations.access.models import AccessAction, AccessLog
 from obligations.access.signin import record_access
 from obligations.register.states import CycleStatus, EventKind
+from tests.conftest import OWNER_URL
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.factories import meet as work_to_met
 
@@ -135,14 +140,15 @@ def test_the_app_role_does_the_apps_work(catalogue):
     record_access(user=reviewer, action=AccessAction.SIGN_IN, request=None)
 
 
-# The access log's retention (migration 0033): old rows go through osa_purge_access_log only.
+# The access log's retention (migrations 0033 and 0035): old rows go through
+# osa_purge_access_log only, and it keeps what the installation's retention keeps.
 @pytest.fixture
 def access_rows(db):  # type: ignore[no-untyped-def]
     # The database's clock, which the function reads: the tests' Python clock is fixed.
     with connection.cursor() as cursor:
         cursor.execute("SELECT now()")
         (now,) = cursor.fetchone()
-    for days, name in ((400, "old"), (29, "recent"), (0, "today")):
+    for days, name in ((800, "old"), (400, "kept"), (29, "recent"), (0, "today")):
         AccessLog.objects.create(
             at=now - dt.timedelta(days=days), action=AccessAction.SIGN_IN, username=name
         )
@@ -152,6 +158,33 @@ def purge(sql: str, *params: object) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, params)
         return int(cursor.fetchone()[0])
+
+
+@contextlib.contextmanager
+def retention(days: int) -> Iterator[str]:
+    """The retention set as the migrate step sets it: by the tables' owner, through the
+    command (in its own connection, so the test's transaction is left alone); put back to
+    the setting's after."""
+    owner = dj_database_url.parse(OWNER_URL)
+    name = connection.settings_dict["NAME"]
+    url = f"postgres://{owner['USER']}@{owner['HOST']}:{owner['PORT']}/{name}"
+
+    def apply(value: int) -> str:
+        result = subprocess.run(
+            [sys.executable, "manage.py", "apply_access_log_retention"],
+            cwd=settings.BASE_DIR,
+            env={**os.environ, "DATABASE_URL": url, "ACCESS_LOG_RETENTION_DAYS": str(value)},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert result.returncode == 0, result.stderr
+        return result.stdout.strip()
+
+    try:
+        yield apply(days)
+    finally:
+        apply(settings.ACCESS_LOG_RETENTION_DAYS)
 
 
 @pytest.mark.postgres
@@ -173,29 +206,65 @@ def test_the_app_role_cannot_delete_from_the_access_log_itself(access_rows, sql)
         connection.cursor() as cursor,
     ):
         cursor.execute(sql)
-    assert AccessLog.objects.count() == 3
+    assert AccessLog.objects.count() == 4
 
 
 @pytest.mark.postgres
 @pytest.mark.parametrize(
-    "before", ["now()", "now() - interval '29 days'", "now() + interval '9 years'"]
+    "before",
+    [
+        "now()",
+        "now() - interval '29 days'",
+        # Older than the function's own floor, not older than the installation's retention.
+        "now() - interval '31 days'",
+        "now() - interval '729 days'",
+        "now() + interval '9 years'",
+    ],
 )
-def test_the_purge_function_refuses_the_last_30_days(access_rows, before):
-    with pytest.raises(DatabaseError, match="keeps the last 30 days"):
+def test_the_purge_function_keeps_what_the_retention_keeps(access_rows, before):
+    assert settings.ACCESS_LOG_RETENTION_DAYS == 730
+    with pytest.raises(DatabaseError, match="the access log keeps the last 730 days"):
         purge(f"SELECT osa_purge_access_log({before})")
-    assert AccessLog.objects.count() == 3
+    assert AccessLog.objects.count() == 4
 
 
 @pytest.mark.postgres
 def test_the_purge_function_removes_old_rows_for_the_app_role(access_rows):
-    assert purge("SELECT osa_purge_access_log(now() - interval '30 days')") == 1
-    assert set(AccessLog.objects.values_list("username", flat=True)) == {"recent", "today"}
+    assert purge("SELECT osa_purge_access_log(now() - interval '730 days')") == 1
+    assert set(AccessLog.objects.values_list("username", flat=True)) == {
+        "kept",
+        "recent",
+        "today",
+    }
     # The limit it set for the trigger is gone with it: a DELETE after it is refused too.
     with (
         pytest.raises(DatabaseError, match="append-only"),
         transaction.atomic(),
         connection.cursor() as cursor,
     ):
-        cursor.execute("SELECT osa_purge_access_log(now() - interval '30 days')")
+        cursor.execute("SELECT osa_purge_access_log(now() - interval '730 days')")
         cursor.execute("DELETE FROM obligations_accesslog")
-    assert AccessLog.objects.count() == 2
+    assert AccessLog.objects.count() == 3
+
+
+@pytest.mark.postgres
+def test_only_the_owner_sets_the_retention_and_zero_keeps_everything(transactional_db, access_rows):
+    """Committing, as the nightly task does: a session sees a replaced function at its next
+    transaction (inside one that already holds the table's lock it may not, which no task
+    does)."""
+    with (
+        pytest.raises(DatabaseError, match=r"must be owner|permission denied"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(
+            "CREATE OR REPLACE FUNCTION osa_access_log_retention() RETURNS interval "
+            "LANGUAGE sql AS $$ SELECT interval '1 day' $$"
+        )
+    with retention(0) as said:
+        assert said == "Access log kept for ever."
+        with pytest.raises(DatabaseError, match="kept for ever here"):
+            purge("SELECT osa_purge_access_log(now() - interval '5000 days')")
+    with retention(300):
+        assert purge("SELECT osa_purge_access_log(now() - interval '300 days')") == 2
+    assert set(AccessLog.objects.values_list("username", flat=True)) == {"recent", "today"}
