@@ -103,7 +103,7 @@ def check_sign_in_allowed(*, username: str, request: HttpRequest) -> None:
         raise TooManyFailures(
             "Too many failed sign-ins from this address. Sign-in is paused for "
             f"{settings.SIGN_IN_LOCKOUT_MINUTES} minutes; then try again, or ask an "
-            "administrator to lift the lockout or reset your password."
+            "administrator to lift the lockout (a password reset does not)."
         )
 
 

@@ -21,7 +21,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.models import User
 from django.core.exceptions import SuspiciousOperation, ValidationError
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 from mozilla_django_oidc.auth import OIDCAuthenticationBackend
 from requests import RequestException
@@ -166,6 +166,27 @@ def _no_role(groups: list[str], username: str) -> SsoRefused:
     )
 
 
+def _first_sign_in(issuer: str, subject: str, claims: dict[str, Any]) -> User:
+    """A user for the provider's `subject`; if the same person's other sign-in made one a
+    moment ago (two tabs, a double click), that one."""
+    try:
+        with transaction.atomic():
+            user = User(username=_username_for(claims), is_staff=True)
+            # Only the provider signs them in: the password form can never be used for them.
+            user.set_unusable_password()
+            user.save()
+            SsoIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+            return user
+    except IntegrityError:
+        made = SsoIdentity.objects.select_related("user").filter(issuer=issuer, subject=subject)
+        identity = made.first()
+        if identity is None:  # their name was taken by someone else at the same moment
+            raise SsoRefused(
+                "Signing in did not work this time; please try again.", "username taken"
+            ) from None
+        return identity.user
+
+
 def sign_in_through_sso(*, issuer: str, claims: dict[str, Any]) -> User:
     """The user the provider's verified claims name, their memberships brought in step with
     its groups; SsoRefused when they are not to be let in."""
@@ -181,11 +202,7 @@ def sign_in_through_sso(*, issuer: str, claims: dict[str, Any]) -> User:
             if not wanted:  # nothing is made for someone who may not come in
                 said = claims.get("preferred_username") or claims.get("email") or subject
                 raise _no_role(groups, str(said))
-            user = User(username=_username_for(claims), is_staff=True)
-            # Only the provider signs them in: the password form can never be used for them.
-            user.set_unusable_password()
-            user.save()
-            SsoIdentity.objects.create(user=user, issuer=issuer, subject=subject)
+            user = _first_sign_in(issuer, subject, claims)
         else:
             user = identity.user
         if not user.is_active:
@@ -229,7 +246,7 @@ class OidcBackend(OIDCAuthenticationBackend):
         except SsoRefused as refused:
             self._refused(str(refused), refused.reason, refused.username)
             return None
-        except (RequestException, SuspiciousOperation, jwt.PyJWTError) as exc:
+        except (RequestException, SuspiciousOperation, jwt.PyJWTError, ValidationError) as exc:
             logger.warning("single sign-on failed: %s", exc)
             self._refused(
                 f"Signing in through {provider_name()} did not work; please try again.",

@@ -22,7 +22,7 @@ from obligations.access.models import (
     SsoGroupRole,
     SsoIdentity,
 )
-from obligations.access.sso import SsoRefused, sign_in_through_sso
+from obligations.access.sso import SsoRefused, _first_sign_in, sign_in_through_sso
 from obligations.access.users import get_system_user
 from tests.factories import OrganisationFactory, UserFactory, member
 
@@ -252,3 +252,11 @@ def test_a_session_signed_in_through_the_provider_lasts_sso_session_hours(rf, se
     assert request.session.get_expiry_age() == django_settings.SESSION_COOKIE_AGE
     sso_session_length(sender=User, request=request, user=sso_user)
     assert request.session.get_expiry_age() == 8 * 60 * 60
+
+
+def test_two_first_sign_ins_at_once_make_one_user(orgs):
+    """The second of two sign-ins that both found no user yet (two tabs, a double click) gets
+    the one the first made, not an error page."""
+    first = sign_in("north-compliance")
+    assert _first_sign_in(ISSUER, "sub-ada", {"preferred_username": "ada"}) == first
+    assert User.objects.filter(sso_identities__subject="sub-ada").count() == 1
