@@ -15,6 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import connection
 
+from tests.lifecycle import stop
+
 
 def database_url() -> str:
     """The URL of the database this test process is using (the test database)."""
@@ -51,12 +53,7 @@ def running(
         try:
             yield process
         finally:
-            process.terminate()
-            try:
-                process.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            stop(process, timeout=30)
 
 
 def celery_worker(

@@ -35,8 +35,8 @@ from typing import Any
 
 import boto3
 
+from tests.lifecycle import free_port, stop
 from tests.oidc_provider.server import running_provider
-from tests.ports import free_port
 
 ROLES_SQL = Path(__file__).resolve().parent.parent / "tracker" / "database-roles.sql"
 
@@ -143,11 +143,7 @@ def postgres() -> Iterator[dict[str, str]]:
             "DATABASE_SUPERUSER_URL": f"postgres://postgres@127.0.0.1:{port}/postgres",
         }
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, timeout=20)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -199,11 +195,7 @@ def redis(port: int | None = None) -> Iterator[dict[str, str]]:
             time.sleep(0.1)
         yield {"REDIS_URL": f"redis://127.0.0.1:{port}/0"}
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, timeout=10)
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -242,11 +234,7 @@ def s3() -> Iterator[dict[str, str]]:
         )
         yield env
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
+        stop(server, timeout=10)
 
 
 def s3_client(env: dict[str, str]) -> Any:

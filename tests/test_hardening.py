@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.apps import apps
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -25,6 +26,7 @@ from obligations.register.models import Event
 from obligations.register.states import EventSource
 from tests.browser import browser_sign_in
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.helpers import private_pem
 
 ADMIN = EventSource.ADMIN
 PDF = b"%PDF-1.4\n" + b"policy " * 50 + b"\n%%EOF\n"
@@ -69,18 +71,7 @@ def sign_in(client: Client, username: str, password: str, ip: str = "203.0.113.9
 def test_sign_ins_exports_packs_and_downloads_are_logged_for_the_organisation_admins(
     team, settings
 ):
-    from cryptography.hazmat.primitives import serialization
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
-    settings.AUDIT_PACK_SIGNING_KEY = (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
+    settings.AUDIT_PACK_SIGNING_KEY = private_pem(Ed25519PrivateKey.generate())
     client = Client(HTTP_USER_AGENT="Auditor's browser")
     assert sign_in(client, "audrey", "wrong").count("correct username and password")
     assert sign_in(client, "audrey", PASSWORD) == "/admin/"

@@ -14,7 +14,7 @@ import yaml
 from django.conf import settings
 
 from tests.deploy.test_settings import production, variables_documented
-from tests.ports import free_port
+from tests.lifecycle import free_port
 from tests.processes import running, wait_for
 
 ROOT = Path(settings.BASE_DIR)

@@ -30,14 +30,14 @@ from typing import Any
 import psycopg
 import pytest
 from celery import Celery
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from django.conf import settings
 
 from tests import servers
 from tests.browser import SHOTS, browser_sign_in
+from tests.helpers import private_pem
+from tests.lifecycle import free_port
 from tests.oidc_provider.server import running_provider
-from tests.ports import free_port
 from tests.processes import mailed_items, running, wait_for
 
 pytestmark = [pytest.mark.postgres, pytest.mark.browser]
@@ -68,18 +68,6 @@ def topology_database() -> Iterator[tuple[str, str]]:
     finally:
         with psycopg.connect(owner, autocommit=True) as conn:
             conn.execute(f"DROP DATABASE {name} WITH (FORCE)")
-
-
-def signing_key() -> str:
-    return (
-        Ed25519PrivateKey.generate()
-        .private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-        .decode()
-    )
 
 
 def health(port: int) -> tuple[int, dict[str, str]]:
@@ -158,7 +146,7 @@ def test_the_production_topology_end_to_end(tmp_path, browser):
             "SITE_URL": f"http://127.0.0.1:{web_a}",
             "DATABASE_URL": app_url,
             "DATABASE_OWNER_URL": owner_url,
-            "AUDIT_PACK_SIGNING_KEY": signing_key(),
+            "AUDIT_PACK_SIGNING_KEY": private_pem(Ed25519PrivateKey.generate()),
             # Plain HTTP on loopback: no proxy in front to terminate TLS.
             "SECURE_SSL_REDIRECT": "0",
             "EMAIL_BACKEND": "django.core.mail.backends.filebased.EmailBackend",

@@ -28,7 +28,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from tests.ports import free_port
+from tests.lifecycle import free_port, stop
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 LOOPBACK_CALLBACKS = ("http://127.0.0.1/oidc/callback/", "http://localhost/oidc/callback/")
@@ -147,10 +147,5 @@ def running_provider(
             raise RuntimeError(f"the OIDC provider did not start:\n{provider.log.read_text()}")
         yield provider
     finally:
-        server.terminate()
-        try:
-            server.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait()
+        stop(server, timeout=10)
         shutil.rmtree(directory, ignore_errors=True)
