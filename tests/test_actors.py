@@ -517,6 +517,8 @@ NOT_WRITES = {
     "command load_catalogue": "acts as the named system user (test_catalogue.py)",
     "command load_demo": "demo data, as the named system user",
     "command backfill_compliance_counts": "stores counts derived from the events; no actor",
+    "command apply_access_log_retention": "a database setting the deploy makes as the owner; "
+    "no register row",
 }
 # Models whose admin offers no writes to the tracker's users: read-only registers and the
 # catalogue, and the operator-only pages of Django's and django-celery-beat's own apps.
