@@ -33,7 +33,7 @@ run: serve-prepare
 	@echo "  'elsewhere' belongs to a second organisation and sees none of the first's data."
 	@echo "  Reminder e-mails are written to var/mail/; the Celery worker and beat run alongside."
 	@echo ""
-	@trap 'kill 0' INT TERM EXIT; \
+	@trap 'trap - INT TERM EXIT; kill $$(jobs -p) 2>/dev/null; wait' INT TERM EXIT; \
 	$(BIN)/celery -A tracker worker --loglevel=INFO --pool=solo --without-gossip --without-mingle & \
 	$(BIN)/celery -A tracker beat --loglevel=INFO & \
 	DEBUG=1 $(BIN)/python manage.py runserver 127.0.0.1:$(PORT)

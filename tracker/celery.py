@@ -24,6 +24,9 @@ app.conf.update(
     # Django's LOGGING (tracker/logs.py) formats the worker's and beat's lines too, JSON in
     # production, each task's carrying its id as the request id.
     worker_hijack_root_logger=False,
+    # What a worker prints (a traceback at shutdown, say) goes straight to its own stderr:
+    # redirected into logging, whose handler writes to stderr, it would feed itself.
+    worker_redirect_stdouts=False,
 )
 task_prerun.connect(task_started, weak=False)
 task_postrun.connect(task_ended, weak=False)
