@@ -14,7 +14,10 @@ from itertools import islice
 from typing import IO, Any
 
 from django.db.models import QuerySet
+from django.utils import timezone
 from openpyxl import Workbook
+from openpyxl.cell import WriteOnlyCell
+from openpyxl.utils import get_column_letter
 
 from obligations.catalogue.commencement import in_force_known
 from obligations.register.models import Obligation
@@ -189,12 +192,42 @@ def stream_json(rows: Iterable[dict[str, Any]], meta: dict[str, Any]) -> Iterato
     yield "\n]}\n"
 
 
+# Columns a spreadsheet should sort and filter as dates, not text, and how it shows them:
+# the UK style (17 Mar 2025), and the last change in London's time (a cell has no zone).
+DATE_FORMAT, DATETIME_FORMAT = "DD MMM YYYY", "DD MMM YYYY HH:MM"
+COLUMN_AT = {key: index for index, (key, _) in enumerate(COLUMNS)}
+
+
+def xlsx_cells(sheet: Any, row: dict[str, Any]) -> list[Any]:
+    """`csv_cells`, with the dates as date cells."""
+    cells = csv_cells(row)
+    for key in ("in_force_from", "due"):
+        if row[key]:
+            cells[COLUMN_AT[key]] = dated(sheet, dt.date.fromisoformat(row[key]), DATE_FORMAT)
+    if row["last_change"]:
+        at = timezone.localtime(dt.datetime.fromisoformat(row["last_change"]))
+        cells[COLUMN_AT["last_change"]] = dated(sheet, at.replace(tzinfo=None), DATETIME_FORMAT)
+    return cells
+
+
+def dated(sheet: Any, value: dt.date, number_format: str) -> WriteOnlyCell:
+    cell = WriteOnlyCell(sheet, value=value)
+    cell.number_format = number_format
+    return cell
+
+
 def write_xlsx(rows: Iterable[dict[str, Any]], out: IO[bytes]) -> None:
+    """The register as a worksheet: the header row frozen and filtering every column, the
+    dates as dates."""
     workbook = Workbook(write_only=True)
     sheet = workbook.create_sheet("Obligations")
+    sheet.freeze_panes = "A2"
     sheet.append([heading for _, heading in COLUMNS])
+    count = 0
     for row in rows:
-        sheet.append(csv_cells(row))
+        sheet.append(xlsx_cells(sheet, row))
+        count += 1
+    sheet.auto_filter.ref = f"A1:{get_column_letter(len(COLUMNS))}{count + 1}"
     workbook.save(out)
 
 

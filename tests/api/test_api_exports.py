@@ -99,6 +99,31 @@ def test_the_xlsx_export_opens_with_text_not_formulas(team):
     assert sheet.max_row == 1 + Obligation.objects.filter(provider=team["provider"]).count()
 
 
+def test_the_xlsx_export_has_dates_a_frozen_header_and_filters(team):
+    """What a person opening it in a spreadsheet expects: dates they can sort and filter by
+    date, shown as 17 Mar 2025; the header stays in view; every column can be filtered."""
+    response = client_for(team["audrey"]).get("/api/v1/obligations/export/xlsx/")
+    sheet = load_workbook(io.BytesIO(b"".join(response.streaming_content)))["Obligations"]
+    header = [c.value for c in sheet[1]]
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:P{sheet.max_row}"
+    due = [row[header.index("Due")] for row in sheet.iter_rows(min_row=2) if row[0].value]
+    dated = [cell for cell in due if cell.value is not None]
+    assert dated and all(cell.is_date for cell in dated)
+    assert {cell.number_format for cell in dated} == {"DD MMM YYYY"}
+    csv_rows = list(csv.reader(io.StringIO(
+        b"".join(client_for(team["audrey"]).get("/api/v1/obligations/export/csv/")
+                 .streaming_content).decode("utf-8-sig")
+    )))  # fmt: skip
+    by_id = {row[0]: row for row in csv_rows[1:]}
+    for row in sheet.iter_rows(min_row=2):
+        due_cell = row[header.index("Due")]
+        expected = by_id[str(row[0].value)][header.index("Due")]
+        assert (due_cell.value.date().isoformat() if due_cell.value else "") == expected
+        changed = row[header.index("Last change")]
+        assert changed.value is None or changed.number_format == "DD MMM YYYY HH:MM"
+
+
 def test_an_export_with_a_bad_filter_is_a_400_not_a_file(team):
     response = client_for(team["audrey"]).get("/api/v1/obligations/export/csv/", {"ovrdue": "1"})
     assert response.status_code == 400
