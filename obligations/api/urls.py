@@ -2,6 +2,7 @@ from django.urls import include, path
 from rest_framework.routers import DefaultRouter
 
 from obligations.api.reports import ApplicabilityView, AuditPackView, DashboardView, PublicKeyView
+from obligations.api.root import TrackerRoot
 from obligations.api.views import (
     DutyViewSet,
     EventViewSet,
@@ -18,6 +19,7 @@ from obligations.api.views import (
 )
 
 router = DefaultRouter()
+router.APIRootView = TrackerRoot
 router.register("organisations", OrganisationViewSet, basename="organisation")
 router.register("providers", ProviderViewSet, basename="provider")
 router.register("services", ServiceViewSet, basename="service")

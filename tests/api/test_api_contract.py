@@ -172,7 +172,9 @@ def url_operations() -> set[tuple[str, str]]:
     found = set()
     for url in router.urls:
         pattern = str(url.pattern)
-        if "format>" in pattern or url.callback.cls is APIRootView:  # `.json`; a page of links
+        if "format>" in pattern or issubclass(
+            url.callback.cls, APIRootView
+        ):  # `.json`; a page of links
             continue
         methods = HTTP_METHODS & set(url.callback.actions)  # DRF adds "head" on first use
         found |= {(method.upper(), as_path(pattern)) for method in methods}
