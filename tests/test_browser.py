@@ -9,6 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 from django.core.management import call_command
+from openpyxl import load_workbook
 
 from obligations.assessments.models import AssessmentKind, RiskAssessment
 from obligations.register.models import Obligation
@@ -155,3 +156,37 @@ def test_the_manager_dashboard_fits_drills_down_and_prints(live_server, browser)
     page.screenshot(path=SHOTS / "dashboard-print.png", full_page=True)
     pdf = page.pdf(path=str(SHOTS / "dashboard.pdf"), format="A4", landscape=True)
     assert pdf.startswith(b"%PDF")
+
+
+def test_the_auditor_verifies_a_pack_and_exports_the_register_without_typing_a_url(
+    live_server, browser, tmp_path
+):
+    call_command("load_catalogue", verbosity=0)
+    call_command("load_demo", verbosity=0)
+    page = browser.new_page(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    browser_sign_in(page, live_server.url, "auditor")
+    page.click('#user-tools a:has-text("Auditor\'s corner")')
+    page.wait_for_selector("#audit-packs")
+    page.screenshot(path=SHOTS / "auditor-01-corner.png", full_page=True)
+
+    page.select_option("#pack-service", label="Northwind Social Ltd: Northwind Social")
+    with page.expect_download() as pack_download:
+        page.click("#pack-for-service")
+    pack = tmp_path / pack_download.value.suggested_filename
+    pack_download.value.save_as(pack)
+    assert pack.name.startswith("audit-pack-service-")
+
+    page.set_input_files("#verify input[type=file]", str(pack))
+    page.click("#verify-pack")
+    page.wait_for_selector("#verify-result")
+    assert page.inner_text("#verify-result").startswith("Valid: the signature is the tracker's")
+    page.screenshot(path=SHOTS / "auditor-02-pack-verified.png", full_page=True)
+
+    with page.expect_download() as export_download:
+        page.click("#export-xlsx")
+    export = tmp_path / "register.xlsx"
+    export_download.value.save_as(export)
+    sheet = load_workbook(export)["Obligations"]
+    northwind = Obligation.objects.filter(provider__organisation__name="Northwind Media Group")
+    assert sheet.max_row == 1 + northwind.count()
+    assert sheet.freeze_panes == "A2"

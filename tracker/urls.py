@@ -6,6 +6,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitVie
 
 from obligations.access import admin_passwords
 from obligations.access.admin_otp import two_factor
+from obligations.exports.corner import auditors_corner
 from obligations.exports.feeds import calendar_feed
 from obligations.operations.health import health_view, liveness_view
 from obligations.views import assessment_record, download_evidence, measures_record
@@ -18,6 +19,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="admin:index", permanent=False)),
     # Two-factor enrolment and password reset: before the admin's catch-all.
     path("admin/two-factor/", admin.site.admin_view(two_factor), name="admin_two_factor"),
+    path("admin/auditors-corner/", admin.site.admin_view(auditors_corner), name="auditors-corner"),
     path("admin/", include(admin_passwords)),
     path("admin/", admin.site.urls),
     path("api/v1/", include(("obligations.api.urls", "api"))),

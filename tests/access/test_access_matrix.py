@@ -509,6 +509,8 @@ ROUTES: dict[str, Route] = {
     ),
     # Each user's own two-factor enrolment; password reset, for anyone (a bad link: its page).
     "admin_two_factor": Route(lambda w, s, side: reverse("admin_two_factor"), same(200)),
+    # Links and forms only, each list scoped: someone with no role sees empty lists.
+    "auditors-corner": Route(lambda w, s, side: reverse("auditors-corner"), same(200)),
     "admin_password_reset": Route(lambda w, s, side: reverse("admin_password_reset"), anyone(200)),
     "password_reset_done": Route(lambda w, s, side: reverse("password_reset_done"), anyone(200)),
     "password_reset_confirm": Route(
