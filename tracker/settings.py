@@ -56,7 +56,8 @@ elif not re.fullmatch(r"https?://[^/\s]+(/\S*)?", SITE_URL):
     env.refuse(f"SITE_URL must be the site's address, http(s)://host, not {SITE_URL!r}")
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    # django.contrib.admin, with the home page grouped for people (obligations/adminsite.py).
+    "obligations.adminsite.TrackerAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
