@@ -218,6 +218,14 @@ def summary(
         _with_percent({**row, "name": names[row["service_id"]]}) for row in per_service[:SHOWN]
     ]
     service_ids = [row["service_id"] for row in shown_services]
+    # Duties of a provider as a whole (fees, notices) belong to no service: their own row, so
+    # that each column of the table adds up to the headline.
+    wide = [g for g in groups if g["service_id"] is None]
+    provider_wide = (
+        _with_percent({key: sum(g[key] for g in wide) for key in (*buckets(day), "applicable")})
+        if wide
+        else None
+    )
 
     overdue_q = buckets(day)["overdue"]
     row_values = (
@@ -263,6 +271,7 @@ def summary(
         "not_in_force": not_in_force,
         "services": shown_services,
         "services_total": service_count,
+        "provider_wide": provider_wide,
         "overdue": overdue,
         "upcoming": upcoming,
         "upcoming_days": UPCOMING_DAYS,

@@ -109,6 +109,7 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
         "totals": figures(found["totals"], links),
         "legend": [(BUCKETS[key], swatch(key)) for key in BUCKETS],
         "services": [_service_row(row, filters) for row in found["services"]],
+        "provider_wide": _provider_wide_row(found["provider_wide"], filters),
         "upcoming_link": admin_link(
             **filter_params(filters, applicable__exact=1, due=found["upcoming_days"])
         ),
@@ -180,7 +181,19 @@ def _form(
 
 
 def _service_row(row: Mapping[str, Any], filters: Filters) -> dict[str, Any]:
-    links = state_links(filters, service__id__exact=row["service_id"])
+    return _table_row(row, state_links(filters, service__id__exact=row["service_id"]))
+
+
+def _provider_wide_row(row: Mapping[str, Any] | None, filters: Filters) -> dict[str, Any] | None:
+    """The duties of providers as a whole (fees, notices), linked to exactly those."""
+    if row is None:
+        return None
+    # The bar's element ids are made from the row's service id: this row's is a word.
+    wide = {**row, "service_id": "provider-wide", "name": "Provider-wide duties"}
+    return _table_row(wide, state_links(filters, service__isnull="True"))
+
+
+def _table_row(row: Mapping[str, Any], links: Mapping[str, str]) -> dict[str, Any]:
     return {
         **row,
         "figures": figures(row, links),
