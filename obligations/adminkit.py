@@ -259,7 +259,8 @@ class RegisterColumns:
 
     @admin.display(description="due", ordering="due_date")
     def due(self, obj: Obligation) -> Any:
-        return obj.due_date
+        # "-", as the admin shows any empty value (an inline's read-only field would say None).
+        return display(obj.due_date) if obj.due_date else "-"
 
 
 class OrganisationAdminInline(admin.TabularInline):

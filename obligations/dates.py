@@ -25,6 +25,12 @@ def display(day: dt.date) -> str:
     return f"{day:%-d %b %Y}"
 
 
+def display_moment(moment: dt.datetime) -> str:
+    """A moment as people read it, in London: 17 Mar 2025 14:05."""
+    local = timezone.localtime(moment) if timezone.is_aware(moment) else moment
+    return f"{display(local.date())} {local:%H:%M}"
+
+
 def add_months(day: dt.date, months: int) -> dt.date:
     """The same day `months` later (or earlier), or the month's last day where it has none."""
     month_index = day.month - 1 + months

@@ -39,7 +39,7 @@ from obligations.assessments.selectors import (
 from obligations.catalogue.admin import CatalogueAdmin
 from obligations.catalogue.models import CodeMeasure, HarmKind, RiskFactor
 from obligations.catalogue.selectors import catalogue_parameters
-from obligations.dates import london_today
+from obligations.dates import display, london_today
 from obligations.providers.models import Service
 from obligations.register.models import Evidence, Obligation
 
@@ -305,7 +305,7 @@ class RiskAssessmentAdmin(ScopedHistoryAdmin):
             '<a href="{}">{}</a> (due {}, {})',
             url,
             obj.cycle.obligation.duty.code,
-            obj.cycle.due_date or "—",
+            display(obj.cycle.due_date) if obj.cycle.due_date else "no due date",
             obj.cycle.get_status_display(),
         )
 

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import F, Q
 from simple_history.models import HistoricalRecords
 
+from obligations.dates import display
+
 
 class AssessmentKind(models.TextChoices):
     ILLEGAL_U2U = "illegal_u2u", "Illegal content (user-to-user, s.9)"
@@ -69,7 +71,10 @@ class RiskAssessment(models.Model):
         indexes = [models.Index(fields=["service", "kind"])]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} risk assessment of {self.service} ({self.started_on})"
+        return (
+            f"{self.get_kind_display()} risk assessment of {self.service} "
+            f"(started {display(self.started_on)})"
+        )
 
 
 class AssessmentEntry(models.Model):

@@ -7,7 +7,13 @@ from django.db import models
 from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
-from obligations.dates import EARLIEST, LATEST, validate_plausible_date
+from obligations.dates import (
+    EARLIEST,
+    LATEST,
+    display,
+    display_moment,
+    validate_plausible_date,
+)
 from obligations.inputs import validate_single_line
 from obligations.register.states import (
     CLOSED_STATUSES,
@@ -249,7 +255,7 @@ class ObligationCycle(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.obligation} from {self.period_start}"
+        return f"{self.obligation} from {display(self.period_start)}"
 
     @property
     def is_closed(self) -> bool:
@@ -286,7 +292,7 @@ class Event(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} by {self.actor} at {self.at:%Y-%m-%d %H:%M}"
+        return f"{self.get_kind_display()} by {self.actor} at {display_moment(self.at)}"
 
 
 class EvidenceKind(models.TextChoices):
