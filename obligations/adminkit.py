@@ -19,6 +19,8 @@ from django.forms.models import BaseInlineFormSet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.utils.html import format_html
 from simple_history.admin import SimpleHistoryAdmin
+from simple_history.models import DeletedObject, ModelChange
+from simple_history.template_utils import HistoricalRecordContextHelper
 
 from obligations.access.models import Membership, Organisation, Role
 from obligations.access.selectors import (
@@ -30,7 +32,7 @@ from obligations.access.selectors import (
     visible_organisations,
 )
 from obligations.catalogue.commencement import in_force_on
-from obligations.dates import display, london_today
+from obligations.dates import display, display_moment, london_today
 from obligations.providers.models import Provider, Service
 from obligations.providers.penalties import money
 from obligations.register.models import Obligation
@@ -148,9 +150,35 @@ class ScopedAdmin(NotFoundAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
 
+class WordsContextHelper(HistoricalRecordContextHelper):
+    """The field history's old and new values as people read them, decided with the field in
+    hand: a dash for nothing, yes and no, a choice's label, dates as 17 Mar 2025."""
+
+    def prepare_delta_change_value(self, change: ModelChange, value: Any) -> Any:
+        value = super().prepare_delta_change_value(change, value)
+        field = self.model._meta.get_field(change.field)
+        # simple-history shows a relation that was empty as a deleted object with no key.
+        if value is None or value == "" or (isinstance(value, DeletedObject) and value.pk is None):
+            return "\u2013"  # an en dash
+        if isinstance(value, bool):
+            return "yes" if value else "no"
+        if field.choices:
+            return dict(field.flatchoices).get(value, value)
+        if isinstance(value, dt.datetime):
+            return display_moment(value)
+        if isinstance(value, dt.date):
+            return display(value)
+        return value
+
+
 class ScopedHistoryAdmin(ScopedAdmin, SimpleHistoryAdmin):
     """Field history, visible only for objects the user can see (simple-history falls back to
     the history table for objects it cannot find, which would leak another organisation's)."""
+
+    def get_historical_record_context_helper(
+        self, request: HttpRequest, historical_record: Any
+    ) -> HistoricalRecordContextHelper:
+        return WordsContextHelper(self.model, historical_record)
 
     def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
         # A form sent back unchanged is no change: no save, so no history row saying "changed".
