@@ -6,7 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, Literal
 
 from django.conf import settings
 from django.contrib.auth.models import User
@@ -46,18 +46,26 @@ def record_access(
     request: HttpRequest | None,
     organisation_ids: Iterable[int] | None = None,
     description: str = "",
-    username: str = "",
+    username: str | None = None,
+    ip_address: str | Literal["the request's"] | None = "the request's",
 ) -> None:
     """Append one access log row, or one per organisation the access concerned, so that each
-    organisation's admins see exactly the rows about their own data."""
+    organisation's admins see exactly the rows about their own data. The address is the
+    request's unless the row is about another one (a lifted lockout names the address it
+    frees, or None for every address)."""
     person = user if user is not None and user.is_authenticated else None
     common = {
         "at": timezone.now(),
         "action": action,
         "user": person,
-        "username": (username or (person.get_username() if person else ""))[:150],
+        # The person's own name unless the row names another (an empty one: every name).
+        "username": (username if username is not None else person.get_username() if person else "")[
+            :150
+        ],
         "description": description[:500],
-        "ip_address": client_ip(request) if request is not None else None,
+        "ip_address": (client_ip(request) if request is not None else None)
+        if ip_address == "the request's"
+        else ip_address,
         "user_agent": request.META.get("HTTP_USER_AGENT", "")[:500] if request else "",
     }
     ids: list[int | None] = [*(organisation_ids or [])] or [None]
@@ -130,20 +138,16 @@ def lift_lockout(
     by = f"by {actor.get_username()}" + (
         f" (from {client_ip(request)})" if request is not None else ""
     )
-    common = {
-        "at": timezone.now(),
-        "action": AccessAction.LOCKOUT_LIFTED,
-        "user": actor,
-        "username": username[:150],
-        "ip_address": ip_address,
-        "description": f"Sign-in lockout lifted for {username or 'every name'!r} {where} {by}"[
-            :500
-        ],
-        "user_agent": request.META.get("HTTP_USER_AGENT", "")[:500] if request else "",
-    }
     # One row per organisation of the member, so that each one's admins see it.
-    ids: list[int | None] = [*members.values_list("organisation_id", flat=True)] or [None]
-    AccessLog.objects.bulk_create([AccessLog(organisation_id=pk, **common) for pk in ids])
+    record_access(
+        user=actor,
+        action=AccessAction.LOCKOUT_LIFTED,
+        request=request,
+        organisation_ids=members.values_list("organisation_id", flat=True),
+        description=f"Sign-in lockout lifted for {username or 'every name'!r} {where} {by}",
+        username=username,
+        ip_address=ip_address,
+    )
 
 
 def check_token_attempt_allowed(*, request: HttpRequest) -> None:
