@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.urls import NoReverseMatch
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.reverse import reverse
@@ -108,15 +107,13 @@ class TrackerRoot(APIRootView):
         namespace = request.resolver_match.namespace if request.resolver_match else ""
         listed: dict[str, dict[str, str]] = {}
         for label, name, arguments, description in ENDPOINTS:
-            try:
-                url = reverse(
-                    f"{namespace}:{name}" if namespace else name,
-                    kwargs=arguments,
-                    request=request,
-                    format=kwargs.get("format"),
-                )
-            except NoReverseMatch:
-                continue
+            url = reverse(
+                f"{namespace}:{name}" if namespace else name,
+                kwargs=arguments,
+                # Plain links, whatever the page was asked for as (`/api/v1/.json`): only the
+                # router's lists have `.json` forms, and an export's format is its `kind`.
+                request=request,
+            )
             listed[label] = {"url": url, "description": description}
         for label, name, description in (
             ("schema", "api-schema", "The OpenAPI 3 schema of this API."),

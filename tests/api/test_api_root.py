@@ -34,3 +34,11 @@ def test_the_browsable_page_explains_the_api_in_words(team):
     text = page.content.decode()
     assert "Every endpoint, with what it is for, is listed below" in text
     assert "The default basic root view for DefaultRouter" not in text
+
+
+def test_the_front_page_answers_in_json_by_suffix_and_parameter(team):
+    client = client_for(team["audrey"])
+    for url in ("/api/v1/.json", "/api/v1/?format=json"):
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert "audit packs" in response.json()
