@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import mimetypes
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -18,6 +19,20 @@ SIGNATURES = {
     "image/jpeg": (b"\xff\xd8\xff",),
 }
 
+
+# What a person calls each type we keep, for messages: nobody should have to read a MIME type.
+KIND_NAMES = {
+    "application/pdf": "PDF",
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "text/plain": "plain text",
+    "text/csv": "CSV",
+    "application/json": "JSON",
+    "application/vnd.openxmlformats-officedocument.wordprocessingml.document": "Word (.docx)",
+    "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet": "Excel (.xlsx)",
+    "application/vnd.oasis.opendocument.text": "OpenDocument text (.odt)",
+    "application/vnd.oasis.opendocument.spreadsheet": "OpenDocument spreadsheet (.ods)",
+}
 
 ZIP_BASED = {
     "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
@@ -64,6 +79,19 @@ def content_type_for(name: str) -> str:
     return guessed or "application/octet-stream"
 
 
+def kind_name(content_type: str, name: str = "") -> str:
+    """A file type in words: "PDF", or the file's extension when we have no name for it."""
+    if content_type in KIND_NAMES:
+        return KIND_NAMES[content_type]
+    extension = os.path.splitext(name)[1].lstrip(".").lower()
+    return f".{extension}" if extension.isalnum() and len(extension) <= 10 else "Unrecognised"
+
+
+def accepted_kinds() -> str:
+    """The kinds of evidence this installation accepts, in words, in a stable order."""
+    return ", ".join(sorted(kind_name(kind) for kind in settings.EVIDENCE_CONTENT_TYPES))
+
+
 def check_and_hash(uploaded: UploadedFile) -> tuple[str, str, int]:
     """(sha256, content type, size) of an upload, or EvidenceRefused with the reason."""
     size = uploaded.size or 0
@@ -76,9 +104,9 @@ def check_and_hash(uploaded: UploadedFile) -> tuple[str, str, int]:
         raise EvidenceRefused("The file is empty.")
     content_type = content_type_for(uploaded.name or "")
     if content_type not in settings.EVIDENCE_CONTENT_TYPES:
-        allowed = ", ".join(sorted(settings.EVIDENCE_CONTENT_TYPES))
         raise EvidenceRefused(
-            f"Files of type {content_type} are not accepted as evidence (allowed: {allowed}).",
+            f"{kind_name(content_type, uploaded.name or '')} files are not accepted as "
+            f"evidence (accepted: {accepted_kinds()}).",
             status=415,
         )
     uploaded.seek(0)
@@ -89,7 +117,8 @@ def check_and_hash(uploaded: UploadedFile) -> tuple[str, str, int]:
     )
     if expected and not head.startswith(expected):
         raise EvidenceRefused(
-            f"The file's content does not match its name ({content_type}).", status=415
+            f"The file is named as {kind_name(content_type)} but its content is not.",
+            status=415,
         )
     sha = getattr(uploaded, "sha256", None) or _sha256(uploaded.chunks())
     return sha, content_type, size

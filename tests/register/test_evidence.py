@@ -103,9 +103,13 @@ def test_an_oversized_upload_is_refused_and_nothing_is_stored(
 @pytest.mark.parametrize(
     ("name", "content", "message"),
     [
-        ("page.html", b"<script>alert(1)</script>", "text/html are not accepted"),
-        ("tool.exe", b"MZ\x90\x00", "are not accepted"),
-        ("fake.pdf", b"MZ\x90\x00 not a pdf", "does not match its name"),
+        (
+            "page.html",
+            b"<script>alert(1)</script>",
+            ".html files are not accepted as evidence (accepted: CSV, Excel",
+        ),
+        ("tool.exe", b"MZ\x90\x00", ".exe files are not accepted"),
+        ("fake.pdf", b"MZ\x90\x00 not a pdf", "named as PDF but its content is not"),
         ("empty.pdf", b"", "Give either a file or a link"),
     ],
 )
