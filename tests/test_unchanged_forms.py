@@ -182,3 +182,16 @@ def test_an_obligation_whose_owner_has_left_saves_unchanged(world):
     response = client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:3000]
     assert changed(before, everything()) == {}
+
+
+def test_a_changed_service_says_which_duties_it_added_or_ended(world):
+    service = _service(world)
+    client = signed_in_client(world.people["casey"])
+    url = reverse("admin:obligations_service_change", args=[service.pk])
+    data = form_data(client.get(url), "service_form")
+    data["children_likely_to_access"] = "false"
+    response = client.post(url, data, follow=True)
+    message = next(str(m) for m in response.context["messages"])
+    assert message.startswith("Register updated. "), message
+    assert "no longer apply: Children's risk assessment (s.11)" in message, message
+    assert "CHILD" not in message  # titles and sections, not the catalogue's codes

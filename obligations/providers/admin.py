@@ -259,7 +259,7 @@ class SignificantChangeInline(ReadOnlyInline):
 
 class SignificantChangeForm(forms.Form):
     description = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}))
-    planned_for = forms.DateField(help_text="YYYY-MM-DD", validators=[validate_plausible_date])
+    planned_for = forms.DateField(help_text="DD/MM/YYYY", validators=[validate_plausible_date])
 
     def clean_planned_for(self) -> dt.date:
         day: dt.date = self.cleaned_data["planned_for"]
@@ -401,11 +401,22 @@ class ServiceAdmin(ScopedHistoryAdmin):
         )
         for formset in formsets:
             self.save_formset(request, form, formset, change=change)
-        if result.created or result.reapplied or result.not_applicable:
+        changes = [
+            (heading, codes)
+            for heading, codes in (
+                ("new", result.created),
+                ("apply again", result.reapplied),
+                ("no longer apply", result.not_applicable),
+            )
+            if codes
+        ]
+        if changes:
             self.message_user(
                 request,
-                f"Register updated: {len(result.created)} new, {len(result.reapplied)} apply "
-                f"again, {len(result.not_applicable)} no longer apply.",
+                "Register updated. "
+                + " ".join(
+                    f"{len(codes)} {heading}: {result.named(codes)}." for heading, codes in changes
+                ),
             )
 
     def get_urls(self) -> list[Any]:

@@ -340,7 +340,7 @@ def fees_requirements(
                 v.fee_paying for k, v in years.items() if k < y
             )
             if this.fee_paying:
-                kind = "first fee-paying year" if first else "a switch into fee-paying"
+                kind = "its first fee-paying year" if first else "a switch into fee-paying"
                 section = "s.83(1)(a)" if first else "s.83(1)(b)(i)"
             else:
                 kind, section = "a switch out of fee-paying", "s.83(1)(b)(ii)"

@@ -49,6 +49,13 @@ class ApplyResult:
     reapplied: list[str] = field(default_factory=list)
     not_applicable: list[str] = field(default_factory=list)
     unchanged: list[str] = field(default_factory=list)
+    # Each changed duty's title and section, for people; the lists above hold codes.
+    names: dict[str, str] = field(default_factory=dict)
+
+    def named(self, codes: list[str], limit: int = 5) -> str:
+        shown = "; ".join(self.names.get(code, code) for code in codes[:limit])
+        more = len(codes) - limit
+        return f"{shown} and {more} more" if more > 0 else shown
 
 
 @transaction.atomic
@@ -99,7 +106,7 @@ def apply_catalogue(
         .select_related("duty", "current_cycle")
         .select_for_update(of=("self",))
     }
-    result = ApplyResult()
+    result = ApplyResult(names={c: f"{d['title']} ({d['section']})" for c, d in duties.items()})
     for code, hit in applicable.items():
         obligation = existing.get(code)
         if obligation is None:
@@ -295,7 +302,8 @@ def apply_provider_duties(
         ]
         due = requirements[duty["applies"]["fees"]] if reaching else []
         if not reaching:
-            reason = f"The provider runs no service this applies to ({describe_rule(rule)})."
+            rule_text = describe_rule(rule, catalogue.feature_names)
+            reason = f"The provider runs no service this applies to ({rule_text})."
         else:
             labels = " or ".join(y.label for y in years)
             reason = f"Nothing is owed for {labels}: " + " ".join(y.why for y in years)
@@ -324,7 +332,7 @@ def _sync_yearly_obligation(
 ) -> None:
     """One cycle per charging year, oldest first: an open cycle follows its year's date; when it
     closes, the next year owed opens. A year no longer owed closes with the reason."""
-    why = "; ".join(f"{d.label}: {d.why}" for d in due)
+    why = " ".join(f"{d.label}: {d.why}" for d in due)  # each why is a sentence
     if due:
         why += f" Services: {', '.join(services)}."
     if obligation is None:

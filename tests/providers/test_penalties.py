@@ -184,6 +184,7 @@ def test_first_fee_paying_year_and_switching_out_both_need_a_notification(params
         ("2027/28", dt.date(2026, 10, 1)),  # switch out (s.83(1)(b)(ii))
     ]
     assert "s.83(1)(a)" in notify[0].why and "s.83(1)(b)(ii)" in notify[1].why
+    assert notify[0].why.endswith("It is its first fee-paying year (s.83(1)(a)).")
     assert [(p.label, p.due) for p in pay] == [("2026/27", dt.date(2026, 4, 1))]
 
 
@@ -237,6 +238,8 @@ def test_fees_are_one_obligation_for_the_provider_not_one_per_service(provider):
     notify = found["FEES-NOTIFY"]
     assert notify.current_cycle.due_date == dt.date(2026, 4, 11)
     assert "Acme Chat, Acme Video" in notify.why
+    pay = found["FEES-PAY"].why
+    assert ".;" not in pay and "(s.83(2)). 2027/28: " in pay, pay  # one sentence after another
     assert found["FEES-PAY"].current_cycle.due_date == dt.date(2026, 4, 1)
 
 
