@@ -13,6 +13,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from obligations.catalogue.rules import features_in_words
 from obligations.dates import display
 
 # Which Code a family of measures belongs to, and which assessments set its risk levels.
@@ -68,8 +69,16 @@ class _Evaluator:
         family: str,
         params: Mapping[str, Any],
         harms: Mapping[str, Mapping[str, Any]],
+        feature_names: Mapping[str, str],
     ) -> None:
         self.facts, self.family, self.params, self.harms = facts, family, params, harms
+        self.feature_names = feature_names
+        # A group is named by its harm of the same code, else by its parts' common prefix
+        # ("CSEA: grooming" and "CSEA: image-based CSAM" are the group "CSEA").
+        self.group_names = {
+            h["group"]: h["label"] if c == h["group"] else h["label"].split(":")[0]
+            for c, h in sorted(harms.items(), key=lambda item: item[0] != item[1]["group"])
+        }
         self.levels = facts.levels.get(family)
         # A service's measures ask the same few questions dozens of times: answered once.
         self.ranks = {item["code"]: int(item["rank"]) for item in params["levels"]}
@@ -91,7 +100,11 @@ class _Evaluator:
         rule = self.params["multi_risk"]
         floor = self.ranks[rule["at_least"]]
         groups = sorted(
-            {self.harms[c]["group"] for c, rank in self.levels.items() if rank >= floor}
+            {
+                self.group_names[self.harms[c]["group"]]
+                for c, rank in self.levels.items()
+                if rank >= floor
+            }
         )
         label = f"{rule['at_least']} or higher risk for {len(groups)} kind(s)"
         if groups:
@@ -104,7 +117,8 @@ class _Evaluator:
         floor = self.ranks[spec["at_least"]]
         hit = [c for c in self.named(spec["harms"]) if self.levels.get(c, 0) >= floor]
         if hit:
-            return True, f"{spec['at_least']} or higher risk of {', '.join(hit)}"
+            named = ", ".join(self.harms[c]["label"] for c in hit)
+            return True, f"{spec['at_least']} or higher risk of {named}"
         return False, ""
 
     def evaluate(self, rule: Mapping[str, Any]) -> tuple[bool | None, list[str]]:
@@ -141,10 +155,11 @@ class _Evaluator:
             )
         if "features_any" in rule:
             hit = [f for f in rule["features_any"] if f in facts.features]
-            yield bool(hit), f"has {', '.join(hit)}"
+            yield bool(hit), f"has {features_in_words(hit, self.feature_names)}"
         if "features_none" in rule:
             hit = [f for f in rule["features_none"] if f in facts.features]
-            yield not hit, f"has no {', '.join(rule['features_none'])}"
+            named = features_in_words(rule["features_none"], self.feature_names)
+            yield not hit, f"has none of {named}"
         if "categories_any" in rule:
             hit = [c for c in rule["categories_any"] if c in facts.categories]
             yield bool(hit), f"Category {', '.join(hit)}"
@@ -178,6 +193,7 @@ def recommend(
     code_families: Iterable[str],
     params: Mapping[str, Any],
     harms: Mapping[str, Mapping[str, Any]],
+    feature_names: Mapping[str, str],
     today: dt.date,
 ) -> list[Recommendation]:
     """Every measure of the Codes that apply to the service, with whether it is recommended
@@ -197,7 +213,7 @@ def recommend(
             continue
         family = FAMILY_OF_CODE[measure["code_family"]]
         if family not in evaluators:
-            evaluators[family] = _Evaluator(facts, family, params, harms)
+            evaluators[family] = _Evaluator(facts, family, params, harms, feature_names)
         ok, reasons = evaluators[family].evaluate(measure["recommended_for"])
         if ok is None:
             why = "Depends on the risk assessment: " + "; ".join(dict.fromkeys(reasons))

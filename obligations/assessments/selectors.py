@@ -176,10 +176,14 @@ def recommended_measures_of(
         families[sid] |= set(params["kinds"][kind]["codes"])
     if levels is None:
         levels = latest_levels_of(service_ids, parameters)
-    # The features' implications are all of the catalogue this needs.
-    implies = dict(Feature.objects.filter(retired_at__isnull=True).values_list("code", "implies"))
+    # The features' implications and labels are all of the catalogue this needs.
+    implies, feature_names = {}, {}
+    for code, implied_codes, label in Feature.objects.filter(retired_at__isnull=True).values_list(
+        "code", "implies", "label"
+    ):
+        implies[code], feature_names[code] = implied_codes, label
     harms = {
-        h.code: {"family": h.family, "group": h.group}
+        h.code: {"family": h.family, "group": h.group, "label": h.label}
         for h in HarmKind.objects.filter(retired_at__isnull=True)
     }
     measures = [
@@ -196,7 +200,13 @@ def recommended_measures_of(
     result = {}
     for sid, facts in _facts_of(service_ids, levels, implies).items():
         result[sid] = recommend(
-            measures, facts, code_families=families[sid], params=params, harms=harms, today=today
+            measures,
+            facts,
+            code_families=families[sid],
+            params=params,
+            harms=harms,
+            feature_names=feature_names,
+            today=today,
         )
     return result
 

@@ -152,17 +152,24 @@ class Catalogue:
     risk_factors: list[dict[str, Any]] = field(default_factory=list)
     measures: list[dict[str, Any]] = field(default_factory=list)
     feature_codes: set[str] = field(init=False)
+    feature_names: dict[str, str] = field(init=False)
     category_codes: set[str] = field(init=False)
     exemption_codes: set[str] = field(init=False)
 
     def __post_init__(self) -> None:
         self.feature_codes = {f["code"] for f in self.features}
+        self.feature_names = {f["code"]: f["label"] for f in self.features}
         self.category_codes = {c["code"] for c in self.categories}
         self.exemption_codes = {e["code"] for e in self.exemptions}
 
     def implied_features(self, features: Iterable[str]) -> frozenset[str]:
         """Features plus those they imply (e2ee messaging is direct messaging)."""
         return implied(features, {f["code"]: f.get("implies", []) for f in self.features})
+
+
+def features_in_words(codes: Iterable[str], names: Mapping[str, str], joiner: str = ", ") -> str:
+    """Features as the catalogue labels them, quoted: a label may itself say "or"."""
+    return joiner.join(f"\u2018{names.get(code, code)}\u2019" for code in codes)
 
 
 def implied(features: Iterable[str], implies: Mapping[str, Iterable[str]]) -> frozenset[str]:
@@ -213,8 +220,11 @@ def evaluate(
     profile: Profile,
     features: frozenset[str],
     parameters: Mapping[str, Any] | None = None,
+    names: Mapping[str, str] | None = None,
 ) -> tuple[bool, list[str]]:
-    """Whether the rule holds for the profile, and the facts that made it hold."""
+    """Whether the rule holds for the profile, and the facts that made it hold (`names`: the
+    features' labels, for those facts)."""
+    names = names or {}
     reasons: list[str] = []
     if "notice" in rule:
         return False, []  # created by an Ofcom notice, never by a service's profile
@@ -255,12 +265,12 @@ def evaluate(
     if "features_all" in rule:
         if not set(rule["features_all"]) <= features:
             return False, []
-        reasons.append("has " + ", ".join(rule["features_all"]))
+        reasons.append("has " + features_in_words(rule["features_all"], names))
     if "features_any" in rule:
         hit = [f for f in rule["features_any"] if f in features]
         if not hit:
             return False, []
-        reasons.append("has " + ", ".join(hit))
+        reasons.append("has " + features_in_words(hit, names))
     if "features_none" in rule and set(rule["features_none"]) & features:
         return False, []
     if "users_over" in rule:
@@ -277,7 +287,7 @@ def evaluate(
         reasons.append(fees_why)
     if "any" in rule:
         for alternative in rule["any"]:
-            ok, why = evaluate(alternative, profile, features, parameters)
+            ok, why = evaluate(alternative, profile, features, parameters, names)
             if ok:
                 reasons.extend(why)
                 break
@@ -374,7 +384,9 @@ def applicable_duties(
     for duty in catalogue.duties:
         if duty.get("retired"):
             continue
-        ok, reasons = evaluate(duty["applies"], profile, features, catalogue.parameters)
+        ok, reasons = evaluate(
+            duty["applies"], profile, features, catalogue.parameters, catalogue.feature_names
+        )
         if not ok:
             continue
         if duty.get("scope") == "provider":
@@ -436,10 +448,12 @@ def not_applicable_reason(catalogue: Catalogue, duty: Mapping[str, Any], profile
         return f"The service is exempt: {label} ({paragraph})."
     if duty["applies"].get("regulated") and profile.uk_links()[0] is False:
         return "The service has no links with the UK (s.4(5)-(6)), so it is not regulated."
-    return f"The profile no longer meets the rule: {describe_rule(duty['applies'])}."
+    rule = describe_rule(duty["applies"], catalogue.feature_names)
+    return f"The profile no longer meets the rule: {rule}."
 
 
-def describe_rule(rule: Mapping[str, Any]) -> str:
+def describe_rule(rule: Mapping[str, Any], names: Mapping[str, str]) -> str:
+    """The rule in words, `names` being the features' labels."""
     parts = []
     if "kinds_any" in rule:
         parts.append(" or ".join(KINDS[k] for k in rule["kinds_any"]))
@@ -452,11 +466,11 @@ def describe_rule(rule: Mapping[str, Any]) -> str:
             else "children not likely to access"
         )
     if "features_all" in rule:
-        parts.append("has " + " and ".join(rule["features_all"]))
+        parts.append("has " + features_in_words(rule["features_all"], names, " and "))
     if "features_any" in rule:
-        parts.append("has " + " or ".join(rule["features_any"]))
+        parts.append("has " + features_in_words(rule["features_any"], names, " or "))
     if "features_none" in rule:
-        parts.append("has none of " + ", ".join(rule["features_none"]))
+        parts.append("has none of " + features_in_words(rule["features_none"], names))
     if "users_over" in rule:
         parts.append(f"more than {_fmt_users(rule['users_over'])} monthly UK users")
     if rule.get("regulated"):
@@ -464,7 +478,7 @@ def describe_rule(rule: Mapping[str, Any]) -> str:
     if "fees" in rule:
         parts.append("qualifying worldwide revenue at or above the fees threshold, not exempt")
     if "any" in rule:
-        parts.append("(" + " or ".join(describe_rule(r) for r in rule["any"]) + ")")
+        parts.append("(" + " or ".join(describe_rule(r, names) for r in rule["any"]) + ")")
     return ", ".join(parts)
 
 
@@ -475,7 +489,9 @@ def notice_powers(catalogue: Catalogue, profile: Profile) -> list[dict[str, Any]
     features = catalogue.implied_features(profile.features)
     result = []
     for power in catalogue.notice_powers:
-        ok, reasons = evaluate(power["applies"], profile, features, catalogue.parameters)
+        ok, reasons = evaluate(
+            power["applies"], profile, features, catalogue.parameters, catalogue.feature_names
+        )
         if ok:
             facts = "; ".join(reasons)
             notes = [
@@ -501,7 +517,9 @@ def likely_categories(catalogue: Catalogue, profile: Profile) -> list[tuple[str,
     features = catalogue.implied_features(profile.features)
     hits: dict[str, str] = {}
     for category in catalogue.categories:
-        ok, reasons = evaluate(category["likely_if"], profile, features)
+        ok, reasons = evaluate(
+            category["likely_if"], profile, features, names=catalogue.feature_names
+        )
         if ok:
             hits[category["code"]] = "; ".join(reasons)
     # s.95: a service meeting Category 1 and 2B goes only in the Category 1 part.

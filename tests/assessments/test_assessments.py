@@ -388,7 +388,10 @@ def test_recommended_measures_differ_between_small_single_risk_and_large_multi_r
     assert {"ICU A1", "ICU A4", "ICU C3", "ICU D8", "ICU C9", "ICU D14"} <= large_recommended
     assert "ICU D9" not in large_recommended
     assert "large: 9,000,000 monthly UK users" in large_recs["ICU A1"].why
-    assert "high or higher risk of csea_image" in large_recs["ICU C9"].why
+    assert (
+        "high or higher risk of CSEA: image-based child sexual abuse material"
+        in large_recs["ICU C9"].why
+    )
     # Laid, not yet in force: listed, not recommended, saying so.
     assert large_recs["ICU C15"].recommended is False
     assert large_recs["ICU C15"].why == "laid, not in force"
@@ -399,11 +402,11 @@ def test_recommended_measures_differ_between_small_single_risk_and_large_multi_r
     [
         # Worked examples of ICU para 5.6: two or more kinds at medium or high, Table C rows
         # 2A-2C (CSEA's parts) not counted on top of CSEA (row 2).
-        ({"hate": ("medium", "medium")}, False, "1 kind(s) (hate)"),
+        ({"hate": ("medium", "medium")}, False, "1 kind(s) (Hate)"),
         (
             {"csea_grooming": ("medium", "medium"), "csea_image": ("high", "high")},
             False,
-            "1 kind(s) (csea)",
+            "1 kind(s) (CSEA)",
         ),
         (
             {
@@ -412,15 +415,19 @@ def test_recommended_measures_differ_between_small_single_risk_and_large_multi_r
                 "csea_urls": ("high", "medium"),
             },
             False,
-            "1 kind(s) (csea)",
+            "1 kind(s) (CSEA)",
         ),
         (
             {"csea_urls": ("medium", "medium"), "hate": ("medium", "medium")},
             True,
-            "2 kind(s) (csea, hate)",
+            "2 kind(s) (CSEA, Hate)",
         ),
         ({"fraud": ("high", "medium"), "hate": ("medium", "medium")}, True, "2 kind(s)"),
-        ({"fraud": ("low", "high")}, False, "1 kind(s) (fraud)"),  # low x high: medium
+        (
+            {"fraud": ("low", "high")},
+            False,
+            "1 kind(s) (Fraud and financial offences)",
+        ),  # low x high: medium
         ({"fraud": ("low", "medium")}, False, "0 kind(s)"),
     ],
 )
@@ -450,7 +457,7 @@ def test_complaint_acknowledgements_are_for_large_services_or_any_medium_risk(te
     assert (small_recs["ICU D4"].recommended, small_recs["ICU D6"].recommended) == (False, False)
     risky_recs = levels_for(risky, team["assessor"], {"fraud": ("medium", "medium")})
     assert (risky_recs["ICU D4"].recommended, risky_recs["ICU D6"].recommended) == (True, True)
-    assert "medium or higher risk of fraud" in risky_recs["ICU D6"].why
+    assert "medium or higher risk of Fraud and financial offences" in risky_recs["ICU D6"].why
 
 
 def test_a_feature_or_a_register_category_brings_its_measures(team):
@@ -497,7 +504,8 @@ def test_age_assurance_measures_follow_all_primary_priority_content_not_only_por
     # Without age assurance for primary priority content, B1 waits on the children's risk
     # assessment (PCU B5 brings it for medium or high risk of priority content).
     assert b1["Plain"].recommended is None
-    assert "has ppc_not_prohibited" in b1["Recovery forum"].why
+    named = "has \u2018Primary priority content not prohibited for all users\u2019"
+    assert named in b1["Recovery forum"].why
 
 
 # --- Decisions gate the safety duties ---------------------------------------
