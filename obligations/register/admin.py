@@ -67,7 +67,7 @@ from obligations.register.states import (
     TransitionError,
 )
 from obligations.register.uploads import EvidenceRefused
-from obligations.register.workflow import TRANSITIONS, transition_to
+from obligations.register.workflow import TRANSITIONS, check_can_be_met, transition_to
 
 TRANSITION_LABELS: dict[str, str] = {
     CycleStatus.IN_PROGRESS: "Start work",
@@ -76,6 +76,14 @@ TRANSITION_LABELS: dict[str, str] = {
     CycleStatus.SENT_BACK: "Send back",
     CycleStatus.NOT_APPLICABLE: "Mark not applicable",
 }
+
+
+def _refusal(user: Any, cycle: ObligationCycle) -> str:
+    try:
+        check_can_be_met(user, cycle)
+    except TransitionError as refused:
+        return str(refused)
+    return ""
 
 
 class CycleInline(ReadOnlyInline):
@@ -110,7 +118,7 @@ class EvidenceForm(forms.Form):
     file = forms.FileField(required=False)
     url = forms.URLField(required=False, label="or a link", assume_scheme="https")
     expires_on = forms.DateField(
-        required=False, help_text="YYYY-MM-DD; optional", validators=[validate_plausible_date]
+        required=False, help_text="DD/MM/YYYY; optional", validators=[validate_plausible_date]
     )
 
     def clean(self) -> dict[str, Any]:
@@ -476,6 +484,10 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
                                 "to": target,
                                 "label": TRANSITION_LABELS[target],
                                 "needs_reason": needs_reason,
+                                # Say why now rather than offer a button that is then refused.
+                                "refused": _refusal(request.user, cycle)
+                                if target == CycleStatus.MET
+                                else "",
                             }
                         )
             extra.update(

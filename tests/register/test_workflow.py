@@ -486,3 +486,16 @@ def test_the_register_list_marks_open_work_past_its_date_overdue(client, team):
     put_in(team["cycle"], CycleStatus.MET)
     page = client.get(url, search).content.decode()
     assert ">Met</span>" in page and "· overdue" not in page
+
+
+def test_the_obligation_page_offers_approval_only_to_someone_who_may_approve(client, team):
+    cycle = walk_to_review(team)
+    url = reverse("admin:obligations_obligation_change", args=[cycle.obligation.pk])
+    button = 'value="met">Approve: met for this cycle</button>'
+    client.force_login(team["owner"])
+    page = client.get(url).content.decode()
+    assert button not in page
+    assert "Approval not offered to you:</strong> Four eyes: the obligation&#x27;s owner" in page
+    client.force_login(team["reviewer"])
+    page = client.get(url).content.decode()
+    assert button in page and "Approval not offered" not in page
