@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import calendar
 import datetime as dt
+import re
 
 from django.core.exceptions import ValidationError
 from django.utils import timezone
@@ -29,6 +30,31 @@ def display_moment(moment: dt.datetime) -> str:
     """A moment as people read it, in London: 17 Mar 2025 14:05."""
     local = timezone.localtime(moment) if timezone.is_aware(moment) else moment
     return f"{display(local.date())} {local:%H:%M}"
+
+
+# People in the UK type 17/03/2025; a link or a bookmark may carry 2025-03-17. Nothing else
+# (not 03/17/2025, not 17-03-25): a day that could be read two ways is refused, not guessed.
+_UK_DAY = re.compile(r"(\d{1,2})/(\d{1,2})/(\d{4})")
+_ISO_DAY = re.compile(r"(\d{4})-(\d{2})-(\d{2})")
+DAY_INPUT = "DD/MM/YYYY"
+
+
+def parse_day(text: str, *, uk: bool = True) -> dt.date:
+    """A day typed as DD/MM/YYYY (or YYYY-MM-DD, as links carry it); ValueError saying how
+    to write it otherwise. `uk=False` (programs: the API) takes YYYY-MM-DD alone, because
+    a program written elsewhere may send 01/02/2026 meaning 2 January."""
+    text = text.strip()
+    form = DAY_INPUT if uk else "YYYY-MM-DD"
+    if uk and (match := _UK_DAY.fullmatch(text)):
+        day, month, year = (int(part) for part in match.groups())
+    elif match := _ISO_DAY.fullmatch(text):
+        year, month, day = (int(part) for part in match.groups())
+    else:
+        raise ValueError(f"{text[:40]!r} is not a date: use {form}.")
+    try:
+        return dt.date(year, month, day)
+    except ValueError:
+        raise ValueError(f"{text!r} is not a date: use {form}.") from None
 
 
 def add_months(day: dt.date, months: int) -> dt.date:

@@ -162,7 +162,7 @@ class DashboardView(APIView):
     )
     def get(self, request: Request) -> Response:
         try:
-            chosen = Filters.from_query(request.query_params.dict(), today=london_today())
+            chosen = Filters.from_query(request.query_params.dict(), today=london_today(), uk=False)
         except FilterError as exc:
             raise ValidationError({k: [v] for k, v in exc.errors.items()}) from None
         figures = summary(request.user, chosen, today=london_today())

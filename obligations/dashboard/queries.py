@@ -27,7 +27,7 @@ from obligations.catalogue.models import Duty
 from obligations.catalogue.selectors import catalogue_parameters
 from obligations.dashboard.actions import TREND_MONTHS
 from obligations.dashboard.models import ComplianceCount, ComplianceFill
-from obligations.dates import month_ends
+from obligations.dates import month_ends, parse_day
 from obligations.notices.models import NoticeStage, OfcomNotice, TechnologyNotice
 from obligations.providers.models import Provider, Service
 from obligations.providers.selectors import (
@@ -65,8 +65,9 @@ class Filters:
         return {k: str(v) for k, v in self.__dict__.items() if v is not None}
 
     @classmethod
-    def from_query(cls, query: Mapping[str, str], *, today: dt.date) -> Filters:
-        """Filters from a query string; FilterError names each bad or unknown parameter."""
+    def from_query(cls, query: Mapping[str, str], *, today: dt.date, uk: bool = True) -> Filters:
+        """Filters from a query string; FilterError names each bad or unknown parameter.
+        `uk`: as_of may be DD/MM/YYYY, as people type it (see dates.parse_day)."""
         errors: dict[str, str] = {}
         values: dict[str, Any] = {}
         for name in sorted(set(query) - FILTER_NAMES):
@@ -82,20 +83,20 @@ class Filters:
         raw = query.get("as_of", "")
         if raw:
             try:
-                as_of = dt.date.fromisoformat(raw) if len(raw) == 10 else None
-            except ValueError:
-                as_of = None
-            if as_of is None:
-                errors["as_of"] = f"{raw!r} is not a date: use YYYY-MM-DD."
-            elif as_of > today:
-                errors["as_of"] = "The register's past, not its future."
-            elif as_of < EARLIEST:
-                errors["as_of"] = f"From {EARLIEST:%-d %B %Y} on: the Act is from 2023."
-            else:
-                values["as_of"] = as_of
+                values["as_of"] = _past_day(parse_day(raw, uk=uk), today)
+            except ValueError as refused:
+                errors["as_of"] = str(refused)
         if errors:
             raise FilterError(errors)
         return cls(**values)
+
+
+def _past_day(day: dt.date, today: dt.date) -> dt.date:
+    if day > today:
+        raise ValueError("The register's past, not its future.")
+    if day < EARLIEST:
+        raise ValueError(f"From {EARLIEST:%-d %B %Y} on: the Act is from 2023.")
+    return day
 
 
 class FilterError(ValueError):

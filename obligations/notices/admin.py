@@ -61,7 +61,7 @@ class NoticeObligationInline(ObligationInline):
 
 class NoticeStageForm(forms.Form):
     to = forms.ChoiceField(choices=NoticeStage.choices)
-    on = forms.DateField(help_text="YYYY-MM-DD", validators=[validate_plausible_date])
+    on = forms.DateField(help_text="DD/MM/YYYY", validators=[validate_plausible_date])
     reason = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}))
 
 
@@ -78,7 +78,7 @@ class NoticeDatedEventForm(forms.Form):
             )
         ]
     )
-    on = forms.DateField(help_text="YYYY-MM-DD", validators=[validate_plausible_date])
+    on = forms.DateField(help_text="DD/MM/YYYY", validators=[validate_plausible_date])
     note = forms.CharField(widget=forms.Textarea(attrs={"rows": 2}))
 
 

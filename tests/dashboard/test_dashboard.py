@@ -171,7 +171,7 @@ def test_filters_by_owner_and_another_organisation_sees_nothing(fixed):
 @pytest.mark.parametrize(
     ("query", "field"),
     [
-        ({"as_of": "24/11/2026"}, "as_of"),
+        ({"as_of": "11/24/2026"}, "as_of"),
         ({"as_of": "2027-01-01"}, "as_of"),
         ({"service": "x"}, "service"),
         ({"colour": "red"}, "colour"),
@@ -192,6 +192,10 @@ def test_the_api_reports_the_same_figures(fixed):
     bad = client.get("/api/v1/dashboard/", {"as_of": "yesterday"})
     assert bad.status_code == 400
     assert "as_of" in bad.json()["fields"]
+    # A program may mean 2 January by 01/02/2026: the API takes YYYY-MM-DD alone.
+    ambiguous = client.get("/api/v1/dashboard/", {"as_of": "01/02/2026"})
+    assert ambiguous.status_code == 400
+    assert "use YYYY-MM-DD" in str(ambiguous.json()["fields"]["as_of"])
 
 
 def test_a_state_link_in_the_admin_lists_what_the_figure_counted(fixed):

@@ -224,6 +224,14 @@ def test_the_page_as_of_a_past_date_says_its_links_show_today(register):
     assert "show today's register" not in register["client"].get("/dashboard/").content.decode()
 
 
+def test_as_of_is_typed_the_uk_way_and_shown_back_so(register):
+    typed = register["client"].get("/dashboard/", {"as_of": "12/09/2026"})
+    linked = register["client"].get("/dashboard/", {"as_of": "2026-09-12"})
+    assert figure_links(typed) == figure_links(linked)
+    for response in (typed, linked):
+        assert 'name="as_of" value="12/09/2026"' in response.content.decode()
+
+
 def test_every_chart_is_an_image_with_a_title_and_a_description(register):
     html = register["client"].get("/dashboard/").content.decode()
     svgs = re.findall(r"<svg[^>]*>.*?</svg>", html, flags=re.S)
@@ -242,8 +250,10 @@ def test_every_chart_is_an_image_with_a_title_and_a_description(register):
 @pytest.mark.parametrize(
     ("query", "message"),
     [
-        ({"as_of": "24/11/2026"}, "is not a date: use YYYY-MM-DD"),
-        ({"as_of": "2026-02-30"}, "is not a date: use YYYY-MM-DD"),
+        ({"as_of": "11/24/2026"}, "is not a date: use DD/MM/YYYY"),
+        ({"as_of": "30/02/2026"}, "is not a date: use DD/MM/YYYY"),
+        ({"as_of": "2026-02-30"}, "is not a date: use DD/MM/YYYY"),
+        ({"as_of": "25/11/2026"}, "The register&#x27;s past, not its future."),
         ({"as_of": "2026-11-25"}, "as_of"),
         ({"owner": "x"}, "owner"),
         ({"service": "999999"}, "No service 999999 among those you can see."),

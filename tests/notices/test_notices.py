@@ -323,7 +323,9 @@ def test_the_admin_records_a_notice_moves_it_and_hides_it_from_others(client, ct
     stage = reverse("admin:obligations_technologynotice_stage", args=[notice.pk])
     bad = client.post(stage, {"to": NoticeStage.WARNING, "on": "2026-13-40"}, follow=True)
     assert "Nothing recorded" in bad.text
-    page = client.post(stage, {"to": NoticeStage.WARNING, "on": str(TODAY)}, follow=True)
+    shown = client.get(reverse("admin:obligations_technologynotice_change", args=[notice.pk]))
+    assert f'name="on" value="{TODAY:%d/%m/%Y}"' in shown.text  # the UK way, as people type it
+    page = client.post(stage, {"to": NoticeStage.WARNING, "on": f"{TODAY:%d/%m/%Y}"}, follow=True)
     assert "Now: Warning notice given (s.123)" in page.text
     assert "TN-REPRESENTATIONS" in page.text
     event = NoticeEvent.objects.filter(kind=NoticeEventKind.STAGE).get()
