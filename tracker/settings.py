@@ -161,6 +161,7 @@ AUTH_PASSWORD_VALIDATORS = [
 ]
 
 LANGUAGE_CODE = "en-gb"
+FORMAT_MODULE_PATH = ["tracker.formats"]
 # Deadlines are calendar dates in Europe/London; datetimes are stored in UTC.
 TIME_ZONE = "Europe/London"
 USE_I18N = True
