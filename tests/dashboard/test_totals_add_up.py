@@ -3,6 +3,9 @@ row of their own, and every link of that row lists exactly what it counts."""
 
 from __future__ import annotations
 
+import io
+import re
+
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -33,3 +36,15 @@ def test_every_column_of_the_service_table_sums_to_the_headline(catalogue, djang
     assert shown.count() == overdue["count"]
     assert not shown.filter(service__isnull=False).exists()
     assert Obligation.objects.filter(service__isnull=True).exists()
+
+
+def test_make_runs_summary_counts_what_the_register_lists(catalogue, django_user_model):
+    out = io.StringIO()
+    call_command("load_demo", stdout=out)
+    said = re.search(r"(\d+) services, (\d+) obligations in .* \((\d+) of them", out.getvalue())
+    assert said, out.getvalue()
+    compliance = django_user_model.objects.get(username="compliance")
+    listed = signed_in_client(compliance).get(reverse("admin:obligations_obligation_changelist"))
+    assert int(said[2]) == listed.context["cl"].result_count
+    provider_wide = listed.context["cl"].queryset.filter(service__isnull=True).count()
+    assert int(said[3]) == provider_wide > 0

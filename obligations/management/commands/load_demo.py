@@ -219,10 +219,12 @@ class Command(BaseCommand):
         self._information_notice(system, today)
         self._assessments(users)
         self._other_organisation(system)
+        # Counted as the register and My work count them: provider-wide ones (fees) included.
+        obligations = Obligation.objects.filter(provider__organisation=org)
         self.stdout.write(
             f"Demo data ready: {Service.objects.filter(provider__organisation=org).count()} "
-            f"services, {Obligation.objects.filter(service__provider__organisation=org).count()}"
-            f" obligations in {org}."
+            f"services, {obligations.count()} obligations in {org} "
+            f"({obligations.filter(service__isnull=True).count()} of them provider-wide)."
         )
 
     def _technology_notice(self, system: Any, today: dt.date) -> None:
