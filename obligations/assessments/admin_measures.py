@@ -53,7 +53,7 @@ class BulkDecisionForm(forms.Form):
         ),
     )
     evidence = forms.MultipleChoiceField(
-        required=False, widget=forms.SelectMultiple(attrs={"size": 3})
+        required=False, widget=forms.SelectMultiple(attrs={"size": 2})
     )
 
     def clean(self) -> dict[str, Any]:

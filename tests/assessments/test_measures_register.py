@@ -68,9 +68,17 @@ def page_form(client, url):  # type: ignore[no-untyped-def]
 
 
 def test_the_page_is_one_form_grouped_by_code_and_area_with_progress(client, team):
+    decide_measure(
+        actor=team["casey"],
+        service=team["service"],
+        measure=CodeMeasure.objects.get(code="ICU J3"),
+        decision="not_applicable",
+        detail="No such scheme.",
+    )
     client.force_login(team["casey"])
     response = client.get(team["url"])
     html = response.content.decode()
+    assert "Not applicable</strong> <small>by casey, 24 Nov 2026</small>: No such scheme." in html
     assert html.count("<form") - html.count('id="logout-form"') == 1
     assert 'id="group-icu-governance-and-accountability"' in html
     assert "Illegal content Code, user-to-user services: Content moderation" in html
