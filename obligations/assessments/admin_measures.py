@@ -13,6 +13,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied
+from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.utils.text import slugify
@@ -205,14 +206,18 @@ def measures_register_view(
     can_edit = model_admin.has_change_permission(request, service)
     if request.method == "POST" and not can_edit:
         raise PermissionDenied("Your role can read this register but not decide its measures.")
+    # What can be chosen, and what is chosen already (a purged item stays on the decisions
+    # that cite it, so that submitting a row unchanged does not drop it).
     evidence = {
         str(e.pk): e
-        for e in Evidence.objects.filter(
-            cycle__obligation__service=service, purged_at__isnull=True
-        ).select_related("cycle__obligation__duty")
+        for e in Evidence.objects.filter(cycle__obligation__service=service)
+        .filter(Q(purged_at__isnull=True) | Q(measure_decisions__service=service))
+        .select_related("cycle__obligation__duty")
+        .distinct()
     }
     evidence_choices = [
-        (pk, f"{e.title} ({e.cycle.obligation.duty.code})") for pk, e in evidence.items()
+        (pk, f"{e.title} ({e.cycle.obligation.duty.code}){' (purged)' if e.purged_at else ''}")
+        for pk, e in evidence.items()
     ]
     rows = measures_register(service, london_today())
     data = request.POST if request.method == "POST" else None
@@ -234,7 +239,7 @@ def measures_register_view(
     if data is not None:
         valid = all([bulk.is_valid(), *(row["form"].is_valid() for row in rows)])
         decisions, origins = _decisions(bulk, rows, evidence) if valid else ([], {})
-        if valid and bulk.is_valid():
+        if valid and not bulk.errors:  # _decisions refuses ids that name no measure
             try:
                 written = decide_measures(
                     actor=acting_user(request), service=service, decisions=decisions

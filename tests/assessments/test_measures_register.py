@@ -24,7 +24,7 @@ from obligations.assessments.selectors import (
     register_progress,
 )
 from obligations.catalogue.models import CatalogueVersion, CodeMeasure, Duty
-from obligations.register.evidence import add_evidence_link
+from obligations.register.evidence import add_evidence_link, purge_evidence
 from obligations.register.models import Event
 from obligations.register.states import EventSource
 from tests.conftest import TODAY
@@ -220,6 +220,14 @@ def test_an_unchanged_submission_changes_nothing(client, team):
     assert "Nothing changed" in response.content.decode()
     assert changed(before, everything()) == {}
     assert not Event.objects.filter(at__gt=team["evidence"].uploaded_at).exists()
+    # Evidence purged since it was cited stays cited: the unchanged rows do not drop it.
+    ada = member(team["org"], Role.ADMIN, username="ada")
+    purge_evidence(actor=ada, evidence=team["evidence"], reason="Retention.", source=ADMIN)
+    before = everything()
+    page = client.get(team["url"])
+    assert "Manual (U2U-ILLEGAL-SAFETY) (purged)" in page.content.decode()
+    client.post(team["url"], form_data(page, "measures-form"))
+    assert changed(before, everything()) == {}
 
 
 def test_another_organisation_gets_404_and_a_reader_cannot_decide(client, team):
