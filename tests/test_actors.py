@@ -250,7 +250,7 @@ def _assessment(w: World) -> tuple[list[Any], dict[str, Any]]:
 
 def _measure(w: World) -> tuple[list[Any], dict[str, Any]]:
     measure = CodeMeasure.objects.filter(duties__code="U2U-ILLEGAL-SAFETY").first()
-    return [w.service.pk], {"measure": measure.pk, "decision": "not_applicable", "detail": "No."}
+    return [w.service.pk], {"selected": [measure.pk], "decision": "not_applicable", "detail": "No."}
 
 
 def _plan(w: World) -> tuple[list[Any], dict[str, Any]]:

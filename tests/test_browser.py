@@ -11,7 +11,10 @@ import pytest
 from django.core.management import call_command
 from openpyxl import load_workbook
 
-from obligations.assessments.models import AssessmentKind, RiskAssessment
+from obligations.assessments.models import AssessmentKind, MeasureDecision, RiskAssessment
+from obligations.assessments.selectors import recommended_measures
+from obligations.dates import london_today
+from obligations.providers.models import Service
 from obligations.register.models import Obligation
 from obligations.register.states import CycleStatus, EventKind
 from tests.browser import SHOTS, browser_sign_in
@@ -197,3 +200,62 @@ def test_the_auditor_verifies_a_pack_and_exports_the_register_without_typing_a_u
     northwind = Obligation.objects.filter(provider__organisation__name="Northwind Media Group")
     assert sheet.max_row == 1 + northwind.count()
     assert sheet.freeze_panes == "A2"
+
+
+def test_compliance_decides_several_measures_at_once(live_server, browser):
+    """The measures register at laptop size: three measures selected and adopted with one
+    rationale; first refused (no rationale) with everything kept and the error in view, then
+    recorded, the progress moving on by three."""
+    call_command("load_catalogue", verbosity=0)
+    call_command("load_demo", verbosity=0)
+    service = Service.objects.get(name="Northwind Social")
+    decided = set(
+        MeasureDecision.objects.filter(service=service).values_list("measure__code", flat=True)
+    )
+    rows = recommended_measures(service, london_today())
+    recommended = [r.code for r in rows if r.recommended]
+    chosen = [code for code in recommended if code not in decided][:3]
+    assert len(chosen) == 3
+    before = sum(1 for code in recommended if code in decided)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    browser_sign_in(page, live_server.url, "compliance")
+    page.goto(f"{live_server.url}/admin/obligations/service/{service.pk}/change/")
+    page.click(".object-tools a:has-text('Measures register')")
+    page.wait_for_selector("#measures-form")
+    progress = f"{before} of {len(recommended)} recommended measures decided"
+    assert progress in page.inner_text("#progress")
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")
+    page.screenshot(path=SHOTS / "measures-01-register.png")
+
+    for code in chosen:
+        page.check(f"#measures tr:has(strong:text-is('{code}')) input[name=selected]")
+    assert "3 measures selected" in page.inner_text("#bulk-count")
+    page.select_option("#bulk_decision", "adopted")
+    page.select_option("#bulk_evidence", label="Moderation operations manual (U2U-ILLEGAL-SAFETY)")
+    page.click("#bulk-record")
+    page.wait_for_selector("#refused")
+    # Refused: nothing recorded, every choice kept, the error beside the rationale and in view.
+    assert "Type the rationale" in page.inner_text("#bulk")
+    assert page.locator("input[name=selected]:checked").count() == 3
+    assert page.input_value("#bulk_decision") == "adopted"
+    assert page.locator("#bulk_evidence option:checked").count() == 1
+    assert page.evaluate("document.activeElement.id") == "bulk_detail"
+    assert page.locator("#bulk .errorlist").is_visible()
+    assert page.evaluate("window.scrollY") > 0
+    page.screenshot(path=SHOTS / "measures-02-refused-input-kept.png")
+    assert MeasureDecision.objects.filter(service=service).count() == len(decided)
+
+    page.fill("#bulk_detail", "Covered by the trust and safety operating model, reviewed yearly.")
+    page.click("#bulk-record")
+    page.wait_for_selector(".messagelist")
+    assert f"Recorded 3 decisions: {', '.join(chosen)}." in page.inner_text(".messagelist")
+    progress = f"{before + 3} of {len(recommended)} recommended measures decided"
+    assert progress in page.inner_text("#progress")
+    page.screenshot(path=SHOTS / "measures-03-recorded.png")
+    saved = MeasureDecision.objects.filter(service=service, measure__code__in=chosen)
+    assert sorted(saved.values_list("measure__code", "decision", "decided_by__username")) == [
+        (code, "adopted", "compliance") for code in sorted(chosen)
+    ]
+    assert {d.detail for d in saved} == {
+        "Covered by the trust and safety operating model, reviewed yearly."
+    }

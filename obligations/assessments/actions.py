@@ -4,7 +4,9 @@ Codes reopens."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections import Counter
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 
 from django.contrib.auth.models import User
 from django.db import transaction
@@ -286,7 +288,126 @@ def update_assessment_notes(
     assessment.save(update_fields=["understand_notes", "review_notes", "updated_at"])
 
 
+# What an adopted measure says when its decision gives no words of its own: the evidence does.
+ADOPTED_AS_THE_CODE_DESCRIBES = "Adopted as the Code describes; see the evidence."
+
+
+@dataclass(frozen=True)
+class Decision:
+    """One decision to record: on which measure, which kind, how or why, with what evidence."""
+
+    measure: CodeMeasure
+    decision: str
+    detail: str
+    evidence: tuple[Evidence, ...] = ()
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """Why one decision cannot be recorded: the measure, the field at fault, in words."""
+
+    measure: str  # the measure's code
+    field: str  # "measure", "decision", "detail" or "evidence"
+    message: str
+
+
+class DecisionsRefused(AssessmentError):
+    """Decisions the rules refuse, each refusal naming its measure and field; none recorded."""
+
+    def __init__(self, refusals: list[Refusal]) -> None:
+        self.refusals = refusals
+        super().__init__("; ".join(f"{r.measure}: {r.message}" for r in refusals))
+
+
+def _refusals(
+    decision: Decision, register: set[int], owned: set[int], twice: set[int]
+) -> Iterator[Refusal]:
+    """What the rules refuse in one decision (the Act's record of each kind of decision)."""
+    code, kind, detail = decision.measure.code, decision.decision, decision.detail.strip()
+    if decision.measure.pk in twice:
+        yield Refusal(code, "measure", "given two decisions at once: choose one.")
+    if decision.measure.pk not in register:
+        yield Refusal(code, "measure", "not a measure of a Code that applies to this service.")
+    if kind not in MeasureDecisionKind.values:
+        yield Refusal(code, "decision", "choose a decision (adopted, alternative, not applicable).")
+    elif kind == MeasureDecisionKind.ADOPTED and not decision.evidence:
+        yield Refusal(
+            code, "evidence", "An adopted measure needs evidence: choose at least one item."
+        )
+    elif kind == MeasureDecisionKind.ALTERNATIVE and not detail:
+        yield Refusal(
+            code,
+            "detail",
+            "An alternative measure needs how it meets the duty (recorded as s.23(4) requires).",
+        )
+    elif kind == MeasureDecisionKind.NOT_APPLICABLE and not detail:
+        yield Refusal(code, "detail", "Not applicable needs the reason.")
+    if any(e.pk not in owned for e in decision.evidence):
+        yield Refusal(code, "evidence", "Evidence must be this service's own.")
+
+
 @transaction.atomic
+def decide_measures(
+    *, actor: User, service: Service, decisions: Iterable[Decision]
+) -> list[MeasureDecision]:
+    """Record decisions on the service's measures, all or none: every refusal is reported at
+    once, naming the measure and the field. A decision that changes nothing (the same kind,
+    words and evidence, against the measure as it stands) writes nothing; a change is a new
+    version in the history. Returns the decisions written."""
+    decisions = list(decisions)
+    if not decisions:
+        return []
+    register = {r.measure["pk"] for r in recommended_measures(service, london_today())}
+    owned = set(
+        Evidence.objects.filter(
+            pk__in={e.pk for d in decisions for e in d.evidence},
+            cycle__obligation__service=service,
+        ).values_list("pk", flat=True)
+    )
+    counts = Counter(d.measure.pk for d in decisions)
+    twice = {pk for pk, n in counts.items() if n > 1}
+    refusals = [r for d in decisions for r in _refusals(d, register, owned, twice)]
+    if refusals:
+        raise DecisionsRefused(refusals)
+    existing = {
+        record.measure_id: record
+        for record in MeasureDecision.objects.select_for_update()
+        .filter(service=service, measure__in=list(counts))
+        .prefetch_related("evidence")
+    }
+    now = timezone.now()
+    written = []
+    for decision in decisions:
+        measure = decision.measure
+        # As a browser sends a textarea (CRLF), so that resubmitting the same words is no change.
+        detail = decision.detail.replace("\r\n", "\n").strip() or ADOPTED_AS_THE_CODE_DESCRIBES
+        evidence = {e.pk for e in decision.evidence}
+        record = existing.get(measure.pk)
+        if record is not None and (
+            record.decision == decision.decision
+            and record.detail == detail
+            and {e.pk for e in record.evidence.all()} == evidence
+            and record.decided_against_id == measure.changed_in_id
+        ):
+            continue
+        record = record or MeasureDecision(service=service, measure=measure)
+        record.decision, record.detail = decision.decision, detail
+        record.decided_by, record.decided_at = actor, now
+        record.decided_against_id = measure.changed_in_id
+        record._history_user = actor  # type: ignore[attr-defined]
+        record.save()
+        record.evidence.set(decision.evidence)
+        written.append(record)
+    # The duties these measures serve may now be met: their cycles are looked at again.
+    for cycle in ObligationCycle.objects.filter(
+        obligation__service=service,
+        obligation__duty__measures__in=[r.measure_id for r in written],
+        obligation__current_cycle=F("pk"),
+    ).distinct():
+        recheck_reminders(cycle)
+    return written
+
+
 def decide_measure(
     *,
     actor: User,
@@ -296,40 +417,12 @@ def decide_measure(
     detail: str,
     evidence: Iterable[Evidence] = (),
 ) -> MeasureDecision:
-    """Record the decision on a measure; a change keeps the earlier one in the history."""
-    if decision not in MeasureDecisionKind.values:
-        raise AssessmentError(
-            f"{decision!r} is not a decision (adopted, alternative, not applicable)."
-        )
-    detail = (detail or "").strip()
-    evidence = list(evidence)
-    if decision == MeasureDecisionKind.ADOPTED and not evidence:
-        raise AssessmentError("An adopted measure needs evidence: choose at least one item.")
-    if decision == MeasureDecisionKind.ALTERNATIVE and not detail:
-        raise AssessmentError(
-            "An alternative measure needs how it meets the duty (recorded as s.23(4) requires)."
-        )
-    if decision == MeasureDecisionKind.NOT_APPLICABLE and not detail:
-        raise AssessmentError("Not applicable needs the reason.")
-    if any(service_of_evidence(e) != service.pk for e in evidence):
-        raise AssessmentError("Evidence must be this service's own.")
-    if not detail:
-        detail = "Adopted as the Code describes; see the evidence."
-    existing = (
-        MeasureDecision.objects.select_for_update().filter(service=service, measure=measure).first()
+    """Record the decision on one measure; the record as it stands when it changes nothing."""
+    written = decide_measures(
+        actor=actor,
+        service=service,
+        decisions=[Decision(measure, decision, detail or "", tuple(evidence))],
     )
-    record = existing or MeasureDecision(service=service, measure=measure)
-    record.decision, record.detail = decision, detail
-    record.decided_by, record.decided_at = actor, timezone.now()
-    record.decided_against_id = measure.changed_in_id
-    record._history_user = actor  # type: ignore[attr-defined]
-    record.save()
-    record.evidence.set(evidence)
-    # The duties this measure serves may now be met: their cycles are looked at again.
-    for cycle in ObligationCycle.objects.filter(
-        obligation__service=service,
-        obligation__duty__in=measure.duties.all(),
-        obligation__current_cycle=F("pk"),
-    ):
-        recheck_reminders(cycle)
-    return record
+    if written:
+        return written[0]
+    return MeasureDecision.objects.get(service=service, measure=measure)

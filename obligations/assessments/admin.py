@@ -6,32 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
-from django.contrib import admin, messages
-from django.contrib.admin.utils import unquote
+from django.contrib import admin
 from django.db.models import Count, Q, QuerySet
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.template.response import TemplateResponse
+from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
 from obligations.access.selectors import can_edit, organisation_of, scope
-from obligations.adminkit import ReadOnlyAdmin, ScopedHistoryAdmin, acting_user, form_errors_text
+from obligations.adminkit import ReadOnlyAdmin, ScopedHistoryAdmin, acting_user
 from obligations.assessments.actions import (
-    AssessmentError,
-    decide_measure,
     rate_entry,
     update_assessment_notes,
 )
 from obligations.assessments.models import (
     AssessmentEntry,
     MeasureDecision,
-    MeasureDecisionKind,
     RiskAssessment,
 )
 from obligations.assessments.selectors import (
     FactorRules,
     factor_rules,
-    measures_register,
     private_channel_gaps,
     undecided_measures,
     unrated_entries,
@@ -39,8 +33,7 @@ from obligations.assessments.selectors import (
 from obligations.catalogue.admin import CatalogueAdmin
 from obligations.catalogue.models import CodeMeasure, HarmKind, RiskFactor
 from obligations.catalogue.selectors import catalogue_parameters
-from obligations.dates import display, london_today
-from obligations.providers.models import Service
+from obligations.dates import display
 from obligations.register.models import Evidence, Obligation
 
 
@@ -323,91 +316,6 @@ class RiskAssessmentAdmin(ScopedHistoryAdmin):
     def record(self, obj: RiskAssessment) -> str:
         url = reverse("assessment-record", args=[obj.pk])
         return format_html('<a href="{}" target="_blank" rel="noopener">Open to print</a>', url)
-
-
-class DecisionForm(forms.Form):
-    measure = forms.IntegerField(widget=forms.HiddenInput)
-    decision = forms.ChoiceField(choices=[("", "— choose —"), *MeasureDecisionKind.choices])
-    detail = forms.CharField(
-        required=False,
-        widget=forms.Textarea(
-            attrs={
-                "rows": 2,
-                "placeholder": "How it is done; how an alternative meets the duty; or why it "
-                "does not apply",
-            }
-        ),
-    )
-    evidence = forms.ModelMultipleChoiceField(
-        queryset=Evidence.objects.none(),
-        required=False,
-        widget=forms.SelectMultiple(attrs={"size": 3}),
-    )
-
-
-def measures_register_view(
-    model_admin: admin.ModelAdmin[Service], request: HttpRequest, object_id: str
-) -> HttpResponse:
-    """Every measure of the Codes that apply to the service: recommended or not, and why;
-    the decision on each, recorded here."""
-    service = model_admin.get_object(request, unquote(object_id))
-    if service is None:
-        raise Http404("No such service.")
-    can_edit = model_admin.has_change_permission(request, service)
-    evidence = Evidence.objects.filter(
-        cycle__obligation__service=service, purged_at__isnull=True
-    ).select_related("cycle__obligation__duty")
-    if request.method == "POST":
-        if not can_edit:
-            raise Http404("No such service.")
-        form = DecisionForm(request.POST)
-        form.fields["evidence"].queryset = evidence  # type: ignore[attr-defined]
-        if form.is_valid():
-            measure = CodeMeasure.objects.filter(pk=form.cleaned_data["measure"]).first()
-            try:
-                if measure is None:
-                    raise AssessmentError("No such measure.")
-                decide_measure(
-                    actor=acting_user(request),
-                    service=service,
-                    measure=measure,
-                    decision=form.cleaned_data["decision"],
-                    detail=form.cleaned_data["detail"],
-                    evidence=form.cleaned_data["evidence"],
-                )
-                model_admin.message_user(request, f"Recorded: {measure.code}.", messages.SUCCESS)
-            except AssessmentError as exc:
-                model_admin.message_user(request, f"Not recorded: {exc}", messages.ERROR)
-        else:
-            model_admin.message_user(
-                request, f"Not recorded: {form_errors_text(form)}", messages.ERROR
-            )
-        return HttpResponseRedirect(request.path)
-    rows = measures_register(service, london_today())
-    for row in rows:
-        form = DecisionForm(
-            initial={
-                "measure": row["measure"].pk,
-                "decision": row["decision"].decision if row["decision"] else "",
-                "detail": row["decision"].detail if row["decision"] else "",
-                "evidence": [e.pk for e in row["evidence"]],
-            },
-            auto_id=f"m{row['measure'].pk}_%s",
-        )
-        form.fields["evidence"].queryset = evidence  # type: ignore[attr-defined]
-        row["form"] = form
-    order = {True: 0, None: 1, False: 2}
-    rows.sort(key=lambda r: (order[r["recommended"]], r["measure"].code))
-    context = {
-        **model_admin.admin_site.each_context(request),
-        "opts": model_admin.model._meta,
-        "original": service,
-        "title": f"Measures register: {service}",
-        "rows": rows,
-        "can_edit": can_edit,
-        "undecided": [r for r in rows if r["recommended"] and not r["decision"]],
-    }
-    return TemplateResponse(request, "admin/obligations/service/measures.html", context)
 
 
 @admin.register(MeasureDecision)

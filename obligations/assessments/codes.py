@@ -18,6 +18,13 @@ from obligations.dates import display
 
 # Which Code a family of measures belongs to, and which assessments set its risk levels.
 FAMILY_OF_CODE = {"ICU": "illegal", "ICS": "illegal", "PCU": "children", "PCS": "children"}
+# Each Code by name, in the order a register lists them.
+CODE_TITLES = {
+    "ICU": "Illegal content Code, user-to-user services",
+    "ICS": "Illegal content Code, search services",
+    "PCU": "Protection of children Code, user-to-user services",
+    "PCS": "Protection of children Code, search services",
+}
 
 
 def in_force_from(issued_on: dt.date | None, params: Mapping[str, Any]) -> dt.date | None:

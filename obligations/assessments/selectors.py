@@ -304,3 +304,24 @@ def measures_register(service: Service, today: dt.date) -> list[dict[str, Any]]:
             }
         )
     return rows
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far the decisions on a register (or one group of it) have come."""
+
+    decided: int  # recommended measures with a current decision
+    recommended: int  # measures recommended for the service: each needs a decision
+
+    @property
+    def undecided(self) -> int:
+        return self.recommended - self.decided
+
+
+def register_progress(rows: Iterable[Mapping[str, Any]]) -> Progress:
+    """Of `measures_register` rows, how many of the recommended measures are decided."""
+    recommended = [row for row in rows if row["recommended"]]
+    return Progress(
+        decided=sum(1 for row in recommended if row["decision"] is not None),
+        recommended=len(recommended),
+    )

@@ -24,7 +24,7 @@ from obligations.adminkit import (
     money_cell,
     yes_no_unknown,
 )
-from obligations.assessments.admin import measures_register_view
+from obligations.assessments.admin_measures import measures_register_view
 from obligations.catalogue.models import Feature
 from obligations.catalogue.rules import Profile, applicable_duties, likely_categories, notice_powers
 from obligations.catalogue.selectors import catalogue_parameters, loaded_catalogue, service_profile
