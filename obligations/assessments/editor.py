@@ -223,7 +223,8 @@ class EntryFormSet(forms.BaseInlineFormSet):
 
     @cached_property
     def groups(self) -> list[HarmGroup]:
-        """Open: the groups with an error, or else the first not fully rated."""
+        """Open: after a refused save, the groups with an error or a change; otherwise the
+        first not fully rated."""
         groups: dict[int, HarmGroup] = {}
         for form in self.forms:
             harm = form.instance.harm_kind
@@ -233,8 +234,12 @@ class EntryFormSet(forms.BaseInlineFormSet):
             )
             group.forms.append(form)
         found = list(groups.values())
-        wrong = [g for g in found if g.errors]
-        for group in wrong or [g for g in found if g.progress.rated < g.progress.rows][:1]:
+        if any(g.errors for g in found):
+            # A refused save shows what was typed as well as what to correct.
+            opened = [g for g in found if g.errors or any(f.has_changed() for f in g.forms)]
+        else:
+            opened = [g for g in found if g.progress.rated < g.progress.rows][:1]
+        for group in opened:
             group.open = True
         return found
 
