@@ -15,6 +15,7 @@ from obligations.assessments.models import RiskAssessment
 from obligations.assessments.selectors import (
     measures_register,
     private_channel_gaps,
+    rating_progress,
     unrated_entries,
 )
 from obligations.catalogue.models import CatalogueVersion
@@ -83,6 +84,7 @@ def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "assessment": assessment,
         "entries": entries,
+        "progress": rating_progress(entries),
         "unrated": unrated_entries(assessment),
         "channel_gaps": private_channel_gaps(assessment),
         "steps": params["steps"],

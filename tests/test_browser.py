@@ -110,7 +110,7 @@ def test_the_printable_assessment_record_renders_and_prints(live_server, browser
     page = browser.new_page()
     browser_sign_in(page, live_server.url, "manager")
     page.goto(f"{live_server.url}/admin/obligations/riskassessment/{assessment.pk}/change/")
-    assert "20 of 20 rows rated" in page.inner_text("body")
+    assert "20 of 20 rated" in page.inner_text("body")
     # Listen before clicking: the tab can open before a later wait would start.
     with page.context.expect_page() as opened:
         page.click("text=Open to print")

@@ -21,11 +21,13 @@ from rest_framework.test import APIClient
 
 from obligations.access.actions import end_membership
 from obligations.access.models import Membership
-from obligations.assessments.actions import start_assessment
-from obligations.catalogue.models import Feature
+from obligations.assessments.actions import rate_entry, start_assessment
+from obligations.assessments.selectors import factor_rules
+from obligations.catalogue.models import Feature, RiskFactor
 from obligations.providers.actions import revenue_changed, save_service
 from obligations.providers.models import RevenueBasis, RevenuePeriod
 from obligations.register.actions import assign_owner
+from obligations.register.evidence import add_evidence_link
 from obligations.register.states import EventSource
 from tests.helpers import OPERATOR_APPS, form_data, signed_in_client
 from tests.world import World
@@ -195,3 +197,37 @@ def test_a_changed_service_says_which_duties_it_added_or_ended(world):
     assert message.startswith("Register updated. "), message
     assert "no longer apply: Children's risk assessment (s.11)" in message, message
     assert "CHILD" not in message  # titles and sections, not the catalogue's codes
+
+
+def test_a_rated_assessment_with_risk_factors_and_evidence_saves_unchanged(world):
+    """The rows' checkboxes (risk factors, evidence) send back exactly what is stored."""
+    assessment = _assessment(world)
+    casey = world.people["casey"]
+    link = add_evidence_link(
+        actor=casey,
+        cycle=assessment.cycle,
+        url="https://example.org/moderation-log",
+        title="Moderation log",
+        source=SOURCE,
+    )
+    rules = factor_rules(assessment)
+    extra = RiskFactor.objects.filter(code__in=["livestreaming", "user_groups"])
+    for entry in assessment.entries.select_related("harm_kind").exclude(harm_kind__group="csea"):
+        rate_entry(
+            actor=casey,
+            entry=entry,
+            likelihood="medium",
+            impact="high",
+            rationale="Seen in reports.",
+            risk_factors=[*[f for f, _ in rules.brought(entry.harm_kind.code)], *extra],
+            evidence=[link],
+            evidence_notes="Weekly extract.",
+        )
+    client = signed_in_client(world.people["rita"])
+    url = reverse("admin:obligations_riskassessment_change", args=[assessment.pk])
+    data = form_data(client.get(url), "riskassessment_form")
+    assert sum(k.endswith("-risk_factors") for k in data) > 1
+    before = everything()
+    response = client.post(url, data)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    assert changed(before, everything()) == {}

@@ -7,26 +7,25 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Prefetch, QuerySet
 from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
-from obligations.access.selectors import can_edit, organisation_of, scope
 from obligations.adminkit import ReadOnlyAdmin, ScopedHistoryAdmin, acting_user
 from obligations.assessments.actions import (
     rate_entry,
     update_assessment_notes,
 )
+from obligations.assessments.editor import EntryInline
 from obligations.assessments.models import (
     AssessmentEntry,
     MeasureDecision,
     RiskAssessment,
 )
 from obligations.assessments.selectors import (
-    FactorRules,
-    factor_rules,
     private_channel_gaps,
+    rating_progress,
     undecided_measures,
     unrated_entries,
 )
@@ -34,7 +33,7 @@ from obligations.catalogue.admin import CatalogueAdmin
 from obligations.catalogue.models import CodeMeasure, HarmKind, RiskFactor
 from obligations.catalogue.selectors import catalogue_parameters
 from obligations.dates import display
-from obligations.register.models import Evidence, Obligation
+from obligations.register.models import Obligation
 
 
 def assessment_panel(obligation: Obligation) -> dict[str, Any]:
@@ -48,7 +47,7 @@ def assessment_panel(obligation: Obligation) -> dict[str, Any]:
         if assessment is not None:
             panel["unrated"] = unrated_entries(assessment)
             panel["channel_gaps"] = private_channel_gaps(assessment)
-            panel["rows"] = assessment.entries.count()
+            panel["progress"] = rating_progress(assessment.entries.only("level", "rationale"))
     if obligation.service is not None and obligation.duty.measures.exists():
         panel["undecided"] = undecided_measures(obligation.service, obligation.duty)
         panel["register_url"] = reverse(
@@ -87,131 +86,15 @@ class CodeMeasureAdmin(CatalogueAdmin):
     search_fields = ("code", "summary")
 
 
-class EntryForm(forms.ModelForm):
+class RiskAssessmentForm(forms.ModelForm):
     class Meta:
-        model = AssessmentEntry
-        fields = (
-            "likelihood",
-            "impact",
-            "rationale",
-            "private_channels",
-            "risk_factors",
-            "evidence",
-            "evidence_notes",
-        )
-        widgets = {
-            "rationale": forms.Textarea(attrs={"rows": 2, "cols": 40}),
-            "private_channels": forms.Textarea(attrs={"rows": 2, "cols": 30}),
-            "evidence_notes": forms.Textarea(attrs={"rows": 1, "cols": 24}),
+        model = RiskAssessment
+        fields = ("understand_notes", "review_notes")
+        # The step's heading names it; the field says what goes in it.
+        labels = {
+            "understand_notes": "The harms considered",
+            "review_notes": "Reported and reviewed",
         }
-
-    def __init__(self, *args: Any, rules: FactorRules | None = None, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.rules = rules
-        params = catalogue_parameters()["assessment"]
-        blank = [("", "—")]
-        self.fields["likelihood"] = forms.ChoiceField(
-            choices=blank + [(x, x.title()) for x in params["likelihood"]], required=False
-        )
-        self.fields["impact"] = forms.ChoiceField(
-            choices=blank + [(x, x.title()) for x in params["impact"]], required=False
-        )
-        entry = self.instance
-        if entry.pk:
-            assessment = entry.assessment
-            factors = RiskFactor.objects.filter(retired_at__isnull=True)
-            self.fields["risk_factors"].queryset = RiskFactor.objects.filter(  # type: ignore[attr-defined]
-                pk__in=[f.pk for f in factors if assessment.kind in f.assessments]
-            )
-            self.fields["evidence"].queryset = Evidence.objects.filter(  # type: ignore[attr-defined]
-                cycle__obligation__service=assessment.service_id, purged_at__isnull=True
-            )
-        for name in ("risk_factors", "evidence"):
-            self.fields[name].widget.attrs["size"] = 4
-        brought = rules.brought(entry.harm_kind.code) if rules and entry.pk else []
-        notes = [f.brought_in.get("requires_note", "") for f, _ in brought]
-        notes = [note for note in notes if note]
-        self.fields["private_channels"].widget.attrs["placeholder"] = (
-            " ".join(notes) if notes else "Only where a risk factor's rule asks for it"
-        )
-
-    def clean(self) -> dict[str, Any]:
-        data = super().clean() or {}
-        if bool(data.get("likelihood")) != bool(data.get("impact")):
-            raise forms.ValidationError("Rate both the likelihood and the impact.")
-        if data.get("rationale", "").strip() and not data.get("likelihood"):
-            raise forms.ValidationError("Rate the likelihood and impact the rationale explains.")
-        # The rule rate_entry applies, shown on the row rather than refused after the form.
-        if self.rules is not None and self.has_changed() and data.get("likelihood"):
-            problem = self.rules.problem(
-                self.instance.harm_kind.code,
-                [f.code for f in data.get("risk_factors", [])],
-                data.get("private_channels", ""),
-            )
-            if problem:
-                raise forms.ValidationError(problem[0].upper() + problem[1:] + ".")
-        return data
-
-
-class EntryFormSet(forms.BaseInlineFormSet):
-    """Gives every row the assessment's risk factor rules, worked out once."""
-
-    def get_form_kwargs(self, index: int | None) -> dict[str, Any]:
-        kwargs = super().get_form_kwargs(index)
-        if self.instance.pk is not None:
-            if not hasattr(self, "_rules"):
-                self._rules = factor_rules(self.instance)
-            kwargs["rules"] = self._rules
-        return kwargs
-
-
-class EntryInline(admin.TabularInline):
-    """Step 2: one row per harm kind (and age group); the level comes from the matrix."""
-
-    model = AssessmentEntry
-    form = EntryForm
-    formset = EntryFormSet
-    extra = 0
-    can_delete = False
-    fields = (
-        "harm",
-        "age_group",
-        "likelihood",
-        "impact",
-        "level",
-        "rationale",
-        "private_channels",
-        "risk_factors",
-        "evidence",
-        "evidence_notes",
-    )
-    readonly_fields = ("harm", "age_group", "level")
-    verbose_name_plural = "2. assess the risk of harm: every row needs a level and a rationale"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        return (
-            scope(super().get_queryset(request), request.user)
-            .select_related("harm_kind")
-            .prefetch_related("risk_factors", "evidence")
-        )
-
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return (
-            obj is not None
-            and not obj.cycle.is_closed
-            and can_edit(request.user, organisation_of(obj))
-        )
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return True  # the parent page is already scoped to the user's organisation
-
-    @admin.display(description="harm kind")
-    def harm(self, obj: AssessmentEntry) -> str:
-        flag = "" if obj.harm_kind.verified else " (labels unverified)"
-        return f"{obj.harm_kind.label}{flag}"
 
 
 @admin.register(RiskAssessment)
@@ -221,7 +104,11 @@ class RiskAssessmentAdmin(ScopedHistoryAdmin):
     list_select_related = ("service", "assessor", "approver")
     search_fields = ("service__name",)
     inlines = [EntryInline]
-    fields = (
+    form = RiskAssessmentForm
+    # The change form shows Ofcom's four steps in order: the first two fieldsets, then the
+    # rows (step 2), then the rest (see its template).
+    change_form_template = "admin/obligations/riskassessment/change_form.html"
+    summary = (
         "service",
         "kind",
         "obligation",
@@ -230,21 +117,27 @@ class RiskAssessmentAdmin(ScopedHistoryAdmin):
         "started_on",
         "approved_at",
         "progress",
-        "understand_notes",
-        "measures",
-        "review_notes",
         "record",
     )
-    # Only the notes of steps 1 and 4 are typed here; the rows are rated in the table below.
-    readonly_fields = tuple(f for f in fields if f not in ("understand_notes", "review_notes"))
+    # Only the notes of steps 1 and 4 are typed here; the rows are rated step by step below.
+    readonly_fields = (*summary, "measures")
+
+    def get_fieldsets(self, request: HttpRequest, obj: Any = None) -> Any:
+        steps = catalogue_parameters()["assessment"]["steps"]
+        return [
+            (None, {"fields": self.summary}),
+            (f"1. {steps[0]}", {"fields": ("understand_notes",)}),
+            (f"3. {steps[2]}", {"fields": ("measures",)}),
+            (f"4. {steps[3]}", {"fields": ("review_notes",)}),
+        ]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        rated = ~Q(entries__level="") & ~Q(entries__rationale="")
+        rows = AssessmentEntry.objects.only("assessment_id", "level", "rationale")
         return (
             super()
             .get_queryset(request)
             .select_related("cycle__obligation")
-            .annotate(rows=Count("entries"), rated=Count("entries", filter=rated))
+            .prefetch_related(Prefetch("entries", queryset=rows, to_attr="rows"))
         )
 
     def has_add_permission(self, request: HttpRequest, *args: Any) -> bool:
@@ -286,10 +179,7 @@ class RiskAssessmentAdmin(ScopedHistoryAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj: Any) -> str:
-        rows = getattr(obj, "rows", None)
-        if rows is None:
-            return "-"
-        return f"{obj.rated} of {rows} rows rated with a rationale"
+        return f"{rating_progress(obj.rows)} (a level and a rationale)"
 
     @admin.display(description="obligation cycle")
     def obligation(self, obj: RiskAssessment) -> str:
@@ -302,7 +192,7 @@ class RiskAssessmentAdmin(ScopedHistoryAdmin):
             obj.cycle.get_status_display(),
         )
 
-    @admin.display(description="3. decide measures, implement and record")
+    @admin.display(description="measures")
     def measures(self, obj: RiskAssessment) -> str:
         url = reverse("admin:obligations_service_measures", args=[obj.service_id])
         return format_html(

@@ -35,6 +35,22 @@ def entry_label(entry: AssessmentEntry) -> str:
     )
 
 
+@dataclass(frozen=True)
+class Progress:
+    rated: int
+    rows: int
+
+    def __str__(self) -> str:
+        return f"{self.rated} of {self.rows} rated"
+
+
+def rating_progress(entries: Iterable[AssessmentEntry]) -> Progress:
+    """How many of the rows have a level and a rationale: the one count of an assessment's
+    progress, wherever it is shown (pass rows already fetched to count them without a query)."""
+    entries = list(entries)
+    return Progress(rated=sum(e.complete for e in entries), rows=len(entries))
+
+
 def unrated_entries(assessment: RiskAssessment) -> list[str]:
     """The rows still without a level or a rationale, named."""
     entries = assessment.entries.select_related("harm_kind")
@@ -72,12 +88,17 @@ class FactorRules:
 
     def problem(self, harm: str, factors: Iterable[str], note: str) -> str:
         """What a row of `harm` with these risk factors and private channels note lacks under
-        the rules ("" when nothing). A note is needed wherever a factor whose rule requires
-        one is on the row, brought in or chosen by the assessor."""
+        the rules ("" when nothing)."""
+        return self.problem_at(harm, factors, note)[1]
+
+    def problem_at(self, harm: str, factors: Iterable[str], note: str) -> tuple[str, str]:
+        """`problem`, with the entry field that must change to put it right ("risk_factors"
+        or "private_channels"). A note is needed wherever a factor whose rule requires one
+        is on the row, brought in or chosen by the assessor."""
         chosen = set(factors)
         for factor, by in self.brought(harm):
             if factor.code not in chosen:
-                return (
+                return "risk_factors", (
                     f"keep the risk factor “{factor.label}” selected: the service has "
                     f"{', '.join(by)}"
                 )
@@ -85,11 +106,18 @@ class FactorRules:
             rule = factor.brought_in
             needed = "requires_note" in rule and harm in rule["on_harms"] and factor.code in chosen
             if needed and not note.strip():
-                return (
+                return "private_channels", (
                     f"with the risk factor “{factor.label}”, “private and encrypted channels” "
                     f"must be filled in: {rule['requires_note']}"
                 )
-        return ""
+        return "", ""
+
+
+def factors_for(kind: str) -> list[RiskFactor]:
+    """The risk factors a row of an assessment of `kind` may have, by group and label."""
+    factors = RiskFactor.objects.filter(retired_at__isnull=True).order_by("group", "label")
+    # Which assessments a factor bears on is a JSON list; the table is small.
+    return [f for f in factors if kind in f.assessments]
 
 
 def factor_rules(assessment: RiskAssessment) -> FactorRules:
