@@ -18,7 +18,7 @@ from obligations.access.selectors import can_edit, organisation_of, scope
 from obligations.assessments.models import AssessmentEntry, RiskAssessment
 from obligations.assessments.selectors import (
     FactorRules,
-    Progress,
+    RatingProgress,
     factor_rules,
     factors_for,
     rating_progress,
@@ -192,7 +192,7 @@ class HarmGroup:
     open: bool = False
 
     @property
-    def progress(self) -> Progress:
+    def progress(self) -> RatingProgress:
         return rating_progress(f.instance for f in self.forms)
 
     @property
@@ -244,7 +244,7 @@ class EntryFormSet(forms.BaseInlineFormSet):
         return found
 
     @property
-    def progress(self) -> Progress:
+    def progress(self) -> RatingProgress:
         return rating_progress(f.instance for f in self.forms)
 
     def error_summary(self) -> list[dict[str, Any]]:

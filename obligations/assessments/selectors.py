@@ -36,7 +36,7 @@ def entry_label(entry: AssessmentEntry) -> str:
 
 
 @dataclass(frozen=True)
-class Progress:
+class RatingProgress:
     rated: int
     rows: int
 
@@ -44,11 +44,11 @@ class Progress:
         return f"{self.rated} of {self.rows} rated"
 
 
-def rating_progress(entries: Iterable[AssessmentEntry]) -> Progress:
+def rating_progress(entries: Iterable[AssessmentEntry]) -> RatingProgress:
     """How many of the rows have a level and a rationale: the one count of an assessment's
     progress, wherever it is shown (pass rows already fetched to count them without a query)."""
     entries = list(entries)
-    return Progress(rated=sum(e.complete for e in entries), rows=len(entries))
+    return RatingProgress(rated=sum(e.complete for e in entries), rows=len(entries))
 
 
 def unrated_entries(assessment: RiskAssessment) -> list[str]:
@@ -335,7 +335,7 @@ def measures_register(service: Service, today: dt.date) -> list[dict[str, Any]]:
 
 
 @dataclass(frozen=True)
-class Progress:
+class DecisionProgress:
     """How far the decisions on a register (or one group of it) have come."""
 
     decided: int  # recommended measures with a current decision
@@ -346,10 +346,10 @@ class Progress:
         return self.recommended - self.decided
 
 
-def register_progress(rows: Iterable[Mapping[str, Any]]) -> Progress:
+def register_progress(rows: Iterable[Mapping[str, Any]]) -> DecisionProgress:
     """Of `measures_register` rows, how many of the recommended measures are decided."""
     recommended = [row for row in rows if row["recommended"]]
-    return Progress(
+    return DecisionProgress(
         decided=sum(1 for row in recommended if row["decision"] is not None),
         recommended=len(recommended),
     )
