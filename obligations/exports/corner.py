@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
-from obligations.access.selectors import scope
+from obligations.access.selectors import scope, visible_organisations
 from obligations.exports.pack_verify import VerifyResult, verify
 from obligations.exports.signing import public_key_pem
 from obligations.providers.models import Provider, Service
@@ -48,6 +48,20 @@ def auditors_corner(request: HttpRequest) -> HttpResponse:
             "provider__name", "name"
         ),
         "providers": scope(Provider.objects.all(), request.user).order_by("name"),
+        "board_choices": [
+            (
+                "organisation",
+                "Organisation",
+                visible_organisations(request.user).order_by("name").values_list("pk", "name"),
+            ),
+            (
+                "provider",
+                "Provider",
+                scope(Provider.objects.all(), request.user)
+                .order_by("name")
+                .values_list("pk", "name"),
+            ),
+        ],
         "statuses": CycleStatus.choices,
         "public_key": key,
         "form": form,
