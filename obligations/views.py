@@ -83,7 +83,7 @@ def assessment_record_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     context = _assessment_context(request, pk)
     assessment = context["assessment"]
     name = pdf_filename("risk-assessment", assessment.service.name, assessment.pk)
-    return _record_pdf(request, ASSESSMENT, context, name, assessment.service)
+    return _record_pdf(request, ASSESSMENT, context, name, assessment.service, str(assessment))
 
 
 @require_GET
@@ -99,7 +99,8 @@ def measures_record_pdf(request: HttpRequest, pk: int) -> HttpResponse:
     context = _measures_context(request, pk)
     service = context["service"]
     name = pdf_filename("measures-register", service.name, service.pk, context["today"])
-    return _record_pdf(request, MEASURES, context, name, service)
+    title = f"Measures register: {service.name}"
+    return _record_pdf(request, MEASURES, context, name, service, title)
 
 
 ASSESSMENT = "obligations/records/assessment.html"
@@ -145,9 +146,14 @@ def _measures_context(request: HttpRequest, pk: int) -> dict[str, Any]:
 
 
 def _record_pdf(
-    request: HttpRequest, template: str, context: dict[str, Any], name: str, service: Service
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    name: str,
+    service: Service,
+    title: str,
 ) -> HttpResponse:
-    pdf = render_pdf(template, context, request)
+    pdf = render_pdf(template, {**context, "pdf_title": title}, request)
     record_access(
         user=request.user,
         action=AccessAction.EXPORT,

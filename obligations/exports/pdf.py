@@ -9,6 +9,7 @@ typed into a name or a note cannot make the server fetch it. Fonts come from the
 
 from __future__ import annotations
 
+import posixpath
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
@@ -35,7 +36,10 @@ class StaticOnlyFetcher(URLFetcher):
         static = urlsplit(BASE_URL + settings.STATIC_URL.lstrip("/")).path
         if f"{parts.scheme}://{parts.netloc}/" != BASE_URL or not parts.path.startswith(static):
             raise ValueError(f"PDFs fetch only the tracker's own static files, not {url}")
-        found = finders.find(unquote(parts.path.removeprefix(static)))
+        relative = unquote(parts.path.removeprefix(static))
+        # No way out of the static folders ("..", an absolute path).
+        inside = posixpath.normpath(relative) == relative and not relative.startswith(("/", ".."))
+        found = finders.find(relative) if inside else None
         if not isinstance(found, str):
             raise ValueError(f"No static file {parts.path}")
         with open(found, "rb") as handle:
