@@ -15,6 +15,7 @@ from obligations.assessments.models import AssessmentKind, RiskAssessment
 from obligations.register.models import Obligation
 from obligations.register.states import CycleStatus, EventKind
 from tests.browser import SHOTS, browser_sign_in
+from tests.pdfs import pdf_texts, save_page_png
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -190,3 +191,33 @@ def test_the_auditor_verifies_a_pack_and_exports_the_register_without_typing_a_u
     northwind = Obligation.objects.filter(provider__organisation__name="Northwind Media Group")
     assert sheet.max_row == 1 + northwind.count()
     assert sheet.freeze_panes == "A2"
+
+
+def test_the_manager_downloads_the_board_report_from_the_dashboard(live_server, browser, tmp_path):
+    call_command("load_catalogue", verbosity=0)
+    call_command("load_demo", verbosity=0)
+    page = browser.new_page(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    browser_sign_in(page, live_server.url, "manager")
+    page.click("#user-tools a:has-text('Dashboard')")
+    page.wait_for_load_state()
+    overdue = int(page.inner_text("#total-overdue .figure"))
+    applicable = int(page.inner_text("#total-applicable").split()[0])
+    upcoming = re.search(r"\((\d+)\)", page.inner_text("#h-upcoming"))
+    assert upcoming is not None
+    with page.expect_download() as download:
+        page.click("#board-report")
+    report = tmp_path / download.value.suggested_filename
+    download.value.save_as(report)
+    assert report.name.startswith("board-report-northwind-media-group-")
+    content = report.read_bytes()
+    texts = pdf_texts(content)
+    assert len(texts) == 1
+    width, height = save_page_png(content, SHOTS / "board-report-page1.png")
+    assert (width, height) == (1241, 1754)  # A4 (210 by 297 mm) at 150 dpi
+    [text] = texts
+    assert f"{applicable} applicable obligations:" in text
+    assert f", {overdue} overdue" in text
+    assert f"Overdue ({overdue})" in text
+    assert f"{upcoming.group(1)} deadlines in the next 90 days" in text
+    assert "by manager" in text
+    assert "Page 1 of 1" in text
