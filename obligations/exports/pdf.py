@@ -55,8 +55,9 @@ def render_pdf(template: str, context: dict[str, Any], request: HttpRequest) -> 
 def pdf_filename(*parts: object) -> str:
     """A file name from words and numbers, names people typed included: letters, digits and
     hyphens only, so no quote, slash or line break reaches the header."""
-    words = [slugify(str(part)) for part in parts]
-    return "-".join(word for word in words if word)[:150] + ".pdf"
+    # Each part cut on its own, so a long name never pushes the date off the end.
+    words = [slugify(str(part))[:60].strip("-") for part in parts]
+    return "-".join(word for word in words if word) + ".pdf"
 
 
 def pdf_response(pdf: bytes, filename: str) -> HttpResponse:

@@ -122,7 +122,10 @@ def test_a_large_organisation_still_fits_one_page_and_says_how_many_more(catalog
     assert f"And {len(found['notices']) - SHOWN['notices']} more open notices." in text
     assert f"And {len(found['providers']) - SHOWN['providers']} more providers." in text
     # The name people typed is in the file name only as a slug.
-    assert response["Content-Disposition"].startswith('attachment; filename="board-report-big-')
+    assert response["Content-Disposition"] == (
+        'attachment; filename="board-report-big-very-long-name-very-long-name-very-long-name-'
+        'very-long-n-2026-11-24.pdf"'
+    )
 
 
 def windowed_notice(service: Service, actor: Any, reference: str) -> None:
