@@ -10,6 +10,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     TRACKER_ENV=production \
     STATIC_ROOT=/app/static
 
+# WeasyPrint (the PDFs) loads pango at start-up; DejaVu is the PDFs' font, from the image,
+# never fetched (the same packages as `make pdf-deps`).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core \
+    && rm -rf /var/lib/apt/lists/*
+
 WORKDIR /app
 COPY pyproject.toml README.md manage.py ./
 COPY tracker tracker

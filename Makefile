@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint bench system-test-deps browser-deps serve-prepare
+.PHONY: install run test lint bench system-test-deps browser-deps pdf-deps serve-prepare
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -16,7 +16,8 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
+# WeasyPrint (the PDFs) loads pango at run time: the app cannot start without it.
+install: $(VENV)/.installed pdf-deps
 
 serve-prepare: install
 	$(BIN)/python manage.py migrate --noinput -v0
@@ -51,6 +52,12 @@ system-test-deps:
 browser-deps:
 	@test -x /usr/bin/chromium || { echo "Installing chromium (Debian package) for the browser tests"; \
 	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
+# Debian's pango for WeasyPrint, and DejaVu, the PDFs' font (from the machine, never a URL).
+pdf-deps:
+	@{ ls /usr/lib/*/libpangoft2-1.0.so.0 && test -d /usr/share/fonts/truetype/dejavu; } >/dev/null 2>&1 || \
+	  { echo "Installing pango and the DejaVu fonts (Debian packages) for the PDFs"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core >/dev/null; }
 
 lint: install
 	$(BIN)/ruff check .

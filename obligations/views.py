@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import get_object_or_404, render
@@ -21,6 +23,7 @@ from obligations.assessments.selectors import (
 from obligations.catalogue.models import CatalogueVersion
 from obligations.catalogue.selectors import catalogue_parameters
 from obligations.dates import london_today
+from obligations.exports.pdf import pdf_filename, pdf_response, render_pdf
 from obligations.providers.models import Service
 from obligations.register.models import Evidence, EvidenceKind
 
@@ -71,6 +74,41 @@ def evidence_file_response(evidence: Evidence, request: HttpRequest) -> HttpResp
 @login_required
 def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
     """A risk assessment as a record to print or file: every row, who, when, and the sources."""
+    return render(request, ASSESSMENT, _assessment_context(request, pk))
+
+
+@require_GET
+@login_required
+def assessment_record_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    """The same record as a PDF, on the access log like every file that leaves the tracker."""
+    context = _assessment_context(request, pk)
+    assessment = context["assessment"]
+    name = pdf_filename("risk-assessment", assessment.service.name, assessment.pk)
+    return _record_pdf(request, ASSESSMENT, context, name, assessment.service, str(assessment))
+
+
+@require_GET
+@login_required
+def measures_record(request: HttpRequest, pk: int) -> HttpResponse:
+    """A service's measures register as a record: each measure, why, and the decision."""
+    return render(request, MEASURES, _measures_context(request, pk))
+
+
+@require_GET
+@login_required
+def measures_record_pdf(request: HttpRequest, pk: int) -> HttpResponse:
+    context = _measures_context(request, pk)
+    service = context["service"]
+    name = pdf_filename("measures-register", service.name, service.pk, context["today"])
+    title = f"Measures register: {service.name}"
+    return _record_pdf(request, MEASURES, context, name, service, title)
+
+
+ASSESSMENT = "obligations/records/assessment.html"
+MEASURES = "obligations/records/measures.html"
+
+
+def _assessment_context(request: HttpRequest, pk: int) -> dict[str, Any]:
     assessment = get_object_or_404(
         scope(RiskAssessment.objects.all(), request.user).select_related(
             "service__provider__organisation", "cycle__obligation__duty", "assessor", "approver"
@@ -81,7 +119,7 @@ def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
         "risk_factors", "evidence"
     )
     params = catalogue_parameters()["assessment"]
-    context = {
+    return {
         "assessment": assessment,
         "entries": entries,
         "progress": rating_progress(entries),
@@ -92,22 +130,37 @@ def assessment_record(request: HttpRequest, pk: int) -> HttpResponse:
         "generated": timezone.localtime(),
         "version": CatalogueVersion.objects.order_by("-loaded_at").first(),
     }
-    return render(request, "obligations/records/assessment.html", context)
 
 
-@require_GET
-@login_required
-def measures_record(request: HttpRequest, pk: int) -> HttpResponse:
-    """A service's measures register as a record: each measure, why, and the decision."""
+def _measures_context(request: HttpRequest, pk: int) -> dict[str, Any]:
     service = get_object_or_404(
         scope(Service.objects.all(), request.user).select_related("provider__organisation"),
         pk=pk,
     )
-    rows = measures_register(service, london_today())
-    context = {
+    today = london_today()
+    return {
         "service": service,
-        "rows": rows,
+        "rows": measures_register(service, today),
+        "today": today,
         "generated": timezone.localtime(),
         "version": CatalogueVersion.objects.order_by("-loaded_at").first(),
     }
-    return render(request, "obligations/records/measures.html", context)
+
+
+def _record_pdf(
+    request: HttpRequest,
+    template: str,
+    context: dict[str, Any],
+    name: str,
+    service: Service,
+    title: str,
+) -> HttpResponse:
+    pdf = render_pdf(template, {**context, "pdf_title": title}, request)
+    record_access(
+        user=request.user,
+        action=AccessAction.EXPORT,
+        request=request,
+        organisation_ids=[service.provider.organisation_id],
+        description=f"{name} (service: {service.name})",
+    )
+    return pdf_response(pdf, name)

@@ -18,6 +18,7 @@ from obligations.providers.models import Service
 from obligations.register.models import Obligation
 from obligations.register.states import CycleStatus, EventKind
 from tests.browser import SHOTS, browser_sign_in
+from tests.pdfs import pdf_texts, save_page_png
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -259,3 +260,33 @@ def test_compliance_decides_several_measures_at_once(live_server, browser):
     assert {d.detail for d in saved} == {
         "Covered by the trust and safety operating model, reviewed yearly."
     }
+
+
+def test_the_manager_downloads_the_board_report_from_the_dashboard(live_server, browser, tmp_path):
+    call_command("load_catalogue", verbosity=0)
+    call_command("load_demo", verbosity=0)
+    page = browser.new_page(viewport={"width": 1366, "height": 768}, accept_downloads=True)
+    browser_sign_in(page, live_server.url, "manager")
+    page.click("#user-tools a:has-text('Dashboard')")
+    page.wait_for_load_state()
+    overdue = int(page.inner_text("#total-overdue .figure"))
+    applicable = int(page.inner_text("#total-applicable").split()[0])
+    upcoming = re.search(r"\((\d+)\)", page.inner_text("#h-upcoming"))
+    assert upcoming is not None
+    with page.expect_download() as download:
+        page.click("#board-report")
+    report = tmp_path / download.value.suggested_filename
+    download.value.save_as(report)
+    assert report.name.startswith("board-report-northwind-media-group-")
+    content = report.read_bytes()
+    texts = pdf_texts(content)
+    assert len(texts) == 1
+    width, height = save_page_png(content, SHOTS / "board-report-page1.png")
+    assert (width, height) == (1241, 1754)  # A4 (210 by 297 mm) at 150 dpi
+    [text] = texts
+    assert f"{applicable} applicable obligations:" in text
+    assert f", {overdue} overdue" in text
+    assert f"Overdue ({overdue})" in text
+    assert f"{upcoming.group(1)} deadlines in the next 90 days" in text
+    assert "by manager" in text
+    assert "Page 1 of 1" in text

@@ -44,5 +44,8 @@ def logging_config(*, json: bool, level: str) -> dict[str, Any]:
         "loggers": {
             "gunicorn.error": {"level": level, "handlers": [], "propagate": True},
             "gunicorn.access": {"level": "INFO", "handlers": [], "propagate": True},
+            # WeasyPrint logs each step of every PDF (and of its own start-up) at INFO: only
+            # what went wrong, such as a refused URL, is worth a line.
+            "weasyprint.progress": {"level": "WARNING", "handlers": [], "propagate": True},
         },
     }

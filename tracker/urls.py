@@ -9,7 +9,13 @@ from obligations.access.admin_otp import two_factor
 from obligations.exports.corner import auditors_corner
 from obligations.exports.feeds import calendar_feed
 from obligations.operations.health import health_view, liveness_view
-from obligations.views import assessment_record, download_evidence, measures_record
+from obligations.views import (
+    assessment_record,
+    assessment_record_pdf,
+    download_evidence,
+    measures_record,
+    measures_record_pdf,
+)
 
 admin.site.site_header = "Online Safety Act obligations tracker"
 admin.site.site_title = "OSA tracker"
@@ -28,7 +34,11 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
     path("evidence/<int:pk>/download/", download_evidence, name="evidence-download"),
     path("records/assessments/<int:pk>/", assessment_record, name="assessment-record"),
+    path("records/assessments/<int:pk>/pdf/", assessment_record_pdf, name="assessment-record-pdf"),
     path("records/services/<int:pk>/measures/", measures_record, name="measures-record"),
+    path(
+        "records/services/<int:pk>/measures/pdf/", measures_record_pdf, name="measures-record-pdf"
+    ),
     path("calendar/<str:secret>.ics", calendar_feed, name="calendar-feed"),
     path("dashboard/", include("obligations.dashboard.urls")),
     # No sign-in, nothing but each check's status: for monitoring, and for load balancers.

@@ -204,8 +204,12 @@ class RiskAssessmentAdmin(ScopedHistoryAdmin):
 
     @admin.display(description="printable record")
     def record(self, obj: RiskAssessment) -> str:
-        url = reverse("assessment-record", args=[obj.pk])
-        return format_html('<a href="{}" target="_blank" rel="noopener">Open to print</a>', url)
+        return format_html(
+            '<a href="{}" target="_blank" rel="noopener">Open to print</a> '
+            '(<a href="{}" id="assessment-pdf">PDF</a>)',
+            reverse("assessment-record", args=[obj.pk]),
+            reverse("assessment-record-pdf", args=[obj.pk]),
+        )
 
 
 @admin.register(MeasureDecision)

@@ -242,17 +242,17 @@ def summary(
     overdue = list(live.filter(overdue_q).order_by("r_due", "id").values(*row_values)[:SHOWN])
     for row in overdue:
         row["days_overdue"] = (day - row["r_due"]).days
-    upcoming = list(
-        live.filter(
-            Q(
-                r_status__in=OPEN_STATUSES,
-                r_due__gte=day,
-                r_due__lte=day + dt.timedelta(days=UPCOMING_DAYS),
-            )
+    due_soon = live.filter(
+        Q(
+            r_status__in=OPEN_STATUSES,
+            r_due__gte=day,
+            r_due__lte=day + dt.timedelta(days=UPCOMING_DAYS),
         )
-        .order_by("r_due", "id")
-        .values(*row_values)[: SHOWN * 2]
     )
+    upcoming = list(due_soon.order_by("r_due", "id").values(*row_values)[: SHOWN * 2])
+    # The list is capped; the count is of them all (always counted: a query that ran only
+    # for a long list would make the page's cost depend on the data).
+    upcoming_total = due_soon.count()
     # Both the risk table and the undecided measures read the latest risk levels.
     # The catalogue's figures, read once for the three parts that need them.
     parameters = parameters or catalogue_parameters()
@@ -275,6 +275,7 @@ def summary(
         "provider_wide": provider_wide,
         "overdue": overdue,
         "upcoming": upcoming,
+        "upcoming_total": upcoming_total,
         "upcoming_days": UPCOMING_DAYS,
         "heatmap": _heatmap(heat, shown_services, day),
         "notices": notices(user, f, day),

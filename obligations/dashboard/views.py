@@ -11,11 +11,13 @@ import dataclasses
 import html
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlencode
 
 from django.contrib.auth.decorators import login_required
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, render
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import mark_safe
 from django.views.decorators.http import require_GET
@@ -63,8 +65,8 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
     """The figures for all the user can see, or for one service of theirs. A user who belongs
     nowhere is refused before any service is looked up, so another organisation's service is
     a 404 like one that does not exist."""
-    if not _belongs(request):
-        return _refuse(request, 403, {"access": "You are not a member of any organisation."})
+    if not may_read_dashboard(request):
+        return refuse(request, 403, {"access": "You are not a member of any organisation."})
     service = None
     if service_pk is not None:
         service = get_object_or_404(
@@ -75,7 +77,7 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
     try:
         filters = Filters.from_query(request.GET, today=today)
     except FilterError as exc:
-        return _refuse(request, 400, exc.errors)
+        return refuse(request, 400, exc.errors)
     if service is not None:
         filters = dataclasses.replace(filters, service=service.pk)
     choices = _choices(request)
@@ -85,7 +87,7 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
         if name in choices and value is not None and value not in choices[name]
     }
     if unknown:
-        return _refuse(request, 400, unknown)
+        return refuse(request, 400, unknown)
 
     # The service filter's choices are every service the user may see: the names the
     # figures need, read once; so are the catalogue's figures.
@@ -124,19 +126,42 @@ def dashboard(request: HttpRequest, service_pk: int | None) -> HttpResponse:
         "levels": levels,
         "trend": trend_chart(found["trend"]),
         "generated": timezone.localtime(),
+        "board_report": _board_report_link(filters, service, choices["organisation"]),
     }
     return render(request, TEMPLATE, context)
 
 
-def _belongs(request: HttpRequest) -> bool:
+def may_read_dashboard(request: HttpRequest) -> bool:
     """Any member of an organisation may look (managers above all); operators see all."""
     user = request.user
     return bool(user.is_superuser) or active_memberships(user).exists()
 
 
-def _refuse(request: HttpRequest, status: int, errors: Mapping[str, str]) -> HttpResponse:
+def refuse(request: HttpRequest, status: int, errors: Mapping[str, str]) -> HttpResponse:
     """A 4xx page that says what was wrong with the request, in words."""
     return render(request, REFUSED, {"status": status, "errors": errors}, status=status)
+
+
+def _board_report_link(
+    filters: Filters, service: Service | None, organisations: Mapping[int, str]
+) -> str | None:
+    """The board report of what is in view: the service's provider, the chosen provider or
+    organisation, or the user's one organisation (one who sees several chooses first)."""
+    params: dict[str, object]
+    if service is not None:
+        params = {"provider": service.provider_id}
+    elif filters.provider is not None:
+        params = {"provider": filters.provider}
+    elif filters.organisation is not None:
+        params = {"organisation": filters.organisation}
+    elif len(organisations) == 1:
+        params = {}
+    else:
+        return None
+    if filters.as_of is not None:
+        params["as_of"] = filters.as_of.isoformat()
+    query = f"?{urlencode(params)}" if params else ""
+    return f"{reverse('dashboard:board-report')}{query}"
 
 
 def _choices(request: HttpRequest) -> dict[str, dict[int, str]]:

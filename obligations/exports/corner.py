@@ -17,7 +17,7 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
-from obligations.access.selectors import scope
+from obligations.access.selectors import scope, visible_organisations
 from obligations.dates import DAY_INPUT, london_today, validate_plausible_date
 from obligations.exports.pack_verify import VerifyResult, verify
 from obligations.exports.signing import public_key_pem
@@ -113,6 +113,20 @@ def auditors_corner(request: HttpRequest) -> HttpResponse:
         "services": export_form.fields["service"].queryset,  # type: ignore[attr-defined]
         "providers": scope(Provider.objects.all(), request.user).order_by("name"),
         "export_form": export_form,
+        "board_choices": [
+            (
+                "organisation",
+                "Organisation",
+                visible_organisations(request.user).order_by("name").values_list("pk", "name"),
+            ),
+            (
+                "provider",
+                "Provider",
+                scope(Provider.objects.all(), request.user)
+                .order_by("name")
+                .values_list("pk", "name"),
+            ),
+        ],
         "public_key": key,
         "form": form,
         "result": result,

@@ -800,8 +800,18 @@ ROUTES: dict[str, Route] = {
         lambda w, s, side: reverse("dashboard:organisation"), by_role()
     ),
     "dashboard:service": object_page("dashboard:service", "service", tenant()),
+    # A provider's board report (PDF): the dashboard's readers, for their own providers.
+    "dashboard:board-report": Route(
+        lambda w, s, side: (
+            f"{reverse('dashboard:board-report')}?provider={w[SIDES[side]]['provider'].pk}"
+        ),
+        tenant(),
+        per_side=True,
+    ),
     "assessment-record": object_page("assessment-record", "riskassessment"),
+    "assessment-record-pdf": object_page("assessment-record-pdf", "riskassessment"),
     "measures-record": object_page("measures-record", "service"),
+    "measures-record-pdf": object_page("measures-record-pdf", "service"),
     "evidence-download": object_page("evidence-download", "evidence"),
     # The address is the credential: whoever holds it reads that feed, and only that feed.
     "calendar-feed": Route(
