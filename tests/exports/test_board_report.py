@@ -80,7 +80,7 @@ def test_a_providers_report_has_the_dashboards_figures_for_that_provider(demo, d
     manager = signed_in(django_user_model.objects.get(username="manager"))
     provider = Provider.objects.filter(organisation=demo).order_by("name").first()
     found = manager.get("/dashboard/", {"provider": provider.pk}).context["s"]
-    response = manager.get(URL, {"provider": provider.pk, "as_of": "2026-10-01"})
+    response = manager.get(URL, {"provider": provider.pk, "as_of": "01/10/2026"})
     assert response.status_code == 200
     [text] = pdf_texts(response.content)
     past = manager.get("/dashboard/", {"provider": provider.pk, "as_of": "2026-10-01"})
@@ -197,7 +197,7 @@ def test_another_organisations_provider_or_organisation_is_a_404(world):
 @pytest.mark.parametrize(
     ("query", "field", "words"),
     [
-        ({"as_of": "yesterday"}, "as_of", "is not a date: use YYYY-MM-DD"),
+        ({"as_of": "yesterday"}, "as_of", "is not a date: use DD/MM/YYYY"),
         ({"as_of": "2027-01-01"}, "as_of", "The register's past, not its future."),
         ({"provider": "x"}, "provider", "An ID: a whole number."),
         ({"service": "1"}, "service", "Unknown parameter"),
