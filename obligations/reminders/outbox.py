@@ -327,6 +327,8 @@ def record_webhooks(
         [(*key, reason) for key, reason in rows.items()],
         same={
             "status": ReminderStatus.PENDING,
+            "attempts": 0,
+            "last_error": "",
             "created_at": now,
             "claim": token,
             "claimed_at": now,
