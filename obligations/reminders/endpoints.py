@@ -18,7 +18,13 @@ from obligations.reminders.models import (
     WebhookKind,
 )
 from obligations.reminders.outbox import enqueue_delivery
-from obligations.reminders.sealed import new_signing_secret, seal, url_hint, validate_webhook_url
+from obligations.reminders.sealed import (
+    new_signing_secret,
+    reseal,
+    seal,
+    url_hint,
+    validate_webhook_url,
+)
 
 # What an admin may change besides the address.
 SETTINGS = ("name", "digests", "escalations", "notice_deadlines", "active")
@@ -112,3 +118,17 @@ def send_test_message(*, actor: User, endpoint: WebhookEndpoint) -> WebhookDeliv
     )
     transaction.on_commit(enqueue_delivery, robust=True)
     return delivery
+
+
+@transaction.atomic
+def reseal_webhooks() -> int:
+    """Encrypt every stored address and secret again under the first configured key, after a
+    new one was put first (settings.NOTIFICATION_ENCRYPTION_KEYS); how many were. What they
+    say is unchanged, so no one is recorded as changing them."""
+    endpoints = list(WebhookEndpoint.objects.select_for_update().order_by("pk"))
+    for endpoint in endpoints:
+        endpoint.url_sealed = reseal(endpoint.url_sealed)
+        if endpoint.secret_sealed:
+            endpoint.secret_sealed = reseal(endpoint.secret_sealed)
+    WebhookEndpoint.objects.bulk_update(endpoints, ["url_sealed", "secret_sealed"])
+    return len(endpoints)

@@ -7,6 +7,7 @@ from django.db import models
 from django.db.models import Q
 
 from obligations.access.models import default_lead_days, validate_lead_days
+from obligations.dates import display
 from obligations.inputs import validate_single_line
 
 
@@ -118,7 +119,7 @@ class Reminder(models.Model):
 class WebhookKind(models.TextChoices):
     SLACK = "slack", "Slack"
     TEAMS = "teams", "Microsoft Teams"
-    SIGNED = "signed", "Signed webhook (JSON)"
+    SIGNED = "signed", "Signed JSON webhook"
 
 
 class WebhookEndpoint(models.Model):
@@ -260,4 +261,4 @@ class WebhookDelivery(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} to {self.endpoint.name} about {self.deadline}"
+        return f"{self.get_kind_display()} to {self.endpoint.name} about {display(self.deadline)}"
