@@ -11,6 +11,7 @@ from django.db import connection
 from django.urls import reverse
 
 from obligations.access.models import Role
+from obligations.reminders.delivery import DeliveryFailed
 from obligations.reminders.endpoints import create_webhook, send_test_message
 from obligations.reminders.models import (
     TEST_MESSAGE,
@@ -20,7 +21,6 @@ from obligations.reminders.models import (
     WebhookStatus,
 )
 from obligations.reminders.sealed import seal, unseal
-from obligations.reminders.delivery import DeliveryFailed
 from obligations.reminders.webhooks import deliver_webhooks
 from tests.factories import OrganisationFactory, member
 from tests.helpers import admin_form_data, assert_constant_queries, signed_in_client
@@ -207,7 +207,7 @@ def test_the_webhook_lists_cost_the_same_queries_at_two_sizes(org, ada):
 def test_a_new_key_put_first_reads_the_old_and_the_command_moves_them_to_it(org, ada, settings):
     old, new = Fernet.generate_key().decode(), Fernet.generate_key().decode()
     settings.NOTIFICATION_ENCRYPTION_KEYS = [old]
-    endpoint, secret = create_webhook(
+    _, secret = create_webhook(
         actor=ada, organisation=org["org"], kind=WebhookKind.SIGNED, url=SLACK_URL, name="A"
     )
     settings.NOTIFICATION_ENCRYPTION_KEYS = [new, old]
