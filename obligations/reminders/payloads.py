@@ -53,7 +53,7 @@ def slack(message: Message) -> dict[str, Any]:
     title = _slack_escape(f"{message.heading} ({message.organisation})")
     body = _slack_escape(message.text)
     return {
-        "text": f"{message.heading}: {message.text}",
+        "text": _slack_escape(f"{message.heading}: {message.text}"),
         "blocks": [
             {"type": "section", "text": {"type": "mrkdwn", "text": f"*{title}*\n{body}"}},
             {

@@ -268,3 +268,17 @@ def test_a_run_that_dies_is_finished_by_the_next_after_its_lease(
     assert len(receiver.posts) == posts
     assert len(set(receiver.keys())) == 1  # a duplicate carries the same Idempotency-Key
     assert WebhookDelivery.objects.get().status == WebhookStatus.SENT
+
+
+def test_an_address_no_key_can_read_is_given_up_asking_for_it_again(
+    org, admin_of, receiver, settings
+):
+    settings.NOTIFICATION_ENCRYPTION_KEYS = []
+    hook(org, admin_of, receiver.url)
+    obligation(org, due=day(7))
+    settings.SECRET_KEY = "a new secret key, the old addresses unreadable"
+    run_sweep(today=TODAY)
+    row = WebhookDelivery.objects.get()
+    assert row.status == WebhookStatus.FAILED
+    assert row.last_error == "The stored address cannot be read: enter it again."
+    assert receiver.posts == []
