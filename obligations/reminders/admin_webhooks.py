@@ -26,7 +26,7 @@ from obligations.reminders.sealed import MAX_URL_LENGTH, validate_webhook_url
 
 
 class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
-    url = forms.CharField(
+    address = forms.CharField(
         label="Webhook address",
         max_length=MAX_URL_LENGTH,
         strip=True,
@@ -42,15 +42,15 @@ class WebhookForm(forms.ModelForm):  # type: ignore[type-arg]
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if self.instance.pk:
-            self.fields["url"].required = False
-            self.fields["url"].label = "New webhook address"
-            self.fields["url"].help_text = (
+            self.fields["address"].required = False
+            self.fields["address"].label = "New webhook address"
+            self.fields["address"].help_text = (
                 "Empty: keep the stored one. It is never shown again, so to change it, type "
                 "the new one in full."
             )
 
-    def clean_url(self) -> str:
-        url = str(self.cleaned_data.get("url") or "")
+    def clean_address(self) -> str:
+        url = str(self.cleaned_data.get("address") or "")
         if url:
             try:
                 validate_webhook_url(url)
@@ -85,13 +85,13 @@ class WebhookEndpointAdmin(NotFoundAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         if obj is None:
-            return ["organisation", "kind", "name", "url", *SETTINGS[1:]]
+            return ["organisation", "kind", "name", "address", *SETTINGS[1:]]
         return [
             "organisation",
             "kind",
             "name",
             "url_hint",
-            "url",
+            "address",
             *SETTINGS[1:],
             "created_by",
             "created_at",
@@ -140,13 +140,13 @@ class WebhookEndpointAdmin(NotFoundAdmin):
         data = form.cleaned_data
         values = {name: data[name] for name in SETTINGS}
         if change:
-            change_webhook(actor=acting_user(request), endpoint=obj, url=data["url"], **values)
+            change_webhook(actor=acting_user(request), endpoint=obj, url=data["address"], **values)
             return
         endpoint, secret = create_webhook(
             actor=acting_user(request),
             organisation=data["organisation"],
             kind=data["kind"],
-            url=data["url"],
+            url=data["address"],
             **values,
         )
         obj.pk = endpoint.pk

@@ -13,7 +13,9 @@ Two steps, each safe to run twice, late, or in two workers at once:
    savepoint, so the batch goes on and no organisation's reminders wait on another's row.
 2. **Deliver.** Pending rows are claimed by a conditional update (this run's token), grouped
    into one digest per recipient, sent, and marked sent per digest. A digest that cannot be
-   built or sent gives its rows back and the run goes on to the next recipient.
+   built or sent gives its rows back and the run goes on to the next recipient. Team chat
+   webhooks are a second channel of the same outbox (webhooks.py): their rows are recorded in
+   the same transaction, claimed and settled by the same Claim, one post per reminder.
 
 **The lease.** A claim lapses after settings.REMINDER_CLAIM_LEASE_SECONDS (2 minutes); then the
 next delivery run takes the rows over. Beat starts one every 5 minutes, so a run killed

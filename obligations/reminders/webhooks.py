@@ -141,7 +141,14 @@ def deliver_webhooks(*, claim: Claim | None = None, result: SweepResult | None =
         if not endpoint.active or (row.cycle_id is not None and not still_relevant(row)):  # type: ignore[arg-type]
             settle([row.pk], claim, WebhookStatus.CANCELLED)
             continue
-        outcome = post(endpoint, row)
+        try:
+            outcome = post(endpoint, row)
+        except Exception:
+            # A post that cannot be built (a bug) costs its row alone, given up at once: a bug
+            # is not retried into a storm, and the next rows still go.
+            log.exception("webhook delivery %s not sent after an error", row.pk)
+            failed += _give_up(row, claim, "Not sent after an error in the tracker: see its log.")
+            continue
         if outcome.delivered:
             delivered += mark_sent([row.pk], claim)
         elif outcome.retry and row.attempts + 1 < settings.WEBHOOK_MAX_ATTEMPTS:

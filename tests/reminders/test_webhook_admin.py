@@ -48,7 +48,7 @@ def add_form(org, **values):  # type: ignore[no-untyped-def]
         "organisation": org["org"].pk,
         "kind": WebhookKind.SLACK,
         "name": "Compliance channel",
-        "url": SLACK_URL,
+        "address": SLACK_URL,
         "digests": "on",
         "escalations": "on",
         "active": "on",
@@ -103,10 +103,10 @@ def test_a_signed_webhooks_secret_is_shown_once_and_stored_encrypted(org, ada):
     ],
 )
 def test_a_bad_address_is_refused_naming_the_field_keeping_what_was_typed(org, ada, url, message):
-    response = signed_in_client(ada).post(ADD, add_form(org, url=url, name="Kept name"))
+    response = signed_in_client(ada).post(ADD, add_form(org, address=url, name="Kept name"))
     assert response.status_code == 200
     errors = response.context["adminform"].form.errors
-    assert message in " ".join(errors["url"])
+    assert message in " ".join(errors["address"])
     assert "Kept name" in response.content.decode()
     assert not WebhookEndpoint.objects.exists()
 
@@ -114,9 +114,9 @@ def test_a_bad_address_is_refused_naming_the_field_keeping_what_was_typed(org, a
 def test_plain_http_to_loopback_only_when_allowed(org, ada, settings):
     url = "http://127.0.0.1:9/hook"
     settings.WEBHOOK_ALLOW_LOOPBACK_HTTP = False
-    assert signed_in_client(ada).post(ADD, add_form(org, url=url)).status_code == 200
+    assert signed_in_client(ada).post(ADD, add_form(org, address=url)).status_code == 200
     settings.WEBHOOK_ALLOW_LOOPBACK_HTTP = True
-    assert signed_in_client(ada).post(ADD, add_form(org, url=url)).status_code == 302
+    assert signed_in_client(ada).post(ADD, add_form(org, address=url)).status_code == 302
 
 
 def test_editing_keeps_the_address_unless_typed_again_and_records_who(org, ada):
@@ -126,13 +126,15 @@ def test_editing_keeps_the_address_unless_typed_again_and_records_who(org, ada):
     client = signed_in_client(ada)
     page = client.get(change_url(endpoint))
     data = admin_form_data(page)
-    assert data["url"] == ""
+    assert data["address"] == ""
     assert client.post(change_url(endpoint), {**data, "name": "B"}).status_code == 302
     endpoint.refresh_from_db()
     assert (endpoint.name, endpoint.changed_by) == ("B", ada)
     assert unseal(endpoint.url_sealed) == SLACK_URL
     new = "https://hooks.slack.com/services/T0123/B0456/n3wT0k3nAbCd"
-    assert client.post(change_url(endpoint), {**data, "name": "B", "url": new}).status_code == 302
+    assert (
+        client.post(change_url(endpoint), {**data, "name": "B", "address": new}).status_code == 302
+    )
     endpoint.refresh_from_db()
     assert unseal(endpoint.url_sealed) == new
     assert endpoint.url_hint == "hooks.slack.com …AbCd"

@@ -104,6 +104,7 @@ def test_a_429_waits_as_long_as_the_receiver_asks_within_the_bound(
     with pytest.raises(DeliveryFailed):
         run_sweep(today=TODAY)
     row = WebhookDelivery.objects.get()
+    assert row.retry_at is not None
     assert row.retry_at - row.created_at == dt.timedelta(seconds=120)
     clock.shift(dt.timedelta(seconds=119))
     assert deliver_webhooks() == 0
@@ -282,3 +283,23 @@ def test_an_address_no_key_can_read_is_given_up_asking_for_it_again(
     assert row.status == WebhookStatus.FAILED
     assert row.last_error == "The stored address cannot be read: enter it again."
     assert receiver.posts == []
+
+
+def test_a_post_that_cannot_be_built_costs_its_row_alone(org, admin_of, receiver, monkeypatch):
+    hook(org, admin_of, receiver.url)
+    obligation(org, due=day(7))
+    obligation(org, code="U2U-RECORDS", due=day(-3))
+    real = webhooks.payload
+
+    def broken(kind, message):  # type: ignore[no-untyped-def]
+        if message.kind == "overdue":
+            raise ZeroDivisionError
+        return real(kind, message)
+
+    monkeypatch.setattr(webhooks, "payload", broken)
+    result = run_sweep(today=TODAY)  # not raised for a retry: a bug is not retried
+    assert (result.webhooks_sent, result.webhooks_failed) == (1, 1)
+    failed = WebhookDelivery.objects.get(status=WebhookStatus.FAILED)
+    assert failed.kind == "overdue"
+    assert failed.last_error == "Not sent after an error in the tracker: see its log."
+    assert len(receiver.posts) == 1
