@@ -230,8 +230,8 @@ def test_a_switched_off_endpoint_gets_nothing_pending(org, admin_of, receiver, c
     assert len(receiver.posts) == 1
 
 
-class Died(Exception):
-    pass
+class Died(BaseException):
+    """The process killed: nothing in the run can catch it, as nothing catches a SIGKILL."""
 
 
 @pytest.mark.parametrize(
