@@ -9,6 +9,7 @@ from obligations.notices import admin as notices_admin
 from obligations.providers import admin as providers_admin
 from obligations.register import admin as register_admin
 from obligations.reminders import admin as reminders_admin
+from obligations.reminders import admin_webhooks
 
 __all__ = [
     "access_admin",
@@ -16,6 +17,7 @@ __all__ = [
     "admin_passwords",
     "admin_signin",
     "admin_tokens",
+    "admin_webhooks",
     "assessments_admin",
     "catalogue_admin",
     "notices_admin",

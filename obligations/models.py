@@ -57,6 +57,8 @@ from obligations.register.models import (
 from obligations.reminders.models import (
     LeadTime,
     Reminder,
+    WebhookDelivery,
+    WebhookEndpoint,
 )
 
 __all__ = [
@@ -96,6 +98,8 @@ __all__ = [
     "SsoGroupRole",
     "SsoIdentity",
     "TechnologyNotice",
+    "WebhookDelivery",
+    "WebhookEndpoint",
     "default_lead_days",
     "evidence_path",
     "validate_lead_days",

@@ -24,8 +24,9 @@ from obligations.dates import check_plausible_dates, london_today
 from obligations.operations.actions import record_heartbeat
 from obligations.register.apply import apply_commencements as apply_commencements_now
 from obligations.reminders.delivery import DeliveryFailed, deliver
-from obligations.reminders.outbox import SweepIncomplete
+from obligations.reminders.outbox import RETRY_BACKOFF_SECONDS, SweepIncomplete
 from obligations.reminders.sweep import run_sweep
+from obligations.reminders.webhooks import deliver_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +39,7 @@ TRANSPORT_ERRORS = (
 )
 RETRY = {
     "autoretry_for": TRANSPORT_ERRORS,
-    "retry_backoff": 30,
+    "retry_backoff": RETRY_BACKOFF_SECONDS,
     # Redis's visibility timeout outlasts this wait plus the task's time limit (settings).
     "retry_backoff_max": settings.TASK_RETRY_MAX_DELAY,
     "retry_jitter": True,
@@ -63,8 +64,12 @@ def send_reminders(date: str | None = None) -> dict[str, Any]:
 def deliver_reminders() -> dict[str, Any]:
     """Send what is pending in the outbox: what the web wrote (e.g. a review request) without
     waiting a night, and, run by beat every few minutes, what a run that died left behind."""
-    result = deliver()
-    return {"sent": result.sent, "digests": result.digests}
+    try:
+        result = deliver()
+    finally:
+        # Each channel's failure is its own: a mail server down does not hold the webhooks.
+        posted = deliver_webhooks()
+    return {"sent": result.sent, "digests": result.digests, "webhooks": posted}
 
 
 @shared_task(name="obligations.apply_commencements", **RETRY)

@@ -39,6 +39,8 @@ from obligations.notices.actions import change_notice
 from obligations.notices.models import NoticeEventKind, NoticeKind, NoticeStage
 from obligations.register.evidence import add_evidence_link
 from obligations.register.states import CycleStatus, EventSource
+from obligations.reminders.endpoints import create_webhook
+from obligations.reminders.models import WebhookKind
 from tests.conftest import TODAY
 from tests.helpers import OPERATOR_APPS, admin_form_data, signed_in_client
 from tests.world import World
@@ -361,6 +363,17 @@ def _remove_device(w: World) -> tuple[Any, Act]:
     return w.people["root"], lambda: posted(client.post(url, data), 302)
 
 
+def _webhook(w: World) -> Any:
+    endpoint, _ = create_webhook(
+        actor=w.people["root"],
+        organisation=w.org,
+        kind=WebhookKind.SLACK,
+        url="https://hooks.slack.com/services/T0/B0/old",
+        name="Made by an operator",
+    )
+    return endpoint
+
+
 ADMIN_PATHS: dict[str, Path_] = {
     "action otp_totp.totpdevice delete_selected": _remove_device,
     "add obligations.service": admin_page(
@@ -463,6 +476,25 @@ ADMIN_PATHS: dict[str, Path_] = {
         "obligation", "bulk_ready_for_review", "casey", _started
     ),
     "action obligations.apitoken revoke": admin_action("apitoken", "revoke", "casey", _own_token),
+    "add obligations.webhookendpoint": admin_page(
+        "obligations.webhookendpoint",
+        "ada",
+        lambda w: {
+            "organisation": w.org.pk,
+            "kind": "slack",
+            "name": "Compliance channel",
+            "address": "https://hooks.slack.com/services/T0/B0/abc",
+        },
+    ),
+    "change obligations.webhookendpoint": admin_page(
+        "obligations.webhookendpoint",
+        "ada",
+        lambda w: {"name": "Renamed", "address": "https://hooks.slack.com/services/T0/B0/new"},
+        _webhook,
+    ),
+    "action obligations.webhookendpoint test_message": admin_action(
+        "webhookendpoint", "test_message", "ada", lambda w: [_webhook(w).pk]
+    ),
     "action obligations.calendarfeed revoke": admin_action(
         "calendarfeed", "revoke", "casey", _own_feed
     ),
@@ -517,6 +549,8 @@ NOT_WRITES = {
     "command load_catalogue": "acts as the named system user (test_catalogue.py)",
     "command load_demo": "demo data, as the named system user",
     "command backfill_compliance_counts": "stores counts derived from the events; no actor",
+    "command reencrypt_webhooks": "encrypts stored webhook secrets again under a new key; "
+    "what they say, and who set them, unchanged",
     "command apply_access_log_retention": "a database setting the deploy makes as the owner; "
     "no register row",
 }
@@ -534,6 +568,7 @@ READ_ONLY_ADMINS = {
     "obligations.riskfactor",
     "obligations.codemeasure",
     "obligations.measuredecision",
+    "obligations.webhookdelivery",
 }
 
 

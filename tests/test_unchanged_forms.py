@@ -29,6 +29,8 @@ from obligations.providers.models import RevenueBasis, RevenuePeriod
 from obligations.register.actions import assign_owner
 from obligations.register.evidence import add_evidence_link
 from obligations.register.states import EventSource
+from obligations.reminders.endpoints import create_webhook
+from obligations.reminders.models import WebhookKind
 from tests.helpers import OPERATOR_APPS, form_data, signed_in_client
 from tests.world import World
 
@@ -97,6 +99,18 @@ def _obligation(w: World) -> Any:
     return ob
 
 
+def _webhook(w: World) -> Any:
+    endpoint, _ = create_webhook(
+        actor=w.people["ada"],
+        organisation=w.org,
+        kind=WebhookKind.SIGNED,
+        url="https://hooks.example.com/osa/T0123",
+        name="Compliance channel",
+        notice_deadlines=False,
+    )
+    return endpoint
+
+
 # model -> (who opens the page, the object)
 OBJECTS: dict[str, tuple[str, Callable[[World], Any]]] = {
     "obligations.organisation": ("ada", lambda w: w.org),
@@ -106,6 +120,7 @@ OBJECTS: dict[str, tuple[str, Callable[[World], Any]]] = {
     "obligations.technologynotice": ("casey", World.technology_notice),
     "obligations.ofcomnotice": ("casey", World.ofcom_notice),
     "obligations.riskassessment": ("rita", _assessment),
+    "obligations.webhookendpoint": ("ada", _webhook),
     "auth.user": ("root", lambda w: w.people["casey"]),
 }
 

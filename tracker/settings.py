@@ -339,6 +339,29 @@ REMINDER_DELIVERY_EVERY_MINUTES = 5
 REMINDER_CLAIM_LEASE_SECONDS = env.int("REMINDER_CLAIM_LEASE_SECONDS", 120, minimum=1, maximum=3600)
 # A digest lists this many items per section and counts the rest (all are in the admin).
 REMINDER_DIGEST_MAX_ITEMS = env.int("REMINDER_DIGEST_MAX_ITEMS", 100, minimum=1, maximum=1_000_000)
+# Team chat webhooks (obligations/reminders/webhooks.py). Each POST waits this long at most, so
+# a stuck receiver cannot hold a delivery run past its lease.
+WEBHOOK_TIMEOUT_SECONDS = env.int("WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1, maximum=30)
+# A delivery that failed this many times in a way worth retrying (5xx, 429, timeout, no
+# connection) is given up and shown as failed in the admin.
+WEBHOOK_MAX_ATTEMPTS = env.int("WEBHOOK_MAX_ATTEMPTS", 6, minimum=1, maximum=20)
+# A receiver's Retry-After is obeyed up to this many seconds.
+WEBHOOK_RETRY_AFTER_MAX_SECONDS = 60 * 60
+# Plain http is accepted only to this machine's own address (127.0.0.1, ::1, localhost), and
+# only when debugging or under the tests; everywhere else a webhook address must be https.
+WEBHOOK_ALLOW_LOOPBACK_HTTP = DEBUG
+# Webhook addresses and signing secrets are stored encrypted (Fernet). With this unset the key is
+# derived from SECRET_KEY, so changing SECRET_KEY makes them unreadable (each must then be
+# entered again). Set it to one or more Fernet keys, comma-separated: the first encrypts, every
+# one decrypts, so a new key goes first and the old one stays until `manage.py
+# reencrypt_webhooks` has run.
+NOTIFICATION_ENCRYPTION_KEYS = env.list("NOTIFICATION_ENCRYPTION_KEY")
+if not all(re.fullmatch(r"[A-Za-z0-9_-]{43}=", key) for key in NOTIFICATION_ENCRYPTION_KEYS):
+    # Not quoted back: it is a secret.
+    env.refuse(
+        "NOTIFICATION_ENCRYPTION_KEY must be Fernet keys (44 characters of URL-safe base64 "
+        "each), comma-separated"
+    )
 
 # The REST API: session auth for the browsable API, hashed tokens for scripts; every list
 # filtered strictly (an unknown parameter is a 400), paginated by cursor (no OFFSET scans).

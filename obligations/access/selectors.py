@@ -27,7 +27,7 @@ from obligations.notices.models import OfcomNotice, TechnologyNotice
 from obligations.providers.models import Provider, RevenuePeriod, Service, SignificantChange
 from obligations.register.models import Event, Evidence, Obligation, ObligationCycle
 from obligations.register.states import CycleStatus
-from obligations.reminders.models import LeadTime, Reminder
+from obligations.reminders.models import LeadTime, Reminder, WebhookDelivery, WebhookEndpoint
 
 ModelT = TypeVar("ModelT", bound=Model)
 
@@ -53,6 +53,8 @@ ORGANISATION_PATHS: dict[type[Model], str] = {
     AssessmentEntry: "assessment__service__provider__organisation",
     MeasureDecision: "service__provider__organisation",
     Reminder: "cycle__obligation__provider__organisation",
+    WebhookEndpoint: "organisation",
+    WebhookDelivery: "endpoint__organisation",
     ComplianceCount: "provider__organisation",
 }
 
@@ -240,3 +242,9 @@ def overseen_token_holders(user: AnyUser) -> QuerySet[Any]:
 
 def api_tokens_for(user: AnyUser) -> QuerySet[ApiToken]:
     return ApiToken.objects.filter(user__in=overseen_token_holders(user).values("pk"))
+
+
+def webhooks_for(user: AnyUser) -> QuerySet[WebhookEndpoint]:
+    """The team chat webhooks a user manages: their organisations' as its admin (webhook
+    addresses are secrets: other roles see none)."""
+    return scope(WebhookEndpoint.objects.all(), user, (Role.ADMIN,))

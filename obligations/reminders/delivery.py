@@ -8,12 +8,11 @@ import logging
 import smtplib
 from collections.abc import Iterator
 from itertools import groupby
-from typing import NamedTuple
+from typing import NamedTuple, Protocol
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.mail import EmailMultiAlternatives, get_connection
-from django.db.models import QuerySet
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
@@ -22,7 +21,7 @@ from obligations.access.models import Membership
 from obligations.dates import london_today
 from obligations.links import object_url
 from obligations.register.states import OPEN_STATUSES, CycleStatus
-from obligations.reminders.models import Reminder, ReminderKind, ReminderStatus
+from obligations.reminders.models import ReminderKind, ReminderStatus
 from obligations.reminders.outbox import Claim, SweepIncomplete, SweepResult
 
 log = logging.getLogger(__name__)
@@ -45,6 +44,25 @@ class PendingRow(NamedTuple):
     organisation_id: int
 
 
+class Relevance(Protocol):
+    """What decides whether an outbox row still matters, whichever its channel."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def deadline(self) -> dt.date: ...
+    @property
+    def cycle_id(self) -> int: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def due_date(self) -> dt.date | None: ...
+    @property
+    def current_cycle_id(self) -> int | None: ...
+    @property
+    def applicable(self) -> bool: ...
+
+
 PENDING_FIELDS = (
     "pk",
     "kind",
@@ -61,7 +79,7 @@ PENDING_FIELDS = (
 )
 
 
-def _still_relevant(row: PendingRow) -> bool:
+def still_relevant(row: Relevance) -> bool:
     """A reminder decided earlier is sent only if it is still true when it comes to be sent."""
     if row.current_cycle_id != row.cycle_id or not row.applicable:
         return False
@@ -72,24 +90,17 @@ def _still_relevant(row: PendingRow) -> bool:
     return row.status in OPEN_STATUSES and row.due_date == row.deadline
 
 
-def _held(ids: list[int], token: str) -> QuerySet[Reminder]:
-    """This run's pending rows among `ids` (one parameter however many), found by their ids."""
-    return Reminder.objects.filter(
-        pk__any=ids, claim__unsearched=token, status__unsearched=ReminderStatus.PENDING
-    )
-
-
-def _settle(ids: list[int], claim: Claim, status: str) -> int:
+def settle(ids: list[int], claim: Claim, status: str) -> int:
     if not ids:
         return 0
-    settled = _held(ids, claim.token).update(status=status, sent_at=timezone.now())
+    settled = claim.held_among(ids).update(status=status, sent_at=timezone.now())
     claim.held -= settled
     return settled
 
 
-def _release(ids: list[int], claim: Claim) -> None:
+def release(ids: list[int], claim: Claim) -> None:
     """Give rows back after a failed send, so a retry takes them at once."""
-    claim.held -= _held(ids, claim.token).update(claim="", claimed_at=None)
+    claim.held -= claim.held_among(ids).update(claim="", claimed_at=None)
 
 
 SECTIONS = (
@@ -192,7 +203,7 @@ def deliver(*, claim: Claim | None = None, result: SweepResult | None = None) ->
                 break
             rows = list(group)
             current = [r for r in rows if (r.recipient_id, r.organisation_id) in members]
-            result.cancelled += _settle(
+            result.cancelled += settle(
                 [r.pk for r in rows if r not in current], claim, ReminderStatus.CANCELLED
             )
             _deliver_one(mailer, recipients[recipient_id], current, claim, result, failures)
@@ -240,23 +251,23 @@ def _deliver_one(
     relevant: list[PendingRow] = []
     stale: list[int] = []
     for r in rows:
-        if _still_relevant(r):
+        if still_relevant(r):
             relevant.append(r)
         else:
             stale.append(r.pk)
-    result.cancelled += _settle(stale, claim, ReminderStatus.CANCELLED)
+    result.cancelled += settle(stale, claim, ReminderStatus.CANCELLED)
     if not relevant:
         return
     ids = [r.pk for r in relevant]
     if not recipient.email or not recipient.is_active:
-        result.in_app_only += _settle(ids, claim, ReminderStatus.IN_APP)
+        result.in_app_only += settle(ids, claim, ReminderStatus.IN_APP)
         return
     try:
         accepted = mailer.send(digest_message(recipient, relevant))
     except TRANSPORT_ERRORS as exc:  # the mail server refused or could not be reached
         log.warning("digest to %s not sent: %r", recipient.email, exc)
         mailer.close()  # the next digest opens a fresh connection
-        _release(ids, claim)
+        release(ids, claim)
         failures.append(exc)
         return
     except Exception:
@@ -268,11 +279,11 @@ def _deliver_one(
             sorted({r.cycle_id for r in relevant}),
         )
         mailer.close()
-        _release(ids, claim)
+        release(ids, claim)
         result.not_sent += 1
         return
     if not accepted:
-        _release(ids, claim)
+        release(ids, claim)
         failures.append(
             RuntimeError(f"the mail backend did not accept the digest to {recipient.email}")
         )
@@ -288,4 +299,4 @@ def _deliver_one(
 
 
 def mark_sent(ids: list[int], claim: Claim) -> int:
-    return _settle(ids, claim, ReminderStatus.SENT)
+    return settle(ids, claim, ReminderStatus.SENT)

@@ -7,6 +7,8 @@ from django.db import models
 from django.db.models import Q
 
 from obligations.access.models import default_lead_days, validate_lead_days
+from obligations.dates import display
+from obligations.inputs import validate_single_line
 
 
 class LeadTime(models.Model):
@@ -112,3 +114,151 @@ class Reminder(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.recipient} about {self.deadline}"
+
+
+class WebhookKind(models.TextChoices):
+    SLACK = "slack", "Slack"
+    TEAMS = "teams", "Microsoft Teams"
+    SIGNED = "signed", "Signed JSON webhook"
+
+
+class WebhookEndpoint(models.Model):
+    """A team channel an organisation's reminders are also posted to. Its address is stored
+    encrypted (obligations/reminders/sealed.py) and never shown again; so is a signed
+    webhook's signing secret, shown once when made."""
+
+    organisation = models.ForeignKey(
+        "obligations.Organisation", on_delete=models.PROTECT, related_name="webhooks"
+    )
+    kind = models.CharField(max_length=10, choices=WebhookKind.choices)
+    name = models.CharField(
+        max_length=100,
+        help_text="Which channel, e.g. 'Trust & Safety in Slack'.",
+        validators=[validate_single_line],
+    )
+    digests = models.BooleanField(
+        "deadlines coming up", default=True, help_text="Due soon, and evidence expiring."
+    )
+    escalations = models.BooleanField(
+        "escalations", default=True, help_text="Overdue work, weekly until it is met."
+    )
+    notice_deadlines = models.BooleanField(
+        "Ofcom notice deadlines",
+        default=True,
+        help_text="Deadlines set by an Ofcom notice, coming up.",
+    )
+    active = models.BooleanField(default=True)
+    url_sealed = models.TextField(editable=False)
+    url_hint = models.CharField("address", max_length=300, editable=False)
+    secret_sealed = models.TextField(editable=False, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    changed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        editable=False,
+    )
+    changed_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["organisation", "name"]
+        verbose_name = "team chat webhook"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=WebhookKind.values), name="webhook_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_kind_display()})"
+
+
+class WebhookStatus(models.TextChoices):
+    # The same value as a pending reminder's: one claim (outbox.Claim) serves both.
+    PENDING = ReminderStatus.PENDING.value, "Pending"
+    SENT = "sent", "Delivered"
+    FAILED = "failed", "Failed: given up"
+    CANCELLED = "cancelled", "Not sent: no longer relevant, or the webhook was switched off"
+
+
+TEST_MESSAGE = "test"
+
+
+class WebhookDelivery(models.Model):
+    """The outbox's second channel: one row per reminder owed to a team channel, keyed as a
+    reminder is (less its recipient) plus the endpoint, so a second sweep or worker posts
+    nothing twice; claimed, renewed and settled as reminders are. A test message has no
+    cycle (NULLs are distinct: each is its own row)."""
+
+    endpoint = models.ForeignKey(
+        WebhookEndpoint, on_delete=models.PROTECT, related_name="deliveries", db_index=False
+    )
+    cycle = models.ForeignKey(
+        "obligations.ObligationCycle",
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+    )
+    kind = models.CharField(
+        max_length=20, choices=[*ReminderKind.choices, (TEST_MESSAGE, "Test message")]
+    )
+    step = models.PositiveBigIntegerField(default=0)
+    deadline = models.DateField()
+    reason = models.TextField()
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        related_name="+",
+        null=True,
+        blank=True,
+        help_text="Who asked for a test message.",
+    )
+    status = models.CharField(
+        max_length=10, choices=WebhookStatus.choices, default=WebhookStatus.PENDING
+    )
+    created_at = models.DateTimeField()
+    claim = models.CharField(max_length=32, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    retry_at = models.DateTimeField(
+        null=True, blank=True, help_text="Not tried again before this (backoff, Retry-After)."
+    )
+    last_error = models.CharField(max_length=300, blank=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "webhook deliveries"
+        constraints = [
+            models.UniqueConstraint(
+                fields=["endpoint", "cycle", "kind", "step", "deadline"], name="webhook_once"
+            ),
+            models.CheckConstraint(
+                condition=Q(status__in=WebhookStatus.values), name="webhook_status_valid"
+            ),
+            models.CheckConstraint(
+                condition=Q(status=WebhookStatus.PENDING) | Q(sent_at__isnull=False),
+                name="webhook_settled_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(
+                fields=["claimed_at"],
+                condition=Q(status=WebhookStatus.PENDING),
+                name="webhook_pending_claimed",
+            ),
+            models.Index(
+                fields=["claim"],
+                condition=Q(status=WebhookStatus.PENDING),
+                name="webhook_pending_claim",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.endpoint.name} about {display(self.deadline)}"

@@ -19,7 +19,13 @@ from django.utils import timezone
 from obligations.bulk import insert_ignoring_conflicts
 from obligations.dates import display, london_today
 from obligations.register.models import Event, ObligationCycle
-from obligations.reminders.models import Reminder, ReminderKind, ReminderStatus
+from obligations.reminders.models import (
+    Reminder,
+    ReminderKind,
+    ReminderStatus,
+    WebhookDelivery,
+    WebhookEndpoint,
+)
 
 # dates.display, remembered: a sweep formats the same few dates 100,000 times.
 fmt = functools.lru_cache(maxsize=1024)(display)
@@ -41,6 +47,8 @@ class SweepResult:
     cycles_checked: int = 0
     skipped: int = 0  # cycles whose decision raised (logged)
     not_sent: int = 0  # digests that raised while built or sent (logged), their rows given back
+    webhooks_sent: int = 0
+    webhooks_failed: int = 0  # given up (each shown, with why, in the admin)
     _recipients: set[int] = field(default_factory=set, repr=False)
 
     def as_json(self) -> dict[str, Any]:
@@ -67,6 +75,10 @@ class SweepResult:
             lines.append(f"  {self.in_app_only} in the admin only (recipient has no e-mail)")
         if self.cancelled:
             lines.append(f"  {self.cancelled} no longer relevant, not sent")
+        if self.webhooks_sent:
+            lines.append(f"  {self.webhooks_sent} posted to team chat webhooks")
+        if self.webhooks_failed:
+            lines.append(f"  {self.webhooks_failed} webhook post(s) given up: see the admin")
         if self.rolled_forward:
             lines.append(f"  {self.rolled_forward} recurring obligation(s) rolled forward")
         if self.no_longer_met:
@@ -102,29 +114,41 @@ def claim_lease() -> dt.timedelta:
     return dt.timedelta(seconds=settings.REMINDER_CLAIM_LEASE_SECONDS)
 
 
-class Claim:
-    """A run's claim on pending outbox rows: its token, when it last renewed them (each row it
-    holds was claimed since), and how many it should hold (rows it took or recorded, less those
-    it settled or gave back)."""
+OutboxRow = Reminder | WebhookDelivery
 
-    def __init__(self) -> None:
+
+class Claim:
+    """A run's claim on pending outbox rows of one channel (e-mailed reminders, or webhook
+    deliveries): its token, when it last renewed them (each row it holds was claimed since),
+    and how many it should hold (rows it took or recorded, less those it settled or gave
+    back)."""
+
+    def __init__(self, model: type[OutboxRow] = Reminder) -> None:
+        self.model = model
         self.token = uuid.uuid4().hex
         self.renewed_at = timezone.now()
         self.held = 0
 
-    def rows(self) -> QuerySet[Reminder]:
+    def rows(self) -> QuerySet[Any]:
         # Found through the partial index on pending claims.
-        return Reminder.objects.filter(claim=self.token, status=ReminderStatus.PENDING)
+        return self.model.objects.filter(claim=self.token, status=ReminderStatus.PENDING)
+
+    def held_among(self, ids: list[int]) -> QuerySet[Any]:
+        """This run's pending rows among `ids` (one parameter however many)."""
+        return self.model.objects.filter(
+            pk__any=ids, claim__unsearched=self.token, status__unsearched=ReminderStatus.PENDING
+        )
 
     def take_over(self) -> None:
-        """Claim pending rows nobody holds: new ones from the web, and those of a dead run."""
+        """Claim pending rows nobody holds: new ones from the web, and those of a dead run
+        (a webhook delivery waiting out its backoff is left alone until then)."""
         now = timezone.now()
-        self.held += (
-            Reminder.objects.filter(status=ReminderStatus.PENDING)
-            .filter(Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_lease()))
-            .exclude(claim=self.token)
-            .update(claim=self.token, claimed_at=now)
+        free = self.model.objects.filter(status=ReminderStatus.PENDING).filter(
+            Q(claimed_at__isnull=True) | Q(claimed_at__lt=now - claim_lease())
         )
+        if self.model is WebhookDelivery:
+            free = free.filter(Q(retry_at__isnull=True) | Q(retry_at__lte=now))
+        self.held += free.exclude(claim=self.token).update(claim=self.token, claimed_at=now)
 
     def renew(self) -> bool:
         """Renew the claim on every row the run holds once a quarter of the lease has passed.
@@ -235,4 +259,78 @@ def _record_unclaimed(owed: list[Owed], now: dt.datetime) -> None:
             for o in owed
         ],
         ignore_conflicts=True,
+    )
+
+
+# Celery's retries of a delivery task (obligations/tasks.py) and a webhook delivery's own wait
+# before its next attempt grow alike: this many seconds, doubled each time, up to
+# settings.TASK_RETRY_MAX_DELAY.
+RETRY_BACKOFF_SECONDS = 30
+
+
+def retry_delay(attempts: int) -> dt.timedelta:
+    """How long to wait after the `attempts`-th failure before the next attempt."""
+    exponent = min(max(attempts - 1, 0), 16)
+    seconds = min(RETRY_BACKOFF_SECONDS * 2**exponent, settings.TASK_RETRY_MAX_DELAY)
+    return dt.timedelta(seconds=seconds)
+
+
+def webhook_event(kind: str, from_notice: bool) -> str | None:
+    """Which of an endpoint's switches (a WebhookEndpoint field) a reminder falls under. A
+    review request is for the reviewers alone, never a team channel."""
+    if kind == ReminderKind.OVERDUE:
+        return "escalations"
+    if kind == ReminderKind.REVIEW_REQUESTED:
+        return None
+    return "notice_deadlines" if from_notice else "digests"
+
+
+# The endpoint's switches, WebhookEndpoint's fields of the same names.
+EVENTS = ("digests", "escalations", "notice_deadlines")
+WEBHOOK_FIELDS = ("endpoint", "cycle", "kind", "step", "deadline", "reason")
+
+
+def record_webhooks(
+    owed: list[Owed], organisation_of: dict[int, int], token: str, now: dt.datetime
+) -> None:
+    """Webhook rows for the reminders owed, one per reminder (not per recipient) and
+    subscribed endpoint, in the sweep's transaction and under its claim, as record_owed."""
+    if not owed:
+        return
+    subscribed = WebhookEndpoint.objects.filter(
+        organisation__in={organisation_of[o.cycle_id] for o in owed}, active=True
+    ).values_list("pk", "organisation_id", *EVENTS)
+    endpoints: dict[int, list[tuple[int, set[str]]]] = {}
+    for pk, organisation, *switches in subscribed:
+        events = {event for event, on in zip(EVENTS, switches, strict=True) if on}
+        endpoints.setdefault(organisation, []).append((pk, events))
+    if not endpoints:
+        return
+    cycles = {o.cycle_id for o in owed if organisation_of[o.cycle_id] in endpoints}
+    from_notices = set(
+        ObligationCycle.objects.filter(pk__any=cycles)
+        .filter(
+            Q(obligation__ofcom_notice__isnull=False)
+            | Q(obligation__technology_notice__isnull=False)
+        )
+        .values_list("pk", flat=True)
+    )
+    rows: dict[tuple[int, int, str, int, dt.date], str] = {}
+    for o in owed:
+        event = webhook_event(o.kind, o.cycle_id in from_notices)
+        for endpoint, events in endpoints.get(organisation_of[o.cycle_id], ()):
+            if event in events:
+                rows.setdefault((endpoint, o.cycle_id, o.kind, o.step, o.deadline), o.reason)
+    insert_ignoring_conflicts(
+        WebhookDelivery,
+        WEBHOOK_FIELDS,
+        [(*key, reason) for key, reason in rows.items()],
+        same={
+            "status": ReminderStatus.PENDING,
+            "attempts": 0,
+            "last_error": "",
+            "created_at": now,
+            "claim": token,
+            "claimed_at": now,
+        },
     )

@@ -13,7 +13,9 @@ Two steps, each safe to run twice, late, or in two workers at once:
    savepoint, so the batch goes on and no organisation's reminders wait on another's row.
 2. **Deliver.** Pending rows are claimed by a conditional update (this run's token), grouped
    into one digest per recipient, sent, and marked sent per digest. A digest that cannot be
-   built or sent gives its rows back and the run goes on to the next recipient.
+   built or sent gives its rows back and the run goes on to the next recipient. Team chat
+   webhooks are a second channel of the same outbox (webhooks.py): their rows are recorded in
+   the same transaction, claimed and settled by the same Claim, one post per reminder.
 
 **The lease.** A claim lapses after settings.REMINDER_CLAIM_LEASE_SECONDS (2 minutes); then the
 next delivery run takes the rows over. Beat starts one every 5 minutes, so a run killed
@@ -56,7 +58,7 @@ from obligations.register.models import Evidence, ObligationCycle
 from obligations.register.states import OPEN_STATUSES, CycleStatus, CycleTrigger, EventSource
 from obligations.register.workflow import open_next_cycle
 from obligations.reminders.delivery import deliver
-from obligations.reminders.models import LeadTime, ReminderKind
+from obligations.reminders.models import LeadTime, ReminderKind, WebhookDelivery
 from obligations.reminders.outbox import (
     Claim,
     Owed,
@@ -65,8 +67,10 @@ from obligations.reminders.outbox import (
     already_recorded,
     fmt,
     record_owed,
+    record_webhooks,
     subject,
 )
+from obligations.reminders.webhooks import deliver_webhooks
 
 log = logging.getLogger(__name__)
 
@@ -389,6 +393,7 @@ def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
     """Decide and deliver today's reminders. Safe to run twice, late, or concurrently."""
     result = SweepResult(date=today, dry_run=dry_run)
     claim = Claim()
+    hooks = Claim(WebhookDelivery)
     horizon = london_midnight(today + dt.timedelta(days=1))
     duties = load_duties()
     owed_total, would_send = 0, []
@@ -408,10 +413,13 @@ def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
                 would_send += [o for o in owed if o.key not in known]
             else:
                 # Claimed now: after the claim's last renewal, as each row it holds must be.
-                record_owed(owed, claim.token, timezone.now())
+                now = timezone.now()
+                record_owed(owed, claim.token, now)
+                record_webhooks(owed, {r.pk: r.organisation_id for r in rows}, hooks.token, now)
                 update_by_pk(ObligationCycle, ["next_reminder_at"], schedule)
         # A long sweep keeps what it recorded, to send each recipient one digest.
         claim.renew()
+        hooks.renew()
         if len(rows) < SWEEP_BATCH:
             break
     if dry_run:
@@ -421,8 +429,13 @@ def run_sweep(*, today: dt.date, dry_run: bool = False) -> SweepResult:
         return result
     # The rows this run recorded and still holds.
     claim.held = claim.rows().count()
+    hooks.held = hooks.rows().count()
     result.already_sent = owed_total - claim.held
-    deliver(claim=claim, result=result)
+    try:
+        deliver(claim=claim, result=result)
+    finally:
+        # Each channel's failure is its own: a mail server down does not hold the webhooks.
+        deliver_webhooks(claim=hooks, result=result)
     return result
 
 

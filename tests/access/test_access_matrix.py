@@ -57,6 +57,8 @@ from obligations.notices.models import NoticeKind, OfcomNotice, TechnologyNotice
 from obligations.providers.models import Service
 from obligations.register.evidence import add_evidence_file
 from obligations.register.states import CycleStatus, EventSource
+from obligations.reminders.endpoints import create_webhook, send_test_message
+from obligations.reminders.models import WebhookKind
 from tests.conftest import TODAY
 from tests.factories import (
     OrganisationFactory,
@@ -166,7 +168,16 @@ def organisation_world(side: str) -> dict[str, Any]:
         organisation_ids=[org.pk],
         description=f"Export of {mark}",
     )
+    webhook, _ = create_webhook(
+        actor=people["admin"],
+        organisation=org,
+        kind=WebhookKind.SLACK,
+        url=f"https://hooks.example.com/{mark}",
+        name=f"Webhook {mark}",
+    )
     return {
+        "webhookendpoint": webhook,
+        "webhookdelivery": send_test_message(actor=people["admin"], endpoint=webhook),
         "people": people,
         "organisation": org,
         "provider": provider,
@@ -686,6 +697,23 @@ ROUTES: dict[str, Route] = {
     **admin_model(
         "accesslog",
         obj("accesslog"),
+        listing=lambda subject, side: org_admin_object(subject, "own"),
+        view=org_admin_object,
+        add=SUPERUSER_ONLY,
+    ),
+    # Team chat webhooks and their deliveries: an organisation's admins only (the address is
+    # a secret).
+    **admin_model(
+        "webhookendpoint",
+        obj("webhookendpoint"),
+        listing=lambda subject, side: org_admin_object(subject, "own"),
+        view=org_admin_object,
+        add=lambda subject, side: org_admin_object(subject, "own"),
+        action="test_message",
+    ),
+    **admin_model(
+        "webhookdelivery",
+        obj("webhookdelivery"),
         listing=lambda subject, side: org_admin_object(subject, "own"),
         view=org_admin_object,
         add=SUPERUSER_ONLY,

@@ -30,13 +30,23 @@ from obligations.register.cycles import open_cycle
 from obligations.register.models import Obligation
 from obligations.register.states import CycleStatus, CycleTrigger, EventSource
 from obligations.register.workflow import do_start
-from obligations.reminders.models import Reminder, ReminderKind, ReminderStatus
+from obligations.reminders.endpoints import create_webhook
+from obligations.reminders.models import (
+    Reminder,
+    ReminderKind,
+    ReminderStatus,
+    WebhookDelivery,
+    WebhookKind,
+    WebhookStatus,
+)
 from tests.bulk import make_register
 from tests.conftest import TODAY
 from tests.factories import OrganisationFactory, ProviderFactory, ServiceFactory, member
 from tests.processes import celery_worker, environment, mailed_items, wait_for
+from tests.reminders.receiver import receiver
 
 ADMIN = EventSource.ADMIN
+__all__ = ["receiver"]  # the fixture, used by name
 
 
 @pytest.fixture
@@ -129,8 +139,15 @@ def test_a_worker_on_redis_runs_the_sweep_end_to_end(team, tmp_path, switch_brok
 
 
 @pytest.mark.postgres
-def test_two_sweeps_at_once_against_postgres_send_each_reminder_once(team, tmp_path):
+def test_two_sweeps_at_once_against_postgres_send_each_reminder_once(team, tmp_path, receiver):
     owners = [team["owner"], *(member(team["org"], username=f"o{i}") for i in range(5))]
+    create_webhook(
+        actor=member(team["org"], Role.ADMIN, username="ada"),
+        organisation=team["org"],
+        kind=WebhookKind.SIGNED,
+        url=receiver.url,
+        name="Compliance channel",
+    )
     make_register(
         organisation=team["org"],
         obligations=600,
@@ -153,7 +170,8 @@ def test_two_sweeps_at_once_against_postgres_send_each_reminder_once(team, tmp_p
             command,
             cwd=settings.BASE_DIR,
             # Every item listed, so that the e-mails can be checked against the outbox.
-            env=environment(run, REMINDER_DIGEST_MAX_ITEMS="100000"),
+            # DEBUG: the webhook receiver is plain http on loopback.
+            env=environment(run, REMINDER_DIGEST_MAX_ITEMS="100000", DEBUG="1"),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
         )
@@ -171,6 +189,14 @@ def test_two_sweeps_at_once_against_postgres_send_each_reminder_once(team, tmp_p
     assert mailed == Counter((r.recipient.email, r.reason) for r in rows)
     assert max(mailed.values()) == 1
     assert sum(r["sent"] for r in results) == rows.count()
+    # And every reminder posted to the team's webhook exactly once: one post per reminder,
+    # however many people it was e-mailed to.
+    posted = WebhookDelivery.objects.filter(status=WebhookStatus.SENT)
+    reminders = set(rows.values_list("cycle_id", "kind", "step", "deadline"))
+    assert len(reminders) == posted.count() == len(receiver.posts) < rows.count()
+    assert Counter(receiver.keys()) == Counter(
+        str(pk) for pk in posted.values_list("pk", flat=True)
+    )
 
 
 LEASE = 2  # seconds: REMINDER_CLAIM_LEASE_SECONDS for the workers below
