@@ -113,7 +113,7 @@ class Reminder(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} to {self.recipient} about {self.deadline}"
+        return f"{self.get_kind_display()} to {self.recipient} about {display(self.deadline)}"
 
 
 class WebhookKind(models.TextChoices):
