@@ -15,6 +15,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from logging.config import dictConfig
 from pathlib import Path
 
+import brotli
 import pytest
 from django.core.mail import send_mail
 from django.test import Client
@@ -121,8 +122,12 @@ class Receiver(BaseHTTPRequestHandler):
 
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
+        # The SDK sends gzip, or Brotli when the brotli package is installed (WeasyPrint's
+        # fonttools brings it), as a real ingest endpoint accepts.
         if self.headers.get("Content-Encoding") == "gzip":
             body = gzip.decompress(body)
+        elif self.headers.get("Content-Encoding") == "br":
+            body = brotli.decompress(body)
         Receiver.received.append(body)
         self.send_response(200)
         self.end_headers()

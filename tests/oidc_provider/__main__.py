@@ -1,7 +1,7 @@
 """The provider's commands, run with OIDC_PROVIDER_DIR and OIDC_PROVIDER_ISSUER set
 (server.py does it):
 
-    python -m tests.oidc_provider serve ADDRESS CLIENT_ID CLIENT_SECRET REDIRECT_URI...
+    python -m tests.oidc_provider serve ADDRESS --client-id=ID --client-secret=SECRET URI...
     python -m tests.oidc_provider user USERNAME PASSWORD [--email E] [--group G ...]
 
 `serve` makes the database, registers the tracker as a confidential client and serves until
@@ -51,8 +51,10 @@ def main(argv: list[str]) -> None:
     commands = parser.add_subparsers(dest="command", required=True)
     serving = commands.add_parser("serve")
     serving.add_argument("address")
-    serving.add_argument("client_id")
-    serving.add_argument("client_secret")
+    # Options written --name=value: a random secret may begin with "-", which argparse would
+    # take for an option of its own if it stood alone.
+    serving.add_argument("--client-id", required=True)
+    serving.add_argument("--client-secret", required=True)
     serving.add_argument("redirect_uris", nargs="+")
     adding = commands.add_parser("user")
     adding.add_argument("username")
