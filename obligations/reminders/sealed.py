@@ -10,7 +10,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import ipaddress
 import secrets
 from urllib.parse import urlsplit
 
@@ -20,8 +19,9 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from obligations.reminders.transport import LOOPBACK_NAMES, AddressRefused, check_host
+
 MAX_URL_LENGTH = 2000
-LOOPBACK_NAMES = {"localhost", "127.0.0.1", "::1"}
 SIGNATURE_HEADER = "X-OSA-Signature"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
 
@@ -78,24 +78,20 @@ def validate_webhook_url(url: str) -> None:
         raise ValidationError("The address must begin https:// and name a host.")
     if parts.username or parts.password:
         raise ValidationError("The address must not carry a user name or password.")
-    if parts.scheme == "http" and not (
-        settings.WEBHOOK_ALLOW_LOOPBACK_HTTP and host in LOOPBACK_NAMES
-    ):
+    loopback = loopback_allowed(parts.scheme)
+    if parts.scheme == "http" and not (loopback and host in LOOPBACK_NAMES):
         raise ValidationError("The address must begin https://.")
-    if parts.scheme == "https" and _private_address(host):
-        raise ValidationError("The address must be a public host, not a private network's.")
-
-
-def _private_address(host: str) -> bool:
-    """An address written as a private, loopback or link-local IP (host names are not looked
-    up here: a receiver is named by the service that runs it)."""
-    if host == "localhost":
-        return True
+    # What a name resolves to is checked at each post (transport.py): names are not looked
+    # up here, where the network may not be the one the worker posts from.
     try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return not address.is_global
+        check_host(host, loopback_allowed=loopback)
+    except AddressRefused as refused:
+        raise ValidationError(str(refused)) from None
+
+
+def loopback_allowed(scheme: str) -> bool:
+    """Plain http to this machine, for trying a receiver out (settings)."""
+    return scheme == "http" and settings.WEBHOOK_ALLOW_LOOPBACK_HTTP
 
 
 def url_hint(url: str) -> str:

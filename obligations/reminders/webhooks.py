@@ -19,11 +19,10 @@ import http.client
 import json
 import logging
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from email.utils import parsedate_to_datetime
-from typing import Any, NamedTuple
+from typing import NamedTuple
+from urllib.parse import urlsplit
 
 from cryptography.fernet import InvalidToken
 from django.conf import settings
@@ -32,6 +31,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from obligations.links import object_url
+from obligations.reminders import transport
 from obligations.reminders.delivery import (
     DeliveryFailed,
     mark_sent,
@@ -50,6 +50,7 @@ from obligations.reminders.payloads import Message, heading, payload
 from obligations.reminders.sealed import (
     IDEMPOTENCY_HEADER,
     SIGNATURE_HEADER,
+    loopback_allowed,
     sign,
     unseal,
     validate_webhook_url,
@@ -107,17 +108,6 @@ class Outcome(NamedTuple):
     retry: bool = False
     error: str = ""
     wait: dt.timedelta | None = None  # the receiver's Retry-After, bounded
-
-
-class NoRedirects(urllib.request.HTTPRedirectHandler):
-    """A redirect is an answer, not an instruction: following it could take a POST (and its
-    signature) anywhere, an internal address included."""
-
-    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-OPENER = urllib.request.build_opener(NoRedirects)
 
 
 def deliver_webhooks(*, claim: Claim | None = None, result: SweepResult | None = None) -> int:
@@ -225,19 +215,26 @@ def post(endpoint: WebhookEndpoint, row: HookRow) -> Outcome:
     }
     if secret:
         headers[SIGNATURE_HEADER] = sign(secret, int(time.time()), body)
-    request = urllib.request.Request(url, data=body, headers=headers, method="POST")
     try:
-        with OPENER.open(request, timeout=settings.WEBHOOK_TIMEOUT_SECONDS) as response:
-            response.read(4096)
-    except urllib.error.HTTPError as answer:
-        return _refused(answer)
-    except (urllib.error.URLError, http.client.HTTPException, OSError) as exc:
+        answer = transport.post(
+            url,
+            body,
+            headers,
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            loopback_allowed=loopback_allowed(urlsplit(url).scheme),
+        )
+    except transport.AddressRefused as refused:
+        return Outcome(False, error=str(refused))
+    except (http.client.HTTPException, OSError) as exc:
+        # Cut off at the deadline, or never answered: tried again later, like a 5xx.
         return Outcome(False, retry=True, error=f"No answer from the receiver: {exc}")
-    return Outcome(True)
+    if 200 <= answer.status < 300:
+        return Outcome(True)
+    return _refused(answer)
 
 
-def _refused(answer: urllib.error.HTTPError) -> Outcome:
-    code = answer.code
+def _refused(answer: transport.Answer) -> Outcome:
+    code = answer.status
     error = f"The receiver answered {code} {answer.reason}"
     if 300 <= code < 400:
         return Outcome(False, error=f"{error}: a redirect, which is not followed.")
@@ -246,7 +243,7 @@ def _refused(answer: urllib.error.HTTPError) -> Outcome:
     return Outcome(False, error=error)
 
 
-def _retry_after(answer: urllib.error.HTTPError) -> dt.timedelta | None:
+def _retry_after(answer: transport.Answer) -> dt.timedelta | None:
     """The receiver's Retry-After (seconds, or an HTTP date), at most the configured bound."""
     value = (answer.headers.get("Retry-After") or "").strip()
     if not value:

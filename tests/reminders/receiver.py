@@ -23,7 +23,9 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
                 with receiver.lock:
-                    receiver.posts.append((dict(self.headers.items()), body))
+                    receiver.posts.append(
+                        (self.headers, body)
+                    )  # names read case-insensitively, as HTTP has them
                     status, headers = receiver.answers.pop(0) if receiver.answers else (200, {})
                 self.send_response(status)
                 for name, value in headers.items():
