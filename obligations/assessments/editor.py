@@ -11,7 +11,7 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import Model, QuerySet
+from django.db.models import Model, Q, QuerySet
 from django.http import HttpRequest
 
 from obligations.access.selectors import can_edit, organisation_of, scope
@@ -92,18 +92,27 @@ class RowChoices:
     def factor_choices(self) -> list[Any]:
         groups: dict[str, list[tuple[int, str]]] = {}
         for factor in self.factors:
-            groups.setdefault(factor.group, []).append((factor.pk, factor.label))
+            label = f"{factor.label} (retired)" if factor.retired_at else factor.label
+            groups.setdefault(factor.group, []).append((factor.pk, label))
         return list(groups.items())
 
 
 def row_choices(assessment: RiskAssessment) -> RowChoices:
     params = catalogue_parameters()["assessment"]
+    # What a row already cites stays a choice, purged evidence or a retired factor included:
+    # otherwise the page, sent back unchanged, would drop it from the record.
+    cited = AssessmentEntry.objects.filter(assessment=assessment)
     evidence = Evidence.objects.filter(
-        cycle__obligation__service=assessment.service_id, purged_at__isnull=True
+        Q(purged_at__isnull=True) | Q(pk__in=cited.values("evidence")),
+        cycle__obligation__service=assessment.service_id,
     ).order_by("title", "pk")
+    factors = factors_for(assessment.kind)
+    retired = RiskFactor.objects.filter(pk__in=cited.values("risk_factors")).exclude(
+        pk__in=[f.pk for f in factors]
+    )
     return RowChoices(
         rules=factor_rules(assessment),
-        factors=factors_for(assessment.kind),
+        factors=[*factors, *retired.order_by("group", "label")],
         evidence=list(evidence),
         ages={a["code"]: a["label"] for a in params["age_groups"]},
         scales={name: list(params[name]) for name in ("likelihood", "impact")},
@@ -140,7 +149,7 @@ class EntryForm(forms.ModelForm):
         self.fields["evidence"] = KnownChoices(
             Evidence.objects.none(),
             choices.evidence,
-            [(e.pk, e.title) for e in choices.evidence],
+            [(e.pk, f"{e.title} (purged)" if e.purged_at else e.title) for e in choices.evidence],
             label=LABELS["evidence"],
             widget=forms.CheckboxSelectMultiple,
         )

@@ -6,10 +6,11 @@ import re
 import pytest
 from django.urls import reverse
 
+from obligations.access.models import Role
 from obligations.assessments.actions import rate_entry, start_assessment
 from obligations.assessments.models import AssessmentEntry
 from obligations.catalogue.models import HarmKind, RiskFactor
-from obligations.register.evidence import add_evidence_link
+from obligations.register.evidence import add_evidence_link, purge_evidence
 from obligations.register.states import EventSource
 from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
 from tests.helpers import admin_form_data, assert_constant_queries, signed_in_client
@@ -167,3 +168,31 @@ def test_a_closed_record_is_shown_not_edited(chat, client):
     viewer = member(chat["org"], role="auditor", username="vic")
     page = signed_in_client(viewer).get(chat["url"]).content.decode()
     assert "Risk level" in page and 'name="entries-0-likelihood"' not in page
+
+
+def test_a_row_citing_purged_evidence_saves_unchanged_and_keeps_the_citation(chat):
+    """Purging a file leaves its tombstone on the record: the page offers it, marked, so that
+    sending it back unchanged neither drops the citation nor writes a history row."""
+    assessment, assessor = chat["assessment"], chat["assessor"]
+    link = add_evidence_link(
+        actor=assessor,
+        cycle=assessment.cycle,
+        url="https://example.org/log",
+        title="Moderation log",
+        source=ADMIN,
+    )
+    entry = assessment.entries.exclude(harm_kind__group__in=("csea", "hate")).first()
+    rate_entry(
+        actor=assessor, entry=entry, likelihood="low", impact="low", rationale="Rare.",
+        evidence=[link],
+    )  # fmt: skip
+    admin = member(chat["org"], role=Role.ADMIN, username="ada")
+    purge_evidence(actor=admin, evidence=link, reason="Retention period ended.", source=ADMIN)
+    before = entry.history.count()
+    client = signed_in_client(assessor)
+    page = client.get(chat["url"])
+    assert "Moderation log (purged)" in page.content.decode()
+    assert client.post(chat["url"], admin_form_data(page)).status_code == 302
+    entry.refresh_from_db()
+    assert list(entry.evidence.all()) == [link]
+    assert entry.history.count() == before
