@@ -35,8 +35,12 @@ class MeasureSelection(forms.MultipleChoiceField):
     """The measures ticked: any measure's id is taken here, so that one outside the register
     is refused by the rules, by its name, rather than as an unknown choice."""
 
+    default_error_messages = {"invalid_choice": "No such measure: the boxes send a measure's id."}
+
     def valid_value(self, value: Any) -> bool:
-        return str(value).isdigit()
+        # 18 digits at most: within a database integer whatever the id, never an overflow.
+        text = str(value)
+        return text.isascii() and text.isdigit() and len(text) <= 18
 
 
 class BulkDecisionForm(forms.Form):

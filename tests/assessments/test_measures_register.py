@@ -318,3 +318,18 @@ def test_the_page_costs_the_same_queries_however_many_measures(client, team):
 
     assert_constant_queries(grow, measure, sizes=(2, 12))
     assert {r.code for r in recommended_measures(team["service"], TODAY)} >= {"ICU Z12"}
+
+
+@pytest.mark.parametrize("sent", ["99999999999999999999999", "9" * 5000, "\u0661\u0662"])
+def test_an_absurd_measure_id_is_refused_by_name_not_a_server_error(client, team, sent):
+    client.force_login(team["casey"])
+    data = page_form(client, team["url"])
+    data.update(selected=[sent], decision="not_applicable", detail="Not for us.")
+    before = everything()
+    response = client.post(team["url"], data)
+    assert response.status_code == 200
+    assert changed(before, everything()) == {}
+    assert (
+        "No such measure: the boxes send a measure's id."
+        in response.context["bulk"].errors["selected"]
+    )
