@@ -10,7 +10,8 @@ from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db.models import Count, Q, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.template.response import TemplateResponse
 
 from obligations.access.models import Role
 from obligations.access.selectors import has_role, scope, webhooks_for
@@ -150,13 +151,19 @@ class WebhookEndpointAdmin(NotFoundAdmin):
             **values,
         )
         obj.pk = endpoint.pk
-        if secret:
-            self.message_user(
-                request,
-                f"Copy the signing secret now, it is not shown again: {secret}  (the receiver "
-                "checks the X-OSA-Signature header with it: see the README).",
-                messages.WARNING,
-            )
+        # For response_add alone: a message would carry it in a cookie or the session.
+        request.signing_secret = secret  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: WebhookEndpoint, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        secret = getattr(request, "signing_secret", "")
+        if not secret:
+            return super().response_add(request, obj, post_url_continue)
+        context = {**self.admin_site.each_context(request), "endpoint": obj, "secret": secret}
+        context["title"] = "Copy the signing secret"
+        # The admin's own views are never cached (never_cache), this answer among them.
+        return TemplateResponse(request, "admin/obligations/webhookendpoint/secret.html", context)
 
     @admin.display(description="failed deliveries")
     def failures(self, obj: Any) -> int:
