@@ -39,7 +39,7 @@ def verdict(users: int, page: Row) -> str:
     if limit and page["p95_ms"] > limit:
         problems.append(f"p95 over {limit} ms")
     if not problems:
-        return "met" if limit or users <= TARGET_USERS else "-"
+        return "met" if limit else "-"
     return ("missed: " if users <= TARGET_USERS else "") + ", ".join(problems)
 
 
@@ -53,7 +53,7 @@ def knee(runs: list[Row]) -> str:
         return "no runs"
     first = _total(runs[0])
     base = first["per_s"] / runs[0]["users"]
-    for run in runs:
+    for before, run in zip([None, *runs], runs, strict=False):
         total = _total(run)
         per_user = total["per_s"] / run["users"]
         if total["failures"] or per_user < base * (1 - KNEE_DROP):
@@ -64,7 +64,8 @@ def knee(runs: list[Row]) -> str:
                 f"{runs[0]['users']}; p95 of all requests {total['p95_ms']:.0f} ms against "
                 f"{first['p95_ms']:.0f} ms"
             )
-            return f"at or below {run['users']} users ({why})"
+            where = f"between {before['users']} and" if before else "at or below"
+            return f"{where} {run['users']} users ({why})"
     last = runs[-1]
     return (
         f"not reached up to {last['users']} users (throughput grew with the users: "

@@ -7,7 +7,7 @@
 Run inside `python -m tests.servers postgres redis -- ...` (the Makefile does). The register is
 the bench's (tests/bench.py: its cached pg_dump of `--size` obligations, generated when
 missing), restored into the throwaway PostgreSQL and given the production roles' grants; the
-people are tests/load/accounts.py's. The tracker then runs as a deployment runs it, through
+people are tests/load/prepare.py's. The tracker then runs as a deployment runs it, through
 bin/tracker with TRACKER_ENV=production: migrate, gunicorn with WEB_WORKERS processes, a Celery
 worker and beat, on loopback. For each number of users Locust (tests/load/locustfile.py)
 runs headless: the users start `--spawn-rate` a second, the statistics are reset once all
@@ -212,15 +212,15 @@ def main(args: argparse.Namespace) -> int:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(ROLES_SQL.read_text())
     password = secrets.token_urlsafe(16)
-    made_accounts = subprocess.run(
-        [sys.executable, "-m", "tests.load.accounts", password, str(PER_ROLE)],
+    prepared = subprocess.run(
+        [sys.executable, "-m", "tests.load.prepare", password, str(PER_ROLE)],
         cwd=ROOT,
         env={**os.environ, "DATABASE_URL": url, "TRACKER_VAR_DIR": str(OUT / "var")},
         capture_output=True,
         text=True,
         check=True,
     )
-    accounts = made_accounts.stdout.strip().splitlines()[-1]
+    accounts = prepared.stdout.strip().splitlines()[-1]
     port = free_port()
     app_url = os.environ["DATABASE_URL"].rsplit("/", 1)[0] + f"/{database}"
     env = production_env(app_url, url, port, args.web_workers)
