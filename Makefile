@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 8000
 export PIP_DISABLE_PIP_VERSION_CHECK := 1
 
-.PHONY: install run test lint bench system-test-deps browser-deps pdf-deps serve-prepare
+.PHONY: install run test lint bench load system-test-deps browser-deps pdf-deps serve-prepare
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -92,3 +92,13 @@ test: install system-test-deps browser-deps lint
 BENCH_ARGS ?=
 bench: install system-test-deps
 	$(BIN)/python -m tests.servers postgres -- $(BIN)/python -m tests.bench $(BENCH_ARGS)
+
+# Many people at once (tests/load/, issue 30): the bench's register of 100,000 obligations on a
+# throwaway PostgreSQL and Redis, the tracker run as production runs it (gunicorn, a Celery
+# worker, beat), and Locust's compliance staff, managers and auditors at 10, 25 and 50 users,
+# each measured for 60 s after its ramp (about 5 minutes with the data cached). Prints the
+# machine and a table; results in var/load/results.json. Not part of `make test`. E.g.
+#   make load LOAD_ARGS="--users 25 --duration 30 --size 10000 --web-workers 4"
+LOAD_ARGS ?=
+load: install system-test-deps
+	$(BIN)/python -m tests.servers postgres redis -- $(BIN)/python -m tests.load.run $(LOAD_ARGS)
