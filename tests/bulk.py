@@ -426,13 +426,15 @@ def insert(model: type[models.Model], objs: list[Any]) -> list[Any]:
         cursor.execute("SELECT current_setting('is_superuser') = 'on'")
         if cursor.fetchone()[0]:
             cursor.execute("SET LOCAL session_replication_role = replica")
-        # The ids reserved at once: the sequence moved past all of them in one statement.
-        sequence = f"pg_get_serial_sequence('{meta.db_table}', '{pk.column}')"
-        cursor.execute(f"SELECT setval({sequence}, nextval({sequence}) + %s - 1)", [len(objs)])
-        first = cursor.fetchone()[0] - len(objs) + 1
+        # The ids taken from the sequence in one statement, as the app's next row will.
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)",
+            [meta.db_table, pk.column, len(objs)],
+        )
+        ids = [n for (n,) in cursor.fetchall()]
         columns = ", ".join(connection.ops.quote_name(f.column) for f in [pk, *fields])
         with cursor.cursor.copy(f"COPY {meta.db_table} ({columns}) FROM STDIN") as copy:
-            for n, obj in enumerate(objs, start=first):
+            for n, obj in zip(ids, objs, strict=True):
                 obj.pk = n
                 copy.write_row(
                     [
