@@ -9,6 +9,8 @@ from obligations.access.actions import add_member
 from obligations.access.models import Organisation, Role
 from obligations.access.users import get_system_user
 from obligations.catalogue.models import Feature, RegisterCategory
+from obligations.notices.actions import move_technology_notice, record_notice
+from obligations.notices.models import NoticeStage, TechnologyNotice, TechnologyRequirement
 from obligations.providers.models import Provider, Service
 from obligations.register.actions import set_due_date
 from obligations.register.apply import apply_catalogue
@@ -156,3 +158,34 @@ def put_in(cycle, status, **changes):  # type: ignore[no-untyped-def]
     Obligation.objects.filter(current_cycle=cycle.pk).update(status=status)
     cycle.refresh_from_db()
     return cycle
+
+
+def notice_in_representations(service, actor, reference, today):  # type: ignore[no-untyped-def]
+    """A Technology Notice whose warning was given ten days ago: in its representations
+    window, representations due in 18 days."""
+    notice = record_notice(
+        actor=actor,
+        notice=TechnologyNotice(
+            service=service,
+            ofcom_reference=reference,
+            csea_public=True,
+            requirement=TechnologyRequirement.USE,
+            accredited_technology="hash matching",
+            skilled_report_on=today - dt.timedelta(days=40),
+            warning_given_on=today - dt.timedelta(days=10),
+            representations_due=today + dt.timedelta(days=18),
+        ),
+        source=SOURCE,
+    )
+    move_technology_notice(
+        actor=actor, notice=notice, to=NoticeStage.WARNING, on=today - dt.timedelta(days=10),
+        source=SOURCE,
+    )  # fmt: skip
+    return notice
+
+
+def moderation_log(cycle, actor, url="https://example.org/log"):  # type: ignore[no-untyped-def]
+    """A link to evidence: a moderation log, on the cycle."""
+    return add_evidence_link(
+        actor=actor, cycle=cycle, url=url, title="Moderation log", source=SOURCE
+    )

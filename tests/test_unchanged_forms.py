@@ -27,10 +27,10 @@ from obligations.catalogue.models import Feature, RiskFactor
 from obligations.providers.actions import revenue_changed, save_service
 from obligations.providers.models import RevenueBasis, RevenuePeriod
 from obligations.register.actions import assign_owner
-from obligations.register.evidence import add_evidence_link
 from obligations.register.states import EventSource
 from obligations.reminders.endpoints import create_webhook
 from obligations.reminders.models import WebhookKind
+from tests.factories import moderation_log
 from tests.helpers import OPERATOR_APPS, form_data, signed_in_client
 from tests.world import World
 
@@ -218,13 +218,7 @@ def test_a_rated_assessment_with_risk_factors_and_evidence_saves_unchanged(world
     """The rows' checkboxes (risk factors, evidence) send back exactly what is stored."""
     assessment = _assessment(world)
     casey = world.people["casey"]
-    link = add_evidence_link(
-        actor=casey,
-        cycle=assessment.cycle,
-        url="https://example.org/moderation-log",
-        title="Moderation log",
-        source=SOURCE,
-    )
+    link = moderation_log(assessment.cycle, casey)
     rules = factor_rules(assessment)
     extra = RiskFactor.objects.filter(code__in=["livestreaming", "user_groups"])
     for entry in assessment.entries.select_related("harm_kind").exclude(harm_kind__group="csea"):

@@ -10,9 +10,15 @@ from obligations.access.models import Role
 from obligations.assessments.actions import rate_entry, start_assessment
 from obligations.assessments.models import AssessmentEntry
 from obligations.catalogue.models import HarmKind, RiskFactor
-from obligations.register.evidence import add_evidence_link, purge_evidence
+from obligations.register.evidence import purge_evidence
 from obligations.register.states import EventSource
-from tests.factories import OrganisationFactory, ProviderFactory, applied_service, member
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    applied_service,
+    member,
+    moderation_log,
+)
 from tests.helpers import admin_form_data, assert_constant_queries, signed_in_client
 
 ADMIN = EventSource.ADMIN
@@ -126,13 +132,7 @@ def test_a_factor_rule_is_shown_on_the_field_it_concerns(chat):
 
 def test_the_editor_costs_the_same_queries_for_20_rows_or_60(chat):
     assessment, assessor = chat["assessment"], chat["assessor"]
-    link = add_evidence_link(
-        actor=assessor,
-        cycle=assessment.cycle,
-        url="https://example.org/log",
-        title="Moderation log",
-        source=ADMIN,
-    )
+    link = moderation_log(assessment.cycle, assessor)
     factor = RiskFactor.objects.get(code="livestreaming")
     model = HarmKind.objects.get(code="hate")
 
@@ -174,13 +174,7 @@ def test_a_row_citing_purged_evidence_saves_unchanged_and_keeps_the_citation(cha
     """Purging a file leaves its tombstone on the record: the page offers it, marked, so that
     sending it back unchanged neither drops the citation nor writes a history row."""
     assessment, assessor = chat["assessment"], chat["assessor"]
-    link = add_evidence_link(
-        actor=assessor,
-        cycle=assessment.cycle,
-        url="https://example.org/log",
-        title="Moderation log",
-        source=ADMIN,
-    )
+    link = moderation_log(assessment.cycle, assessor)
     entry = assessment.entries.exclude(harm_kind__group__in=("csea", "hate")).first()
     rate_entry(
         actor=assessor, entry=entry, likelihood="low", impact="low", rationale="Rare.",

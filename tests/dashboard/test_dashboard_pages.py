@@ -14,8 +14,6 @@ from django.urls import reverse, set_script_prefix
 
 from obligations.access.models import Role
 from obligations.links import object_url, page_url
-from obligations.notices.actions import move_technology_notice, record_notice
-from obligations.notices.models import NoticeStage, TechnologyNotice, TechnologyRequirement
 from obligations.providers.models import RevenueBasis, RevenueKind, RevenuePeriod
 from obligations.register.actions import assign_owner, set_due_date
 from obligations.register.models import Obligation
@@ -34,6 +32,7 @@ from tests.factories import (
     keep_only,
     meet,
     member,
+    notice_in_representations,
 )
 from tests.helpers import assert_constant_queries
 
@@ -296,27 +295,7 @@ def test_notices_and_exposure_are_spelled_out(register):
         amount_gbp=Decimal("260000000.00"),
         basis=RevenueBasis.AUDITED,
     )
-    notice = record_notice(
-        actor=casey,
-        notice=TechnologyNotice(
-            service=chat,
-            ofcom_reference="TN/1",
-            csea_public=True,
-            requirement=TechnologyRequirement.USE,
-            accredited_technology="hash matching",
-            skilled_report_on=TODAY - dt.timedelta(days=40),
-            warning_given_on=TODAY - dt.timedelta(days=10),
-            representations_due=TODAY + dt.timedelta(days=18),
-        ),
-        source=SOURCE,
-    )
-    move_technology_notice(
-        actor=casey,
-        notice=notice,
-        to=NoticeStage.WARNING,
-        on=TODAY - dt.timedelta(days=10),
-        source=SOURCE,
-    )
+    notice_in_representations(chat, casey, "TN/1", TODAY)
     html = register["client"].get("/dashboard/").content.decode()
     assert 'class="window"' in html
     assert "In its representations window" in html

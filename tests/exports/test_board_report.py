@@ -12,14 +12,18 @@ from django.test import Client
 from obligations.access.models import AccessAction, AccessLog, Organisation, Role
 from obligations.exports.board import SHOWN
 from obligations.exports.pdf import BASE_URL, StaticOnlyFetcher
-from obligations.notices.actions import move_technology_notice, record_notice
-from obligations.notices.models import NoticeStage, TechnologyNotice, TechnologyRequirement
 from obligations.providers.models import Provider, Service
 from obligations.providers.penalties import money
 from tests.browser import SHOTS
 from tests.bulk import grower
 from tests.conftest import TODAY
-from tests.factories import SOURCE, OrganisationFactory, ProviderFactory, UserFactory, member
+from tests.factories import (
+    OrganisationFactory,
+    ProviderFactory,
+    UserFactory,
+    member,
+    notice_in_representations,
+)
 from tests.helpers import assert_constant_queries
 from tests.pdfs import page_size_mm, pdf_texts, save_page_png
 
@@ -101,7 +105,7 @@ def test_a_large_organisation_still_fits_one_page_and_says_how_many_more(catalog
         name=("A service whose name goes on " * 8)[:200]
     )
     for n, service in enumerate(services[:6]):
-        windowed_notice(service, owner, f"TN/{n}")
+        notice_in_representations(service, owner, f"TN/{n}", TODAY)
     for n in range(6):
         ProviderFactory(organisation=org, name=f"Provider {n} with a name that goes on " * 4)
     client = signed_in(manager)
@@ -125,31 +129,6 @@ def test_a_large_organisation_still_fits_one_page_and_says_how_many_more(catalog
     assert response["Content-Disposition"] == (
         'attachment; filename="board-report-big-very-long-name-very-long-name-very-long-name-'
         'very-long-n-2026-11-24.pdf"'
-    )
-
-
-def windowed_notice(service: Service, actor: Any, reference: str) -> None:
-    """A Technology Notice in its representations window: the report's longest row."""
-    notice = record_notice(
-        actor=actor,
-        notice=TechnologyNotice(
-            service=service,
-            ofcom_reference=reference,
-            csea_public=True,
-            requirement=TechnologyRequirement.USE,
-            accredited_technology="hash matching",
-            skilled_report_on=TODAY - dt.timedelta(days=40),
-            warning_given_on=TODAY - dt.timedelta(days=10),
-            representations_due=TODAY + dt.timedelta(days=18),
-        ),
-        source=SOURCE,
-    )
-    move_technology_notice(
-        actor=actor,
-        notice=notice,
-        to=NoticeStage.WARNING,
-        on=TODAY - dt.timedelta(days=10),
-        source=SOURCE,
     )
 
 
