@@ -6,6 +6,10 @@ reported under its page's name.
 
 The accounts come from LOAD_ACCOUNTS (JSON: role -> usernames) and LOAD_PASSWORD, which
 tests/load/prepare.py made.
+
+The clock starts once every user has signed in (LOAD_DURATION seconds then, and Locust stops):
+a sign-in is Django's 1,000,000 PBKDF2 iterations, by design, paid once a working day; left in
+the window, a ramp's sign-ins were a third of its CPU.
 """
 
 from __future__ import annotations
@@ -18,7 +22,9 @@ import re
 from http.cookiejar import DefaultCookiePolicy
 from typing import Any
 
+import gevent
 from locust import HttpUser, between, task
+from locust.env import Environment
 
 PAGES = {
     "sign in": "/admin/login/",
@@ -42,6 +48,7 @@ TARGET = re.compile(r'name="to" value="([a-z_]+)"')
 MESSAGE_ERROR = re.compile(r'<li class="error">([^<]*)</li>')
 
 _turns: dict[str, itertools.count[int]] = {}
+_signed_in = itertools.count(1)
 
 # Production marks its cookies Secure; browsers send those to http://127.0.0.1 (a trustworthy
 # origin), Python's cookie jars only over HTTPS. requests makes a new jar for each request, so
@@ -64,6 +71,15 @@ def next_account(role: str) -> str:
     names = json.loads(os.environ["LOAD_ACCOUNTS"])[role]
     turn = next(_turns.setdefault(role, itertools.count()))
     return str(names[turn % len(names)])
+
+
+def signed_in(environment: Environment) -> None:
+    """Count a user in; once all are, start the measured window and end it on time."""
+    runner = environment.runner
+    if runner is None or next(_signed_in) != runner.target_user_count:
+        return
+    environment.stats.reset_all()
+    gevent.spawn_later(float(os.environ["LOAD_DURATION"]), runner.quit)
 
 
 def small_pdf(n: int) -> bytes:
@@ -95,6 +111,7 @@ class Browser(HttpUser):
         )
         if response.status_code != 302:
             raise RuntimeError(f"{self.username} could not sign in ({response.status_code})")
+        signed_in(self.environment)
 
     def csrf(self, html: str) -> str:
         found = CSRF.search(html)

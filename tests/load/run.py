@@ -11,7 +11,7 @@ people are tests/load/prepare.py's. The tracker then runs as a deployment runs i
 bin/tracker with TRACKER_ENV=production: migrate, gunicorn with WEB_WORKERS processes, a Celery
 worker and beat, on loopback. For each number of users Locust (tests/load/locustfile.py)
 runs headless: the users start `--spawn-rate` a second, the statistics are reset once all
-have started (so sign-ins and the ramp are left out), then it runs `--duration` seconds.
+have signed in (so sign-ins and the ramp are left out), then it runs `--duration` seconds.
 Meanwhile PostgreSQL's connections to the database are counted twice a second. Results go to
 var/load/results.json and a markdown table on stdout; the servers' logs to var/load/logs/.
 """
@@ -48,6 +48,8 @@ LOCUSTFILE = str(Path(__file__).resolve().parent / "locustfile.py")
 # Enough accounts per role that concurrent users are different people at 50 users (half of
 # them compliance staff); the bench makes one compliance owner per 2,000 obligations.
 PER_ROLE = 25
+# Seconds allowed for every user to sign in (50 sign-ins queue behind each other on 2 cores).
+SIGN_IN_ALLOWANCE = 180
 
 
 def production_env(app_url: str, owner_url: str, port: int, workers: int) -> dict[str, str]:
@@ -165,13 +167,16 @@ def read_failures(prefix: Path) -> list[str]:
 def swarm(
     users: int, args: argparse.Namespace, host: str, watched: Connections, env: dict[str, str]
 ) -> Row:
-    """One run of Locust at `users`, after its ramp, its database's connections `watched`."""
+    """One run of Locust at `users`, once all its users have signed in, its database's connections `watched`."""
     ramp = math.ceil(users / args.spawn_rate)
+    # The locustfile ends the run `--duration` after the last sign-in; this is a backstop for a
+    # sign-in that never comes (its error is in the log).
+    backstop = ramp + SIGN_IN_ALLOWANCE + args.duration
     prefix = OUT / f"users-{users}"
     command = [
         *(sys.executable, "-m", "locust", "-f", LOCUSTFILE, "--headless"),
-        *("-u", str(users), "-r", str(args.spawn_rate), "-t", f"{ramp + args.duration}s"),
-        *("--reset-stats", "--only-summary", "--stop-timeout", "10"),
+        *("-u", str(users), "-r", str(args.spawn_rate), "-t", f"{backstop}s"),
+        *("--only-summary", "--stop-timeout", "10"),
         *("--host", host, "--csv", str(prefix), "--loglevel", "WARNING"),
     ]
     with watched as connections:
@@ -228,7 +233,12 @@ def main(args: argparse.Namespace) -> int:
         subprocess.run([ENTRY, step], cwd=ROOT, env=env, check=True, capture_output=True)
     results: Row = {"machine": info, "size": args.size, "data": made, "runs": []}
     host = f"http://127.0.0.1:{port}"
-    locust_env = {**os.environ, "LOAD_ACCOUNTS": accounts, "LOAD_PASSWORD": password}
+    locust_env = {
+        **os.environ,
+        "LOAD_ACCOUNTS": accounts,
+        "LOAD_PASSWORD": password,
+        "LOAD_DURATION": str(args.duration),
+    }
     with contextlib.ExitStack() as stack:
         stack.enter_context(process(["web"], env, "web"))
         stack.enter_context(process(["worker"], env, "worker"))
