@@ -69,6 +69,7 @@ class HookRow(NamedTuple):
     reason: str
     endpoint_id: int
     attempts: int
+    claimed_at: dt.datetime
     cycle_id: int | None
     status: str | None
     due_date: dt.date | None
@@ -86,6 +87,7 @@ HOOK_FIELDS = (
     "reason",
     "endpoint_id",
     "attempts",
+    "claimed_at",
     "cycle_id",
     "cycle__status",
     "cycle__due_date",
@@ -123,14 +125,14 @@ def deliver_webhooks(*, claim: Claim | None = None, result: SweepResult | None =
     }
     delivered, failed, retrying = 0, 0, 0
     for row in _pending(claim):
-        if not claim.renew():
-            log.warning("webhook delivery stalled past its lease: it leaves the rest and stops")
-            claim.give_back()
-            break
         endpoint = endpoints[row.endpoint_id]
         if not endpoint.active or (row.cycle_id is not None and not still_relevant(row)):  # type: ignore[arg-type]
             settle([row.pk], claim, WebhookStatus.CANCELLED)
             continue
+        if not (claim.renew() and claim.renew_among([row.pk], row.claimed_at)):
+            log.warning("webhook delivery stalled past its lease: it leaves the rest and stops")
+            claim.give_back()
+            break
         try:
             outcome = post(endpoint, row)
         except Exception:
