@@ -124,9 +124,11 @@ class Claim:
     settled or gave back).
 
     Renewing costs a write of each row renewed (at a million obligations, 900,000 rows of five
-    indexes: tens of seconds), so rows are stamped again only when they need it: those about
-    to be sent, just before, once a quarter of the lease has passed since they were stamped
-    (`renew_among`); and every row held, once half the lease has passed (`renew`)."""
+    indexes: tens of seconds, every 30 s when all were renewed once a quarter of the lease had
+    passed), so rows are stamped again only when they need it: those about to be sent, just
+    before, once a quarter of the lease has passed since they were stamped (`renew_among`: the
+    duplicate window); and every row held, once three quarters of it have (`renew`: a long
+    run keeps its rows)."""
 
     def __init__(self, model: type[OutboxRow] = Reminder) -> None:
         self.model = model
@@ -156,12 +158,13 @@ class Claim:
         self.held += free.exclude(claim=self.token).update(claim=self.token, claimed_at=now)
 
     def renew(self) -> bool:
-        """Renew the claim on every row the run holds once half the lease has passed, so that
-        a long run keeps them (each recipient's rows go out in one digest, not split with
-        another run). False if some are no longer held: the run stalled past its lease and
-        another took them over."""
+        """Renew the claim on every row the run holds once three quarters of the lease have
+        passed, so that a long run keeps them and each recipient's rows go out in one digest,
+        not split with another run (unless a single digest took longer than the last quarter).
+        False if some are no longer held: the run stalled past its lease and another took them
+        over."""
         now = timezone.now()
-        if now - self.renewed_at < claim_lease() / 2:
+        if now - self.renewed_at < claim_lease() * 3 / 4:
             return True
         renewed = self.rows().update(claimed_at=now)
         self.renewed_at = now
