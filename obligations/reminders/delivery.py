@@ -45,7 +45,6 @@ class PendingRow(NamedTuple):
     current_cycle_id: int | None
     applicable: bool
     organisation_id: int
-    claimed_at: dt.datetime
 
 
 class Relevance(Protocol):
@@ -80,7 +79,6 @@ PENDING_FIELDS = (
     "cycle__obligation__current_cycle_id",
     "cycle__obligation__applicable",
     "cycle__obligation__provider__organisation_id",
-    "claimed_at",
 )
 
 
@@ -129,7 +127,6 @@ class Digest:
     cycles: array[int] = field(default_factory=lambda: array("q"))
     counts: Counter[str] = field(default_factory=Counter)
     shown: dict[str, list[PendingRow]] = field(default_factory=dict)
-    stamped: dt.datetime | None = None  # the oldest claim among the relevant rows
 
     @classmethod
     def of(
@@ -148,8 +145,6 @@ class Digest:
             shown = digest.shown.setdefault(r.kind, [])
             if len(shown) < digest.limit:  # rows come most urgent first
                 shown.append(r)
-            if digest.stamped is None or r.claimed_at < digest.stamped:
-                digest.stamped = r.claimed_at
         return digest
 
 
@@ -293,8 +288,7 @@ def _deliver_one(
     if not recipient.email or not recipient.is_active:
         result.in_app_only += settle(ids, claim, ReminderStatus.IN_APP)
         return True
-    assert digest.stamped is not None
-    if not claim.renew_among(ids, digest.stamped):
+    if not claim.renew_among(ids):
         return False
     try:
         accepted = mailer.send(digest_message(recipient, digest))

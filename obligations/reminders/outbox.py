@@ -126,8 +126,8 @@ class Claim:
     Renewing costs a write of each row renewed (at a million obligations, 900,000 rows of five
     indexes: tens of seconds, every 30 s when all were renewed once a quarter of the lease had
     passed), so rows are stamped again only when they need it: those about to be sent, just
-    before, once a quarter of the lease has passed since they were stamped (`renew_among`: the
-    duplicate window); and every row held, once three quarters of it have (`renew`: a long
+    before, once a quarter of the lease has passed since all were (`renew_among`: the duplicate
+    window); and every row held, once three quarters of it have (`renew`: a long
     run keeps its rows)."""
 
     def __init__(self, model: type[OutboxRow] = Reminder) -> None:
@@ -170,15 +170,15 @@ class Claim:
         self.renewed_at = now
         return renewed >= self.held
 
-    def renew_among(self, ids: Sequence[int], stamped: dt.datetime) -> bool:
-        """Just before sending rows `ids`, the oldest stamped at `stamped` (as read with
-        them): stamp them again if a quarter of the lease has passed since, so that each is
-        held for three quarters of the lease from here (the documented duplicate window).
-        False if some are no longer held: the run stalled past its lease."""
-        now = timezone.now()
-        if now - max(stamped, self.renewed_at) < claim_lease() / 4:
+    def renew_among(self, ids: Sequence[int]) -> bool:
+        """Just before sending rows `ids`: stamp them again if a quarter of the lease has
+        passed since every row held was, so that each is held for three quarters of the lease
+        from here (the documented duplicate window). (A digest's rows were recorded across the
+        whole sweep, so the oldest of them is about as old as the claim: not worth reading each
+        row's stamp.) False if some are no longer held: the run stalled past its lease."""
+        if timezone.now() - self.renewed_at < claim_lease() / 4:
             return True
-        return self.held_among(ids).update(claimed_at=now) >= len(ids)
+        return self.held_among(ids).update(claimed_at=timezone.now()) >= len(ids)
 
     def give_back(self) -> None:
         """Leave every row the run still holds to the next run, at once."""

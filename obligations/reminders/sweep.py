@@ -22,8 +22,8 @@ Two steps, each safe to run twice, late, or in two workers at once:
 next delivery run takes the rows over. Beat starts one every 5 minutes, so a run killed
 mid-delivery is finished within about 7 minutes. Renewing is a write of every row renewed, so a
 live run stamps rows again only when they need it (outbox.Claim): just before a digest is sent,
-its own rows, if a quarter of the lease has passed since they were stamped; and every row it
-holds once three quarters of the lease have passed since they all were (not every 30 s: at a
+its own rows, if a quarter of the lease has passed since all its rows were stamped; and every
+row it holds once three quarters of the lease have passed since then (not every 30 s: at a
 million obligations that rewrote 900,000 rows each time). So it keeps its rows however long it
 takes, unless one digest takes longer than the last quarter of the lease (then another run may
 send some recipients' digests in its place, never twice); and it counts them: a renewal that

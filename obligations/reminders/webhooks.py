@@ -69,7 +69,6 @@ class HookRow(NamedTuple):
     reason: str
     endpoint_id: int
     attempts: int
-    claimed_at: dt.datetime
     cycle_id: int | None
     status: str | None
     due_date: dt.date | None
@@ -87,7 +86,6 @@ HOOK_FIELDS = (
     "reason",
     "endpoint_id",
     "attempts",
-    "claimed_at",
     "cycle_id",
     "cycle__status",
     "cycle__due_date",
@@ -129,7 +127,7 @@ def deliver_webhooks(*, claim: Claim | None = None, result: SweepResult | None =
         if not endpoint.active or (row.cycle_id is not None and not still_relevant(row)):  # type: ignore[arg-type]
             settle([row.pk], claim, WebhookStatus.CANCELLED)
             continue
-        if not (claim.renew() and claim.renew_among([row.pk], row.claimed_at)):
+        if not (claim.renew() and claim.renew_among([row.pk])):
             log.warning("webhook delivery stalled past its lease: it leaves the rest and stops")
             claim.give_back()
             break
