@@ -11,19 +11,24 @@ Two steps, each safe to run twice, late, or in two workers at once:
    all expired is no longer met. A cycle whose decision raises is logged (with its id and its
    organisation's), skipped, and looked at again the next day; its write, if any, ran in a
    savepoint, so the batch goes on and no organisation's reminders wait on another's row.
-2. **Deliver.** Pending rows are claimed by a conditional update (this run's token), grouped
-   into one digest per recipient, sent, and marked sent per digest. A digest that cannot be
+2. **Deliver.** Pending rows are claimed by a conditional update (this run's token), read in
+   recipient order and streamed into one digest per recipient (its ids and its most urgent
+   items kept, whatever its length), sent, and marked sent per digest. A digest that cannot be
    built or sent gives its rows back and the run goes on to the next recipient. Team chat
    webhooks are a second channel of the same outbox (webhooks.py): their rows are recorded in
    the same transaction, claimed and settled by the same Claim, one post per reminder.
 
 **The lease.** A claim lapses after settings.REMINDER_CLAIM_LEASE_SECONDS (2 minutes); then the
 next delivery run takes the rows over. Beat starts one every 5 minutes, so a run killed
-mid-delivery is finished within about 7 minutes. A live run keeps its rows however long it
-takes: before each digest it renews the claim on all of them once a quarter of the lease has
-passed (one UPDATE every 30 s, not one per digest), and it counts them: a renewal that finds
-fewer rows than the run should hold means it stalled past its lease and another run took some
-over, so it gives the rest back and stops.
+mid-delivery is finished within about 7 minutes. Renewing is a write of every row renewed, so a
+live run stamps rows again only when they need it (outbox.Claim): just before a digest is sent,
+its own rows, if a quarter of the lease has passed since all its rows were stamped; and every
+row it holds once three quarters of the lease have passed since then (not every 30 s: at a
+million obligations that rewrote 900,000 rows each time). So it keeps its rows however long it
+takes, unless one digest takes longer than the last quarter of the lease (then another run may
+send some recipients' digests in its place, never twice); and it counts them: a renewal that
+finds fewer rows than the run should hold means it stalled past its lease and another run took
+some over, so it gives the rest back and stops.
 
 **The duplicate window**, exactly: at most one digest per run is sent twice, and only
 - when the mail server accepted it and the process died before marking its rows sent (the next

@@ -123,14 +123,14 @@ def deliver_webhooks(*, claim: Claim | None = None, result: SweepResult | None =
     }
     delivered, failed, retrying = 0, 0, 0
     for row in _pending(claim):
-        if not claim.renew():
-            log.warning("webhook delivery stalled past its lease: it leaves the rest and stops")
-            claim.give_back()
-            break
         endpoint = endpoints[row.endpoint_id]
         if not endpoint.active or (row.cycle_id is not None and not still_relevant(row)):  # type: ignore[arg-type]
             settle([row.pk], claim, WebhookStatus.CANCELLED)
             continue
+        if not (claim.renew() and claim.renew_among([row.pk])):
+            log.warning("webhook delivery stalled past its lease: it leaves the rest and stops")
+            claim.give_back()
+            break
         try:
             outcome = post(endpoint, row)
         except Exception:

@@ -12,6 +12,7 @@ import pytest
 from django.apps import apps
 from django.core import mail
 from django.core.management import CommandError, call_command
+from django.db.models import QuerySet
 from django_celery_beat.models import PeriodicTask
 
 from obligations.access.models import Role
@@ -174,6 +175,30 @@ def test_a_run_longer_than_the_lease_keeps_its_rows_from_another_run(
     assert run_sweep(today=TODAY).sent == 5
     assert others[0].sent == 0
     assert sorted(message.to[0] for message in mail.outbox) == sorted(p.email for p in people)
+
+
+def test_a_long_run_stamps_again_only_the_rows_it_is_about_to_send_and_rarely_the_rest(
+    org, monkeypatch, clock, lease
+):
+    # Each renewal is a write of every row renewed: at a million obligations, renewing all
+    # 900,000 held rows every quarter of the lease cost more than the rest of the sweep.
+    owners(org, 5)
+    restamped: list[int] = []
+    update = QuerySet.update
+
+    def spy(self, **values):  # type: ignore[no-untyped-def]
+        count = update(self, **values)
+        if set(values) == {"claimed_at"} and values["claimed_at"] is not None:
+            restamped.append(count)
+        return count
+
+    monkeypatch.setattr(QuerySet, "update", spy)
+    slow_mail(monkeypatch, clock, lease * 0.3)
+    assert run_sweep(today=TODAY).sent == 5
+    # 18 s per digest, a 60 s lease: the 2nd, 3rd and 5th digests' own row just before each is
+    # sent (a quarter of the lease after it was stamped), and the two rows still held at 54 s
+    # (three quarters). Renewing all every quarter rewrote 4, 3, 2 and 1 rows.
+    assert restamped == [1, 1, 2, 1]
 
 
 def test_a_run_stalled_past_its_lease_sends_one_digest_twice_at_most_and_stops(
