@@ -111,7 +111,11 @@ class SearchableRelatedFilter(ScopedRelatedFilter):
                     f"The first {MATCHES_SHOWN} names containing “{self.term}” are below: "
                     "type more of the name to find others."
                 )
-            elif not found and not chosen:
+            elif found:
+                self.note = (
+                    f"Names containing “{self.term}”: pick one to list its obligations alone."
+                )
+            elif not chosen:
                 self.note = f"No {self.title} name contains “{self.term}”."
         return choices
 
