@@ -16,7 +16,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import build_q_object_from_lookup_parameters, get_fields_from_path
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied, ValidationError
 from django.db.models import QuerySet
 from django.http import Http404, HttpRequest, JsonResponse, QueryDict
 from django.urls import path, reverse
@@ -65,6 +65,8 @@ class SearchableRelatedFilter(ScopedRelatedFilter):
         model_admin: Any,
         field_path: str,
     ) -> None:
+        if field.remote_field.model not in NAMED:
+            raise ImproperlyConfigured(f"{field_path}: only rows with names are searched by name.")
         # Set before Django's __init__, which reads expected_parameters() and the choices.
         self.search_kwarg = f"{field_path}_name"
         self.typed = (params.get(self.search_kwarg) or [""])[-1]
@@ -83,10 +85,9 @@ class SearchableRelatedFilter(ScopedRelatedFilter):
         return [*super().expected_parameters(), self.search_kwarg]
 
     def field_choices(self, field: Any, request: HttpRequest, model_admin: Any) -> Any:
-        related = field.remote_field.model
-        if related not in NAMED:
-            return super().field_choices(field, request, model_admin)
-        named = visible_named(related, request, model_admin.admin_site).values_list("pk", "name")
+        named = visible_named(
+            field.remote_field.model, request, model_admin.admin_site
+        ).values_list("pk", "name")
         # Below the threshold, the whole list in the one query it always took.
         first = list(named[: SEARCH_THRESHOLD + 1])
         if len(first) <= SEARCH_THRESHOLD:

@@ -202,9 +202,8 @@ class ObligationAdmin(
     )
     list_per_page = 100
     paginator = SortKeysFirstPaginator
-    show_full_result_count = (
-        False  # one COUNT of the register a page, not two (see RegisterChangeList)
-    )
+    # One COUNT of the register a page, not two (see RegisterChangeList).
+    show_full_result_count = False
     fields = (
         "duty_summary",
         "provider",
