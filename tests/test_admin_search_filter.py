@@ -265,3 +265,23 @@ def test_the_search_filter_and_its_endpoint_cost_the_same_queries_at_two_sizes(c
         assert client.get(CHOICES, {"term": "chat"}).status_code == 200
 
     assert_constant_queries(grow, measure, sizes=(6, 12))
+
+
+def test_the_services_list_searches_its_providers_by_name_too(client, many):
+    client.force_login(many["user"])
+    url = "/admin/obligations/service/"
+    body = client.get(url).content.decode()
+    assert 'name="provider_name"' in body and ">Our provider 2</a>" not in body
+    listed = client.get(url, {"provider_name": "our provider"}).context["cl"].queryset
+    assert {s.name for s in listed} == {
+        "Chat rooms",
+        "Photo sharing",
+        "Chat archive",
+        "Forum",
+        "Search engine",
+    }
+    answer = client.get(f"{url}choices/provider/", {"term": "provider"}).json()
+    assert [r["text"] for r in answer["results"]] == [
+        "Our provider",
+        *(f"Our provider {n}" for n in range(4)),
+    ]
