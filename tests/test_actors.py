@@ -538,6 +538,8 @@ COMMAND_PATHS = {"command import_register": command_import}
 NOT_WRITES = {
     "view obligations_obligation_my_work": "a list: reads only",
     "view obligations_service_preview": "answers what would apply; saves nothing",
+    "view obligations_obligation_filter_choices": "names for a filter's box: reads only",
+    "view obligations_service_filter_choices": "names for a filter's box: reads only",
     "POST applicability": "computes what would apply; saves nothing",
     "PUT service-detail": "the same write as PATCH, walked there",
     "command applicable_duties": "prints what would apply; saves nothing",

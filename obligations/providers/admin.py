@@ -24,6 +24,7 @@ from obligations.adminkit import (
     money_cell,
     yes_no_unknown,
 )
+from obligations.adminsearch import FilterChoicesAdmin, SearchableRelatedFilter
 from obligations.assessments.admin_measures import measures_register_view
 from obligations.catalogue.models import Feature
 from obligations.catalogue.rules import Profile, applicable_duties, likely_categories, notice_powers
@@ -312,7 +313,7 @@ def power_html(power: dict[str, Any]) -> str:
 
 
 @admin.register(Service)
-class ServiceAdmin(ScopedHistoryAdmin):
+class ServiceAdmin(FilterChoicesAdmin, ScopedHistoryAdmin):
     form = ServiceForm
     list_display = (
         "name",
@@ -323,7 +324,8 @@ class ServiceAdmin(ScopedHistoryAdmin):
         "children_likely_to_access",
     )
     list_filter = (
-        ("provider", admin.RelatedOnlyFieldListFilter),
+        # A platform's thousand providers are searched by name (adminsearch.py), not listed.
+        ("provider", SearchableRelatedFilter),
         "user_to_user",
         "search",
         "categories",

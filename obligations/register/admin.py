@@ -47,6 +47,7 @@ from obligations.adminkit import (
     form_errors_text,
     status_badge,
 )
+from obligations.adminsearch import FilterChoicesAdmin, SearchableRelatedFilter
 from obligations.assessments.actions import AssessmentError, start_assessment
 from obligations.assessments.admin import assessment_panel
 from obligations.dates import london_today, validate_plausible_date
@@ -164,7 +165,9 @@ def _bulk(target: str, label: str) -> Any:
 
 
 @admin.register(Obligation)
-class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAdmin):
+class ObligationAdmin(
+    RegisterColumns, ImportRegisterAdminMixin, FilterChoicesAdmin, ScopedHistoryAdmin
+):
     list_display = (
         "duty_code",
         "section",
@@ -179,9 +182,10 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
         MyWorkFilter,
         OverdueFilter,
         StateFilter,
-        ("provider__organisation", ScopedRelatedFilter),
-        ("provider", ScopedRelatedFilter),
-        ("service", ScopedRelatedFilter),
+        # Searched by name where there are thousands (adminsearch.py).
+        ("provider__organisation", SearchableRelatedFilter),
+        ("provider", SearchableRelatedFilter),
+        ("service", SearchableRelatedFilter),
         ("duty", ScopedRelatedFilter),
         "status",
         "applicable",
@@ -198,6 +202,8 @@ class ObligationAdmin(RegisterColumns, ImportRegisterAdminMixin, ScopedHistoryAd
     )
     list_per_page = 100
     paginator = SortKeysFirstPaginator
+    # One COUNT of the register a page, not two (see RegisterChangeList).
+    show_full_result_count = False
     fields = (
         "duty_summary",
         "provider",

@@ -596,6 +596,19 @@ ROUTES: dict[str, Route] = {
         simple_history=True,
         action="bulk_in_progress",
     ),
+    # The filters' search as you type: a name both organisations' rows hold; each user's own.
+    "admin:obligations_obligation_filter_choices": Route(
+        lambda w, s, side: (
+            admin_url("obligations_obligation_filter_choices", "service") + "?term=Service"
+        ),
+        by_role(),
+    ),
+    "admin:obligations_service_filter_choices": Route(
+        lambda w, s, side: (
+            admin_url("obligations_service_filter_choices", "provider") + "?term=Provider"
+        ),
+        by_role(),
+    ),
     "admin:obligations_obligation_my_work": Route(
         lambda w, s, side: admin_url("obligations_obligation_my_work"), by_role()
     ),
