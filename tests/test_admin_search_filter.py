@@ -95,6 +95,17 @@ def test_the_register_is_counted_once_a_page_and_reads_as_before(client, catalog
     assert count_statements(lambda: client.get(REGISTER, {"q": "Chat"})) == 1
 
 
+@pytest.mark.parametrize("path", ["/admin/obligations/reminder/", "/admin/obligations/accesslog/"])
+def test_the_other_lists_that_grow_with_the_register_are_counted_once(client, catalogue, path):
+    """Reminders (900,000 at a million obligations) and the access log: one COUNT a page."""
+    org = OrganisationFactory()
+    applied_service(provider=ProviderFactory(organisation=org))
+    client.force_login(member(org, role=Role.ADMIN))
+    assert client.get(path).status_code == 200
+    assert count_statements(lambda: client.get(path)) == 1
+    assert count_statements(lambda: client.get(path, {"q": "x"})) == 1
+
+
 def test_below_the_threshold_the_filter_lists_every_name(client, many, monkeypatch):
     monkeypatch.setattr(adminsearch, "SEARCH_THRESHOLD", 50)
     client.force_login(many["user"])

@@ -23,7 +23,7 @@ from obligations.access.signin import (
     lift_lockout,
     record_access,
 )
-from obligations.adminkit import NotFoundAdmin, ReadOnlyAdmin, acting_user
+from obligations.adminkit import CountedOnceAdmin, NotFoundAdmin, ReadOnlyAdmin, acting_user
 
 FAILURES = (AccessAction.SIGN_IN_FAILED, AccessAction.SIGN_IN_THROTTLED)
 
@@ -115,7 +115,7 @@ def access_log_for(user: Any) -> QuerySet[AccessLog]:
 
 
 @admin.register(AccessLog)
-class AccessLogAdmin(ReadOnlyAdmin, NotFoundAdmin):
+class AccessLogAdmin(CountedOnceAdmin, ReadOnlyAdmin, NotFoundAdmin):
     """Who signed in, who failed to, and what data left the tracker: read-only, for operators
     and organisation admins."""
 

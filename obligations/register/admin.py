@@ -36,6 +36,7 @@ from obligations.access.selectors import (
     search_related,
 )
 from obligations.adminkit import (
+    CountedOnceAdmin,
     ReadOnlyInline,
     RegisterChangeList,
     RegisterColumns,
@@ -166,7 +167,11 @@ def _bulk(target: str, label: str) -> Any:
 
 @admin.register(Obligation)
 class ObligationAdmin(
-    RegisterColumns, ImportRegisterAdminMixin, FilterChoicesAdmin, ScopedHistoryAdmin
+    RegisterColumns,
+    ImportRegisterAdminMixin,
+    FilterChoicesAdmin,
+    CountedOnceAdmin,
+    ScopedHistoryAdmin,
 ):
     list_display = (
         "duty_code",
@@ -202,8 +207,6 @@ class ObligationAdmin(
     )
     list_per_page = 100
     paginator = SortKeysFirstPaginator
-    # One COUNT of the register a page, not two (see RegisterChangeList).
-    show_full_result_count = False
     fields = (
         "duty_summary",
         "provider",

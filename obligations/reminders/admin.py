@@ -12,6 +12,7 @@ from django.utils.html import format_html
 
 from obligations.access.selectors import has_role, notifications_for
 from obligations.adminkit import (
+    CountedOnceAdmin,
     NotFoundAdmin,
     ReadOnlyAdmin,
     ScopedRelatedFilter,
@@ -21,7 +22,7 @@ from obligations.reminders.models import Reminder
 
 
 @admin.register(Reminder)
-class ReminderAdmin(ReadOnlyAdmin, NotFoundAdmin):
+class ReminderAdmin(CountedOnceAdmin, ReadOnlyAdmin, NotFoundAdmin):
     """Each user's notifications; an organisation's managers and admins see every reminder
     sent in it, to whom, and why. Read-only: the sweep writes them."""
 
