@@ -11,6 +11,18 @@ import datetime as dt
 
 import pytest
 
+from obligations.catalogue.commencement import (
+    AWAITING,
+    EXPECTED,
+    IN_FORCE,
+    NOT_COMMENCED,
+    UNKNOWN,
+    children_likely_from,
+    commenced_text,
+    in_force,
+    in_force_known,
+    start_reason,
+)
 from obligations.catalogue.rules import (
     UK_LINKS,
     Profile,
@@ -177,3 +189,106 @@ def test_s37_without_an_access_assessment_duty_no_service_is_dated_by_a_missed_o
     duties = {d.code: d for d in applicable_duties(catalogue, profile, day=DAY)}
     assert "U2U-ILLEGAL-RA" in duties
     assert all("s.37(4)-(5)" not in d.start_why for d in duties.values())
+
+
+# --- Commencement: whether a duty is in force on a day, and why it applies from its start ----
+
+SI = {"instrument": "SI 2023/1420 reg 2(c)", "note": "Awaiting the first code (s.51)."}
+
+
+def duty(**fields):  # type: ignore[no-untyped-def]
+    return {"code": "X", "commencement": SI, **fields}
+
+
+@pytest.mark.parametrize(
+    ("fields", "state", "since", "text"),
+    [
+        # Commenced on the day itself: in force (the day counts).
+        (
+            {"in_force_from": "2026-11-24"},
+            IN_FORCE,
+            dt.date(2026, 11, 24),
+            "In force since 24 Nov 2026 (SI 2023/1420 reg 2(c)).",
+        ),
+        # Commenced from tomorrow: expected, with its day and instrument.
+        (
+            {"in_force_from": "2026-11-25"},
+            EXPECTED,
+            dt.date(2026, 11, 25),
+            "Not yet in force: from 25 Nov 2026 (SI 2023/1420 reg 2(c)).",
+        ),
+        # No commencement found, the catalogue's finding verified (the default): not commenced.
+        ({"in_force_from": None}, NOT_COMMENCED, None, "Not in force: not commenced."),
+        (
+            {"in_force_from": None, "verified": False},
+            UNKNOWN,
+            None,
+            "Not known to be in force.",
+        ),
+        # s.51: commenced, but the duty waits for its first code (applies_from null).
+        (
+            {"in_force_from": "2024-01-10", "applies_from": None, "applies_note": "s.51(7)"},
+            AWAITING,
+            None,
+            "Not yet in force: s.51(7). Its provision has been in force since 10 Jan 2024 "
+            "(SI 2023/1420 reg 2(c)).",
+        ),
+    ],
+)
+def test_a_duty_is_in_force_from_its_day_and_says_by_which_instrument(fields, state, since, text):
+    commencement = {"instrument": SI["instrument"]}
+    found = in_force(duty(commencement=commencement, **fields), DAY)
+    assert (found.state, found.since, found.text) == (state, since, text)
+
+
+def test_a_not_commenced_duty_gives_its_catalogue_note():
+    assert in_force(duty(in_force_from=None), DAY).text == (
+        "Not in force: not commenced. Awaiting the first code (s.51)."
+    )
+
+
+@pytest.mark.parametrize(
+    ("effective", "in_force_from", "verified", "known"),
+    [
+        (dt.date(2026, 11, 24), dt.date(2026, 11, 24), True, True),
+        (None, None, False, None),  # unverified and no day: not known
+        (None, None, True, False),  # verified as not commenced
+        (None, dt.date(2024, 1, 10), False, False),  # commenced, waiting for its code
+        (dt.date(2026, 11, 25), dt.date(2026, 11, 25), True, False),  # tomorrow
+    ],
+)
+def test_in_force_known_from_a_duties_columns(effective, in_force_from, verified, known):
+    assert in_force_known(effective, DAY, in_force_from=in_force_from, verified=verified) is known
+
+
+def test_a_provision_never_commenced_has_no_commencement_words():
+    assert commenced_text(duty(in_force_from=None)) == ""
+    assert commenced_text(duty(in_force_from="2024-01-10")) == "10 Jan 2024 (SI 2023/1420 reg 2(c))"
+
+
+def test_s37_only_a_missed_assessment_or_a_likely_finding_dates_the_childrens_duties():
+    missed = dt.date(2025, 4, 16)
+    assert children_likely_from(None, None, missed).since == missed  # s.37(4)-(5)
+    assert children_likely_from(None, None, None) is None  # none was due
+    assert children_likely_from(False, None, missed) is None  # assessed: not likely
+    assert children_likely_from(True, None, missed) is None  # likely, but no day recorded
+    assert children_likely_from(True, dt.date(2025, 6, 1), missed).since == dt.date(2025, 6, 1)
+
+
+def test_a_duty_applies_from_the_launch_only_when_the_launch_is_the_latest_day():
+    regular = duty(in_force_from="2024-01-10")
+    launch = dt.date(2025, 2, 3)
+    assert start_reason(regular, launch, launch=launch) == (
+        "Applies from 3 Feb 2025: the day the service is first in scope (its UK launch)."
+    )
+    # Launched before the duty came into force: the duty's own day, with its instrument.
+    assert start_reason(regular, dt.date(2024, 1, 10), launch=dt.date(2020, 1, 1)) == (
+        "Applies from 10 Jan 2024, when the duty came into force (SI 2023/1420 reg 2(c))."
+    )
+    assert start_reason(regular, dt.date(2024, 1, 10), launch=None) == (
+        "Applies from 10 Jan 2024, when the duty came into force (SI 2023/1420 reg 2(c))."
+    )
+    no_instrument = {**regular, "commencement": {}}
+    assert start_reason(no_instrument, dt.date(2024, 1, 10), launch=None) == (
+        "Applies from 10 Jan 2024, when the duty came into force (the Act)."
+    )

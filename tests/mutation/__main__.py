@@ -87,6 +87,7 @@ def run(names: list[str], only: list[str] | None, out: Path) -> float:
         args.append(f"--mutate-only={out / 'only.txt'}")
     env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     env.setdefault("TRACKER_VAR_DIR", str(out / "var"))
+    env["PYTHONUNBUFFERED"] = "1"  # the progress lines as they come, even into a file
     started = time.monotonic()
     code = subprocess.run(args, cwd=ROOT, env=env).returncode
     if code != 0:
