@@ -26,13 +26,14 @@ class NotInstalled(Exception):
 
 
 def _function(value: Any) -> types.FunctionType | None:
-    """The plain function behind a method, property, cached property or decorated function."""
+    """The plain function behind a method, property, cached property or decorated function
+    (functools.cache's too)."""
     for attribute in ("fget", "__func__", "func"):
-        if hasattr(value, attribute) and not isinstance(value, types.FunctionType):
+        if not isinstance(value, types.FunctionType) and hasattr(value, attribute):
             value = getattr(value, attribute)
-    if isinstance(value, types.FunctionType):
-        return inspect.unwrap(value)  # type: ignore[return-value]
-    return None
+    if hasattr(value, "__wrapped__"):
+        value = inspect.unwrap(value)
+    return value if isinstance(value, types.FunctionType) else None
 
 
 def _move_function(old: Any, new: Any) -> None:
