@@ -146,3 +146,42 @@ def test_a_group_is_named_by_its_own_harm_where_it_has_one(catalogue):
             True,
             words,
         )
+
+
+def test_users_over_is_strictly_more(catalogue):
+    rule = {"users_over": 700_000}
+    assert verdict(catalogue, rule, users=700_000)[0] is False
+    assert verdict(catalogue, rule, users=700_001) == (
+        True,
+        "700,001 monthly UK users (more than 700,000)",
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "effective", "expected"),
+    [
+        ("laid", dt.date(2025, 3, 17), (False, "laid, not in force")),
+        ("in_force", None, (False, "in_force, not in force")),
+        # s.43(4)(b): in force at the end of 21 days from issue; from that day, not before.
+        ("in_force", dt.date(2026, 11, 25), (False, "in force from 25 Nov 2026")),
+        ("in_force", TODAY, (True, "recommended for every service the Code covers")),
+    ],
+)
+def test_only_a_measure_in_force_is_recommended(catalogue, status, effective, expected):
+    measure = {
+        "code": "ICU X1",
+        "code_family": "ICU",
+        "recommended_for": {},
+        "status": status,
+        "effective_from": effective,
+    }
+    [found] = recommend(
+        [measure],
+        Facts(users=0, features=frozenset(), categories=frozenset(), children_likely=True),
+        code_families=["ICU"],
+        params=catalogue.parameters["assessment"],
+        harms=harms_of(catalogue),
+        feature_names=catalogue.feature_names,
+        today=TODAY,
+    )
+    assert (found.recommended, found.why) == expected
