@@ -112,10 +112,10 @@ load: install system-test-deps
 # survivor not listed with its reason in tests/mutation/equivalent.toml. Results in
 # var/mutation/. Choose modules or a mode with MUTATION_ARGS, e.g.
 #   make mutation MUTATION_ARGS="penalties rules"
-#   make mutation MUTATION_ARGS="--changed-since origin/main --sample 10"
+#   make mutation MUTATION_ARGS="--changed-since main --sample 10"
 MUTATION_ARGS ?=
 # `make test` runs the modules changed since MUTATION_BASE in full and 3 fixed mutants of each
 # other module (about 5 minutes); where git cannot find MUTATION_BASE, only the samples.
-MUTATION_BASE ?= origin/main
+MUTATION_BASE ?= main
 mutation: install
 	$(BIN)/python -m tests.mutation $(MUTATION_ARGS)

@@ -4,7 +4,7 @@ The mutated module is executed into a scratch namespace and only the part holdin
 is moved across, in place, so that every module which imported a name from it sees the
 mutant too: a function keeps its identity and takes the mutant's code and defaults; a dict,
 list or set at module level is refilled; another module-level value is rebound wherever a
-loaded module holds it. A class-level change (a dataclass field's default) moves the
+loaded module holds it under its name. A class-level change (a dataclass field's default) moves the
 class's attribute and its methods' defaults.
 """
 
@@ -75,7 +75,7 @@ def _rebind(module: types.ModuleType, name: str, new: Any) -> None:
     for loaded in list(sys.modules.values()):
         held = getattr(loaded, "__dict__", {})
         for key, value in list(held.items()):
-            if value is old and (key == name or loaded is module):
+            if key == name and value is old:
                 held[key] = new
 
 
