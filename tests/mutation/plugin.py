@@ -2,11 +2,11 @@
 the catalogue once; then each mutant runs in a forked child that installs it and runs the
 tests until one fails. Loaded by `python -m tests.mutation` as `-p tests.mutation.plugin`.
 
-The parent runs the selection once unmutated first (it must pass; its time sets the
-timeout), ending on the first test again so that the session's fixtures stay set up for the
-children. A child reports on a pipe: killed (and by which test), survived, or not installed;
-a child still running at the timeout is killed and the mutant counted as killed (a mutant
-that loops forever is noticed).
+The parent runs the selection once unmutated first (it must pass; each test's time orders
+the children's runs, fastest first, and their sum sets the timeout), tearing down after it
+all but the session's fixtures, which stay set up for the children. A child reports on a
+pipe: killed (and by which test), survived, or not installed; a child still running at the
+timeout is killed and the mutant counted as killed (a mutant that loops forever is noticed).
 """
 
 from __future__ import annotations
@@ -51,9 +51,10 @@ def _run(items: list[pytest.Item], stop_on_failure: bool, times: dict[str, float
     """Run the items, noting each one's time; the first to fail, or None."""
     first_failed: str | None = None
     for index, item in enumerate(items):
-        following = items[index + 1] if index + 1 < len(items) else None
+        # After the last, only the session's fixtures stay up (for the next run, or a child).
+        following = items[index + 1] if index + 1 < len(items) else _SessionOnly(item.session)
         started = time.monotonic()
-        reports = runtestprotocol(item, nextitem=following or _SessionOnly(item.session), log=False)  # type: ignore[arg-type]
+        reports = runtestprotocol(item, nextitem=following, log=False)  # type: ignore[arg-type]
         times[item.nodeid] = time.monotonic() - started
         if any(report.failed for report in reports) and first_failed is None:
             first_failed = item.nodeid
