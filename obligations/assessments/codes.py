@@ -81,10 +81,11 @@ class _Evaluator:
         self.facts, self.family, self.params, self.harms = facts, family, params, harms
         self.feature_names = feature_names
         # A group is named by its harm of the same code, else by its parts' common prefix
-        # ("CSEA: grooming" and "CSEA: image-based CSAM" are the group "CSEA").
+        # ("CSEA: grooming" and "CSEA: image-based CSAM" are the group "CSEA"): the harm of the
+        # group's own code comes last, so that its label is the one kept.
         self.group_names = {
             h["group"]: h["label"] if c == h["group"] else h["label"].split(":")[0]
-            for c, h in sorted(harms.items(), key=lambda item: item[0] != item[1]["group"])
+            for c, h in sorted(harms.items(), key=lambda item: item[0] == item[1]["group"])
         }
         self.levels = facts.levels.get(family)
         # A service's measures ask the same few questions dozens of times: answered once.
