@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from jsonschema import Draft202012Validator
 
-from obligations.catalogue.schema import problems
+from obligations.catalogue.schema import FORMATS, _found, problems
 
 FILE = json.loads(Path(settings.CATALOGUE_PATH).read_text(encoding="utf-8"))
 
@@ -99,3 +100,42 @@ def test_a_rule_nested_past_checking_is_one_problem():
     assert refused(lambda d: d["duties"][0].update(applies=rule)) == [
         "catalogue: nested too deeply to check"
     ]
+
+
+def worded(schema: dict[str, Any], value: Any) -> list[str]:
+    """The words for `value` under a schema of the test's own: the ways a schema may word a
+    refusal, whether or not today's catalogue schema uses them, so that a field added to it
+    tomorrow reads as well as the ones it has."""
+    checker = Draft202012Validator(schema, format_checker=FORMATS)
+    return [message for error in checker.iter_errors(value) for _, message in _found(error)]
+
+
+@pytest.mark.parametrize(
+    ("schema", "value", "words"),
+    [
+        ({"type": "number"}, "x", 'must be a number, not "x"'),
+        ({"const": "a"}, "b", 'must be "a", not "b"'),
+        (
+            {"type": "integer", "x-messages": {"type": "must be a count"}},
+            "x",
+            'must be a count, not "x"',
+        ),
+        (
+            {"format": "date", "x-messages": {"format": "must be a day"}},
+            "2026-13-01",
+            'must be a day, not "2026-13-01"',
+        ),
+        (
+            {"minimum": 1, "x-messages": {"minimum": "must be positive"}},
+            0,
+            "must be positive, not 0",
+        ),
+        (
+            {"maximum": 9, "x-messages": {"maximum": "must be one digit"}},
+            10,
+            "must be one digit, not 10",
+        ),
+    ],
+)
+def test_every_way_a_schema_words_a_refused_value_quotes_the_value(schema, value, words):
+    assert worded(schema, value) == [words]
