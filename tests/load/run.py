@@ -167,7 +167,8 @@ def read_failures(prefix: Path) -> list[str]:
 def swarm(
     users: int, args: argparse.Namespace, host: str, watched: Connections, env: dict[str, str]
 ) -> Row:
-    """One run of Locust at `users`, once all its users have signed in, its database's connections `watched`."""
+    """One run of Locust at `users`, measured once all have signed in, its database's
+    connections `watched`."""
     ramp = math.ceil(users / args.spawn_rate)
     # The locustfile ends the run `--duration` after the last sign-in; this is a backstop for a
     # sign-in that never comes (its error is in the log).
